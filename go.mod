@@ -1,0 +1,3 @@
+module github.com/tunroute/tunroute
+
+go 1.26.8

@@ -1,0 +1,220 @@
+package state
+
+import "net/netip"
+
+// Version of the JSON form. Bump it when a field changes meaning.
+const Version = 1
+
+// State is the routing state of one network namespace.
+type State struct {
+	Version int `json:"version"`
+	// Namespace is the name under /run/netns, or "" for the initial one.
+	Namespace string `json:"namespace"`
+	// Links in the namespace's device-list order (lo first).
+	Links []Link `json:"links"`
+	// Addrs grouped by link in Links order, each group in kernel list order.
+	Addrs []Addr `json:"addrs"`
+	// Routes of all tables and both families, in dump order.
+	Routes []Route `json:"routes"`
+	// Rules of both families, each family in list order.
+	Rules []Rule `json:"rules"`
+	// Sysctls that routing depends on, by full dotted name
+	// ("net.ipv4.conf.all.rp_filter").
+	Sysctls map[string]string `json:"sysctls,omitempty"`
+	// AddrLabels is the IPv6 address label table (`ip addrlabel`).
+	AddrLabels []AddrLabel `json:"addrlabels,omitempty"`
+	// Hidden records facts about state a dump cannot show (§11 of
+	// fib-semantics.md); nil fields mean "unknown".
+	Hidden Hidden `json:"hidden"`
+}
+
+// Hidden holds what the kernel does not expose in dumps.
+type Hidden struct {
+	// RulesModified: whether IPv4 rules were ever changed in this
+	// namespace (the kernel then stops merging the local and main tables).
+	// Observed state sets it true when any non-default IPv4 rule exists.
+	RulesModified *bool `json:"rules_modified,omitempty"`
+	// MultipathHashSeed is the effective hash seed when known.
+	MultipathHashSeed *uint32 `json:"multipath_hash_seed,omitempty"`
+}
+
+// Link is a network device.
+type Link struct {
+	Index int    `json:"index"`
+	Name  string `json:"name"`
+	// Kind is IFLA_INFO_KIND ("veth", "tun", "bridge", ...); "" for lo and
+	// devices without one.
+	Kind string `json:"kind,omitempty"`
+	// Up is IFF_UP (administrative state).
+	Up bool `json:"up"`
+	// Carrier is IFF_LOWER_UP.
+	Carrier      bool   `json:"carrier"`
+	Loopback     bool   `json:"loopback,omitempty"`
+	NoARP        bool   `json:"noarp,omitempty"`
+	PointToPoint bool   `json:"pointopoint,omitempty"`
+	OperState    string `json:"operstate,omitempty"`
+	MTU          int    `json:"mtu,omitempty"`
+	Group        uint32 `json:"group,omitempty"`
+	// Master is the ifindex of the master device (bridge, VRF), 0 if none.
+	Master int `json:"master,omitempty"`
+	// L3MDev is set on an L3 master device (VRF).
+	L3MDev bool `json:"l3mdev,omitempty"`
+	// Alias is IFLA_IFALIAS; tunroute's own links carry LinkAliasPrefix.
+	Alias string `json:"alias,omitempty"`
+	// Peer is the other end's name for a veth created by tunroute, and
+	// PeerNamespace the namespace it lives in ("" = same namespace).
+	Peer          string `json:"peer,omitempty"`
+	PeerNamespace string `json:"peer_namespace,omitempty"`
+	HardwareAddr  string `json:"address,omitempty"`
+}
+
+// Addr is an interface address.
+type Addr struct {
+	// Dev names the link; Index is its ifindex (0 in a desired state
+	// compiled before the link exists).
+	Dev   string `json:"dev"`
+	Index int    `json:"index,omitempty"`
+	// Prefix is IFA_LOCAL with the prefix length.
+	Prefix netip.Prefix `json:"prefix"`
+	// Peer is IFA_ADDRESS for point-to-point addresses when it differs
+	// from the local address.
+	Peer      netip.Prefix `json:"peer,omitzero"`
+	Broadcast netip.Addr   `json:"broadcast,omitzero"`
+	Scope     Scope        `json:"scope"`
+	Flags     AddrFlags    `json:"flags"`
+	Label     string       `json:"label,omitempty"`
+	// Proto is IFA_PROTO; Proto == state.Proto marks tunroute's own.
+	Proto Protocol `json:"proto,omitempty"`
+	// Lifetimes in seconds; 0xffffffff is forever. Omitted when forever.
+	ValidLft     uint32 `json:"valid_lft,omitempty"`
+	PreferredLft uint32 `json:"preferred_lft,omitempty"`
+}
+
+// Forever is the lifetime value meaning "no expiry".
+const Forever = 0xffffffff
+
+// Is6 reports whether the address is IPv6.
+func (a *Addr) Is6() bool { return a.Prefix.Addr().Is6() }
+
+// Route is one FIB entry.
+type Route struct {
+	Table uint32    `json:"table"`
+	Type  RouteType `json:"type"`
+	// Dst is the destination prefix; both families use it (0.0.0.0/0 or
+	// ::/0 for default).
+	Dst netip.Prefix `json:"dst"`
+	// Src is the IPv6 source prefix of a source-specific route (subtrees).
+	Src      netip.Prefix `json:"src,omitzero"`
+	TOS      uint8        `json:"tos,omitempty"`
+	Metric   uint32       `json:"metric,omitempty"`
+	Protocol Protocol     `json:"protocol"`
+	Scope    Scope        `json:"scope"`
+	PrefSrc  netip.Addr   `json:"prefsrc,omitzero"`
+	// Flags are rtm_flags (for a single-path route the nexthop flags
+	// live here in the kernel; see Nexthops for the per-path copy).
+	Flags NexthopFlags `json:"flags"`
+	// Nexthops: none for blackhole-like types, one for a plain route, more
+	// for multipath.
+	Nexthops []Nexthop `json:"nexthops,omitempty"`
+	// Pref is the IPv6 router preference (RTA_PREF): 0 medium, 1 high, 3 low.
+	Pref uint8 `json:"pref,omitempty"`
+	// Expires is the IPv6 remaining lifetime in seconds, 0 if none.
+	Expires uint32 `json:"expires,omitempty"`
+	// NHID is the nexthop object id, 0 if none.
+	NHID uint32 `json:"nhid,omitempty"`
+	MTU  uint32 `json:"mtu,omitempty"`
+}
+
+// Is6 reports whether the route is IPv6.
+func (r *Route) Is6() bool { return r.Dst.Addr().Is6() }
+
+// Nexthop is one path of a route.
+type Nexthop struct {
+	Gateway netip.Addr   `json:"gateway,omitzero"`
+	Dev     string       `json:"dev,omitempty"`
+	Index   int          `json:"index,omitempty"`
+	Weight  int          `json:"weight,omitempty"` // 1..256; 0 means 1
+	Flags   NexthopFlags `json:"flags"`
+}
+
+// Rule is a policy routing rule.
+type Rule struct {
+	// Family is 4 or 6.
+	Family   int    `json:"family"`
+	Priority uint32 `json:"priority"`
+	Invert   bool   `json:"not,omitempty"`
+	// Src and Dst are the from/to selectors; the zero Prefix means "all".
+	Src netip.Prefix `json:"from,omitzero"`
+	Dst netip.Prefix `json:"to,omitzero"`
+	IIF string       `json:"iif,omitempty"`
+	OIF string       `json:"oif,omitempty"`
+	// IIFDetached/OIFDetached: the named device does not exist now.
+	IIFDetached bool `json:"iif_detached,omitempty"`
+	OIFDetached bool `json:"oif_detached,omitempty"`
+	// Mark/Mask: fwmark selector; Mask 0 with Mark 0 means none. When a
+	// mark is given without a mask the kernel uses 0xffffffff.
+	Mark    uint32     `json:"fwmark,omitempty"`
+	Mask    uint32     `json:"fwmask,omitempty"`
+	TOS     uint8      `json:"tos,omitempty"`
+	IPProto uint8      `json:"ipproto,omitempty"`
+	SPort   *PortRange `json:"sport,omitempty"`
+	DPort   *PortRange `json:"dport,omitempty"`
+	UID     *UIDRange  `json:"uidrange,omitempty"`
+	L3MDev  bool       `json:"l3mdev,omitempty"`
+	TunID   uint64     `json:"tun_id,omitempty"`
+	// Action is what the rule does when it matches.
+	Action RuleAction `json:"action"`
+	// Table for Action == lookup.
+	Table uint32 `json:"table,omitempty"`
+	// Goto is the target priority for Action == goto; Unresolved is set
+	// when no rule with that priority exists.
+	Goto       uint32 `json:"goto,omitempty"`
+	Unresolved bool   `json:"unresolved,omitempty"`
+	// SuppressPrefixLen and SuppressIfGroup are -1 when unset.
+	SuppressPrefixLen int      `json:"suppress_prefixlength"`
+	SuppressIfGroup   int      `json:"suppress_ifgroup"`
+	Realms            uint32   `json:"realms,omitempty"`
+	Protocol          Protocol `json:"protocol"`
+}
+
+// PortRange is an inclusive port range.
+type PortRange struct {
+	Start uint16 `json:"start"`
+	End   uint16 `json:"end"`
+}
+
+// UIDRange is an inclusive uid range.
+type UIDRange struct {
+	Start uint32 `json:"start"`
+	End   uint32 `json:"end"`
+}
+
+// RuleAction is the FR_ACT_* of a rule.
+type RuleAction uint8
+
+const (
+	ActionLookup      RuleAction = 1
+	ActionGoto        RuleAction = 2
+	ActionNop         RuleAction = 3
+	ActionBlackhole   RuleAction = 6
+	ActionUnreachable RuleAction = 7
+	ActionProhibit    RuleAction = 8
+)
+
+var ruleActionNames = nameTable{1: "lookup", 2: "goto", 3: "nop", 6: "blackhole", 7: "unreachable", 8: "prohibit"}
+
+func (a RuleAction) String() string                { return ruleActionNames.name(uint32(a)) }
+func (a RuleAction) MarshalText() ([]byte, error)  { return []byte(a.String()), nil }
+func (a *RuleAction) UnmarshalText(b []byte) error { return parseInto(ruleActionNames, b, 255, a) }
+
+// NewRule returns a rule with the "unset" values the kernel uses.
+func NewRule(family int) Rule {
+	return Rule{Family: family, Action: ActionLookup, SuppressPrefixLen: -1, SuppressIfGroup: -1}
+}
+
+// AddrLabel is one entry of the IPv6 address label table.
+type AddrLabel struct {
+	Prefix netip.Prefix `json:"prefix"`
+	Label  uint32       `json:"label"`
+	Dev    string       `json:"dev,omitempty"`
+}
