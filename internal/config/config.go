@@ -1,0 +1,135 @@
+// Package config loads and validates tunroute's YAML config. Every error
+// names the file, line, column and field; nothing here touches the system.
+package config
+
+import (
+	"net/netip"
+
+	"github.com/tunroute/tunroute/internal/state"
+)
+
+// DefaultPath is where tunroute looks for its config.
+const DefaultPath = "/etc/tunroute/tunroute.yaml"
+
+// Defaults for automatic numbering.
+const (
+	DefaultTableBase     = 1000
+	DefaultPriorityBase  = 5000
+	DefaultLocalPriority = 500
+)
+
+// Config is a loaded, syntactically valid config. Facts that depend on the
+// live system (device addresses, discovered gateways) are resolved by
+// internal/compile.
+type Config struct {
+	File string
+	// TableBase is the first table number tunroute allocates for an
+	// identity or local section without an explicit table.
+	TableBase uint32
+	// PriorityBase is the first rule priority for identities.
+	PriorityBase uint32
+	// Tables are names the config gives to table numbers, on top of
+	// iproute2's rt_tables.
+	Tables     map[string]uint32
+	Identities []*Identity
+	Routes     []*Route
+	Local      []*Local
+	Redirect   *Redirect
+}
+
+// GatewayMode says how an identity reaches beyond its device.
+type GatewayMode int
+
+const (
+	// GatewayAuto discovers the gateway from the live main table.
+	GatewayAuto GatewayMode = iota
+	// GatewayNone sends straight out of the device (point-to-point).
+	GatewayNone
+	// GatewayLiteral uses the addresses given.
+	GatewayLiteral
+)
+
+// Identity is a source address (or several) with its own routing table and
+// an `from ADDR iif lo` rule (seed 000).
+type Identity struct {
+	Name   string
+	Device string
+	// Addresses given literally; AutoAddresses means "the global addresses
+	// currently on Device" (the default).
+	Addresses     []netip.Addr
+	AutoAddresses bool
+	Gateway       GatewayMode
+	Gateways      []netip.Addr // GatewayLiteral: at most one per family
+	// Table and Priority are 0 when tunroute picks them.
+	Table    uint32
+	Priority uint32
+
+	at func(string) Pos
+}
+
+// Route sends destinations through an identity by default (main-table
+// routes via its device with its address as source), or is a
+// blackhole/unreachable/prohibit/throw entry.
+type Route struct {
+	To     []netip.Prefix
+	Via    string // identity name; "" for the non-unicast types
+	Type   state.RouteType
+	Table  uint32 // default main
+	Metric uint32
+
+	at func(string) Pos
+}
+
+// Local is seed 001's "iproute2 alias": a table consulted for all locally
+// generated traffic (`iif lo`) whose routes into the tunnel carry
+// `src Source`, so replies come back through the tunnel.
+type Local struct {
+	To     []netip.Prefix
+	Via    string
+	Source netip.Addr
+	// AddAddress, if set, is the device that gets Source as a /32 or /128
+	// (a private-side address for a host without such an interface).
+	AddAddress string
+	Table      uint32
+	Priority   uint32
+
+	at func(string) Pos
+}
+
+// Redirect is seed 003's gateway redirect: two half-default routes into
+// the tunnel, host routes to the VPN servers via the original gateway,
+// LAN prefixes kept local. The original default route is never touched.
+type Redirect struct {
+	Via     string
+	Servers []netip.Addr
+	LAN     []netip.Prefix
+	IPv4    bool
+	IPv6    bool
+	// FamiliesGiven is false when `families` was omitted: then each family
+	// is redirected if the identity has an address in it.
+	FamiliesGiven bool
+
+	at func(string) Pos
+}
+
+// At returns the position of a field of the identity.
+func (i *Identity) At(field string) Pos { return i.at(field) }
+
+// At returns the position of a field of the route entry.
+func (r *Route) At(field string) Pos { return r.at(field) }
+
+// At returns the position of a field of the local entry.
+func (l *Local) At(field string) Pos { return l.at(field) }
+
+// At returns the position of a field of the redirect section.
+func (r *Redirect) At(field string) Pos { return r.at(field) }
+
+// Identity returns the identity with the given name, or nil.
+func (c *Config) Identity(name string) *Identity {
+	for _, id := range c.Identities {
+		if id.Name == name {
+			return id
+		}
+	}
+	return nil
+}

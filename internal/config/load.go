@@ -1,0 +1,666 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/goccy/go-yaml/ast"
+	"github.com/goccy/go-yaml/parser"
+
+	"github.com/tunroute/tunroute/internal/state"
+)
+
+// Options change how a config is read.
+type Options struct {
+	// TableNames maps table names to numbers (iproute2's rt_tables). Nil
+	// means read them from the system (SystemTableNames).
+	TableNames map[string]uint32
+}
+
+// Load reads and validates the config file at path.
+func Load(path string, opt Options) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading config: %w", err)
+	}
+	return Parse(data, path, opt)
+}
+
+// Parse validates a config held in memory; name is used in errors.
+func Parse(data []byte, name string, opt Options) (*Config, error) {
+	if opt.TableNames == nil {
+		opt.TableNames = SystemTableNames()
+	}
+	f, err := parser.ParseBytes(data, 0)
+	if err != nil {
+		return nil, fmt.Errorf("%s:%s", name, yamlSyntaxError(err))
+	}
+	if len(f.Docs) > 1 {
+		return nil, fmt.Errorf("%s: holds %d YAML documents; tunroute reads one", name, len(f.Docs))
+	}
+	var root ast.Node
+	if len(f.Docs) == 1 {
+		root = f.Docs[0].Body
+	}
+	d := &decoder{file: name, tableNames: opt.TableNames}
+	cfg, err := d.config(newNode(root, name, ""))
+	if err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// yamlSyntaxError turns goccy's "[3:5] message" into "3:5: message".
+func yamlSyntaxError(err error) string {
+	msg := err.Error()
+	if m := regexp.MustCompile(`^\[(\d+):(\d+)\]\s*(.*)`).FindStringSubmatch(msg); m != nil {
+		first := strings.SplitN(m[3], "\n", 2)[0]
+		return m[1] + ":" + m[2] + ": yaml: " + strings.TrimSpace(first)
+	}
+	return " yaml: " + strings.TrimSpace(strings.SplitN(msg, "\n", 2)[0])
+}
+
+type decoder struct {
+	file       string
+	tableNames map[string]uint32
+	cfg        *Config
+}
+
+func (d *decoder) config(root node) (*Config, error) {
+	cfg := &Config{File: d.file, TableBase: DefaultTableBase, PriorityBase: DefaultPriorityBase, Tables: map[string]uint32{}}
+	d.cfg = cfg
+	m, err := root.mapping("settings", "tables", "identities", "routes", "local", "redirect")
+	if err != nil {
+		return nil, err
+	}
+	if v, ok := m.get("settings"); ok {
+		if err := d.settings(v); err != nil {
+			return nil, err
+		}
+	}
+	if v, ok := m.get("tables"); ok {
+		if err := d.tables(v); err != nil {
+			return nil, err
+		}
+	}
+	if v, ok := m.get("identities"); ok {
+		items, err := v.seqOnly()
+		if err != nil {
+			return nil, err
+		}
+		for _, it := range items {
+			id, err := d.identity(it)
+			if err != nil {
+				return nil, err
+			}
+			cfg.Identities = append(cfg.Identities, id)
+		}
+	}
+	if err := d.checkIdentities(); err != nil {
+		return nil, err
+	}
+	if v, ok := m.get("routes"); ok {
+		items, err := v.seqOnly()
+		if err != nil {
+			return nil, err
+		}
+		for _, it := range items {
+			r, err := d.route(it)
+			if err != nil {
+				return nil, err
+			}
+			cfg.Routes = append(cfg.Routes, r)
+		}
+	}
+	if v, ok := m.get("local"); ok {
+		items, err := v.seqOnly()
+		if err != nil {
+			return nil, err
+		}
+		for _, it := range items {
+			l, err := d.local(it)
+			if err != nil {
+				return nil, err
+			}
+			cfg.Local = append(cfg.Local, l)
+		}
+	}
+	if v, ok := m.get("redirect"); ok {
+		r, err := d.redirect(v)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Redirect = r
+	}
+	return cfg, nil
+}
+
+func (d *decoder) settings(v node) error {
+	m, err := v.mapping("table_base", "priority_base")
+	if err != nil {
+		return err
+	}
+	if n, ok := m.get("table_base"); ok {
+		t, err := uintValue(n, 1, 0xffffffff)
+		if err != nil {
+			return err
+		}
+		if _, bad := state.ReservedTables[uint32(t)]; bad {
+			return n.pos.Errorf("table %d is reserved", t)
+		}
+		d.cfg.TableBase = uint32(t)
+	}
+	if n, ok := m.get("priority_base"); ok {
+		p, err := uintValue(n, 1, 32765)
+		if err != nil {
+			return err
+		}
+		d.cfg.PriorityBase = uint32(p)
+	}
+	return nil
+}
+
+var nameRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_.-]*$`)
+
+func (d *decoder) tables(v node) error {
+	m, err := v.mapping(anyKey(v)...)
+	if err != nil {
+		return err
+	}
+	for _, k := range m.keys {
+		n := m.values[k]
+		if !nameRE.MatchString(k) {
+			return n.pos.Errorf("table name must start with a letter and hold only letters, digits, '_', '.', '-'")
+		}
+		t, err := uintValue(n, 1, 0xffffffff)
+		if err != nil {
+			return err
+		}
+		if err := checkOwnTable(n.pos, uint32(t)); err != nil {
+			return err
+		}
+		d.cfg.Tables[k] = uint32(t)
+	}
+	return nil
+}
+
+// anyKey lists a mapping's own keys, for mappings whose keys are names.
+func anyKey(v node) []string {
+	var keys []string
+	switch m := v.n.(type) {
+	case *ast.MappingNode:
+		for _, p := range m.Values {
+			keys = append(keys, p.Key.GetToken().Value)
+		}
+	case *ast.MappingValueNode:
+		keys = append(keys, m.Key.GetToken().Value)
+	}
+	return keys
+}
+
+func checkOwnTable(p Pos, t uint32) error {
+	if who, bad := state.ReservedTables[t]; bad {
+		return p.Errorf("table %d is reserved (%s); pick another or leave it out to have one allocated", t, who)
+	}
+	return nil
+}
+
+func (d *decoder) identity(v node) (*Identity, error) {
+	m, err := v.mapping("name", "device", "address", "addresses", "gateway", "table", "priority")
+	if err != nil {
+		return nil, err
+	}
+	id := &Identity{at: m.at, AutoAddresses: true}
+	name, err := requiredString(m, "name")
+	if err != nil {
+		return nil, err
+	}
+	if !nameRE.MatchString(name) {
+		return nil, m.at("name").Errorf("%q: a name starts with a letter and holds only letters, digits, '_', '.', '-'", name)
+	}
+	id.Name = name
+	dev, err := requiredString(m, "device")
+	if err != nil {
+		return nil, err
+	}
+	if err := checkDevice(m.at("device"), dev); err != nil {
+		return nil, err
+	}
+	id.Device = dev
+	if _, a := m.get("address"); a {
+		if _, b := m.get("addresses"); b {
+			return nil, m.at("addresses").Errorf("give either address or addresses, not both")
+		}
+	}
+	for _, key := range []string{"address", "addresses"} {
+		n, ok := m.get(key)
+		if !ok {
+			continue
+		}
+		items, err := n.list()
+		if err != nil {
+			return nil, err
+		}
+		id.AutoAddresses = false
+		for _, it := range items {
+			s, err := it.scalar()
+			if err != nil {
+				return nil, err
+			}
+			if s == "auto" {
+				id.AutoAddresses = true
+				continue
+			}
+			a, err := parseAddr(it.pos, s)
+			if err != nil {
+				return nil, err
+			}
+			id.Addresses = append(id.Addresses, a)
+		}
+		if id.AutoAddresses && len(id.Addresses) > 0 {
+			return nil, n.pos.Errorf(`"auto" cannot be mixed with literal addresses`)
+		}
+		if !id.AutoAddresses && len(id.Addresses) == 0 {
+			return nil, n.pos.Errorf(`list at least one address, or "auto"`)
+		}
+	}
+	if n, ok := m.get("gateway"); ok {
+		items, err := n.list()
+		if err != nil {
+			return nil, err
+		}
+		id.Gateway = GatewayLiteral
+		var seen4, seen6 bool
+		for _, it := range items {
+			s, err := it.scalar()
+			if err != nil {
+				return nil, err
+			}
+			switch s {
+			case "auto", "none":
+				if len(items) > 1 {
+					return nil, it.pos.Errorf("%q stands alone, not in a list", s)
+				}
+				id.Gateway = map[string]GatewayMode{"auto": GatewayAuto, "none": GatewayNone}[s]
+				continue
+			}
+			a, err := netip.ParseAddr(s)
+			if err != nil {
+				return nil, it.pos.Errorf("%q is not an IP address, \"auto\" or \"none\"", s)
+			}
+			if (a.Is4() && seen4) || (a.Is6() && seen6) {
+				return nil, it.pos.Errorf("a second gateway of the same family; give at most one IPv4 and one IPv6 gateway")
+			}
+			seen4, seen6 = seen4 || a.Is4(), seen6 || a.Is6()
+			id.Gateways = append(id.Gateways, a)
+		}
+		if id.Gateway == GatewayLiteral && len(id.Gateways) == 0 {
+			return nil, n.pos.Errorf(`give a gateway address, "auto" or "none"`)
+		}
+	}
+	if n, ok := m.get("table"); ok {
+		t, err := d.table(n, true)
+		if err != nil {
+			return nil, err
+		}
+		id.Table = t
+	}
+	if n, ok := m.get("priority"); ok {
+		p, err := uintValue(n, 1, 32765)
+		if err != nil {
+			return nil, err
+		}
+		id.Priority = uint32(p)
+	}
+	return id, nil
+}
+
+func (d *decoder) checkIdentities() error {
+	names := map[string]bool{}
+	tables := map[uint32]string{}
+	prios := map[uint32]string{}
+	for _, id := range d.cfg.Identities {
+		if names[id.Name] {
+			return id.At("name").Errorf("identity %q is defined twice", id.Name)
+		}
+		names[id.Name] = true
+		if id.Table != 0 {
+			if other, dup := tables[id.Table]; dup {
+				return id.At("table").Errorf("table %d is already the table of identity %q", id.Table, other)
+			}
+			tables[id.Table] = id.Name
+		}
+		if id.Priority != 0 {
+			if other, dup := prios[id.Priority]; dup {
+				return id.At("priority").Errorf("priority %d is already the priority of identity %q", id.Priority, other)
+			}
+			prios[id.Priority] = id.Name
+		}
+	}
+	return nil
+}
+
+// table parses a table number or name. own: the table will hold
+// tunroute's identity routes, so reserved tables are refused.
+func (d *decoder) table(n node, own bool) (uint32, error) {
+	s, err := n.scalar()
+	if err != nil {
+		return 0, err
+	}
+	var t uint32
+	if v, err := strconv.ParseUint(s, 0, 32); err == nil {
+		t = uint32(v)
+	} else if v, ok := d.cfg.Tables[s]; ok {
+		t = v
+	} else if v, ok := d.tableNames[s]; ok {
+		t = v
+	} else {
+		return 0, n.pos.Errorf("unknown table %q: give a number, or name it under `tables:` or in /etc/iproute2/rt_tables", s)
+	}
+	if t == 0 {
+		return 0, n.pos.Errorf("table 0 is not a table")
+	}
+	if own {
+		return t, checkOwnTable(n.pos, t)
+	}
+	if t == state.TableLocal {
+		return 0, n.pos.Errorf("the local table belongs to the kernel")
+	}
+	return t, nil
+}
+
+var routeTypes = map[string]state.RouteType{"unicast": state.RouteUnicast, "blackhole": state.RouteBlackhole,
+	"unreachable": state.RouteUnreachable, "prohibit": state.RouteProhibit, "throw": state.RouteThrow}
+
+func (d *decoder) route(v node) (*Route, error) {
+	m, err := v.mapping("to", "via", "type", "table", "metric")
+	if err != nil {
+		return nil, err
+	}
+	r := &Route{at: m.at, Type: state.RouteUnicast, Table: state.TableMain}
+	if r.To, err = prefixes(m, "to"); err != nil {
+		return nil, err
+	}
+	if n, ok := m.get("type"); ok {
+		s, err := n.scalar()
+		if err != nil {
+			return nil, err
+		}
+		t, ok := routeTypes[s]
+		if !ok {
+			return nil, n.pos.Errorf("unknown route type %q; expected unicast, blackhole, unreachable, prohibit or throw", s)
+		}
+		r.Type = t
+	}
+	if n, ok := m.get("via"); ok {
+		if r.Type != state.RouteUnicast {
+			return nil, n.pos.Errorf("a %s route goes nowhere; remove `via` or the type", r.Type)
+		}
+		if r.Via, err = d.identityRef(n); err != nil {
+			return nil, err
+		}
+	} else if r.Type == state.RouteUnicast {
+		return nil, m.at("via").Errorf("missing: name the identity the destinations go through, or give a type (blackhole, unreachable, prohibit, throw)")
+	}
+	if n, ok := m.get("table"); ok {
+		if r.Table, err = d.table(n, false); err != nil {
+			return nil, err
+		}
+	}
+	if n, ok := m.get("metric"); ok {
+		x, err := uintValue(n, 0, 0xffffffff)
+		if err != nil {
+			return nil, err
+		}
+		r.Metric = uint32(x)
+	}
+	return r, nil
+}
+
+func (d *decoder) local(v node) (*Local, error) {
+	m, err := v.mapping("to", "via", "source", "add_address", "table", "priority")
+	if err != nil {
+		return nil, err
+	}
+	l := &Local{at: m.at}
+	if l.To, err = prefixes(m, "to"); err != nil {
+		return nil, err
+	}
+	n, ok := m.get("via")
+	if !ok {
+		return nil, m.at("via").Errorf("missing: name the identity whose device carries the traffic")
+	}
+	if l.Via, err = d.identityRef(n); err != nil {
+		return nil, err
+	}
+	src, err := requiredString(m, "source")
+	if err != nil {
+		return nil, err
+	}
+	if l.Source, err = parseAddr(m.at("source"), src); err != nil {
+		return nil, err
+	}
+	for _, p := range l.To {
+		if p.Addr().Is4() != l.Source.Is4() {
+			return nil, m.at("to").Errorf("%s and source %s are of different families; use one local entry per family", p, l.Source)
+		}
+	}
+	if n, ok := m.get("add_address"); ok {
+		s, err := n.scalar()
+		if err != nil {
+			return nil, err
+		}
+		if err := checkDevice(n.pos, s); err != nil {
+			return nil, err
+		}
+		l.AddAddress = s
+	}
+	if n, ok := m.get("table"); ok {
+		if l.Table, err = d.table(n, true); err != nil {
+			return nil, err
+		}
+	}
+	if n, ok := m.get("priority"); ok {
+		p, err := uintValue(n, 1, 32765)
+		if err != nil {
+			return nil, err
+		}
+		l.Priority = uint32(p)
+	}
+	return l, nil
+}
+
+func (d *decoder) redirect(v node) (*Redirect, error) {
+	m, err := v.mapping("via", "servers", "lan", "families")
+	if err != nil {
+		return nil, err
+	}
+	r := &Redirect{at: m.at}
+	n, ok := m.get("via")
+	if !ok {
+		return nil, m.at("via").Errorf("missing: name the identity (the tunnel) that becomes the default gateway")
+	}
+	if r.Via, err = d.identityRef(n); err != nil {
+		return nil, err
+	}
+	n, ok = m.get("servers")
+	if !ok {
+		return nil, m.at("servers").Errorf("missing: list the VPN servers' real addresses; without a route to them via the original gateway the tunnel would be routed into itself")
+	}
+	items, err := n.list()
+	if err != nil {
+		return nil, err
+	}
+	for _, it := range items {
+		s, err := it.scalar()
+		if err != nil {
+			return nil, err
+		}
+		a, err := parseAddr(it.pos, s)
+		if err != nil {
+			return nil, err
+		}
+		r.Servers = append(r.Servers, a)
+	}
+	if _, ok := m.get("lan"); ok {
+		if r.LAN, err = prefixes(m, "lan"); err != nil {
+			return nil, err
+		}
+	}
+	if n, ok := m.get("families"); ok {
+		items, err := n.list()
+		if err != nil {
+			return nil, err
+		}
+		r.FamiliesGiven = true
+		for _, it := range items {
+			s, err := it.scalar()
+			if err != nil {
+				return nil, err
+			}
+			switch s {
+			case "ipv4":
+				r.IPv4 = true
+			case "ipv6":
+				r.IPv6 = true
+			default:
+				return nil, it.pos.Errorf("unknown family %q; expected ipv4 or ipv6", s)
+			}
+		}
+		if !r.IPv4 && !r.IPv6 {
+			return nil, n.pos.Errorf("name at least one family")
+		}
+	}
+	return r, nil
+}
+
+func (d *decoder) identityRef(n node) (string, error) {
+	s, err := n.scalar()
+	if err != nil {
+		return "", err
+	}
+	if d.cfg.Identity(s) == nil {
+		var names []string
+		for _, id := range d.cfg.Identities {
+			names = append(names, id.Name)
+		}
+		if len(names) == 0 {
+			return "", n.pos.Errorf("no identity %q: the config defines no identities", s)
+		}
+		return "", n.pos.Errorf("no identity %q; defined: %s", s, strings.Join(names, ", "))
+	}
+	return s, nil
+}
+
+func requiredString(m *mapping, key string) (string, error) {
+	n, ok := m.get(key)
+	if !ok {
+		return "", m.at(key).Errorf("missing")
+	}
+	s, err := n.scalar()
+	if err != nil {
+		return "", err
+	}
+	if s == "" {
+		return "", n.pos.Errorf("is empty")
+	}
+	return s, nil
+}
+
+func uintValue(n node, min, max uint64) (uint64, error) {
+	s, err := n.scalar()
+	if err != nil {
+		return 0, err
+	}
+	v, err := strconv.ParseUint(s, 0, 64)
+	if err != nil || v < min || v > max {
+		return 0, n.pos.Errorf("%q is not a whole number from %d to %d", s, min, max)
+	}
+	return v, nil
+}
+
+func parseAddr(p Pos, s string) (netip.Addr, error) {
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		if _, perr := netip.ParsePrefix(s); perr == nil {
+			return netip.Addr{}, p.Errorf("%q is a prefix; give a single address here", s)
+		}
+		return netip.Addr{}, p.Errorf("%q is not an IP address", s)
+	}
+	if a.Zone() != "" {
+		return netip.Addr{}, p.Errorf("%q: zones are not supported here", s)
+	}
+	if a.Is4In6() {
+		a = a.Unmap()
+	}
+	return a, nil
+}
+
+// prefixes reads a list of prefixes; a bare address means a host prefix.
+func prefixes(m *mapping, key string) ([]netip.Prefix, error) {
+	n, ok := m.get(key)
+	if !ok {
+		return nil, m.at(key).Errorf("missing")
+	}
+	items, err := n.list()
+	if err != nil {
+		return nil, err
+	}
+	if len(items) == 0 {
+		return nil, n.pos.Errorf("is empty")
+	}
+	out := make([]netip.Prefix, 0, len(items))
+	for _, it := range items {
+		s, err := it.scalar()
+		if err != nil {
+			return nil, err
+		}
+		p, err := ParsePrefix(s)
+		if err != nil {
+			return nil, it.pos.Errorf("%v", err)
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// ParsePrefix reads "10.0.0.0/8", "2001:db8::/32", a bare address (a host
+// prefix) or "default" (only with a family: use 0.0.0.0/0 or ::/0).
+func ParsePrefix(s string) (netip.Prefix, error) {
+	if !strings.Contains(s, "/") {
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return netip.Prefix{}, fmt.Errorf("%q is not a prefix or address", s)
+		}
+		return netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), nil
+	}
+	p, err := netip.ParsePrefix(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("%q is not a prefix", s)
+	}
+	if p.Addr().Is4In6() {
+		return netip.Prefix{}, fmt.Errorf("%q: IPv4-mapped prefixes are not supported", s)
+	}
+	if p.Masked() != p {
+		return netip.Prefix{}, fmt.Errorf("%s has host bits set; did you mean %s?", s, p.Masked())
+	}
+	return p, nil
+}
+
+var errDevice = errors.New("bad device name")
+
+// checkDevice applies the kernel's rules for interface names.
+func checkDevice(p Pos, s string) error {
+	if len(s) > 15 {
+		return p.Errorf("%q: device names are at most 15 characters", s)
+	}
+	if s == "." || s == ".." || strings.ContainsAny(s, "/: \t\n\x00") {
+		return p.Errorf("%q is not a valid device name", s)
+	}
+	return nil
+}
