@@ -1,0 +1,516 @@
+// Package compile turns a config plus facts about the live namespace into
+// the desired State: the links, addresses, routes and rules tunroute owns.
+// It is pure: the caller observes the namespace and applies the result.
+package compile
+
+import (
+	"fmt"
+	"net/netip"
+
+	"github.com/tunroute/tunroute/internal/config"
+	"github.com/tunroute/tunroute/internal/state"
+)
+
+// Result is what a config compiles to.
+type Result struct {
+	// State holds only tunroute's own objects.
+	State *state.State
+	// Identities as resolved against the live namespace.
+	Identities []Identity
+	// Notes are facts worth telling the user (e.g. a family left out).
+	Notes []string
+}
+
+// Identity is a config identity with its addresses, gateways, table and
+// priority settled.
+type Identity struct {
+	Name     string
+	Device   string
+	Table    uint32
+	Priority uint32
+	// Addrs are the identity's addresses with their prefix lengths.
+	Addrs []netip.Prefix
+	// Gateway per family; invalid means "straight out of the device".
+	Gateway4, Gateway6 netip.Addr
+	Has4, Has6         bool
+}
+
+// addr returns the identity's first address in the family.
+func (id *Identity) addr(v6 bool) (netip.Addr, bool) {
+	for _, p := range id.Addrs {
+		if p.Addr().Is6() == v6 {
+			return p.Addr(), true
+		}
+	}
+	return netip.Addr{}, false
+}
+
+func (id *Identity) gateway(v6 bool) netip.Addr {
+	if v6 {
+		return id.Gateway6
+	}
+	return id.Gateway4
+}
+
+type compiler struct {
+	cfg    *config.Config
+	f      *facts
+	res    *Result
+	ids    map[string]*Identity
+	routes map[state.RouteKey]config.Pos
+	addrs  map[state.AddrKey]bool
+}
+
+// Compile resolves cfg against the observed namespace.
+func Compile(cfg *config.Config, observed *state.State) (*Result, error) {
+	c := &compiler{
+		cfg:    cfg,
+		f:      newFacts(observed),
+		res:    &Result{State: &state.State{Version: state.Version, Namespace: observed.Namespace}},
+		ids:    map[string]*Identity{},
+		routes: map[state.RouteKey]config.Pos{},
+		addrs:  map[state.AddrKey]bool{},
+	}
+	tables := c.allocator()
+	for i, ci := range cfg.Identities {
+		id, err := c.identity(ci, i, tables)
+		if err != nil {
+			return nil, err
+		}
+		c.res.Identities = append(c.res.Identities, *id)
+		c.ids[id.Name] = &c.res.Identities[len(c.res.Identities)-1]
+	}
+	for i := range c.res.Identities {
+		if err := c.identityObjects(&c.res.Identities[i], cfg.Identities[i]); err != nil {
+			return nil, err
+		}
+	}
+	for i, l := range cfg.Local {
+		if err := c.local(l, i, tables); err != nil {
+			return nil, err
+		}
+	}
+	for _, r := range cfg.Routes {
+		if err := c.route(r); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.Redirect != nil {
+		if err := c.redirect(cfg.Redirect); err != nil {
+			return nil, err
+		}
+	}
+	return c.res, nil
+}
+
+func (c *compiler) note(format string, args ...any) {
+	c.res.Notes = append(c.res.Notes, fmt.Sprintf(format, args...))
+}
+
+// tableAllocator hands out table numbers from the configured base, never
+// a reserved table nor one the config names explicitly.
+type tableAllocator struct {
+	next  uint32
+	taken map[uint32]bool
+}
+
+func (c *compiler) allocator() *tableAllocator {
+	a := &tableAllocator{next: c.cfg.TableBase, taken: map[uint32]bool{}}
+	for _, id := range c.cfg.Identities {
+		a.taken[id.Table] = true
+	}
+	for _, l := range c.cfg.Local {
+		a.taken[l.Table] = true
+	}
+	for _, t := range c.cfg.Tables {
+		a.taken[t] = true
+	}
+	return a
+}
+
+func (a *tableAllocator) get() uint32 {
+	for {
+		t := a.next
+		a.next++
+		if _, reserved := state.ReservedTables[t]; reserved || a.taken[t] {
+			continue
+		}
+		a.taken[t] = true
+		return t
+	}
+}
+
+func (c *compiler) identity(ci *config.Identity, index int, tables *tableAllocator) (*Identity, error) {
+	link, ok := c.f.links[ci.Device]
+	if !ok {
+		return nil, ci.At("device").Errorf("device %s does not exist%s", ci.Device, c.where())
+	}
+	_ = link
+	id := &Identity{Name: ci.Name, Device: ci.Device, Table: ci.Table, Priority: ci.Priority}
+	if id.Table == 0 {
+		id.Table = tables.get()
+	}
+	if id.Priority == 0 {
+		id.Priority = c.cfg.PriorityBase + uint32(index)
+	}
+	if ci.AutoAddresses {
+		for _, a := range c.f.globalAddrs(ci.Device) {
+			id.Addrs = append(id.Addrs, a.Prefix)
+		}
+		if len(id.Addrs) == 0 {
+			return nil, ci.At("device").Errorf("%s has no global address%s; give the identity's address with `address:`", ci.Device, c.where())
+		}
+	} else {
+		for _, a := range ci.Addresses {
+			p := netip.PrefixFrom(a, a.BitLen())
+			if x, ok := c.f.addrOn(ci.Device, a); ok {
+				p = x.Prefix
+			}
+			id.Addrs = append(id.Addrs, p)
+		}
+	}
+	for _, p := range id.Addrs {
+		if p.Addr().Is6() {
+			id.Has6 = true
+		} else {
+			id.Has4 = true
+		}
+	}
+	switch ci.Gateway {
+	case config.GatewayLiteral:
+		for _, g := range ci.Gateways {
+			if g.Is4() && !id.Has4 || g.Is6() && !id.Has6 {
+				return nil, ci.At("gateway").Errorf("gateway %s: the identity has no IPv%d address", g, family(g))
+			}
+			if !c.f.connected(g, ci.Device) {
+				return nil, ci.At("gateway").Errorf("gateway %s is not reachable on %s: no connected route covers it%s", g, ci.Device, c.where())
+			}
+			if g.Is4() {
+				id.Gateway4 = g
+			} else {
+				id.Gateway6 = g
+			}
+		}
+		for _, v6 := range []bool{false, true} {
+			if id.has(v6) && !id.gateway(v6).IsValid() {
+				a, _ := id.addr(v6)
+				return nil, ci.At("gateway").Errorf("the identity has IPv%d address %s but no IPv%d gateway; add one, or use auto or none", fam(v6), a, fam(v6))
+			}
+		}
+	case config.GatewayAuto:
+		for _, v6 := range []bool{false, true} {
+			if !id.has(v6) {
+				continue
+			}
+			def := netip.PrefixFrom(netip.IPv4Unspecified(), 0)
+			if v6 {
+				def = netip.PrefixFrom(netip.IPv6Unspecified(), 0)
+			}
+			r, ok := c.f.mainRoute(def, ci.Device)
+			if !ok || r.Dst.Bits() != 0 {
+				if ci.AutoAddresses {
+					id.drop(v6)
+					c.note("identity %s: no IPv%d default route via %s in the main table; IPv%d left out of the identity", id.Name, fam(v6), ci.Device, fam(v6))
+					continue
+				}
+				return nil, ci.At("gateway").Errorf("cannot discover the IPv%d gateway: the main table has no default route via %s%s", fam(v6), ci.Device, c.where())
+			}
+			for _, nh := range r.Nexthops {
+				if nh.Dev == ci.Device && nh.Gateway.IsValid() && nh.Gateway.Is6() == v6 {
+					if v6 {
+						id.Gateway6 = nh.Gateway
+					} else {
+						id.Gateway4 = nh.Gateway
+					}
+					break
+				}
+			}
+		}
+		if !id.Has4 && !id.Has6 {
+			return nil, ci.At("gateway").Errorf("cannot discover a gateway: the main table has no default route via %s%s", ci.Device, c.where())
+		}
+	}
+	return id, nil
+}
+
+func (id *Identity) has(v6 bool) bool {
+	if v6 {
+		return id.Has6
+	}
+	return id.Has4
+}
+
+func (id *Identity) drop(v6 bool) {
+	kept := id.Addrs[:0]
+	for _, p := range id.Addrs {
+		if p.Addr().Is6() != v6 {
+			kept = append(kept, p)
+		}
+	}
+	id.Addrs = kept
+	if v6 {
+		id.Has6 = false
+	} else {
+		id.Has4 = false
+	}
+}
+
+// identityObjects emits seed 000's objects for one identity: a table with
+// the identity's connected prefixes and a default route, and a
+// `from ADDR iif lo lookup TABLE` rule per address.
+func (c *compiler) identityObjects(id *Identity, ci *config.Identity) error {
+	at := ci.At("name")
+	for _, p := range id.Addrs {
+		if p.Bits() < p.Addr().BitLen() {
+			r := c.deviceRoute(p.Masked(), id.Device, netip.Addr{}, p.Addr(), id.Table)
+			if err := c.addRoute(r, at); err != nil {
+				return err
+			}
+		}
+	}
+	for _, v6 := range []bool{false, true} {
+		src, ok := id.addr(v6)
+		if !ok {
+			continue
+		}
+		r := c.deviceRoute(anyPrefix(v6), id.Device, id.gateway(v6), src, id.Table)
+		if err := c.addRoute(r, at); err != nil {
+			return err
+		}
+	}
+	for _, p := range id.Addrs {
+		rule := state.NewRule(fam(p.Addr().Is6()))
+		rule.Priority = id.Priority
+		rule.Src = netip.PrefixFrom(p.Addr(), p.Addr().BitLen())
+		rule.IIF = "lo"
+		rule.Table = id.Table
+		rule.Protocol = state.Proto
+		c.res.State.Rules = append(c.res.State.Rules, rule)
+	}
+	return nil
+}
+
+// local emits seed 001's "iproute2 alias".
+func (c *compiler) local(l *config.Local, index int, tables *tableAllocator) error {
+	id := c.ids[l.Via]
+	v6 := l.Source.Is6()
+	table := l.Table
+	if table == 0 {
+		table = tables.get()
+	}
+	prio := l.Priority
+	if prio == 0 {
+		prio = config.DefaultLocalPriority + uint32(index)
+	}
+	if l.AddAddress != "" {
+		if _, ok := c.f.links[l.AddAddress]; !ok {
+			return l.At("add_address").Errorf("device %s does not exist%s", l.AddAddress, c.where())
+		}
+		if c.f.isLocal(l.Source) {
+			c.note("local[%d]: %s is already on this host; not adding it to %s", index, l.Source, l.AddAddress)
+		} else {
+			a := state.Addr{Dev: l.AddAddress, Prefix: netip.PrefixFrom(l.Source, l.Source.BitLen()),
+				Scope: state.ScopeUniverse, Proto: state.Proto}
+			if v6 {
+				a.Flags = state.AddrNoDAD
+			}
+			if !c.addrs[a.Key()] {
+				c.addrs[a.Key()] = true
+				c.res.State.Addrs = append(c.res.State.Addrs, a)
+			}
+		}
+	} else if !c.f.isLocal(l.Source) {
+		return l.At("source").Errorf("%s is not an address of this host; add it to a device, or set add_address: lo", l.Source)
+	}
+	if !id.has(v6) {
+		return l.At("via").Errorf("identity %s has no IPv%d address", id.Name, fam(v6))
+	}
+	for _, p := range l.To {
+		r := c.deviceRoute(p, id.Device, id.gateway(v6), l.Source, table)
+		if err := c.addRoute(r, l.At("to")); err != nil {
+			return err
+		}
+	}
+	rule := state.NewRule(fam(v6))
+	rule.Priority = prio
+	rule.IIF = "lo"
+	rule.Table = table
+	rule.Protocol = state.Proto
+	c.res.State.Rules = append(c.res.State.Rules, rule)
+	return nil
+}
+
+// route emits one routes: entry.
+func (c *compiler) route(cr *config.Route) error {
+	for _, p := range cr.To {
+		v6 := p.Addr().Is6()
+		var r state.Route
+		if cr.Type == state.RouteUnicast {
+			id := c.ids[cr.Via]
+			src, ok := id.addr(v6)
+			if !ok {
+				return cr.At("via").Errorf("identity %s has no IPv%d address for %s", id.Name, fam(v6), p)
+			}
+			r = c.deviceRoute(p, id.Device, id.gateway(v6), src, cr.Table)
+		} else {
+			r = state.Route{Table: cr.Table, Type: cr.Type, Dst: p, Protocol: state.Proto}
+			if v6 {
+				r.Metric = ipv6DefaultMetric
+			}
+		}
+		if cr.Metric != 0 {
+			r.Metric = cr.Metric
+		}
+		if err := c.addRoute(r, cr.At("to")); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// redirect emits seed 003: two half-default routes per family into the
+// tunnel, host routes to the servers via the original path, and LAN
+// prefixes kept on their original path.
+func (c *compiler) redirect(rd *config.Redirect) error {
+	id := c.ids[rd.Via]
+	fams := []bool{}
+	for _, v6 := range []bool{false, true} {
+		want := id.has(v6)
+		if rd.FamiliesGiven {
+			want = (v6 && rd.IPv6) || (!v6 && rd.IPv4)
+			if want && !id.has(v6) {
+				return rd.At("families").Errorf("identity %s has no IPv%d address to redirect through", id.Name, fam(v6))
+			}
+		}
+		if want {
+			fams = append(fams, v6)
+		}
+	}
+	for i, s := range rd.Servers {
+		host := netip.PrefixFrom(s, s.BitLen())
+		orig, ok := c.f.mainRoute(host, "")
+		if !ok {
+			return rd.At(fmt.Sprintf("servers[%d]", i)).Errorf("no route to %s in the main table (besides tunroute's own); cannot find the original gateway%s", s, c.where())
+		}
+		if routeUses(orig, id.Device) {
+			return rd.At(fmt.Sprintf("servers[%d]", i)).Errorf("the route to %s already goes through %s, the tunnel itself", s, id.Device)
+		}
+		if orig.Dst.Bits() >= 2 && len(orig.Nexthops) == 1 && !orig.Nexthops[0].Gateway.IsValid() {
+			c.note("redirect: server %s is on a connected network (%s); no host route needed", s, orig.Dst)
+			continue
+		}
+		if err := c.addRoute(c.copyPath(host, orig), rd.At("servers")); err != nil {
+			return err
+		}
+	}
+	for _, p := range rd.LAN {
+		orig, ok := c.f.mainRoute(p, "")
+		if !ok {
+			return rd.At("lan").Errorf("no route to %s in the main table; nothing to keep local", p)
+		}
+		if orig.Dst.Bits() >= 2 {
+			c.note("redirect: LAN %s already has a more specific route (%s) than the /1 routes; nothing to add", p, orig.Dst)
+			continue
+		}
+		if err := c.addRoute(c.copyPath(p, orig), rd.At("lan")); err != nil {
+			return err
+		}
+	}
+	for _, v6 := range fams {
+		src, _ := id.addr(v6)
+		for _, half := range halves(v6) {
+			r := c.deviceRoute(half, id.Device, id.gateway(v6), src, state.TableMain)
+			if err := c.addRoute(r, rd.At("via")); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// copyPath makes a route to dst that leaves the way orig does.
+func (c *compiler) copyPath(dst netip.Prefix, orig *state.Route) state.Route {
+	r := state.Route{Table: state.TableMain, Type: state.RouteUnicast, Dst: dst, Protocol: state.Proto,
+		Scope: orig.Scope, Flags: orig.Flags & state.NexthopOnlink}
+	for _, nh := range orig.Nexthops {
+		r.Nexthops = append(r.Nexthops, state.Nexthop{Gateway: nh.Gateway, Dev: nh.Dev, Weight: nh.Weight,
+			Flags: nh.Flags & state.NexthopOnlink})
+	}
+	if dst.Addr().Is6() {
+		r.Metric = ipv6DefaultMetric
+		r.Scope = state.ScopeUniverse
+	}
+	return r
+}
+
+func halves(v6 bool) []netip.Prefix {
+	if v6 {
+		return []netip.Prefix{netip.MustParsePrefix("::/1"), netip.MustParsePrefix("8000::/1")}
+	}
+	return []netip.Prefix{netip.MustParsePrefix("0.0.0.0/1"), netip.MustParsePrefix("128.0.0.0/1")}
+}
+
+func anyPrefix(v6 bool) netip.Prefix {
+	if v6 {
+		return netip.PrefixFrom(netip.IPv6Unspecified(), 0)
+	}
+	return netip.PrefixFrom(netip.IPv4Unspecified(), 0)
+}
+
+// ipv6DefaultMetric is what the kernel stores for an IPv6 route added
+// with metric 0; desired routes carry it so they compare equal to what
+// the kernel reports.
+const ipv6DefaultMetric = 1024
+
+// deviceRoute is `dst [via gw] dev dev src src table t` as iproute2 would
+// send it: scope link without a gateway, universe with one (IPv6 routes
+// are always universe and get the kernel's default metric).
+func (c *compiler) deviceRoute(dst netip.Prefix, dev string, gw, src netip.Addr, table uint32) state.Route {
+	r := state.Route{Table: table, Type: state.RouteUnicast, Dst: dst, Protocol: state.Proto, PrefSrc: src,
+		Nexthops: []state.Nexthop{{Gateway: gw, Dev: dev}}}
+	if !gw.IsValid() {
+		r.Scope = state.ScopeLink
+	}
+	if dst.Addr().Is6() {
+		r.Scope = state.ScopeUniverse
+		r.Metric = ipv6DefaultMetric
+	}
+	return r
+}
+
+// addRoute adds r unless an identical route is already desired; two
+// different routes with the same kernel identity are a config error.
+func (c *compiler) addRoute(r state.Route, at config.Pos) error {
+	k := r.Key()
+	if prev, dup := c.routes[k]; dup {
+		for i := range c.res.State.Routes {
+			if c.res.State.Routes[i].Key() == k && c.res.State.Routes[i].Equal(&r) {
+				return nil
+			}
+		}
+		where := prev.Field
+		if prev.Line > 0 {
+			where = fmt.Sprintf("%s (line %d)", prev.Field, prev.Line)
+		}
+		return at.Errorf("route %s in table %s is also made by %s, differently", r.Dst, state.TableName(r.Table), where)
+	}
+	c.routes[k] = at
+	c.res.State.Routes = append(c.res.State.Routes, r)
+	return nil
+}
+
+func (c *compiler) where() string {
+	if c.f.s.Namespace != "" {
+		return " in namespace " + c.f.s.Namespace
+	}
+	return ""
+}
+
+func fam(v6 bool) int {
+	if v6 {
+		return 6
+	}
+	return 4
+}
+
+func family(a netip.Addr) int { return fam(a.Is6()) }
