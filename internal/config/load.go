@@ -480,7 +480,13 @@ func (d *decoder) redirect(v node) (*Redirect, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Redirect{at: m.at}
+	items := map[string]Pos{}
+	r := &Redirect{at: func(f string) Pos {
+		if p, ok := items[f]; ok {
+			return p
+		}
+		return m.at(f)
+	}}
 	n, ok := m.get("via")
 	if !ok {
 		return nil, m.at("via").Errorf("missing: name the identity (the tunnel) that becomes the default gateway")
@@ -492,11 +498,11 @@ func (d *decoder) redirect(v node) (*Redirect, error) {
 	if !ok {
 		return nil, m.at("servers").Errorf("missing: list the VPN servers' real addresses; without a route to them via the original gateway the tunnel would be routed into itself")
 	}
-	items, err := n.list()
+	servers, err := n.list()
 	if err != nil {
 		return nil, err
 	}
-	for _, it := range items {
+	for i, it := range servers {
 		s, err := it.scalar()
 		if err != nil {
 			return nil, err
@@ -506,6 +512,7 @@ func (d *decoder) redirect(v node) (*Redirect, error) {
 			return nil, err
 		}
 		r.Servers = append(r.Servers, a)
+		items[fmt.Sprintf("servers[%d]", i)] = it.pos
 	}
 	if _, ok := m.get("lan"); ok {
 		if r.LAN, err = prefixes(m, "lan"); err != nil {

@@ -42,9 +42,19 @@ type node struct {
 
 func newNode(n ast.Node, file, field string) node {
 	p := Pos{File: file, Field: field}
-	if n != nil && n.GetToken() != nil {
-		p.Line = n.GetToken().Position.Line
-		p.Col = n.GetToken().Position.Column
+	// A mapping stands where its first key stands.
+	at := n
+	switch m := n.(type) {
+	case *ast.MappingNode:
+		if len(m.Values) > 0 {
+			at = m.Values[0].Key
+		}
+	case *ast.MappingValueNode:
+		at = m.Key
+	}
+	if at != nil && at.GetToken() != nil {
+		p.Line = at.GetToken().Position.Line
+		p.Col = at.GetToken().Position.Column
 	}
 	return node{n: n, pos: p, file: file}
 }
@@ -117,12 +127,14 @@ type mapping struct {
 
 func (nd node) mapping(allowed ...string) (*mapping, error) {
 	var pairs []*ast.MappingValueNode
+	if nd.isNull() {
+		return &mapping{pos: nd.pos, values: map[string]node{}}, nil
+	}
 	switch v := nd.n.(type) {
 	case *ast.MappingNode:
 		pairs = v.Values
 	case *ast.MappingValueNode:
 		pairs = []*ast.MappingValueNode{v}
-	case *ast.NullNode:
 	default:
 		return nil, nd.pos.Errorf("expected a mapping, found %s", kindName(nd.n))
 	}

@@ -94,7 +94,7 @@ func (r *Route) String() string {
 	if r.Protocol != Proto && r.Protocol != 0 {
 		b.WriteString(" proto " + r.Protocol.String())
 	}
-	if r.Scope != ScopeUniverse && !(r.Scope == ScopeLink && len(r.Nexthops) == 1 && !r.Nexthops[0].Gateway.IsValid()) {
+	if r.Scope != ScopeUniverse {
 		b.WriteString(" scope " + r.Scope.String())
 	}
 	if r.PrefSrc.IsValid() {
