@@ -1,0 +1,304 @@
+package kernel
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"sort"
+
+	"github.com/tunroute/tunroute/internal/state"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+// OpError is the failure of one op of Execute.
+type OpError struct {
+	// Index of the op in the slice given to Execute.
+	Index int
+	Op    state.Op
+	// Err is the kernel's *Error (wrapping the errno) or a local reason.
+	Err error
+	// Later counts the ops after this one, sent in the same batch, that
+	// failed as well.
+	Later int
+}
+
+func (e *OpError) Error() string {
+	s := e.Op.String() + ": " + e.Err.Error()
+	if e.Later > 0 {
+		s += fmt.Sprintf(" (and %d later ops of the same batch failed)", e.Later)
+	}
+	return s
+}
+
+func (e *OpError) Unwrap() error { return e.Err }
+
+// Execute carries out ops in order. Routes, addresses and rules go to the
+// kernel in batches of up to about a thousand messages per sendmsg; a link
+// op goes on its own. applied[i] is true exactly for the ops that took
+// effect. After the first batch with a failure no further batch is sent,
+// and the error (an *OpError) names the first failed op in iproute2 words
+// with the kernel's reason. Ops after the failed one in the same batch
+// were already handed to the kernel and may have taken effect; applied
+// tells.
+func (h *Handle) Execute(ops []state.Op) (applied []bool, err error) {
+	c, err := h.lock()
+	if err != nil {
+		return make([]bool, len(ops)), err
+	}
+	defer h.mu.Unlock()
+	x := &executor{h: h, c: c, ops: ops, applied: make([]bool, len(ops))}
+	// Device indexes can change between calls (a VPN daemon recreates its
+	// tun device); start from a fresh view.
+	h.devs = nil
+	err = x.run()
+	return x.applied, err
+}
+
+type executor struct {
+	h       *Handle
+	c       *conn
+	ops     []state.Op
+	applied []bool
+	enc     encoder
+	seqs    []uint32 // sequence number of each op of the current batch
+	ifindex []int
+}
+
+func (x *executor) run() error {
+	for i := 0; i < len(x.ops); {
+		if x.ops[i].Link != nil {
+			if err := x.link(i); err != nil {
+				return &OpError{Index: i, Op: x.ops[i], Err: err}
+			}
+			x.applied[i] = true
+			i++
+			continue
+		}
+		next, err := x.batch(i)
+		if err != nil {
+			return err
+		}
+		i = next
+	}
+	return nil
+}
+
+// batch sends ops from start on, up to the next link op or the batch
+// limits, and returns where the next batch starts.
+func (x *executor) batch(start int) (int, error) {
+	c := x.c
+	x.enc.reset()
+	x.seqs = x.seqs[:0]
+	var local *OpError
+	i := start
+	lastOff := -1
+	for ; i < len(x.ops) && x.ops[i].Link == nil && len(x.seqs) < c.maxMsgs; i++ {
+		mark := len(x.enc.b)
+		seq, err := x.encode(&x.ops[i])
+		if err != nil {
+			x.enc.b = x.enc.b[:mark]
+			local = &OpError{Index: i, Op: x.ops[i], Err: err}
+			break
+		}
+		if len(x.enc.b) > c.maxBytes && len(x.seqs) > 0 {
+			x.enc.b = x.enc.b[:mark] // goes into the next batch
+			break
+		}
+		x.seqs = append(x.seqs, seq)
+		lastOff = mark
+	}
+	n := len(x.seqs)
+	if n > 0 {
+		fl := ne.Uint16(x.enc.b[lastOff+6:])
+		ne.PutUint16(x.enc.b[lastOff+6:], fl|unix.NLM_F_ACK)
+		failed := map[int]*Error{}
+		err := c.batch(x.enc.b, x.seqs[0], x.seqs[n-1], func(seq uint32, e *Error) {
+			k := sort.Search(n, func(k int) bool { return x.seqs[k] >= seq })
+			if k < n && x.seqs[k] == seq {
+				failed[start+k] = e
+			}
+		})
+		if err != nil {
+			return i, fmt.Errorf("ops %d-%d (%s ...): %w", start, start+n-1, x.ops[start], err)
+		}
+		first := -1
+		for k := start; k < start+n; k++ {
+			if failed[k] == nil {
+				x.applied[k] = true
+			} else if first < 0 {
+				first = k
+			}
+		}
+		if first >= 0 {
+			return i, &OpError{Index: first, Op: x.ops[first], Err: failed[first], Later: len(failed) - 1}
+		}
+	}
+	if local != nil {
+		return i, local
+	}
+	return i, nil
+}
+
+// encode appends the message for one op to x.enc and returns its
+// sequence number.
+func (x *executor) encode(op *state.Op) (uint32, error) {
+	switch {
+	case op.Route != nil:
+		r := op.Route
+		x.ifindex = x.ifindex[:0]
+		for j := range r.Nexthops {
+			idx, err := x.dev(r.Nexthops[j].Dev, r.Nexthops[j].Index)
+			if err != nil {
+				return 0, err
+			}
+			x.ifindex = append(x.ifindex, idx)
+		}
+		seq := x.c.nextSeq()
+		return seq, x.enc.encodeRoute(op.Action, r, x.ifindex, seq)
+	case op.Addr != nil:
+		idx, err := x.dev(op.Addr.Dev, op.Addr.Index)
+		if err != nil {
+			return 0, err
+		}
+		if idx == 0 {
+			return 0, errors.New("address without a device")
+		}
+		seq := x.c.nextSeq()
+		return seq, x.enc.encodeAddr(op.Action, op.Addr, idx, seq)
+	case op.Rule != nil:
+		seq := x.c.nextSeq()
+		return seq, x.enc.encodeRule(op.Action, op.Rule, seq)
+	}
+	return 0, errors.New("the op names no object")
+}
+
+// dev resolves a device name (preferred: a desired state may carry a stale
+// or zero index) or else takes the index as given.
+func (x *executor) dev(name string, index int) (int, error) {
+	if name == "" {
+		return index, nil
+	}
+	if idx, ok := x.h.devs[name]; ok {
+		return idx, nil
+	}
+	// Unknown or stale cache: read the device list again once.
+	links, err := x.c.dumpLinks()
+	if err != nil {
+		return 0, fmt.Errorf("list devices: %w", err)
+	}
+	x.h.devs = make(map[string]int, len(links))
+	for _, l := range links {
+		x.h.devs[l.Name] = l.Index
+	}
+	if idx, ok := x.h.devs[name]; ok {
+		return idx, nil
+	}
+	return 0, fmt.Errorf("device %q: %w", name, ErrNotFound)
+}
+
+// link creates or deletes one link and waits for the kernel's answer.
+func (x *executor) link(i int) error {
+	op := &x.ops[i]
+	l := op.Link
+	x.h.devs = nil // names and indexes change
+	c := x.c
+	seq := c.nextSeq()
+	c.enc.reset()
+	switch op.Action {
+	case state.Add:
+		if l.Name == "" || l.Kind == "" {
+			return errors.New("a new link needs a name and a kind")
+		}
+		peerNS := netns.None()
+		if l.Kind == "veth" && l.PeerNamespace != "" {
+			var err error
+			if peerNS, err = openNamespace(l.PeerNamespace); err != nil {
+				return err
+			}
+			defer peerNS.Close()
+		}
+		if err := c.enc.encodeNewLink(l, int(peerNS), seq); err != nil {
+			return err
+		}
+	case state.Delete:
+		off := c.enc.begin(unix.RTM_DELLINK, unix.NLM_F_REQUEST|unix.NLM_F_ACK, seq)
+		h := c.enc.zeros(unix.SizeofIfInfomsg)
+		if l.Name != "" {
+			c.enc.str(unix.IFLA_IFNAME, l.Name)
+		} else {
+			ne.PutUint32(h[4:], uint32(l.Index))
+		}
+		c.enc.end(off)
+	default:
+		return fmt.Errorf("%s is not supported for links", op.Action)
+	}
+	err := c.do(seq, nil)
+	var ke *Error
+	if errors.As(err, &ke) {
+		return ke
+	}
+	return err
+}
+
+// encodeNewLink appends an RTM_NEWLINK that creates l. A veth's peer gets
+// the same state (up, alias) and goes into the namespace behind peerNSFd
+// when that is >= 0.
+func (e *encoder) encodeNewLink(l *state.Link, peerNSFd int, seq uint32) error {
+	if l.Kind == "veth" && l.Peer == "" {
+		return errors.New("a veth needs a peer name")
+	}
+	var hw net.HardwareAddr
+	if l.HardwareAddr != "" {
+		var err error
+		if hw, err = net.ParseMAC(l.HardwareAddr); err != nil {
+			return fmt.Errorf("address %q: %w", l.HardwareAddr, err)
+		}
+	}
+	off := e.begin(unix.RTM_NEWLINK, unix.NLM_F_REQUEST|unix.NLM_F_ACK|unix.NLM_F_CREATE|unix.NLM_F_EXCL, seq)
+	e.ifinfo(l.Up)
+	e.str(unix.IFLA_IFNAME, l.Name)
+	if l.MTU > 0 {
+		e.u32(unix.IFLA_MTU, uint32(l.MTU))
+	}
+	if l.Group != 0 {
+		e.u32(unix.IFLA_GROUP, l.Group)
+	}
+	if hw != nil {
+		e.attr(unix.IFLA_ADDRESS, hw)
+	}
+	if l.Alias != "" {
+		e.str(unix.IFLA_IFALIAS, l.Alias)
+	}
+	info := e.nest(unix.IFLA_LINKINFO)
+	e.str(unix.IFLA_INFO_KIND, l.Kind)
+	if l.Kind == "veth" {
+		data := e.nest(unix.IFLA_INFO_DATA)
+		peer := e.nest(vethInfoPeer)
+		e.ifinfo(l.Up)
+		e.str(unix.IFLA_IFNAME, l.Peer)
+		if l.MTU > 0 {
+			e.u32(unix.IFLA_MTU, uint32(l.MTU))
+		}
+		if l.Alias != "" {
+			e.str(unix.IFLA_IFALIAS, l.Alias)
+		}
+		if peerNSFd >= 0 {
+			e.u32(unix.IFLA_NET_NS_FD, uint32(peerNSFd))
+		}
+		e.endNest(peer)
+		e.endNest(data)
+	}
+	e.endNest(info)
+	e.end(off)
+	return nil
+}
+
+// ifinfo appends a struct ifinfomsg that sets IFF_UP when up.
+func (e *encoder) ifinfo(up bool) {
+	h := e.zeros(unix.SizeofIfInfomsg)
+	if up {
+		ne.PutUint32(h[8:], unix.IFF_UP)
+		ne.PutUint32(h[12:], unix.IFF_UP)
+	}
+}

@@ -1,0 +1,116 @@
+package kernel
+
+import (
+	"fmt"
+	"strconv"
+
+	"github.com/tunroute/tunroute/internal/state"
+	"golang.org/x/sys/unix"
+)
+
+// Observe reads the complete routing state of the namespace: links,
+// addresses, routes of all tables, rules, sysctls and IPv6 address labels,
+// both families, each in the kernel's order.
+func (h *Handle) Observe() (*state.State, error) {
+	c, err := h.lock()
+	if err != nil {
+		return nil, err
+	}
+	defer h.mu.Unlock()
+	s, err := h.observe(c)
+	if err != nil {
+		return nil, fmt.Errorf("observe %s: %w", h.describe(), err)
+	}
+	return s, nil
+}
+
+func (h *Handle) observe(c *conn) (*state.State, error) {
+	s := &state.State{Version: state.Version, Namespace: h.name}
+	links, err := c.dumpLinks()
+	if err != nil {
+		return nil, fmt.Errorf("links: %w", err)
+	}
+	c.resolvePeers(links)
+	d := newDevNames(links)
+	s.Links = make([]state.Link, len(links))
+	devs := make([]string, len(links))
+	for i := range links {
+		s.Links[i] = links[i].Link
+		devs[i] = links[i].Name
+	}
+	h.devs = nil // Execute refreshes its cache from the kernel
+
+	byIndex := map[int][]state.Addr{}
+	for _, af := range []uint8{unix.AF_INET, unix.AF_INET6} {
+		addrs, err := c.dumpAddrs(af, d.name)
+		if err != nil {
+			return nil, fmt.Errorf("addresses: %w", err)
+		}
+		for _, a := range addrs {
+			byIndex[a.Index] = append(byIndex[a.Index], a)
+		}
+	}
+	for _, l := range links {
+		s.Addrs = append(s.Addrs, byIndex[l.Index]...)
+	}
+
+	for _, af := range []uint8{unix.AF_INET, unix.AF_INET6} {
+		if s.Routes, err = c.dumpRoutes(s.Routes, af, RouteFilter{}, d); err != nil {
+			return nil, fmt.Errorf("routes: %w", err)
+		}
+	}
+	for _, af := range []uint8{unix.AF_INET, unix.AF_INET6} {
+		rules, err := c.dumpRules(af)
+		if err != nil {
+			return nil, fmt.Errorf("rules: %w", err)
+		}
+		if af == unix.AF_INET {
+			modified := !defaultRules4(rules)
+			s.Hidden.RulesModified = &modified
+		}
+		s.Rules = append(s.Rules, rules...)
+	}
+	if s.AddrLabels, err = c.dumpAddrLabels(d); err != nil {
+		return nil, fmt.Errorf("address labels: %w", err)
+	}
+	err = inNetns(h.ns, func() error {
+		s.Sysctls = readSysctls(sysctlNames(devs))
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sysctls: %w", err)
+	}
+	if v, err := strconv.ParseUint(s.Sysctls["net.ipv4.fib_multipath_hash_seed"], 10, 32); err == nil && v != 0 {
+		seed := uint32(v)
+		s.Hidden.MultipathHashSeed = &seed
+	}
+	return s, nil
+}
+
+// defaultRules4 reports whether rules are exactly the kernel's three
+// default IPv4 rules.
+func defaultRules4(rules []state.Rule) bool {
+	want := []struct {
+		pref, table uint32
+	}{{0, state.TableLocal}, {32766, state.TableMain}, {32767, state.TableDefault}}
+	if len(rules) != len(want) {
+		return false
+	}
+	for i, r := range rules {
+		d := state.NewRule(4)
+		d.Priority, d.Table, d.Protocol = want[i].pref, want[i].table, r.Protocol
+		if !equalRule(r, d) {
+			return false
+		}
+	}
+	return true
+}
+
+func equalRule(a, b state.Rule) bool {
+	if (a.SPort == nil) != (b.SPort == nil) || (a.DPort == nil) != (b.DPort == nil) || (a.UID == nil) != (b.UID == nil) {
+		return false
+	}
+	a.SPort, a.DPort, a.UID = nil, nil, nil
+	b.SPort, b.DPort, b.UID = nil, nil, nil
+	return a == b
+}
