@@ -71,6 +71,10 @@ func (b *builder) ordered() []state.Op {
 	sort.SliceStable(b.addRoutes, func(i, j int) bool {
 		return !hasGateway(b.addRoutes[i].Route) && hasGateway(b.addRoutes[j].Route)
 	})
+	// and the reverse when deleting.
+	sort.SliceStable(b.delRoutes, func(i, j int) bool {
+		return hasGateway(b.delRoutes[i].Route) && !hasGateway(b.delRoutes[j].Route)
+	})
 	var ops []state.Op
 	for _, phase := range [][]state.Op{b.addLinks, b.addAddrs, b.addRoutes, b.addRules,
 		b.delRules, b.delRoutes, b.delAddrs, b.delLinks} {

@@ -1,0 +1,366 @@
+package plan
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/tunroute/tunroute/internal/state"
+)
+
+var (
+	pfx  = netip.MustParsePrefix
+	addr = netip.MustParseAddr
+)
+
+func route(dst, dev string, table uint32, proto state.Protocol) state.Route {
+	return state.Route{Table: table, Type: state.RouteUnicast, Dst: pfx(dst), Protocol: proto, Scope: state.ScopeLink,
+		Nexthops: []state.Nexthop{{Dev: dev}}}
+}
+
+func rule(prio uint32, from string, table uint32, proto state.Protocol) state.Rule {
+	r := state.NewRule(4)
+	r.Priority, r.Src, r.IIF, r.Table, r.Protocol = prio, pfx(from), "lo", table, proto
+	return r
+}
+
+func observed() *state.State {
+	return &state.State{Version: state.Version, Namespace: "t",
+		Links: []state.Link{{Index: 1, Name: "lo"}, {Index: 2, Name: "eth0"}, {Index: 3, Name: "wg0"}},
+		Addrs: []state.Addr{{Dev: "eth0", Prefix: pfx("10.1.0.2/24")}},
+		Routes: []state.Route{
+			route("10.1.0.0/24", "eth0", 254, 2),
+			route("10.77.0.0/16", "eth0", 254, 4), // foreign, static
+		},
+		Rules: []state.Rule{rule(100, "10.1.0.2/32", 100, 0)}, // foreign
+	}
+}
+
+func desired() *state.State {
+	return &state.State{Version: state.Version,
+		Addrs: []state.Addr{{Dev: "lo", Prefix: pfx("10.10.0.1/32"), Proto: state.Proto}},
+		Routes: []state.Route{
+			route("0.0.0.0/1", "wg0", 254, state.Proto),
+			route("128.0.0.0/1", "wg0", 254, state.Proto),
+			{Table: 1000, Type: state.RouteUnicast, Dst: pfx("0.0.0.0/0"), Protocol: state.Proto,
+				Nexthops: []state.Nexthop{{Gateway: addr("10.1.0.1"), Dev: "eth0"}}},
+			route("10.1.0.0/24", "eth0", 1000, state.Proto),
+		},
+		Rules: []state.Rule{rule(5000, "10.30.0.2/32", 1000, state.Proto)},
+	}
+}
+
+// memKernel applies ops to an in-memory State with the kernel's
+// uniqueness rules, and can be told to fail at one op.
+type memKernel struct {
+	s      *state.State
+	failAt int // index over all ops ever executed; -1 never
+	count  int
+}
+
+func (k *memKernel) Execute(ops []state.Op) ([]bool, error) {
+	applied := make([]bool, len(ops))
+	for i, op := range ops {
+		if k.count == k.failAt {
+			k.count++
+			return applied, fmt.Errorf("%s: injected failure", op)
+		}
+		k.count++
+		if err := k.one(op); err != nil {
+			return applied, fmt.Errorf("%s: %w", op, err)
+		}
+		applied[i] = true
+	}
+	return applied, nil
+}
+
+func (k *memKernel) one(op state.Op) error {
+	s := k.s
+	switch {
+	case op.Route != nil:
+		idx := -1
+		for i := range s.Routes {
+			if s.Routes[i].Key() == op.Route.Key() {
+				idx = i
+			}
+		}
+		switch op.Action {
+		case state.Add:
+			if idx >= 0 {
+				return errors.New("file exists")
+			}
+			s.Routes = append(s.Routes, *op.Route)
+		case state.Replace:
+			if idx < 0 {
+				s.Routes = append(s.Routes, *op.Route)
+			} else {
+				s.Routes[idx] = *op.Route
+			}
+		case state.Delete:
+			if idx < 0 {
+				return errors.New("no such process")
+			}
+			s.Routes = append(s.Routes[:idx], s.Routes[idx+1:]...)
+		}
+	case op.Rule != nil:
+		idx := -1
+		for i := range s.Rules {
+			if s.Rules[i].Key() == op.Rule.Key() {
+				idx = i
+			}
+		}
+		if op.Action == state.Add {
+			s.Rules = append(s.Rules, *op.Rule)
+		} else if idx < 0 {
+			return errors.New("no such file or directory")
+		} else {
+			s.Rules = append(s.Rules[:idx], s.Rules[idx+1:]...)
+		}
+	case op.Addr != nil:
+		idx := -1
+		for i := range s.Addrs {
+			if s.Addrs[i].Key() == op.Addr.Key() {
+				idx = i
+			}
+		}
+		switch op.Action {
+		case state.Add:
+			if idx >= 0 {
+				return errors.New("file exists")
+			}
+			s.Addrs = append(s.Addrs, *op.Addr)
+		case state.Replace:
+			s.Addrs[idx] = *op.Addr
+		case state.Delete:
+			if idx < 0 {
+				return errors.New("cannot assign requested address")
+			}
+			s.Addrs = append(s.Addrs[:idx], s.Addrs[idx+1:]...)
+		}
+	}
+	return nil
+}
+
+func clone(s *state.State) *state.State {
+	c := *s
+	c.Addrs = append([]state.Addr(nil), s.Addrs...)
+	c.Routes = append([]state.Route(nil), s.Routes...)
+	c.Rules = append([]state.Rule(nil), s.Rules...)
+	return &c
+}
+
+func opStrings(ops []state.Op) []string {
+	var out []string
+	for _, op := range ops {
+		out = append(out, op.String())
+	}
+	return out
+}
+
+func TestDiffOrderAndIdempotence(t *testing.T) {
+	obs := observed()
+	p, err := Diff(desired(), obs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"add address 10.10.0.1/32 dev lo",
+		"add route 0.0.0.0/1 dev wg0 table main scope link",
+		"add route 128.0.0.0/1 dev wg0 table main scope link",
+		"add route 10.1.0.0/24 dev eth0 table 1000 scope link",
+		"add route default via 10.1.0.1 dev eth0 table 1000",
+		"add rule pref 5000 from 10.30.0.2/32 iif lo lookup 1000",
+	}
+	if got := opStrings(p.Ops); !reflect.DeepEqual(got, want) {
+		t.Fatalf("plan:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	k := &memKernel{s: clone(obs), failAt: -1}
+	if err := Apply(k, p.Ops); err != nil {
+		t.Fatal(err)
+	}
+	again, err := Diff(desired(), k.s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !again.Empty() {
+		t.Fatalf("second plan not empty:\n%s", again.Text())
+	}
+}
+
+func TestDiffChangesOnlyWhatChanged(t *testing.T) {
+	k := &memKernel{s: observed(), failAt: -1}
+	p, _ := Diff(desired(), k.s)
+	if err := Apply(k, p.Ops); err != nil {
+		t.Fatal(err)
+	}
+	d := desired()
+	d.Routes[1].Nexthops[0].Dev = "eth0"             // change one route
+	d.Routes = append(d.Routes[:0], d.Routes[1:]...) // and drop another
+	d.Rules = append(d.Rules, rule(5001, "10.1.0.2/32", 1001, state.Proto))
+	p, err := Diff(d, k.s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"replace route 128.0.0.0/1 dev eth0 table main scope link",
+		"add rule pref 5001 from 10.1.0.2/32 iif lo lookup 1001",
+		"delete route 0.0.0.0/1 dev wg0 table main scope link",
+	}
+	if got := opStrings(p.Ops); !reflect.DeepEqual(got, want) {
+		t.Fatalf("plan:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+func TestDownRemovesOnlyOwned(t *testing.T) {
+	k := &memKernel{s: observed(), failAt: -1}
+	p, _ := Diff(desired(), k.s)
+	if err := Apply(k, p.Ops); err != nil {
+		t.Fatal(err)
+	}
+	down := Down(k.s)
+	want := []string{
+		"delete rule pref 5000 from 10.30.0.2/32 iif lo lookup 1000",
+		"delete route default via 10.1.0.1 dev eth0 table 1000",
+		"delete route 0.0.0.0/1 dev wg0 table main scope link",
+		"delete route 128.0.0.0/1 dev wg0 table main scope link",
+		"delete route 10.1.0.0/24 dev eth0 table 1000 scope link",
+		"delete address 10.10.0.1/32 dev lo",
+	}
+	if got := opStrings(down.Ops); !reflect.DeepEqual(got, want) {
+		t.Fatalf("down:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if err := Apply(k, down.Ops); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(k.s, observed()) {
+		t.Fatalf("after down the state differs from before apply:\n%+v\n%+v", k.s, observed())
+	}
+}
+
+func TestForeignConflictAndKept(t *testing.T) {
+	d := desired()
+	d.Routes = append(d.Routes, route("10.77.0.0/16", "wg0", 254, state.Proto))
+	_, err := Diff(d, observed())
+	var ce *ConflictError
+	if !errors.As(err, &ce) || !strings.Contains(err.Error(), "route 10.77.0.0/16 dev eth0 table main proto static scope link") {
+		t.Fatalf("want a conflict naming the foreign route, got %v", err)
+	}
+	d = desired()
+	d.Routes = append(d.Routes, route("10.77.0.0/16", "eth0", 254, state.Proto))
+	p, err := Diff(d, observed())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Kept) != 1 || strings.Contains(strings.Join(opStrings(p.Ops), "\n"), "10.77.") {
+		t.Fatalf("an identical foreign route must be kept and not touched: %v %v", p.Kept, opStrings(p.Ops))
+	}
+}
+
+// TestApplyRollsBack injects a failure at every position of a plan that
+// adds, replaces and deletes; each time the state must come back exactly.
+func TestApplyRollsBack(t *testing.T) {
+	base := &memKernel{s: observed(), failAt: -1}
+	p, _ := Diff(desired(), base.s)
+	if err := Apply(base, p.Ops); err != nil {
+		t.Fatal(err)
+	}
+	d := desired()
+	d.Routes[0].Nexthops[0].Dev = "eth0"
+	d.Routes = d.Routes[:3]
+	d.Addrs = nil
+	d.Rules = append(d.Rules, rule(5001, "10.1.0.2/32", 1001, state.Proto))
+	change, err := Diff(d, base.s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(change.Ops) < 4 {
+		t.Fatalf("plan too small to test: %v", opStrings(change.Ops))
+	}
+	for at := 0; at < len(change.Ops); at++ {
+		k := &memKernel{s: clone(base.s), failAt: at}
+		err := Apply(k, change.Ops)
+		if err == nil || !strings.Contains(err.Error(), "injected failure") {
+			t.Fatalf("fail at %d: want the injected error, got %v", at, err)
+		}
+		if !reflect.DeepEqual(sorted(k.s), sorted(base.s)) {
+			t.Fatalf("fail at %d: state not restored:\n%+v\nwant\n%+v", at, k.s, base.s)
+		}
+	}
+}
+
+// sorted orders routes and rules so that a restored state compares equal
+// regardless of the order objects were re-added in.
+func sorted(s *state.State) *state.State {
+	c := clone(s)
+	keys := func(n int, key func(int) string) []int {
+		idx := make([]int, n)
+		for i := range idx {
+			idx[i] = i
+		}
+		for i := range idx {
+			for j := i + 1; j < len(idx); j++ {
+				if key(idx[j]) < key(idx[i]) {
+					idx[i], idx[j] = idx[j], idx[i]
+				}
+			}
+		}
+		return idx
+	}
+	var rs []state.Route
+	for _, i := range keys(len(c.Routes), func(i int) string { return c.Routes[i].String() }) {
+		rs = append(rs, c.Routes[i])
+	}
+	c.Routes = rs
+	var ru []state.Rule
+	for _, i := range keys(len(c.Rules), func(i int) string { return c.Rules[i].String() }) {
+		ru = append(ru, c.Rules[i])
+	}
+	c.Rules = ru
+	return c
+}
+
+// TestDiffScales: the diff of 200k routes must stay linear; this is a
+// correctness test on a large input (the benchmark prints the speed).
+func TestDiffLarge(t *testing.T) {
+	d, o := largeStates(200000)
+	p, err := Diff(d, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	add, change, del := p.Counts()
+	if add != 2000 || change != 0 || del != 2000 {
+		t.Fatalf("1%% change of 200k: got %d add %d change %d delete", add, change, del)
+	}
+}
+
+func largeStates(n int) (desired, observed *state.State) {
+	desired = &state.State{Version: state.Version}
+	observed = &state.State{Version: state.Version}
+	for i := 0; i < n; i++ {
+		a := netip.AddrFrom4([4]byte{byte(10 + i>>16), byte(i >> 8), byte(i), 0})
+		r := route(netip.PrefixFrom(a, 24).String(), "eth0", 1000, state.Proto)
+		if i%100 != 0 {
+			desired.Routes = append(desired.Routes, r)
+			observed.Routes = append(observed.Routes, r)
+			continue
+		}
+		observed.Routes = append(observed.Routes, r)
+		r.Dst = netip.PrefixFrom(a, 25)
+		desired.Routes = append(desired.Routes, r)
+	}
+	return desired, observed
+}
+
+func BenchmarkDiff1M(b *testing.B) {
+	d, o := largeStates(1000000)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := Diff(d, o); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(len(o.Routes))/b.Elapsed().Seconds()*float64(b.N), "routes/s")
+}
