@@ -220,7 +220,7 @@ func TestDownRemovesOnlyOwned(t *testing.T) {
 	if err := Apply(k, p.Ops); err != nil {
 		t.Fatal(err)
 	}
-	down := Down(k.s)
+	down := Down(clone(k.s)) // ops point into the state they came from
 	want := []string{
 		"delete rule pref 5000 from 10.30.0.2/32 iif lo lookup 1000",
 		"delete route default via 10.1.0.1 dev eth0 table 1000",
@@ -272,7 +272,7 @@ func TestApplyRollsBack(t *testing.T) {
 	d.Routes = d.Routes[:3]
 	d.Addrs = nil
 	d.Rules = append(d.Rules, rule(5001, "10.1.0.2/32", 1001, state.Proto))
-	change, err := Diff(d, base.s)
+	change, err := Diff(d, clone(base.s))
 	if err != nil {
 		t.Fatal(err)
 	}
