@@ -1,0 +1,90 @@
+package kernel
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// needRoot skips tests that change network namespaces when not root.
+func needRoot(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (creates network namespaces)")
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		t.Skip("needs iproute2's ip command as the oracle")
+	}
+}
+
+// newNS creates the namespace tr-k-<short>-<pid> with lo up and deletes it
+// when the test ends, whatever the outcome.
+func newNS(t testing.TB, short string) string {
+	t.Helper()
+	name := fmt.Sprintf("tr-k-%s-%d", short, os.Getpid())
+	exec.Command("ip", "netns", "del", name).Run() // a leftover of a killed run
+	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
+		t.Fatalf("ip netns add %s: %v: %s", name, err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("ip", "netns", "del", name).CombinedOutput(); err != nil {
+			t.Errorf("ip netns del %s: %v: %s", name, err, out)
+		}
+	})
+	ipn(t, name, "link", "set", "lo", "up")
+	return name
+}
+
+// ipn runs `ip -n ns ARGS...` and fails the test if it fails.
+func ipn(t testing.TB, ns string, args ...string) string {
+	t.Helper()
+	out, err := exec.Command("ip", append([]string{"-n", ns}, args...)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("ip -n %s %s: %v: %s", ns, strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// ipScript runs one `ip -n ns` command per line of script.
+func ipScript(t testing.TB, ns, script string) {
+	t.Helper()
+	for _, line := range strings.Split(script, "\n") {
+		if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
+			ipn(t, ns, strings.Fields(line)...)
+		}
+	}
+}
+
+// ipJSON runs `ip -n ns -j ARGS...` and decodes its output into v.
+func ipJSON(t testing.TB, ns string, v any, args ...string) {
+	t.Helper()
+	out := ipn(t, ns, append([]string{"-j"}, args...)...)
+	if strings.TrimSpace(out) == "" {
+		out = "[]"
+	}
+	if err := json.Unmarshal([]byte(out), v); err != nil {
+		t.Fatalf("ip -n %s -j %s: %v\n%s", ns, strings.Join(args, " "), err, out)
+	}
+}
+
+// sysctlIn sets a sysctl inside ns.
+func sysctlIn(t testing.TB, ns, name, value string) {
+	t.Helper()
+	out, err := exec.Command("ip", "netns", "exec", ns, "sysctl", "-qw", name+"="+value).CombinedOutput()
+	if err != nil {
+		t.Fatalf("sysctl %s=%s in %s: %v: %s", name, value, ns, err, out)
+	}
+}
+
+func openT(t testing.TB, ns string) *Handle {
+	t.Helper()
+	h, err := Open(ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	return h
+}
