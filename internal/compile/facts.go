@@ -46,10 +46,11 @@ func (f *facts) addrOn(dev string, a netip.Addr) (state.Addr, bool) {
 	return state.Addr{}, false
 }
 
-// isLocal reports whether a is on any device.
+// isLocal reports whether a is on any device, put there by someone other
+// than tunroute.
 func (f *facts) isLocal(a netip.Addr) bool {
 	for _, x := range f.s.Addrs {
-		if x.Prefix.Addr() == a {
+		if x.Prefix.Addr() == a && !x.Owned() {
 			return true
 		}
 	}

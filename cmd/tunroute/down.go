@@ -1,0 +1,45 @@
+package main
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tunroute/tunroute/internal/plan"
+)
+
+func newDownCmd(g *globalFlags) *cobra.Command {
+	var dryRun bool
+	cmd := &cobra.Command{
+		Use:   "down",
+		Short: "Remove everything tunroute owns in the namespace, and nothing else",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := openSession(g)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			p := plan.Down(s.observed)
+			out := cmd.OutOrStdout()
+			fmt.Fprint(out, p.Text())
+			if dryRun || p.Empty() {
+				return nil
+			}
+			start := time.Now()
+			if err := plan.Apply(s.h, p.Ops); err != nil {
+				return fmt.Errorf("down failed, nothing was changed: %w", err)
+			}
+			_, _, del := p.Counts()
+			fmt.Fprintf(out, "Removed %d objects in %s.\n", del, time.Since(start).Round(time.Microsecond))
+			return nil
+		},
+	}
+	// -c is accepted for symmetry with plan/apply; down removes all that
+	// tunroute owns whatever the config says.
+	addConfigFlag(cmd, g)
+	addNetnsFlag(cmd, g)
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print what would be removed and change nothing")
+	return cmd
+}

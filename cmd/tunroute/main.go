@@ -1,0 +1,82 @@
+// Command tunroute makes the routing of a Linux host with VPNs
+// declarative, explainable and leak-proof. This package only wires the
+// command line; the work is done in internal/.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+
+	"github.com/spf13/cobra"
+)
+
+// exitError carries a specific exit status (plan: 2 = changes pending).
+type exitError struct {
+	code int
+	msg  string
+}
+
+func (e *exitError) Error() string { return e.msg }
+
+type globalFlags struct {
+	config  string
+	netns   string
+	verbose bool
+}
+
+func main() {
+	root := newRootCmd()
+	err := root.Execute()
+	if err == nil {
+		return
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		if ee.msg != "" {
+			fmt.Fprintln(os.Stderr, "tunroute:", ee.msg)
+		}
+		os.Exit(ee.code)
+	}
+	fmt.Fprintln(os.Stderr, "tunroute:", err)
+	os.Exit(1)
+}
+
+func newRootCmd() *cobra.Command {
+	g := &globalFlags{}
+	root := &cobra.Command{
+		Use:           "tunroute",
+		Short:         "Declarative, explainable, leak-proof routing for Linux hosts with VPNs",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRun: func(cmd *cobra.Command, args []string) {
+			level := slog.LevelWarn
+			if g.verbose {
+				level = slog.LevelDebug
+			}
+			slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})))
+		},
+	}
+	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "log what tunroute does")
+	root.AddCommand(
+		newPlanCmd(g),
+		newApplyCmd(g),
+		newDownCmd(g),
+		newStatusCmd(g),
+		newSnapshotCmd(g),
+		newConfirmCmd(g),
+		newLabCmd(),
+	)
+	return root
+}
+
+// addConfigFlag adds -c/--config.
+func addConfigFlag(cmd *cobra.Command, g *globalFlags) {
+	cmd.Flags().StringVarP(&g.config, "config", "c", "/etc/tunroute/tunroute.yaml", "config file")
+}
+
+// addNetnsFlag adds --netns.
+func addNetnsFlag(cmd *cobra.Command, g *globalFlags) {
+	cmd.Flags().StringVar(&g.netns, "netns", "", "work in this named network namespace (/run/netns/NAME) instead of the current one")
+}
