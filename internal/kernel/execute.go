@@ -198,6 +198,10 @@ func (x *executor) dev(name string, index int) (int, error) {
 }
 
 // link creates or deletes one link and waits for the kernel's answer.
+// A created link is brought up and given its alias by a second request
+// (the kernel ignores IFLA_IFALIAS on creation, and a veth cannot be set
+// up before both ends exist); if that fails the link stays, the op counts
+// as applied and the error says so.
 func (x *executor) link(i int) error {
 	op := &x.ops[i]
 	l := op.Link
@@ -205,12 +209,12 @@ func (x *executor) link(i int) error {
 	c := x.c
 	seq := c.nextSeq()
 	c.enc.reset()
+	peerNS := netns.None()
 	switch op.Action {
 	case state.Add:
 		if l.Name == "" || l.Kind == "" {
 			return errors.New("a new link needs a name and a kind")
 		}
-		peerNS := netns.None()
 		if l.Kind == "veth" && l.PeerNamespace != "" {
 			var err error
 			if peerNS, err = openNamespace(l.PeerNamespace); err != nil {
@@ -233,17 +237,50 @@ func (x *executor) link(i int) error {
 	default:
 		return fmt.Errorf("%s is not supported for links", op.Action)
 	}
-	err := c.do(seq, nil)
-	var ke *Error
-	if errors.As(err, &ke) {
-		return ke
+	if err := c.do(seq, nil); err != nil {
+		return err
 	}
-	return err
+	if op.Action != state.Add || (!l.Up && l.Alias == "") {
+		return nil
+	}
+	x.applied[i] = true // the link exists now, whatever follows
+	if err := c.setLink(l.Name, l.Up, l.Alias); err != nil {
+		return fmt.Errorf("created, but setting it up failed: %w", err)
+	}
+	if l.Kind != "veth" {
+		return nil
+	}
+	pc := c
+	if peerNS.IsOpen() {
+		var err error
+		if pc, err = connIn(peerNS); err != nil {
+			return fmt.Errorf("created, but the peer's namespace: %w", err)
+		}
+		defer pc.close()
+	}
+	if err := pc.setLink(l.Peer, l.Up, l.Alias); err != nil {
+		return fmt.Errorf("created, but setting up peer %s failed: %w", l.Peer, err)
+	}
+	return nil
 }
 
-// encodeNewLink appends an RTM_NEWLINK that creates l. A veth's peer gets
-// the same state (up, alias) and goes into the namespace behind peerNSFd
-// when that is >= 0.
+// setLink sets a link up (or leaves its state) and gives it an alias.
+func (c *conn) setLink(name string, up bool, alias string) error {
+	seq := c.nextSeq()
+	c.enc.reset()
+	off := c.enc.begin(unix.RTM_NEWLINK, unix.NLM_F_REQUEST|unix.NLM_F_ACK, seq)
+	c.enc.ifinfo(up)
+	c.enc.str(unix.IFLA_IFNAME, name)
+	if alias != "" {
+		c.enc.str(unix.IFLA_IFALIAS, alias)
+	}
+	c.enc.end(off)
+	return c.do(seq, nil)
+}
+
+// encodeNewLink appends an RTM_NEWLINK that creates l, down and without
+// its alias (see link). A veth's peer goes into the namespace behind
+// peerNSFd when that is >= 0.
 func (e *encoder) encodeNewLink(l *state.Link, peerNSFd int, seq uint32) error {
 	if l.Kind == "veth" && l.Peer == "" {
 		return errors.New("a veth needs a peer name")
@@ -256,7 +293,7 @@ func (e *encoder) encodeNewLink(l *state.Link, peerNSFd int, seq uint32) error {
 		}
 	}
 	off := e.begin(unix.RTM_NEWLINK, unix.NLM_F_REQUEST|unix.NLM_F_ACK|unix.NLM_F_CREATE|unix.NLM_F_EXCL, seq)
-	e.ifinfo(l.Up)
+	e.ifinfo(false)
 	e.str(unix.IFLA_IFNAME, l.Name)
 	if l.MTU > 0 {
 		e.u32(unix.IFLA_MTU, uint32(l.MTU))
@@ -267,21 +304,15 @@ func (e *encoder) encodeNewLink(l *state.Link, peerNSFd int, seq uint32) error {
 	if hw != nil {
 		e.attr(unix.IFLA_ADDRESS, hw)
 	}
-	if l.Alias != "" {
-		e.str(unix.IFLA_IFALIAS, l.Alias)
-	}
 	info := e.nest(unix.IFLA_LINKINFO)
 	e.str(unix.IFLA_INFO_KIND, l.Kind)
 	if l.Kind == "veth" {
 		data := e.nest(unix.IFLA_INFO_DATA)
 		peer := e.nest(vethInfoPeer)
-		e.ifinfo(l.Up)
+		e.ifinfo(false)
 		e.str(unix.IFLA_IFNAME, l.Peer)
 		if l.MTU > 0 {
 			e.u32(unix.IFLA_MTU, uint32(l.MTU))
-		}
-		if l.Alias != "" {
-			e.str(unix.IFLA_IFALIAS, l.Alias)
 		}
 		if peerNSFd >= 0 {
 			e.u32(unix.IFLA_NET_NS_FD, uint32(peerNSFd))
