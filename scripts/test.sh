@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Runs tunroute's whole test suite, including the tests that build network
+# namespaces (they need root). As root on Debian it first installs what the
+# tests need. Usage: bash scripts/test.sh [extra go test flags]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Debian packages the tests use: iproute2 is the independent oracle the
+# kernel tests compare against.
+packages=(iproute2)
+missing=()
+for p in "${packages[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+	if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+		echo "installing: ${missing[*]}"
+		apt-get update -qq
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+	else
+		echo "missing Debian packages: ${missing[*]} (run as root to have them installed)" >&2
+		exit 1
+	fi
+fi
+if ! command -v go >/dev/null; then
+	export PATH="$PATH:/usr/local/go/bin"
+fi
+if [ "$(id -u)" != 0 ]; then
+	echo "note: not root; the tests that need network namespaces will be skipped" >&2
+fi
+
+go vet ./...
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+if [ -n "$unformatted" ]; then
+	echo "gofmt would change: $unformatted" >&2
+	exit 1
+fi
+go test -count=1 -timeout 20m "$@" ./...
