@@ -438,3 +438,38 @@ func TestStatusAndSnapshot(t *testing.T) {
 		t.Errorf("snapshot holds %d owned routes in %q, status %d", owned, s.Namespace, len(st.Routes))
 	}
 }
+
+// TestConfirm: an unconfirmed apply --confirm rolls back when the time is
+// up; pressing Enter keeps it.
+func TestConfirm(t *testing.T) {
+	ns := clientNS(t, "confirm")
+	cfg := writeConfig(t, seed000and003)
+	before := dump(t, ns)
+	run := func(stdin string, args ...string) (string, int) {
+		root := newRootCmd()
+		var out bytes.Buffer
+		root.SetOut(&out)
+		root.SetErr(&out)
+		root.SetIn(strings.NewReader(stdin))
+		root.SetArgs(args)
+		err := root.Execute()
+		if err != nil {
+			return out.String() + "error: " + err.Error(), 1
+		}
+		return out.String(), 0
+	}
+	out, code := run("", "apply", "-c", cfg, "--netns", ns, "--confirm", "300ms")
+	if code != 1 || !strings.Contains(out, "Rolled back.") || !strings.Contains(out, "not confirmed within 300ms") {
+		t.Fatalf("unconfirmed apply: exit %d\n%s", code, out)
+	}
+	if after := dump(t, ns); after != before {
+		t.Fatalf("an unconfirmed apply left changes behind")
+	}
+	out, code = run("\n", "apply", "-c", cfg, "--netns", ns, "--confirm", "10s")
+	if code != 0 || !strings.Contains(out, "Confirmed.") {
+		t.Fatalf("confirmed apply: exit %d\n%s", code, out)
+	}
+	if out, code := tunroute(t, "plan", "-c", cfg, "--netns", ns); code != 0 {
+		t.Fatalf("after a confirmed apply the plan is not empty:\n%s", out)
+	}
+}
