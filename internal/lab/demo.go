@@ -84,6 +84,10 @@ func (l *Lab) Demo(ctx context.Context, o DemoOptions) (err error) {
 		}
 		cfg = f.Name()
 	}
+	cfgName := cfg
+	if o.ConfigPath == "" {
+		cfgName += " (the built-in copy of examples/lab-demo.yaml)"
+	}
 	clientNS := l.NS(Client)
 	serve := o.ServeCmd
 	if serve == nil {
@@ -120,6 +124,7 @@ func (l *Lab) Demo(ctx context.Context, o DemoOptions) (err error) {
 	if err != nil {
 		return err
 	}
+	p("   config: %s", cfgName)
 
 	run := func(args ...string) (int, time.Duration) {
 		p("== tunroute %s", strings.Join(args, " "))

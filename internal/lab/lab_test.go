@@ -283,32 +283,6 @@ func addTunnelRoutes(t *testing.T, l *Lab, dsts ...netip.Prefix) {
 	}
 }
 
-func setLink(t *testing.T, nsName, dev string, up bool) {
-	t.Helper()
-	h, err := netns.GetFromName(nsName)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
-	nh, err := netlink.NewHandleAt(h)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nh.Close()
-	link, err := nh.LinkByName(dev)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if up {
-		err = nh.LinkSetUp(link)
-	} else {
-		err = nh.LinkSetDown(link)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-}
-
 var (
 	inet4 = netip.AddrPortFrom(InetEth4.Addr(), EchoPort)
 	inet6 = netip.AddrPortFrom(InetEth6.Addr(), EchoPort)
@@ -316,8 +290,8 @@ var (
 
 // TestWireGuardInNetns runs the tunnel in the test process and checks that
 // its UDP sockets live in the lab namespaces, that traffic routed into wg0
-// reaches inet through the VPN server, and that the device reopens its
-// socket in the namespace after the link goes down and up.
+// reaches inet through the VPN server, and that sockets reopened from a
+// goroutine outside the namespace still land in it.
 func TestWireGuardInNetns(t *testing.T) {
 	l := newTestLab(t)
 	host := hostFingerprint(t)
@@ -384,22 +358,22 @@ func TestWireGuardInNetns(t *testing.T) {
 		}
 	}
 
-	// Down and up again: wireguard-go reopens its sockets from its event
-	// goroutine; they must land in the namespace again.
-	for _, ns := range []string{l.NS(VPNServer), l.NS(Client)} {
-		setLink(t, ns, WGDevice, false)
+	// wireguard-go reopens its sockets from goroutines that run in the
+	// host's namespace (its TUN event reader calls Device.Up, which opens
+	// the bind, when the TUN reports "up"). Do the same here, from this
+	// goroutine: the new sockets must land in the namespaces again.
+	for _, w := range []*WG{tun.Server, tun.Client} {
+		n := w.dev.Bind().(*nsBind).opened.Load()
+		if err := w.dev.BindUpdate(); err != nil {
+			t.Fatalf("%s: BindUpdate: %v", w.Config.NS, err)
+		}
+		if m := w.dev.Bind().(*nsBind).opened.Load(); m != n+1 {
+			t.Errorf("%s: bind opened %d times after BindUpdate, want %d", w.Config.NS, m, n+1)
+		}
 	}
-	time.Sleep(1500 * time.Millisecond) // the TUN's state poll runs every second
 	t1 := time.Now()
-	for _, ns := range []string{l.NS(VPNServer), l.NS(Client)} {
-		setLink(t, ns, WGDevice, true)
-	}
-	// Link down flushed the routes through wg0.
-	addTunnelRoutes(t, l, netip.MustParsePrefix("203.0.113.2/32"))
 	ctx2, cancel2 := context.WithTimeout(context.Background(), HandshakeTimeout)
 	defer cancel2()
-	// Traffic through the tunnel is the proof that both sockets were
-	// reopened in their namespaces.
 	var saw netip.Addr
 	for ctx2.Err() == nil {
 		if saw, err = Probe(ctx2, l.NS(Client), netip.Addr{}, inet4); err == nil {
@@ -407,9 +381,9 @@ func TestWireGuardInNetns(t *testing.T) {
 		}
 	}
 	if err != nil || saw != ServerEth4.Addr() {
-		t.Errorf("after wg0 down/up: inet saw %v (%v), want %s", saw, err, ServerEth4.Addr())
+		t.Errorf("after reopening the sockets: inet saw %v (%v), want %s", saw, err, ServerEth4.Addr())
 	} else {
-		t.Logf("after wg0 down/up: traffic flows again after %v", time.Since(t1))
+		t.Logf("after reopening the sockets: traffic flows after %v", time.Since(t1))
 	}
 	if err := Do(l.NS(VPNServer), func() error {
 		var err error
@@ -419,13 +393,13 @@ func TestWireGuardInNetns(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(inNS) == 0 {
-		t.Errorf("after down/up: no socket on UDP %d in %s", WGPort, l.NS(VPNServer))
+		t.Errorf("after reopening: no socket on UDP %d in %s", WGPort, l.NS(VPNServer))
 	}
 	if inHost, _ := udpSocketInodes(WGPort); len(inHost) > 0 {
 		mine := mySocketInodes(t)
 		for ino := range inHost {
 			if mine[ino] {
-				t.Errorf("after down/up: this process has a UDP %d socket in the host's namespace", WGPort)
+				t.Errorf("after reopening: this process has a UDP %d socket in the host's namespace", WGPort)
 			}
 		}
 	}
@@ -514,5 +488,120 @@ func TestServeFailureLeavesNothing(t *testing.T) {
 	t.Logf("Up: %v", err)
 	if ns := l.Namespaces(); len(ns) != 0 {
 		t.Fatalf("namespaces left: %v", ns)
+	}
+}
+
+// tunrouteBinary builds cmd/tunroute into a temporary directory and checks
+// that it has the commands the demo runs; it skips the test (saying why)
+// while they do not exist yet.
+func tunrouteBinary(t *testing.T) string {
+	t.Helper()
+	needRoot(t)
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go command to build cmd/tunroute")
+	}
+	out, err := exec.Command(gobin, "env", "GOMOD").Output()
+	if err != nil {
+		t.Fatalf("go env GOMOD: %v", err)
+	}
+	root := filepath.Dir(strings.TrimSpace(string(out)))
+	bin := filepath.Join(t.TempDir(), "tunroute")
+	cmd := exec.Command(gobin, "build", "-o", bin, "./cmd/tunroute")
+	cmd.Dir = root
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build ./cmd/tunroute: %v\n%s", err, b)
+	}
+	var missing []string
+	for _, c := range []string{"plan", "apply", "status", "down", "lab"} {
+		if err := exec.Command(bin, c, "--help").Run(); err != nil {
+			missing = append(missing, c)
+		}
+	}
+	if len(missing) > 0 {
+		t.Skipf("cmd/tunroute lacks %v: the demo cannot run yet", missing)
+	}
+	return bin
+}
+
+// TestCLIUpDown: `tunroute lab up` leaves the lab and its serve process
+// behind and refuses a second up; `lab down` removes everything and is
+// happy with nothing to remove.
+func TestCLIUpDown(t *testing.T) {
+	bin := tunrouteBinary(t)
+	l := newTestLab(t)
+	run := func(args ...string) (string, int) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		args = append(args, "--prefix", l.Prefix, "--run-dir", l.RunDir)
+		b, err := exec.CommandContext(ctx, bin, args...).CombinedOutput()
+		code := 0
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatalf("%v: %v", args, err)
+		}
+		t.Logf("tunroute %s: exit %d\n%s", strings.Join(args, " "), code, b)
+		return string(b), code
+	}
+	t0 := time.Now()
+	if _, code := run("lab", "up"); code != 0 {
+		t.Fatalf("lab up: exit %d", code)
+	}
+	t.Logf("lab up took %v", time.Since(t0))
+	if len(l.Namespaces()) != 4 {
+		t.Fatalf("namespaces after up: %v", l.Namespaces())
+	}
+	pid, start, err := readPidFile(l.pidFile())
+	if err != nil || !l.isServeProcess(pid, start) {
+		t.Fatalf("no serve process after up: %v", err)
+	}
+	if saw, err := Probe(context.Background(), l.NS(Client), netip.Addr{}, inet6); err != nil || saw != ClientEth6.Addr() {
+		t.Errorf("client -> inet after lab up: saw %v (%v)", saw, err)
+	}
+	if peers, err := l.PeerStats(Client); err != nil || len(peers) != 1 || peers[0].LastHandshake.IsZero() {
+		t.Errorf("client wg0 after lab up: %+v %v", peers, err)
+	}
+	if out, code := run("lab", "up"); code == 0 || !strings.Contains(out, "exists") {
+		t.Errorf("second lab up: exit %d, want non-zero and a message that the lab exists", code)
+	}
+	if out, code := run("lab", "down"); code != 0 || !strings.Contains(out, "stopped serve process") {
+		t.Errorf("lab down: exit %d", code)
+	}
+	if st, _, err := procStat(pid); err == nil && st != "Z" {
+		t.Errorf("serve process %d still running after down", pid)
+	}
+	if len(l.Namespaces()) != 0 {
+		t.Errorf("namespaces after down: %v", l.Namespaces())
+	}
+	if out, code := run("lab", "down"); code != 0 || !strings.Contains(out, "nothing to do") {
+		t.Errorf("second lab down: exit %d, want 0 and 'nothing to do'", code)
+	}
+}
+
+// TestDemo runs `tunroute lab demo` end to end with the real binary.
+func TestDemo(t *testing.T) {
+	bin := tunrouteBinary(t)
+	l := newTestLab(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	t0 := time.Now()
+	b, err := exec.CommandContext(ctx, bin, "lab", "demo", "--prefix", l.Prefix, "--run-dir", l.RunDir).CombinedOutput()
+	t.Logf("tunroute lab demo (%v):\n%s", time.Since(t0), b)
+	if err != nil {
+		t.Fatalf("lab demo: %v", err)
+	}
+	for _, want := range []string{"PASS  path 1", "PASS  path 6", "PASS  restored", "RESULT: PASS"} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+	if strings.Contains(string(b), "FAIL") {
+		t.Error("a check failed")
+	}
+	if ns := l.Namespaces(); len(ns) != 0 {
+		t.Errorf("demo without --keep left namespaces %v", ns)
 	}
 }

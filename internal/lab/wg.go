@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -106,6 +107,11 @@ func StartWireGuard(cfg WGConfig, logf func(string, ...any)) (*WG, error) {
 		if err := w.dev.Up(); err != nil {
 			w.dev.Close()
 			return fmt.Errorf("up %s: %w", cfg.Name, err)
+		}
+		// Check that it did.
+		if bind.opened.Load() == 0 {
+			w.dev.Close()
+			return fmt.Errorf("up %s: UDP socket not open after Up", cfg.Name)
 		}
 		return nil
 	})
@@ -231,10 +237,13 @@ func ParseUAPI(s string) ([]PeerStats, error) {
 	return peers, sc.Err()
 }
 
-// nsBind opens its sockets inside the namespace whoever calls Open. The
-// device reopens the bind when the link goes down and up again (from its
-// TUN event goroutine, which runs in the host's namespace); without this
-// the socket would land in the host's namespace.
+// nsBind opens its sockets inside the namespace whoever calls Open.
+// wireguard-go opens the bind from Device.Up and also from its TUN event
+// goroutine, which runs in the host's namespace: it calls Device.Up when the
+// TUN reports "up" (on this kernel the TUN reports "up" as soon as it is
+// created, racing with our own Up) and would reopen the bind after a
+// reported down/up. Without the wrapper the socket could land in the host's
+// namespace and the tunnel would leave through the host's uplink.
 //
 // The price: wireguard-go starts its sticky-socket route listener only for
 // an unwrapped *conn.StdNetBind, so cached source addresses are not
@@ -244,6 +253,7 @@ type nsBind struct {
 	conn.Bind
 	ns     netns.NsHandle
 	nsName string
+	opened atomic.Int32 // successful Opens
 }
 
 func (b *nsBind) Open(port uint16) (fns []conn.ReceiveFunc, actual uint16, err error) {
@@ -252,12 +262,16 @@ func (b *nsBind) Open(port uint16) (fns []conn.ReceiveFunc, actual uint16, err e
 		fns, actual, e = b.Bind.Open(port)
 		return e
 	})
+	if err == nil {
+		b.opened.Add(1)
+	}
 	return fns, actual, err
 }
 
 // nsTUN asks the MTU inside the namespace: the TUN reads it with an ioctl
 // on a fresh socket by interface name, and the device calls MTU from its
-// event goroutine.
+// event goroutine (unwrapped, that fails with "no such device", or reads a
+// host interface of the same name).
 type nsTUN struct {
 	tun.Device
 	ns     netns.NsHandle
