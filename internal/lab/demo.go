@@ -103,7 +103,9 @@ func (l *Lab) Demo(ctx context.Context, o DemoOptions) (err error) {
 		info.Build.Round(time.Millisecond), info.PID, info.Handshake, info.Serve.Round(time.Millisecond))
 	defer func() {
 		if o.Keep {
-			p("== lab kept (--keep): try `ip netns exec %s ...`; remove it with `tunroute lab down%s`", clientNS, l.prefixFlag())
+			p("== lab kept (--keep); tunroute's config was removed by the down check, apply it again with")
+			p("   tunroute apply -c examples/lab-demo.yaml --netns %s", clientNS)
+			p("   and remove the lab with `tunroute lab down%s`", l.prefixFlag())
 			return
 		}
 		p("== lab down")

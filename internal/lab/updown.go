@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -71,6 +72,12 @@ func (l *Lab) Up(ctx context.Context, cmd *exec.Cmd) (info *UpInfo, err error) {
 		return nil, err
 	}
 	defer pr.Close()
+	if !filepath.IsAbs(cmd.Path) {
+		if cmd.Path, err = filepath.Abs(cmd.Path); err != nil {
+			return nil, err
+		}
+	}
+	cmd.Dir = "/" // do not pin the caller's working directory
 	cmd.Stdin = nil
 	cmd.Stdout = logf
 	cmd.Stderr = logf
