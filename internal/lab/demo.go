@@ -157,7 +157,7 @@ func (l *Lab) Demo(ctx context.Context, o DemoOptions) (err error) {
 	code, d := run("apply", "-c", cfg, "--netns", clientNS)
 	applied := record("apply", code == 0, "exit %d, want 0 (took %v)", code, d.Round(time.Millisecond))
 	if applied {
-		run("status", "--netns", clientNS)
+		run("status", "-c", cfg, "--netns", clientNS)
 		code, _ = run("plan", "-c", cfg, "--netns", clientNS)
 		record("plan again", code == 0, "exit %d, want 0 (nothing left to do after apply)", code)
 	}
