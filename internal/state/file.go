@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 )
 
 // Write writes the state's JSON form, indented, with a final newline.
@@ -59,8 +60,20 @@ func jsonError(data []byte, name string, dec *json.Decoder, err error) error {
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return fmt.Errorf("%s: truncated snapshot", name)
 	}
-	line, col := lineCol(data, dec.InputOffset())
-	return fmt.Errorf("%s:%d:%d: %v", name, line, col, err)
+	// Unknown fields and bad names are reported after the fact; point at
+	// the quoted word the message names, the last one before the offset.
+	off := dec.InputOffset()
+	msg := strings.TrimPrefix(err.Error(), "json: ")
+	if i := strings.IndexByte(msg, '"'); i >= 0 {
+		if j := strings.IndexByte(msg[i+1:], '"'); j >= 0 {
+			word := msg[i : i+j+2]
+			if k := bytes.LastIndex(data[:min(off, int64(len(data)))], []byte(word)); k >= 0 {
+				off = int64(k)
+			}
+		}
+	}
+	line, col := lineCol(data, off)
+	return fmt.Errorf("%s:%d:%d: %s", name, line, col, msg)
 }
 
 func lineCol(data []byte, off int64) (int, int) {
