@@ -208,11 +208,15 @@ func (f RouteFilter) match(r *state.Route) bool {
 // dumpRoutes appends the routes of one family that match f, in dump order.
 // The kernel filters by table and protocol itself (strict checking), so a
 // dump of tunroute's routes in one table skips the rest in the kernel.
+// Routes are collected in fixed-size chunks and copied once at the end:
+// growing one slice by doubling costs a third more for a million routes.
 func (c *conn) dumpRoutes(out []state.Route, af uint8, f RouteFilter, d *devNames) ([]state.Route, error) {
-	start := len(out)
-	var pool nhPool
+	const chunkLen = 8192
+	var chunks [][]state.Route
+	var cur []state.Route
 	err := retryDump(func() error {
-		out = out[:start]
+		chunks, cur = chunks[:0], nil
+		var pool nhPool
 		seq := c.nextSeq()
 		c.enc.reset()
 		off := c.enc.begin(unix.RTM_GETROUTE, unix.NLM_F_REQUEST|unix.NLM_F_DUMP, seq)
@@ -230,11 +234,16 @@ func (c *conn) dumpRoutes(out []state.Route, af uint8, f RouteFilter, d *devName
 			if m.typ != unix.RTM_NEWROUTE {
 				return nil
 			}
-			out = append(out, state.Route{})
-			r := &out[len(out)-1]
-			if !decodeRoute(m.data, r, d, &pool) || !f.match(r) || r.Flags&unix.RTM_F_CLONED != 0 {
-				out = out[:len(out)-1]
+			if len(cur) == cap(cur) {
+				cur = make([]state.Route, 0, chunkLen)
+				chunks = append(chunks, nil)
 			}
+			cur = append(cur, state.Route{})
+			r := &cur[len(cur)-1]
+			if !decodeRoute(m.data, r, d, &pool) || !f.match(r) || r.Flags&unix.RTM_F_CLONED != 0 {
+				cur = cur[:len(cur)-1]
+			}
+			chunks[len(chunks)-1] = cur
 			return nil
 		})
 		if e, ok := err.(*Error); ok && e.Errno == unix.ENOENT && f.Table != 0 {
@@ -242,7 +251,22 @@ func (c *conn) dumpRoutes(out []state.Route, af uint8, f RouteFilter, d *devName
 		}
 		return err
 	})
-	return out, err
+	if err != nil {
+		return out, err
+	}
+	n := len(out)
+	for _, ch := range chunks {
+		n += len(ch)
+	}
+	if n > cap(out) {
+		grown := make([]state.Route, len(out), n)
+		copy(grown, out)
+		out = grown
+	}
+	for _, ch := range chunks {
+		out = append(out, ch...)
+	}
+	return out, nil
 }
 
 // compatTable is the rtm_table byte for a table number; larger numbers
