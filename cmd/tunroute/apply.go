@@ -57,24 +57,22 @@ func newApplyCmd(g *globalFlags) *cobra.Command {
 	return cmd
 }
 
-// confirmDir holds the pid of an apply waiting for confirmation, per
+// confirmPidFile holds the pid of an apply waiting for confirmation, per
 // namespace, so `tunroute confirm` can signal it.
-const confirmDir = "/run/tunroute/confirm"
-
-func confirmPidFile(netns string) string {
-	name := netns
-	if name == "" {
-		name = "host"
+func confirmPidFile(g *globalFlags) string {
+	name := "host"
+	if g.netns != "" {
+		name = "ns-" + g.netns
 	}
-	return filepath.Join(confirmDir, name+".pid")
+	return filepath.Join(g.runDir, "confirm", name+".pid")
 }
 
 // waitConfirm keeps the change only if it is confirmed in time; a
 // timeout, an interrupt or end of input rolls it back.
 func waitConfirm(cmd *cobra.Command, g *globalFlags, s *session, timeout time.Duration) error {
 	out := cmd.OutOrStdout()
-	pidFile := confirmPidFile(g.netns)
-	if err := os.MkdirAll(confirmDir, 0o755); err != nil {
+	pidFile := confirmPidFile(g)
+	if err := os.MkdirAll(filepath.Dir(pidFile), 0o755); err != nil {
 		return rollback(out, s, fmt.Errorf("cannot wait for confirmation: %w", err))
 	}
 	if err := os.WriteFile(pidFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
@@ -131,7 +129,7 @@ func newConfirmCmd(g *globalFlags) *cobra.Command {
 		Short: "Confirm a pending `apply --confirm` so it is kept",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			pidFile := confirmPidFile(g.netns)
+			pidFile := confirmPidFile(g)
 			data, err := os.ReadFile(pidFile)
 			if err != nil {
 				return fmt.Errorf("no apply is waiting for confirmation (%s): %w", pidFile, err)

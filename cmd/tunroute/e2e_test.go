@@ -344,7 +344,7 @@ func TestInjectedFailureRollsBack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := compile.Compile(cfg, obs)
+	res, err := compile.Compile(cfg, obs, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

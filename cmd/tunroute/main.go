@@ -24,7 +24,13 @@ type globalFlags struct {
 	config  string
 	netns   string
 	verbose bool
+	// runDir holds runtime state: VPN facts from hooks, the pid of an
+	// apply waiting for confirmation.
+	runDir string
 }
+
+// DefaultRunDir is tunroute's runtime directory.
+const DefaultRunDir = "/run/tunroute"
 
 func main() {
 	root := newRootCmd()
@@ -59,6 +65,7 @@ func newRootCmd() *cobra.Command {
 		},
 	}
 	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "log what tunroute does")
+	root.PersistentFlags().StringVar(&g.runDir, "run-dir", DefaultRunDir, "runtime directory (VPN facts from hooks, pending confirmations)")
 	root.AddCommand(
 		newPlanCmd(g),
 		newApplyCmd(g),

@@ -2,9 +2,11 @@ package main
 
 import (
 	"fmt"
+	"path/filepath"
 
 	"github.com/tunroute/tunroute/internal/compile"
 	"github.com/tunroute/tunroute/internal/config"
+	"github.com/tunroute/tunroute/internal/facts"
 	"github.com/tunroute/tunroute/internal/kernel"
 	"github.com/tunroute/tunroute/internal/plan"
 	"github.com/tunroute/tunroute/internal/state"
@@ -47,7 +49,12 @@ func planConfig(g *globalFlags) (*session, error) {
 		return nil, err
 	}
 	s.cfg = cfg
-	s.compiled, err = compile.Compile(cfg, s.observed)
+	vpns, err := loadFacts(g)
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	s.compiled, err = compile.Compile(cfg, s.observed, vpns)
 	if err != nil {
 		s.Close()
 		return nil, err
@@ -58,4 +65,18 @@ func planConfig(g *globalFlags) (*session, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// factsStore is the runtime facts directory of the namespace.
+func factsStore(g *globalFlags) (*facts.Store, error) {
+	return facts.Open(filepath.Join(g.runDir, "facts"), g.netns)
+}
+
+// loadFacts reads what the VPN hooks reported for the namespace.
+func loadFacts(g *globalFlags) (map[string]*facts.VPN, error) {
+	st, err := factsStore(g)
+	if err != nil {
+		return nil, err
+	}
+	return st.All()
 }

@@ -93,7 +93,12 @@ func buildStatus(g *globalFlags, s *session) *statusReport {
 		r.ConfigErr = err.Error()
 		return r
 	}
-	res, err := compile.Compile(cfg, obs)
+	vpns, err := loadFacts(g)
+	if err != nil {
+		r.ConfigErr = err.Error()
+		return r
+	}
+	res, err := compile.Compile(cfg, obs, vpns)
 	if err != nil {
 		r.ConfigErr = err.Error()
 		return r

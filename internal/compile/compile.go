@@ -8,6 +8,7 @@ import (
 	"net/netip"
 
 	"github.com/tunroute/tunroute/internal/config"
+	"github.com/tunroute/tunroute/internal/facts"
 	"github.com/tunroute/tunroute/internal/state"
 )
 
@@ -33,6 +34,11 @@ type Identity struct {
 	// Gateway per family; invalid means "straight out of the device".
 	Gateway4, Gateway6 netip.Addr
 	Has4, Has6         bool
+	// VPN is the connection that supplies the identity, if any; Down is
+	// set while it has no facts (the VPN is not up): nothing goes through
+	// the identity then, and the kill switch holds.
+	VPN  string `json:",omitempty"`
+	Down bool   `json:",omitempty"`
 }
 
 // addr returns the identity's first address in the family.
@@ -54,18 +60,21 @@ func (id *Identity) gateway(v6 bool) netip.Addr {
 
 type compiler struct {
 	cfg    *config.Config
-	f      *facts
+	vpns   map[string]*facts.VPN
+	f      *live
 	res    *Result
 	ids    map[string]*Identity
 	routes map[state.RouteKey]config.Pos
 	addrs  map[state.AddrKey]bool
 }
 
-// Compile resolves cfg against the observed namespace.
-func Compile(cfg *config.Config, observed *state.State) (*Result, error) {
+// Compile resolves cfg against the observed namespace and the runtime
+// facts the VPN hooks reported (by VPN name; nil when there are none).
+func Compile(cfg *config.Config, observed *state.State, vpns map[string]*facts.VPN) (*Result, error) {
 	c := &compiler{
 		cfg:    cfg,
-		f:      newFacts(observed),
+		vpns:   vpns,
+		f:      newLive(observed),
 		res:    &Result{State: &state.State{Version: state.Version, Namespace: observed.Namespace}},
 		ids:    map[string]*Identity{},
 		routes: map[state.RouteKey]config.Pos{},
@@ -81,6 +90,9 @@ func Compile(cfg *config.Config, observed *state.State) (*Result, error) {
 		c.ids[id.Name] = &c.res.Identities[len(c.res.Identities)-1]
 	}
 	for i := range c.res.Identities {
+		if c.res.Identities[i].Down {
+			continue
+		}
 		if err := c.identityObjects(&c.res.Identities[i], cfg.Identities[i]); err != nil {
 			return nil, err
 		}
@@ -97,6 +109,16 @@ func Compile(cfg *config.Config, observed *state.State) (*Result, error) {
 	}
 	if cfg.Redirect != nil {
 		if err := c.redirect(cfg.Redirect); err != nil {
+			return nil, err
+		}
+	}
+	for i, s := range cfg.Select {
+		if err := c.selector(s, i); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.KillSwitch != nil {
+		if err := c.killswitch(cfg.KillSwitch); err != nil {
 			return nil, err
 		}
 	}
@@ -141,29 +163,48 @@ func (a *tableAllocator) get() uint32 {
 }
 
 func (c *compiler) identity(ci *config.Identity, index int, tables *tableAllocator) (*Identity, error) {
-	link, ok := c.f.links[ci.Device]
-	if !ok {
-		return nil, ci.At("device").Errorf("device %s does not exist%s", ci.Device, c.where())
-	}
-	_ = link
-	id := &Identity{Name: ci.Name, Device: ci.Device, Table: ci.Table, Priority: ci.Priority}
+	id := &Identity{Name: ci.Name, Device: ci.Device, Table: ci.Table, Priority: ci.Priority, VPN: ci.VPN}
 	if id.Table == 0 {
 		id.Table = tables.get()
 	}
 	if id.Priority == 0 {
 		id.Priority = c.cfg.PriorityBase + uint32(index)
 	}
-	if ci.AutoAddresses {
-		for _, a := range c.f.globalAddrs(ci.Device) {
+	var vf *facts.VPN
+	if ci.VPN != "" {
+		vf = c.vpns[ci.VPN]
+		switch {
+		case vf == nil:
+			id.Down = true
+			c.note("vpn %s is down (its hook has reported nothing): identity %s and what goes through it are not installed", ci.VPN, ci.Name)
+			return id, nil
+		case id.Device == "":
+			id.Device = vf.Device
+		case vf.Device != id.Device:
+			return nil, ci.At("device").Errorf("the config says %s but vpn %s reports device %s", id.Device, ci.VPN, vf.Device)
+		}
+		if _, ok := c.f.links[id.Device]; !ok {
+			id.Down = true
+			c.note("vpn %s reported device %s, which no longer exists: identity %s and what goes through it are not installed", ci.VPN, id.Device, ci.Name)
+			return id, nil
+		}
+	}
+	if _, ok := c.f.links[id.Device]; !ok {
+		return nil, ci.At("device").Errorf("device %s does not exist%s", id.Device, c.where())
+	}
+	if ci.AutoAddresses && vf != nil && len(vf.Addrs) > 0 {
+		id.Addrs = append(id.Addrs, vf.Addrs...)
+	} else if ci.AutoAddresses {
+		for _, a := range c.f.globalAddrs(id.Device) {
 			id.Addrs = append(id.Addrs, a.Prefix)
 		}
 		if len(id.Addrs) == 0 {
-			return nil, ci.At("device").Errorf("%s has no global address%s; give the identity's address with `address:`", ci.Device, c.where())
+			return nil, ci.At("device").Errorf("%s has no global address%s; give the identity's address with `address:`", id.Device, c.where())
 		}
 	} else {
 		for _, a := range ci.Addresses {
 			p := netip.PrefixFrom(a, a.BitLen())
-			if x, ok := c.f.addrOn(ci.Device, a); ok {
+			if x, ok := c.f.addrOn(id.Device, a); ok {
 				p = x.Prefix
 			}
 			id.Addrs = append(id.Addrs, p)
@@ -176,14 +217,26 @@ func (c *compiler) identity(ci *config.Identity, index int, tables *tableAllocat
 			id.Has4 = true
 		}
 	}
-	switch ci.Gateway {
+	gateway := ci.Gateway
+	if vf != nil && gateway == config.GatewayAuto {
+		// The hook knows the next hop inside the tunnel, if there is one.
+		id.Gateway4, id.Gateway6 = vf.Gateway4, vf.Gateway6
+		if !id.Has4 {
+			id.Gateway4 = netip.Addr{}
+		}
+		if !id.Has6 {
+			id.Gateway6 = netip.Addr{}
+		}
+		gateway = config.GatewayNone
+	}
+	switch gateway {
 	case config.GatewayLiteral:
 		for _, g := range ci.Gateways {
 			if g.Is4() && !id.Has4 || g.Is6() && !id.Has6 {
 				return nil, ci.At("gateway").Errorf("gateway %s: the identity has no IPv%d address", g, family(g))
 			}
-			if !c.f.connected(g, ci.Device) {
-				return nil, ci.At("gateway").Errorf("gateway %s is not reachable on %s: no connected route covers it%s", g, ci.Device, c.where())
+			if !c.f.connected(g, id.Device) {
+				return nil, ci.At("gateway").Errorf("gateway %s is not reachable on %s: no connected route covers it%s", g, id.Device, c.where())
 			}
 			if g.Is4() {
 				id.Gateway4 = g
@@ -206,17 +259,17 @@ func (c *compiler) identity(ci *config.Identity, index int, tables *tableAllocat
 			if v6 {
 				def = netip.PrefixFrom(netip.IPv6Unspecified(), 0)
 			}
-			r, ok := c.f.mainRoute(def, ci.Device)
+			r, ok := c.f.mainRoute(def, id.Device)
 			if !ok || r.Dst.Bits() != 0 {
 				if ci.AutoAddresses {
 					id.drop(v6)
-					c.note("identity %s: no IPv%d default route via %s in the main table; IPv%d left out of the identity", id.Name, fam(v6), ci.Device, fam(v6))
+					c.note("identity %s: no IPv%d default route via %s in the main table; IPv%d left out of the identity", id.Name, fam(v6), id.Device, fam(v6))
 					continue
 				}
-				return nil, ci.At("gateway").Errorf("cannot discover the IPv%d gateway: the main table has no default route via %s%s", fam(v6), ci.Device, c.where())
+				return nil, ci.At("gateway").Errorf("cannot discover the IPv%d gateway: the main table has no default route via %s%s", fam(v6), id.Device, c.where())
 			}
 			for _, nh := range r.Nexthops {
-				if nh.Dev == ci.Device && nh.Gateway.IsValid() && nh.Gateway.Is6() == v6 {
+				if nh.Dev == id.Device && nh.Gateway.IsValid() && nh.Gateway.Is6() == v6 {
 					if v6 {
 						id.Gateway6 = nh.Gateway
 					} else {
@@ -227,7 +280,7 @@ func (c *compiler) identity(ci *config.Identity, index int, tables *tableAllocat
 			}
 		}
 		if !id.Has4 && !id.Has6 {
-			return nil, ci.At("gateway").Errorf("cannot discover a gateway: the main table has no default route via %s%s", ci.Device, c.where())
+			return nil, ci.At("gateway").Errorf("cannot discover a gateway: the main table has no default route via %s%s", id.Device, c.where())
 		}
 	}
 	return id, nil
@@ -293,6 +346,10 @@ func (c *compiler) identityObjects(id *Identity, ci *config.Identity) error {
 // local emits seed 001's "iproute2 alias".
 func (c *compiler) local(l *config.Local, index int, tables *tableAllocator) error {
 	id := c.ids[l.Via]
+	if id.Down {
+		c.note("local[%d]: identity %s is down; its routes are not installed", index, id.Name)
+		return nil
+	}
 	v6 := l.Source.Is6()
 	table := l.Table
 	if table == 0 {
@@ -347,6 +404,10 @@ func (c *compiler) route(cr *config.Route) error {
 		var r state.Route
 		if cr.Type == state.RouteUnicast {
 			id := c.ids[cr.Via]
+			if id.Down {
+				c.note("route %s: identity %s is down; not installed", p, id.Name)
+				continue
+			}
 			src, ok := id.addr(v6)
 			if !ok {
 				return cr.At("via").Errorf("identity %s has no IPv%d address for %s", id.Name, fam(v6), p)
@@ -373,6 +434,21 @@ func (c *compiler) route(cr *config.Route) error {
 // prefixes kept on their original path.
 func (c *compiler) redirect(rd *config.Redirect) error {
 	id := c.ids[rd.Via]
+	if id.Down {
+		c.note("redirect: identity %s is down; the default route is left as it is (the kill switch, if any, holds)", id.Name)
+		return nil
+	}
+	servers := rd.Servers
+	if len(servers) == 0 {
+		if vf := c.vpns[id.VPN]; vf != nil {
+			for _, e := range vf.Servers {
+				servers = append(servers, e.Addr)
+			}
+		}
+		if len(servers) == 0 {
+			return rd.At("servers").Errorf("vpn %s reported no server address; list the servers' real addresses here", id.VPN)
+		}
+	}
 	fams := []bool{}
 	for _, v6 := range []bool{false, true} {
 		want := id.has(v6)
@@ -386,7 +462,7 @@ func (c *compiler) redirect(rd *config.Redirect) error {
 			fams = append(fams, v6)
 		}
 	}
-	for i, s := range rd.Servers {
+	for i, s := range servers {
 		host := netip.PrefixFrom(s, s.BitLen())
 		orig, ok := c.f.mainRoute(host, "")
 		if !ok {

@@ -53,7 +53,7 @@ func compileYAML(t *testing.T, yaml string, obs *state.State) (*Result, error) {
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}
-	return Compile(cfg, obs)
+	return Compile(cfg, obs, nil)
 }
 
 // rendered lists the desired objects in iproute2 words, addresses first.

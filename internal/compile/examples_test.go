@@ -21,7 +21,7 @@ func TestExamples(t *testing.T) {
 			t.Errorf("%v", err)
 			continue
 		}
-		res, err := Compile(cfg, labClient())
+		res, err := Compile(cfg, labClient(), nil)
 		if err != nil {
 			t.Errorf("%s: %v", f, err)
 			continue

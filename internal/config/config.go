@@ -16,6 +16,14 @@ const (
 	DefaultTableBase     = 1000
 	DefaultPriorityBase  = 5000
 	DefaultLocalPriority = 500
+	// DefaultSelectPriorityBase puts selector rules before the
+	// identities' rules.
+	DefaultSelectPriorityBase = 4000
+	// DefaultMarkMask is the part of the firewall mark tunroute uses, so
+	// its marks coexist with other tools' (wg-quick uses 0xca6c, Tailscale
+	// 0x00ff0000... choose another range with settings.mark_mask if they
+	// clash).
+	DefaultMarkMask = 0x0f000000
 )
 
 // Config is a loaded, syntactically valid config. Facts that depend on the
@@ -30,11 +38,18 @@ type Config struct {
 	PriorityBase uint32
 	// Tables are names the config gives to table numbers, on top of
 	// iproute2's rt_tables.
-	Tables     map[string]uint32
+	Tables map[string]uint32
+	// SelectPriorityBase is the rule priority of the first selector.
+	SelectPriorityBase uint32
+	// MarkMask is the part of the packet mark tunroute's selectors use.
+	MarkMask   uint32
+	VPNs       []*VPN
 	Identities []*Identity
 	Routes     []*Route
 	Local      []*Local
 	Redirect   *Redirect
+	Select     []*Selector
+	KillSwitch *KillSwitch
 }
 
 // GatewayMode says how an identity reaches beyond its device.
@@ -52,7 +67,10 @@ const (
 // Identity is a source address (or several) with its own routing table and
 // an `from ADDR iif lo` rule (seed 000).
 type Identity struct {
-	Name   string
+	Name string
+	// VPN names the connection whose hook supplies the device, the
+	// addresses and the gateway at run time; "" for a static identity.
+	VPN    string
 	Device string
 	// Addresses given literally; AutoAddresses means "the global addresses
 	// currently on Device" (the default).
@@ -123,6 +141,16 @@ func (l *Local) At(field string) Pos { return l.at(field) }
 
 // At returns the position of a field of the redirect section.
 func (r *Redirect) At(field string) Pos { return r.at(field) }
+
+// VPN returns the VPN with the given name, or nil.
+func (c *Config) VPN(name string) *VPN {
+	for _, v := range c.VPNs {
+		if v.Name == name {
+			return v
+		}
+	}
+	return nil
+}
 
 // Identity returns the identity with the given name, or nil.
 func (c *Config) Identity(name string) *Identity {

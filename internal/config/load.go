@@ -72,9 +72,10 @@ type decoder struct {
 }
 
 func (d *decoder) config(root node) (*Config, error) {
-	cfg := &Config{File: d.file, TableBase: DefaultTableBase, PriorityBase: DefaultPriorityBase, Tables: map[string]uint32{}}
+	cfg := &Config{File: d.file, TableBase: DefaultTableBase, PriorityBase: DefaultPriorityBase,
+		SelectPriorityBase: DefaultSelectPriorityBase, MarkMask: DefaultMarkMask, Tables: map[string]uint32{}}
 	d.cfg = cfg
-	m, err := root.mapping("settings", "tables", "identities", "routes", "local", "redirect")
+	m, err := root.mapping("settings", "tables", "vpns", "identities", "routes", "local", "redirect", "select", "killswitch")
 	if err != nil {
 		return nil, err
 	}
@@ -85,6 +86,11 @@ func (d *decoder) config(root node) (*Config, error) {
 	}
 	if v, ok := m.get("tables"); ok {
 		if err := d.tables(v); err != nil {
+			return nil, err
+		}
+	}
+	if v, ok := m.get("vpns"); ok {
+		if err := d.vpns(v); err != nil {
 			return nil, err
 		}
 	}
@@ -137,11 +143,31 @@ func (d *decoder) config(root node) (*Config, error) {
 		}
 		cfg.Redirect = r
 	}
+	if v, ok := m.get("select"); ok {
+		items, err := v.seqOnly()
+		if err != nil {
+			return nil, err
+		}
+		for _, it := range items {
+			s, err := d.selector(it)
+			if err != nil {
+				return nil, err
+			}
+			cfg.Select = append(cfg.Select, s)
+		}
+	}
+	if v, ok := m.get("killswitch"); ok {
+		k, err := d.killswitch(v)
+		if err != nil {
+			return nil, err
+		}
+		cfg.KillSwitch = k
+	}
 	return cfg, nil
 }
 
 func (d *decoder) settings(v node) error {
-	m, err := v.mapping("table_base", "priority_base")
+	m, err := v.mapping("table_base", "priority_base", "select_priority_base", "mark_mask")
 	if err != nil {
 		return err
 	}
@@ -161,6 +187,23 @@ func (d *decoder) settings(v node) error {
 			return err
 		}
 		d.cfg.PriorityBase = uint32(p)
+	}
+	if n, ok := m.get("select_priority_base"); ok {
+		p, err := uintValue(n, 1, 32765)
+		if err != nil {
+			return err
+		}
+		d.cfg.SelectPriorityBase = uint32(p)
+	}
+	if n, ok := m.get("mark_mask"); ok {
+		mk, err := uintValue(n, 1, 0xffffffff)
+		if err != nil {
+			return err
+		}
+		if contiguous(uint32(mk)) < 2 {
+			return n.pos.Errorf("0x%x: the mark mask must be one run of at least 2 contiguous bits (e.g. 0x00ff0000)", mk)
+		}
+		d.cfg.MarkMask = uint32(mk)
 	}
 	return nil
 }
@@ -211,11 +254,16 @@ func checkOwnTable(p Pos, t uint32) error {
 }
 
 func (d *decoder) identity(v node) (*Identity, error) {
-	m, err := v.mapping("name", "device", "address", "addresses", "gateway", "table", "priority")
+	m, err := v.mapping("name", "vpn", "device", "address", "addresses", "gateway", "table", "priority")
 	if err != nil {
 		return nil, err
 	}
 	id := &Identity{at: m.at, AutoAddresses: true}
+	if n, ok := m.get("vpn"); ok {
+		if id.VPN, err = d.vpnRef(n); err != nil {
+			return nil, err
+		}
+	}
 	name, err := requiredString(m, "name")
 	if err != nil {
 		return nil, err
@@ -224,14 +272,16 @@ func (d *decoder) identity(v node) (*Identity, error) {
 		return nil, m.at("name").Errorf("%q: a name starts with a letter and holds only letters, digits, '_', '.', '-'", name)
 	}
 	id.Name = name
-	dev, err := requiredString(m, "device")
-	if err != nil {
-		return nil, err
+	if _, ok := m.get("device"); ok || id.VPN == "" {
+		dev, err := requiredString(m, "device")
+		if err != nil {
+			return nil, err
+		}
+		if err := checkDevice(m.at("device"), dev); err != nil {
+			return nil, err
+		}
+		id.Device = dev
 	}
-	if err := checkDevice(m.at("device"), dev); err != nil {
-		return nil, err
-	}
-	id.Device = dev
 	if _, a := m.get("address"); a {
 		if _, b := m.get("addresses"); b {
 			return nil, m.at("addresses").Errorf("give either address or addresses, not both")
@@ -496,7 +546,10 @@ func (d *decoder) redirect(v node) (*Redirect, error) {
 	}
 	n, ok = m.get("servers")
 	if !ok {
-		return nil, m.at("servers").Errorf("missing: list the VPN servers' real addresses; without a route to them via the original gateway the tunnel would be routed into itself")
+		if d.cfg.Identity(r.Via).VPN != "" {
+			return r, d.redirectRest(m, r)
+		}
+		return nil, m.at("servers").Errorf("missing: list the VPN servers' real addresses (or take the identity from a vpn, whose hook reports them); without a route to them via the original gateway the tunnel would be routed into itself")
 	}
 	servers, err := n.list()
 	if err != nil {
@@ -514,21 +567,26 @@ func (d *decoder) redirect(v node) (*Redirect, error) {
 		r.Servers = append(r.Servers, a)
 		items[fmt.Sprintf("servers[%d]", i)] = it.pos
 	}
+	return r, d.redirectRest(m, r)
+}
+
+func (d *decoder) redirectRest(m *mapping, r *Redirect) error {
+	var err error
 	if _, ok := m.get("lan"); ok {
 		if r.LAN, err = prefixes(m, "lan"); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	if n, ok := m.get("families"); ok {
 		items, err := n.list()
 		if err != nil {
-			return nil, err
+			return err
 		}
 		r.FamiliesGiven = true
 		for _, it := range items {
 			s, err := it.scalar()
 			if err != nil {
-				return nil, err
+				return err
 			}
 			switch s {
 			case "ipv4":
@@ -536,14 +594,14 @@ func (d *decoder) redirect(v node) (*Redirect, error) {
 			case "ipv6":
 				r.IPv6 = true
 			default:
-				return nil, it.pos.Errorf("unknown family %q; expected ipv4 or ipv6", s)
+				return it.pos.Errorf("unknown family %q; expected ipv4 or ipv6", s)
 			}
 		}
 		if !r.IPv4 && !r.IPv6 {
-			return nil, n.pos.Errorf("name at least one family")
+			return n.pos.Errorf("name at least one family")
 		}
 	}
-	return r, nil
+	return nil
 }
 
 func (d *decoder) identityRef(n node) (string, error) {

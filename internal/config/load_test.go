@@ -69,7 +69,7 @@ redirect:
 func TestParseErrors(t *testing.T) {
 	cases := []struct{ yaml, want string }{
 		{"identities: [\n", "bad.yaml:1:13: yaml: sequence end token ']' not found"},
-		{"identitties: []\n", "bad.yaml:1:1: identitties: unknown field; expected one of: settings, tables, identities, routes, local, redirect"},
+		{"identitties: []\n", "bad.yaml:1:1: identitties: unknown field; expected one of: settings, tables, vpns, identities, routes, local, redirect, select, killswitch"},
 		{"identities:\n  name: x\n", "bad.yaml:2:3: identities: expected a list, found a mapping"},
 		{"identities:\n  - device: wg0\n", "bad.yaml:2:5: identities[0].name: missing"},
 		{"identities:\n  - name: 1x\n    device: wg0\n", `bad.yaml:2:11: identities[0].name: "1x": a name starts with a letter and holds only letters, digits, '_', '.', '-'`},
@@ -98,7 +98,7 @@ func TestParseErrors(t *testing.T) {
 		{"routes:\n  - to: []\n    type: blackhole\n", "bad.yaml:2:9: routes[0].to: is empty"},
 		{"identities: [{name: a, device: wg0}]\nlocal:\n  - to: 10.20.0.0/16\n    via: a\n", "bad.yaml:3:5: local[0].source: missing"},
 		{"identities: [{name: a, device: wg0}]\nlocal:\n  - to: 10.20.0.0/16\n    via: a\n    source: 2001:db8::1\n", "bad.yaml:3:9: local[0].to: 10.20.0.0/16 and source 2001:db8::1 are of different families; use one local entry per family"},
-		{"identities: [{name: a, device: wg0}]\nredirect:\n  via: a\n", "bad.yaml:3:3: redirect.servers: missing: list the VPN servers' real addresses; without a route to them via the original gateway the tunnel would be routed into itself"},
+		{"identities: [{name: a, device: wg0}]\nredirect:\n  via: a\n", "bad.yaml:3:3: redirect.servers: missing: list the VPN servers' real addresses (or take the identity from a vpn, whose hook reports them); without a route to them via the original gateway the tunnel would be routed into itself"},
 		{"identities: [{name: a, device: wg0}]\nredirect:\n  via: a\n  servers: [198.51.100.2]\n  families: [ipx]\n", `bad.yaml:5:14: redirect.families[0]: unknown family "ipx"; expected ipv4 or ipv6`},
 		{"settings:\n  table_base: 255\n", "bad.yaml:2:15: settings.table_base: table 255 is reserved"},
 		{"tables:\n  9bad: 3\n", "bad.yaml:2:9: tables.9bad: table name must start with a letter and hold only letters, digits, '_', '.', '-'"},

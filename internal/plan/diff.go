@@ -48,6 +48,7 @@ func Diff(desired, observed *state.State) (*Plan, error) {
 	}
 	b.rules(desired, observed)
 	b.links(desired, observed)
+	b.firewall(desired, observed)
 	p.Ops = b.ordered()
 	return p, nil
 }
@@ -60,9 +61,14 @@ func Down(observed *state.State) *Plan {
 
 // builder collects ops by phase; ordered() lays them out so that nothing
 // is referenced before it exists and nothing is removed while in use.
+// The firewall goes in first and comes out last: the kill switch must
+// hold before routes change, so traffic meant for a tunnel never leaves in
+// clear in between.
 type builder struct {
+	addFirewall                             []state.Op
 	addLinks, addAddrs, addRoutes, addRules []state.Op
 	delRules, delRoutes, delAddrs, delLinks []state.Op
+	delFirewall                             []state.Op
 }
 
 func (b *builder) ordered() []state.Op {
@@ -76,8 +82,8 @@ func (b *builder) ordered() []state.Op {
 		return hasGateway(b.delRoutes[i].Route) && !hasGateway(b.delRoutes[j].Route)
 	})
 	var ops []state.Op
-	for _, phase := range [][]state.Op{b.addLinks, b.addAddrs, b.addRoutes, b.addRules,
-		b.delRules, b.delRoutes, b.delAddrs, b.delLinks} {
+	for _, phase := range [][]state.Op{b.addFirewall, b.addLinks, b.addAddrs, b.addRoutes, b.addRules,
+		b.delRules, b.delRoutes, b.delAddrs, b.delLinks, b.delFirewall} {
 		ops = append(ops, phase...)
 	}
 	return ops
@@ -205,6 +211,18 @@ func (b *builder) links(desired, observed *state.State) {
 		if o.Owned() && !want[o.Name] {
 			b.delLinks = append(b.delLinks, state.Op{Action: state.Delete, Link: o})
 		}
+	}
+}
+
+func (b *builder) firewall(desired, observed *state.State) {
+	d, o := desired.Firewall, observed.Firewall
+	switch {
+	case d != nil && o == nil:
+		b.addFirewall = append(b.addFirewall, state.Op{Action: state.Add, Firewall: d})
+	case d != nil && !d.Equal(o):
+		b.addFirewall = append(b.addFirewall, state.Op{Action: state.Replace, Firewall: d, PrevFirewall: o})
+	case d == nil && o != nil:
+		b.delFirewall = append(b.delFirewall, state.Op{Action: state.Delete, Firewall: o})
 	}
 }
 

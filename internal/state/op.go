@@ -23,17 +23,21 @@ func (a Action) String() string {
 	return "?"
 }
 
-// Op is one change to one kernel object. Exactly one of Link, Addr, Route
-// and Rule is set.
+// Op is one change to one kernel object. Exactly one of Link, Addr,
+// Route, Rule and Firewall is set.
 type Op struct {
 	Action Action
 	Link   *Link
 	Addr   *Addr
 	Route  *Route
 	Rule   *Rule
-	// PrevRoute and PrevAddr are the objects a Replace overwrites.
-	PrevRoute *Route
-	PrevAddr  *Addr
+	// Firewall is tunroute's whole nftables table: added, replaced (in one
+	// transaction) or deleted as a unit.
+	Firewall *Firewall
+	// PrevRoute, PrevAddr and PrevFirewall are what a Replace overwrites.
+	PrevRoute    *Route
+	PrevAddr     *Addr
+	PrevFirewall *Firewall
 }
 
 // Inverse returns the op that undoes o.
@@ -46,6 +50,7 @@ func (o Op) Inverse() Op {
 	case Replace:
 		o.Route, o.PrevRoute = o.PrevRoute, o.Route
 		o.Addr, o.PrevAddr = o.PrevAddr, o.Addr
+		o.Firewall, o.PrevFirewall = o.PrevFirewall, o.Firewall
 	}
 	return o
 }
@@ -61,6 +66,8 @@ func (o Op) Object() string {
 		return "route"
 	case o.Rule != nil:
 		return "rule"
+	case o.Firewall != nil:
+		return "firewall"
 	}
 	return "nothing"
 }
@@ -78,6 +85,8 @@ func (o Op) String() string {
 		obj = o.Route.String()
 	case o.Rule != nil:
 		obj = o.Rule.String()
+	case o.Firewall != nil:
+		obj = o.Firewall.Summary()
 	}
 	return o.Action.String() + " " + o.Object() + " " + obj
 }

@@ -21,6 +21,8 @@ type State struct {
 	// Sysctls that routing depends on, by full dotted name
 	// ("net.ipv4.conf.all.rp_filter").
 	Sysctls map[string]string `json:"sysctls,omitempty"`
+	// Firewall is tunroute's own nftables table; nil when absent.
+	Firewall *Firewall `json:"firewall,omitempty"`
 	// AddrLabels is the IPv6 address label table (`ip addrlabel`).
 	AddrLabels []AddrLabel `json:"addrlabels,omitempty"`
 	// Hidden records facts about state a dump cannot show (§11 of

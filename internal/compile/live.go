@@ -6,17 +6,17 @@ import (
 	"github.com/tunroute/tunroute/internal/state"
 )
 
-// facts answers questions about the live namespace, looking only at what
+// live answers questions about the live namespace, looking only at what
 // tunroute does not own: tunroute's own routes must never feed back into
 // what it discovers (after a gateway redirect, "the route to the VPN
 // server" would otherwise be tunroute's own host route).
-type facts struct {
+type live struct {
 	s     *state.State
 	links map[string]*state.Link
 }
 
-func newFacts(s *state.State) *facts {
-	f := &facts{s: s, links: map[string]*state.Link{}}
+func newLive(s *state.State) *live {
+	f := &live{s: s, links: map[string]*state.Link{}}
 	for i := range s.Links {
 		f.links[s.Links[i].Name] = &s.Links[i]
 	}
@@ -25,7 +25,7 @@ func newFacts(s *state.State) *facts {
 
 // globalAddrs returns the universe-scope addresses on dev that tunroute
 // did not add, in kernel order.
-func (f *facts) globalAddrs(dev string) []state.Addr {
+func (f *live) globalAddrs(dev string) []state.Addr {
 	var out []state.Addr
 	for _, a := range f.s.Addrs {
 		if a.Dev == dev && a.Scope == state.ScopeUniverse && !a.Owned() &&
@@ -37,7 +37,7 @@ func (f *facts) globalAddrs(dev string) []state.Addr {
 }
 
 // addrOn returns the address entry for a on dev, if present.
-func (f *facts) addrOn(dev string, a netip.Addr) (state.Addr, bool) {
+func (f *live) addrOn(dev string, a netip.Addr) (state.Addr, bool) {
 	for _, x := range f.s.Addrs {
 		if x.Dev == dev && x.Prefix.Addr() == a {
 			return x, true
@@ -48,7 +48,7 @@ func (f *facts) addrOn(dev string, a netip.Addr) (state.Addr, bool) {
 
 // isLocal reports whether a is on any device, put there by someone other
 // than tunroute.
-func (f *facts) isLocal(a netip.Addr) bool {
+func (f *live) isLocal(a netip.Addr) bool {
 	for _, x := range f.s.Addrs {
 		if x.Prefix.Addr() == a && !x.Owned() {
 			return true
@@ -62,7 +62,7 @@ func (f *facts) isLocal(a netip.Addr) bool {
 // It is the answer `ip route get` gives from the main table before
 // tunroute changed anything. onlyDev, if set, restricts to routes out of
 // that device.
-func (f *facts) mainRoute(dst netip.Prefix, onlyDev string) (best *state.Route, ok bool) {
+func (f *live) mainRoute(dst netip.Prefix, onlyDev string) (best *state.Route, ok bool) {
 	for i := range f.s.Routes {
 		r := &f.s.Routes[i]
 		if r.Table != state.TableMain || r.Owned() || r.Type != state.RouteUnicast ||
@@ -108,7 +108,7 @@ func dead(r *state.Route) bool {
 }
 
 // connected reports whether gw is on a link-scope (connected) route of dev.
-func (f *facts) connected(gw netip.Addr, dev string) bool {
+func (f *live) connected(gw netip.Addr, dev string) bool {
 	if gw.Is6() && gw.IsLinkLocalUnicast() {
 		return true
 	}

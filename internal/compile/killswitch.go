@@ -1,0 +1,154 @@
+package compile
+
+import (
+	"net/netip"
+	"sort"
+
+	"github.com/tunroute/tunroute/internal/config"
+	"github.com/tunroute/tunroute/internal/facts"
+	"github.com/tunroute/tunroute/internal/state"
+)
+
+// ICMPv6 messages IPv6 needs on any link: router solicitation, neighbour
+// solicitation and advertisement, MLDv2 reports.
+var ndTypes = []uint8{133, 135, 136, 143}
+
+// killswitch compiles the security policy: traffic may leave by a
+// non-tunnel interface only if the policy allows it in clear; everything
+// else is counted and dropped. The table is not tied to any process, so
+// it stays when the VPN daemon or tunroute dies; only `down` removes it.
+func (c *compiler) killswitch(k *config.KillSwitch) error {
+	tunnels := c.tunnelDevices(k)
+	var clear []state.FwRule // what may leave in clear, both chains
+	for _, a := range k.Allow {
+		for _, v6 := range []bool{false, true} {
+			if ps := familyOf(a.To, v6); len(ps) > 0 {
+				clear = append(clear, state.FwRule{Comment: "allowed in clear", Family: fam(v6), Daddr: ps,
+					Proto: a.Proto, DPorts: a.Ports, Verdict: "accept"})
+			}
+		}
+	}
+	for _, e := range c.serverEndpoints() {
+		r := state.FwRule{Comment: "VPN server", Family: family(e.Addr),
+			Daddr: []netip.Prefix{netip.PrefixFrom(e.Addr, e.Addr.BitLen())}, Verdict: "accept"}
+		if e.Port != 0 && e.Proto != "" {
+			r.Proto = map[string]uint8{"udp": 17, "tcp": 6}[e.Proto]
+			r.DPorts = []state.PortRange{{Start: e.Port, End: e.Port}}
+		}
+		clear = append(clear, r)
+	}
+	var dhcp []state.FwRule
+	if k.DHCP {
+		dhcp = []state.FwRule{
+			{Comment: "DHCP", Family: 4, Proto: 17, SPorts: []state.PortRange{{Start: 68, End: 68}}, DPorts: []state.PortRange{{Start: 67, End: 67}}, Verdict: "accept"},
+			{Comment: "DHCPv6", Family: 6, Proto: 17, SPorts: []state.PortRange{{Start: 546, End: 546}}, DPorts: []state.PortRange{{Start: 547, End: 547}}, Verdict: "accept"},
+		}
+	}
+	nd := state.FwRule{Comment: "IPv6 neighbour discovery", Family: 6, Proto: 58, ICMPv6Types: ndTypes, Verdict: "accept"}
+	drop := state.FwRule{Comment: "kill switch: not in a tunnel, not allowed in clear", Counter: true, Verdict: "drop"}
+
+	fw := c.firewall()
+	out := fw.chain(ChainKillOutput, "filter", "output", 0)
+	out.Rules = append(out.Rules, state.FwRule{Comment: "loopback", OIF: []string{"lo"}, Verdict: "accept"})
+	out.Rules = append(out.Rules, c.dnsRules(k)...)
+	if len(tunnels) > 0 {
+		out.Rules = append(out.Rules, state.FwRule{Comment: "in a tunnel", OIF: tunnels, Verdict: "accept"})
+	}
+	out.Rules = append(out.Rules, clear...)
+	out.Rules = append(out.Rules, dhcp...)
+	out.Rules = append(out.Rules, nd, drop)
+	if k.Forward {
+		fwd := fw.chain(ChainKillForward, "filter", "forward", 0)
+		fwd.Rules = append(fwd.Rules, c.dnsRules(k)...)
+		if len(tunnels) > 0 {
+			fwd.Rules = append(fwd.Rules, state.FwRule{Comment: "in a tunnel", OIF: tunnels, Verdict: "accept"})
+		}
+		fwd.Rules = append(fwd.Rules, clear...)
+		fwd.Rules = append(fwd.Rules, drop)
+	}
+	return nil
+}
+
+// tunnelDevices are the devices of the tunnel identities that are up.
+func (c *compiler) tunnelDevices(k *config.KillSwitch) []string {
+	names := k.Tunnels
+	if len(names) == 0 {
+		for _, ci := range c.cfg.Identities {
+			if ci.VPN != "" {
+				names = append(names, ci.Name)
+			}
+		}
+		if c.cfg.Redirect != nil {
+			names = append(names, c.cfg.Redirect.Via)
+		}
+	}
+	seen := map[string]bool{}
+	var devs []string
+	for _, n := range names {
+		id := c.ids[n]
+		if id.Down || seen[id.Device] {
+			continue
+		}
+		seen[id.Device] = true
+		devs = append(devs, id.Device)
+	}
+	sort.Strings(devs)
+	return devs
+}
+
+// serverEndpoints are the VPN servers' real addresses: those the hooks
+// reported, with their ports, and the redirect's servers (any port).
+func (c *compiler) serverEndpoints() []facts.Endpoint {
+	var out []facts.Endpoint
+	seen := map[facts.Endpoint]bool{}
+	addOne := func(e facts.Endpoint) {
+		if !seen[e] {
+			seen[e] = true
+			out = append(out, e)
+		}
+	}
+	for _, v := range c.cfg.VPNs {
+		if vf := c.vpns[v.Name]; vf != nil {
+			for _, e := range vf.Servers {
+				addOne(e)
+			}
+		}
+	}
+	if c.cfg.Redirect != nil {
+		for _, s := range c.cfg.Redirect.Servers {
+			addOne(facts.Endpoint{Addr: s})
+		}
+	}
+	return out
+}
+
+// dnsRules drop DNS to any resolver but the declared ones, whatever the
+// interface: a query to the ISP's resolver through the tunnel still
+// tells the ISP's resolver what you look up.
+func (c *compiler) dnsRules(k *config.KillSwitch) []state.FwRule {
+	if !k.DNSGiven {
+		return nil
+	}
+	resolvers := append([]netip.Addr(nil), k.DNS...)
+	if k.DNSFromVPN {
+		for _, v := range c.cfg.VPNs {
+			if vf := c.vpns[v.Name]; vf != nil {
+				resolvers = append(resolvers, vf.DNS...)
+			}
+		}
+	}
+	var rules []state.FwRule
+	for _, v6 := range []bool{false, true} {
+		var allowed []netip.Prefix
+		for _, r := range resolvers {
+			if r.Is6() == v6 {
+				allowed = append(allowed, netip.PrefixFrom(r, r.BitLen()))
+			}
+		}
+		for _, proto := range []uint8{17, 6} {
+			rules = append(rules, state.FwRule{Comment: "DNS only to the declared resolvers", Family: fam(v6),
+				Proto: proto, DPorts: []state.PortRange{{Start: 53, End: 53}}, NotDaddr: allowed, Counter: true, Verdict: "drop"})
+		}
+	}
+	return rules
+}

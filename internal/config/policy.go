@@ -1,0 +1,371 @@
+package config
+
+import (
+	"math/bits"
+	"net/netip"
+	"strconv"
+	"strings"
+
+	"github.com/tunroute/tunroute/internal/state"
+)
+
+// VPN is a connection whose daemon calls `tunroute hook` when it comes up
+// and goes down; its hook supplies runtime facts (tunnel device and
+// addresses, the server's real address, the original gateway, DNS).
+type VPN struct {
+	Name string
+	// Type is the daemon: "openvpn" or "tinc".
+	Type string
+
+	at func(string) Pos
+}
+
+// VPNTypes are the daemons tunroute has hooks for.
+var VPNTypes = []string{"openvpn", "tinc"}
+
+// Selector sends matching traffic to an identity's table (seed 001 §3.5:
+// telnet through the tunnel, ssh around it). Native rule selectors are
+// used where they suffice; a cgroup needs a firewall mark.
+type Selector struct {
+	Via    string
+	Proto  uint8
+	SPort  *state.PortRange
+	DPort  *state.PortRange
+	UID    *state.UIDRange
+	Cgroup string
+	From   []netip.Prefix
+	To     []netip.Prefix
+	// IIF selects forwarded traffic that came in on this device.
+	IIF string
+
+	at func(string) Pos
+}
+
+// At returns the position of a field of the selector.
+func (s *Selector) At(field string) Pos { return s.at(field) }
+
+// KillSwitch is the security policy: traffic may leave by a non-tunnel
+// interface only if allowed in clear; everything else is dropped and
+// counted. It stays in the kernel when the VPN or tunroute dies.
+type KillSwitch struct {
+	// Tunnels are identities whose devices count as tunnels. Empty means
+	// the identities with a vpn and the redirect's identity.
+	Tunnels []string
+	// Allow lists what may leave in clear.
+	Allow []Allow
+	// DHCP allows DHCP and DHCPv6 requests in clear (default true).
+	DHCP bool
+	// DNS, if given, are the only resolvers DNS may go to (port 53, UDP
+	// and TCP), in a tunnel or not. DNSFromVPN adds the resolvers the
+	// VPNs push.
+	DNS        []netip.Addr
+	DNSGiven   bool
+	DNSFromVPN bool
+	// Forward also guards forwarded traffic (default true).
+	Forward bool
+
+	at func(string) Pos
+}
+
+// At returns the position of a field of the kill switch.
+func (k *KillSwitch) At(field string) Pos { return k.at(field) }
+
+// Allow is a destination that may be reached in clear.
+type Allow struct {
+	To    []netip.Prefix
+	Proto uint8
+	Ports []state.PortRange
+}
+
+func (d *decoder) vpns(v node) error {
+	items, err := v.seqOnly()
+	if err != nil {
+		return err
+	}
+	for _, it := range items {
+		m, err := it.mapping("name", "type")
+		if err != nil {
+			return err
+		}
+		vpn := &VPN{at: m.at}
+		if vpn.Name, err = requiredString(m, "name"); err != nil {
+			return err
+		}
+		if !nameRE.MatchString(vpn.Name) {
+			return m.at("name").Errorf("%q: a name starts with a letter and holds only letters, digits, '_', '.', '-'", vpn.Name)
+		}
+		if d.cfg.VPN(vpn.Name) != nil {
+			return m.at("name").Errorf("vpn %q is defined twice", vpn.Name)
+		}
+		if vpn.Type, err = requiredString(m, "type"); err != nil {
+			return err
+		}
+		if !contains(VPNTypes, vpn.Type) {
+			return m.at("type").Errorf("unknown VPN type %q; expected one of: %s", vpn.Type, strings.Join(VPNTypes, ", "))
+		}
+		d.cfg.VPNs = append(d.cfg.VPNs, vpn)
+	}
+	return nil
+}
+
+func (d *decoder) vpnRef(n node) (string, error) {
+	s, err := n.scalar()
+	if err != nil {
+		return "", err
+	}
+	if d.cfg.VPN(s) == nil {
+		var names []string
+		for _, v := range d.cfg.VPNs {
+			names = append(names, v.Name)
+		}
+		if len(names) == 0 {
+			return "", n.pos.Errorf("no vpn %q: the config defines no vpns", s)
+		}
+		return "", n.pos.Errorf("no vpn %q; defined: %s", s, strings.Join(names, ", "))
+	}
+	return s, nil
+}
+
+func (d *decoder) selector(v node) (*Selector, error) {
+	m, err := v.mapping("via", "proto", "sport", "dport", "uid", "cgroup", "from", "to", "iif")
+	if err != nil {
+		return nil, err
+	}
+	s := &Selector{at: m.at}
+	n, ok := m.get("via")
+	if !ok {
+		return nil, m.at("via").Errorf("missing: name the identity the selected traffic goes through")
+	}
+	if s.Via, err = d.identityRef(n); err != nil {
+		return nil, err
+	}
+	if n, ok := m.get("proto"); ok {
+		if s.Proto, err = protoValue(n); err != nil {
+			return nil, err
+		}
+	}
+	for _, key := range []string{"sport", "dport"} {
+		n, ok := m.get(key)
+		if !ok {
+			continue
+		}
+		if s.Proto != 6 && s.Proto != 17 && s.Proto != 132 {
+			return nil, n.pos.Errorf("ports need proto: tcp, udp or sctp")
+		}
+		lo, hi, err := rangeValue(n, 1, 65535)
+		if err != nil {
+			return nil, err
+		}
+		r := &state.PortRange{Start: uint16(lo), End: uint16(hi)}
+		if key == "sport" {
+			s.SPort = r
+		} else {
+			s.DPort = r
+		}
+	}
+	if n, ok := m.get("uid"); ok {
+		lo, hi, err := rangeValue(n, 0, 0xfffffffe)
+		if err != nil {
+			return nil, err
+		}
+		s.UID = &state.UIDRange{Start: uint32(lo), End: uint32(hi)}
+	}
+	if n, ok := m.get("cgroup"); ok {
+		c, err := n.scalar()
+		if err != nil {
+			return nil, err
+		}
+		c = strings.Trim(c, "/")
+		if c == "" || strings.Contains(c, "..") || strings.ContainsAny(c, "\x00\n") {
+			return nil, n.pos.Errorf("%q is not a cgroup path (e.g. system.slice/foo.service)", c)
+		}
+		s.Cgroup = c
+	}
+	if _, ok := m.get("from"); ok {
+		if s.From, err = prefixes(m, "from"); err != nil {
+			return nil, err
+		}
+	}
+	if _, ok := m.get("to"); ok {
+		if s.To, err = prefixes(m, "to"); err != nil {
+			return nil, err
+		}
+	}
+	if n, ok := m.get("iif"); ok {
+		dev, err := n.scalar()
+		if err != nil {
+			return nil, err
+		}
+		if err := checkDevice(n.pos, dev); err != nil {
+			return nil, err
+		}
+		s.IIF = dev
+	}
+	if s.Proto == 0 && s.UID == nil && s.Cgroup == "" && s.From == nil && s.To == nil && s.IIF == "" {
+		return nil, m.pos.Errorf("a selector needs at least one of proto, sport, dport, uid, cgroup, from, to, iif")
+	}
+	if s.Cgroup != "" && s.IIF != "" {
+		return nil, m.at("cgroup").Errorf("a cgroup selects local processes; it cannot go with iif (forwarded traffic)")
+	}
+	if s.UID != nil && s.IIF != "" {
+		return nil, m.at("uid").Errorf("a uid selects local processes; it cannot go with iif (forwarded traffic)")
+	}
+	return s, nil
+}
+
+func (d *decoder) killswitch(v node) (*KillSwitch, error) {
+	m, err := v.mapping("tunnels", "allow", "dhcp", "dns", "forward")
+	if err != nil {
+		return nil, err
+	}
+	k := &KillSwitch{at: m.at, DHCP: true, Forward: true}
+	if n, ok := m.get("tunnels"); ok {
+		items, err := n.list()
+		if err != nil {
+			return nil, err
+		}
+		for _, it := range items {
+			name, err := d.identityRef(it)
+			if err != nil {
+				return nil, err
+			}
+			k.Tunnels = append(k.Tunnels, name)
+		}
+	}
+	if n, ok := m.get("allow"); ok {
+		items, err := n.seqOnly()
+		if err != nil {
+			return nil, err
+		}
+		for _, it := range items {
+			am, err := it.mapping("to", "proto", "port")
+			if err != nil {
+				return nil, err
+			}
+			var a Allow
+			if a.To, err = prefixes(am, "to"); err != nil {
+				return nil, err
+			}
+			if pn, ok := am.get("proto"); ok {
+				if a.Proto, err = protoValue(pn); err != nil {
+					return nil, err
+				}
+			}
+			if pn, ok := am.get("port"); ok {
+				if a.Proto != 6 && a.Proto != 17 && a.Proto != 132 {
+					return nil, pn.pos.Errorf("ports need proto: tcp, udp or sctp")
+				}
+				ports, err := pn.list()
+				if err != nil {
+					return nil, err
+				}
+				for _, p := range ports {
+					lo, hi, err := rangeValue(p, 1, 65535)
+					if err != nil {
+						return nil, err
+					}
+					a.Ports = append(a.Ports, state.PortRange{Start: uint16(lo), End: uint16(hi)})
+				}
+			}
+			k.Allow = append(k.Allow, a)
+		}
+	}
+	for _, b := range []struct {
+		key string
+		out *bool
+	}{{"dhcp", &k.DHCP}, {"forward", &k.Forward}} {
+		if n, ok := m.get(b.key); ok {
+			if *b.out, err = boolValue(n); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if n, ok := m.get("dns"); ok {
+		items, err := n.list()
+		if err != nil {
+			return nil, err
+		}
+		k.DNSGiven = true
+		for _, it := range items {
+			s, err := it.scalar()
+			if err != nil {
+				return nil, err
+			}
+			if s == "vpn" {
+				k.DNSFromVPN = true
+				continue
+			}
+			a, err := netip.ParseAddr(s)
+			if err != nil {
+				return nil, it.pos.Errorf("%q is not an IP address or \"vpn\" (the resolvers the VPNs push)", s)
+			}
+			k.DNS = append(k.DNS, a)
+		}
+	}
+	return k, nil
+}
+
+var protoNames = map[string]uint8{"tcp": 6, "udp": 17, "icmp": 1, "ipv6-icmp": 58, "icmpv6": 58, "sctp": 132}
+
+func protoValue(n node) (uint8, error) {
+	s, err := n.scalar()
+	if err != nil {
+		return 0, err
+	}
+	if p, ok := protoNames[s]; ok {
+		return p, nil
+	}
+	v, err := strconv.ParseUint(s, 0, 8)
+	if err != nil || v == 0 {
+		return 0, n.pos.Errorf("%q is not a protocol (tcp, udp, icmp, ipv6-icmp, sctp or a number 1-255)", s)
+	}
+	return uint8(v), nil
+}
+
+// rangeValue reads N or N-M.
+func rangeValue(n node, min, max uint64) (uint64, uint64, error) {
+	s, err := n.scalar()
+	if err != nil {
+		return 0, 0, err
+	}
+	lo, hi, found := strings.Cut(s, "-")
+	if !found {
+		hi = lo
+	}
+	a, err1 := strconv.ParseUint(strings.TrimSpace(lo), 10, 64)
+	b, err2 := strconv.ParseUint(strings.TrimSpace(hi), 10, 64)
+	if err1 != nil || err2 != nil || a < min || b > max {
+		return 0, 0, n.pos.Errorf("%q is not a number or range (N or N-M) within %d-%d", s, min, max)
+	}
+	if a > b {
+		return 0, 0, n.pos.Errorf("%q: the range is reversed", s)
+	}
+	return a, b, nil
+}
+
+func boolValue(n node) (bool, error) {
+	s, err := n.scalar()
+	if err != nil {
+		return false, err
+	}
+	switch s {
+	case "true", "yes", "on":
+		return true, nil
+	case "false", "no", "off":
+		return false, nil
+	}
+	return false, n.pos.Errorf("%q is not true or false", s)
+}
+
+// contiguous returns the length of the mask's run of set bits, or 0 if
+// the set bits are not one run.
+func contiguous(m uint32) int {
+	if m == 0 {
+		return 0
+	}
+	shifted := m >> bits.TrailingZeros32(m)
+	if shifted&(shifted+1) != 0 {
+		return 0
+	}
+	return bits.OnesCount32(m)
+}
