@@ -231,6 +231,7 @@ func (c *conn) dump(seq uint32, fn func(m message) error) error {
 		if err != nil {
 			return err
 		}
+		ended := false // the kernel's last word on this dump was read
 		done, err := forEach(b, func(m message) (bool, error) {
 			if m.seq != seq {
 				return false, nil // a late answer to an earlier request
@@ -239,12 +240,11 @@ func (c *conn) dump(seq uint32, fn func(m message) error) error {
 				interrupted = true
 			}
 			switch m.typ {
-			case unix.NLMSG_DONE:
-				if e := parseError(m); len(m.data) >= 4 && e != nil {
-					return true, e
+			case unix.NLMSG_DONE, unix.NLMSG_ERROR:
+				ended = true
+				if len(m.data) < 4 {
+					return true, nil
 				}
-				return true, nil
-			case unix.NLMSG_ERROR:
 				if e := parseError(m); e != nil {
 					return true, e
 				}
@@ -253,7 +253,9 @@ func (c *conn) dump(seq uint32, fn func(m message) error) error {
 			return false, fn(m)
 		})
 		if err != nil {
-			c.drain(seq)
+			if !ended {
+				c.drain(seq)
+			}
 			return err
 		}
 		if done {
