@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"sort"
 
 	"github.com/tunroute/tunroute/internal/state"
 	"github.com/vishvananda/netns"
@@ -40,7 +39,9 @@ func (e *OpError) Unwrap() error { return e.Err }
 // and the error (an *OpError) names the first failed op in iproute2 words
 // with the kernel's reason. Ops after the failed one in the same batch
 // were already handed to the kernel and may have taken effect; applied
-// tells.
+// tells. Only if the socket itself fails (no answer, a lost receive
+// buffer) is the outcome of that batch unknown: its ops stay false and the
+// error says which ones.
 func (h *Handle) Execute(ops []state.Op) (applied []bool, err error) {
 	c, err := h.lock()
 	if err != nil {
@@ -114,9 +115,12 @@ func (x *executor) batch(start int) (int, error) {
 		ne.PutUint16(x.enc.b[lastOff+6:], fl|unix.NLM_F_ACK)
 		failed := map[int]*Error{}
 		err := c.batch(x.enc.b, x.seqs[0], x.seqs[n-1], func(seq uint32, e *Error) {
-			k := sort.Search(n, func(k int) bool { return x.seqs[k] >= seq })
-			if k < n && x.seqs[k] == seq {
-				failed[start+k] = e
+			// Failures are rare; a scan also survives a wrapped counter.
+			for k, s := range x.seqs {
+				if s == seq {
+					failed[start+k] = e
+					break
+				}
 			}
 		})
 		if err != nil {
@@ -148,6 +152,9 @@ func (x *executor) encode(op *state.Op) (uint32, error) {
 		r := op.Route
 		x.ifindex = x.ifindex[:0]
 		for j := range r.Nexthops {
+			if op.Action == state.Delete {
+				break // a delete names no device: it may be gone already
+			}
 			idx, err := x.dev(r.Nexthops[j].Dev, r.Nexthops[j].Index)
 			if err != nil {
 				return 0, err

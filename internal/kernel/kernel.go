@@ -56,7 +56,9 @@ func (h *Handle) Close() error {
 	}
 	err := h.c.close()
 	h.c = nil
-	h.ns.Close()
+	if h.ns.IsOpen() {
+		h.ns.Close()
+	}
 	return err
 }
 
