@@ -176,6 +176,8 @@ func (x *executor) encode(op *state.Op) (uint32, error) {
 	case op.Rule != nil:
 		seq := x.c.nextSeq()
 		return seq, x.enc.encodeRule(op.Action, op.Rule, seq)
+	case op.Firewall != nil:
+		return 0, errors.New("nftables ops are not implemented by internal/kernel yet")
 	}
 	return 0, errors.New("the op names no object")
 }
