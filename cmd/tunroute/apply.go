@@ -27,6 +27,13 @@ func newApplyCmd(g *globalFlags) *cobra.Command {
 			if confirm < 0 {
 				return fmt.Errorf("--confirm: %s is negative", confirm)
 			}
+			if !dryRun {
+				unlock, err := lockNamespace(g)
+				if err != nil {
+					return err
+				}
+				defer unlock()
+			}
 			s, err := planConfig(g)
 			if err != nil {
 				return err

@@ -16,6 +16,13 @@ func newDownCmd(g *globalFlags) *cobra.Command {
 		Short: "Remove everything tunroute owns in the namespace, and nothing else",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if !dryRun {
+				unlock, err := lockNamespace(g)
+				if err != nil {
+					return err
+				}
+				defer unlock()
+			}
 			s, err := openSession(g)
 			if err != nil {
 				return err

@@ -73,6 +73,7 @@ func newRootCmd() *cobra.Command {
 		newStatusCmd(g),
 		newSnapshotCmd(g),
 		newConfirmCmd(g),
+		newHookCmd(g),
 		newLabCmd(),
 	)
 	return root

@@ -1,0 +1,172 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tunroute/tunroute/internal/config"
+	"github.com/tunroute/tunroute/internal/facts"
+	"github.com/tunroute/tunroute/internal/hook"
+	"github.com/tunroute/tunroute/internal/kernel"
+	"github.com/tunroute/tunroute/internal/plan"
+)
+
+func newHookCmd(g *globalFlags) *cobra.Command {
+	var vpnName string
+	cmd := &cobra.Command{
+		Use:   "hook openvpn|tinc [VERB] [ARGS...]",
+		Short: "Called by a VPN daemon: record what it reports and apply the config",
+		Long: `tunroute hook turns a VPN daemon's script environment into runtime facts
+(tunnel device and addresses, gateway inside the tunnel, the server's real
+address and port, the original gateway, pushed DNS), stores them under the
+runtime directory and applies the config with them. A down verb forgets the
+connection's facts and applies again: what went through it is withdrawn,
+the kill switch stays.
+
+OpenVPN (route-noexec recommended, script-security 2):
+    up "/usr/sbin/tunroute hook openvpn"       route-up "/usr/sbin/tunroute hook openvpn"
+    route-pre-down "/usr/sbin/tunroute hook openvpn"    down "/usr/sbin/tunroute hook openvpn"
+  The verb comes from script_type; the arguments OpenVPN adds are ignored.
+tinc: in tinc-up, tinc-down, host-up, host-down (and subnet-up/-down):
+    exec /usr/sbin/tunroute hook tinc tinc-up       (and so on, one verb per script)
+
+The VPN is the config's vpn of that type, or the one named by --vpn or by the
+environment variable TUNROUTE_VPN (OpenVPN: setenv TUNROUTE_VPN work).`,
+		Args:               cobra.MinimumNArgs(1),
+		DisableFlagParsing: false,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runHook(cmd, g, vpnName, args)
+		},
+	}
+	cmd.Flags().StringVar(&vpnName, "vpn", "", "the config's name for this connection")
+	addConfigFlag(cmd, g)
+	addNetnsFlag(cmd, g)
+	return cmd
+}
+
+func runHook(cmd *cobra.Command, g *globalFlags, vpnName string, args []string) error {
+	typ := args[0]
+	env := hook.ParseEnv(os.Environ())
+	var ev hook.Event
+	var verb string
+	var err error
+	switch typ {
+	case "openvpn":
+		verb = env["script_type"]
+		if len(args) > 1 && verb == "" {
+			verb = args[1] // called by hand: tunroute hook openvpn up
+		}
+		ev, err = hook.OpenVPNEvent(verb)
+	case "tinc":
+		if len(args) < 2 {
+			return fmt.Errorf("hook tinc: give the script's verb (tinc-up, tinc-down, host-up, host-down, subnet-up, subnet-down)")
+		}
+		verb = args[1]
+		ev, err = hook.TincEvent(verb)
+	default:
+		return fmt.Errorf("hook: %q is not a VPN tunroute has a hook for (openvpn, tinc)", typ)
+	}
+	if err != nil {
+		return fmt.Errorf("hook %s: %w", typ, err)
+	}
+	if ev == hook.Ignore {
+		return nil
+	}
+	if g.netns == "" {
+		if g.netns, err = kernel.CurrentNamespace(); err != nil {
+			return fmt.Errorf("hook %s: finding the network namespace: %w", typ, err)
+		}
+	}
+	cfg, err := config.Load(g.config, config.Options{})
+	if err != nil {
+		return err
+	}
+	vpn, err := pickVPN(cfg, typ, vpnName, env)
+	if err != nil {
+		return fmt.Errorf("hook %s: %w", typ, err)
+	}
+	unlock, err := lockNamespace(g)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	store, err := factsStore(g)
+	if err != nil {
+		return err
+	}
+	out := cmd.OutOrStdout()
+	if ev == hook.Down {
+		if err := store.Remove(vpn.Name); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "tunroute: vpn %s (%s %s) is down; withdrawing what went through it\n", vpn.Name, typ, verb)
+	} else {
+		v, err := vpnFacts(typ, verb, vpn.Name, env, store)
+		if err != nil {
+			return fmt.Errorf("hook %s %s: %w; nothing was changed", typ, verb, err)
+		}
+		v.Updated = time.Now().UTC().Round(time.Second)
+		if err := store.Put(v); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "tunroute: vpn %s (%s %s) on %s\n", vpn.Name, typ, verb, v.Device)
+	}
+	s, err := planConfig(g)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	fmt.Fprint(out, s.plan.Text())
+	printNotes(out, s.compiled.Notes)
+	if err := plan.Apply(s.h, s.plan.Ops); err != nil {
+		return fmt.Errorf("apply failed, nothing was changed: %w", err)
+	}
+	return nil
+}
+
+func pickVPN(cfg *config.Config, typ, name string, env hook.Env) (*config.VPN, error) {
+	if name == "" {
+		name = env["TUNROUTE_VPN"]
+	}
+	if name != "" {
+		v := cfg.VPN(name)
+		if v == nil {
+			return nil, fmt.Errorf("the config %s has no vpn %q", cfg.File, name)
+		}
+		if v.Type != typ {
+			return nil, fmt.Errorf("vpn %q is of type %s, not %s", name, v.Type, typ)
+		}
+		return v, nil
+	}
+	var found []*config.VPN
+	for _, v := range cfg.VPNs {
+		if v.Type == typ {
+			found = append(found, v)
+		}
+	}
+	switch len(found) {
+	case 0:
+		return nil, fmt.Errorf("the config %s has no vpn of type %s", cfg.File, typ)
+	case 1:
+		return found[0], nil
+	}
+	return nil, fmt.Errorf("the config %s has several %s vpns; name one with --vpn or TUNROUTE_VPN", cfg.File, typ)
+}
+
+func vpnFacts(typ, verb, name string, env hook.Env, store *facts.Store) (*facts.VPN, error) {
+	if typ == "openvpn" {
+		return hook.OpenVPN(name, env)
+	}
+	all, err := store.All()
+	if err != nil {
+		return nil, err
+	}
+	prev := all[name]
+	if verb == "tinc-up" {
+		prev = nil // a new session
+	}
+	return hook.Tinc(name, verb, env, prev)
+}
