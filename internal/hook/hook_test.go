@@ -16,11 +16,11 @@ func labOpenVPN() Env {
 		"route_vpn_gateway": "10.8.0.1", "route_net_gateway": "10.1.0.1",
 		"route_network_1": "10.99.0.0", "route_netmask_1": "255.255.0.0", "route_gateway_1": "10.8.0.1",
 		"route_ipv6_network_1": "2001:db8:99::/48",
-		"trusted_ip": "198.51.100.2", "trusted_port": "1194", "untrusted_ip": "198.51.100.2", "untrusted_port": "1194",
+		"trusted_ip":           "198.51.100.2", "trusted_port": "1194", "untrusted_ip": "198.51.100.2", "untrusted_port": "1194",
 		"remote_1": "198.51.100.2", "remote_port_1": "1194", "proto_1": "udp",
 		"foreign_option_1": "dhcp-option DNS 10.8.0.1", "foreign_option_2": "dhcp-option DOMAIN example.test",
 		"foreign_option_3": "dhcp-option DNS6 2001:db8:8::53",
-		"common_name": "server", "config": "client.conf", "daemon": "1", "verb": "3",
+		"common_name":      "server", "config": "client.conf", "daemon": "1", "verb": "3",
 	}
 }
 
