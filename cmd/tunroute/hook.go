@@ -99,7 +99,7 @@ func runHook(cmd *cobra.Command, g *globalFlags, vpnName string, args []string) 
 	}
 	out := cmd.OutOrStdout()
 	if ev == hook.Down {
-		if err := store.Remove(vpn.Name); err != nil {
+		if err := markDown(store, vpn.Name); err != nil {
 			return err
 		}
 		fmt.Fprintf(out, "tunroute: vpn %s (%s %s) is down; withdrawing what went through it\n", vpn.Name, typ, verb)
@@ -169,4 +169,20 @@ func vpnFacts(typ, verb, name string, env hook.Env, store *facts.Store) (*facts.
 		prev = nil // a new session
 	}
 	return hook.Tinc(name, verb, env, prev)
+}
+
+// markDown keeps a down VPN's server endpoints (the kill switch must let
+// the daemon reconnect) and drops everything else it reported.
+func markDown(store *facts.Store, name string) error {
+	all, err := store.All()
+	if err != nil {
+		return err
+	}
+	prev := all[name]
+	if prev == nil {
+		return nil
+	}
+	down := &facts.VPN{Name: prev.Name, Type: prev.Type, Device: prev.Device, Servers: prev.Servers,
+		Down: true, Updated: time.Now().UTC().Round(time.Second)}
+	return store.Put(down)
 }

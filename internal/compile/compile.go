@@ -174,9 +174,9 @@ func (c *compiler) identity(ci *config.Identity, index int, tables *tableAllocat
 	if ci.VPN != "" {
 		vf = c.vpns[ci.VPN]
 		switch {
-		case vf == nil:
+		case vf == nil || vf.Down:
 			id.Down = true
-			c.note("vpn %s is down (its hook has reported nothing): identity %s and what goes through it are not installed", ci.VPN, ci.Name)
+			c.note("vpn %s is down: identity %s and what goes through it are not installed", ci.VPN, ci.Name)
 			return id, nil
 		case id.Device == "":
 			id.Device = vf.Device

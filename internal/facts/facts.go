@@ -48,6 +48,10 @@ type VPN struct {
 	DNS []netip.Addr `json:"dns,omitempty"`
 	// Routes are networks the VPN pushes (route_network_N, route_ipv6_network_N).
 	Routes []netip.Prefix `json:"routes,omitempty"`
+	// Down is set when the connection went down: the identity goes out of
+	// use, but Servers are kept so the kill switch still lets the daemon
+	// reach its server and come back.
+	Down bool `json:"down,omitempty"`
 	// Updated is when the hook wrote the facts.
 	Updated time.Time `json:"updated"`
 }

@@ -1,0 +1,182 @@
+package compile
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/tunroute/tunroute/internal/config"
+	"github.com/tunroute/tunroute/internal/facts"
+	"github.com/tunroute/tunroute/internal/state"
+)
+
+func compileWith(t *testing.T, yaml string, obs *state.State, vpns map[string]*facts.VPN) *Result {
+	t.Helper()
+	cfg, err := config.Parse([]byte(yaml), "test.yaml", config.Options{TableNames: map[string]uint32{"main": 254}})
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	res, err := Compile(cfg, obs, vpns)
+	if err != nil {
+		t.Fatalf("compile: %v", err)
+	}
+	return res
+}
+
+func firewallText(fw *state.Firewall) string {
+	if fw == nil {
+		return "(none)"
+	}
+	return strings.Join(fw.Lines(), "\n")
+}
+
+// labVPN is what the OpenVPN hook reports in the lab (wg0 stands in for
+// the tunnel device the fixture has).
+func labVPN() *facts.VPN {
+	return &facts.VPN{Name: "work", Type: "openvpn", Device: "wg0",
+		Addrs:    []netip.Prefix{netip.MustParsePrefix("10.30.0.2/24")},
+		Gateway4: netip.MustParseAddr("10.30.0.1"),
+		Servers:  []facts.Endpoint{{Addr: netip.MustParseAddr("198.51.100.2"), Port: 1194, Proto: "udp"}},
+		DNS:      []netip.Addr{netip.MustParseAddr("10.30.0.1")},
+	}
+}
+
+const vpnConfig = `
+vpns:
+  - {name: work, type: openvpn}
+identities:
+  - name: inside
+    vpn: work
+  - name: outside
+    device: eth0
+redirect:
+  via: inside
+select:
+  - {proto: tcp, dport: 23, via: inside}
+  - {proto: tcp, dport: 22, via: outside}
+  - {cgroup: system.slice/backup.service, via: inside}
+killswitch:
+  allow:
+    - to: 10.1.0.0/24
+  dns: [vpn]
+`
+
+func TestVPNUp(t *testing.T) {
+	res := compileWith(t, vpnConfig, labClient(), map[string]*facts.VPN{"work": labVPN()})
+	got := strings.Join(rendered(t, res.State), "\n")
+	for _, want := range []string{
+		"route default via 10.30.0.1 dev wg0 table 1000 src 10.30.0.2",
+		"route 198.51.100.2/32 via 10.1.0.1 dev eth0 table main",
+		"route 0.0.0.0/1 via 10.30.0.1 dev wg0 table main src 10.30.0.2",
+		"rule pref 4000 from all ipproto 6 dport 23 lookup 1000",
+		"rule pref 4001 from all ipproto 6 dport 22 lookup 1001",
+		"rule -6 pref 4001 from all ipproto 6 dport 22 lookup 1001",
+		"rule pref 4002 from all fwmark 0x3000000/0xf000000 lookup 1000",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("missing %q in:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, "rule -6 pref 4000") {
+		t.Errorf("the inside identity has no IPv6 address; no IPv6 selector rule for it:\n%s", got)
+	}
+	wantFW := `table inet tunroute {
+  chain select_output {
+    type route hook output priority -150; policy accept;
+    meta nfproto ipv4 socket cgroupv2 level 2 "system.slice/backup.service" meta mark set meta mark & 0xf0ffffff | 0x03000000 "select: cgroup system.slice/backup.service via inside"
+  }
+  chain select_nat {
+    type nat hook postrouting priority 100; policy accept;
+    meta nfproto ipv4 oifname "wg0" meta mark & 0x0f000000 == 0x03000000 masquerade "select: source of re-routed cgroup system.slice/backup.service traffic"
+  }
+  chain killswitch_output {
+    type filter hook output priority 0; policy accept;
+    oifname "lo" accept "loopback"
+    meta nfproto ipv4 ip daddr != 10.30.0.1 meta l4proto udp th dport 53 counter drop "DNS only to the declared resolvers"
+    meta nfproto ipv4 ip daddr != 10.30.0.1 meta l4proto tcp th dport 53 counter drop "DNS only to the declared resolvers"
+    meta nfproto ipv6 meta l4proto udp th dport 53 counter drop "DNS only to the declared resolvers"
+    meta nfproto ipv6 meta l4proto tcp th dport 53 counter drop "DNS only to the declared resolvers"
+    oifname "wg0" accept "in a tunnel"
+    meta nfproto ipv4 ip daddr 10.1.0.0/24 accept "allowed in clear"
+    meta nfproto ipv4 ip daddr 198.51.100.2 meta l4proto udp th dport 1194 accept "VPN server"
+    meta nfproto ipv4 meta l4proto udp th sport 68 th dport 67 accept "DHCP"
+    meta nfproto ipv6 meta l4proto udp th sport 546 th dport 547 accept "DHCPv6"
+    meta nfproto ipv6 meta l4proto ipv6-icmp icmpv6 type { 133, 135, 136, 143 } accept "IPv6 neighbour discovery"
+    counter drop "kill switch: not in a tunnel, not allowed in clear"
+  }
+  chain killswitch_forward {
+    type filter hook forward priority 0; policy accept;
+    meta nfproto ipv4 ip daddr != 10.30.0.1 meta l4proto udp th dport 53 counter drop "DNS only to the declared resolvers"
+    meta nfproto ipv4 ip daddr != 10.30.0.1 meta l4proto tcp th dport 53 counter drop "DNS only to the declared resolvers"
+    meta nfproto ipv6 meta l4proto udp th dport 53 counter drop "DNS only to the declared resolvers"
+    meta nfproto ipv6 meta l4proto tcp th dport 53 counter drop "DNS only to the declared resolvers"
+    oifname "wg0" accept "in a tunnel"
+    meta nfproto ipv4 ip daddr 10.1.0.0/24 accept "allowed in clear"
+    meta nfproto ipv4 ip daddr 198.51.100.2 meta l4proto udp th dport 1194 accept "VPN server"
+    counter drop "kill switch: not in a tunnel, not allowed in clear"
+  }
+}`
+	if got := firewallText(res.State.Firewall); got != wantFW {
+		t.Errorf("firewall:\n%s\nwant:\n%s", got, wantFW)
+	}
+}
+
+// TestVPNDown: with no facts the VPN identity is down: nothing goes
+// through it, the default route is left alone, and the kill switch holds
+// with no tunnel to accept (fail closed).
+func TestVPNDown(t *testing.T) {
+	res := compileWith(t, vpnConfig, labClient(), nil)
+	got := strings.Join(rendered(t, res.State), "\n")
+	if strings.Contains(got, "wg0") || strings.Contains(got, "0.0.0.0/1") || strings.Contains(got, "lookup 1000") {
+		t.Errorf("a down VPN still routes:\n%s", got)
+	}
+	fw := firewallText(res.State.Firewall)
+	if strings.Contains(fw, `oifname "wg0"`) || !strings.Contains(fw, `counter drop "kill switch`) {
+		t.Errorf("kill switch with the VPN down:\n%s", fw)
+	}
+	if len(res.Notes) == 0 || !strings.Contains(res.Notes[0], "vpn work is down") {
+		t.Errorf("notes: %v", res.Notes)
+	}
+	// The identity's table and priority stay allocated so they do not
+	// move when the VPN comes back.
+	if res.Identities[1].Table != 1001 || res.Identities[1].Priority != 5001 {
+		t.Errorf("outside identity renumbered: %+v", res.Identities[1])
+	}
+}
+
+// TestVPNWentDown: after the down hook the facts keep the server, so the
+// kill switch still lets the daemon reconnect, and nothing else.
+func TestVPNWentDown(t *testing.T) {
+	v := labVPN()
+	v.Down = true
+	res := compileWith(t, vpnConfig, labClient(), map[string]*facts.VPN{"work": v})
+	fw := firewallText(res.State.Firewall)
+	if !res.Identities[0].Down || strings.Contains(fw, `oifname "wg0"`) ||
+		!strings.Contains(fw, `ip daddr 198.51.100.2 meta l4proto udp th dport 1194 accept "VPN server"`) {
+		t.Errorf("down VPN: %+v\n%s", res.Identities[0], fw)
+	}
+}
+
+func TestVPNDeviceGone(t *testing.T) {
+	v := labVPN()
+	v.Device = "tun9"
+	res := compileWith(t, vpnConfig, labClient(), map[string]*facts.VPN{"work": v})
+	if !res.Identities[0].Down || !strings.Contains(strings.Join(res.Notes, "\n"), "tun9, which no longer exists") {
+		t.Errorf("stale facts must count as down: %+v %v", res.Identities[0], res.Notes)
+	}
+}
+
+func TestMarkMaskOverflow(t *testing.T) {
+	yaml := "settings: {mark_mask: 0x3}\nidentities:\n  - {name: v, device: wg0, gateway: none}\nselect:\n"
+	for i := 0; i < 4; i++ {
+		yaml += "  - {cgroup: a.slice, via: v}\n"
+	}
+	cfg, err := config.Parse([]byte(yaml), "test.yaml", config.Options{TableNames: map[string]uint32{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Compile(cfg, labClient(), nil)
+	if err == nil || !strings.Contains(err.Error(), "selector 3 does not fit in mark mask 0x00000003") {
+		t.Errorf("got %v", err)
+	}
+}
