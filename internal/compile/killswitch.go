@@ -22,12 +22,15 @@ func (c *compiler) killswitch(k *config.KillSwitch) error {
 	var clear []state.FwRule // what may leave in clear, both chains
 	for _, a := range k.Allow {
 		for _, v6 := range []bool{false, true} {
-			if ps := familyOf(a.To, v6); len(ps) > 0 {
-				clear = append(clear, state.FwRule{Comment: "allowed in clear", Family: fam(v6), Daddr: ps,
-					Proto: a.Proto, DPorts: a.Ports, Verdict: "accept"})
+			to, from := familyOf(a.To, v6), familyOf(a.From, v6)
+			if (len(a.To) > 0 && len(to) == 0) || (len(a.From) > 0 && len(from) == 0) {
+				continue
 			}
+			clear = append(clear, state.FwRule{Comment: "allowed in clear", Family: fam(v6), Daddr: to, Saddr: from,
+				Proto: a.Proto, DPorts: a.Ports, Verdict: "accept"})
 		}
 	}
+	clear = append(clear, c.selectedClear(tunnels)...)
 	for _, e := range c.serverEndpoints() {
 		r := state.FwRule{Comment: "VPN server", Family: family(e.Addr),
 			Daddr: []netip.Prefix{netip.PrefixFrom(e.Addr, e.Addr.BitLen())}, Verdict: "accept"}
@@ -151,4 +154,38 @@ func (c *compiler) dnsRules(k *config.KillSwitch) []state.FwRule {
 		}
 	}
 	return rules
+}
+
+// selectedClear allows what a selector deliberately sends around the
+// tunnels (seed 001: "ssh around it"): the selector is the policy that
+// says this traffic may go in clear, by the identity's device.
+func (c *compiler) selectedClear(tunnels []string) []state.FwRule {
+	isTunnel := map[string]bool{}
+	for _, t := range tunnels {
+		isTunnel[t] = true
+	}
+	var out []state.FwRule
+	for _, s := range c.cfg.Select {
+		id := c.ids[s.Via]
+		if id.Down || isTunnel[id.Device] {
+			continue
+		}
+		for _, v6 := range []bool{false, true} {
+			if !id.has(v6) {
+				continue
+			}
+			to, from := familyOf(s.To, v6), familyOf(s.From, v6)
+			if (len(s.To) > 0 && len(to) == 0) || (len(s.From) > 0 && len(from) == 0) {
+				continue
+			}
+			r := state.FwRule{Comment: "selected around the tunnel via " + id.Name, Family: fam(v6),
+				OIF: []string{id.Device}, Daddr: to, Saddr: from, Proto: s.Proto,
+				SPorts: ports(s.SPort), DPorts: ports(s.DPort), UID: s.UID, Cgroup: s.Cgroup, Verdict: "accept"}
+			if s.IIF != "" {
+				r.IIF = []string{s.IIF}
+			}
+			out = append(out, r)
+		}
+	}
+	return out
 }

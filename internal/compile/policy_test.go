@@ -98,6 +98,8 @@ func TestVPNUp(t *testing.T) {
     meta nfproto ipv6 meta l4proto tcp th dport 53 counter drop "DNS only to the declared resolvers"
     oifname "wg0" accept "in a tunnel"
     meta nfproto ipv4 ip daddr 10.1.0.0/24 accept "allowed in clear"
+    meta nfproto ipv4 oifname "eth0" meta l4proto tcp th dport 22 accept "selected around the tunnel via outside"
+    meta nfproto ipv6 oifname "eth0" meta l4proto tcp th dport 22 accept "selected around the tunnel via outside"
     meta nfproto ipv4 ip daddr 198.51.100.2 meta l4proto udp th dport 1194 accept "VPN server"
     meta nfproto ipv4 meta l4proto udp th sport 68 th dport 67 accept "DHCP"
     meta nfproto ipv6 meta l4proto udp th sport 546 th dport 547 accept "DHCPv6"
@@ -112,6 +114,8 @@ func TestVPNUp(t *testing.T) {
     meta nfproto ipv6 meta l4proto tcp th dport 53 counter drop "DNS only to the declared resolvers"
     oifname "wg0" accept "in a tunnel"
     meta nfproto ipv4 ip daddr 10.1.0.0/24 accept "allowed in clear"
+    meta nfproto ipv4 oifname "eth0" meta l4proto tcp th dport 22 accept "selected around the tunnel via outside"
+    meta nfproto ipv6 oifname "eth0" meta l4proto tcp th dport 22 accept "selected around the tunnel via outside"
     meta nfproto ipv4 ip daddr 198.51.100.2 meta l4proto udp th dport 1194 accept "VPN server"
     counter drop "kill switch: not in a tunnel, not allowed in clear"
   }

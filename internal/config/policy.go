@@ -70,9 +70,12 @@ type KillSwitch struct {
 // At returns the position of a field of the kill switch.
 func (k *KillSwitch) At(field string) Pos { return k.at(field) }
 
-// Allow is a destination that may be reached in clear.
+// Allow is traffic that may leave in clear: to some destinations, or
+// from some source addresses (e.g. the outside identity's, for seed 000's
+// deliberate `ssh -b OUTSIDE`), optionally only some protocol and ports.
 type Allow struct {
 	To    []netip.Prefix
+	From  []netip.Prefix
 	Proto uint8
 	Ports []state.PortRange
 }
@@ -238,13 +241,25 @@ func (d *decoder) killswitch(v node) (*KillSwitch, error) {
 			return nil, err
 		}
 		for _, it := range items {
-			am, err := it.mapping("to", "proto", "port")
+			am, err := it.mapping("to", "from", "proto", "port")
 			if err != nil {
 				return nil, err
 			}
 			var a Allow
-			if a.To, err = prefixes(am, "to"); err != nil {
-				return nil, err
+			_, hasTo := am.get("to")
+			_, hasFrom := am.get("from")
+			if !hasTo && !hasFrom {
+				return nil, am.at("to").Errorf("missing: give to (destinations) or from (source addresses), or both")
+			}
+			if hasTo {
+				if a.To, err = prefixes(am, "to"); err != nil {
+					return nil, err
+				}
+			}
+			if hasFrom {
+				if a.From, err = prefixes(am, "from"); err != nil {
+					return nil, err
+				}
 			}
 			if pn, ok := am.get("proto"); ok {
 				if a.Proto, err = protoValue(pn); err != nil {
