@@ -1,0 +1,170 @@
+package fib
+
+import (
+	"github.com/tunroute/tunroute/internal/state"
+)
+
+// scratch is per-goroutine working memory for lookups.
+type scratch struct {
+	cur       [][]int32
+	forceMode int // 0: the snapshot's IPv4 mode; 1: merged; 2: unmerged
+	tr        tracer
+	alt       Result
+}
+
+func newScratch(f *FIB) *scratch {
+	return &scratch{cur: make([][]int32, 0, f.maxCursors+4)}
+}
+
+func (sc *scratch) cursors(f *FIB) [][]int32 {
+	if cap(sc.cur) < f.maxCursors+4 {
+		sc.cur = make([][]int32, 0, f.maxCursors+4)
+	}
+	return sc.cur[:0]
+}
+
+func (sc *scratch) tracer(r *Result) *tracer {
+	if sc == nil {
+		return nil
+	}
+	sc.tr.r = r
+	return &sc.tr
+}
+
+// Lookup answers q like `ip route get`.
+func (f *FIB) Lookup(q Query) Result {
+	var r Result
+	f.LookupInto(&q, &r)
+	return r
+}
+
+// LookupInto answers q into r, reusing r's slices: with a Result reused
+// across calls a lookup does not allocate.
+func (f *FIB) LookupInto(q *Query, r *Result) {
+	sc := f.scratch.Get().(*scratch)
+	f.lookup(q, r, sc)
+	f.scratch.Put(sc)
+}
+
+func (f *FIB) lookup(q *Query, r *Result, sc *scratch) {
+	r.reset(f, q)
+	var qf qflow
+	if !f.resolve(q, &qf, r) {
+		return
+	}
+	sc.forceMode = 0
+	f.run(&qf, r, sc)
+	if !qf.v6 {
+		if _, known := f.merged(); !known && (qf.iif != nil || f.localCovers(&qf)) {
+			sc.forceMode = 2
+			alt := &sc.alt
+			alt.reset(f, q)
+			f.run(&qf, alt, sc)
+			sc.forceMode = 0
+			if !sameAnswer(r, alt) {
+				line := string(alt.appendVerdictLine(nil))
+				r.addUncertain("IPv4 rules look never changed, so the answer assumes the kernel still merges table local into main; " +
+					"if IPv4 rules were ever added or deleted in this namespace the answer is: " + line)
+			}
+		}
+	}
+	for _, n := range f.assumedRules {
+		r.addUncertain(n)
+	}
+}
+
+func (f *FIB) run(qf *qflow, r *Result, sc *scratch) {
+	switch {
+	case qf.v6 && qf.iif != nil:
+		f.input6(qf, r, sc)
+	case qf.v6:
+		f.output6(qf, r, sc)
+	case qf.iif != nil:
+		f.input4(qf, r, sc)
+	default:
+		f.output4(qf, r, sc)
+	}
+}
+
+// localCovers reports whether table local has a route covering the
+// query's destination or source (only then can the merged and unmerged
+// IPv4 lookups differ).
+func (f *FIB) localCovers(qf *qflow) bool {
+	t := f.v4.tables[state.TableLocal]
+	if t == nil {
+		return false
+	}
+	if _, ok := t.lpm.Lookup(qf.dst); ok {
+		return true
+	}
+	if qf.src.IsValid() {
+		if _, ok := t.lpm.Lookup(qf.src); ok {
+			return true
+		}
+	}
+	return false
+}
+
+func sameAnswer(a, b *Result) bool {
+	return a.Error == b.Error && a.Type == b.Type && a.Dst == b.Dst && a.Gateway == b.Gateway &&
+		a.Dev == b.Dev && a.Table == b.Table && a.PrefSrc == b.PrefSrc && a.Cache == b.Cache && a.TOS == b.TOS
+}
+
+// resolve checks the query against the FIB's devices and fills qf.
+func (f *FIB) resolve(q *Query, qf *qflow, r *Result) bool {
+	if !q.To.IsValid() {
+		r.fail(errINVAL)
+		r.Error = "need a destination address"
+		return false
+	}
+	qf.dst = q.To.Unmap()
+	qf.v6 = qf.dst.Is6()
+	r.Family = 4
+	if qf.v6 {
+		r.Family = 6
+	}
+	if q.From.IsValid() {
+		qf.src = q.From.Unmap()
+		if qf.src.Is6() != qf.v6 {
+			r.fail(errINVAL)
+			r.Error = "from is not of the destination's address family"
+			return false
+		}
+	}
+	if q.IIF != "" {
+		if qf.iif = f.byName[q.IIF]; qf.iif == nil {
+			r.err = errNoDevice
+			r.Error = "Cannot find device \"" + q.IIF + "\""
+			return false
+		}
+	}
+	if q.OIF != "" {
+		if qf.oif = f.byName[q.OIF]; qf.oif == nil {
+			r.err = errNoDevice
+			r.Error = "Cannot find device \"" + q.OIF + "\""
+			return false
+		}
+	}
+	qf.mark, qf.uid, qf.uidSet = q.Mark, q.UID, q.HasUID
+	qf.tos, qf.proto, qf.protoSet = q.TOS, q.IPProto, q.HasIPProto
+	qf.sport, qf.dport, qf.fibmatch = q.SPort, q.DPort, q.FibMatch
+	if q.HasIPProto {
+		ok := q.IPProto == protoTCP || q.IPProto == protoUDP
+		if qf.v6 {
+			ok = ok || q.IPProto == protoICMPv6
+		} else {
+			ok = ok || q.IPProto == protoICMP
+		}
+		if !ok {
+			r.fail(errPROTO)
+			return false
+		}
+	}
+	if !qf.v6 {
+		r.Mark = q.Mark
+		if qf.src.IsValid() && !qf.src.IsUnspecified() {
+			r.From = qf.src
+		}
+	}
+	return true
+}

@@ -1,0 +1,273 @@
+package fib
+
+import (
+	"net/netip"
+
+	"github.com/tunroute/tunroute/internal/state"
+)
+
+// flow4 is the kernel's flowi4 for one lookup.
+type flow4 struct {
+	daddr, saddr    uint32
+	iif, oif        int32
+	mark, uid       uint32
+	tos             uint8 // dsfield with ECN bits cleared
+	proto           uint8
+	sport, dport    uint16
+	scope           uint8
+	ignoreLinkstate bool
+}
+
+// fibres4 is the kernel's fib_result.
+type fibres4 struct {
+	t       *table4 // table holding the route
+	node    int32
+	alias   int32
+	at      *rattrs
+	nh      int // nh_sel
+	plen    uint8
+	typ     state.RouteType
+	tableID uint32 // res->table->tb_id: the table that was looked up
+	tos     uint8
+	metric  uint32
+	rule    int32 // rule that produced the result, -1 for the fast path
+}
+
+func (r *fibres4) nhop() *nhop { return &r.at.nhs[r.nh] }
+
+func (r *fibres4) prefix() netip.Prefix {
+	nd := &r.t.nodes[r.node]
+	return netip.PrefixFrom(u4(nd.addr), int(nd.plen))
+}
+
+func (fl *flow4) ruleFlow(rf *ruleFlow) {
+	*rf = ruleFlow{iif: fl.iif, oif: fl.oif, mark: fl.mark, uid: fl.uid,
+		srcLo: uint64(fl.saddr), dstLo: uint64(fl.daddr), hasSrc: true,
+		tos: fl.tos, proto: fl.proto, sport: fl.sport, dport: fl.dport}
+}
+
+// tableLookup4 is fib_table_lookup: longest-prefix match with
+// backtracking; at each prefix the first usable alias wins. A throw or
+// error route ends the lookup with its error.
+func (f *FIB) tableLookup4(t *table4, fl *flow4, res *fibres4, tr *tracer) errno {
+	node, ok := t.lpm.Lookup(u4(fl.daddr))
+	for ok {
+		if err, done := f.tryNode4(t, node, fl, res, t.id); done {
+			return err
+		}
+		node, ok = t.parent(node)
+	}
+	return errAGAIN
+}
+
+// parent returns the node of the next shorter prefix covering node.
+func (t *table4) parent(node int32) (int32, bool) {
+	nd := &t.nodes[node]
+	if nd.plen == 0 {
+		return 0, false
+	}
+	_, p, ok := t.lpm.LookupPrefixLPM(netip.PrefixFrom(u4(nd.addr), int(nd.plen)-1))
+	return p, ok
+}
+
+// tryNode4 scans the aliases of one prefix. done reports that the lookup
+// ended here (with a route or an error).
+func (f *FIB) tryNode4(t *table4, node int32, fl *flow4, res *fibres4, reportTable uint32) (errno, bool) {
+	nd := &t.nodes[node]
+	ftos := fl.tos & 0x1c
+	for ai := nd.first; ai < nd.first+int32(nd.n); ai++ {
+		al := &t.aliases[ai]
+		if al.tos != 0 && al.tos != ftos {
+			continue
+		}
+		at := &f.v4.attrs[al.attrs]
+		if uint8(at.scope) < fl.scope {
+			continue
+		}
+		if at.err != errOK {
+			*res = fibres4{t: t, node: node, alias: ai, at: at, plen: nd.plen, typ: at.typ,
+				tableID: reportTable, tos: al.tos, metric: al.metric, rule: res.rule}
+			return at.err, true
+		}
+		if at.dead {
+			continue
+		}
+		for i := range at.nhs {
+			nh := &at.nhs[i]
+			if nh.dead {
+				continue
+			}
+			if nh.linkdown && !fl.ignoreLinkstate && nh.dev != nil && nh.dev.ignoreLD4 {
+				continue
+			}
+			if fl.oif != 0 && (nh.dev == nil || int32(nh.dev.index) != fl.oif) {
+				continue
+			}
+			*res = fibres4{t: t, node: node, alias: ai, at: at, nh: i, plen: nd.plen, typ: at.typ,
+				tableID: reportTable, tos: al.tos, metric: al.metric, rule: res.rule}
+			return errOK, true
+		}
+	}
+	return errOK, false
+}
+
+// mergedLookup4 is the lookup in main while local is merged into its trie
+// (no IPv4 rule was ever changed): both tables' prefixes are walked
+// longest first, local before main at equal length, and the result is
+// reported as table main.
+func (f *FIB) mergedLookup4(fl *flow4, res *fibres4) errno {
+	main, local := f.v4.tables[state.TableMain], f.v4.tables[state.TableLocal]
+	var nm, nl int32
+	okm, okl := false, false
+	if main != nil {
+		nm, okm = main.lpm.Lookup(u4(fl.daddr))
+	}
+	if local != nil {
+		nl, okl = local.lpm.Lookup(u4(fl.daddr))
+	}
+	for okm || okl {
+		useLocal := okl && (!okm || local.nodes[nl].plen >= main.nodes[nm].plen)
+		if useLocal {
+			if err, done := f.tryNode4(local, nl, fl, res, state.TableMain); done {
+				return err
+			}
+			nl, okl = local.parent(nl)
+		} else {
+			if err, done := f.tryNode4(main, nm, fl, res, state.TableMain); done {
+				return err
+			}
+			nm, okm = main.parent(nm)
+		}
+	}
+	return errAGAIN
+}
+
+// merged reports whether IPv4 lookups use the fast path with local merged
+// into main, and whether that is known rather than assumed.
+func (f *FIB) merged() (merged, known bool) {
+	if !f.v4.rules.dflt {
+		return false, true
+	}
+	if f.rulesModified != nil {
+		return !*f.rulesModified, true
+	}
+	return true, false
+}
+
+// fibLookup4 is fib_lookup: the fast path while rules were never changed,
+// else the rule walk. mode forces merged (1) or unmerged (2); 0 uses the
+// snapshot's answer.
+func (f *FIB) fibLookup4(fl *flow4, res *fibres4, tr *tracer, sc *scratch) errno {
+	merged, _ := f.merged()
+	if sc != nil && sc.forceMode != 0 {
+		merged = sc.forceMode == 1
+	}
+	res.rule = -1
+	if merged {
+		err := f.mergedLookup4(fl, res)
+		tr.table(state.TableMain, err, res, true)
+		if err != errAGAIN {
+			return err
+		}
+		if t := f.v4.tables[state.TableDefault]; t != nil {
+			err = f.tableLookup4(t, fl, res, tr)
+			tr.table(state.TableDefault, err, res, false)
+		} else {
+			tr.table(state.TableDefault, errAGAIN, nil, false)
+		}
+		if err == errAGAIN {
+			err = errNETUNREACH
+		}
+		return err
+	}
+	return f.ruleWalk4(fl, res, tr, sc)
+}
+
+// ruleWalk4 is fib_rules_lookup over the IPv4 rules.
+func (f *FIB) ruleWalk4(fl *flow4, res *fibres4, tr *tracer, sc *scratch) errno {
+	rs := &f.v4.rules
+	var rf ruleFlow
+	fl.ruleFlow(&rf)
+	var local scratch
+	if sc == nil {
+		sc = &local
+	}
+	cur := rs.idx.collect(&rf, sc.cursors(f))
+	pos := int32(0)
+	for {
+		i := nextCandidate(cur, pos)
+		if i < 0 {
+			break
+		}
+		pos = i + 1
+		r := &rs.list[i]
+		if !r.match(&rf) {
+			continue
+		}
+	again:
+		var err errno
+		switch r.action {
+		case state.ActionGoto:
+			if r.gotoIdx < 0 || r.gotoIdx <= i {
+				tr.rule(i, r, vUnresolved, 0, nil)
+				continue
+			}
+			tr.rule(i, r, vGoto, 0, nil)
+			i = r.gotoIdx
+			r = &rs.list[i]
+			pos = i + 1
+			if !r.match(&rf) {
+				tr.rule(i, r, vTargetNoMatch, 0, nil)
+				continue
+			}
+			goto again
+		case state.ActionNop:
+			tr.rule(i, r, vNop, 0, nil)
+			continue
+		case state.ActionLookup:
+			if r.t4 == nil {
+				tr.rule(i, r, vNoTable, r.table, nil)
+				continue
+			}
+			res.rule = i
+			err = f.tableLookup4(r.t4, fl, res, tr)
+			res.rule = i
+		case state.ActionUnreachable:
+			tr.rule(i, r, vActionUnreachable, 0, nil)
+			return errNETUNREACH
+		case state.ActionProhibit:
+			tr.rule(i, r, vActionProhibit, 0, nil)
+			return errACCES
+		default: // blackhole and unknown actions
+			tr.rule(i, r, vActionBlackhole, 0, nil)
+			return errINVAL
+		}
+		switch err {
+		case errOK:
+			if r.supPlen >= 0 && int32(res.plen) <= r.supPlen {
+				tr.rule(i, r, vSuppressedPlen, r.table, res)
+				continue
+			}
+			if r.supGroup >= 0 {
+				if d := res.at.nhs[0].dev; d != nil && int64(d.group) == r.supGroup {
+					tr.rule(i, r, vSuppressedGroup, r.table, res)
+					continue
+				}
+			}
+			tr.rule(i, r, vRoute, r.table, res)
+			return errOK
+		case errAGAIN:
+			if res.at != nil && res.rule == i && res.typ == state.RouteThrow && res.t == r.t4 {
+				tr.rule(i, r, vThrow, r.table, res)
+			} else {
+				tr.rule(i, r, vNoRoute, r.table, nil)
+			}
+			res.at = nil
+			continue
+		default:
+			tr.rule(i, r, vErrorRoute, r.table, res)
+			return err
+		}
+	}
+	return errNETUNREACH
+}

@@ -1,0 +1,781 @@
+package fib
+
+import (
+	"net/netip"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/tunroute/tunroute/internal/state"
+)
+
+// JSON returns the result as one JSON object: the keys of
+// `ip -j -d route get` plus "trace" (and "possible"/"uncertain" when the
+// snapshot cannot determine the answer); a failed lookup has "error".
+func (r *Result) JSON() []byte { return r.AppendJSON(nil) }
+
+// MarshalJSON implements json.Marshaler.
+func (r *Result) MarshalJSON() ([]byte, error) { return r.AppendJSON(nil), nil }
+
+// AppendJSON appends the JSON object to b, without a newline.
+func (r *Result) AppendJSON(b []byte) []byte {
+	return r.appendJSON(b, true)
+}
+
+func (r *Result) appendJSON(b []byte, trace bool) []byte {
+	b = append(b, '{')
+	first := true
+	key := func(k string) {
+		if !first {
+			b = append(b, ',')
+		}
+		first = false
+		b = append(b, '"')
+		b = append(b, k...)
+		b = append(b, '"', ':')
+	}
+	if r.Error != "" {
+		if r.Query.To.IsValid() {
+			key("dst")
+			b = appendAddrJSON(b, r.Query.To)
+		}
+		key("error")
+		b = appendJSONString(b, r.errorText())
+	} else {
+		key("type")
+		b = appendJSONString(b, typeName(r.Type))
+		key("dst")
+		switch {
+		case r.fibMatch && r.DstPrefix.Bits() == 0:
+			b = append(b, `"default"`...)
+		case r.fibMatch:
+			b = append(b, '"')
+			b = r.DstPrefix.AppendTo(b)
+			b = append(b, '"')
+		default:
+			b = appendAddrJSON(b, r.Dst)
+		}
+		if r.From.IsValid() {
+			key("from")
+			b = appendAddrJSON(b, r.From)
+		} else if r.SrcPrefix.IsValid() {
+			key("from")
+			b = append(b, '"')
+			b = r.SrcPrefix.AppendTo(b)
+			b = append(b, '"')
+		}
+		if r.TOS != 0 {
+			key("tos")
+			b = append(b, `"0x`...)
+			b = strconv.AppendUint(b, uint64(r.TOS), 16)
+			b = append(b, '"')
+		}
+		if r.Gateway.IsValid() {
+			if r.Gateway.Is4() == (r.Family == 4) {
+				key("gateway")
+				b = appendAddrJSON(b, r.Gateway)
+			} else {
+				key("via")
+				b = append(b, `{"family":"`...)
+				if r.Gateway.Is4() {
+					b = append(b, "inet"...)
+				} else {
+					b = append(b, "inet6"...)
+				}
+				b = append(b, `","host":`...)
+				b = appendAddrJSON(b, r.Gateway)
+				b = append(b, '}')
+			}
+		}
+		if r.Dev != "" {
+			key("dev")
+			b = appendJSONString(b, r.Dev)
+		}
+		if r.Table != 0 {
+			key("table")
+			b = appendJSONString(b, tableName(r.Table))
+		}
+		if r.has&hasProtocol != 0 {
+			key("protocol")
+			b = appendJSONString(b, protoName(r.Protocol))
+		}
+		if r.has&hasScope != 0 {
+			key("scope")
+			b = appendJSONString(b, scopeName(r.Scope))
+		}
+		if r.PrefSrc.IsValid() {
+			key("prefsrc")
+			b = appendAddrJSON(b, r.PrefSrc)
+		}
+		if r.has&hasMetric != 0 {
+			key("metric")
+			b = strconv.AppendUint(b, uint64(r.Metric), 10)
+		}
+		key("flags")
+		b = appendFlagsJSON(b, r.Flags)
+		if r.Mark != 0 && r.Family == 4 {
+			key("mark")
+			b = strconv.AppendUint(b, uint64(r.Mark), 10)
+		}
+		if r.has&hasUID != 0 && r.Family == 4 {
+			key("uid")
+			b = strconv.AppendUint(b, uint64(r.UID), 10)
+		}
+		if r.has&hasCache != 0 && r.Family == 4 {
+			key("cache")
+			b = append(b, '[')
+			n := 0
+			for _, c := range cacheFlagNames {
+				if r.Cache&c.bit != 0 {
+					if n > 0 {
+						b = append(b, ',')
+					}
+					n++
+					b = append(b, '"')
+					b = append(b, c.name...)
+					b = append(b, '"')
+				}
+			}
+			b = append(b, ']')
+		}
+		if r.MTU != 0 {
+			key("metrics")
+			b = append(b, `[{"mtu":`...)
+			b = strconv.AppendUint(b, uint64(r.MTU), 10)
+			b = append(b, `}]`...)
+		}
+		if r.IIF != "" {
+			key("iif")
+			b = appendJSONString(b, r.IIF)
+		}
+		if r.has&hasPref != 0 {
+			key("pref")
+			b = appendJSONString(b, prefName(r.Pref))
+		}
+		if len(r.Nexthops) > 0 {
+			key("nexthops")
+			b = appendNexthopsJSON(b, r.Nexthops, r.Family, true)
+		}
+		if len(r.Possible) > 0 {
+			key("possible")
+			b = appendNexthopsJSON(b, r.Possible, r.Family, false)
+		}
+	}
+	if len(r.Uncertain) > 0 {
+		key("uncertain")
+		b = append(b, '[')
+		for i, u := range r.Uncertain {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendJSONString(b, u)
+		}
+		b = append(b, ']')
+	}
+	if trace {
+		key("trace")
+		b = r.appendTraceJSON(b)
+	}
+	return append(b, '}')
+}
+
+func (r *Result) errorText() string {
+	if r.err == errNoDevice {
+		return r.Error
+	}
+	return r.Error
+}
+
+func appendNexthopsJSON(b []byte, nhs []Nexthop, fam int, weights bool) []byte {
+	b = append(b, '[')
+	for i := range nhs {
+		nh := &nhs[i]
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, '{')
+		sep := false
+		if nh.Gateway.IsValid() {
+			if nh.Gateway.Is4() == (fam == 4) {
+				b = append(b, `"gateway":`...)
+				b = appendAddrJSON(b, nh.Gateway)
+			} else {
+				b = append(b, `"via":{"family":"inet6","host":`...)
+				b = appendAddrJSON(b, nh.Gateway)
+				b = append(b, '}')
+			}
+			sep = true
+		}
+		if nh.Dev != "" {
+			if sep {
+				b = append(b, ',')
+			}
+			b = append(b, `"dev":`...)
+			b = appendJSONString(b, nh.Dev)
+			sep = true
+		}
+		if nh.PrefSrc.IsValid() {
+			if sep {
+				b = append(b, ',')
+			}
+			b = append(b, `"prefsrc":`...)
+			b = appendAddrJSON(b, nh.PrefSrc)
+			sep = true
+		}
+		if weights {
+			if sep {
+				b = append(b, ',')
+			}
+			b = append(b, `"weight":`...)
+			b = strconv.AppendInt(b, int64(nh.Weight), 10)
+			b = append(b, `,"flags":`...)
+			b = appendFlagsJSON(b, nh.Flags)
+		}
+		b = append(b, '}')
+	}
+	return append(b, ']')
+}
+
+func appendFlagsJSON(b []byte, flags uint32) []byte {
+	b = append(b, '[')
+	n := 0
+	for _, fl := range rtFlagNames {
+		if flags&fl.bit != 0 {
+			if n > 0 {
+				b = append(b, ',')
+			}
+			n++
+			b = append(b, '"')
+			b = append(b, fl.name...)
+			b = append(b, '"')
+		}
+	}
+	return append(b, ']')
+}
+
+func (r *Result) appendTraceJSON(b []byte) []byte {
+	b = append(b, '[')
+	for i := range r.Trace {
+		s := &r.Trace[i]
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, '{')
+		switch s.kind {
+		case stepRule:
+			b = append(b, `"pref":`...)
+			b = strconv.AppendUint(b, uint64(s.pref), 10)
+			b = append(b, `,"rule":`...)
+			b = appendJSONString(b, s.rule)
+			b = append(b, `,"verdict":"`...)
+			b = append(b, verdictText[s.verdict]...)
+			b = append(b, '"')
+			switch s.verdict {
+			case vRoute, vNoRoute, vNoTable, vThrow, vErrorRoute, vSuppressedPlen, vSuppressedGroup:
+				b = append(b, `,"table":"`...)
+				b = append(b, tableName(s.table)...)
+				b = append(b, '"')
+			case vGoto, vUnresolved:
+				b = append(b, `,"target":`...)
+				b = strconv.AppendInt(b, s.arg, 10)
+			}
+			if s.verdict == vSuppressedPlen || s.verdict == vSuppressedGroup {
+				b = append(b, `,"suppress":`...)
+				b = strconv.AppendInt(b, s.arg, 10)
+			}
+		case stepTable:
+			b = append(b, `"table":"`...)
+			b = append(b, tableName(s.table)...)
+			b = append(b, `","verdict":"`...)
+			b = append(b, verdictText[s.verdict]...)
+			b = append(b, '"')
+			if s.note != "" {
+				b = append(b, `,"note":`...)
+				b = appendJSONString(b, s.note)
+			}
+		case stepNote:
+			b = append(b, `"note":`...)
+			b = appendJSONString(b, s.note)
+			if s.dev != "" {
+				b = append(b, `,"dev":`...)
+				b = appendJSONString(b, s.dev)
+			}
+			if s.addr.IsValid() {
+				b = append(b, `,"addr":`...)
+				b = appendAddrJSON(b, s.addr)
+			}
+		}
+		if s.ref.at != nil {
+			b = append(b, `,"route":"`...)
+			b = r.fib.appendRoute(b, &s.ref, false)
+			b = append(b, '"')
+		}
+		b = append(b, '}')
+	}
+	return append(b, ']')
+}
+
+func appendAddrJSON(b []byte, a netip.Addr) []byte {
+	b = append(b, '"')
+	b = a.AppendTo(b)
+	return append(b, '"')
+}
+
+const hexDigits = "0123456789abcdef"
+
+func appendJSONString(b []byte, s string) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
+			i++
+			continue
+		}
+		if c < utf8.RuneSelf {
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\t':
+				b = append(b, '\\', 't')
+			case '\r':
+				b = append(b, '\\', 'r')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		rn, size := utf8.DecodeRuneInString(s[i:])
+		if rn == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}
+
+// appendRoute renders a FIB entry in `ip route` words.
+func (f *FIB) appendRoute(b []byte, ref *routeRef, withTable bool) []byte {
+	at := ref.at
+	if at.typ != state.RouteUnicast {
+		b = append(b, typeName(at.typ)...)
+		b = append(b, ' ')
+	}
+	var pfx netip.Prefix
+	var tos uint8
+	var metric uint32
+	var v6 bool
+	if ref.t4 != nil {
+		nd := &ref.t4.nodes[ref.node]
+		pfx = netip.PrefixFrom(u4(nd.addr), int(nd.plen))
+		al := &ref.t4.aliases[ref.alias]
+		tos, metric = al.tos, al.metric
+	} else if ref.t6 != nil {
+		pfx = ref.t6.nodes[ref.node].pfx
+		metric = ref.t6.aliases[ref.alias].metric
+		v6 = true
+	}
+	if pfx.Bits() == 0 {
+		b = append(b, "default"...)
+	} else if pfx.IsSingleIP() {
+		b = pfx.Addr().AppendTo(b)
+	} else {
+		b = pfx.AppendTo(b)
+	}
+	if at.src.IsValid() {
+		b = append(b, " from "...)
+		b = at.src.AppendTo(b)
+	}
+	if tos != 0 {
+		b = append(b, " tos 0x"...)
+		b = strconv.AppendUint(b, uint64(tos), 16)
+	}
+	nhs := at.nhs
+	if v6 && ref.t6 != nil {
+		al := &ref.t6.aliases[ref.alias]
+		if al.sibN > 1 {
+			for k := int32(0); k < al.sibN; k++ {
+				nh := &f.v6.attrs[ref.t6.aliases[al.sibFirst+k].attrs].nhs[0]
+				b = append(b, " nexthop"...)
+				b = appendNexthop(b, nh, true, at.typ)
+				if nh.weight > 1 {
+					b = append(b, " weight "...)
+					b = strconv.AppendInt(b, int64(nh.weight), 10)
+				}
+			}
+			nhs = nil
+		}
+	}
+	if len(nhs) == 1 {
+		b = appendNexthop(b, &nhs[0], v6, at.typ)
+	} else {
+		for i := range nhs {
+			b = append(b, " nexthop"...)
+			b = appendNexthop(b, &nhs[i], v6, at.typ)
+			if nhs[i].weight > 1 {
+				b = append(b, " weight "...)
+				b = strconv.AppendInt(b, int64(nhs[i].weight), 10)
+			}
+		}
+	}
+	if withTable && at.table != state.TableMain {
+		b = append(b, " table "...)
+		b = append(b, tableName(at.table)...)
+	}
+	if at.proto != 3 {
+		b = append(b, " proto "...)
+		b = append(b, protoName(at.proto)...)
+	}
+	if at.scope != 0 {
+		b = append(b, " scope "...)
+		b = append(b, scopeName(at.scope)...)
+	}
+	if at.prefsrc.IsValid() {
+		b = append(b, " src "...)
+		b = at.prefsrc.AppendTo(b)
+	}
+	if metric != 0 || v6 {
+		b = append(b, " metric "...)
+		b = strconv.AppendUint(b, uint64(metric), 10)
+	}
+	if v6 && at.pref != 0 {
+		b = append(b, " pref "...)
+		b = append(b, prefName(at.pref)...)
+	}
+	if at.mtu != 0 {
+		b = append(b, " mtu "...)
+		b = strconv.AppendUint(b, uint64(at.mtu), 10)
+	}
+	return b
+}
+
+func appendNexthop(b []byte, nh *nhop, v6 bool, typ state.RouteType) []byte {
+	if nh.gw.IsValid() {
+		if nh.gw.Is6() != v6 {
+			b = append(b, " via inet6 "...)
+		} else {
+			b = append(b, " via "...)
+		}
+		b = nh.gw.AppendTo(b)
+	}
+	if nh.dev != nil && !(v6 && routeTypeErr(uint8(typ)) != errOK) {
+		b = append(b, " dev "...)
+		b = append(b, nh.dev.name...)
+	}
+	if nh.onlink {
+		b = append(b, " onlink"...)
+	}
+	if nh.dead {
+		b = append(b, " dead"...)
+	}
+	if nh.linkdown {
+		b = append(b, " linkdown"...)
+	}
+	return b
+}
+
+// Text is the human explanation: one line per rule tried, notes, then the
+// verdict line, e.g.
+//
+//	203.0.113.7 via 10.8.0.1 dev tun0 src 10.8.0.2, table 10, rule 5000 from 10.8.0.2 iif lo
+func (r *Result) Text() string {
+	var b []byte
+	for i := range r.Trace {
+		s := &r.Trace[i]
+		switch s.kind {
+		case stepRule:
+			b = append(b, "rule "...)
+			b = strconv.AppendUint(b, uint64(s.pref), 10)
+			b = append(b, ": "...)
+			b = append(b, s.rule...)
+			b = append(b, "  ->  "...)
+			b = r.appendStepVerdict(b, s)
+		case stepTable:
+			b = append(b, "table "...)
+			b = append(b, tableName(s.table)...)
+			if s.note != "" {
+				b = append(b, " ("...)
+				b = append(b, s.note...)
+				b = append(b, ')')
+			}
+			b = append(b, "  ->  "...)
+			b = r.appendStepVerdict(b, s)
+		case stepNote:
+			b = append(b, "note: "...)
+			b = append(b, s.note...)
+			if s.dev != "" {
+				b = append(b, ' ')
+				b = append(b, s.dev...)
+			}
+			if s.addr.IsValid() {
+				b = append(b, ' ')
+				b = s.addr.AppendTo(b)
+			}
+		}
+		b = append(b, '\n')
+	}
+	b = r.appendVerdictLine(b)
+	b = append(b, '\n')
+	for i := range r.Possible {
+		p := &r.Possible[i]
+		b = append(b, "possible:"...)
+		if p.Gateway.IsValid() {
+			b = append(b, " via "...)
+			b = p.Gateway.AppendTo(b)
+		}
+		b = append(b, " dev "...)
+		b = append(b, p.Dev...)
+		if p.PrefSrc.IsValid() {
+			b = append(b, " src "...)
+			b = p.PrefSrc.AppendTo(b)
+		}
+		b = append(b, '\n')
+	}
+	for _, u := range r.Uncertain {
+		b = append(b, "uncertain: "...)
+		b = append(b, u...)
+		b = append(b, '\n')
+	}
+	return string(b)
+}
+
+func (r *Result) appendStepVerdict(b []byte, s *Step) []byte {
+	switch s.verdict {
+	case vRoute:
+		b = append(b, "table "...)
+		b = append(b, tableName(s.table)...)
+		b = append(b, ": "...)
+	case vNoRoute:
+		b = append(b, "no route in table "...)
+		return append(b, tableName(s.table)...)
+	case vNoTable:
+		b = append(b, "table "...)
+		b = append(b, tableName(s.table)...)
+		return append(b, " does not exist"...)
+	case vThrow:
+		b = append(b, "throw in table "...)
+		b = append(b, tableName(s.table)...)
+		b = append(b, ": "...)
+	case vErrorRoute:
+		b = append(b, "table "...)
+		b = append(b, tableName(s.table)...)
+		b = append(b, ": "...)
+	case vSuppressedPlen:
+		b = append(b, "suppressed (prefix length <= "...)
+		b = strconv.AppendInt(b, s.arg, 10)
+		b = append(b, "): "...)
+	case vSuppressedGroup:
+		b = append(b, "suppressed (device group "...)
+		b = strconv.AppendInt(b, s.arg, 10)
+		b = append(b, "): "...)
+	case vGoto:
+		b = append(b, "goto "...)
+		return strconv.AppendInt(b, s.arg, 10)
+	case vUnresolved:
+		b = append(b, "goto "...)
+		b = strconv.AppendInt(b, s.arg, 10)
+		return append(b, ": no such rule, skipped"...)
+	case vTargetNoMatch:
+		return append(b, "goto target does not match, continue after it"...)
+	case vNop:
+		return append(b, "nop"...)
+	case vActionUnreachable:
+		return append(b, "unreachable: Network is unreachable"...)
+	case vActionProhibit:
+		return append(b, "prohibit: Permission denied"...)
+	case vActionBlackhole:
+		return append(b, "blackhole: Invalid argument"...)
+	}
+	if s.ref.at != nil {
+		b = r.fib.appendRoute(b, &s.ref, false)
+	}
+	return b
+}
+
+func (r *Result) appendVerdictLine(b []byte) []byte {
+	if r.Error != "" {
+		if r.Query.To.IsValid() {
+			b = r.Query.To.AppendTo(b)
+			b = append(b, ": "...)
+		}
+		b = append(b, r.errorText()...)
+		if r.HasRule {
+			b = append(b, ", rule "...)
+			b = strconv.AppendUint(b, uint64(r.RulePref), 10)
+			b = append(b, ' ')
+			b = append(b, r.RuleText...)
+		}
+		return b
+	}
+	if r.Type != state.RouteUnicast {
+		b = append(b, typeName(r.Type)...)
+		b = append(b, ' ')
+	}
+	if r.fibMatch && r.DstPrefix.Bits() == 0 {
+		b = append(b, "default"...)
+	} else if r.fibMatch {
+		b = r.DstPrefix.AppendTo(b)
+	} else {
+		b = r.Dst.AppendTo(b)
+	}
+	if r.From.IsValid() && !(r.Family == 6 && r.From.IsUnspecified()) {
+		b = append(b, " from "...)
+		b = r.From.AppendTo(b)
+	}
+	if r.Gateway.IsValid() {
+		b = append(b, " via "...)
+		b = r.Gateway.AppendTo(b)
+	}
+	if r.Dev != "" {
+		b = append(b, " dev "...)
+		b = append(b, r.Dev...)
+	}
+	if r.PrefSrc.IsValid() {
+		b = append(b, " src "...)
+		b = r.PrefSrc.AppendTo(b)
+	}
+	if r.IIF != "" {
+		b = append(b, " iif "...)
+		b = append(b, r.IIF...)
+	}
+	if r.Table != 0 {
+		b = append(b, ", table "...)
+		b = append(b, tableName(r.Table)...)
+	}
+	if r.HasRule {
+		b = append(b, ", rule "...)
+		b = strconv.AppendUint(b, uint64(r.RulePref), 10)
+		b = append(b, ' ')
+		b = append(b, r.RuleText...)
+	}
+	return b
+}
+
+// IPText renders the result exactly as `ip route get` (iproute2 6.1)
+// prints it, with -d when details is set; errors as
+// "RTNETLINK answers: ...".
+func (r *Result) IPText(details bool) string {
+	var sb strings.Builder
+	if r.Error != "" {
+		switch r.err {
+		case errNoDevice:
+			return r.Error + "\n"
+		case errPROTO:
+			return "Error: Unsupported ip proto.\n"
+		}
+		return "RTNETLINK answers: " + r.Error + "\n"
+	}
+	w := func(s ...string) {
+		for _, x := range s {
+			sb.WriteString(x)
+		}
+	}
+	if r.Type != state.RouteUnicast || details {
+		w(typeName(r.Type), " ")
+	}
+	if r.fibMatch {
+		if r.DstPrefix.Bits() == 0 {
+			w("default ")
+		} else {
+			w(r.DstPrefix.String(), " ")
+		}
+	} else {
+		w(r.Dst.String(), " ")
+	}
+	if r.From.IsValid() {
+		w("from ", r.From.String(), " ")
+	} else if r.SrcPrefix.IsValid() {
+		w("from ", r.SrcPrefix.String(), " ")
+	}
+	if r.TOS != 0 {
+		w("tos 0x", strconv.FormatUint(uint64(r.TOS), 16), " ")
+	}
+	if r.Gateway.IsValid() {
+		if r.Gateway.Is4() == (r.Family == 4) {
+			w("via ", r.Gateway.String(), " ")
+		} else if r.Gateway.Is6() {
+			w("via inet6 ", r.Gateway.String(), " ")
+		} else {
+			w("via inet ", r.Gateway.String(), " ")
+		}
+	}
+	if r.Dev != "" {
+		w("dev ", r.Dev, " ")
+	}
+	if r.Table != 0 && (r.Table != state.TableMain || details) {
+		w("table ", tableName(r.Table), " ")
+	}
+	if r.has&hasProtocol != 0 && (r.Protocol != 3 || details) {
+		w("proto ", protoName(r.Protocol), " ")
+	}
+	if r.has&hasScope != 0 && (r.Scope != 0 || details) {
+		w("scope ", scopeName(r.Scope), " ")
+	}
+	if r.PrefSrc.IsValid() {
+		w("src ", r.PrefSrc.String(), " ")
+	}
+	if r.has&hasMetric != 0 {
+		w("metric ", strconv.FormatUint(uint64(r.Metric), 10), " ")
+	}
+	for _, fl := range rtFlagNames {
+		if r.Flags&fl.bit != 0 {
+			w(fl.name, " ")
+		}
+	}
+	if r.Mark != 0 && r.Family == 4 {
+		if r.Mark >= 16 {
+			w("mark 0x", strconv.FormatUint(uint64(r.Mark), 16), " ")
+		} else {
+			w("mark ", strconv.FormatUint(uint64(r.Mark), 10), " ")
+		}
+	}
+	if r.has&hasUID != 0 && r.Family == 4 {
+		w("uid ", strconv.FormatUint(uint64(r.UID), 10), " ")
+	}
+	if r.has&hasCache != 0 && r.Family == 4 {
+		w("\n    cache ")
+		if r.Cache != 0 {
+			var names []string
+			for _, c := range cacheFlagNames {
+				if r.Cache&c.bit != 0 {
+					names = append(names, c.name)
+				}
+			}
+			w("<", strings.Join(names, ","), "> ")
+		}
+	}
+	if r.MTU != 0 {
+		w("mtu ", strconv.FormatUint(uint64(r.MTU), 10), " ")
+	}
+	if r.IIF != "" {
+		w("iif ", r.IIF, " ")
+	}
+	if r.has&hasPref != 0 {
+		w("pref ", prefName(r.Pref))
+	}
+	for i := range r.Nexthops {
+		nh := &r.Nexthops[i]
+		w("\n\tnexthop ")
+		if nh.Gateway.IsValid() {
+			w("via ", nh.Gateway.String(), " ")
+		}
+		w("dev ", nh.Dev, " weight ", strconv.Itoa(nh.Weight), " ")
+		for _, fl := range rtFlagNames {
+			if nh.Flags&fl.bit != 0 {
+				w(fl.name, " ")
+			}
+		}
+	}
+	w("\n")
+	return sb.String()
+}

@@ -1,0 +1,278 @@
+package fib
+
+import (
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+)
+
+// Query is one `ip route get` request.
+type Query struct {
+	To         netip.Addr
+	From       netip.Addr // invalid: not given
+	IIF        string     // input path when set
+	OIF        string
+	Mark       uint32
+	IPProto    uint8
+	HasIPProto bool
+	SPort      uint16
+	DPort      uint16
+	UID        uint32
+	HasUID     bool
+	TOS        uint8
+	FibMatch   bool
+}
+
+// QueryError is a query the parser refuses; Word names the bad word.
+type QueryError struct {
+	Word  string
+	Value string
+	Msg   string
+}
+
+func (e *QueryError) Error() string {
+	if e.Value == "" && e.Word == "" {
+		return e.Msg
+	}
+	if e.Value == "" {
+		return fmt.Sprintf("%s: %s", e.Word, e.Msg)
+	}
+	return fmt.Sprintf("%s %q: %s", e.Word, e.Value, e.Msg)
+}
+
+// ParseQuery parses the words of `ip route get`: [to] ADDR [from ADDR]
+// [iif DEV] [oif DEV] [mark N] [ipproto P] [sport N] [dport N] [uid N]
+// [tos N] [fibmatch]. Numbers are decimal, 0x-hex or 0-octal like
+// iproute2's; tos is hexadecimal as in iproute2 ("tos 10" is 0x10). "dev"
+// and "dsfield" are accepted as iproute2's synonyms of oif and tos.
+func ParseQuery(args []string) (Query, error) {
+	var q Query
+	var p queryParser
+	for i := 0; i < len(args); i++ {
+		w := args[i]
+		val := func() (string, error) {
+			if i+1 >= len(args) {
+				return "", &QueryError{Word: w, Msg: "needs a value"}
+			}
+			i++
+			return args[i], nil
+		}
+		var err error
+		var v string
+		switch w {
+		case "fibmatch":
+			q.FibMatch = true
+			continue
+		case "to", "from", "iif", "oif", "dev", "mark", "ipproto", "sport", "dport", "uid", "tos", "dsfield":
+			if v, err = val(); err != nil {
+				return Query{}, err
+			}
+		default:
+			v, w = w, "to"
+		}
+		if err := p.word(&q, w, v); err != nil {
+			return Query{}, err
+		}
+	}
+	if err := p.finish(&q); err != nil {
+		return Query{}, err
+	}
+	return q, nil
+}
+
+type queryParser struct {
+	seen uint32
+}
+
+var wordBits = map[string]uint32{"to": 1, "from": 2, "iif": 4, "oif": 8, "dev": 8, "mark": 16, "ipproto": 32,
+	"sport": 64, "dport": 128, "uid": 256, "tos": 512, "dsfield": 512}
+
+func (p *queryParser) word(q *Query, w, v string) error {
+	bit := wordBits[w]
+	if p.seen&bit != 0 {
+		return &QueryError{Word: w, Value: v, Msg: "given twice"}
+	}
+	p.seen |= bit
+	var err error
+	switch w {
+	case "to":
+		q.To, err = parseQueryAddr(w, v)
+	case "from":
+		q.From, err = parseQueryAddr(w, v)
+	case "iif":
+		q.IIF, err = parseDev(w, v)
+	case "oif", "dev":
+		q.OIF, err = parseDev(w, v)
+	case "mark":
+		q.Mark, err = parseNum32(w, v)
+	case "uid":
+		q.UID, err = parseNum32(w, v)
+		q.HasUID = true
+	case "sport", "dport":
+		var n uint32
+		n, err = parseNum32(w, v)
+		if err == nil && n > 65535 {
+			err = &QueryError{Word: w, Value: v, Msg: "is not a port number (0-65535)"}
+		}
+		if w == "sport" {
+			q.SPort = uint16(n)
+		} else {
+			q.DPort = uint16(n)
+		}
+	case "ipproto":
+		q.IPProto, err = parseProto(v)
+		q.HasIPProto = true
+	case "tos", "dsfield":
+		q.TOS, err = parseDSField(w, v)
+	}
+	return err
+}
+
+func (p *queryParser) finish(q *Query) error {
+	if !q.To.IsValid() {
+		return &QueryError{Msg: "need a destination address (to ADDR)"}
+	}
+	if q.From.IsValid() && q.From.Is4() != q.To.Is4() {
+		return &QueryError{Word: "from", Value: q.From.String(), Msg: "is not of the destination's address family"}
+	}
+	return nil
+}
+
+func parseQueryAddr(w, v string) (netip.Addr, error) {
+	s := v
+	if i := strings.IndexByte(s, '/'); i >= 0 {
+		pfx, err := netip.ParsePrefix(s)
+		if err != nil {
+			return netip.Addr{}, &QueryError{Word: w, Value: v, Msg: "is not an IP address"}
+		}
+		if !pfx.IsSingleIP() {
+			return netip.Addr{}, &QueryError{Word: w, Value: v, Msg: "a route query takes an address, not a prefix"}
+		}
+		s = s[:i]
+	}
+	if strings.IndexByte(s, '%') >= 0 {
+		return netip.Addr{}, &QueryError{Word: w, Value: v, Msg: "an IPv6 zone is not accepted; use oif"}
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Addr{}, &QueryError{Word: w, Value: v, Msg: "is not an IP address"}
+	}
+	return a.Unmap(), nil
+}
+
+func parseDev(w, v string) (string, error) {
+	if v == "" || len(v) > 15 || strings.ContainsAny(v, "/ \t\n:") {
+		return "", &QueryError{Word: w, Value: v, Msg: "is not a device name"}
+	}
+	return v, nil
+}
+
+// parseNum32 parses like strtoul(s, 0) into 32 bits.
+func parseNum32(w, v string) (uint32, error) {
+	n, ok := parseCNum(v)
+	if !ok || n > 0xffffffff {
+		return 0, &QueryError{Word: w, Value: v, Msg: "is not a number (decimal, 0x-hex or 0-octal, up to 32 bits)"}
+	}
+	return uint32(n), nil
+}
+
+func parseCNum(v string) (uint64, bool) {
+	if v == "" || strings.ContainsAny(v, "_+-") {
+		return 0, false
+	}
+	base := 10
+	s := v
+	switch {
+	case len(s) > 2 && (s[:2] == "0x" || s[:2] == "0X"):
+		base, s = 16, s[2:]
+	case len(s) > 1 && s[0] == '0':
+		base, s = 8, s[1:]
+	}
+	n, err := strconv.ParseUint(s, base, 64)
+	return n, err == nil
+}
+
+func parseProto(v string) (uint8, error) {
+	switch v {
+	case "tcp":
+		return protoTCP, nil
+	case "udp":
+		return protoUDP, nil
+	case "icmp":
+		return protoICMP, nil
+	case "ipv6-icmp", "icmpv6":
+		return protoICMPv6, nil
+	}
+	n, ok := parseCNum(v)
+	if !ok || n > 255 {
+		return 0, &QueryError{Word: "ipproto", Value: v, Msg: "is not a protocol (tcp, udp, icmp, ipv6-icmp or a number)"}
+	}
+	return uint8(n), nil
+}
+
+func parseDSField(w, v string) (uint8, error) {
+	s := v
+	if len(s) > 2 && (s[:2] == "0x" || s[:2] == "0X") {
+		s = s[2:]
+	}
+	n, err := strconv.ParseUint(s, 16, 8)
+	if err != nil || strings.ContainsAny(s, "_+-") {
+		return 0, &QueryError{Word: w, Value: v, Msg: "is not a hexadecimal TOS byte (iproute2 reads tos in hex: 10 means 0x10)"}
+	}
+	return uint8(n), nil
+}
+
+// String renders the query in `ip route get` words.
+func (q Query) String() string {
+	var b strings.Builder
+	if q.FibMatch {
+		b.WriteString("fibmatch ")
+	}
+	b.WriteString("to ")
+	b.WriteString(q.To.String())
+	if q.From.IsValid() {
+		b.WriteString(" from " + q.From.String())
+	}
+	if q.IIF != "" {
+		b.WriteString(" iif " + q.IIF)
+	}
+	if q.OIF != "" {
+		b.WriteString(" oif " + q.OIF)
+	}
+	if q.Mark != 0 {
+		fmt.Fprintf(&b, " mark 0x%x", q.Mark)
+	}
+	if q.HasIPProto {
+		fmt.Fprintf(&b, " ipproto %d", q.IPProto)
+	}
+	if q.SPort != 0 {
+		fmt.Fprintf(&b, " sport %d", q.SPort)
+	}
+	if q.DPort != 0 {
+		fmt.Fprintf(&b, " dport %d", q.DPort)
+	}
+	if q.HasUID {
+		fmt.Fprintf(&b, " uid %d", q.UID)
+	}
+	if q.TOS != 0 {
+		fmt.Fprintf(&b, " tos 0x%x", q.TOS)
+	}
+	return b.String()
+}
+
+// qflow is a query resolved against the FIB's devices.
+type qflow struct {
+	v6       bool
+	dst, src netip.Addr
+	iif, oif *link
+	mark     uint32
+	uid      uint32
+	uidSet   bool
+	tos      uint8
+	proto    uint8
+	protoSet bool
+	sport    uint16
+	dport    uint16
+	fibmatch bool
+}

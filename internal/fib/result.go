@@ -1,0 +1,454 @@
+package fib
+
+import (
+	"net/netip"
+	"strconv"
+
+	"github.com/tunroute/tunroute/internal/state"
+)
+
+// Result is the kernel's answer to one query, with the explanation. Its
+// fields mean what the keys of `ip -j -d route get` mean (iproute2 6.1);
+// zero values are not printed.
+type Result struct {
+	Query  Query
+	Family int // 4 or 6
+
+	// Error is the kernel's message ("Network is unreachable", ...) or
+	// iproute2's for a query it refuses (`Cannot find device "X"`);
+	// empty on success.
+	Error string
+	err   errno
+
+	Type      state.RouteType
+	Dst       netip.Addr
+	DstPrefix netip.Prefix // fibmatch: the matched entry's prefix
+	From      netip.Addr   // RTA_SRC: the query's source (IPv6: always, :: if none)
+	SrcPrefix netip.Prefix // fibmatch of a source-specific IPv6 route
+	TOS       uint8        // the matched route's TOS
+	Gateway   netip.Addr   // printed as "gateway", or "via" when of the other family
+	Dev       string
+	Table     uint32 // 0: none
+	Protocol  state.Protocol
+	Scope     state.Scope
+	PrefSrc   netip.Addr
+	Metric    uint32
+	Flags     uint32 // rtm_flags bits iproute2 prints (dead, onlink, linkdown, rt_offload_failed, ...)
+	Mark      uint32
+	UID       uint32
+	Cache     uint32 // RTCF_* bits (IPv4): local, brd, mc, redirect, ...
+	MTU       uint32
+	IIF       string
+	Pref      uint8 // IPv6 router preference: 0 medium, 1 high, 3 low
+	// Nexthops of a multipath entry (fibmatch).
+	Nexthops []Nexthop
+	// Possible lists the nexthops the kernel may choose when the snapshot
+	// cannot determine its multipath hash; the fields above show the first.
+	Possible []Nexthop
+	// Uncertain explains what the snapshot cannot determine (hidden kernel
+	// state, fib-semantics.md §11) and how it could change the answer.
+	Uncertain []string
+	// Trace lists the rules that matched the flow (rules whose selectors
+	// do not match are skipped without being tried), their verdicts, and
+	// the notable decisions of the route resolution.
+	Trace []Step
+
+	// Rule that produced the route (RulePref, RuleText) when HasRule.
+	HasRule  bool
+	RulePref uint32
+	RuleText string
+
+	has      uint32
+	fibMatch bool
+	fib      *FIB
+	ref      routeRef // the route used
+}
+
+const (
+	hasUID uint32 = 1 << iota
+	hasCache
+	hasProtocol
+	hasScope
+	hasMetric
+	hasPref
+)
+
+// Nexthop is one path of a multipath route or a possible choice.
+type Nexthop struct {
+	Gateway netip.Addr
+	Dev     string
+	Weight  int
+	Flags   uint32
+	PrefSrc netip.Addr
+}
+
+// OK reports whether the lookup succeeded.
+func (r *Result) OK() bool { return r.Error == "" }
+
+// Errno is the symbolic errno of a failed lookup ("ENETUNREACH", ...).
+func (r *Result) Errno() string { return r.err.Name() }
+
+// Route describes the FIB entry that was used, in `ip route` words, or ""
+// when none was (errors, the oif fallback, ...).
+func (r *Result) Route() string {
+	if r.ref.at == nil {
+		return ""
+	}
+	return string(r.fib.appendRoute(nil, &r.ref, true))
+}
+
+func (r *Result) reset(f *FIB, q *Query) {
+	tr, nh, po, un := r.Trace[:0], r.Nexthops[:0], r.Possible[:0], r.Uncertain[:0]
+	*r = Result{Query: *q, Trace: tr, Nexthops: nh, Possible: po, Uncertain: un, fib: f}
+	r.Family = 4
+	if q.To.Is6() && !q.To.Is4In6() {
+		r.Family = 6
+	}
+}
+
+func (r *Result) fail(e errno) {
+	r.err = e
+	r.Error = e.Message()
+}
+
+func (r *Result) addUncertain(s string) {
+	for _, u := range r.Uncertain {
+		if u == s {
+			return
+		}
+	}
+	r.Uncertain = append(r.Uncertain, s)
+}
+
+func (r *Result) setRule(f *FIB, res *fibres4, _ bool) {
+	r.ref = routeRef{t4: res.t, node: res.node, alias: res.alias, nh: int32(res.nh), at: res.at, snode: -1}
+	if res.rule >= 0 {
+		cr := &f.v4.rules.list[res.rule]
+		r.HasRule, r.RulePref, r.RuleText = true, cr.pref, cr.text
+	} else {
+		r.HasRule = false
+	}
+}
+
+func (r *Result) setRule6(f *FIB, res *fibres6) {
+	r.ref = routeRef{v6: true, t6: res.t, node: res.node, snode: res.snode, alias: res.alias, at: res.at}
+	if res.rule >= 0 {
+		cr := &f.v6.rules.list[res.rule]
+		r.HasRule, r.RulePref, r.RuleText = true, cr.pref, cr.text
+	}
+}
+
+// routeRef points at one FIB entry.
+type routeRef struct {
+	v6    bool
+	t4    *table4
+	t6    *table6
+	node  int32
+	snode int32
+	alias int32
+	nh    int32
+	at    *rattrs
+}
+
+// Step is one line of an explanation.
+type Step struct {
+	kind    uint8
+	verdict verdict
+	pref    uint32
+	rule    string
+	table   uint32
+	note    string
+	dev     string
+	addr    netip.Addr
+	arg     int64
+	ref     routeRef
+}
+
+const (
+	stepRule = iota + 1
+	stepTable
+	stepNote
+)
+
+// IsRule reports whether the step is a rule that matched the flow.
+func (s *Step) IsRule() bool { return s.kind == stepRule }
+
+// Pref is the rule's priority (rule steps).
+func (s *Step) Pref() uint32 { return s.pref }
+
+// Rule is the rule in `ip rule` words without the priority.
+func (s *Step) Rule() string { return s.rule }
+
+// Note is the text of a note step.
+func (s *Step) Note() string { return s.note }
+
+type verdict uint8
+
+const (
+	vNone verdict = iota
+	vRoute
+	vNoRoute
+	vNoTable
+	vThrow
+	vErrorRoute
+	vSuppressedPlen
+	vSuppressedGroup
+	vGoto
+	vUnresolved
+	vTargetNoMatch
+	vNop
+	vActionUnreachable
+	vActionProhibit
+	vActionBlackhole
+)
+
+var verdictText = [...]string{
+	vNone: "", vRoute: "route", vNoRoute: "no route", vNoTable: "no such table", vThrow: "throw",
+	vErrorRoute: "error route", vSuppressedPlen: "suppressed (prefix length)", vSuppressedGroup: "suppressed (device group)",
+	vGoto: "goto", vUnresolved: "goto target missing: skipped", vTargetNoMatch: "goto target does not match",
+	vNop: "nop", vActionUnreachable: "unreachable", vActionProhibit: "prohibit", vActionBlackhole: "blackhole",
+}
+
+// Verdict is what the step decided ("route", "no route", "throw", ...).
+func (s *Step) Verdict() string { return verdictText[s.verdict] }
+
+// tracer records steps into a Result; a nil tracer records nothing.
+type tracer struct {
+	r *Result
+}
+
+func (t *tracer) rule(i int32, c *crule, v verdict, table uint32, res *fibres4) {
+	if t == nil || t.r == nil {
+		return
+	}
+	s := Step{kind: stepRule, verdict: v, pref: c.pref, rule: c.text, table: table}
+	if res != nil && res.at != nil {
+		s.ref = routeRef{t4: res.t, node: res.node, alias: res.alias, nh: -1, at: res.at, snode: -1}
+	}
+	switch v {
+	case vGoto, vUnresolved:
+		s.arg = int64(c.gotoPref)
+	case vSuppressedPlen:
+		s.arg = int64(c.supPlen)
+	case vSuppressedGroup:
+		s.arg = c.supGroup
+	}
+	t.r.Trace = append(t.r.Trace, s)
+}
+
+func (t *tracer) rule6(i int32, c *crule, v verdict, table uint32, res *fibres6) {
+	if t == nil || t.r == nil {
+		return
+	}
+	s := Step{kind: stepRule, verdict: v, pref: c.pref, rule: c.text, table: table}
+	switch v {
+	case vSuppressedPlen:
+		s.arg = int64(c.supPlen)
+	case vSuppressedGroup:
+		s.arg = c.supGroup
+	}
+	if res != nil && res.at != nil {
+		s.ref = routeRef{v6: true, t6: res.t, node: res.node, snode: res.snode, alias: res.alias, nh: -1, at: res.at}
+	}
+	t.r.Trace = append(t.r.Trace, s)
+}
+
+func (t *tracer) table(id uint32, err errno, res *fibres4, merged bool) {
+	if t == nil || t.r == nil {
+		return
+	}
+	s := Step{kind: stepTable, table: id}
+	switch err {
+	case errOK:
+		s.verdict = vRoute
+	case errAGAIN:
+		s.verdict = vNoRoute
+		if res != nil && res.at != nil && res.typ == state.RouteThrow {
+			s.verdict = vThrow
+		}
+	default:
+		s.verdict = vErrorRoute
+	}
+	if res != nil && res.at != nil && s.verdict != vNoRoute {
+		s.ref = routeRef{t4: res.t, node: res.node, alias: res.alias, nh: -1, at: res.at, snode: -1}
+	}
+	if merged {
+		s.note = noteMergedLookup
+	}
+	t.r.Trace = append(t.r.Trace, s)
+}
+
+func (t *tracer) note(n string) {
+	if t == nil || t.r == nil {
+		return
+	}
+	t.r.Trace = append(t.r.Trace, Step{kind: stepNote, note: n})
+}
+
+func (t *tracer) noteDev(n string, l *link) {
+	if t == nil || t.r == nil {
+		return
+	}
+	t.r.Trace = append(t.r.Trace, Step{kind: stepNote, note: n, dev: linkNameOf(l)})
+}
+
+func (t *tracer) noteAddr(n string, a uint32) {
+	if t == nil || t.r == nil {
+		return
+	}
+	t.r.Trace = append(t.r.Trace, Step{kind: stepNote, note: n, addr: u4(a)})
+}
+
+// Notes (trace) and uncertainty explanations.
+const (
+	noteMergedLookup    = "no IPv4 rule was ever changed: the kernel skips the rules and looks up main with local merged into it, then default"
+	noteFromInvalid     = "from is a multicast, broadcast or 0.0.0.0/8 address"
+	noteFromNotLocal    = "from is not an address of this host"
+	noteFromDev         = "multicast or broadcast destination with from: sent from the device holding the source, no lookup"
+	noteOifDown         = "oif device is down"
+	noteOifLinkLocal    = "oif with a link-local multicast or broadcast destination: no lookup"
+	noteZeroDst         = "destination 0.0.0.0 is this host"
+	noteOifFallback     = "no usable route through oif: the destination is assumed on-link there"
+	noteLoopbackSrc     = "a 127.0.0.0/8 source cannot leave through a non-loopback device"
+	noteMcNotJoined     = "multicast group not joined on the input device"
+	noteMartianSrc      = "martian source"
+	noteMartianDst      = "martian destination"
+	noteMartianLoopback = "127.0.0.0/8 on the input path without route_localnet"
+	noteNoForwarding    = "forwarding is disabled on the input device"
+	noteNotUnicast      = "the route is not unicast: not forwarded"
+	noteRPFail          = "source validation (reverse path) failed for"
+	noteLocalSource     = "the source is an address of this host (martian) :"
+
+	noteMcGroup       = "multicast group membership is not in the snapshot: only the all-hosts group 224.0.0.1 is assumed joined"
+	noteMpHash        = "multipath: the kernel hashes the flow with a key the snapshot does not show (net.ipv4.fib_multipath_hash_seed is 0, or hash policy 3); the path is one of \"possible\""
+	noteMpNeigh       = "fib_multipath_use_neigh is set: nexthops without a valid neighbour entry are skipped (the neighbour cache is not in the snapshot)"
+	noteMpStaleBounds = "a linkdown nexthop on a device with ignore_routes_with_linkdown: the kernel's multipath bounds depend on the order of past events"
+	noteDefaultNeigh  = "several default routes: the kernel prefers one whose gateway's ARP entry is reachable (the neighbour cache is not in the snapshot; with an empty cache the first is used)"
+	noteCustomLocal   = "had a local route ever been added by hand in this namespace, the kernel would validate the source with a reverse lookup and reject it"
+	noteL3mdev        = "VRF (l3mdev) devices are not modelled"
+)
+
+// tableName is iproute2's rtnl_rttable_n2a.
+func tableName(t uint32) string {
+	switch t {
+	case 255:
+		return "local"
+	case 254:
+		return "main"
+	case 253:
+		return "default"
+	case 0:
+		return "unspec"
+	}
+	return strconv.FormatUint(uint64(t), 10)
+}
+
+// protoName is iproute2's rtnl_rtprot_n2a with the stock rt_protos.
+func protoName(p state.Protocol) string {
+	switch p {
+	case 0:
+		return "unspec"
+	case 1:
+		return "redirect"
+	case 2:
+		return "kernel"
+	case 3:
+		return "boot"
+	case 4:
+		return "static"
+	case 8:
+		return "gated"
+	case 9:
+		return "ra"
+	case 10:
+		return "mrt"
+	case 11:
+		return "zebra"
+	case 12:
+		return "bird"
+	case 13:
+		return "dnrouted"
+	case 14:
+		return "xorp"
+	case 15:
+		return "ntk"
+	case 16:
+		return "dhcp"
+	case 18:
+		return "keepalived"
+	case 42:
+		return "babel"
+	case 99:
+		return "openr"
+	case 186:
+		return "bgp"
+	case 187:
+		return "isis"
+	case 188:
+		return "ospf"
+	case 189:
+		return "rip"
+	case 192:
+		return "eigrp"
+	}
+	return strconv.Itoa(int(p))
+}
+
+func scopeName(s state.Scope) string {
+	switch s {
+	case 0:
+		return "global"
+	case 200:
+		return "site"
+	case 253:
+		return "link"
+	case 254:
+		return "host"
+	case 255:
+		return "nowhere"
+	}
+	return strconv.Itoa(int(s))
+}
+
+func prefName(p uint8) string {
+	switch p {
+	case 0:
+		return "medium"
+	case 1:
+		return "high"
+	case 3:
+		return "low"
+	}
+	return strconv.Itoa(int(p))
+}
+
+var typeNames = [...]string{"unspec", "unicast", "local", "broadcast", "anycast", "multicast",
+	"blackhole", "unreachable", "prohibit", "throw", "nat", "xresolve"}
+
+func typeName(t state.RouteType) string {
+	if int(t) < len(typeNames) {
+		return typeNames[t]
+	}
+	return strconv.Itoa(int(t))
+}
+
+// rtFlagNames is print_rt_flags' order.
+var rtFlagNames = []struct {
+	bit  uint32
+	name string
+}{
+	{0x1, "dead"}, {0x4, "onlink"}, {0x2, "pervasive"}, {0x8, "offload"}, {0x40, "trap"},
+	{0x100, "notify"}, {0x10, "linkdown"}, {0x20, "unresolved"}, {0x2000, "rt_offload"},
+	{0x4000, "rt_trap"}, {0x20000000, "rt_offload_failed"},
+}
+
+// cacheFlagNames is print_cache_flags' order.
+var cacheFlagNames = []struct {
+	bit  uint32
+	name string
+}{
+	{rtcfLocal, "local"}, {0x40000000, "reject"}, {rtcfMulticast, "mc"}, {rtcfBroadcast, "brd"},
+	{0x08000000, "dst-nat"}, {0x00800000, "src-nat"}, {0x00400000, "masq"}, {0x00020000, "dst-direct"},
+	{rtcfDirectSrc, "src-direct"}, {rtcfRedirected, "redirected"}, {rtcfDoRedirect, "redirect"},
+	{0x00200000, "fastroute"}, {rtcfNotify, "notify"}, {0x00080000, "tproxy"},
+}

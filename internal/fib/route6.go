@@ -1,0 +1,596 @@
+package fib
+
+import (
+	"net/netip"
+
+	"github.com/tunroute/tunroute/internal/state"
+)
+
+// lookup flags (RT6_LOOKUP_F_*)
+const (
+	strictIface           = 0x1
+	strictReachable       = 0x2
+	strictIgnoreLinkstate = 0x40
+)
+
+// flow6 is the kernel's flowi6 for one lookup.
+type flow6 struct {
+	daddr, saddr netip.Addr
+	dhi, dlo     uint64
+	shi, slo     uint64
+	hasSrc       bool
+	iif, oif     int32
+	mark, uid    uint32
+	tos          uint8
+	proto        uint8
+	sport, dport uint16
+}
+
+// fibres6 is the result of one IPv6 table lookup.
+type fibres6 struct {
+	t     *table6
+	node  int32
+	snode int32 // -1: plain routes of the node
+	alias int32
+	at    *rattrs
+	typ   state.RouteType
+	rule  int32
+}
+
+func (r *fibres6) prefix() netip.Prefix { return r.t.nodes[r.node].pfx }
+
+func (fl *flow6) ruleFlow(rf *ruleFlow) {
+	*rf = ruleFlow{iif: fl.iif, oif: fl.oif, mark: fl.mark, uid: fl.uid,
+		srcHi: fl.shi, srcLo: fl.slo, dstHi: fl.dhi, dstLo: fl.dlo, hasSrc: fl.hasSrc,
+		tos: fl.tos, proto: fl.proto, sport: fl.sport, dport: fl.dport, v6: true}
+}
+
+type pos6 struct {
+	d, s  int32
+	valid bool
+}
+
+func (t *table6) parent(d int32) (int32, bool) {
+	p := t.nodes[d].pfx
+	if p.Bits() == 0 {
+		return 0, false
+	}
+	_, n, ok := t.lpm.LookupPrefixLPM(netip.PrefixFrom(p.Addr(), p.Bits()-1))
+	return n, ok
+}
+
+func (st *subtree6) parent(s int32) (int32, bool) {
+	p := st.nodes[s].pfx
+	if p.Bits() == 0 {
+		return 0, false
+	}
+	_, n, ok := st.lpm.LookupPrefixLPM(netip.PrefixFrom(p.Addr(), p.Bits()-1))
+	return n, ok
+}
+
+// root returns the ::/0 node if the table has one.
+func (t *table6) root() (int32, bool) {
+	return t.lpm.Get(netip.PrefixFrom(netip.IPv6Unspecified(), 0))
+}
+
+// initial is fib6_node_lookup: the deepest node covering daddr whose
+// source subtree (if any) matches saddr. A node with a subtree that does
+// not match is passed over, plain routes included (IPV6_SUBTREES quirk).
+func (t *table6) initial(fl *flow6) pos6 {
+	d, ok := t.lpm.Lookup(fl.daddr)
+	for ok {
+		nd := &t.nodes[d]
+		if nd.sub >= 0 {
+			if s, ok := t.subs[nd.sub].lpm.Lookup(fl.saddr); ok {
+				return pos6{d, s, true}
+			}
+		} else if nd.n > 0 {
+			return pos6{d, -1, true}
+		}
+		d, ok = t.parent(d)
+	}
+	// nothing matched: the kernel starts from the root, whose leaf holds
+	// the plain default routes (if any).
+	if r, ok := t.root(); ok && t.nodes[r].n > 0 {
+		return pos6{r, -1, true}
+	}
+	return pos6{}
+}
+
+// backtrack is fib6_backtrack.
+func (t *table6) backtrack(p pos6, fl *flow6) pos6 {
+	d := p.d
+	if p.s >= 0 {
+		st := &t.subs[t.nodes[d].sub]
+		if s, ok := st.parent(p.s); ok {
+			return pos6{d, s, true}
+		}
+		if t.nodes[d].n > 0 {
+			return pos6{d, -1, true}
+		}
+	}
+	cur := d
+	for {
+		if t.nodes[cur].pfx.Bits() == 0 {
+			return pos6{}
+		}
+		pn, ok := t.parent(cur)
+		if !ok {
+			return pos6{}
+		}
+		nd := &t.nodes[pn]
+		if nd.sub >= 0 {
+			if s, ok := t.subs[nd.sub].lpm.Lookup(fl.saddr); ok {
+				return pos6{pn, s, true}
+			}
+		}
+		if nd.n > 0 {
+			return pos6{pn, -1, true}
+		}
+		cur = pn
+	}
+}
+
+func (t *table6) span(p pos6) (int32, int32) {
+	if p.s >= 0 {
+		sn := &t.subs[t.nodes[p.d].sub].nodes[p.s]
+		return sn.first, sn.n
+	}
+	nd := &t.nodes[p.d]
+	return nd.first, nd.n
+}
+
+// score6 is rt6_score_route (neighbour state unknown: treated as usable,
+// as the kernel does with an empty cache and ROUTER_PREF).
+func score6(at *rattrs, oif int32, strict int) int {
+	nh := &at.nhs[0]
+	m := 0
+	if oif == 0 || nh.dev != nil && int32(nh.dev.index) == oif {
+		m = 2
+	}
+	if m == 0 && strict&strictIface != 0 {
+		return -1
+	}
+	return m | int(at.pref^2)<<2
+}
+
+// rt6Select is rt6_select/find_rr_leaf over one node: the lowest-metric
+// group first, then the remaining routes; the first route with the
+// highest score wins.
+func (f *FIB) rt6Select(t *table6, p pos6, oif int32, strict int) int32 {
+	first, n := t.span(p)
+	if n == 0 {
+		return -1
+	}
+	metric := t.aliases[first].metric
+	mpri, best, cont := -1, int32(-1), int32(-1)
+	match := func(i int32) {
+		at := &f.v6.attrs[t.aliases[i].attrs]
+		nh := &at.nhs[0]
+		if nh.dead {
+			return
+		}
+		if nh.linkdown && nh.dev != nil && nh.dev.ignoreLD6 && strict&strictIgnoreLinkstate == 0 {
+			return
+		}
+		m := score6(at, oif, strict)
+		if m < 0 {
+			return
+		}
+		if m > mpri {
+			mpri, best = m, i
+		}
+	}
+	for i := first; i < first+n; i++ {
+		if t.aliases[i].metric != metric {
+			cont = i
+			break
+		}
+		match(i)
+	}
+	if best >= 0 || cont < 0 {
+		return best
+	}
+	for i := cont; i < first+n; i++ {
+		match(i)
+	}
+	return best
+}
+
+// tableLookup6 is ip6_pol_route on one table: errOK with res set, the
+// error of a reject route, or errAGAIN for no route or a throw route.
+func (f *FIB) tableLookup6(t *table6, fl *flow6, oif int32, strict int, res *fibres6, r *Result) errno {
+	p := t.initial(fl)
+	for p.valid {
+		if ai := f.rt6Select(t, p, oif, strict); ai >= 0 {
+			ai = f.selectPath6(t, ai, fl, oif, strict, r)
+			at := &f.v6.attrs[t.aliases[ai].attrs]
+			*res = fibres6{t: t, node: p.d, snode: p.s, alias: ai, at: at, typ: at.typ, rule: res.rule}
+			return at.err
+		}
+		p = t.backtrack(p, fl)
+	}
+	return errAGAIN
+}
+
+// selectPath6 is fib6_select_path for sibling (ECMP) routes.
+func (f *FIB) selectPath6(t *table6, match int32, fl *flow6, oif int32, strict int, r *Result) int32 {
+	al := &t.aliases[match]
+	if al.sibN <= 1 {
+		return match
+	}
+	first := al.sibFirst
+	pick := func(h uint32) int32 {
+		fa := &t.aliases[first]
+		if int64(h) <= int64(fa.bound) {
+			if score6(&f.v6.attrs[fa.attrs], oif, strict) >= 0 {
+				return first
+			}
+			return match
+		}
+		for j := first + 1; j < first+al.sibN; j++ {
+			sa := &t.aliases[j]
+			if int64(h) > int64(sa.bound) {
+				continue
+			}
+			if score6(&f.v6.attrs[sa.attrs], oif, strict) < 0 {
+				break
+			}
+			return j
+		}
+		return match
+	}
+	if f.mpSeedKnown && f.mpPolicy6 <= 2 {
+		return pick(f.mpHash6(fl))
+	}
+	// Unknown hash: collect what every hash bucket would pick.
+	var seen [8]int32
+	ns := 0
+	out := match
+	if r != nil {
+		r.Possible = r.Possible[:0]
+	}
+	for j := first; j < first+al.sibN; j++ {
+		b := t.aliases[j].bound
+		if b < 0 {
+			continue
+		}
+		c := pick(uint32(b))
+		dup := false
+		for k := 0; k < ns && k < len(seen); k++ {
+			if seen[k] == c {
+				dup = true
+			}
+		}
+		if dup {
+			continue
+		}
+		if ns < len(seen) {
+			seen[ns] = c
+		}
+		if ns == 0 {
+			out = c
+		}
+		ns++
+		if r != nil {
+			at := &f.v6.attrs[t.aliases[c].attrs]
+			nh := &at.nhs[0]
+			p := Nexthop{Gateway: nh.gw, Dev: linkNameOf(nh.dev), Weight: int(nh.weight)}
+			r.Possible = append(r.Possible, p)
+		}
+	}
+	if ns > 1 && r != nil {
+		r.addUncertain(noteMpHash)
+	} else if r != nil {
+		r.Possible = r.Possible[:0]
+	}
+	return out
+}
+
+// ruleWalk6 is fib6_rule_lookup.
+func (f *FIB) ruleWalk6(fl *flow6, oif int32, strict int, res *fibres6, tr *tracer, sc *scratch, r *Result) errno {
+	rs := &f.v6.rules
+	var rf ruleFlow
+	fl.ruleFlow(&rf)
+	var local scratch
+	if sc == nil {
+		sc = &local
+	}
+	cur := rs.idx.collect(&rf, sc.cursors(f))
+	pos := int32(0)
+	for {
+		i := nextCandidate(cur, pos)
+		if i < 0 {
+			break
+		}
+		pos = i + 1
+		r6 := &rs.list[i]
+		if !r6.match(&rf) {
+			continue
+		}
+	again:
+		var err errno
+		switch r6.action {
+		case state.ActionGoto:
+			if r6.gotoIdx < 0 || r6.gotoIdx <= i {
+				tr.rule(i, r6, vUnresolved, 0, nil)
+				continue
+			}
+			tr.rule(i, r6, vGoto, 0, nil)
+			i = r6.gotoIdx
+			r6 = &rs.list[i]
+			pos = i + 1
+			if !r6.match(&rf) {
+				tr.rule(i, r6, vTargetNoMatch, 0, nil)
+				continue
+			}
+			goto again
+		case state.ActionNop:
+			tr.rule(i, r6, vNop, 0, nil)
+			continue
+		case state.ActionLookup:
+			if r6.t6 == nil {
+				tr.rule(i, r6, vNoTable, r6.table, nil)
+				continue
+			}
+			res.at = nil
+			res.rule = i
+			err = f.tableLookup6(r6.t6, fl, oif, strict, res, r)
+		case state.ActionUnreachable:
+			tr.rule(i, r6, vActionUnreachable, 0, nil)
+			return errNETUNREACH
+		case state.ActionProhibit:
+			tr.rule(i, r6, vActionProhibit, 0, nil)
+			return errACCES
+		default:
+			tr.rule(i, r6, vActionBlackhole, 0, nil)
+			return errINVAL
+		}
+		switch err {
+		case errOK:
+			if r6.supPlen >= 0 && int32(res.prefix().Bits()) <= r6.supPlen {
+				tr.rule6(i, r6, vSuppressedPlen, r6.table, res)
+				continue
+			}
+			if r6.supGroup >= 0 {
+				if d := res.at.nhs[0].dev; d != nil && int64(d.group) == r6.supGroup {
+					tr.rule6(i, r6, vSuppressedGroup, r6.table, res)
+					continue
+				}
+			}
+			tr.rule6(i, r6, vRoute, r6.table, res)
+			return errOK
+		case errAGAIN:
+			if res.at != nil && res.typ == state.RouteThrow {
+				tr.rule6(i, r6, vThrow, r6.table, res)
+			} else {
+				tr.rule(i, r6, vNoRoute, r6.table, nil)
+			}
+			res.at = nil
+			continue
+		default:
+			tr.rule6(i, r6, vErrorRoute, r6.table, res)
+			return err
+		}
+	}
+	return errNETUNREACH
+}
+
+// addrType6 is __ipv6_addr_type.
+const (
+	v6Unicast   = 0x0001
+	v6Multicast = 0x0002
+	v6Loopback  = 0x0010
+	v6Linklocal = 0x0020
+	v6Sitelocal = 0x0040
+	v6Compatv4  = 0x0080
+	v6Mapped    = 0x1000
+
+	scopeNode   = 0x01
+	scopeLink6  = 0x02
+	scopeSite   = 0x05
+	scopeGlobal = 0x0e
+)
+
+func addrType6(hi, lo uint64) int {
+	st := uint32(hi >> 32)
+	if st&0xE0000000 != 0 && st&0xE0000000 != 0xE0000000 {
+		return v6Unicast | scopeGlobal<<16
+	}
+	if st&0xFF000000 == 0xFF000000 {
+		sc := int(st>>16) & 0xf
+		switch sc {
+		case scopeNode:
+			return v6Multicast | v6Loopback | sc<<16
+		case scopeLink6:
+			return v6Multicast | v6Linklocal | sc<<16
+		case scopeSite:
+			return v6Multicast | v6Sitelocal | sc<<16
+		}
+		return v6Multicast | sc<<16
+	}
+	if st&0xFFC00000 == 0xFE800000 {
+		return v6Linklocal | v6Unicast | scopeLink6<<16
+	}
+	if st&0xFFC00000 == 0xFEC00000 {
+		return v6Sitelocal | v6Unicast | scopeSite<<16
+	}
+	if st&0xFE000000 == 0xFC000000 {
+		return v6Unicast | scopeGlobal<<16
+	}
+	if hi == 0 {
+		if lo>>32 == 0 {
+			if lo == 0 {
+				return 0 // IPV6_ADDR_ANY
+			}
+			if lo == 1 {
+				return v6Loopback | v6Unicast | scopeLink6<<16
+			}
+			return v6Compatv4 | v6Unicast | scopeGlobal<<16
+		}
+		if lo>>32 == 0x0000ffff {
+			return v6Mapped | scopeGlobal<<16
+		}
+	}
+	return v6Unicast | scopeGlobal<<16
+}
+
+// srcScope6 is __ipv6_addr_src_scope.
+func srcScope6(typ int) int {
+	if typ == 0 {
+		return -1
+	}
+	return typ >> 16
+}
+
+func needStrict6(typ int) bool { return typ&(v6Multicast|v6Linklocal|v6Loopback) != 0 }
+
+// output6 is ip6_route_output + rt6_fill_node for `ip -6 route get`.
+func (f *FIB) output6(q *qflow, r *Result, sc *scratch) {
+	tr := sc.tracer(r)
+	fl := f.flow6(q)
+	fl.iif = 1
+	if q.oif != nil {
+		fl.oif = int32(q.oif.index)
+	}
+	fl.uid = 0
+	if q.uidSet {
+		fl.uid = q.uid
+	}
+	strict := 0
+	if needStrict6(addrType6(fl.dhi, fl.dlo)) || (fl.oif != 0 && !fl.hasSrc) {
+		strict |= strictIface
+	}
+	if !f.fwd6All {
+		strict |= strictReachable
+	}
+	var res fibres6
+	res.rule = -1
+	err := f.ruleWalk6(&fl, fl.oif, strict, &res, tr, sc, r)
+	if err != errOK {
+		r.fail(err)
+		return
+	}
+	f.fill6(q, &fl, &res, r, true)
+}
+
+// input6 is ip6_route_input_lookup for `ip -6 route get ... iif DEV`:
+// no forwarding check, no source validation.
+func (f *FIB) input6(q *qflow, r *Result, sc *scratch) {
+	tr := sc.tracer(r)
+	fl := f.flow6(q)
+	fl.iif = int32(q.iif.index)
+	fl.uid = invalidUID
+	if q.uidSet {
+		fl.uid = q.uid
+	}
+	strict := 0
+	if needStrict6(addrType6(fl.dhi, fl.dlo)) {
+		strict |= strictIface
+	}
+	if !f.fwd6All {
+		strict |= strictReachable
+	}
+	r.IIF = q.iif.name
+	var res fibres6
+	res.rule = -1
+	err := f.ruleWalk6(&fl, fl.iif, strict, &res, tr, sc, r)
+	if err != errOK {
+		r.fail(err)
+		return
+	}
+	f.fill6(q, &fl, &res, r, false)
+}
+
+func (f *FIB) flow6(q *qflow) flow6 {
+	fl := flow6{daddr: q.dst, mark: q.mark, tos: q.tos, proto: q.proto, sport: q.sport, dport: q.dport}
+	fl.dhi, fl.dlo = split6(q.dst)
+	fl.saddr = netip.IPv6Unspecified()
+	if q.src.IsValid() {
+		fl.saddr = q.src
+		fl.shi, fl.slo = split6(q.src)
+		fl.hasSrc = fl.shi != 0 || fl.slo != 0
+	}
+	return fl
+}
+
+// fill6 fills the Result like rt6_fill_node does for the dst of a lookup.
+func (f *FIB) fill6(q *qflow, fl *flow6, res *fibres6, r *Result, output bool) {
+	at := res.at
+	nh := &at.nhs[0]
+	r.setRule6(f, res)
+	r.Type = at.typ
+	r.Dst = fl.daddr
+	r.From = fl.saddr
+	r.Table = at.table
+	r.Protocol, r.Scope = at.proto, state.ScopeUniverse
+	r.has |= hasProtocol | hasScope | hasMetric | hasPref
+	r.Metric = res.t.aliases[res.alias].metric
+	r.Pref = at.pref
+	r.MTU = at.mtu
+	if nh.gw.IsValid() {
+		r.Gateway = nh.gw
+	}
+	dev := nh.dev
+	if at.typ == state.RouteLocal || at.typ == state.RouteAnycast {
+		dev = f.lo
+	}
+	r.Dev = linkNameOf(dev)
+	if at.prefsrc.IsValid() {
+		r.PrefSrc = at.prefsrc
+	} else if output && nh.dev != nil {
+		if a, ok := f.devGetSaddr6(nh.dev, fl.daddr, fl.dhi, fl.dlo); ok {
+			r.PrefSrc = a
+		}
+	}
+	if q.fibmatch {
+		f.fibmatch6(res, r)
+	}
+}
+
+// fibmatch6 renders the matched FIB entry; a multipath entry lists its
+// nexthops starting at the selected sibling.
+func (f *FIB) fibmatch6(res *fibres6, r *Result) {
+	at := res.at
+	t := res.t
+	al := &t.aliases[res.alias]
+	r.fibMatch = true
+	r.DstPrefix = res.prefix()
+	r.Dst = netip.Addr{}
+	r.From = netip.Addr{}
+	if at.src.IsValid() {
+		r.SrcPrefix = at.src
+	}
+	r.PrefSrc = at.prefsrc
+	r.Possible = r.Possible[:0]
+	flagsOf := func(nh *nhop) uint32 {
+		fl := uint32(nh.flags) & 0xff &^ uint32(state.NexthopDead|state.NexthopLinkdown)
+		if nh.dead {
+			fl |= uint32(state.NexthopDead)
+		}
+		if nh.linkdown {
+			fl |= uint32(state.NexthopLinkdown)
+			if nh.dev != nil && nh.dev.ignoreLD6 {
+				fl |= uint32(state.NexthopDead)
+			}
+		}
+		return fl
+	}
+	if al.sibN <= 1 {
+		nh := &at.nhs[0]
+		r.Flags = flagsOf(nh)
+		r.Dev = linkNameOf(nh.dev)
+		if at.typ == state.RouteLocal || at.typ == state.RouteAnycast {
+			r.Dev = linkNameOf(nh.dev)
+		}
+		return
+	}
+	r.Gateway, r.Dev = netip.Addr{}, ""
+	r.Flags = 0
+	r.Nexthops = r.Nexthops[:0]
+	for k := int32(0); k < al.sibN; k++ {
+		j := al.sibFirst + (res.alias-al.sibFirst+k)%al.sibN
+		nh := &f.v6.attrs[t.aliases[j].attrs].nhs[0]
+		r.Nexthops = append(r.Nexthops, Nexthop{Gateway: nh.gw, Dev: linkNameOf(nh.dev), Weight: int(nh.weight), Flags: flagsOf(nh)})
+	}
+}

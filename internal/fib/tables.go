@@ -1,0 +1,533 @@
+package fib
+
+import (
+	"cmp"
+	"fmt"
+	"net/netip"
+	"slices"
+
+	"github.com/gaissmai/bart"
+	"github.com/tunroute/tunroute/internal/state"
+)
+
+// nhop is one nexthop of a route, with what the kernel derives from it.
+type nhop struct {
+	gw       netip.Addr
+	dev      *link
+	weight   int32
+	flags    state.NexthopFlags // as dumped
+	dead     bool
+	linkdown bool
+	onlink   bool
+	// v4: nh_scope. A gateway is used (printed as "via") only when the
+	// gateway resolved through a link-scope route (fib-semantics §3.5).
+	useGW bool
+	saddr uint32 // v4 nh_saddr: inet_select_addr(dev, gw, route scope)
+	bound int32  // multipath upper bound (v4; v6 keeps it per sibling alias)
+}
+
+// rattrs are the attributes of a route other than its prefix, TOS and
+// metric. Routes sharing them share one rattrs (a full Internet table
+// has few distinct nexthops).
+type rattrs struct {
+	typ     state.RouteType
+	table   uint32
+	proto   state.Protocol
+	scope   state.Scope
+	prefsrc netip.Addr
+	flags   state.NexthopFlags
+	mtu     uint32
+	pref    uint8
+	nhid    uint32
+	nhs     []nhop
+	err     errno // route type error (blackhole, unreachable, ...)
+	dead    bool  // all nexthops dead (fib_flags RTNH_F_DEAD)
+	v6      bool
+	src     netip.Prefix // v6 source prefix (for display)
+}
+
+// attrKey interns single-path routes.
+type attrKey struct {
+	typ     state.RouteType
+	table   uint32
+	proto   state.Protocol
+	scope   state.Scope
+	prefsrc netip.Addr
+	flags   state.NexthopFlags
+	mtu     uint32
+	pref    uint8
+	nhid    uint32
+	gw      netip.Addr
+	dev     *link
+	weight  int32
+	nhflags state.NexthopFlags
+	src     netip.Prefix
+}
+
+type family4 struct {
+	tables map[uint32]*table4
+	attrs  []rattrs
+	rules  rules
+}
+
+type family6 struct {
+	tables map[uint32]*table6
+	attrs  []rattrs
+	rules  rules
+}
+
+type table4 struct {
+	id       uint32
+	lpm      *bart.Table[int32]
+	nodes    []node4
+	aliases  []alias4
+	nDefault int // tb_num_default
+}
+
+type node4 struct {
+	addr  uint32
+	first int32
+	n     uint16
+	plen  uint8
+}
+
+type alias4 struct {
+	attrs  int32
+	metric uint32
+	tos    uint8
+}
+
+type table6 struct {
+	id      uint32
+	lpm     *bart.Table[int32]
+	nodes   []node6
+	aliases []alias6
+	subs    []subtree6
+}
+
+type node6 struct {
+	pfx   netip.Prefix
+	first int32 // plain routes (no source prefix), metric order
+	n     int32
+	sub   int32 // source subtree, -1 if none
+}
+
+type subtree6 struct {
+	lpm   *bart.Table[int32]
+	nodes []snode6
+}
+
+type snode6 struct {
+	pfx   netip.Prefix
+	first int32
+	n     int32
+}
+
+type alias6 struct {
+	attrs    int32
+	metric   uint32
+	bound    int32 // multipath upper bound of this sibling
+	sibFirst int32 // first alias of the sibling group (itself if none)
+	sibN     int32 // size of the sibling group (1 if none)
+}
+
+// buildRoutes compiles the routes of both families into per-table prefix
+// tables.
+func (f *FIB) buildRoutes(s *state.State) error {
+	f.v4.tables = map[uint32]*table4{}
+	f.v6.tables = map[uint32]*table6{}
+	intern4 := map[attrKey]int32{}
+	intern6 := map[attrKey]int32{}
+
+	type pending4 struct {
+		t     *table4
+		nodes map[netip.Prefix]int32
+		items []struct {
+			node  int32
+			alias alias4
+		}
+	}
+	type item6 struct {
+		dst, src netip.Prefix
+		alias    alias6
+		route    int32
+	}
+	p4 := map[uint32]*pending4{}
+	p6 := map[uint32][]item6{}
+
+	for ri := range s.Routes {
+		r := &s.Routes[ri]
+		if !r.Dst.IsValid() {
+			return fmt.Errorf("fib: routes[%d]: dst is missing", ri)
+		}
+		if r.Type == 0 {
+			return fmt.Errorf("fib: routes[%d] %s: type is missing", ri, r.Dst)
+		}
+		dst := r.Dst.Masked()
+		if !r.Is6() {
+			ids, err := f.internRoute(r, false, intern4, &f.v4.attrs)
+			if err != nil {
+				return fmt.Errorf("fib: routes[%d] %s: %w", ri, r.Dst, err)
+			}
+			p := p4[r.Table]
+			if p == nil {
+				p = &pending4{t: &table4{id: r.Table, lpm: new(bart.Table[int32])}, nodes: map[netip.Prefix]int32{}}
+				p4[r.Table] = p
+			}
+			n, ok := p.nodes[dst]
+			if !ok {
+				n = int32(len(p.t.nodes))
+				p.nodes[dst] = n
+				p.t.nodes = append(p.t.nodes, node4{addr: v4u(dst.Addr()), plen: uint8(dst.Bits())})
+			}
+			if dst.Bits() == 0 {
+				p.t.nDefault++
+			}
+			p.items = append(p.items, struct {
+				node  int32
+				alias alias4
+			}{n, alias4{attrs: ids[0], metric: r.Metric, tos: r.TOS}})
+			continue
+		}
+		// IPv6: a multipath route is a group of sibling routes, one per
+		// nexthop, each with its own fib6_info.
+		ids, err := f.internRoute(r, true, intern6, &f.v6.attrs)
+		if err != nil {
+			return fmt.Errorf("fib: routes[%d] %s: %w", ri, r.Dst, err)
+		}
+		src := r.Src
+		if src.IsValid() {
+			src = src.Masked()
+			if src.Bits() == 0 {
+				src = netip.Prefix{}
+			}
+		}
+		for _, id := range ids {
+			p6[r.Table] = append(p6[r.Table], item6{dst: dst, src: src, route: int32(ri),
+				alias: alias6{attrs: id, metric: r.Metric, sibN: int32(len(ids))}})
+		}
+	}
+
+	for id, p := range p4 {
+		t := p.t
+		// Counting sort of the aliases by node, keeping dump order.
+		count := make([]int32, len(t.nodes)+1)
+		for _, it := range p.items {
+			count[it.node+1]++
+		}
+		for i := 1; i < len(count); i++ {
+			count[i] += count[i-1]
+		}
+		t.aliases = make([]alias4, len(p.items))
+		pos := slices.Clone(count[:len(t.nodes)])
+		for _, it := range p.items {
+			t.aliases[pos[it.node]] = it.alias
+			pos[it.node]++
+		}
+		for i := range t.nodes {
+			nd := &t.nodes[i]
+			nd.first = count[i]
+			nd.n = uint16(min(count[i+1]-count[i], 65535))
+			if nd.n > 1 {
+				// fib_find_alias order: TOS descending, then priority
+				// ascending; the dump order breaks ties.
+				slices.SortStableFunc(t.aliases[nd.first:nd.first+int32(nd.n)], func(a, b alias4) int {
+					if a.tos != b.tos {
+						return cmp.Compare(b.tos, a.tos)
+					}
+					return cmp.Compare(a.metric, b.metric)
+				})
+			}
+			t.lpm.Insert(netip.PrefixFrom(u4(nd.addr), int(nd.plen)), int32(i))
+		}
+		f.v4.tables[id] = t
+	}
+
+	for id, items := range p6 {
+		t := &table6{id: id, lpm: new(bart.Table[int32])}
+		// Group by (dst, src) keeping dump order; then order each group by
+		// metric (insertion order within a metric).
+		type key struct{ dst, src netip.Prefix }
+		groups := map[key][]item6{}
+		var order []key
+		for _, it := range items {
+			k := key{it.dst, it.src}
+			if _, ok := groups[k]; !ok {
+				order = append(order, k)
+			}
+			groups[k] = append(groups[k], it)
+		}
+		dnodes := map[netip.Prefix]int32{}
+		for _, k := range order {
+			g := groups[k]
+			slices.SortStableFunc(g, func(a, b item6) int { return cmp.Compare(a.alias.metric, b.alias.metric) })
+			first := int32(len(t.aliases))
+			for i := range g {
+				a := g[i].alias
+				if a.sibN > 1 {
+					// siblings: consecutive aliases of the same route
+					j := i
+					for j > 0 && g[j-1].route == g[i].route {
+						j--
+					}
+					a.sibFirst = first + int32(j)
+				} else {
+					a.sibFirst = first + int32(i)
+					a.sibN = 1
+				}
+				t.aliases = append(t.aliases, a)
+			}
+			dn, ok := dnodes[k.dst]
+			if !ok {
+				dn = int32(len(t.nodes))
+				dnodes[k.dst] = dn
+				t.nodes = append(t.nodes, node6{pfx: k.dst, sub: -1})
+				t.lpm.Insert(k.dst, dn)
+			}
+			nd := &t.nodes[dn]
+			if !k.src.IsValid() {
+				nd.first, nd.n = first, int32(len(g))
+				continue
+			}
+			if nd.sub < 0 {
+				nd.sub = int32(len(t.subs))
+				t.subs = append(t.subs, subtree6{lpm: new(bart.Table[int32])})
+			}
+			st := &t.subs[nd.sub]
+			st.lpm.Insert(k.src, int32(len(st.nodes)))
+			st.nodes = append(st.nodes, snode6{pfx: k.src, first: first, n: int32(len(g))})
+		}
+		// Upper bounds per sibling group (rt6_multipath_rebalance).
+		for i := 0; i < len(t.aliases); {
+			a := &t.aliases[i]
+			if a.sibN <= 1 || a.sibFirst != int32(i) {
+				i++
+				continue
+			}
+			grp := t.aliases[i : i+int(a.sibN)]
+			total := int64(0)
+			for _, s := range grp {
+				if !f.v6dead(&f.v6.attrs[s.attrs].nhs[0]) {
+					total += int64(f.v6.attrs[s.attrs].nhs[0].weight)
+				}
+			}
+			w := int64(0)
+			for j := range grp {
+				nh := &f.v6.attrs[grp[j].attrs].nhs[0]
+				grp[j].bound = -1
+				if !f.v6dead(nh) && total > 0 {
+					w += int64(nh.weight)
+					grp[j].bound = int32(divRoundClosest(uint64(w)<<31, uint64(total)) - 1)
+				}
+			}
+			i += len(grp)
+		}
+		for i := range t.aliases {
+			if t.aliases[i].sibN <= 1 {
+				t.aliases[i].bound = -1
+			}
+		}
+		f.v6.tables[id] = t
+	}
+
+	return nil
+}
+
+func divRoundClosest(a, b uint64) uint64 { return (a + b/2) / b }
+
+func (f *FIB) v6dead(nh *nhop) bool {
+	return nh.dead || nh.linkdown && nh.dev != nil && nh.dev.ignoreLD6
+}
+
+// internRoute returns the attribute ids of r: one for an IPv4 route, one
+// per sibling for an IPv6 multipath route.
+func (f *FIB) internRoute(r *state.Route, v6 bool, intern map[attrKey]int32, attrs *[]rattrs) ([]int32, error) {
+	base := rattrs{typ: r.Type, table: r.Table, proto: r.Protocol, scope: r.Scope, prefsrc: r.PrefSrc,
+		flags: r.Flags, mtu: r.MTU, pref: r.Pref, nhid: r.NHID, v6: v6, err: routeTypeErr(uint8(r.Type))}
+	if v6 && r.Src.IsValid() && r.Src.Bits() > 0 {
+		base.src = r.Src.Masked()
+	}
+	mk := func(nh *state.Nexthop, single bool) (nhop, error) {
+		var out nhop
+		out.gw = nh.Gateway
+		if nh.Dev != "" {
+			out.dev = f.byName[nh.Dev]
+			if out.dev == nil {
+				return out, fmt.Errorf("nexthop dev %q is not among links", nh.Dev)
+			}
+		} else if nh.Index != 0 {
+			out.dev = f.byIndex[nh.Index]
+		}
+		out.weight = int32(nh.Weight)
+		if out.weight <= 0 {
+			out.weight = 1
+		}
+		out.flags = nh.Flags
+		if single {
+			out.flags |= r.Flags & 0xff
+		}
+		out.dead = out.flags&state.NexthopDead != 0
+		out.linkdown = out.flags&state.NexthopLinkdown != 0
+		out.onlink = out.flags&state.NexthopOnlink != 0
+		// A state compiled rather than observed may lack the flags the
+		// kernel sets on carrier loss; derive them from the link.
+		if out.dev != nil && out.dev.up && !out.dev.carrier && !out.dev.loopback && r.Scope != state.ScopeHost {
+			out.linkdown = true
+		}
+		if !v6 && out.dead && out.linkdown && out.dev != nil && out.dev.up && out.dev.ignoreLD4 {
+			// "dead linkdown" on a device that is up: the dump marks a
+			// linkdown nexthop dead when ignore_routes_with_linkdown is
+			// set; the nexthop itself is only linkdown.
+			out.dead = false
+		}
+		if v6 && out.dead && out.linkdown && out.dev != nil && out.dev.up && out.dev.ignoreLD6 {
+			out.dead = false
+		}
+		out.bound = -1
+		return out, nil
+	}
+	if len(r.Nexthops) <= 1 {
+		var nh nhop
+		if len(r.Nexthops) == 1 {
+			var err error
+			if nh, err = mk(&r.Nexthops[0], true); err != nil {
+				return nil, err
+			}
+		} else {
+			nh = nhop{weight: 1, bound: -1}
+			if r.Flags&state.NexthopDead != 0 {
+				nh.dead = true
+			}
+		}
+		if v6 && nh.dev == nil {
+			nh.dev = f.lo // reject routes live on lo
+		}
+		k := attrKey{typ: base.typ, table: base.table, proto: base.proto, scope: base.scope, prefsrc: base.prefsrc,
+			flags: base.flags, mtu: base.mtu, pref: base.pref, nhid: base.nhid, gw: nh.gw, dev: nh.dev,
+			weight: nh.weight, nhflags: nh.flags, src: base.src}
+		if id, ok := intern[k]; ok {
+			return []int32{id}, nil
+		}
+		a := base
+		a.nhs = []nhop{nh}
+		a.dead = nh.dead
+		id := int32(len(*attrs))
+		*attrs = append(*attrs, a)
+		intern[k] = id
+		return []int32{id}, nil
+	}
+	nhs := make([]nhop, len(r.Nexthops))
+	for i := range r.Nexthops {
+		var err error
+		if nhs[i], err = mk(&r.Nexthops[i], false); err != nil {
+			return nil, err
+		}
+	}
+	if !v6 {
+		a := base
+		a.nhs = nhs
+		a.dead = true
+		for i := range nhs {
+			if !nhs[i].dead {
+				a.dead = false
+			}
+		}
+		id := int32(len(*attrs))
+		*attrs = append(*attrs, a)
+		return []int32{id}, nil
+	}
+	ids := make([]int32, len(nhs))
+	for i := range nhs {
+		a := base
+		a.nhs = []nhop{nhs[i]}
+		a.dead = nhs[i].dead
+		ids[i] = int32(len(*attrs))
+		*attrs = append(*attrs, a)
+	}
+	return ids, nil
+}
+
+// finishAttrs4 computes what the kernel derives per IPv4 nexthop: whether
+// the gateway is used (nh_scope link), the cached preferred source and the
+// multipath upper bounds.
+func (f *FIB) finishAttrs4() {
+	for i := range f.v4.attrs {
+		a := &f.v4.attrs[i]
+		total := int64(0)
+		for j := range a.nhs {
+			nh := &a.nhs[j]
+			if nh.gw.IsValid() {
+				nh.useGW = f.gatewayScopeLink(a, nh)
+			}
+			if nh.dev != nil {
+				var gw uint32
+				if nh.gw.Is4() {
+					gw = v4u(nh.gw)
+				}
+				nh.saddr = f.selectAddr4(nh.dev, gw, uint8(a.scope))
+			}
+			if !f.mpDead4(nh) {
+				total += int64(nh.weight)
+			}
+		}
+		if len(a.nhs) > 1 {
+			w := int64(0)
+			for j := range a.nhs {
+				nh := &a.nhs[j]
+				nh.bound = -1
+				if !f.mpDead4(nh) && total > 0 {
+					w += int64(nh.weight)
+					nh.bound = int32(divRoundClosest(uint64(w)<<31, uint64(total)) - 1)
+				}
+			}
+		}
+	}
+}
+
+func (f *FIB) mpDead4(nh *nhop) bool {
+	return nh.dead || nh.linkdown && nh.dev != nil && nh.dev.ignoreLD4
+}
+
+// gatewayScopeLink decides nh_scope for a gateway nexthop
+// (fib_check_nh_v4_gw): onlink forces link scope; otherwise the gateway
+// is looked up with scope >= link in the route's table, then through the
+// rules; a host-scope or local result means the gateway is not used.
+func (f *FIB) gatewayScopeLink(a *rattrs, nh *nhop) bool {
+	if nh.onlink {
+		return true
+	}
+	if !nh.gw.Is4() {
+		// IPv4 route via an IPv6 gateway: resolved by IPv6 neighbour
+		// discovery; the kernel requires the device and uses it.
+		return true
+	}
+	gw := v4u(nh.gw)
+	scope := uint8(a.scope) + 1
+	if scope < uint8(state.ScopeLink) {
+		scope = uint8(state.ScopeLink)
+	}
+	fl := flow4{daddr: gw, iif: 1, scope: scope, ignoreLinkstate: true}
+	if nh.dev != nil {
+		fl.oif = int32(nh.dev.index)
+	}
+	var res fibres4
+	err := errAGAIN
+	if a.table != 0 && a.table != state.TableMain {
+		if t := f.v4.tables[a.table]; t != nil {
+			err = f.tableLookup4(t, &fl, &res, nil)
+		}
+	}
+	if err != errOK {
+		err = f.fibLookup4(&fl, &res, nil, nil)
+	}
+	if err != errOK {
+		// The resolving route is gone (the snapshot changed since the
+		// route was added); the kernel keeps the scope it computed then,
+		// which for a gateway on a connected subnet is link.
+		return true
+	}
+	if res.typ == state.RouteLocal {
+		return false
+	}
+	return uint8(res.at.scope) == uint8(state.ScopeLink)
+}
