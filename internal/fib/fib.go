@@ -50,15 +50,15 @@ type FIB struct {
 	ignoreLD6All         bool
 
 	// hidden state (§11)
-	rulesModified      *bool // nil: unknown
-	customLocalRoutes  bool  // a local route not derived from an address exists
-	localAddrs4        map[uint32]*link
-	labels             []addrLabel
-	ruleDissect4       bool // some IPv4 rule uses ipproto/sport/dport (not iif lo)
-	assumedRules       []string
-	scratch            sync.Pool
-	maxCursors         int
-	buildNotes         []string
+	rulesModified     *bool // nil: unknown
+	customLocalRoutes bool  // a local route not derived from an address exists
+	localAddrs4       map[uint32]*link
+	labels            []addrLabel
+	ruleDissect4      bool // some IPv4 rule uses ipproto/sport/dport (not iif lo)
+	assumedRules      []string
+	scratch           sync.Pool
+	maxCursors        int
+	buildNotes        []string
 }
 
 // link is one device with its addresses and effective per-device sysctls.
