@@ -255,6 +255,10 @@ func (p *Plan) Text() string {
 		fmt.Fprintf(&b, "Plan for %s: %d to add, %d to change, %d to delete.\n", where, add, change, del)
 	}
 	for _, op := range p.Ops {
+		if op.Firewall != nil {
+			writeFirewallOp(&b, op)
+			continue
+		}
 		switch op.Action {
 		case state.Add:
 			fmt.Fprintf(&b, "  + %s %s\n", op.Object(), objectString(op))
@@ -274,4 +278,37 @@ func (p *Plan) Text() string {
 func objectString(op state.Op) string {
 	s := op.String()
 	return s[len(op.Action.String())+len(op.Object())+2:]
+}
+
+// writeFirewallOp shows a firewall change rule by rule: the whole table
+// when it is added, the rules that differ when it is replaced.
+func writeFirewallOp(b *strings.Builder, op state.Op) {
+	switch op.Action {
+	case state.Add:
+		fmt.Fprintf(b, "  + firewall %s\n", op.Firewall.Summary())
+		for _, l := range op.Firewall.Lines() {
+			fmt.Fprintf(b, "      %s\n", l)
+		}
+	case state.Delete:
+		fmt.Fprintf(b, "  - firewall %s\n", op.Firewall.Summary())
+	case state.Replace:
+		fmt.Fprintf(b, "  ~ firewall %s\n", op.Firewall.Summary())
+		old := map[string]int{}
+		for _, l := range op.PrevFirewall.Lines() {
+			old[l]++
+		}
+		for _, l := range op.Firewall.Lines() {
+			if old[l] > 0 {
+				old[l]--
+				continue
+			}
+			fmt.Fprintf(b, "      + %s\n", strings.TrimSpace(l))
+		}
+		for _, l := range op.PrevFirewall.Lines() {
+			if old[l] > 0 {
+				old[l]--
+				fmt.Fprintf(b, "      - %s\n", strings.TrimSpace(l))
+			}
+		}
+	}
 }
