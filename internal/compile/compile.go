@@ -66,6 +66,8 @@ type compiler struct {
 	ids    map[string]*Identity
 	routes map[state.RouteKey]config.Pos
 	addrs  map[state.AddrKey]bool
+	// setKeys are the destinations route sets claim, by table.
+	setKeys map[destKey]config.Pos
 }
 
 // Compile resolves cfg against the observed namespace and the runtime
@@ -399,6 +401,9 @@ func (c *compiler) local(l *config.Local, index int, tables *tableAllocator) err
 
 // route emits one routes: entry.
 func (c *compiler) route(cr *config.Route) error {
+	if cr.File != "" {
+		return c.routeSet(cr)
+	}
 	for _, p := range cr.To {
 		v6 := p.Addr().Is6()
 		var r state.Route
@@ -558,6 +563,9 @@ func (c *compiler) deviceRoute(dst netip.Prefix, dev string, gw, src netip.Addr,
 // different routes with the same kernel identity are a config error.
 func (c *compiler) addRoute(r state.Route, at config.Pos) error {
 	k := r.Key()
+	if prev, dup := c.setKeys[keyOf(r.Table, r.Dst)]; dup && r.TOS == 0 {
+		return at.Errorf("route %s in table %s is also made by the list of %s", r.Dst, state.TableName(r.Table), prev.Field)
+	}
 	if prev, dup := c.routes[k]; dup {
 		for i := range c.res.State.Routes {
 			if c.res.State.Routes[i].Key() == k && c.res.State.Routes[i].Equal(&r) {

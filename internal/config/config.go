@@ -89,7 +89,10 @@ type Identity struct {
 // routes via its device with its address as source), or is a
 // blackhole/unreachable/prohibit/throw entry.
 type Route struct {
-	To     []netip.Prefix
+	To []netip.Prefix
+	// File is the list the destinations were read from (to_file), "" if
+	// they were given inline. Routes from files compile to a compact set.
+	File   string
 	Via    string // identity name; "" for the non-unicast types
 	Type   state.RouteType
 	Table  uint32 // default main

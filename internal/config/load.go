@@ -428,12 +428,23 @@ var routeTypes = map[string]state.RouteType{"unicast": state.RouteUnicast, "blac
 	"unreachable": state.RouteUnreachable, "prohibit": state.RouteProhibit, "throw": state.RouteThrow}
 
 func (d *decoder) route(v node) (*Route, error) {
-	m, err := v.mapping("to", "via", "type", "table", "metric")
+	m, err := v.mapping("to", "to_file", "via", "type", "table", "metric")
 	if err != nil {
 		return nil, err
 	}
 	r := &Route{at: m.at, Type: state.RouteUnicast, Table: state.TableMain}
-	if r.To, err = prefixes(m, "to"); err != nil {
+	if n, ok := m.get("to_file"); ok {
+		if _, both := m.get("to"); both {
+			return nil, n.pos.Errorf("give either to or to_file, not both")
+		}
+		s, err := n.scalar()
+		if err != nil {
+			return nil, err
+		}
+		if r.File, r.To, err = readPrefixFile(d.file, s); err != nil {
+			return nil, n.pos.Errorf("%v", err)
+		}
+	} else if r.To, err = prefixes(m, "to"); err != nil {
 		return nil, err
 	}
 	if n, ok := m.get("type"); ok {

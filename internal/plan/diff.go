@@ -75,11 +75,11 @@ func (b *builder) ordered() []state.Op {
 	// Routes without a gateway first: a gateway route may need a
 	// connected route of ours to resolve its gateway.
 	sort.SliceStable(b.addRoutes, func(i, j int) bool {
-		return !hasGateway(b.addRoutes[i].Route) && hasGateway(b.addRoutes[j].Route)
+		return !hasGateway(opRoute(&b.addRoutes[i])) && hasGateway(opRoute(&b.addRoutes[j]))
 	})
 	// and the reverse when deleting.
 	sort.SliceStable(b.delRoutes, func(i, j int) bool {
-		return hasGateway(b.delRoutes[i].Route) && !hasGateway(b.delRoutes[j].Route)
+		return hasGateway(opRoute(&b.delRoutes[i])) && !hasGateway(opRoute(&b.delRoutes[j]))
 	})
 	var ops []state.Op
 	for _, phase := range [][]state.Op{b.addFirewall, b.addLinks, b.addAddrs, b.addRoutes, b.addRules,
@@ -131,18 +131,9 @@ func (b *builder) routes(p *Plan, desired, observed *state.State) error {
 	for i := range desired.Routes {
 		want[desired.Routes[i].Key()] = &desired.Routes[i]
 	}
+	sets := newSetIndex(desired.RouteSets)
 	found := make(map[state.RouteKey]bool, len(desired.Routes))
-	for i := range observed.Routes {
-		o := &observed.Routes[i]
-		k := o.Key()
-		d, wanted := want[k]
-		if !wanted {
-			if o.Owned() {
-				b.delRoutes = append(b.delRoutes, state.Op{Action: state.Delete, Route: o})
-			}
-			continue
-		}
-		found[k] = true
+	check := func(o *state.Route, d *state.Route) error {
 		switch {
 		case o.Owned() && d.Equal(o):
 		case o.Owned():
@@ -155,6 +146,32 @@ func (b *builder) routes(p *Plan, desired, observed *state.State) error {
 			}
 			p.Kept = append(p.Kept, "route "+o.String())
 		}
+		return nil
+	}
+	for i := range observed.Routes {
+		o := &observed.Routes[i]
+		k := o.Key()
+		if d, wanted := want[k]; wanted {
+			found[k] = true
+			if err := check(o, d); err != nil {
+				return err
+			}
+			continue
+		}
+		if d, wanted := sets.match(o); wanted {
+			if o.Owned() && d.Equal(o) {
+				continue // the common case for a big list: nothing allocated
+			}
+			slow := new(state.Route) // only here, so d itself stays off the heap
+			*slow = d
+			if err := check(o, slow); err != nil {
+				return err
+			}
+			continue
+		}
+		if o.Owned() {
+			b.delRoutes = append(b.delRoutes, state.Op{Action: state.Delete, Route: o})
+		}
 	}
 	for i := range desired.Routes {
 		d := &desired.Routes[i]
@@ -162,6 +179,7 @@ func (b *builder) routes(p *Plan, desired, observed *state.State) error {
 			b.addRoutes = append(b.addRoutes, state.Op{Action: state.Add, Route: d})
 		}
 	}
+	b.addRoutes = append(b.addRoutes, sets.missing()...)
 	return nil
 }
 
@@ -229,13 +247,17 @@ func (b *builder) firewall(desired, observed *state.State) {
 // Counts returns how many objects the plan adds, changes and deletes.
 func (p *Plan) Counts() (add, change, del int) {
 	for _, op := range p.Ops {
+		n := 1
+		if op.RouteSet != nil {
+			n = len(op.RouteSet.Dsts)
+		}
 		switch op.Action {
 		case state.Add:
-			add++
+			add += n
 		case state.Replace:
-			change++
+			change += n
 		case state.Delete:
-			del++
+			del += n
 		}
 	}
 	return

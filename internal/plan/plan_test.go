@@ -364,3 +364,68 @@ func BenchmarkDiff1M(b *testing.B) {
 	}
 	b.ReportMetric(float64(len(o.Routes))/b.Elapsed().Seconds()*float64(b.N), "routes/s")
 }
+
+// setStates is largeStates with the desired side as one route set.
+func setStates(n int) (desired, observed *state.State) {
+	d, o := largeStates(n)
+	set := state.RouteSet{Template: d.Routes[0]}
+	set.Template.Dst = netip.Prefix{}
+	for i := range d.Routes {
+		set.Dsts = append(set.Dsts, d.Routes[i].Dst)
+	}
+	d.Routes = nil
+	d.RouteSets = []state.RouteSet{set}
+	return d, o
+}
+
+func TestDiffRouteSet(t *testing.T) {
+	d, o := setStates(20000)
+	p, err := Diff(d, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	add, change, del := p.Counts()
+	if add != 200 || change != 0 || del != 200 {
+		t.Fatalf("1%% change of a 20k set: got %d add %d change %d delete", add, change, del)
+	}
+	if p.Ops[0].RouteSet == nil || len(p.Ops[0].RouteSet.Dsts) != 200 {
+		t.Fatalf("the additions must be one set op: %v", p.Ops[0].String())
+	}
+	// Applied, the next plan is empty; the set is then also down-able.
+	k := &memKernel{s: clone(o), failAt: -1}
+	var expanded []state.Op
+	for _, op := range p.Ops {
+		if op.RouteSet == nil {
+			expanded = append(expanded, op)
+			continue
+		}
+		for _, dst := range op.RouteSet.Dsts {
+			r := op.RouteSet.Route(dst)
+			expanded = append(expanded, state.Op{Action: op.Action, Route: &r})
+		}
+	}
+	if err := Apply(k, expanded); err != nil {
+		t.Fatal(err)
+	}
+	again, err := Diff(d, k.s)
+	if err != nil || !again.Empty() {
+		t.Fatalf("after applying, the plan is not empty: %v\n%s", err, again.Text())
+	}
+	// A foreign route where the set wants one, different: a conflict.
+	k.s.Routes[5].Protocol = 4
+	k.s.Routes[5].Nexthops = []state.Nexthop{{Dev: "wg0"}}
+	if _, err := Diff(d, k.s); err == nil {
+		t.Fatal("a different foreign route at a set's destination must be a conflict")
+	}
+}
+
+func BenchmarkDiffSet1M(b *testing.B) {
+	d, o := setStates(1000000)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := Diff(d, o); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(len(o.Routes))/b.Elapsed().Seconds()*float64(b.N), "routes/s")
+}

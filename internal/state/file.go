@@ -128,6 +128,23 @@ func (s *State) Validate() error {
 			return fmt.Errorf("routes[%d]: %w", i, err)
 		}
 	}
+	for i := range s.RouteSets {
+		rs := &s.RouteSets[i]
+		for j, d := range rs.Dsts {
+			if !d.IsValid() || d.Masked() != d {
+				return fmt.Errorf("route_sets[%d].dsts[%d]: %s is not a prefix without host bits", i, j, d)
+			}
+			if j > 0 && d.Addr().Is4() != rs.Dsts[0].Addr().Is4() {
+				return fmt.Errorf("route_sets[%d].dsts[%d]: %s is of the other family", i, j, d)
+			}
+		}
+		if len(rs.Dsts) > 0 {
+			r := rs.Route(rs.Dsts[0])
+			if err := r.validate(names); err != nil {
+				return fmt.Errorf("route_sets[%d]: %w", i, err)
+			}
+		}
+	}
 	for i := range s.Rules {
 		if err := s.Rules[i].validate(); err != nil {
 			return fmt.Errorf("rules[%d]: %w", i, err)

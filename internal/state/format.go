@@ -201,3 +201,16 @@ func writePorts(b *strings.Builder, word string, p *PortRange) {
 		fmt.Fprintf(b, " %s %d-%d", word, p.Start, p.End)
 	}
 }
+
+// Summary describes a route set in one line: how many routes, and the
+// first of them.
+func (s *RouteSet) Summary() string {
+	if len(s.Dsts) == 0 {
+		return "0 routes"
+	}
+	first := s.Route(s.Dsts[0])
+	if len(s.Dsts) == 1 {
+		return first.String()
+	}
+	return fmt.Sprintf("%d routes like %s", len(s.Dsts), first.String())
+}

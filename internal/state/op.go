@@ -34,6 +34,9 @@ type Op struct {
 	// Firewall is tunroute's whole nftables table: added, replaced (in one
 	// transaction) or deleted as a unit.
 	Firewall *Firewall
+	// RouteSet adds or deletes many routes in one op; it takes effect
+	// for all of them or none (an executor undoes a part-done set).
+	RouteSet *RouteSet
 	// PrevRoute, PrevAddr and PrevFirewall are what a Replace overwrites.
 	PrevRoute    *Route
 	PrevAddr     *Addr
@@ -68,6 +71,8 @@ func (o Op) Object() string {
 		return "rule"
 	case o.Firewall != nil:
 		return "firewall"
+	case o.RouteSet != nil:
+		return "routes"
 	}
 	return "nothing"
 }
@@ -87,6 +92,8 @@ func (o Op) String() string {
 		obj = o.Rule.String()
 	case o.Firewall != nil:
 		obj = o.Firewall.Summary()
+	case o.RouteSet != nil:
+		obj = o.RouteSet.Summary()
 	}
 	return o.Action.String() + " " + o.Object() + " " + obj
 }

@@ -16,6 +16,10 @@ type State struct {
 	Addrs []Addr `json:"addrs"`
 	// Routes of all tables and both families, in dump order.
 	Routes []Route `json:"routes"`
+	// RouteSets hold large groups of routes that differ only in their
+	// destination (a country list, a provider's prefixes), compactly; a
+	// desired state uses them for routes loaded from files.
+	RouteSets []RouteSet `json:"route_sets,omitempty"`
 	// Rules of both families, each family in list order.
 	Rules []Rule `json:"rules"`
 	// Sysctls that routing depends on, by full dotted name
@@ -219,4 +223,19 @@ type AddrLabel struct {
 	Prefix netip.Prefix `json:"prefix"`
 	Label  uint32       `json:"label"`
 	Dev    string       `json:"dev,omitempty"`
+}
+
+// RouteSet is many routes that are the same but for their destination:
+// Template with each of Dsts as Dst. It is how a million routes fit in
+// memory: 32 bytes a route instead of a Route each.
+type RouteSet struct {
+	Template Route          `json:"template"`
+	Dsts     []netip.Prefix `json:"dsts"`
+}
+
+// Route returns the set's route to dst.
+func (s *RouteSet) Route(dst netip.Prefix) Route {
+	r := s.Template
+	r.Dst = dst
+	return r
 }

@@ -1,0 +1,93 @@
+package compile
+
+import (
+	"net/netip"
+
+	"github.com/tunroute/tunroute/internal/config"
+	"github.com/tunroute/tunroute/internal/state"
+)
+
+// destKey is a compact (table, destination) key without pointers, so a
+// million of them cost the garbage collector nothing to scan.
+type destKey struct {
+	table uint32
+	addr  [16]byte
+	bits  int16
+	v6    bool
+}
+
+func keyOf(table uint32, p netip.Prefix) destKey {
+	return destKey{table: table, addr: p.Addr().As16(), bits: int16(p.Bits()), v6: p.Addr().Is6()}
+}
+
+// routeSet compiles a route list read from a file into one compact set per
+// family: the routes share everything but their destination.
+func (c *compiler) routeSet(cr *config.Route) error {
+	for _, v6 := range []bool{false, true} {
+		var tmpl state.Route
+		if cr.Type == state.RouteUnicast {
+			id := c.ids[cr.Via]
+			if id.Down {
+				c.note("routes from %s: identity %s is down; not installed", cr.File, id.Name)
+				return nil
+			}
+			src, ok := id.addr(v6)
+			if !ok {
+				if hasFamily(cr.To, v6) {
+					return cr.At("via").Errorf("identity %s has no IPv%d address for the IPv%d prefixes of %s", id.Name, fam(v6), fam(v6), cr.File)
+				}
+				continue
+			}
+			tmpl = c.deviceRoute(anyPrefix(v6), id.Device, id.gateway(v6), src, cr.Table)
+		} else {
+			tmpl = state.Route{Table: cr.Table, Type: cr.Type, Protocol: state.Proto}
+			if v6 {
+				tmpl.Metric = ipv6DefaultMetric
+			}
+		}
+		if cr.Metric != 0 {
+			tmpl.Metric = cr.Metric
+		}
+		tmpl.Dst = netip.Prefix{}
+		set := state.RouteSet{Template: tmpl}
+		for _, p := range cr.To {
+			if p.Addr().Is6() != v6 {
+				continue
+			}
+			if err := c.claim(tmpl.Table, tmpl.Metric, p, cr.At("to_file")); err != nil {
+				return err
+			}
+			set.Dsts = append(set.Dsts, p)
+		}
+		if len(set.Dsts) > 0 {
+			c.res.State.RouteSets = append(c.res.State.RouteSets, set)
+		}
+	}
+	return nil
+}
+
+// claim records that a route set owns (table, dst); a second claim, or
+// an explicit route at the same place, is a config error.
+func (c *compiler) claim(table, metric uint32, p netip.Prefix, at config.Pos) error {
+	k := keyOf(table, p)
+	if c.setKeys == nil {
+		c.setKeys = map[destKey]config.Pos{}
+	}
+	if prev, dup := c.setKeys[k]; dup {
+		return at.Errorf("%s in table %s is listed twice (also by %s)", p, state.TableName(table), prev.Field)
+	}
+	if prev, dup := c.routes[state.RouteKey{Table: table, Dst: p, Metric: metric}]; dup {
+		return at.Errorf("%s in table %s is also made by %s", p, state.TableName(table), prev.Field)
+	}
+	c.setKeys[k] = at
+	return nil
+}
+
+func hasFamily(ps []netip.Prefix, v6 bool) bool {
+	for _, p := range ps {
+		if p.Addr().Is6() == v6 {
+			return true
+		}
+	}
+	return false
+}
