@@ -50,6 +50,9 @@ type Config struct {
 	Redirect   *Redirect
 	Select     []*Selector
 	KillSwitch *KillSwitch
+	// Domains and Pipes exist only at the top level.
+	Domains []*Domain
+	Pipes   []*Pipe
 }
 
 // GatewayMode says how an identity reaches beyond its device.

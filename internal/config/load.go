@@ -71,54 +71,78 @@ type decoder struct {
 	cfg        *Config
 }
 
+// bodyKeys are what a config and each of its domains may hold.
+var bodyKeys = []string{"settings", "tables", "vpns", "identities", "routes", "local", "redirect", "select", "killswitch"}
+
 func (d *decoder) config(root node) (*Config, error) {
 	cfg := &Config{File: d.file, TableBase: DefaultTableBase, PriorityBase: DefaultPriorityBase,
 		SelectPriorityBase: DefaultSelectPriorityBase, MarkMask: DefaultMarkMask, Tables: map[string]uint32{}}
-	d.cfg = cfg
-	m, err := root.mapping("settings", "tables", "vpns", "identities", "routes", "local", "redirect", "select", "killswitch")
+	m, err := root.mapping(append(bodyKeys, "domains", "pipes")...)
 	if err != nil {
 		return nil, err
 	}
+	if err := d.body(m, cfg); err != nil {
+		return nil, err
+	}
+	if v, ok := m.get("domains"); ok {
+		if err := d.domains(v, cfg); err != nil {
+			return nil, err
+		}
+	}
+	if v, ok := m.get("pipes"); ok {
+		if err := d.pipes(v, cfg); err != nil {
+			return nil, err
+		}
+	}
+	return cfg, nil
+}
+
+// body decodes the routing language into cfg: the top level of a config,
+// or a domain.
+func (d *decoder) body(m *mapping, cfg *Config) error {
+	saved := d.cfg
+	d.cfg = cfg
+	defer func() { d.cfg = saved }()
 	if v, ok := m.get("settings"); ok {
 		if err := d.settings(v); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	if v, ok := m.get("tables"); ok {
 		if err := d.tables(v); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	if v, ok := m.get("vpns"); ok {
 		if err := d.vpns(v); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	if v, ok := m.get("identities"); ok {
 		items, err := v.seqOnly()
 		if err != nil {
-			return nil, err
+			return err
 		}
 		for _, it := range items {
 			id, err := d.identity(it)
 			if err != nil {
-				return nil, err
+				return err
 			}
 			cfg.Identities = append(cfg.Identities, id)
 		}
 	}
 	if err := d.checkIdentities(); err != nil {
-		return nil, err
+		return err
 	}
 	if v, ok := m.get("routes"); ok {
 		items, err := v.seqOnly()
 		if err != nil {
-			return nil, err
+			return err
 		}
 		for _, it := range items {
 			r, err := d.route(it)
 			if err != nil {
-				return nil, err
+				return err
 			}
 			cfg.Routes = append(cfg.Routes, r)
 		}
@@ -126,12 +150,12 @@ func (d *decoder) config(root node) (*Config, error) {
 	if v, ok := m.get("local"); ok {
 		items, err := v.seqOnly()
 		if err != nil {
-			return nil, err
+			return err
 		}
 		for _, it := range items {
 			l, err := d.local(it)
 			if err != nil {
-				return nil, err
+				return err
 			}
 			cfg.Local = append(cfg.Local, l)
 		}
@@ -139,19 +163,19 @@ func (d *decoder) config(root node) (*Config, error) {
 	if v, ok := m.get("redirect"); ok {
 		r, err := d.redirect(v)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		cfg.Redirect = r
 	}
 	if v, ok := m.get("select"); ok {
 		items, err := v.seqOnly()
 		if err != nil {
-			return nil, err
+			return err
 		}
 		for _, it := range items {
 			s, err := d.selector(it)
 			if err != nil {
-				return nil, err
+				return err
 			}
 			cfg.Select = append(cfg.Select, s)
 		}
@@ -159,11 +183,11 @@ func (d *decoder) config(root node) (*Config, error) {
 	if v, ok := m.get("killswitch"); ok {
 		k, err := d.killswitch(v)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		cfg.KillSwitch = k
 	}
-	return cfg, nil
+	return nil
 }
 
 func (d *decoder) settings(v node) error {

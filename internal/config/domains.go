@@ -1,0 +1,346 @@
+package config
+
+import (
+	"net/netip"
+	"regexp"
+	"strings"
+
+	"github.com/tunroute/tunroute/internal/state"
+)
+
+// HostDomain names the top level of the config (the namespace tunroute
+// runs on: the host's, or --netns) in pipes.
+const HostDomain = "host"
+
+// Domain is a routing domain (seed 004): a network namespace tunroute
+// creates and owns, with its own routing in the same language as the top
+// level of the config.
+type Domain struct {
+	// Name is the domain's and its network namespace's name.
+	Name string
+	// ResolvConf are the nameservers written to /etc/netns/NAME/resolv.conf,
+	// which `tunroute exec` (and `ip netns exec`) show processes inside.
+	ResolvConf []netip.Addr
+	// Interfaces are moved into the domain when they exist (physical or
+	// tunnel devices), and back to the host by down.
+	Interfaces []string
+	// Config is the domain's routing: identities, routes, kill switch...
+	Config *Config
+
+	at func(string) Pos
+}
+
+// At returns the position of a field of the domain.
+func (dm *Domain) At(field string) Pos { return dm.at(field) }
+
+// Pipe is a veth pair between two domains, with addresses and routes on
+// both ends and a firewall that lets only the declared flows across.
+type Pipe struct {
+	Name string
+	A, B PipeEnd
+	// Allow are the flows permitted across; traffic not declared (but
+	// replies to declared flows) is dropped where it leaves the pipe.
+	Allow []Flow
+
+	at func(string) Pos
+}
+
+// At returns the position of a field of the pipe.
+func (p *Pipe) At(field string) Pos { return p.at(field) }
+
+// PipeEnd is one side of a pipe.
+type PipeEnd struct {
+	Domain string
+	Device string
+	Addrs  []netip.Prefix
+	// Routes are the prefixes this end's domain sends into the pipe,
+	// via the other end's address of the same family.
+	Routes []netip.Prefix
+	// Masquerade rewrites the source of traffic that came through the
+	// pipe and leaves this end's domain by another interface.
+	Masquerade bool
+}
+
+// Flow is traffic allowed across a pipe from one domain.
+type Flow struct {
+	From  string
+	To    []netip.Prefix
+	Proto uint8
+	Ports []state.PortRange
+}
+
+// Domain returns the domain with the given name, or nil.
+func (c *Config) Domain(name string) *Domain {
+	for _, d := range c.Domains {
+		if d.Name == name {
+			return d
+		}
+	}
+	return nil
+}
+
+// netnsNameRE: what tunroute accepts as a namespace name.
+var netnsNameRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_.-]{0,62}$`)
+
+func (d *decoder) domains(v node, top *Config) error {
+	items, err := v.seqOnly()
+	if err != nil {
+		return err
+	}
+	for _, it := range items {
+		m, err := it.mapping(append([]string{"name", "resolv_conf", "interfaces"}, bodyKeys...)...)
+		if err != nil {
+			return err
+		}
+		dm := &Domain{at: m.at}
+		if dm.Name, err = requiredString(m, "name"); err != nil {
+			return err
+		}
+		if !netnsNameRE.MatchString(dm.Name) || dm.Name == HostDomain {
+			return m.at("name").Errorf("%q: a domain name starts with a letter, holds letters, digits, '_', '.', '-' (at most 63) and is not %q", dm.Name, HostDomain)
+		}
+		if top.Domain(dm.Name) != nil {
+			return m.at("name").Errorf("domain %q is defined twice", dm.Name)
+		}
+		if n, ok := m.get("resolv_conf"); ok {
+			items, err := n.list()
+			if err != nil {
+				return err
+			}
+			for _, it := range items {
+				s, err := it.scalar()
+				if err != nil {
+					return err
+				}
+				a, err := parseAddr(it.pos, s)
+				if err != nil {
+					return err
+				}
+				dm.ResolvConf = append(dm.ResolvConf, a)
+			}
+		}
+		if n, ok := m.get("interfaces"); ok {
+			items, err := n.list()
+			if err != nil {
+				return err
+			}
+			for _, it := range items {
+				s, err := it.scalar()
+				if err != nil {
+					return err
+				}
+				if err := checkDevice(it.pos, s); err != nil {
+					return err
+				}
+				for _, other := range top.Domains {
+					if contains(other.Interfaces, s) {
+						return it.pos.Errorf("%s is already moved into domain %s", s, other.Name)
+					}
+				}
+				dm.Interfaces = append(dm.Interfaces, s)
+			}
+		}
+		// A domain inherits the top level's settings and table names.
+		dm.Config = &Config{File: top.File, TableBase: top.TableBase, PriorityBase: top.PriorityBase,
+			SelectPriorityBase: top.SelectPriorityBase, MarkMask: top.MarkMask, Tables: map[string]uint32{}}
+		for k, v := range top.Tables {
+			dm.Config.Tables[k] = v
+		}
+		if err := d.body(m, dm.Config); err != nil {
+			return err
+		}
+		top.Domains = append(top.Domains, dm)
+	}
+	return nil
+}
+
+func (d *decoder) pipes(v node, top *Config) error {
+	items, err := v.seqOnly()
+	if err != nil {
+		return err
+	}
+	names := map[string]bool{}
+	for _, it := range items {
+		m, err := it.mapping("name", "a", "b", "allow")
+		if err != nil {
+			return err
+		}
+		p := &Pipe{at: m.at}
+		if p.Name, err = requiredString(m, "name"); err != nil {
+			return err
+		}
+		if !nameRE.MatchString(p.Name) || len(p.Name) > 15 {
+			return m.at("name").Errorf("%q: a pipe name starts with a letter, holds letters, digits, '_', '.', '-', and is at most 15 long (it names the veth devices by default)", p.Name)
+		}
+		if names[p.Name] {
+			return m.at("name").Errorf("pipe %q is defined twice", p.Name)
+		}
+		names[p.Name] = true
+		for _, side := range []struct {
+			key string
+			end *PipeEnd
+		}{{"a", &p.A}, {"b", &p.B}} {
+			n, ok := m.get(side.key)
+			if !ok {
+				return m.at(side.key).Errorf("missing: give the pipe's end (domain, address)")
+			}
+			if err := d.pipeEnd(n, top, p, side.end); err != nil {
+				return err
+			}
+		}
+		if p.A.Domain == p.B.Domain {
+			return m.at("b").Errorf("both ends are in domain %s", p.A.Domain)
+		}
+		for _, v6 := range []bool{false, true} {
+			for _, e := range []struct {
+				end, other *PipeEnd
+				key        string
+			}{{&p.A, &p.B, "a"}, {&p.B, &p.A, "b"}} {
+				if hasFamilyPrefix(e.end.Routes, v6) && !hasFamilyPrefix(e.other.Addrs, v6) {
+					return m.at(e.key).Errorf("routes IPv%d prefixes into the pipe, but the other end has no IPv%d address to route them to", fam(v6), fam(v6))
+				}
+			}
+		}
+		if n, ok := m.get("allow"); ok {
+			if p.Allow, err = d.flows(n, p); err != nil {
+				return err
+			}
+		}
+		top.Pipes = append(top.Pipes, p)
+	}
+	return nil
+}
+
+func (d *decoder) pipeEnd(n node, top *Config, p *Pipe, end *PipeEnd) error {
+	m, err := n.mapping("domain", "device", "address", "routes", "masquerade")
+	if err != nil {
+		return err
+	}
+	if end.Domain, err = requiredString(m, "domain"); err != nil {
+		return err
+	}
+	if end.Domain != HostDomain && top.Domain(end.Domain) == nil {
+		return m.at("domain").Errorf("no domain %q; domains: %s", end.Domain, domainNames(top))
+	}
+	end.Device = p.Name
+	if dn, ok := m.get("device"); ok {
+		if end.Device, err = dn.scalar(); err != nil {
+			return err
+		}
+		if err := checkDevice(dn.pos, end.Device); err != nil {
+			return err
+		}
+	}
+	if _, ok := m.get("address"); ok {
+		if end.Addrs, err = hostPrefixes(m, "address"); err != nil {
+			return err
+		}
+	}
+	if _, ok := m.get("routes"); ok {
+		if end.Routes, err = prefixes(m, "routes"); err != nil {
+			return err
+		}
+	}
+	if mn, ok := m.get("masquerade"); ok {
+		if end.Masquerade, err = boolValue(mn); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// hostPrefixes reads interface addresses with their prefix length
+// ("10.255.0.1/30"): host bits are expected here.
+func hostPrefixes(m *mapping, key string) ([]netip.Prefix, error) {
+	n, _ := m.get(key)
+	items, err := n.list()
+	if err != nil {
+		return nil, err
+	}
+	var out []netip.Prefix
+	for _, it := range items {
+		s, err := it.scalar()
+		if err != nil {
+			return nil, err
+		}
+		p, err := netip.ParsePrefix(s)
+		if err != nil || p.Addr().Zone() != "" {
+			return nil, it.pos.Errorf("%q is not an address with a prefix length (e.g. 10.255.0.1/30)", s)
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+func (d *decoder) flows(n node, p *Pipe) ([]Flow, error) {
+	items, err := n.seqOnly()
+	if err != nil {
+		return nil, err
+	}
+	var out []Flow
+	for _, it := range items {
+		m, err := it.mapping("from", "to", "proto", "port")
+		if err != nil {
+			return nil, err
+		}
+		var f Flow
+		if f.From, err = requiredString(m, "from"); err != nil {
+			return nil, err
+		}
+		if f.From != p.A.Domain && f.From != p.B.Domain {
+			return nil, m.at("from").Errorf("%s is not an end of pipe %s (%s, %s)", f.From, p.Name, p.A.Domain, p.B.Domain)
+		}
+		if _, ok := m.get("to"); ok {
+			if f.To, err = prefixes(m, "to"); err != nil {
+				return nil, err
+			}
+		}
+		if pn, ok := m.get("proto"); ok {
+			if f.Proto, err = protoValue(pn); err != nil {
+				return nil, err
+			}
+		}
+		if pn, ok := m.get("port"); ok {
+			if f.Proto != 6 && f.Proto != 17 && f.Proto != 132 {
+				return nil, pn.pos.Errorf("ports need proto: tcp, udp or sctp")
+			}
+			ports, err := pn.list()
+			if err != nil {
+				return nil, err
+			}
+			for _, x := range ports {
+				lo, hi, err := rangeValue(x, 1, 65535)
+				if err != nil {
+					return nil, err
+				}
+				f.Ports = append(f.Ports, state.PortRange{Start: uint16(lo), End: uint16(hi)})
+			}
+		}
+		out = append(out, f)
+	}
+	return out, nil
+}
+
+func domainNames(c *Config) string {
+	names := []string{HostDomain}
+	for _, d := range c.Domains {
+		names = append(names, d.Name)
+	}
+	return strings.Join(names, ", ")
+}
+
+func hasFamilyPrefix(ps []netip.Prefix, v6 bool) bool {
+	for _, p := range ps {
+		if p.Addr().Is6() == v6 {
+			return true
+		}
+	}
+	return false
+}
+
+func fam(v6 bool) int {
+	if v6 {
+		return 6
+	}
+	return 4
+}
