@@ -12,8 +12,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-
-	"github.com/tunroute/tunroute/internal/plan"
 )
 
 func newApplyCmd(g *globalFlags) *cobra.Command {
@@ -41,12 +39,12 @@ func newApplyCmd(g *globalFlags) *cobra.Command {
 			defer s.Close()
 			out := cmd.OutOrStdout()
 			fmt.Fprint(out, s.plan.Text())
-			printNotes(out, s.compiled.Notes)
+			printNotes(out, s.notes)
 			if dryRun || s.plan.Empty() {
 				return nil
 			}
 			start := time.Now()
-			if err := plan.Apply(s.h, s.plan.Ops); err != nil {
+			if err := s.apply(); err != nil {
 				return fmt.Errorf("apply failed, nothing was changed: %w", err)
 			}
 			add, change, del := s.plan.Counts()
@@ -123,7 +121,7 @@ func waitConfirm(cmd *cobra.Command, g *globalFlags, s *session, timeout time.Du
 }
 
 func rollback(out io.Writer, s *session, why error) error {
-	if err := plan.Undo(s.h, s.plan.Ops, plan.All(s.plan.Ops)); err != nil {
+	if err := s.undo(); err != nil {
 		return fmt.Errorf("%v; rolling back failed: %w", why, err)
 	}
 	fmt.Fprintln(out, "Rolled back.")

@@ -5,15 +5,13 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-
-	"github.com/tunroute/tunroute/internal/plan"
 )
 
 func newDownCmd(g *globalFlags) *cobra.Command {
 	var dryRun bool
 	cmd := &cobra.Command{
 		Use:   "down",
-		Short: "Remove everything tunroute owns in the namespace, and nothing else",
+		Short: "Remove everything tunroute owns in the namespace (and the domains it made), and nothing else",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if !dryRun {
@@ -28,17 +26,19 @@ func newDownCmd(g *globalFlags) *cobra.Command {
 				return err
 			}
 			defer s.Close()
-			p := plan.Down(s.observed)
+			if err := s.planDown(); err != nil {
+				return err
+			}
 			out := cmd.OutOrStdout()
-			fmt.Fprint(out, p.Text())
-			if dryRun || p.Empty() {
+			fmt.Fprint(out, s.plan.Text())
+			if dryRun || s.plan.Empty() {
 				return nil
 			}
 			start := time.Now()
-			if err := plan.Apply(s.h, p.Ops); err != nil {
+			if err := s.apply(); err != nil {
 				return fmt.Errorf("down failed, nothing was changed: %w", err)
 			}
-			_, _, del := p.Counts()
+			_, _, del := s.plan.Counts()
 			fmt.Fprintf(out, "Removed %d objects in %s.\n", del, time.Since(start).Round(time.Microsecond))
 			return nil
 		},

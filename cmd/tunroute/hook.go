@@ -11,7 +11,6 @@ import (
 	"github.com/tunroute/tunroute/internal/facts"
 	"github.com/tunroute/tunroute/internal/hook"
 	"github.com/tunroute/tunroute/internal/kernel"
-	"github.com/tunroute/tunroute/internal/plan"
 )
 
 func newHookCmd(g *globalFlags) *cobra.Command {
@@ -120,8 +119,8 @@ func runHook(cmd *cobra.Command, g *globalFlags, vpnName string, args []string) 
 	}
 	defer s.Close()
 	fmt.Fprint(out, s.plan.Text())
-	printNotes(out, s.compiled.Notes)
-	if err := plan.Apply(s.h, s.plan.Ops); err != nil {
+	printNotes(out, s.notes)
+	if err := s.apply(); err != nil {
 		return fmt.Errorf("apply failed, nothing was changed: %w", err)
 	}
 	return nil

@@ -12,31 +12,78 @@ import (
 	"github.com/tunroute/tunroute/internal/state"
 )
 
-// session is one run of the pipeline against one namespace:
-// config -> compile -> desired, kernel -> observed, diff -> plan.
+// session is one run of the pipeline: config -> compile -> desired state
+// per namespace, kernel -> observed, diff -> plan. The top namespace is
+// the one tunroute runs on (--netns); the others are the config's domains.
 type session struct {
-	cfg      *config.Config
+	g   *globalFlags
+	cfg *config.Config
+	// h and observed are the top namespace's.
 	h        *kernel.Handle
 	observed *state.State
-	compiled *compile.Result
-	plan     *plan.Plan
+	// handles and obs cover every namespace opened, by name.
+	handles map[string]*kernel.Handle
+	obs     compile.Observed
+	// domainNS are the existing namespaces tunroute made for this config.
+	domainNS []string
+	sys      *compile.System
+	compiled *compile.Result // the top namespace's share
+	plan     *plan.SystemPlan
+	notes    []string
+	journal  *plan.Journal
 }
 
-// openSession opens the namespace and observes it. The caller closes it.
+// openSession opens and observes the top namespace and the domain
+// namespaces tunroute made for it. The caller closes it.
 func openSession(g *globalFlags) (*session, error) {
-	h, err := kernel.Open(g.netns)
+	s := &session{g: g, handles: map[string]*kernel.Handle{}, obs: compile.Observed{}}
+	h, obs, err := s.open(g.netns)
 	if err != nil {
 		return nil, err
+	}
+	s.h, s.observed = h, obs
+	if s.domainNS, err = kernel.DomainNamespaces(g.netns); err != nil {
+		s.Close()
+		return nil, err
+	}
+	for _, ns := range s.domainNS {
+		if _, _, err := s.open(ns); err != nil {
+			s.Close()
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+func (s *session) open(ns string) (*kernel.Handle, *state.State, error) {
+	if h, ok := s.handles[ns]; ok {
+		return h, s.obs[ns], nil
+	}
+	h, err := kernel.Open(ns)
+	if err != nil {
+		return nil, nil, err
 	}
 	obs, err := h.Observe()
 	if err != nil {
 		h.Close()
-		return nil, fmt.Errorf("reading the namespace: %w", err)
+		return nil, nil, fmt.Errorf("reading %s: %w", nsWord(ns), err)
 	}
-	return &session{h: h, observed: obs}, nil
+	s.handles[ns], s.obs[ns] = h, obs
+	return h, obs, nil
 }
 
-func (s *session) Close() { s.h.Close() }
+func (s *session) Close() {
+	for _, h := range s.handles {
+		h.Close()
+	}
+}
+
+func nsWord(ns string) string {
+	if ns == "" {
+		return "the host namespace"
+	}
+	return "namespace " + ns
+}
 
 // planConfig loads the config and plans the change towards it.
 func planConfig(g *globalFlags) (*session, error) {
@@ -48,23 +95,139 @@ func planConfig(g *globalFlags) (*session, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.cfg = cfg
-	vpns, err := loadFacts(g)
-	if err != nil {
-		s.Close()
-		return nil, err
-	}
-	s.compiled, err = compile.Compile(cfg, s.observed, vpns)
-	if err != nil {
-		s.Close()
-		return nil, err
-	}
-	s.plan, err = plan.Diff(s.compiled.State, s.observed)
-	if err != nil {
+	if err := s.planFor(cfg); err != nil {
 		s.Close()
 		return nil, err
 	}
 	return s, nil
+}
+
+func (s *session) planFor(cfg *config.Config) error {
+	s.cfg = cfg
+	mine := map[string]bool{}
+	for _, ns := range s.domainNS {
+		mine[ns] = true
+	}
+	existing, err := kernel.ListNamespaces()
+	if err != nil {
+		return err
+	}
+	exists := map[string]bool{}
+	for _, n := range existing {
+		exists[n] = true
+	}
+	for _, dm := range cfg.Domains {
+		if exists[dm.Name] && !mine[dm.Name] {
+			return dm.At("name").Errorf("network namespace %s exists and is not a domain of this config; rename the domain or remove the namespace", dm.Name)
+		}
+		if dm.Name == s.g.netns {
+			return dm.At("name").Errorf("%s is the namespace tunroute works on (--netns); a domain needs its own", dm.Name)
+		}
+	}
+	vpns := map[string]map[string]*facts.VPN{}
+	for _, ns := range append([]string{s.g.netns}, domainNames(cfg)...) {
+		st, err := facts.Open(filepath.Join(s.g.runDir, "facts"), ns)
+		if err != nil {
+			return err
+		}
+		if vpns[ns], err = st.All(); err != nil {
+			return err
+		}
+	}
+	if s.sys, err = compile.CompileSystem(cfg, s.g.netns, s.obs, vpns); err != nil {
+		return err
+	}
+	s.compiled = s.sys.Domains[0].Result
+	var nss []plan.Namespace
+	inConfig := map[string]bool{}
+	for i, d := range s.sys.Domains {
+		n := plan.Namespace{Netns: d.Netns, Owned: d.Owned, Desired: d.Result.State, MovesIn: d.Moves}
+		if d.Exists || i == 0 {
+			n.Observed = s.obs[d.Netns]
+		}
+		nss = append(nss, n)
+		inConfig[d.Netns] = true
+		for _, note := range d.Result.Notes {
+			if i == 0 {
+				s.notes = append(s.notes, note)
+			} else {
+				s.notes = append(s.notes, "domain "+d.Name+": "+note)
+			}
+		}
+	}
+	for _, ns := range s.domainNS {
+		if !inConfig[ns] {
+			nss = append(nss, plan.Namespace{Netns: ns, Owned: true, Observed: s.obs[ns]})
+		}
+	}
+	s.plan, err = plan.DiffSystem(nss)
+	return err
+}
+
+// planDown plans removing everything tunroute owns: in the top namespace
+// and in every domain namespace it made (which are deleted).
+func (s *session) planDown() error {
+	nss := []plan.Namespace{{Netns: s.g.netns, Desired: &state.State{Version: state.Version, Namespace: s.g.netns}, Observed: s.observed}}
+	for _, ns := range s.domainNS {
+		nss = append(nss, plan.Namespace{Netns: ns, Owned: true, Observed: s.obs[ns]})
+	}
+	var err error
+	s.plan, err = plan.DiffSystem(nss)
+	return err
+}
+
+func domainNames(cfg *config.Config) []string {
+	var out []string
+	for _, d := range cfg.Domains {
+		out = append(out, d.Name)
+	}
+	return out
+}
+
+// apply carries out the session's plan all-or-nothing.
+func (s *session) apply() error {
+	j, err := plan.ApplySystem(kernelSystem{s}, s.plan)
+	s.journal = j
+	return err
+}
+
+// undo reverses an applied plan.
+func (s *session) undo() error {
+	if s.journal == nil {
+		return nil
+	}
+	return s.journal.Undo()
+}
+
+// kernelSystem lets the planner reach every namespace.
+type kernelSystem struct{ s *session }
+
+func (k kernelSystem) Executor(ns string) (plan.Executor, error) {
+	if h, ok := k.s.handles[ns]; ok {
+		return h, nil
+	}
+	h, err := kernel.Open(ns)
+	if err != nil {
+		return nil, err
+	}
+	k.s.handles[ns] = h
+	return h, nil
+}
+
+func (k kernelSystem) CreateNamespace(name string) error {
+	return kernel.CreateNamespace(name, k.s.g.netns)
+}
+
+func (k kernelSystem) DeleteNamespace(name string) error {
+	if h, ok := k.s.handles[name]; ok {
+		h.Close()
+		delete(k.s.handles, name)
+	}
+	return kernel.DeleteNamespace(name, k.s.g.netns)
+}
+
+func (k kernelSystem) MoveLink(dev, from, to string) error {
+	return kernel.MoveLink(dev, from, to)
 }
 
 // factsStore is the runtime facts directory of the namespace.

@@ -19,7 +19,7 @@ func newPlanCmd(g *globalFlags) *cobra.Command {
 			defer s.Close()
 			out := cmd.OutOrStdout()
 			fmt.Fprint(out, s.plan.Text())
-			printNotes(out, s.compiled.Notes)
+			printNotes(out, s.notes)
 			if !s.plan.Empty() {
 				return &exitError{code: 2}
 			}

@@ -73,7 +73,15 @@ type compiler struct {
 // Compile resolves cfg against the observed namespace and the runtime
 // facts the VPN hooks reported (by VPN name; nil when there are none).
 func Compile(cfg *config.Config, observed *state.State, vpns map[string]*facts.VPN) (*Result, error) {
-	c := &compiler{
+	c := newCompiler(cfg, observed, vpns)
+	if err := c.body(); err != nil {
+		return nil, err
+	}
+	return c.res, nil
+}
+
+func newCompiler(cfg *config.Config, observed *state.State, vpns map[string]*facts.VPN) *compiler {
+	return &compiler{
 		cfg:    cfg,
 		vpns:   vpns,
 		f:      newLive(observed),
@@ -82,11 +90,16 @@ func Compile(cfg *config.Config, observed *state.State, vpns map[string]*facts.V
 		routes: map[state.RouteKey]config.Pos{},
 		addrs:  map[state.AddrKey]bool{},
 	}
+}
+
+// body compiles the routing language of one namespace.
+func (c *compiler) body() error {
+	cfg := c.cfg
 	tables := c.allocator()
 	for i, ci := range cfg.Identities {
 		id, err := c.identity(ci, i, tables)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		c.res.Identities = append(c.res.Identities, *id)
 		c.ids[id.Name] = &c.res.Identities[len(c.res.Identities)-1]
@@ -96,35 +109,35 @@ func Compile(cfg *config.Config, observed *state.State, vpns map[string]*facts.V
 			continue
 		}
 		if err := c.identityObjects(&c.res.Identities[i], cfg.Identities[i]); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	for i, l := range cfg.Local {
 		if err := c.local(l, i, tables); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	for _, r := range cfg.Routes {
 		if err := c.route(r); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	if cfg.Redirect != nil {
 		if err := c.redirect(cfg.Redirect); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	for i, s := range cfg.Select {
 		if err := c.selector(s, i); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	if cfg.KillSwitch != nil {
 		if err := c.killswitch(cfg.KillSwitch); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	return c.res, nil
+	return nil
 }
 
 func (c *compiler) note(format string, args ...any) {

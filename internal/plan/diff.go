@@ -220,7 +220,7 @@ func (b *builder) links(desired, observed *state.State) {
 	for i := range desired.Links {
 		d := &desired.Links[i]
 		want[d.Name] = true
-		if _, ok := have[d.Name]; !ok {
+		if _, ok := have[d.Name]; !ok && !d.CreatedByPeer {
 			b.addLinks = append(b.addLinks, state.Op{Action: state.Add, Link: d})
 		}
 	}

@@ -72,6 +72,9 @@ type Link struct {
 	Peer          string `json:"peer,omitempty"`
 	PeerNamespace string `json:"peer_namespace,omitempty"`
 	HardwareAddr  string `json:"address,omitempty"`
+	// CreatedByPeer marks, in a desired state, the far end of a veth pair
+	// that the other namespace's op creates together with its own end.
+	CreatedByPeer bool `json:"-"`
 }
 
 // Addr is an interface address.
