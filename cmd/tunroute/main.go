@@ -74,6 +74,7 @@ func newRootCmd() *cobra.Command {
 		newSnapshotCmd(g),
 		newConfirmCmd(g),
 		newHookCmd(g),
+		newExecCmd(g),
 		newLabCmd(),
 	)
 	return root

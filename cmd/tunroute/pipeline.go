@@ -8,6 +8,7 @@ import (
 	"github.com/tunroute/tunroute/internal/config"
 	"github.com/tunroute/tunroute/internal/facts"
 	"github.com/tunroute/tunroute/internal/kernel"
+	"github.com/tunroute/tunroute/internal/netnsconf"
 	"github.com/tunroute/tunroute/internal/plan"
 	"github.com/tunroute/tunroute/internal/state"
 )
@@ -188,7 +189,10 @@ func domainNames(cfg *config.Config) []string {
 func (s *session) apply() error {
 	j, err := plan.ApplySystem(kernelSystem{s}, s.plan)
 	s.journal = j
-	return err
+	if err != nil {
+		return err
+	}
+	return s.syncEtc()
 }
 
 // undo reverses an applied plan.
@@ -242,4 +246,33 @@ func loadFacts(g *globalFlags) (map[string]*facts.VPN, error) {
 		return nil, err
 	}
 	return st.All()
+}
+
+// syncEtc writes each domain's /etc/netns/NAME/resolv.conf and removes
+// those of domains that are gone (only files tunroute wrote).
+func (s *session) syncEtc() error {
+	d := netnsconf.Dir{Root: netnsconf.DefaultDir}
+	want := map[string]bool{}
+	if s.sys != nil {
+		for _, dm := range s.sys.Domains[1:] {
+			want[dm.Netns] = true
+			var err error
+			if len(dm.ResolvConf) > 0 {
+				err = d.WriteResolvConf(dm.Netns, dm.ResolvConf)
+			} else {
+				err = d.Remove(dm.Netns)
+			}
+			if err != nil {
+				return err
+			}
+		}
+	}
+	for _, ns := range s.domainNS {
+		if !want[ns] {
+			if err := d.Remove(ns); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }

@@ -123,6 +123,7 @@ func (c *compiler) firewall() fwBuilder {
 }
 
 // chain returns the named chain, creating it (policy accept) if needed.
+// The pointer is good until the next chain is created.
 func (b fwBuilder) chain(name, typ, hook string, prio int) *state.Chain {
 	for i := range b.fw.Chains {
 		if b.fw.Chains[i].Name == name {

@@ -159,7 +159,6 @@ func pipe(p *config.Pipe, sys *System, index map[string]int, cs []*compiler) err
 // pipeFirewall guards one end: what comes out of the pipe into this
 // domain must be a reply or a declared flow from the other domain.
 func pipeFirewall(p *config.Pipe, end *config.PipeEnd, from string, c *compiler) {
-	fw := c.firewall()
 	if p.Allow != nil {
 		var rules []state.FwRule
 		rules = append(rules, state.FwRule{Comment: "pipe " + p.Name + ": replies", IIF: []string{end.Device},
@@ -179,12 +178,14 @@ func pipeFirewall(p *config.Pipe, end *config.PipeEnd, from string, c *compiler)
 		}
 		rules = append(rules, state.FwRule{Comment: "pipe " + p.Name + ": undeclared flow from " + from,
 			IIF: []string{end.Device}, Counter: true, Verdict: "drop"})
-		for _, ch := range []*state.Chain{fw.chain(ChainPipeInput, "filter", "input", 0), fw.chain(ChainPipeForward, "filter", "forward", 0)} {
-			ch.Rules = append(ch.Rules, rules...)
-		}
+		// One chain at a time: chain() may move the chains it returns.
+		in := c.firewall().chain(ChainPipeInput, "filter", "input", 0)
+		in.Rules = append(in.Rules, rules...)
+		fwd := c.firewall().chain(ChainPipeForward, "filter", "forward", 0)
+		fwd.Rules = append(fwd.Rules, rules...)
 	}
 	if end.Masquerade {
-		nat := fw.chain(ChainPipeNAT, "nat", "postrouting", 100)
+		nat := c.firewall().chain(ChainPipeNAT, "nat", "postrouting", 100)
 		nat.Rules = append(nat.Rules, state.FwRule{Comment: "pipe " + p.Name + ": masquerade what comes through it",
 			IIF: []string{end.Device}, NotOIF: []string{end.Device}, Masquerade: true})
 	}

@@ -140,6 +140,9 @@ func (sp *SystemPlan) Text() string {
 		for _, dev := range np.MovesOut {
 			fmt.Fprintf(&b, "  < move %s back to %s\n", dev, nsWord(sp.Top))
 		}
+		if np.Plan.Empty() && (np.Create || np.Delete || len(np.MovesIn)+len(np.MovesOut) > 0) {
+			continue
+		}
 		b.WriteString(np.Plan.Text())
 	}
 	return b.String()
