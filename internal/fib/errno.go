@@ -13,6 +13,7 @@ const (
 	errNODEV             // ENODEV
 	errPROTO             // EOPNOTSUPP with the extack "Unsupported ip proto"
 	errNoDevice          // iproute2 client error: unknown device name
+	errMSGSIZE           // EMSGSIZE
 )
 
 // Message returns the text iproute2 prints for the error (after
@@ -37,6 +38,8 @@ func (e errno) Message() string {
 		return "Unsupported ip proto"
 	case errNoDevice:
 		return "Cannot find device"
+	case errMSGSIZE:
+		return "Message too long"
 	}
 	return "unknown error"
 }
@@ -60,6 +63,8 @@ func (e errno) Name() string {
 		return "EOPNOTSUPP"
 	case errNoDevice:
 		return "ENODEV"
+	case errMSGSIZE:
+		return "EMSGSIZE"
 	}
 	return ""
 }

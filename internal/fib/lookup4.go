@@ -31,6 +31,10 @@ type fibres4 struct {
 	tos     uint8
 	metric  uint32
 	rule    int32 // rule that produced the result, -1 for the fast path
+	// lastTOS is the TOS of the last successful table lookup, even a
+	// suppressed one: the kernel's fib_result keeps it when the walk
+	// finally fails, and route get prints it after the oif fallback.
+	lastTOS uint8
 }
 
 func (r *fibres4) nhop() *nhop { return &r.at.nhs[r.nh] }
@@ -165,12 +169,18 @@ func (f *FIB) fibLookup4(fl *flow4, res *fibres4, tr *tracer, sc *scratch) errno
 	res.rule = -1
 	if merged {
 		err := f.mergedLookup4(fl, res)
+		if err == errOK {
+			res.lastTOS = res.tos
+		}
 		tr.table(state.TableMain, err, res, true)
 		if err != errAGAIN {
 			return err
 		}
 		if t := f.v4.tables[state.TableDefault]; t != nil {
 			err = f.tableLookup4(t, fl, res, tr)
+			if err == errOK {
+				res.lastTOS = res.tos
+			}
 			tr.table(state.TableDefault, err, res, false)
 		} else {
 			tr.table(state.TableDefault, errAGAIN, nil, false)
@@ -230,8 +240,13 @@ func (f *FIB) ruleWalk4(fl *flow4, res *fibres4, tr *tracer, sc *scratch) errno 
 				continue
 			}
 			res.rule = i
+			res.at = nil
+			last := res.lastTOS
 			err = f.tableLookup4(r.t4, fl, res, tr)
-			res.rule = i
+			if err == errOK {
+				last = res.tos
+			}
+			res.lastTOS = last
 		case state.ActionUnreachable:
 			tr.rule(i, r, vActionUnreachable, 0, nil)
 			return errNETUNREACH

@@ -89,8 +89,9 @@ func putPorts(buf []byte, sport, dport uint16) {
 	copy(buf[fkPorts+2:], d[:])
 }
 
-// mpHash4 is fib_multipath_hash for an IPv4 flow (no precomputed flow
-// hash), policies 0-2.
+// mpHash4 is fib_multipath_hash for an IPv4 flow, policies 0-2. route get
+// hands the kernel a fake packet, and the hash dissects it: the ports come
+// from its TCP or UDP header, an ICMP packet has none.
 func (f *FIB) mpHash4(policy int, fl *flow4, q *qflow) uint32 {
 	var buf [48]byte
 	var s, d [4]byte
@@ -103,7 +104,9 @@ func (f *FIB) mpHash4(policy int, fl *flow4, q *qflow) uint32 {
 	copy(buf[fkAddrs+4:], d[:])
 	if policy == 1 {
 		buf[fkBasic+2] = fl.proto
-		putPorts(buf[:], fl.sport, fl.dport)
+		if fl.proto == protoTCP || fl.proto == protoUDP {
+			putPorts(buf[:], fl.sport, fl.dport)
+		}
 	}
 	return f.flowHash(buf[:])
 }

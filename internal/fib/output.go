@@ -22,6 +22,12 @@ func (r *Result) AppendJSON(b []byte) []byte {
 	return r.appendJSON(b, true)
 }
 
+// AppendAnswerJSON appends the JSON object without "trace": the keys of
+// `ip -j -d route get` (and "error", "possible", "uncertain").
+func (r *Result) AppendAnswerJSON(b []byte) []byte {
+	return r.appendJSON(b, false)
+}
+
 func (r *Result) appendJSON(b []byte, trace bool) []byte {
 	b = append(b, '{')
 	first := true
@@ -48,6 +54,8 @@ func (r *Result) appendJSON(b []byte, trace bool) []byte {
 		switch {
 		case r.fibMatch && r.DstPrefix.Bits() == 0:
 			b = append(b, `"default"`...)
+		case r.fibMatch && r.DstPrefix.IsSingleIP():
+			b = appendAddrJSON(b, r.DstPrefix.Addr())
 		case r.fibMatch:
 			b = append(b, '"')
 			b = r.DstPrefix.AppendTo(b)
@@ -66,9 +74,7 @@ func (r *Result) appendJSON(b []byte, trace bool) []byte {
 		}
 		if r.TOS != 0 {
 			key("tos")
-			b = append(b, `"0x`...)
-			b = strconv.AppendUint(b, uint64(r.TOS), 16)
-			b = append(b, '"')
+			b = append(b, '"', '0', 'x', hexDigits[r.TOS>>4], hexDigits[r.TOS&0xf], '"')
 		}
 		if r.Gateway.IsValid() {
 			if r.Gateway.Is4() == (r.Family == 4) {
@@ -684,9 +690,12 @@ func (r *Result) IPText(details bool) string {
 		w(typeName(r.Type), " ")
 	}
 	if r.fibMatch {
-		if r.DstPrefix.Bits() == 0 {
+		switch {
+		case r.DstPrefix.Bits() == 0:
 			w("default ")
-		} else {
+		case r.DstPrefix.IsSingleIP():
+			w(r.DstPrefix.Addr().String(), " ")
+		default:
 			w(r.DstPrefix.String(), " ")
 		}
 	} else {
@@ -698,7 +707,7 @@ func (r *Result) IPText(details bool) string {
 		w("from ", r.SrcPrefix.String(), " ")
 	}
 	if r.TOS != 0 {
-		w("tos 0x", strconv.FormatUint(uint64(r.TOS), 16), " ")
+		w("tos 0x", string([]byte{hexDigits[r.TOS>>4], hexDigits[r.TOS&0xf]}), " ")
 	}
 	if r.Gateway.IsValid() {
 		if r.Gateway.Is4() == (r.Family == 4) {

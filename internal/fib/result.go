@@ -320,12 +320,22 @@ const (
 	noteLocalSource     = "the source is an address of this host (martian) :"
 
 	noteMcGroup       = "multicast group membership is not in the snapshot: only the all-hosts group 224.0.0.1 is assumed joined"
-	noteMpHash        = "multipath: the kernel hashes the flow with a key the snapshot does not show (net.ipv4.fib_multipath_hash_seed is 0, or hash policy 3); the path is one of \"possible\""
 	noteMpNeigh       = "fib_multipath_use_neigh is set: nexthops without a valid neighbour entry are skipped (the neighbour cache is not in the snapshot)"
 	noteMpStaleBounds = "a linkdown nexthop on a device with ignore_routes_with_linkdown: the kernel's multipath bounds depend on the order of past events"
 	noteDefaultNeigh  = "several default routes: the kernel prefers one whose gateway's ARP entry is reachable (the neighbour cache is not in the snapshot; with an empty cache the first is used)"
 	noteCustomLocal   = "had a local route ever been added by hand in this namespace, the kernel would validate the source with a reverse lookup and reject it"
 	noteL3mdev        = "VRF (l3mdev) devices are not modelled"
+)
+
+// Uncertainty notes a Result may carry (among others) that callers may
+// want to recognise.
+const (
+	// UncertainMultipathHash: the multipath hash key is unknown; the
+	// answer is one of Result.Possible.
+	UncertainMultipathHash = "multipath: the kernel hashes the flow with a key the snapshot does not show (net.ipv4.fib_multipath_hash_seed is 0, or hash policy 3); the path is one of \"possible\""
+	// UncertainGatewayScope: whether the gateway is used was decided
+	// when the route was added.
+	UncertainGatewayScope = "the gateway is in a connected subnet but today resolves through a local or host-scope route; the kernel decided whether to use it when the route was added (taken as used)"
 )
 
 // tableName is iproute2's rtnl_rttable_n2a.

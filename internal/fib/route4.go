@@ -198,6 +198,7 @@ func (f *FIB) output4(q *qflow, r *Result, sc *scratch) {
 		lookedUp = true
 		if err != errOK {
 			res.at = nil
+			res.tos = res.lastTOS
 			if fl.oif != 0 {
 				if fl.saddr == 0 {
 					fl.saddr = f.selectAddr4(devOut, 0, scopeLink)
@@ -283,7 +284,7 @@ makeRoute:
 		}
 	}
 	r.Type = typ
-	r.Dst = u4(fl.daddr)
+	r.Dst = q.dst // rt_fill_info prints the request's destination
 	r.Dev = devOut.name
 	r.Table = tableID
 	if lookedUp {
@@ -297,7 +298,15 @@ makeRoute:
 		if nh.gw.IsValid() && nh.useGW {
 			r.Gateway = nh.gw
 		}
+		if nh.gwUncertain {
+			r.addUncertain(UncertainGatewayScope)
+		}
 		r.MTU = res.at.mtu
+	}
+	if !useFi {
+		for i := range r.Possible {
+			r.Possible[i].Gateway = netip.Addr{}
+		}
 	}
 	r.Cache, r.has = flags, r.has|hasCache
 	if flags&rtcfMulticast != 0 {
@@ -393,7 +402,7 @@ func (f *FIB) selectMultipath4(fl *flow4, res *fibres4, r *Result, saddr uint32,
 		res.nh = sel
 	}
 	if len(r.Possible) > 1 {
-		r.addUncertain(noteMpHash)
+		r.addUncertain(UncertainMultipathHash)
 	} else {
 		r.Possible = r.Possible[:0]
 	}
@@ -462,6 +471,10 @@ func (f *FIB) input4(q *qflow, r *Result, sc *scratch) {
 			}
 		} else if !f.validateSource(saddr, 0, tos, 0, dev, q, r, sc) {
 			r.fail(errINVAL)
+			return
+		}
+		if q.fibmatch {
+			r.fail(errHOSTUNREACH) // no FIB entry behind a multicast input route
 			return
 		}
 		r.Type = state.RouteMulticast
@@ -582,6 +595,9 @@ makeRoute:
 		}
 		if nh.gw.IsValid() && nh.useGW {
 			r.Gateway = nh.gw
+		}
+		if nh.gwUncertain {
+			r.addUncertain(UncertainGatewayScope)
 		}
 		r.Dev = out.name
 		r.Table = res.tableID
@@ -768,7 +784,9 @@ func (f *FIB) fibmatch4(res *fibres4, typ state.RouteType, tableID uint32, r *Re
 		}
 		return
 	}
-	r.Flags = uint32(at.flags) &^ 0xff & 0xffff
+	// fib_flags of a multipath route: its linkdown bit depends on the
+	// order of past link events; the dump shows it.
+	r.Flags = uint32(at.flags) & 0xffff
 	r.Nexthops = r.Nexthops[:0]
 	for i := range at.nhs {
 		nh := &at.nhs[i]

@@ -276,11 +276,19 @@ func (f *FIB) selectPath6(t *table6, match int32, fl *flow6, oif int32, strict i
 			at := &f.v6.attrs[t.aliases[c].attrs]
 			nh := &at.nhs[0]
 			p := Nexthop{Gateway: nh.gw, Dev: linkNameOf(nh.dev), Weight: int(nh.weight)}
+			if at.prefsrc.IsValid() {
+				p.PrefSrc = at.prefsrc
+			} else if fl.iif == 1 && nh.dev != nil {
+				// output path: the source follows the sibling's device
+				if a, ok := f.devGetSaddr6(nh.dev, fl.daddr, fl.dhi, fl.dlo); ok {
+					p.PrefSrc = a
+				}
+			}
 			r.Possible = append(r.Possible, p)
 		}
 	}
 	if ns > 1 && r != nil {
-		r.addUncertain(noteMpHash)
+		r.addUncertain(UncertainMultipathHash)
 	} else if r != nil {
 		r.Possible = r.Possible[:0]
 	}
@@ -517,6 +525,13 @@ func (f *FIB) flow6(q *qflow) flow6 {
 // fill6 fills the Result like rt6_fill_node does for the dst of a lookup.
 func (f *FIB) fill6(q *qflow, fl *flow6, res *fibres6, r *Result, output bool) {
 	at := res.at
+	if !output && res.prefix().Addr().As16()[0] == 0xff {
+		// rt6_fill_node asks multicast routing about a multicast route
+		// on the input path; without an mroute cache entry that fails
+		// and the reply is cut short.
+		r.fail(errMSGSIZE)
+		return
+	}
 	nh := &at.nhs[0]
 	r.setRule6(f, res)
 	r.Type = at.typ
@@ -532,7 +547,9 @@ func (f *FIB) fill6(q *qflow, fl *flow6, res *fibres6, r *Result, output bool) {
 		r.Gateway = nh.gw
 	}
 	dev := nh.dev
-	if at.typ == state.RouteLocal || at.typ == state.RouteAnycast {
+	if at.typ == state.RouteLocal || at.typ == state.RouteAnycast && at.proto == 2 {
+		// RTF_LOCAL, or RTF_ANYCAST (set on the kernel's own anycast
+		// routes, not on `ip route add anycast`): delivered through lo
 		dev = f.lo
 	}
 	r.Dev = linkNameOf(dev)

@@ -22,6 +22,9 @@ type nhop struct {
 	// v4: nh_scope. A gateway is used (printed as "via") only when the
 	// gateway resolved through a link-scope route (fib-semantics §3.5).
 	useGW bool
+	// gwUncertain: the gateway resolves differently now than a gateway
+	// on a connected subnet would have when the route was added.
+	gwUncertain bool
 	saddr uint32 // v4 nh_saddr: inet_select_addr(dev, gw, route scope)
 	bound int32  // multipath upper bound (v4; v6 keeps it per sibling alias)
 }
@@ -371,7 +374,8 @@ func (f *FIB) internRoute(r *state.Route, v6 bool, intern map[attrKey]int32, att
 		out.onlink = out.flags&state.NexthopOnlink != 0
 		// A state compiled rather than observed may lack the flags the
 		// kernel sets on carrier loss; derive them from the link.
-		if out.dev != nil && out.dev.up && !out.dev.carrier && !out.dev.loopback && r.Scope != state.ScopeHost {
+		hostRoute := r.Scope == state.ScopeHost || v6 && (r.Type == state.RouteLocal || r.Type == state.RouteAnycast)
+		if out.dev != nil && out.dev.up && !out.dev.carrier && !out.dev.loopback && !hostRoute {
 			out.linkdown = true
 		}
 		if !v6 && out.dead && out.linkdown && out.dev != nil && out.dev.up && out.dev.ignoreLD4 {
@@ -457,7 +461,7 @@ func (f *FIB) finishAttrs4() {
 		for j := range a.nhs {
 			nh := &a.nhs[j]
 			if nh.gw.IsValid() {
-				nh.useGW = f.gatewayScopeLink(a, nh)
+				nh.useGW, nh.gwUncertain = f.gatewayScopeLink(a, nh)
 			}
 			if nh.dev != nil {
 				var gw uint32
@@ -492,14 +496,20 @@ func (f *FIB) mpDead4(nh *nhop) bool {
 // (fib_check_nh_v4_gw): onlink forces link scope; otherwise the gateway
 // is looked up with scope >= link in the route's table, then through the
 // rules; a host-scope or local result means the gateway is not used.
-func (f *FIB) gatewayScopeLink(a *rattrs, nh *nhop) bool {
+//
+// The kernel decides this when the route is added (fib-semantics §11.7).
+// When today's lookup says "not used" although the gateway sits in a
+// connected subnet of the nexthop's device and is not an address of this
+// host, a route added since then (a local route over the subnet, say) may
+// be the reason: the gateway is taken as used and the answer flagged.
+func (f *FIB) gatewayScopeLink(a *rattrs, nh *nhop) (use, uncertain bool) {
 	if nh.onlink {
-		return true
+		return true, false
 	}
 	if !nh.gw.Is4() {
-		// IPv4 route via an IPv6 gateway: resolved by IPv6 neighbour
-		// discovery; the kernel requires the device and uses it.
-		return true
+		// IPv4 route via an IPv6 gateway: resolved by neighbour discovery
+		// on the given device.
+		return true, false
 	}
 	gw := v4u(nh.gw)
 	scope := uint8(a.scope) + 1
@@ -524,10 +534,17 @@ func (f *FIB) gatewayScopeLink(a *rattrs, nh *nhop) bool {
 		// The resolving route is gone (the snapshot changed since the
 		// route was added); the kernel keeps the scope it computed then,
 		// which for a gateway on a connected subnet is link.
-		return true
+		return true, false
 	}
-	if res.typ == state.RouteLocal {
-		return false
+	if res.typ != state.RouteLocal && uint8(res.at.scope) == uint8(state.ScopeLink) {
+		return true, false
 	}
-	return uint8(res.at.scope) == uint8(state.ScopeLink)
+	if f.localAddrs4[gw] == nil && nh.dev != nil {
+		for _, ad := range nh.dev.a4 {
+			if !ad.secondary && ad.plen < 32 && (gw^ad.address)&ad.mask == 0 {
+				return true, true
+			}
+		}
+	}
+	return false, false
 }
