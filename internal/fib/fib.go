@@ -361,7 +361,8 @@ func mask6(bits int) (hi, lo uint64) {
 func isMulticast4(a uint32) bool      { return a&0xf0000000 == 0xe0000000 }
 func isLocalMulticast4(a uint32) bool { return a&0xffffff00 == 0xe0000000 }
 func isLbcast4(a uint32) bool         { return a == 0xffffffff }
+
 // isZeronet4 is ipv4_is_zeronet: since Linux 5.3 ("Allow 0.0.0.0/8 as a
 // valid address range") only 0.0.0.0 itself.
-func isZeronet4(a uint32) bool { return a == 0 }
-func isLoopback4(a uint32) bool       { return a&0xff000000 == 0x7f000000 }
+func isZeronet4(a uint32) bool  { return a == 0 }
+func isLoopback4(a uint32) bool { return a&0xff000000 == 0x7f000000 }

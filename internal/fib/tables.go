@@ -25,8 +25,8 @@ type nhop struct {
 	// gwUncertain: the gateway resolves differently now than a gateway
 	// on a connected subnet would have when the route was added.
 	gwUncertain bool
-	saddr uint32 // v4 nh_saddr: inet_select_addr(dev, gw, route scope)
-	bound int32  // multipath upper bound (v4; v6 keeps it per sibling alias)
+	saddr       uint32 // v4 nh_saddr: inet_select_addr(dev, gw, route scope)
+	bound       int32  // multipath upper bound (v4; v6 keeps it per sibling alias)
 }
 
 // rattrs are the attributes of a route other than its prefix, TOS and

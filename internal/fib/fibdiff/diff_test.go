@@ -479,7 +479,7 @@ func newDiffGen(seed uint64) *diffGen {
 }
 
 func (g *diffGen) p(prob float64) bool { return g.rnd.Float64() < prob }
-func (g *diffGen) n(k int) int        { return g.rnd.IntN(k) }
+func (g *diffGen) n(k int) int         { return g.rnd.IntN(k) }
 
 func pick[T any](g *diffGen, xs []T) T { return xs[g.rnd.IntN(len(xs))] }
 
