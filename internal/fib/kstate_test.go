@@ -320,7 +320,7 @@ func (k *kstate) insertAddr(a state.Addr, after int) []state.Addr {
 func (k *kstate) ifaRoutes(a state.Addr, withLocal bool) {
 	l := k.link(a.Dev)
 	p := a.Prefix
-	nh := []state.Nexthop{{Dev: a.Dev, Index: l.Index}}
+	nh := func() []state.Nexthop { return []state.Nexthop{{Dev: a.Dev, Index: l.Index}} }
 	if p.Addr().Is4() {
 		src := p.Addr()
 		if a.Flags&state.AddrSecondary != 0 {
@@ -332,7 +332,7 @@ func (k *kstate) ifaRoutes(a state.Addr, withLocal bool) {
 		}
 		if withLocal {
 			k.s.Routes = append(k.s.Routes, state.Route{Table: state.TableLocal, Type: state.RouteLocal,
-				Dst: netip.PrefixFrom(p.Addr(), 32), Protocol: 2, Scope: state.ScopeHost, PrefSrc: src, Nexthops: nh})
+				Dst: netip.PrefixFrom(p.Addr(), 32), Protocol: 2, Scope: state.ScopeHost, PrefSrc: src, Nexthops: nh()})
 		}
 		if !l.Up || a.Flags&state.AddrSecondary != 0 {
 			return
@@ -345,22 +345,22 @@ func (k *kstate) ifaRoutes(a state.Addr, withLocal bool) {
 				typ, table, scope = state.RouteLocal, state.TableLocal, state.ScopeHost
 			}
 			k.s.Routes = append(k.s.Routes, state.Route{Table: table, Type: typ, Dst: p.Masked(), Protocol: 2,
-				Scope: scope, PrefSrc: src, Nexthops: nh})
+				Scope: scope, PrefSrc: src, Nexthops: nh()})
 		}
 		if p.Bits() < 31 {
 			k.s.Routes = append(k.s.Routes, state.Route{Table: state.TableLocal, Type: state.RouteBroadcast,
-				Dst: netip.PrefixFrom(a.Broadcast, 32), Protocol: 2, Scope: state.ScopeLink, PrefSrc: src, Nexthops: nh})
+				Dst: netip.PrefixFrom(a.Broadcast, 32), Protocol: 2, Scope: state.ScopeLink, PrefSrc: src, Nexthops: nh()})
 		}
 		return
 	}
 	k.s.Routes = append(k.s.Routes, state.Route{Table: state.TableLocal, Type: state.RouteLocal,
-		Dst: netip.PrefixFrom(p.Addr(), 128), Protocol: 2, Nexthops: nh})
+		Dst: netip.PrefixFrom(p.Addr(), 128), Protocol: 2, Nexthops: nh()})
 	if p.Bits() < 128 && a.Flags&state.AddrNoPrefixRoute == 0 {
 		k.s.Routes = append(k.s.Routes, state.Route{Table: state.TableMain, Type: state.RouteUnicast,
-			Dst: p.Masked(), Protocol: 2, Metric: 256, Nexthops: nh})
+			Dst: p.Masked(), Protocol: 2, Metric: 256, Nexthops: nh()})
 	} else if l.Loopback {
 		k.s.Routes = append(k.s.Routes, state.Route{Table: state.TableMain, Type: state.RouteUnicast,
-			Dst: p, Protocol: 2, Metric: 256, Nexthops: nh})
+			Dst: p, Protocol: 2, Metric: 256, Nexthops: nh()})
 	}
 }
 
