@@ -99,7 +99,9 @@ func (r *Result) appendJSON(b []byte, trace bool) []byte {
 		}
 		if r.Table != 0 {
 			key("table")
-			b = appendJSONString(b, tableName(r.Table))
+			b = append(b, '"')
+			b = appendTableName(b, r.Table)
+			b = append(b, '"')
 		}
 		if r.has&hasProtocol != 0 {
 			key("protocol")
@@ -279,7 +281,7 @@ func (r *Result) appendTraceJSON(b []byte) []byte {
 			switch s.verdict {
 			case vRoute, vNoRoute, vNoTable, vThrow, vErrorRoute, vSuppressedPlen, vSuppressedGroup:
 				b = append(b, `,"table":"`...)
-				b = append(b, tableName(s.table)...)
+				b = appendTableName(b, s.table)
 				b = append(b, '"')
 			case vGoto, vUnresolved:
 				b = append(b, `,"target":`...)
@@ -291,7 +293,7 @@ func (r *Result) appendTraceJSON(b []byte) []byte {
 			}
 		case stepTable:
 			b = append(b, `"table":"`...)
-			b = append(b, tableName(s.table)...)
+			b = appendTableName(b, s.table)
 			b = append(b, `","verdict":"`...)
 			b = append(b, verdictText[s.verdict]...)
 			b = append(b, '"')
@@ -436,7 +438,7 @@ func (f *FIB) appendRoute(b []byte, ref *routeRef, withTable bool) []byte {
 	}
 	if withTable && at.table != state.TableMain {
 		b = append(b, " table "...)
-		b = append(b, tableName(at.table)...)
+		b = appendTableName(b, at.table)
 	}
 	if at.proto != 3 {
 		b = append(b, " proto "...)
@@ -508,7 +510,7 @@ func (r *Result) Text() string {
 			b = r.appendStepVerdict(b, s)
 		case stepTable:
 			b = append(b, "table "...)
-			b = append(b, tableName(s.table)...)
+			b = appendTableName(b, s.table)
 			if s.note != "" {
 				b = append(b, " ("...)
 				b = append(b, s.note...)
@@ -559,22 +561,22 @@ func (r *Result) appendStepVerdict(b []byte, s *Step) []byte {
 	switch s.verdict {
 	case vRoute:
 		b = append(b, "table "...)
-		b = append(b, tableName(s.table)...)
+		b = appendTableName(b, s.table)
 		b = append(b, ": "...)
 	case vNoRoute:
 		b = append(b, "no route in table "...)
-		return append(b, tableName(s.table)...)
+		return appendTableName(b, s.table)
 	case vNoTable:
 		b = append(b, "table "...)
-		b = append(b, tableName(s.table)...)
+		b = appendTableName(b, s.table)
 		return append(b, " does not exist"...)
 	case vThrow:
 		b = append(b, "throw in table "...)
-		b = append(b, tableName(s.table)...)
+		b = appendTableName(b, s.table)
 		b = append(b, ": "...)
 	case vErrorRoute:
 		b = append(b, "table "...)
-		b = append(b, tableName(s.table)...)
+		b = appendTableName(b, s.table)
 		b = append(b, ": "...)
 	case vSuppressedPlen:
 		b = append(b, "suppressed (prefix length <= "...)
@@ -656,7 +658,7 @@ func (r *Result) appendVerdictLine(b []byte) []byte {
 	}
 	if r.Table != 0 {
 		b = append(b, ", table "...)
-		b = append(b, tableName(r.Table)...)
+		b = appendTableName(b, r.Table)
 	}
 	if r.HasRule {
 		b = append(b, ", rule "...)

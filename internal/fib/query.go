@@ -46,7 +46,9 @@ func (e *QueryError) Error() string {
 // [tos N] [fibmatch]. Numbers are decimal, 0x-hex or 0-octal like
 // iproute2's; tos is hexadecimal as in iproute2 ("tos 10" is 0x10). "dev"
 // and "dsfield" are accepted as iproute2's synonyms of oif and tos.
-func ParseQuery(args []string) (Query, error) {
+func ParseQuery(args []string) (Query, error) { return parseWords(args) }
+
+func parseWords(args []string) (Query, error) {
 	var q Query
 	var p queryParser
 	for i := 0; i < len(args); i++ {
@@ -85,11 +87,34 @@ type queryParser struct {
 	seen uint32
 }
 
-var wordBits = map[string]uint32{"to": 1, "from": 2, "iif": 4, "oif": 8, "dev": 8, "mark": 16, "ipproto": 32,
-	"sport": 64, "dport": 128, "uid": 256, "tos": 512, "dsfield": 512}
+func wordBit(w string) uint32 {
+	switch w {
+	case "to":
+		return 1
+	case "from":
+		return 2
+	case "iif":
+		return 4
+	case "oif", "dev":
+		return 8
+	case "mark":
+		return 16
+	case "ipproto":
+		return 32
+	case "sport":
+		return 64
+	case "dport":
+		return 128
+	case "uid":
+		return 256
+	case "tos", "dsfield":
+		return 512
+	}
+	return 0
+}
 
 func (p *queryParser) word(q *Query, w, v string) error {
-	bit := wordBits[w]
+	bit := wordBit(w)
 	if p.seen&bit != 0 {
 		return &QueryError{Word: w, Value: v, Msg: "given twice"}
 	}

@@ -338,6 +338,15 @@ const (
 	UncertainGatewayScope = "the gateway is in a connected subnet but today resolves through a local or host-scope route; the kernel decided whether to use it when the route was added (taken as used)"
 )
 
+// appendTableName appends tableName(t) without allocating.
+func appendTableName(b []byte, t uint32) []byte {
+	switch t {
+	case 255, 254, 253, 0:
+		return append(b, tableName(t)...)
+	}
+	return strconv.AppendUint(b, uint64(t), 10)
+}
+
 // tableName is iproute2's rtnl_rttable_n2a.
 func tableName(t uint32) string {
 	switch t {
