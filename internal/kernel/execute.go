@@ -34,7 +34,8 @@ func (e *OpError) Unwrap() error { return e.Err }
 
 // Execute carries out ops in order. Routes, addresses and rules go to the
 // kernel in batches of up to about a thousand messages per sendmsg; a link
-// op goes on its own. applied[i] is true exactly for the ops that took
+// op goes on its own, and so does a firewall op, as one nf_tables
+// transaction (nft.go). applied[i] is true exactly for the ops that took
 // effect. After the first batch with a failure no further batch is sent,
 // and the error (an *OpError) names the first failed op in iproute2 words
 // with the kernel's reason. Ops after the failed one in the same batch
@@ -76,6 +77,15 @@ func (x *executor) run() error {
 			i++
 			continue
 		}
+		if x.ops[i].Firewall != nil {
+			// The rtnetlink batch before it is done (batch returns only
+			// after the kernel's answers), so the order holds.
+			if err := x.firewall(i); err != nil {
+				return &OpError{Index: i, Op: x.ops[i], Err: err}
+			}
+			i++
+			continue
+		}
 		next, err := x.batch(i)
 		if err != nil {
 			return err
@@ -94,7 +104,7 @@ func (x *executor) batch(start int) (int, error) {
 	var local *OpError
 	i := start
 	lastOff := -1
-	for ; i < len(x.ops) && x.ops[i].Link == nil && len(x.seqs) < c.maxMsgs; i++ {
+	for ; i < len(x.ops) && x.ops[i].Link == nil && x.ops[i].Firewall == nil && len(x.seqs) < c.maxMsgs; i++ {
 		mark := len(x.enc.b)
 		seq, err := x.encode(&x.ops[i])
 		if err != nil {
@@ -176,8 +186,6 @@ func (x *executor) encode(op *state.Op) (uint32, error) {
 	case op.Rule != nil:
 		seq := x.c.nextSeq()
 		return seq, x.enc.encodeRule(op.Action, op.Rule, seq)
-	case op.Firewall != nil:
-		return 0, errors.New("nftables ops are not implemented by internal/kernel yet")
 	}
 	return 0, errors.New("the op names no object")
 }

@@ -1,6 +1,7 @@
 // Package kernel observes and changes the routing state of one network
-// namespace through rtnetlink. It is the only package of tunroute that talks
-// to the kernel: everything else works on state.State values.
+// namespace through rtnetlink, and tunroute's own nftables table through
+// nfnetlink. It is the only package of tunroute that talks to the kernel:
+// everything else works on state.State values.
 //
 // Open a Handle on a namespace, Observe it into a state.State, Execute
 // state.Ops on it. Messages are encoded straight into one buffer and sent
@@ -24,6 +25,9 @@ type Handle struct {
 	c    *conn
 	// devs caches name -> ifindex for Execute; nil when stale.
 	devs map[string]int
+	// nf is the NETLINK_NETFILTER socket for tunroute's nftables table,
+	// opened on first use (nft.go).
+	nf *conn
 }
 
 // Open opens a handle on the named network namespace (a name under
@@ -56,6 +60,7 @@ func (h *Handle) Close() error {
 	}
 	err := h.c.close()
 	h.c = nil
+	h.dropNF()
 	if h.ns.IsOpen() {
 		h.ns.Close()
 	}

@@ -10,7 +10,8 @@ import (
 
 // Observe reads the complete routing state of the namespace: links,
 // addresses, routes of all tables, rules, sysctls and IPv6 address labels,
-// both families, each in the kernel's order.
+// both families, each in the kernel's order, and tunroute's nftables table
+// (nft_observe.go).
 func (h *Handle) Observe() (*state.State, error) {
 	c, err := h.lock()
 	if err != nil {
@@ -83,6 +84,9 @@ func (h *Handle) observe(c *conn) (*state.State, error) {
 	if v, err := strconv.ParseUint(s.Sysctls["net.ipv4.fib_multipath_hash_seed"], 10, 32); err == nil && v != 0 {
 		seed := uint32(v)
 		s.Hidden.MultipathHashSeed = &seed
+	}
+	if s.Firewall, err = h.readFirewall(); err != nil {
+		return nil, fmt.Errorf("firewall: %w", err)
 	}
 	return s, nil
 }

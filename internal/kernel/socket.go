@@ -42,9 +42,14 @@ const (
 	errorTruesize = 2048
 )
 
-// newConn opens a socket in the network namespace of the calling thread.
-func newConn() (*conn, error) {
-	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_ROUTE)
+// newConn opens an rtnetlink socket in the network namespace of the
+// calling thread.
+func newConn() (*conn, error) { return newConnProto(unix.NETLINK_ROUTE) }
+
+// newConnProto opens a netlink socket of protocol proto (NETLINK_ROUTE,
+// NETLINK_NETFILTER) in the network namespace of the calling thread.
+func newConnProto(proto int) (*conn, error) {
+	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, proto)
 	if err != nil {
 		return nil, fmt.Errorf("netlink socket: %w", err)
 	}
