@@ -57,6 +57,11 @@ var ctStates = map[string]uint32{
 	"untracked":   expr.CtStateBitUNTRACKED,
 }
 
+// setFields are the FwRule lists (by JSON name) that can be encoded as
+// sets, in the order encodeRule looks their sets up. A list is a set when
+// it has more than one element.
+var setFields = []string{"iif", "oif", "not_oif", "saddr", "daddr", "not_daddr", "sports", "dports", "icmpv6_types"}
+
 // encodeRule translates r. Cgroup matches need r.CgroupID resolved;
 // nextSetID numbers the anonymous sets.
 func encodeRule(r *state.FwRule, nextSetID func() uint32) (*ruleCode, error) {

@@ -416,13 +416,28 @@ func (kr *kernelRule) fwRule(setElems func(string) ([]setElem, error)) (state.Fw
 		kernelSets[k] = es
 	}
 	if len(rec.FromSets) > 0 {
-		if len(rec.FromSets) != len(lookups) {
-			return unknown(fmt.Sprintf("handle %d looks up %d sets, its record %d", kr.handle, len(lookups), len(rec.FromSets)))
+		// The k-th lookup is of the k-th list that is a set: one the
+		// record left out, or one it has with more than one element.
+		var fields []string
+		for _, f := range setFields {
+			if slices.Contains(rec.FromSets, f) || reflect.ValueOf(getList(&r, f)).Len() > 1 {
+				fields = append(fields, f)
+			}
 		}
-		for k, field := range rec.FromSets {
+		if len(fields) != len(lookups) {
+			return unknown(fmt.Sprintf("handle %d looks up %d sets, its record %d", kr.handle, len(lookups), len(fields)))
+		}
+		for k, field := range fields {
+			if !slices.Contains(rec.FromSets, field) {
+				continue
+			}
 			v, err := setValues(field, kernelSets[k])
+			var perm []int
+			if err == nil && rec.Order[field] != "" {
+				perm, err = parseRuns(rec.Order[field])
+			}
 			if err == nil {
-				err = setList(&r, field, v, rec.Order[field])
+				err = setList(&r, field, v, perm)
 			}
 			if err != nil {
 				return unknown(fmt.Sprintf("handle %d: set of %s: %v", kr.handle, field, err))

@@ -3,6 +3,7 @@ package kernel
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/tunroute/tunroute/internal/state"
@@ -27,13 +28,73 @@ const (
 // comment (which is in the comment TLV) and the counter values.
 type fwRecord struct {
 	state.FwRule
-	// FromSets names the lists left out of the record, in the order of
-	// the rule's set lookups: they are read back from those sets.
+	// FromSets names the lists left out of the record: they are read
+	// back from the rule's sets (see setFields for which set is whose).
 	FromSets []string `json:"from_sets,omitempty"`
 	// Order gives, for a list read back from a set, where each element
-	// stands in the set's ascending order, when that is not the order the
-	// list was given in.
-	Order map[string][]int `json:"order,omitempty"`
+	// stands in the set's ascending order (see runs), when that is not the
+	// order the list was given in.
+	Order map[string]string `json:"order,omitempty"`
+}
+
+// runs writes a list of indexes compactly: maximal runs of consecutive
+// numbers, ascending or descending, as "a-b", lone numbers as "a", joined
+// by commas. A list given in reverse is "n-0".
+func runs(p []int) string {
+	var b strings.Builder
+	for i := 0; i < len(p); {
+		j := i
+		if i+1 < len(p) && (p[i+1] == p[i]+1 || p[i+1] == p[i]-1) {
+			step := p[i+1] - p[i]
+			for j+1 < len(p) && p[j+1] == p[j]+step {
+				j++
+			}
+		}
+		if b.Len() > 0 {
+			b.WriteByte(',')
+		}
+		if j > i {
+			fmt.Fprintf(&b, "%d-%d", p[i], p[j])
+		} else {
+			fmt.Fprintf(&b, "%d", p[i])
+		}
+		i = j + 1
+	}
+	return b.String()
+}
+
+func parseRuns(s string) ([]int, error) {
+	var p []int
+	for _, r := range strings.Split(s, ",") {
+		var a, b int
+		n, _ := fmt.Sscanf(r, "%d-%d", &a, &b)
+		if a < 0 || b < 0 || a-b > 1<<16 || b-a > 1<<16 {
+			return nil, fmt.Errorf("order %q", s)
+		}
+		if n == 2 && r == fmt.Sprintf("%d-%d", a, b) {
+			for step := 1 - 2*boolInt(b < a); ; a += step {
+				p = append(p, a)
+				if a == b {
+					break
+				}
+			}
+		} else if n == 1 && r == fmt.Sprint(a) {
+			p = append(p, a)
+		} else {
+			return nil, fmt.Errorf("order %q", s)
+		}
+		if len(p) > 1<<16 {
+			return nil, fmt.Errorf("order %q too long", s)
+		}
+	}
+	return p, nil
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // ruleUserdata encodes r's comment and record for the rule code encodes.
@@ -57,26 +118,39 @@ func ruleUserdata(r *state.FwRule, code *ruleCode) ([]byte, error) {
 	}
 	if len(ud)+2+len(j) > maxUserdata {
 		full := len(j)
-		for _, s := range code.sets {
-			orig := getList(&rec.FwRule, s.field)
-			canon, err := setValues(s.field, s.elems)
-			if err != nil {
+		// First the lists that read back exactly from their sets (as a
+		// permutation of the set's contents), then, if need be, the others
+		// (overlapping prefixes, duplicates), which read back as the set's
+		// contents.
+		for _, exact := range []bool{true, false} {
+			for _, s := range code.sets {
+				orig := getList(&rec.FwRule, s.field)
+				if slices.Contains(rec.FromSets, s.field) {
+					continue
+				}
+				canon, err := setValues(s.field, s.elems)
+				if err != nil {
+					return nil, err
+				}
+				perm, ok := orderOf(orig, canon)
+				if ok != exact {
+					continue
+				}
+				if perm != nil {
+					if rec.Order == nil {
+						rec.Order = map[string]string{}
+					}
+					rec.Order[s.field] = runs(perm)
+				}
+				clearList(&rec.FwRule, s.field)
+				rec.FromSets = append(rec.FromSets, s.field)
+			}
+			if j, err = json.Marshal(&rec); err != nil {
 				return nil, err
 			}
-			// A list that is not a permutation of what the set holds
-			// (overlapping prefixes, duplicates) reads back as the set's
-			// contents.
-			if perm, ok := orderOf(orig, canon); ok && perm != nil {
-				if rec.Order == nil {
-					rec.Order = map[string][]int{}
-				}
-				rec.Order[s.field] = perm
+			if len(ud)+2+len(j) <= maxUserdata {
+				break
 			}
-			clearList(&rec.FwRule, s.field)
-			rec.FromSets = append(rec.FromSets, s.field)
-		}
-		if j, err = json.Marshal(&rec); err != nil {
-			return nil, err
 		}
 		if len(ud)+2+len(j) > maxUserdata {
 			return nil, fmt.Errorf("too large to record: its comment and record take %d bytes (%d without its lists), the kernel keeps %d",
