@@ -15,10 +15,11 @@ import (
 
 // DomainMark starts the ifalias tunroute gives the loopback device of a
 // network namespace it created for a routing domain: the namespace's
-// owner record, kept inside the namespace itself. The rest names the
+// owner record, kept inside the namespace itself (not "tunroute:", which
+// marks links tunroute may delete). The rest names the
 // namespace whose config has the domain ("host", or "netns NAME"), so a
 // tunroute working on another namespace leaves it alone.
-const DomainMark = "tunroute:domain of "
+const DomainMark = "tunroute-domain of "
 
 // OwnerName is how a domain's mark names the namespace whose config has it.
 func OwnerName(top string) string {
