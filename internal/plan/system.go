@@ -248,11 +248,17 @@ func ApplySystem(sys System, sp *SystemPlan) (*Journal, error) {
 			return fail(err)
 		}
 	}
-	for i := len(sp.Namespaces) - 1; i >= 0; i-- {
-		np := sp.Namespaces[i]
-		_, dels := split(np.Plan.Ops)
-		if err := run(np, dels); err != nil {
-			return fail(err)
+	// Removals in three rounds over all namespaces (last first): objects,
+	// then links, then firewalls. Deleting a veth end deletes its peer and
+	// everything on it, so every explicit removal must come before any
+	// link goes; and the kill switch goes last.
+	for round := 0; round < 3; round++ {
+		for i := len(sp.Namespaces) - 1; i >= 0; i-- {
+			np := sp.Namespaces[i]
+			_, dels := split(np.Plan.Ops)
+			if err := run(np, removalRound(dels, round)); err != nil {
+				return fail(err)
+			}
 		}
 	}
 	for _, np := range sp.Namespaces {
@@ -275,6 +281,25 @@ func ApplySystem(sys System, sp *SystemPlan) (*Journal, error) {
 	}
 	j.undo = undo
 	return j, nil
+}
+
+// removalRound picks the removals of one round: 0 objects (rules,
+// routes, addresses), 1 links, 2 the firewall.
+func removalRound(dels []state.Op, round int) []state.Op {
+	var out []state.Op
+	for _, op := range dels {
+		r := 0
+		switch {
+		case op.Link != nil:
+			r = 1
+		case op.Firewall != nil:
+			r = 2
+		}
+		if r == round {
+			out = append(out, op)
+		}
+	}
+	return out
 }
 
 // split separates a plan's additions (and replacements) from its
