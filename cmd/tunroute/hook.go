@@ -98,6 +98,12 @@ func runHook(cmd *cobra.Command, g *globalFlags, vpnName string, args []string) 
 	}
 	out := cmd.OutOrStdout()
 	if ev == hook.Down {
+		// The environment is checked as for an up verb, though a down
+		// uses none of it: a malformed or hostile one means the call is
+		// not the daemon's, and must not take the connection down.
+		if err := checkEnv(typ, verb, vpn.Name, env); err != nil {
+			return fmt.Errorf("hook %s %s: %w; nothing was changed", typ, verb, err)
+		}
 		if err := markDown(store, vpn.Name); err != nil {
 			return err
 		}
@@ -127,16 +133,24 @@ func runHook(cmd *cobra.Command, g *globalFlags, vpnName string, args []string) 
 }
 
 func pickVPN(cfg *config.Config, typ, name string, env hook.Env) (*config.VPN, error) {
+	fromEnv := false
 	if name == "" {
-		name = env["TUNROUTE_VPN"]
+		name, fromEnv = env["TUNROUTE_VPN"], true
 	}
 	if name != "" {
+		var err error
 		v := cfg.VPN(name)
-		if v == nil {
-			return nil, fmt.Errorf("the config %s has no vpn %q", cfg.File, name)
+		switch {
+		case v == nil:
+			err = fmt.Errorf("the config %s has no vpn of that name", cfg.File)
+		case v.Type != typ:
+			err = fmt.Errorf("vpn %q is of type %s, not %s", name, v.Type, typ)
 		}
-		if v.Type != typ {
-			return nil, fmt.Errorf("vpn %q is of type %s, not %s", name, v.Type, typ)
+		if err != nil && fromEnv {
+			return nil, &hook.EnvError{Var: "TUNROUTE_VPN", Value: name, Msg: err.Error()}
+		}
+		if err != nil {
+			return nil, fmt.Errorf("--vpn %q: %w", name, err)
 		}
 		return v, nil
 	}
@@ -168,6 +182,17 @@ func vpnFacts(typ, verb, name string, env hook.Env, store *facts.Store) (*facts.
 		prev = nil // a new session
 	}
 	return hook.Tinc(name, verb, env, prev)
+}
+
+// checkEnv validates a down verb's environment as an up verb's would be.
+func checkEnv(typ, verb, name string, env hook.Env) error {
+	var err error
+	if typ == "openvpn" {
+		_, err = hook.OpenVPN(name, env)
+	} else {
+		_, err = hook.Tinc(name, verb, env, nil)
+	}
+	return err
 }
 
 // markDown keeps a down VPN's server endpoints (the kill switch must let
