@@ -81,6 +81,10 @@ func TestHostileOpenVPN(t *testing.T) {
 		{"trusted_ip", "fe80::1%eth0", `environment variable trusted_ip="fe80::1%eth0": not an IP address`},
 		{"trusted_port", "99999", `environment variable trusted_port="99999": not a port number (1-65535)`},
 		{"proto_1", "icmp", `environment variable proto_1="icmp": not an OpenVPN transport (udp, tcp-client...)`},
+		{"proto_1", "udp; reboot", `environment variable proto_1="udp; reboot": not an OpenVPN transport`},
+		{"proto_1", "tcp$(id)", `environment variable proto_1="tcp$(id)": not an OpenVPN transport`},
+		{"foreign_option_1", "dhcp-option DNS 10.8.0.1 ; rm -rf /", `environment variable foreign_option_1="dhcp-option DNS 10.8.0.1 ; rm -rf /": not a DNS server address`},
+		{"foreign_option_1", "dhcp-option DNS", `environment variable foreign_option_1="dhcp-option DNS": not a DNS server address`},
 		{"foreign_option_1", "dhcp-option DNS 10.8.0.1;evil", `environment variable foreign_option_1="dhcp-option DNS 10.8.0.1;evil": not a DNS server address`},
 		{"route_network_1", "10.99.0.1", `environment variable route_network_1="10.99.0.1": has host bits set for netmask /16`},
 		{"route_ipv6_network_1", "::/0 via x", `environment variable route_ipv6_network_1="::/0 via x": not an IPv6 prefix`},
@@ -127,6 +131,12 @@ func TestTinc(t *testing.T) {
 	} {
 		if _, err := Tinc("home", "host-up", bad, nil); err == nil {
 			t.Errorf("accepted %v", bad)
+		}
+	}
+	for _, s := range []string{"10.20.0.0/24#$(id)", "10.20.0.0/24#", "10.20.0.0/24#-1", "10.20.0.0/24#+1", "10.20.0.0/33"} {
+		if _, err := Tinc("home", "subnet-up", Env{"INTERFACE": "tinc0", "NODE": "vpnserver", "SUBNET": s}, nil); err == nil ||
+			!strings.HasPrefix(err.Error(), "environment variable SUBNET=") {
+			t.Errorf("SUBNET=%q: %v", s, err)
 		}
 	}
 	if _, err := TincEvent("rm -rf"); err == nil {

@@ -103,14 +103,11 @@ func openvpnServer(env Env, v *facts.VPN) error {
 		return err
 	}
 	proto := ""
-	switch p := env["proto_1"]; {
-	case p == "":
-	case strings.HasPrefix(p, "udp"):
-		proto = "udp"
-	case strings.HasPrefix(p, "tcp"):
-		proto = "tcp"
-	default:
-		return &EnvError{Var: "proto_1", Value: p, Msg: "not an OpenVPN transport (udp, tcp-client...)"}
+	if p := env["proto_1"]; p != "" {
+		var ok bool
+		if proto, ok = openvpnProtos[p]; !ok {
+			return &EnvError{Var: "proto_1", Value: p, Msg: "not an OpenVPN transport (udp, tcp-client...)"}
+		}
 	}
 	for _, key := range []string{"trusted_ip", "trusted_ip6"} {
 		a, ok, err := env.addr(key, key == "trusted_ip6")
@@ -124,14 +121,26 @@ func openvpnServer(env Env, v *facts.VPN) error {
 	return nil
 }
 
+// openvpnProtos are the values of proto_N (OpenVPN's --proto), by the
+// transport they use.
+var openvpnProtos = map[string]string{
+	"udp": "udp", "udp4": "udp", "udp6": "udp",
+	"tcp": "tcp", "tcp4": "tcp", "tcp6": "tcp",
+	"tcp-client": "tcp", "tcp4-client": "tcp", "tcp6-client": "tcp",
+	"tcp-server": "tcp", "tcp4-server": "tcp", "tcp6-server": "tcp",
+}
+
 // openvpnOptions reads pushed DNS servers from foreign_option_N
 // ("dhcp-option DNS 10.8.0.1", "dhcp-option DNS6 2001:db8::53").
 func openvpnOptions(env Env, v *facts.VPN) error {
 	for _, key := range numbered(env, "foreign_option_") {
 		val := env[key]
 		f := strings.Fields(val)
-		if len(f) != 3 || f[0] != "dhcp-option" || (f[1] != "DNS" && f[1] != "DNS6") {
+		if len(f) < 2 || f[0] != "dhcp-option" || (f[1] != "DNS" && f[1] != "DNS6") {
 			continue // other options (DOMAIN, ...) do not concern routing
+		}
+		if len(f) != 3 {
+			return &EnvError{Var: key, Value: val, Msg: "not a DNS server address (one per option)"}
 		}
 		a, err := netip.ParseAddr(f[2])
 		if err != nil || a.Zone() != "" || (f[1] == "DNS") != a.Unmap().Is4() {

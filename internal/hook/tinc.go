@@ -1,7 +1,10 @@
 package hook
 
 import (
+	"fmt"
 	"net/netip"
+	"strconv"
+	"strings"
 
 	"github.com/tunroute/tunroute/internal/facts"
 )
@@ -84,11 +87,11 @@ func Tinc(name, verb string, env Env, prev *facts.VPN) (*facts.VPN, error) {
 // parseTincSubnet reads "10.20.0.1/32", "10.20.0.0/24#10" (weight) or a
 // bare address.
 func parseTincSubnet(s string) (netip.Prefix, error) {
-	for i := 0; i < len(s); i++ {
-		if s[i] == '#' {
-			s = s[:i]
-			break
+	if subnet, weight, ok := strings.Cut(s, "#"); ok {
+		if _, err := strconv.ParseUint(weight, 10, 31); err != nil {
+			return netip.Prefix{}, fmt.Errorf("weight %q is not a number", weight)
 		}
+		s = subnet
 	}
 	if p, err := netip.ParsePrefix(s); err == nil {
 		return p.Masked(), nil
