@@ -473,3 +473,62 @@ func TestConfirm(t *testing.T) {
 		t.Fatalf("after a confirmed apply the plan is not empty:\n%s", out)
 	}
 }
+
+// TestExplain: explain from the live namespace, from a snapshot and from
+// a config before apply give the answer `ip route get` gives after apply.
+func TestExplain(t *testing.T) {
+	ns := clientNS(t, "explain")
+	cfg := writeConfig(t, seed000and003)
+	queries := [][]string{
+		{"203.0.113.7"},
+		{"203.0.113.7", "from", "10.1.0.2"},
+		{"10.99.5.1"},
+		{"10.20.1.1"},
+		{"198.51.100.2"},
+		{"203.0.113.200"},
+		{"2001:db8:99::1"},
+	}
+	explainJSON := func(args ...string) map[string]any {
+		t.Helper()
+		out, _ := tunroute(t, append([]string{"explain", "--json"}, args...)...)
+		var m map[string]any
+		if err := json.Unmarshal([]byte(out), &m); err != nil {
+			t.Fatalf("explain %v: %v\n%s", args, err, out)
+		}
+		return m
+	}
+	before := make([]map[string]any, len(queries))
+	for i, q := range queries {
+		before[i] = explainJSON(append([]string{"-c", cfg, "--netns", ns}, q...)...)
+	}
+	if out, code := tunroute(t, "apply", "-c", cfg, "--netns", ns); code != 0 {
+		t.Fatalf("apply: %s", out)
+	}
+	snap := filepath.Join(t.TempDir(), "s.json")
+	tunroute(t, "snapshot", "--netns", ns, "-o", snap)
+	for i, q := range queries {
+		out, err := exec.Command("ip", append([]string{"-n", ns, "-j", "-d", "route", "get"}, q...)...).CombinedOutput()
+		var kernelAnswer []map[string]any
+		want := map[string]any{}
+		if err == nil && json.Unmarshal(out, &kernelAnswer) == nil && len(kernelAnswer) == 1 {
+			want = kernelAnswer[0]
+		} else {
+			want["error"] = strings.TrimSpace(strings.TrimPrefix(string(out), "RTNETLINK answers: "))
+		}
+		for name, got := range map[string]map[string]any{
+			"-c before apply": before[i],
+			"live":            explainJSON(append([]string{"--netns", ns}, q...)...),
+			"snapshot":        explainJSON(append([]string{"--state", snap}, q...)...),
+		} {
+			keys := []string{"type", "dst", "gateway", "dev", "table", "prefsrc", "error"}
+			if want["error"] != nil {
+				keys = []string{"error"}
+			}
+			for _, k := range keys {
+				if fmt.Sprint(got[k]) != fmt.Sprint(want[k]) {
+					t.Errorf("explain %v (%s): %s = %v, ip route get says %v", q, name, k, got[k], want[k])
+				}
+			}
+		}
+	}
+}

@@ -75,6 +75,7 @@ func newRootCmd() *cobra.Command {
 		newConfirmCmd(g),
 		newHookCmd(g),
 		newExecCmd(g),
+		newExplainCmd(g),
 		newLabCmd(),
 	)
 	return root

@@ -1,0 +1,116 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tunroute/tunroute/internal/fib"
+	"github.com/tunroute/tunroute/internal/plan"
+	"github.com/tunroute/tunroute/internal/state"
+)
+
+func newExplainCmd(g *globalFlags) *cobra.Command {
+	var stateFile, batch string
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "explain [--netns NS | --state FILE | -c FILE] [--json] [--batch FILE|-] [to] ADDR [from ADDR] [iif DEV] [oif DEV] [mark N] [ipproto P] [sport N] [dport N] [uid N] [tos N]",
+		Short: "Explain where a packet goes, exactly as the kernel would decide, and why",
+		Long: `tunroute explain answers the question ip route get answers, with the same
+words, from a live namespace (default), a saved snapshot (--state), or the
+state a config would produce before it is applied (-c): the rules tried, the
+route chosen, and the verdict. --json prints the keys of ip -j -d route get
+plus "trace"; --batch reads one query per line and prints one JSON object per
+line, in order.`,
+		DisableFlagsInUseLine: true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if batch == "" && len(args) == 0 {
+				return fmt.Errorf("explain: give a destination (tunroute explain to 203.0.113.7), or --batch FILE")
+			}
+			if batch != "" && len(args) > 0 {
+				return fmt.Errorf("explain: give either a query or --batch, not both")
+			}
+			sources := 0
+			for _, set := range []bool{stateFile != "", cmd.Flags().Changed("config"), cmd.Flags().Changed("netns")} {
+				if set {
+					sources++
+				}
+			}
+			if stateFile != "" && sources > 1 {
+				return fmt.Errorf("explain: --state explains a snapshot; it cannot go with --netns or -c")
+			}
+			st, where, err := explainState(cmd, g, stateFile)
+			if err != nil {
+				return err
+			}
+			f, err := fib.New(st)
+			if err != nil {
+				return fmt.Errorf("%s: %w", where, err)
+			}
+			out := bufio.NewWriterSize(cmd.OutOrStdout(), 1<<16)
+			defer out.Flush()
+			if batch != "" {
+				var in io.Reader = cmd.InOrStdin()
+				if batch != "-" {
+					file, err := os.Open(batch)
+					if err != nil {
+						return fmt.Errorf("--batch: %w", err)
+					}
+					defer file.Close()
+					in = file
+				}
+				_, err := f.Batch(in, out, fib.BatchOptions{})
+				return err
+			}
+			q, err := fib.ParseQuery(args)
+			if err != nil {
+				return fmt.Errorf("explain: %w", err)
+			}
+			r := f.Lookup(q)
+			if asJSON {
+				out.Write(r.JSON())
+				out.WriteByte('\n')
+			} else {
+				fmt.Fprint(out, r.Text())
+			}
+			if !r.OK() {
+				out.Flush()
+				return &exitError{code: 2}
+			}
+			return nil
+		},
+	}
+	addConfigFlag(cmd, g)
+	addNetnsFlag(cmd, g)
+	cmd.Flags().StringVar(&stateFile, "state", "", "explain from this snapshot (tunroute snapshot -o FILE)")
+	cmd.Flags().StringVar(&batch, "batch", "", "read queries from this file (- for standard input), one per line; print one JSON object per line")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON with the keys of ip -j -d route get, plus trace")
+	return cmd
+}
+
+// explainState is the state to explain from: a snapshot, the preview of a
+// config, or the live namespace.
+func explainState(cmd *cobra.Command, g *globalFlags, stateFile string) (*state.State, string, error) {
+	if stateFile != "" {
+		st, err := state.LoadFile(stateFile)
+		return st, stateFile, err
+	}
+	if cmd.Flags().Changed("config") {
+		s, err := planConfig(g)
+		if err != nil {
+			return nil, "", err
+		}
+		defer s.Close()
+		desired := s.sys.Domains[0].Result.State
+		return plan.Preview(desired, s.observed), g.config, nil
+	}
+	s, err := openSession(g)
+	if err != nil {
+		return nil, "", err
+	}
+	defer s.Close()
+	return s.observed, nsWord(g.netns), nil
+}
