@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -75,7 +76,7 @@ func runHook(cmd *cobra.Command, g *globalFlags, vpnName string, args []string) 
 		return nil
 	}
 	if g.netns == "" {
-		if g.netns, err = kernel.CurrentNamespace(); err != nil {
+		if g.netns, err = hookNamespace(); err != nil {
 			return fmt.Errorf("hook %s: finding the network namespace: %w", typ, err)
 		}
 	}
@@ -155,7 +156,7 @@ func pickVPN(cfg *config.Config, typ, name string, env hook.Env) (*config.VPN, e
 		return v, nil
 	}
 	var found []*config.VPN
-	for _, v := range cfg.VPNs {
+	for _, v := range cfg.AllVPNs() {
 		if v.Type == typ {
 			found = append(found, v)
 		}
@@ -209,4 +210,25 @@ func markDown(store *facts.Store, name string) error {
 	down := &facts.VPN{Name: prev.Name, Type: prev.Type, Device: prev.Device, Servers: prev.Servers,
 		Down: true, Updated: time.Now().UTC().Round(time.Second)}
 	return store.Put(down)
+}
+
+// hookNamespace is the namespace whose config the hook applies: the one
+// the daemon runs in, or, for a daemon run inside a domain (tunroute exec),
+// the namespace whose config has that domain.
+func hookNamespace() (string, error) {
+	cur, err := kernel.CurrentNamespace()
+	if err != nil || cur == "" {
+		return cur, err
+	}
+	owner, err := kernel.NamespaceOwner(cur)
+	if err != nil {
+		return "", err
+	}
+	switch {
+	case owner == "":
+		return cur, nil
+	case owner == "host":
+		return "", nil
+	}
+	return strings.TrimPrefix(owner, "netns "), nil
 }

@@ -125,15 +125,9 @@ func (s *session) planFor(cfg *config.Config) error {
 			return dm.At("name").Errorf("%s is the namespace tunroute works on (--netns); a domain needs its own", dm.Name)
 		}
 	}
-	vpns := map[string]map[string]*facts.VPN{}
-	for _, ns := range append([]string{s.g.netns}, domainNames(cfg)...) {
-		st, err := facts.Open(filepath.Join(s.g.runDir, "facts"), ns)
-		if err != nil {
-			return err
-		}
-		if vpns[ns], err = st.All(); err != nil {
-			return err
-		}
+	vpns, err := loadFacts(s.g)
+	if err != nil {
+		return err
 	}
 	if s.sys, err = compile.CompileSystem(cfg, s.g.netns, s.obs, vpns); err != nil {
 		return err

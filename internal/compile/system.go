@@ -43,8 +43,9 @@ type Domain struct {
 type Observed map[string]*state.State
 
 // CompileSystem compiles the top level (in namespace top) and every domain.
-// vpns are the runtime facts by namespace, then by VPN name.
-func CompileSystem(cfg *config.Config, top string, observed Observed, vpns map[string]map[string]*facts.VPN) (*System, error) {
+// vpns are the runtime facts by VPN name; VPN names are unique across the
+// config, and their hooks store facts with the top namespace's.
+func CompileSystem(cfg *config.Config, top string, observed Observed, vpns map[string]*facts.VPN) (*System, error) {
 	topObs := observed[top]
 	if topObs == nil {
 		return nil, fmt.Errorf("the namespace tunroute runs on was not observed")
@@ -89,7 +90,7 @@ func CompileSystem(cfg *config.Config, top string, observed Observed, vpns map[s
 	compilers := make([]*compiler, len(sys.Domains))
 	for i := range sys.Domains {
 		d := &sys.Domains[i]
-		c := newCompiler(bodies[i], obs[i], vpns[d.Netns])
+		c := newCompiler(bodies[i], obs[i], vpns)
 		c.res.State.Namespace = d.Netns
 		compilers[i] = c
 	}

@@ -69,6 +69,28 @@ type Flow struct {
 	Ports []state.PortRange
 }
 
+// AnyVPN finds a VPN by name at the top level or in any domain.
+func (c *Config) AnyVPN(name string) *VPN {
+	if v := c.VPN(name); v != nil {
+		return v
+	}
+	for _, d := range c.Domains {
+		if v := d.Config.VPN(name); v != nil {
+			return v
+		}
+	}
+	return nil
+}
+
+// AllVPNs lists the VPNs of the top level and of every domain.
+func (c *Config) AllVPNs() []*VPN {
+	out := append([]*VPN(nil), c.VPNs...)
+	for _, d := range c.Domains {
+		out = append(out, d.Config.VPNs...)
+	}
+	return out
+}
+
 // Domain returns the domain with the given name, or nil.
 func (c *Config) Domain(name string) *Domain {
 	for _, d := range c.Domains {
@@ -148,6 +170,11 @@ func (d *decoder) domains(v node, top *Config) error {
 		}
 		if err := d.body(m, dm.Config); err != nil {
 			return err
+		}
+		for _, v := range dm.Config.VPNs {
+			if top.AnyVPN(v.Name) != nil {
+				return v.at("name").Errorf("vpn %q is defined twice; VPN names are unique across domains (their hooks find them by name)", v.Name)
+			}
 		}
 		top.Domains = append(top.Domains, dm)
 	}
