@@ -68,6 +68,9 @@ type compiler struct {
 	addrs  map[state.AddrKey]bool
 	// setKeys are the destinations route sets claim, by table.
 	setKeys map[destKey]config.Pos
+	// underlayNS is where a domain's vxlan underlay lives (the top
+	// namespace); "" at the top level.
+	underlayNS string
 }
 
 // Compile resolves cfg against the observed namespace and the runtime
@@ -95,6 +98,7 @@ func newCompiler(cfg *config.Config, observed *state.State, vpns map[string]*fac
 // body compiles the routing language of one namespace.
 func (c *compiler) body() error {
 	cfg := c.cfg
+	c.vxlans()
 	tables := c.allocator()
 	for i, ci := range cfg.Identities {
 		id, err := c.identity(ci, i, tables)

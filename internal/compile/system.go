@@ -92,6 +92,12 @@ func CompileSystem(cfg *config.Config, top string, observed Observed, vpns map[s
 		d := &sys.Domains[i]
 		c := newCompiler(bodies[i], obs[i], vpns)
 		c.res.State.Namespace = d.Netns
+		if i > 0 {
+			c.underlayNS = top
+			if top == "" {
+				c.underlayNS = state.HostNamespace
+			}
+		}
 		compilers[i] = c
 	}
 	for _, p := range cfg.Pipes {

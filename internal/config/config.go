@@ -44,6 +44,7 @@ type Config struct {
 	// MarkMask is the part of the packet mark tunroute's selectors use.
 	MarkMask   uint32
 	VPNs       []*VPN
+	VXLANs     []*VXLAN
 	Identities []*Identity
 	Routes     []*Route
 	Local      []*Local

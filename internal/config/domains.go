@@ -371,3 +371,99 @@ func fam(v6 bool) int {
 	}
 	return 4
 }
+
+// VXLAN is a vxlan device the config creates: one VNI carries one
+// domain's traffic over a shared underlay (seed 004's several domains
+// over one tunnel between two sites).
+type VXLAN struct {
+	Name   string
+	VNI    uint32
+	Local  netip.Addr
+	Remote netip.Addr
+	// Dev is the underlay device; for a domain's vxlan it is a device of
+	// the top namespace (the tunnel), where the underlay socket stays.
+	Dev   string
+	Port  uint16
+	Addrs []netip.Prefix
+
+	at func(string) Pos
+}
+
+// At returns the position of a field of the vxlan entry.
+func (v *VXLAN) At(field string) Pos { return v.at(field) }
+
+func (d *decoder) vxlans(v node) error {
+	items, err := v.seqOnly()
+	if err != nil {
+		return err
+	}
+	for _, it := range items {
+		m, err := it.mapping("name", "vni", "local", "remote", "dev", "port", "address")
+		if err != nil {
+			return err
+		}
+		x := &VXLAN{at: m.at, Port: 4789}
+		if x.Name, err = requiredString(m, "name"); err != nil {
+			return err
+		}
+		if err := checkDevice(m.at("name"), x.Name); err != nil {
+			return err
+		}
+		n, ok := m.get("vni")
+		if !ok {
+			return m.at("vni").Errorf("missing: the VXLAN network identifier (1-16777215)")
+		}
+		vni, err := uintValue(n, 1, 1<<24-1)
+		if err != nil {
+			return err
+		}
+		x.VNI = uint32(vni)
+		for _, key := range []string{"local", "remote"} {
+			n, ok := m.get(key)
+			if !ok {
+				continue
+			}
+			s, err := n.scalar()
+			if err != nil {
+				return err
+			}
+			a, err := parseAddr(n.pos, s)
+			if err != nil {
+				return err
+			}
+			if key == "local" {
+				x.Local = a
+			} else {
+				x.Remote = a
+			}
+		}
+		if !x.Remote.IsValid() {
+			return m.at("remote").Errorf("missing: the other site's underlay address")
+		}
+		if x.Local.IsValid() && x.Local.Is4() != x.Remote.Is4() {
+			return m.at("local").Errorf("local %s and remote %s are of different families", x.Local, x.Remote)
+		}
+		if n, ok := m.get("dev"); ok {
+			if x.Dev, err = n.scalar(); err != nil {
+				return err
+			}
+			if err := checkDevice(n.pos, x.Dev); err != nil {
+				return err
+			}
+		}
+		if n, ok := m.get("port"); ok {
+			p, err := uintValue(n, 1, 65535)
+			if err != nil {
+				return err
+			}
+			x.Port = uint16(p)
+		}
+		if _, ok := m.get("address"); ok {
+			if x.Addrs, err = hostPrefixes(m, "address"); err != nil {
+				return err
+			}
+		}
+		d.cfg.VXLANs = append(d.cfg.VXLANs, x)
+	}
+	return nil
+}

@@ -72,6 +72,8 @@ type Link struct {
 	Peer          string `json:"peer,omitempty"`
 	PeerNamespace string `json:"peer_namespace,omitempty"`
 	HardwareAddr  string `json:"address,omitempty"`
+	// VXLAN describes a vxlan device.
+	VXLAN *VXLAN `json:"vxlan,omitempty"`
 	// CreatedByPeer marks, in a desired state, the far end of a veth pair
 	// that the other namespace's op creates together with its own end.
 	CreatedByPeer bool `json:"-"`
@@ -242,3 +244,23 @@ func (s *RouteSet) Route(dst netip.Prefix) Route {
 	r.Dst = dst
 	return r
 }
+
+// VXLAN is a vxlan device's configuration. Its underlay socket lives in
+// the namespace the device is created from, which may differ from the one
+// it sits in: a domain's vxlan rides a tunnel of the host (seed 004's
+// several domains over one tunnel).
+type VXLAN struct {
+	VNI    uint32     `json:"vni"`
+	Local  netip.Addr `json:"local,omitzero"`
+	Remote netip.Addr `json:"remote,omitzero"`
+	// Dev is the underlay device, in UnderlayNamespace: "" is the
+	// namespace the device is in, HostNamespace the initial one, anything
+	// else a name under /run/netns.
+	Dev               string `json:"dev,omitempty"`
+	Port              uint16 `json:"port,omitempty"`
+	UnderlayNamespace string `json:"underlay_namespace,omitempty"`
+}
+
+// HostNamespace names the initial network namespace where a field needs
+// to tell it apart from "this namespace".
+const HostNamespace = "@host"
