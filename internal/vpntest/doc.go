@@ -1,0 +1,11 @@
+// Package vpntest tests tunroute with real VPN daemons: OpenVPN and tinc
+// run in the lab's network namespaces (internal/lab) and call the real
+// tunroute binary as their hook. The tests prove the full tunnel, the
+// selectors, coexistence with other tools' objects, the hooks' handling
+// of hostile environments, and count the packets that leave the
+// client's uplink in clear in each leak scenario (issue 4). They need
+// root, openvpn and tincd; everything lives in namespaces named
+// tr-vt<pid>-*, removed even when a test fails.
+//
+// The package has only tests.
+package vpntest

@@ -1,0 +1,181 @@
+package vpntest
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/tunroute/tunroute/internal/lab"
+)
+
+// binDir holds the tunroute binary, built once for the package's tests.
+var binDir string
+
+func TestMain(m *testing.M) {
+	var host string
+	if os.Geteuid() == 0 {
+		sweepStale()
+		host = hostState()
+	}
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	printLeakTable(os.Stdout)
+	if host != "" {
+		if now := hostState(); now != host {
+			fmt.Fprintf(os.Stderr, "FAIL: the tests changed the host's own namespace (rules, tunroute's routes or nftables tables):\n--- before ---\n%s--- after ---\n%s", host, now)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+// hostState is what the tests must never change in the host's own
+// namespace, read only: its rules, any route or nftables table that
+// tunroute owns (a hook run outside the lab would put them there).
+func hostState() string {
+	var b strings.Builder
+	for _, args := range [][]string{{"-j", "rule"}, {"-j", "-6", "rule"},
+		{"-j", "route", "show", "table", "all", "proto", "116"}, {"-j", "-6", "route", "show", "table", "all", "proto", "116"}} {
+		out, err := exec.Command("ip", args...).CombinedOutput()
+		fmt.Fprintf(&b, "ip %s: %s %v\n", strings.Join(args, " "), out, err)
+	}
+	if out, err := exec.Command("nft", "-j", "list", "tables").CombinedOutput(); err == nil {
+		fmt.Fprintf(&b, "nft list tables: %s\n", out)
+	}
+	return b.String()
+}
+
+// needs skips the test unless it runs as root with the programs given.
+func needs(t *testing.T, progs ...string) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (network namespaces)")
+	}
+	for _, p := range progs {
+		if _, err := exec.LookPath(p); err != nil {
+			if _, err2 := os.Stat("/usr/sbin/" + p); err2 != nil {
+				t.Skipf("needs %s (Debian package %s; scripts/test.sh installs it)", p, debPackage[p])
+			}
+		}
+	}
+}
+
+var debPackage = map[string]string{"openvpn": "openvpn", "tincd": "tinc", "nft": "nftables", "ip": "iproute2"}
+
+var (
+	buildOnce sync.Once
+	buildBin  string
+	buildErr  error
+)
+
+// tunroute builds cmd/tunroute once per test binary and returns its path.
+// TUNROUTE_TEST_BIN names a binary to use instead (built elsewhere, e.g.
+// from another revision).
+func tunroute(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		if b := os.Getenv("TUNROUTE_TEST_BIN"); b != "" {
+			buildBin, buildErr = filepath.Abs(b)
+			return
+		}
+		gobin, err := exec.LookPath("go")
+		if err != nil {
+			if _, err2 := os.Stat("/usr/local/go/bin/go"); err2 == nil {
+				gobin = "/usr/local/go/bin/go"
+			} else {
+				buildErr = errors.New("no go command to build cmd/tunroute")
+				return
+			}
+		}
+		out, err := exec.Command(gobin, "env", "GOMOD").Output()
+		if err != nil {
+			buildErr = fmt.Errorf("go env GOMOD: %v", err)
+			return
+		}
+		root := filepath.Dir(strings.TrimSpace(string(out)))
+		if binDir, err = os.MkdirTemp("", "tr-vt-bin-"); err != nil {
+			buildErr = err
+			return
+		}
+		// Readable by the daemons' scripts whatever the umask.
+		os.Chmod(binDir, 0o755)
+		bin := filepath.Join(binDir, "tunroute")
+		cmd := exec.Command(gobin, "build", "-o", bin, "./cmd/tunroute")
+		cmd.Dir = root
+		if b, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build ./cmd/tunroute: %v\n%s", err, b)
+			return
+		}
+		buildBin = bin
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return buildBin
+}
+
+// labPrefix is the namespace prefix of one test's lab.
+func labPrefix(kind string) string { return fmt.Sprintf("tr-vt%d-%s-", os.Getpid(), kind) }
+
+var staleNS = regexp.MustCompile(`^tr-vt(\d+)-([a-z0-9]+)-(client|isp|vpnserver|inet)$`)
+
+// sweepStale removes what an earlier run of these tests left behind when
+// it was killed before its cleanup (a timeout panic runs no cleanup): the
+// labs of test processes that no longer exist. Their daemons died with
+// them (Pdeathsig), but a hook they were running may still hold the
+// namespace; such processes are killed by pid.
+func sweepStale() {
+	entries, err := os.ReadDir("/run/netns")
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		m := staleNS.FindStringSubmatch(e.Name())
+		if m == nil {
+			continue
+		}
+		pid, _ := strconv.Atoi(m[1])
+		if pid == os.Getpid() || syscall.Kill(pid, 0) == nil {
+			continue
+		}
+		killIn(filepath.Join("/run/netns", e.Name()))
+		l := &lab.Lab{Prefix: fmt.Sprintf("tr-vt%s-%s-", m[1], m[2])}
+		if err := l.Destroy(); err != nil {
+			fmt.Fprintf(os.Stderr, "vpntest: removing the stale lab %s: %v\n", l.Prefix, err)
+		} else {
+			fmt.Fprintf(os.Stderr, "vpntest: removed the stale lab %s (its test process %d is gone)\n", l.Prefix, pid)
+		}
+	}
+}
+
+// killIn kills the processes whose network namespace is the one mounted
+// at path.
+func killIn(path string) {
+	var ns unix.Stat_t
+	if unix.Stat(path, &ns) != nil {
+		return
+	}
+	procs, _ := os.ReadDir("/proc")
+	for _, p := range procs {
+		pid, err := strconv.Atoi(p.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		var st unix.Stat_t
+		if unix.Stat(fmt.Sprintf("/proc/%d/ns/net", pid), &st) == nil && st.Dev == ns.Dev && st.Ino == ns.Ino {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+}
