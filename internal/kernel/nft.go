@@ -216,6 +216,18 @@ func (t *nftTxn) addTable(fw *state.Firewall) error {
 }
 
 func (t *nftTxn) addChain(ch *state.Chain) error {
+	if ch.Name == "" || len(ch.Name) > 255 {
+		return fmt.Errorf("name %q", ch.Name)
+	}
+	if ch.Hook == "" && ch.Type == "" && ch.Policy == "" {
+		// A regular chain: tunroute writes none, but Observe reports
+		// one added by hand, and a rollback puts it back.
+		off := t.msg(unix.NFT_MSG_NEWCHAIN, unix.NLM_F_CREATE, "add chain "+ch.Name)
+		t.e.str(unix.NFTA_CHAIN_TABLE, state.FirewallTable)
+		t.e.str(unix.NFTA_CHAIN_NAME, ch.Name)
+		t.e.end(off)
+		return nil
+	}
 	hook, ok := nfHooks[ch.Hook]
 	if !ok {
 		return fmt.Errorf("hook %q (want prerouting, input, forward, output or postrouting)", ch.Hook)
@@ -226,9 +238,6 @@ func (t *nftTxn) addChain(ch *state.Chain) error {
 	}
 	if !nfChainTypes[ch.Type] {
 		return fmt.Errorf("type %q (want filter, route or nat)", ch.Type)
-	}
-	if ch.Name == "" || len(ch.Name) > 255 {
-		return fmt.Errorf("name %q", ch.Name)
 	}
 	off := t.msg(unix.NFT_MSG_NEWCHAIN, unix.NLM_F_CREATE, "add "+ch.String())
 	t.e.str(unix.NFTA_CHAIN_TABLE, state.FirewallTable)

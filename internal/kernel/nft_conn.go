@@ -125,6 +125,10 @@ func (t *nftTxn) commit() (failed []nftFailure, err error) {
 	beginSeq := ne.Uint32(t.e.b[8:])
 	off := t.e.nfBegin(unix.NFNL_MSG_BATCH_END, unix.NLM_F_REQUEST, t.c.nextSeq(), unix.AF_UNSPEC, unix.NFNL_SUBSYS_NFTABLES)
 	t.e.end(off)
+	if len(t.e.b) > t.c.maxSend {
+		return []nftFailure{{What: "the transaction", Err: &Error{Errno: unix.EMSGSIZE,
+			Msg: fmt.Sprintf("%d bytes, the netlink socket takes at most %d", len(t.e.b), t.c.maxSend)}}}, nil
+	}
 	if err := t.c.send(t.e.b); err != nil {
 		return nil, err
 	}

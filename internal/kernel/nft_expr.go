@@ -1,7 +1,6 @@
 package kernel
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -370,12 +369,10 @@ func (b *ruleBuilder) uid(u *state.UIDRange) {
 
 func dedupElems(es []setElem) []setElem {
 	var out []setElem
+	seen := make(map[string]bool, len(es))
 	for _, e := range es {
-		dup := false
-		for _, o := range out {
-			dup = dup || bytes.Equal(o.key, e.key)
-		}
-		if !dup {
+		if !seen[string(e.key)] {
+			seen[string(e.key)] = true
 			out = append(out, e)
 		}
 	}

@@ -5,6 +5,7 @@ package kernel
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"net/netip"
 	"reflect"
 	"slices"
@@ -281,5 +282,42 @@ func TestNftIntervals(t *testing.T) {
 	back, err = setValues("dports", []setElem{{key: []byte{0, 0}, end: true}, {key: []byte{0, 22}}, {key: []byte{0, 23}, end: true}})
 	if err != nil || fmt.Sprint(back) != "[{22 22}]" {
 		t.Errorf("read back %v, %v", back, err)
+	}
+}
+
+// TestNftIntervalPrefixesRandom: the cover is contiguous, exact, and each
+// prefix is the largest that starts there and stays inside.
+func TestNftIntervalPrefixesRandom(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := 0; i < 20000; i++ {
+		a, b := rng.Uint32(), rng.Uint32()
+		if i%2 == 0 {
+			b = a + rng.Uint32N(1<<uint(rng.IntN(20)))
+		}
+		if b < a {
+			a, b = b, a
+		}
+		lo, hi := netip.AddrFrom4([4]byte(be.AppendUint32(nil, a))), netip.AddrFrom4([4]byte(be.AppendUint32(nil, b)))
+		ps := intervalPrefixes(interval{lo.AsSlice(), hi.AsSlice()})
+		next := lo
+		for k, p := range ps {
+			if p.Addr() != next || p.Masked() != p {
+				t.Fatalf("%s-%s: prefix %d is %s, want one at %s", lo, hi, k, p, next)
+			}
+			last := netip.AddrFrom4([4]byte(prefixInterval(p).hi))
+			if last.Compare(hi) > 0 {
+				t.Fatalf("%s-%s: %s goes beyond", lo, hi, p)
+			}
+			if p.Bits() > 0 {
+				parent := netip.PrefixFrom(p.Addr(), p.Bits()-1)
+				if parent.Masked().Addr() == p.Addr() && netip.AddrFrom4([4]byte(prefixInterval(parent).hi)).Compare(hi) <= 0 {
+					t.Fatalf("%s-%s: %s could be %s", lo, hi, p, parent)
+				}
+			}
+			if k == len(ps)-1 && last != hi {
+				t.Fatalf("%s-%s: the cover ends at %s", lo, hi, last)
+			}
+			next = last.Next()
+		}
 	}
 }

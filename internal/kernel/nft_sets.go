@@ -3,7 +3,9 @@ package kernel
 import (
 	"bytes"
 	"fmt"
+	"math/bits"
 	"net/netip"
+	"reflect"
 	"slices"
 	"sort"
 
@@ -115,28 +117,63 @@ func sortedElems(es []setElem) []setElem {
 // intervalPrefixes covers [lo, hi] with the fewest prefixes, in order.
 func intervalPrefixes(iv interval) []netip.Prefix {
 	var out []netip.Prefix
-	lo := iv.lo
-	bits := len(lo) * 8
+	lo, bits := iv.lo, len(iv.lo)*8
 	for {
-		// The largest prefix that starts at lo and ends at or before hi.
-		n := bits
-		for n > 0 {
-			a, _ := netip.AddrFromSlice(lo)
-			p := netip.PrefixFrom(a, n-1)
-			if p.Masked().Addr() != a || bytes.Compare(prefixInterval(p).hi, iv.hi) > 0 {
-				break
-			}
-			n--
-		}
+		// The largest block that starts at lo (lo is aligned to it) and
+		// ends at or before hi (it holds at most hi-lo+1 keys).
+		host := min(trailingZeros(lo), log2Count(sub(iv.hi, lo)))
 		a, _ := netip.AddrFromSlice(lo)
-		p := netip.PrefixFrom(a, n)
-		out = append(out, p)
-		end := prefixInterval(p).hi
+		out = append(out, netip.PrefixFrom(a, bits-host))
+		end := slices.Clone(lo)
+		for i := 0; i < host; i++ {
+			end[len(end)-1-i/8] |= 1 << (i % 8)
+		}
 		if bytes.Compare(end, iv.hi) >= 0 {
 			return out
 		}
 		lo, _ = next(end)
 	}
+}
+
+func trailingZeros(k []byte) int {
+	n := 0
+	for i := len(k) - 1; i >= 0; i-- {
+		if k[i] != 0 {
+			return n + bits.TrailingZeros8(k[i])
+		}
+		n += 8
+	}
+	return n
+}
+
+// sub returns a-b for a >= b, big endian.
+func sub(a, b []byte) []byte {
+	d := make([]byte, len(a))
+	borrow := 0
+	for i := len(a) - 1; i >= 0; i-- {
+		v := int(a[i]) - int(b[i]) - borrow
+		borrow = 0
+		if v < 0 {
+			v += 256
+			borrow = 1
+		}
+		d[i] = byte(v)
+	}
+	return d
+}
+
+// log2Count returns floor(log2(d+1)): the largest k with 2^k <= d+1.
+func log2Count(d []byte) int {
+	n, wrapped := next(d)
+	if wrapped {
+		return len(d) * 8 // d+1 is 2^bits
+	}
+	for i, b := range n {
+		if b != 0 {
+			return (len(n)-i-1)*8 + bits.Len8(b) - 1
+		}
+	}
+	return 0
 }
 
 // setValues decodes the elements of a set that holds the FwRule list
@@ -284,27 +321,24 @@ func permute[T any](dst *[]T, v []T, perm []int) error {
 // (the inverse of setList's permutation), or ok false if orig is not a
 // permutation of canon. A nil perm means orig is already canon.
 func orderOf(orig, canon any) (perm []int, ok bool) {
-	o, c := fmt.Sprint(orig), fmt.Sprint(canon)
-	if o == c {
+	if reflect.DeepEqual(orig, canon) {
 		return nil, true
 	}
 	os, cs := stringsOf(orig), stringsOf(canon)
 	if len(os) != len(cs) {
 		return nil, false
 	}
-	used := make([]bool, len(cs))
+	at := make(map[string][]int, len(cs)) // positions in canon, by value
+	for k := len(cs) - 1; k >= 0; k-- {
+		at[cs[k]] = append(at[cs[k]], k)
+	}
 	perm = make([]int, len(os))
 	for i, x := range os {
-		found := false
-		for k, y := range cs {
-			if !used[k] && x == y {
-				used[k], perm[i], found = true, k, true
-				break
-			}
-		}
-		if !found {
+		ks := at[x]
+		if len(ks) == 0 {
 			return nil, false
 		}
+		perm[i], at[x] = ks[len(ks)-1], ks[:len(ks)-1]
 	}
 	return perm, true
 }

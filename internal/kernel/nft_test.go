@@ -3,6 +3,7 @@ package kernel
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tunroute/tunroute/internal/plan"
 	"github.com/tunroute/tunroute/internal/state"
@@ -388,6 +390,12 @@ func TestFirewallEditedByHand(t *testing.T) {
 				t.Fatal(err)
 			}
 			checkTable(t, h, ns, "after the plan", fw)
+			// A rollback can write back what Observe saw, as Observe saw it.
+			execute(t, h, p.Ops[0].Inverse())
+			if got := observeFW(t, h); !got.Equal(observed.Firewall) {
+				t.Errorf("written back:\n%s\nwant:\n%s", strings.Join(got.Lines(), "\n"), strings.Join(observed.Firewall.Lines(), "\n"))
+			}
+			execute(t, h, fwOp(state.Replace, fw, observed.Firewall))
 		})
 	}
 }
@@ -430,5 +438,64 @@ func TestFirewallNftSeesComments(t *testing.T) {
 	fw := observeFW(t, h)
 	if fw == nil || !strings.HasPrefix(fw.Chains[0].Rules[0].Comment, UnknownRule) {
 		t.Errorf("a table loaded by nft reads as %v", fw)
+	}
+}
+
+// TestFirewallLarge: a thousand rules and sets of tens of thousands of
+// prefixes go in one transaction and read back; a transaction larger than
+// the socket takes is refused with a clear error before anything is sent.
+func TestFirewallLarge(t *testing.T) {
+	needNft(t)
+	ns := newNftNS(t, "large")
+	h := openT(t, ns)
+	prefixes := func(n int, v6 bool) []netip.Prefix {
+		out := make([]netip.Prefix, n)
+		for i := range out {
+			if v6 {
+				out[i] = netip.MustParsePrefix(fmt.Sprintf("2001:db8:%x:%x::/64", i>>16, i&0xffff))
+			} else {
+				out[i] = netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(i >> 14), byte(i >> 6), byte(i << 2)}), 31)
+			}
+		}
+		return out
+	}
+	c := state.Chain{Name: "big", Type: "filter", Hook: "output", Policy: "accept"}
+	for i := 0; i < 1000; i++ {
+		c.Rules = append(c.Rules, state.FwRule{Comment: fmt.Sprintf("rule %d", i), Family: 4, Proto: 6, DPorts: ports1(uint16(10000 + i)),
+			Counter: true, Verdict: "drop"})
+	}
+	c.Rules = append(c.Rules,
+		state.FwRule{Comment: "v4", Family: 4, Daddr: prefixes(20000, false), Verdict: "accept"},
+		state.FwRule{Comment: "v6", Family: 6, NotDaddr: prefixes(20000, true), Verdict: "drop"})
+	fw := &state.Firewall{Chains: []state.Chain{c}}
+	start := time.Now()
+	execute(t, h, fwOp(state.Add, fw, nil))
+	added := time.Since(start)
+	start = time.Now()
+	got := observeFW(t, h)
+	observed := time.Since(start)
+	if !got.Equal(fw) {
+		t.Errorf("Observe differs")
+	}
+	start = time.Now()
+	execute(t, h, fwOp(state.Replace, fw, got))
+	t.Logf("1002 rules, 40000 prefixes: add %v, observe %v, replace %v", added, observed, time.Since(start))
+	if n := strings.Count(nftIn(t, ns, "list", "chain", "inet", "tunroute", "big"), "comment"); n != 1002 {
+		t.Errorf("nft lists %d rules", n)
+	}
+
+	// As if the socket took less than this table.
+	nf, err := h.nfConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	nf.maxSend = 1 << 20
+	before := nftIn(t, ns, "list", "ruleset")
+	applied, err := h.Execute([]state.Op{fwOp(state.Replace, fw, fw)})
+	if applied[0] || !errors.Is(err, unix.EMSGSIZE) || !strings.Contains(err.Error(), "the netlink socket takes at most 1048576") {
+		t.Errorf("too large: %v %v", applied, err)
+	}
+	if nftIn(t, ns, "list", "ruleset") != before {
+		t.Error("the refused transaction changed the ruleset")
 	}
 }

@@ -25,6 +25,9 @@ type conn struct {
 	// batch might come back as an error that must fit the receive buffer.
 	maxMsgs  int
 	maxBytes int
+	// maxSend is the longest sendmsg the socket takes (sk_sndbuf-32): the
+	// limit of one nf_tables transaction.
+	maxSend int
 }
 
 // Batch limits (variables so that a benchmark can try others).
@@ -89,6 +92,7 @@ func (c *conn) setup() error {
 	// The kernel reports twice the usable size and refuses a message
 	// longer than sk_sndbuf-32.
 	c.maxBytes = min(batchBytes, snd/2)
+	c.maxSend = snd - 32
 	c.maxMsgs = max(1, min(batchMsgs, rcv/errorTruesize))
 	return nil
 }
