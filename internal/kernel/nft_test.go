@@ -407,9 +407,12 @@ func TestFirewallNftSeesComments(t *testing.T) {
 	fakeCgroups(t, "system.slice/backup.service", "tr.slice/app.service")
 	ns := newNftNS(t, "comments")
 	h := openT(t, ns)
-	execute(t, h, fwOp(state.Add, everyFieldFirewall(), nil))
+	every := everyFieldFirewall()
+	// nft writes comments of at most 128 bytes, but lists longer ones.
+	every.Chains[0].Rules = append(every.Chains[0].Rules, state.FwRule{Comment: strings.Repeat("long ", 40), Counter: true})
+	execute(t, h, fwOp(state.Add, every, nil))
 	listing := nftIn(t, ns, "list", "table", "inet", "tunroute")
-	for _, c := range everyFieldFirewall().Chains {
+	for _, c := range every.Chains {
 		for _, r := range c.Rules {
 			if r.Comment != "" && !strings.Contains(listing, `comment "`+r.Comment+`"`) {
 				t.Errorf("nft does not show %q", r.Comment)
@@ -425,7 +428,7 @@ func TestFirewallNftSeesComments(t *testing.T) {
 	// read back the made-up cgroup ids.)
 	ks := vpnUpFirewall()
 	ks.Chains = ks.Chains[2:]
-	execute(t, h, fwOp(state.Replace, ks, everyFieldFirewall()))
+	execute(t, h, fwOp(state.Replace, ks, every))
 	listing = nftIn(t, ns, "list", "table", "inet", "tunroute")
 	nftIn(t, ns, "delete", "table", "inet", "tunroute")
 	f := filepath.Join(t.TempDir(), "listing.nft")
