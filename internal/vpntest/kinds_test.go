@@ -11,51 +11,17 @@ import (
 	"github.com/tunroute/tunroute/internal/lab"
 )
 
-// The configs under test: a full tunnel through the VPN with a kill
-// switch, IPv4 and IPv6; ssh (22) around the tunnel, telnet (23) through
-// it; the LAN allowed in clear; DNS only to the VPN's resolver.
-//
-// redirect.servers names the server's real address although the hooks
-// report it: tunroute applies the config once before the daemon starts,
-// and with no facts yet, the kill switch would otherwise not let the
-// daemon reach its server at all.
-const openvpnConfig = `# tunroute config of the OpenVPN tests (client namespace)
-vpns:
-  - {name: work, type: openvpn}
-identities:
-  - {name: inside, vpn: work}
-  - {name: outside, device: eth0}
-redirect:
-  via: inside
-  servers: [198.51.100.2]
-select:
-  - {proto: tcp, dport: 23, via: inside}
-  - {proto: tcp, dport: 22, via: outside}
-killswitch:
-  allow:
-    - to: 10.1.0.0/24
-  dns: [vpn]
-`
-
-// The tinc tunnel carries IPv4 only: the client's IPv6 must be dropped.
-// tinc pushes no resolver, so the config names the server's.
-const tincConfig = `# tunroute config of the tinc tests (client namespace)
-vpns:
-  - {name: work, type: tinc}
-identities:
-  - {name: inside, vpn: work}
-  - {name: outside, device: eth0}
-redirect:
-  via: inside
-  servers: [198.51.100.2]
-select:
-  - {proto: tcp, dport: 23, via: inside}
-  - {proto: tcp, dport: 22, via: outside}
-killswitch:
-  allow:
-    - to: 10.1.0.0/24
-  dns: [10.20.0.1]
-`
+// The configs under test are the shipped examples for each daemon
+// (examples/openvpn-route-noexec.yaml, examples/tinc-redirect.yaml): a
+// full tunnel through the VPN with a kill switch, IPv4 and IPv6, the LAN
+// in clear, DNS only to the VPN's resolver; plus seed 001's selectors
+// (examples/telnet-ssh-selectors.yaml): telnet (23) through the tunnel,
+// ssh (22) around it.
+func selectBlock(tunnel string) string {
+	return "\n# added by internal/vpntest: seed 001's selectors\nselect:\n" +
+		"  - {proto: tcp, dport: 23, via: " + tunnel + "}\n" +
+		"  - {proto: tcp, dport: 22, via: outside}\n"
+}
 
 var openvpnKind = &kind{
 	name: "openvpn", short: "ovpn", prog: "openvpn",
@@ -63,14 +29,16 @@ var openvpnKind = &kind{
 	transport: []transport{{unix.IPPROTO_UDP, lab.OpenVPNPort}},
 	tunnel6:   true,
 	dns:       lab.OpenVPNServer4,
-	config:    openvpnConfig,
+	example:   "openvpn-route-noexec.yaml",
+	vpnName:   "work",
+	tunnelID:  "inside",
 	// OpenVPN restarts a lost connection: route-pre-down and down run.
 	lostWithdraws: true,
 	start: func(w *world) (daemons, error) {
 		o, err := w.lab.SetupOpenVPN(lab.OpenVPNConfig{
 			Dir:    w.dir,
 			Hook:   w.hookCommand("openvpn"),
-			Setenv: map[string]string{"TUNROUTE_VPN": "work"},
+			Setenv: map[string]string{"TUNROUTE_VPN": "work"}, // the example's vpn
 		})
 		if err != nil {
 			return nil, err
@@ -84,7 +52,9 @@ var tincKind = &kind{
 	clientDev: lab.TincClientDev,
 	transport: []transport{{unix.IPPROTO_UDP, lab.TincPort}, {unix.IPPROTO_TCP, lab.TincPort}},
 	dns:       lab.TincServer4.Addr(),
-	config:    tincConfig,
+	example:   "tinc-redirect.yaml",
+	vpnName:   "home",
+	tunnelID:  "vpn",
 	start: func(w *world) (daemons, error) {
 		t, err := w.lab.SetupTinc(lab.TincConfig{
 			Dir:  w.dir,

@@ -307,7 +307,7 @@ func restartClient(w *world, t *testing.T) {
 // kill switch: the counters must see the leak, or they prove nothing.
 func (w *world) control(t *testing.T) {
 	w.ensureUp(t)
-	cfg := strings.Split(w.k.config, "killswitch:")[0]
+	cfg := strings.Split(w.example, "killswitch:")[0] + selectBlock(w.k.tunnelID)
 	path := filepath.Join(w.dir, "no-killswitch.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)

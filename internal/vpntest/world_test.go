@@ -56,9 +56,12 @@ type kind struct {
 	lostWithdraws bool
 	// dns is the resolver inside the tunnel (answered by the test's UDP
 	// echo on the server), the only one the kill switch allows.
-	dns    netip.Addr
-	config string
-	start  func(w *world) (daemons, error)
+	dns netip.Addr
+	// example is the config under test, in examples/; vpnName is its
+	// vpn, tunnelID its tunnel identity.
+	example           string
+	vpnName, tunnelID string
+	start             func(w *world) (daemons, error)
 }
 
 // world is one lab with one VPN, its config and the test's instruments.
@@ -80,6 +83,7 @@ type world struct {
 	// tunroute's first apply.
 	foreign string
 	rules0  string
+	example string // the example config the test config is made of
 }
 
 func newWorld(t *testing.T, k *kind) *world {
@@ -132,7 +136,12 @@ func newWorld(t *testing.T, k *kind) *world {
 	w.addForeign()
 	w.foreign = w.foreignSnapshot()
 	w.rules0 = w.ipJSON("rule") + w.ipJSON("-6", "rule")
-	if err := os.WriteFile(w.cfg, []byte(k.config), 0o644); err != nil {
+	ex, err := os.ReadFile(filepath.Join("..", "..", "examples", k.example))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.example = string(ex)
+	if err := os.WriteFile(w.cfg, []byte(w.example+selectBlock(k.tunnelID)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if w.vpn, err = k.start(w); err != nil {
@@ -232,7 +241,7 @@ func (w *world) settle() {
 
 // factsFile is where the hooks store the VPN's facts.
 func (w *world) factsFile() string {
-	return filepath.Join(w.runDir, "facts", "ns-"+w.client, "work.json")
+	return filepath.Join(w.runDir, "facts", "ns-"+w.client, w.k.vpnName+".json")
 }
 
 // factsDown reports whether the facts say the VPN went down.
