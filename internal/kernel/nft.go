@@ -101,13 +101,18 @@ func (x *executor) firewall(i int) error {
 	}
 	failed, err := t.commit()
 	if err != nil {
-		// The kernel's answer was lost; the table says what happened.
+		// The kernel's answer was lost. It handles a transaction within
+		// the sendmsg, so the table now says what happened.
 		x.h.dropNF()
-		if now, rerr := x.h.readFirewall(); rerr == nil && firewallDone(op, now) {
+		now, rerr := x.h.readFirewall()
+		switch {
+		case rerr != nil:
+			return fmt.Errorf("%w; whether the change took effect is unknown (reading the table back: %v)", err, rerr)
+		case firewallDone(op, now):
 			x.applied[i] = true
 			return nil
 		}
-		return fmt.Errorf("%w; whether the change took effect is unknown", err)
+		return fmt.Errorf("%w; the change did not take effect", err)
 	}
 	if len(failed) > 0 {
 		return &nftError{failed: failed}
