@@ -86,8 +86,39 @@ type world struct {
 	example string // the example config the test config is made of
 }
 
+// newWorld builds the lab with the daemons of k (not started), the
+// test's instruments, other tools' objects and the config.
 func newWorld(t *testing.T, k *kind) *world {
-	needs(t, "ip", "nft", k.prog)
+	w := newLab(t, k)
+	t0 := time.Now()
+	w.addForeign()
+	w.foreign = w.foreignSnapshot()
+	w.rules0 = w.ipJSON("rule") + w.ipJSON("-6", "rule")
+	ex, err := os.ReadFile(filepath.Join("..", "..", "examples", k.example))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.example = string(ex)
+	if err := os.WriteFile(w.cfg, []byte(w.example+selectBlock(k.tunnelID)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if w.vpn, err = k.start(w); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.vpn.Close)
+	t.Logf("%s set up in %v", k.name, time.Since(t0).Round(time.Millisecond))
+	return w
+}
+
+// newLab builds the lab, removed when the test ends, with the echo
+// servers in inet, the UDP echo on the VPN server's port 53 and the
+// counters in isp.
+func newLab(t *testing.T, k *kind) *world {
+	progs := []string{"ip", "nft"}
+	if k.prog != "" {
+		progs = append(progs, k.prog)
+	}
+	needs(t, progs...)
 	w := &world{t: t, k: k, bin: tunroute(t), dir: t.TempDir()}
 	w.runDir = filepath.Join(w.dir, "run")
 	w.cfg = filepath.Join(w.dir, "tunroute.yaml")
@@ -133,22 +164,7 @@ func newWorld(t *testing.T, k *kind) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.addForeign()
-	w.foreign = w.foreignSnapshot()
-	w.rules0 = w.ipJSON("rule") + w.ipJSON("-6", "rule")
-	ex, err := os.ReadFile(filepath.Join("..", "..", "examples", k.example))
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.example = string(ex)
-	if err := os.WriteFile(w.cfg, []byte(w.example+selectBlock(k.tunnelID)), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if w.vpn, err = k.start(w); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(w.vpn.Close)
-	t.Logf("%s lab ready in %v", k.name, time.Since(t0).Round(time.Millisecond))
+	t.Logf("lab %s* built in %v", w.lab.Prefix, time.Since(t0).Round(time.Millisecond))
 	return w
 }
 
@@ -310,6 +326,9 @@ func (w *world) diagnose() string {
 			}
 			fmt.Fprintf(&b, "--- %s ---\n%s\n", f, tail)
 		}
+	}
+	if w.vpn == nil {
+		return b.String()
 	}
 	for _, d := range []*lab.Daemon{w.vpn.client(), w.vpn.server()} {
 		if d != nil {
