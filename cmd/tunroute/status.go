@@ -11,7 +11,6 @@ import (
 
 	"github.com/tunroute/tunroute/internal/compile"
 	"github.com/tunroute/tunroute/internal/config"
-	"github.com/tunroute/tunroute/internal/plan"
 	"github.com/tunroute/tunroute/internal/state"
 )
 
@@ -30,6 +29,10 @@ type statusReport struct {
 	Pending    []string           `json:"pending,omitempty"`
 	ConfigErr  string             `json:"config_error,omitempty"`
 	Identities []compile.Identity `json:"identities,omitempty"`
+	// Firewall is tunroute's nftables table, with its counters.
+	Firewall *state.Firewall `json:"firewall,omitempty"`
+	// Domains are the namespaces tunroute made for this config's domains.
+	Domains []domainStatus `json:"domains,omitempty"`
 }
 
 func newStatusCmd(g *globalFlags) *cobra.Command {
@@ -60,10 +63,45 @@ func newStatusCmd(g *globalFlags) *cobra.Command {
 	return cmd
 }
 
+// domainStatus summarises one domain namespace.
+type domainStatus struct {
+	Namespace string          `json:"namespace"`
+	Links     int             `json:"links"`
+	Addrs     int             `json:"addrs"`
+	Routes    int             `json:"routes"`
+	Rules     int             `json:"rules"`
+	Firewall  *state.Firewall `json:"firewall,omitempty"`
+}
+
 func buildStatus(g *globalFlags, s *session) *statusReport {
 	obs := s.observed
 	r := &statusReport{Namespace: obs.Namespace, Links: []state.Link{}, Addrs: []state.Addr{},
-		Routes: []state.Route{}, Rules: []state.Rule{}}
+		Routes: []state.Route{}, Rules: []state.Rule{}, Firewall: obs.Firewall}
+	for _, ns := range s.domainNS {
+		o := s.obs[ns]
+		d := domainStatus{Namespace: ns, Firewall: o.Firewall}
+		for i := range o.Links {
+			if o.Links[i].Owned() {
+				d.Links++
+			}
+		}
+		for i := range o.Addrs {
+			if o.Addrs[i].Owned() {
+				d.Addrs++
+			}
+		}
+		for i := range o.Routes {
+			if o.Routes[i].Owned() {
+				d.Routes++
+			}
+		}
+		for i := range o.Rules {
+			if o.Rules[i].Owned() {
+				d.Rules++
+			}
+		}
+		r.Domains = append(r.Domains, d)
+	}
 	for i := range obs.Links {
 		if obs.Links[i].Owned() {
 			r.Links = append(r.Links, obs.Links[i])
@@ -93,26 +131,17 @@ func buildStatus(g *globalFlags, s *session) *statusReport {
 		r.ConfigErr = err.Error()
 		return r
 	}
-	vpns, err := loadFacts(g)
-	if err != nil {
+	if err := s.planFor(cfg); err != nil {
 		r.ConfigErr = err.Error()
 		return r
 	}
-	res, err := compile.Compile(cfg, obs, vpns)
-	if err != nil {
-		r.ConfigErr = err.Error()
-		return r
-	}
-	r.Identities = res.Identities
-	p, err := plan.Diff(res.State, obs)
-	if err != nil {
-		r.ConfigErr = err.Error()
-		return r
-	}
-	inSync := p.Empty()
+	r.Identities = s.compiled.Identities
+	inSync := s.plan.Empty()
 	r.InSync = &inSync
-	for _, op := range p.Ops {
-		r.Pending = append(r.Pending, op.String())
+	for _, np := range s.plan.Namespaces {
+		for _, op := range np.Plan.Ops {
+			r.Pending = append(r.Pending, nsWord(np.Netns)+": "+op.String())
+		}
 	}
 	return r
 }
@@ -148,6 +177,11 @@ func writeStatus(out io.Writer, r *statusReport) {
 	for i := range r.Routes {
 		fmt.Fprintf(out, "  route %s\n", r.Routes[i].String())
 	}
+	writeCounters(out, "", r.Firewall)
+	for _, d := range r.Domains {
+		fmt.Fprintf(out, "domain namespace %s: %d links, %d addresses, %d routes, %d rules owned\n", d.Namespace, d.Links, d.Addrs, d.Routes, d.Rules)
+		writeCounters(out, "  ", d.Firewall)
+	}
 	switch {
 	case r.ConfigErr != "":
 		fmt.Fprintf(out, "config: %s\n", r.ConfigErr)
@@ -165,4 +199,19 @@ func orDefault(s string) string {
 		return config.DefaultPath
 	}
 	return s
+}
+
+// writeCounters shows what the firewall's counting rules have seen: the
+// packets the kill switch dropped, by reason.
+func writeCounters(out io.Writer, indent string, fw *state.Firewall) {
+	if fw == nil {
+		return
+	}
+	for _, c := range fw.Chains {
+		for _, r := range c.Rules {
+			if r.Counter {
+				fmt.Fprintf(out, "%sfirewall %s: %s: %d packets, %d bytes\n", indent, c.Name, r.Comment, r.Packets, r.Bytes)
+			}
+		}
+	}
 }
