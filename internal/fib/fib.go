@@ -65,6 +65,7 @@ type FIB struct {
 type link struct {
 	index    int
 	name     string
+	jname    string // the name as a JSON string
 	pos      int
 	up       bool
 	carrier  bool
@@ -139,6 +140,7 @@ func New(s *state.State) (*FIB, error) {
 			loopback: l.Loopback || l.Name == "lo" && l.Index == 1, group: l.Group,
 			l3mdev: l.L3MDev, master: l.Master}
 		k.conf(sys)
+		k.jname = string(appendJSONString(nil, k.name))
 		f.links = append(f.links, k)
 		f.byIndex[k.index] = k
 		f.byName[k.name] = k
@@ -149,7 +151,7 @@ func New(s *state.State) (*FIB, error) {
 	if f.lo == nil {
 		// The kernel always has lo with ifindex 1; a state without it
 		// (hand-written or compiled) still routes locally through it.
-		f.lo = &link{index: 1, name: "lo", pos: -1, up: true, carrier: true, loopback: true}
+		f.lo = &link{index: 1, name: "lo", jname: `"lo"`, pos: -1, up: true, carrier: true, loopback: true}
 		f.lo.conf(sys)
 		if f.byIndex[1] == nil && f.byName["lo"] == nil {
 			f.byIndex[1], f.byName["lo"] = f.lo, f.lo
@@ -208,6 +210,7 @@ func New(s *state.State) (*FIB, error) {
 		return nil, err
 	}
 	f.finishAttrs4()
+	f.attrTexts()
 	for i := range s.Routes {
 		r := &s.Routes[i]
 		if r.Type == state.RouteLocal && !r.Is6() && r.Protocol != 2 {

@@ -6,7 +6,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"testing"
 
 	"github.com/tunroute/tunroute/internal/state"
 )
@@ -17,13 +16,13 @@ import (
 // deletes routes and IPv6 addresses, carrier loss marks nexthops
 // linkdown. It covers the vocabulary of fib-cases/cases.sh.
 type kstate struct {
-	t     testing.TB
+	t     testingTB
 	s     state.State
 	peers map[string]string
 	next  int
 }
 
-func newKState(t testing.TB) *kstate {
+func newKState(t testingTB) *kstate {
 	k := &kstate{t: t, peers: map[string]string{}, next: 2}
 	k.s.Version = state.Version
 	k.s.Sysctls = map[string]string{}
@@ -431,6 +430,11 @@ func (k *kstate) routeAdd(verb string, w []string, v6 bool) error {
 	}
 	dst := w[0]
 	w = w[1:]
+	for i := 0; i+1 < len(w); i++ {
+		if w[i] == "via" && strings.Contains(w[i+1], ":") {
+			v6 = true // iproute2 takes the family from the gateway
+		}
+	}
 	if dst == "default" {
 		if v6 {
 			dst = "::/0"

@@ -94,11 +94,11 @@ func (f *FIB) localCovers(qf *qflow) bool {
 	if t == nil {
 		return false
 	}
-	if _, ok := t.lpm.Lookup(qf.dst); ok {
+	if _, ok := t.lookup(v4u(qf.dst)); ok {
 		return true
 	}
 	if qf.src.IsValid() {
-		if _, ok := t.lpm.Lookup(qf.src); ok {
+		if _, ok := t.lookup(v4u(qf.src)); ok {
 			return true
 		}
 	}

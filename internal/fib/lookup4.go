@@ -44,6 +44,11 @@ func (r *fibres4) prefix() netip.Prefix {
 	return netip.PrefixFrom(u4(nd.addr), int(nd.plen))
 }
 
+func (t *table4) prefix(node int32) netip.Prefix {
+	nd := &t.nodes[node]
+	return netip.PrefixFrom(u4(nd.addr), int(nd.plen))
+}
+
 func (fl *flow4) ruleFlow(rf *ruleFlow) {
 	*rf = ruleFlow{iif: fl.iif, oif: fl.oif, mark: fl.mark, uid: fl.uid,
 		srcLo: uint64(fl.saddr), dstLo: uint64(fl.daddr), hasSrc: true,
@@ -54,7 +59,7 @@ func (fl *flow4) ruleFlow(rf *ruleFlow) {
 // backtracking; at each prefix the first usable alias wins. A throw or
 // error route ends the lookup with its error.
 func (f *FIB) tableLookup4(t *table4, fl *flow4, res *fibres4, tr *tracer) errno {
-	node, ok := t.lpm.Lookup(u4(fl.daddr))
+	node, ok := t.lookup(fl.daddr)
 	for ok {
 		if err, done := f.tryNode4(t, node, fl, res, t.id); done {
 			return err
@@ -64,23 +69,16 @@ func (f *FIB) tableLookup4(t *table4, fl *flow4, res *fibres4, tr *tracer) errno
 	return errAGAIN
 }
 
-// parent returns the node of the next shorter prefix covering node.
-func (t *table4) parent(node int32) (int32, bool) {
-	nd := &t.nodes[node]
-	if nd.plen == 0 {
-		return 0, false
-	}
-	_, p, ok := t.lpm.LookupPrefixLPM(netip.PrefixFrom(u4(nd.addr), int(nd.plen)-1))
-	return p, ok
-}
-
 // tryNode4 scans the aliases of one prefix. done reports that the lookup
 // ended here (with a route or an error).
 func (f *FIB) tryNode4(t *table4, node int32, fl *flow4, res *fibres4, reportTable uint32) (errno, bool) {
 	nd := &t.nodes[node]
 	ftos := fl.tos & 0x1c
-	for ai := nd.first; ai < nd.first+int32(nd.n); ai++ {
-		al := &t.aliases[ai]
+	for k := 0; k < int(nd.n); k++ {
+		al := alias4{attrs: nd.attrs, metric: nd.metric, tos: nd.tos}
+		if k > 0 {
+			al = t.extra[int(nd.more)+k-1]
+		}
 		if al.tos != 0 && al.tos != ftos {
 			continue
 		}
@@ -89,8 +87,8 @@ func (f *FIB) tryNode4(t *table4, node int32, fl *flow4, res *fibres4, reportTab
 			continue
 		}
 		if at.err != errOK {
-			*res = fibres4{t: t, node: node, alias: ai, at: at, plen: nd.plen, typ: at.typ,
-				tableID: reportTable, tos: al.tos, metric: al.metric, rule: res.rule}
+			*res = fibres4{t: t, node: node, alias: int32(k), at: at, plen: nd.plen, typ: at.typ,
+				tableID: reportTable, tos: al.tos, metric: al.metric, rule: res.rule, lastTOS: res.lastTOS}
 			return at.err, true
 		}
 		if at.dead {
@@ -107,8 +105,8 @@ func (f *FIB) tryNode4(t *table4, node int32, fl *flow4, res *fibres4, reportTab
 			if fl.oif != 0 && (nh.dev == nil || int32(nh.dev.index) != fl.oif) {
 				continue
 			}
-			*res = fibres4{t: t, node: node, alias: ai, at: at, nh: i, plen: nd.plen, typ: at.typ,
-				tableID: reportTable, tos: al.tos, metric: al.metric, rule: res.rule}
+			*res = fibres4{t: t, node: node, alias: int32(k), at: at, nh: i, plen: nd.plen, typ: at.typ,
+				tableID: reportTable, tos: al.tos, metric: al.metric, rule: res.rule, lastTOS: res.lastTOS}
 			return errOK, true
 		}
 	}
@@ -124,10 +122,10 @@ func (f *FIB) mergedLookup4(fl *flow4, res *fibres4) errno {
 	var nm, nl int32
 	okm, okl := false, false
 	if main != nil {
-		nm, okm = main.lpm.Lookup(u4(fl.daddr))
+		nm, okm = main.lookup(fl.daddr)
 	}
 	if local != nil {
-		nl, okl = local.lpm.Lookup(u4(fl.daddr))
+		nl, okl = local.lookup(fl.daddr)
 	}
 	for okm || okl {
 		useLocal := okl && (!okm || local.nodes[nl].plen >= main.nodes[nm].plen)
@@ -198,9 +196,8 @@ func (f *FIB) ruleWalk4(fl *flow4, res *fibres4, tr *tracer, sc *scratch) errno 
 	rs := &f.v4.rules
 	var rf ruleFlow
 	fl.ruleFlow(&rf)
-	var local scratch
 	if sc == nil {
-		sc = &local
+		sc = &scratch{} // build time (gateway resolution) only
 	}
 	cur := rs.idx.collect(&rf, sc.cursors(f))
 	pos := int32(0)

@@ -95,7 +95,11 @@ func (r *Result) appendJSON(b []byte, trace bool) []byte {
 		}
 		if r.Dev != "" {
 			key("dev")
-			b = appendJSONString(b, r.Dev)
+			if r.devL != nil && r.devL.name == r.Dev {
+				b = append(b, r.devL.jname...)
+			} else {
+				b = appendJSONString(b, r.Dev)
+			}
 		}
 		if r.Table != 0 {
 			key("table")
@@ -154,7 +158,11 @@ func (r *Result) appendJSON(b []byte, trace bool) []byte {
 		}
 		if r.IIF != "" {
 			key("iif")
-			b = appendJSONString(b, r.IIF)
+			if r.iifL != nil && r.iifL.name == r.IIF {
+				b = append(b, r.iifL.jname...)
+			} else {
+				b = appendJSONString(b, r.IIF)
+			}
 		}
 		if r.has&hasPref != 0 {
 			key("pref")
@@ -261,6 +269,15 @@ func appendFlagsJSON(b []byte, flags uint32) []byte {
 	return append(b, ']')
 }
 
+var verdictJSON = [...]string{
+	vNone: "", vRoute: `,"verdict":"route"`, vNoRoute: `,"verdict":"no route"`, vNoTable: `,"verdict":"no such table"`,
+	vThrow: `,"verdict":"throw"`, vErrorRoute: `,"verdict":"error route"`, vSuppressedPlen: `,"verdict":"suppressed (prefix length)"`,
+	vSuppressedGroup: `,"verdict":"suppressed (device group)"`, vGoto: `,"verdict":"goto"`,
+	vUnresolved: `,"verdict":"goto target missing: skipped"`, vTargetNoMatch: `,"verdict":"goto target does not match"`,
+	vNop: `,"verdict":"nop"`, vActionUnreachable: `,"verdict":"unreachable"`, vActionProhibit: `,"verdict":"prohibit"`,
+	vActionBlackhole: `,"verdict":"blackhole"`,
+}
+
 func (r *Result) appendTraceJSON(b []byte) []byte {
 	b = append(b, '[')
 	for i := range r.Trace {
@@ -268,16 +285,10 @@ func (r *Result) appendTraceJSON(b []byte) []byte {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = append(b, '{')
 		switch s.kind {
 		case stepRule:
-			b = append(b, `"pref":`...)
-			b = strconv.AppendUint(b, uint64(s.pref), 10)
-			b = append(b, `,"rule":`...)
-			b = appendJSONString(b, s.rule)
-			b = append(b, `,"verdict":"`...)
-			b = append(b, verdictText[s.verdict]...)
-			b = append(b, '"')
+			b = append(b, s.rule.jhead...)
+			b = append(b, verdictJSON[s.verdict]...)
 			switch s.verdict {
 			case vRoute, vNoRoute, vNoTable, vThrow, vErrorRoute, vSuppressedPlen, vSuppressedGroup:
 				b = append(b, `,"table":"`...)
@@ -285,37 +296,38 @@ func (r *Result) appendTraceJSON(b []byte) []byte {
 				b = append(b, '"')
 			case vGoto, vUnresolved:
 				b = append(b, `,"target":`...)
-				b = strconv.AppendInt(b, s.arg, 10)
+				b = strconv.AppendInt(b, int64(s.arg), 10)
 			}
 			if s.verdict == vSuppressedPlen || s.verdict == vSuppressedGroup {
 				b = append(b, `,"suppress":`...)
-				b = strconv.AppendInt(b, s.arg, 10)
+				b = strconv.AppendInt(b, int64(s.arg), 10)
 			}
 		case stepTable:
-			b = append(b, `"table":"`...)
+			b = append(b, `{"table":"`...)
 			b = appendTableName(b, s.table)
-			b = append(b, `","verdict":"`...)
-			b = append(b, verdictText[s.verdict]...)
 			b = append(b, '"')
-			if s.note != "" {
-				b = append(b, `,"note":`...)
-				b = appendJSONString(b, s.note)
+			b = append(b, verdictJSON[s.verdict]...)
+			if s.note != nNone {
+				b = append(b, `,"note":"`...)
+				b = append(b, noteText[s.note]...)
+				b = append(b, '"')
 			}
 		case stepNote:
-			b = append(b, `"note":`...)
-			b = appendJSONString(b, s.note)
-			if s.dev != "" {
+			b = append(b, `{"note":"`...)
+			b = append(b, noteText[s.note]...)
+			b = append(b, '"')
+			if s.dev != nil {
 				b = append(b, `,"dev":`...)
-				b = appendJSONString(b, s.dev)
+				b = append(b, s.dev.jname...)
 			}
-			if s.addr.IsValid() {
+			if s.addr != 0 {
 				b = append(b, `,"addr":`...)
-				b = appendAddrJSON(b, s.addr)
+				b = appendAddrJSON(b, u4(s.addr))
 			}
 		}
 		if s.ref.at != nil {
 			b = append(b, `,"route":"`...)
-			b = r.fib.appendRoute(b, &s.ref, false)
+			b = r.fib.appendRouteText(b, &s.ref, true)
 			b = append(b, '"')
 		}
 		b = append(b, '}')
@@ -323,20 +335,35 @@ func (r *Result) appendTraceJSON(b []byte) []byte {
 	return append(b, ']')
 }
 
-func appendAddrJSON(b []byte, a netip.Addr) []byte {
-	b = append(b, '"')
-	b = a.AppendTo(b)
-	return append(b, '"')
-}
-
 const hexDigits = "0123456789abcdef"
 
+// jsonSafe[c] is true for bytes that need no escaping in a JSON string.
+var jsonSafe = func() (t [256]bool) {
+	for c := 0x20; c < 0x80; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return
+}()
+
 func appendJSONString(b []byte, s string) []byte {
+	i := 0
+	for i < len(s) && jsonSafe[s[i]] {
+		i++
+	}
+	if i == len(s) {
+		b = append(b, '"')
+		b = append(b, s...)
+		return append(b, '"')
+	}
+	return appendJSONStringSlow(b, s)
+}
+
+func appendJSONStringSlow(b []byte, s string) []byte {
 	b = append(b, '"')
 	start := 0
 	for i := 0; i < len(s); {
 		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
+		if jsonSafe[c] {
 			i++
 			continue
 		}
@@ -372,6 +399,119 @@ func appendJSONString(b []byte, s string) []byte {
 	return append(b, '"')
 }
 
+// escapeTail JSON-escapes b[n:] in place (it allocates only when
+// something needs escaping).
+func escapeTail(b []byte, n int) []byte {
+	for i := n; i < len(b); i++ {
+		if !jsonSafe[b[i]] {
+			tail := string(b[n:])
+			q := appendJSONString(b[:n], tail)
+			copy(q[n:], q[n+1:len(q)-1])
+			return q[:len(q)-2]
+		}
+	}
+	return b
+}
+
+// dec3 holds the decimal forms of 0-255.
+var dec3 = func() (t [256]string) {
+	for i := range t {
+		t[i] = strconv.Itoa(i)
+	}
+	return
+}()
+
+// appendAddr is netip.Addr.AppendTo with a fast path for IPv4.
+func appendAddr(b []byte, a netip.Addr) []byte {
+	if a.Is4() {
+		v := a.As4()
+		b = append(b, dec3[v[0]]...)
+		b = append(b, '.')
+		b = append(b, dec3[v[1]]...)
+		b = append(b, '.')
+		b = append(b, dec3[v[2]]...)
+		b = append(b, '.')
+		return append(b, dec3[v[3]]...)
+	}
+	return a.AppendTo(b)
+}
+
+func appendAddrJSON(b []byte, a netip.Addr) []byte {
+	b = append(b, '"')
+	b = appendAddr(b, a)
+	return append(b, '"')
+}
+
+func appendPrefix(b []byte, p netip.Prefix) []byte {
+	b = appendAddr(b, p.Addr())
+	b = append(b, '/')
+	return append(b, dec3[p.Bits()&0xff]...)
+}
+
+// appendRouteText renders a FIB entry for a trace, JSON-escaped when
+// json is set, using the precomputed text of its attributes.
+func (f *FIB) appendRouteText(b []byte, ref *routeRef, json bool) []byte {
+	at := ref.at
+	if at.rtext == "" || ref.t6 != nil && ref.t6.aliases[ref.alias].sibN > 1 || ref.t4 == nil && ref.t6 == nil {
+		n := len(b)
+		b = f.appendRoute(b, ref, false)
+		if json {
+			b = escapeTail(b, n)
+		}
+		return b
+	}
+	if at.typ != state.RouteUnicast {
+		b = append(b, typeName(at.typ)...)
+		b = append(b, ' ')
+	}
+	var pfx netip.Prefix
+	var tos uint8
+	var metric uint32
+	v6 := ref.t4 == nil
+	if ref.t4 != nil {
+		pfx = ref.t4.prefix(ref.node)
+		al := ref.t4.alias(ref.node, int(ref.alias))
+		tos, metric = al.tos, al.metric
+	} else {
+		pfx = ref.t6.nodes[ref.node].pfx
+		metric = ref.t6.aliases[ref.alias].metric
+	}
+	switch {
+	case pfx.Bits() == 0:
+		b = append(b, "default"...)
+	case pfx.IsSingleIP():
+		b = appendAddr(b, pfx.Addr())
+	default:
+		b = appendPrefix(b, pfx)
+	}
+	if at.src.IsValid() {
+		b = append(b, " from "...)
+		b = appendPrefix(b, at.src)
+	}
+	if tos != 0 {
+		b = append(b, " tos 0x"...)
+		b = append(b, hexDigits[tos>>4], hexDigits[tos&0xf])
+	}
+	if json {
+		b = append(b, at.rjson...)
+	} else {
+		b = append(b, at.rtext...)
+	}
+	if metric != 0 || v6 {
+		b = append(b, " metric "...)
+		b = strconv.AppendUint(b, uint64(metric), 10)
+	}
+	if v6 && at.pref != 0 {
+		b = append(b, " pref "...)
+		b = append(b, prefName(at.pref)...)
+	}
+	if at.mtu != 0 {
+		b = append(b, " mtu "...)
+		b = strconv.AppendUint(b, uint64(at.mtu), 10)
+	}
+	return b
+}
+
 // appendRoute renders a FIB entry in `ip route` words.
 func (f *FIB) appendRoute(b []byte, ref *routeRef, withTable bool) []byte {
 	at := ref.at
@@ -384,9 +524,8 @@ func (f *FIB) appendRoute(b []byte, ref *routeRef, withTable bool) []byte {
 	var metric uint32
 	var v6 bool
 	if ref.t4 != nil {
-		nd := &ref.t4.nodes[ref.node]
-		pfx = netip.PrefixFrom(u4(nd.addr), int(nd.plen))
-		al := &ref.t4.aliases[ref.alias]
+		pfx = ref.t4.prefix(ref.node)
+		al := ref.t4.alias(ref.node, int(ref.alias))
 		tos, metric = al.tos, al.metric
 	} else if ref.t6 != nil {
 		pfx = ref.t6.nodes[ref.node].pfx
@@ -396,9 +535,9 @@ func (f *FIB) appendRoute(b []byte, ref *routeRef, withTable bool) []byte {
 	if pfx.Bits() == 0 {
 		b = append(b, "default"...)
 	} else if pfx.IsSingleIP() {
-		b = pfx.Addr().AppendTo(b)
+		b = appendAddr(b, pfx.Addr())
 	} else {
-		b = pfx.AppendTo(b)
+		b = appendPrefix(b, pfx)
 	}
 	if at.src.IsValid() {
 		b = append(b, " from "...)
@@ -450,7 +589,7 @@ func (f *FIB) appendRoute(b []byte, ref *routeRef, withTable bool) []byte {
 	}
 	if at.prefsrc.IsValid() {
 		b = append(b, " src "...)
-		b = at.prefsrc.AppendTo(b)
+		b = appendAddr(b, at.prefsrc)
 	}
 	if metric != 0 || v6 {
 		b = append(b, " metric "...)
@@ -474,7 +613,7 @@ func appendNexthop(b []byte, nh *nhop, v6 bool, typ state.RouteType) []byte {
 		} else {
 			b = append(b, " via "...)
 		}
-		b = nh.gw.AppendTo(b)
+		b = appendAddr(b, nh.gw)
 	}
 	if nh.dev != nil && !(v6 && routeTypeErr(uint8(typ)) != errOK) {
 		b = append(b, " dev "...)
@@ -503,31 +642,31 @@ func (r *Result) Text() string {
 		switch s.kind {
 		case stepRule:
 			b = append(b, "rule "...)
-			b = strconv.AppendUint(b, uint64(s.pref), 10)
+			b = strconv.AppendUint(b, uint64(s.rule.pref), 10)
 			b = append(b, ": "...)
-			b = append(b, s.rule...)
+			b = append(b, s.rule.text...)
 			b = append(b, "  ->  "...)
 			b = r.appendStepVerdict(b, s)
 		case stepTable:
 			b = append(b, "table "...)
 			b = appendTableName(b, s.table)
-			if s.note != "" {
+			if s.note != nNone {
 				b = append(b, " ("...)
-				b = append(b, s.note...)
+				b = append(b, noteText[s.note]...)
 				b = append(b, ')')
 			}
 			b = append(b, "  ->  "...)
 			b = r.appendStepVerdict(b, s)
 		case stepNote:
 			b = append(b, "note: "...)
-			b = append(b, s.note...)
-			if s.dev != "" {
+			b = append(b, noteText[s.note]...)
+			if s.dev != nil {
 				b = append(b, ' ')
-				b = append(b, s.dev...)
+				b = append(b, s.dev.name...)
 			}
-			if s.addr.IsValid() {
+			if s.addr != 0 {
 				b = append(b, ' ')
-				b = s.addr.AppendTo(b)
+				b = appendAddr(b, u4(s.addr))
 			}
 		}
 		b = append(b, '\n')
@@ -580,18 +719,18 @@ func (r *Result) appendStepVerdict(b []byte, s *Step) []byte {
 		b = append(b, ": "...)
 	case vSuppressedPlen:
 		b = append(b, "suppressed (prefix length <= "...)
-		b = strconv.AppendInt(b, s.arg, 10)
+		b = strconv.AppendInt(b, int64(s.arg), 10)
 		b = append(b, "): "...)
 	case vSuppressedGroup:
 		b = append(b, "suppressed (device group "...)
-		b = strconv.AppendInt(b, s.arg, 10)
+		b = strconv.AppendInt(b, int64(s.arg), 10)
 		b = append(b, "): "...)
 	case vGoto:
 		b = append(b, "goto "...)
-		return strconv.AppendInt(b, s.arg, 10)
+		return strconv.AppendInt(b, int64(s.arg), 10)
 	case vUnresolved:
 		b = append(b, "goto "...)
-		b = strconv.AppendInt(b, s.arg, 10)
+		b = strconv.AppendInt(b, int64(s.arg), 10)
 		return append(b, ": no such rule, skipped"...)
 	case vTargetNoMatch:
 		return append(b, "goto target does not match, continue after it"...)
@@ -605,7 +744,7 @@ func (r *Result) appendStepVerdict(b []byte, s *Step) []byte {
 		return append(b, "blackhole: Invalid argument"...)
 	}
 	if s.ref.at != nil {
-		b = r.fib.appendRoute(b, &s.ref, false)
+		b = r.fib.appendRouteText(b, &s.ref, false)
 	}
 	return b
 }

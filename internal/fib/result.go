@@ -59,6 +59,8 @@ type Result struct {
 	RuleText string
 
 	has      uint32
+	devL     *link // the links behind Dev and IIF (for their JSON names)
+	iifL     *link
 	fibMatch bool
 	fib      *FIB
 	ref      routeRef // the route used
@@ -104,6 +106,16 @@ func (r *Result) reset(f *FIB, q *Query) {
 	if q.To.Is6() && !q.To.Is4In6() {
 		r.Family = 6
 	}
+}
+
+func (r *Result) setDev(l *link) {
+	r.devL = l
+	r.Dev = linkNameOf(l)
+}
+
+func (r *Result) setIIF(l *link) {
+	r.iifL = l
+	r.IIF = linkNameOf(l)
 }
 
 func (r *Result) fail(e errno) {
@@ -154,13 +166,12 @@ type routeRef struct {
 type Step struct {
 	kind    uint8
 	verdict verdict
-	pref    uint32
-	rule    string
+	note    uint8
 	table   uint32
-	note    string
-	dev     string
-	addr    netip.Addr
-	arg     int64
+	arg     int32
+	addr    uint32 // the IPv4 address a note is about
+	rule    *crule
+	dev     *link
 	ref     routeRef
 }
 
@@ -174,13 +185,23 @@ const (
 func (s *Step) IsRule() bool { return s.kind == stepRule }
 
 // Pref is the rule's priority (rule steps).
-func (s *Step) Pref() uint32 { return s.pref }
+func (s *Step) Pref() uint32 {
+	if s.rule == nil {
+		return 0
+	}
+	return s.rule.pref
+}
 
 // Rule is the rule in `ip rule` words without the priority.
-func (s *Step) Rule() string { return s.rule }
+func (s *Step) Rule() string {
+	if s.rule == nil {
+		return ""
+	}
+	return s.rule.text
+}
 
-// Note is the text of a note step.
-func (s *Step) Note() string { return s.note }
+// Note is the text of a note step, or of a table step's remark.
+func (s *Step) Note() string { return noteText[s.note] }
 
 type verdict uint8
 
@@ -221,17 +242,17 @@ func (t *tracer) rule(i int32, c *crule, v verdict, table uint32, res *fibres4) 
 	if t == nil || t.r == nil {
 		return
 	}
-	s := Step{kind: stepRule, verdict: v, pref: c.pref, rule: c.text, table: table}
+	s := Step{kind: stepRule, verdict: v, rule: c, table: table}
 	if res != nil && res.at != nil {
 		s.ref = routeRef{t4: res.t, node: res.node, alias: res.alias, nh: -1, at: res.at, snode: -1}
 	}
 	switch v {
 	case vGoto, vUnresolved:
-		s.arg = int64(c.gotoPref)
+		s.arg = int32(c.gotoPref)
 	case vSuppressedPlen:
-		s.arg = int64(c.supPlen)
+		s.arg = c.supPlen
 	case vSuppressedGroup:
-		s.arg = c.supGroup
+		s.arg = int32(c.supGroup)
 	}
 	t.r.Trace = append(t.r.Trace, s)
 }
@@ -240,12 +261,12 @@ func (t *tracer) rule6(i int32, c *crule, v verdict, table uint32, res *fibres6)
 	if t == nil || t.r == nil {
 		return
 	}
-	s := Step{kind: stepRule, verdict: v, pref: c.pref, rule: c.text, table: table}
+	s := Step{kind: stepRule, verdict: v, rule: c, table: table}
 	switch v {
 	case vSuppressedPlen:
-		s.arg = int64(c.supPlen)
+		s.arg = c.supPlen
 	case vSuppressedGroup:
-		s.arg = c.supGroup
+		s.arg = int32(c.supGroup)
 	}
 	if res != nil && res.at != nil {
 		s.ref = routeRef{v6: true, t6: res.t, node: res.node, snode: res.snode, alias: res.alias, nh: -1, at: res.at}
@@ -273,58 +294,83 @@ func (t *tracer) table(id uint32, err errno, res *fibres4, merged bool) {
 		s.ref = routeRef{t4: res.t, node: res.node, alias: res.alias, nh: -1, at: res.at, snode: -1}
 	}
 	if merged {
-		s.note = noteMergedLookup
+		s.note = nMergedLookup
 	}
 	t.r.Trace = append(t.r.Trace, s)
 }
 
-func (t *tracer) note(n string) {
+func (t *tracer) note(n uint8) {
 	if t == nil || t.r == nil {
 		return
 	}
 	t.r.Trace = append(t.r.Trace, Step{kind: stepNote, note: n})
 }
 
-func (t *tracer) noteDev(n string, l *link) {
+func (t *tracer) noteDev(n uint8, l *link) {
 	if t == nil || t.r == nil {
 		return
 	}
-	t.r.Trace = append(t.r.Trace, Step{kind: stepNote, note: n, dev: linkNameOf(l)})
+	t.r.Trace = append(t.r.Trace, Step{kind: stepNote, note: n, dev: l})
 }
 
-func (t *tracer) noteAddr(n string, a uint32) {
+func (t *tracer) noteAddr(n uint8, a uint32) {
 	if t == nil || t.r == nil {
 		return
 	}
-	t.r.Trace = append(t.r.Trace, Step{kind: stepNote, note: n, addr: u4(a)})
+	t.r.Trace = append(t.r.Trace, Step{kind: stepNote, note: n, addr: a})
 }
 
-// Notes (trace) and uncertainty explanations.
+// Trace notes.
 const (
-	noteMergedLookup    = "no IPv4 rule was ever changed: the kernel skips the rules and looks up main with local merged into it, then default"
-	noteFromInvalid     = "from is a multicast, broadcast or 0.0.0.0/8 address"
-	noteFromNotLocal    = "from is not an address of this host"
-	noteFromDev         = "multicast or broadcast destination with from: sent from the device holding the source, no lookup"
-	noteOifDown         = "oif device is down"
-	noteOifLinkLocal    = "oif with a link-local multicast or broadcast destination: no lookup"
-	noteZeroDst         = "destination 0.0.0.0 is this host"
-	noteOifFallback     = "no usable route through oif: the destination is assumed on-link there"
-	noteLoopbackSrc     = "a 127.0.0.0/8 source cannot leave through a non-loopback device"
-	noteMcNotJoined     = "multicast group not joined on the input device"
-	noteMartianSrc      = "martian source"
-	noteMartianDst      = "martian destination"
-	noteMartianLoopback = "127.0.0.0/8 on the input path without route_localnet"
-	noteNoForwarding    = "forwarding is disabled on the input device"
-	noteNotUnicast      = "the route is not unicast: not forwarded"
-	noteRPFail          = "source validation (reverse path) failed for"
-	noteLocalSource     = "the source is an address of this host (martian) :"
+	nNone uint8 = iota
+	nMergedLookup
+	nFromInvalid
+	nFromNotLocal
+	nFromDev
+	nOifDown
+	nOifLinkLocal
+	nZeroDst
+	nOifFallback
+	nLoopbackSrc
+	nMcNotJoined
+	nMartianSrc
+	nMartianDst
+	nMartianLoopback
+	nNoForwarding
+	nNotUnicast
+	nRPFail
+	nLocalSource
+)
 
-	noteMcGroup       = "multicast group membership is not in the snapshot: only the all-hosts group 224.0.0.1 is assumed joined"
-	noteMpNeigh       = "fib_multipath_use_neigh is set: nexthops without a valid neighbour entry are skipped (the neighbour cache is not in the snapshot)"
+var noteText = [...]string{
+	nNone: "",
+	nMergedLookup: "no IPv4 rule was ever changed: fast path, table local merged into main, then default",
+	nFromInvalid: "from is a multicast or broadcast address",
+	nFromNotLocal: "from is not an address of this host",
+	nFromDev: "multicast or broadcast destination with from: sent from the device holding the source, no lookup",
+	nOifDown: "oif device is down",
+	nOifLinkLocal: "oif with a link-local multicast or broadcast destination: no lookup",
+	nZeroDst: "destination 0.0.0.0 is this host",
+	nOifFallback: "no usable route through oif: the destination is assumed on-link there",
+	nLoopbackSrc: "a 127.0.0.0/8 source cannot leave through a non-loopback device",
+	nMcNotJoined: "multicast group not joined on the input device",
+	nMartianSrc: "martian source",
+	nMartianDst: "martian destination",
+	nMartianLoopback: "127.0.0.0/8 on the input path without route_localnet",
+	nNoForwarding: "forwarding is disabled on the input device",
+	nNotUnicast: "the route is not unicast: not forwarded",
+	nRPFail: "source validation (reverse path) failed for",
+	nLocalSource: "the source is an address of this host (martian):",
+}
+
+// Uncertainty explanations.
+const (
+	noteMcGroup = "multicast group membership is not in the snapshot: only the all-hosts group 224.0.0.1 is assumed joined"
+	noteMpNeigh = "fib_multipath_use_neigh is set: nexthops without a valid neighbour entry are skipped (the neighbour cache is not in the snapshot)"
 	noteMpStaleBounds = "a linkdown nexthop on a device with ignore_routes_with_linkdown: the kernel's multipath bounds depend on the order of past events"
-	noteDefaultNeigh  = "several default routes: the kernel prefers one whose gateway's ARP entry is reachable (the neighbour cache is not in the snapshot; with an empty cache the first is used)"
-	noteCustomLocal   = "had a local route ever been added by hand in this namespace, the kernel would validate the source with a reverse lookup and reject it"
-	noteL3mdev        = "VRF (l3mdev) devices are not modelled"
+	noteDefaultNeigh = "several default routes: the kernel prefers one whose gateway's ARP entry is reachable (the neighbour cache is not in the snapshot; with an empty cache the first is used)"
+	noteCustomLocal = "had a local route ever been added by hand in this namespace, the kernel would validate the source with a reverse lookup and reject it"
+	noteL3mdev = "VRF (l3mdev) devices are not modelled"
 )
 
 // Uncertainty notes a Result may carry (among others) that callers may
@@ -341,11 +387,27 @@ const (
 // appendTableName appends tableName(t) without allocating.
 func appendTableName(b []byte, t uint32) []byte {
 	switch t {
-	case 255, 254, 253, 0:
-		return append(b, tableName(t)...)
+	case 255:
+		return append(b, "local"...)
+	case 254:
+		return append(b, "main"...)
+	case 253:
+		return append(b, "default"...)
+	case 0:
+		return append(b, "unspec"...)
+	}
+	if t < uint32(len(smallTableNames)) {
+		return append(b, smallTableNames[t]...)
 	}
 	return strconv.AppendUint(b, uint64(t), 10)
 }
+
+var smallTableNames = func() (t [1024]string) {
+	for i := range t {
+		t[i] = strconv.Itoa(i)
+	}
+	return
+}()
 
 // tableName is iproute2's rtnl_rttable_n2a.
 func tableName(t uint32) string {

@@ -138,23 +138,23 @@ func (f *FIB) output4(q *qflow, r *Result, sc *scratch) {
 
 	if fl.saddr != 0 {
 		if isMulticast4(fl.saddr) || isLbcast4(fl.saddr) || isZeronet4(fl.saddr) {
-			tr.note(noteFromInvalid)
+			tr.note(nFromInvalid)
 			r.fail(errINVAL)
 			return
 		}
 		if fl.oif == 0 && (isMulticast4(fl.daddr) || isLbcast4(fl.daddr)) {
 			devOut = f.ipDevFind(fl.saddr, sc)
 			if devOut == nil {
-				tr.note(noteFromNotLocal)
+				tr.note(nFromNotLocal)
 				r.fail(errNETUNREACH)
 				return
 			}
 			fl.oif = int32(devOut.index)
-			tr.noteDev(noteFromDev, devOut)
+			tr.noteDev(nFromDev, devOut)
 			goto makeRoute
 		}
 		if f.ipDevFind(fl.saddr, sc) == nil {
-			tr.note(noteFromNotLocal)
+			tr.note(nFromNotLocal)
 			r.fail(errNETUNREACH)
 			return
 		}
@@ -162,7 +162,7 @@ func (f *FIB) output4(q *qflow, r *Result, sc *scratch) {
 	if fl.oif != 0 {
 		devOut = q.oif
 		if !devOut.up {
-			tr.noteDev(noteOifDown, devOut)
+			tr.noteDev(nOifDown, devOut)
 			r.fail(errNETUNREACH)
 			return
 		}
@@ -170,7 +170,7 @@ func (f *FIB) output4(q *qflow, r *Result, sc *scratch) {
 			if fl.saddr == 0 {
 				fl.saddr = f.selectAddr4(devOut, 0, scopeLink)
 			}
-			tr.noteDev(noteOifLinkLocal, devOut)
+			tr.noteDev(nOifLinkLocal, devOut)
 			goto makeRoute
 		}
 		if fl.saddr == 0 {
@@ -190,7 +190,7 @@ func (f *FIB) output4(q *qflow, r *Result, sc *scratch) {
 		fl.oif = int32(f.lo.index)
 		res.typ = state.RouteLocal
 		flags |= rtcfLocal
-		tr.note(noteZeroDst)
+		tr.note(nZeroDst)
 		goto makeRoute
 	}
 	{
@@ -204,7 +204,7 @@ func (f *FIB) output4(q *qflow, r *Result, sc *scratch) {
 					fl.saddr = f.selectAddr4(devOut, 0, scopeLink)
 				}
 				res.typ = state.RouteUnicast
-				tr.noteDev(noteOifFallback, devOut)
+				tr.noteDev(nOifFallback, devOut)
 				goto makeRoute
 			}
 			r.fail(err)
@@ -254,7 +254,7 @@ makeRoute:
 	typ := res.typ
 	useFi := res.at != nil
 	if !devOut.routeLocalnet && isLoopback4(fl.saddr) && !devOut.loopback {
-		tr.note(noteLoopbackSrc)
+		tr.note(nLoopbackSrc)
 		r.fail(errINVAL)
 		return
 	}
@@ -285,7 +285,7 @@ makeRoute:
 	}
 	r.Type = typ
 	r.Dst = q.dst // rt_fill_info prints the request's destination
-	r.Dev = devOut.name
+	r.setDev(devOut)
 	r.Table = tableID
 	if lookedUp {
 		r.TOS = res.tos
@@ -414,8 +414,8 @@ func (f *FIB) selectMultipath4(fl *flow4, res *fibres4, r *Result, saddr uint32,
 func (f *FIB) selectDefault4(res *fibres4, r *Result) {
 	nd := &res.t.nodes[res.node]
 	n := 0
-	for ai := nd.first; ai < nd.first+int32(nd.n); ai++ {
-		al := &res.t.aliases[ai]
+	for k := 0; k < int(nd.n); k++ {
+		al := res.t.alias(res.node, k)
 		at := &f.v4.attrs[al.attrs]
 		if at.typ == state.RouteUnicast && !at.dead && al.tos == res.tos && len(at.nhs) > 0 && at.nhs[0].gw.IsValid() && at.nhs[0].useGW {
 			n++
@@ -442,7 +442,7 @@ func (f *FIB) input4(q *qflow, r *Result, sc *scratch) {
 	if q.src.IsValid() {
 		saddr = v4u(q.src)
 	}
-	r.IIF = dev.name
+	r.setIIF(dev)
 	if q.uidSet {
 		r.UID, r.has = q.uid, r.has|hasUID
 	}
@@ -456,7 +456,7 @@ func (f *FIB) input4(q *qflow, r *Result, sc *scratch) {
 	if isMulticast4(daddr) {
 		our := f.mcMember(dev, daddr, r)
 		if !our {
-			tr.note(noteMcNotJoined)
+			tr.note(nMcNotJoined)
 			r.fail(errINVAL)
 			return
 		}
@@ -479,13 +479,13 @@ func (f *FIB) input4(q *qflow, r *Result, sc *scratch) {
 		}
 		r.Type = state.RouteMulticast
 		r.Dst = u4(daddr)
-		r.Dev = f.lo.name
+		r.setDev(f.lo)
 		r.Cache = rtcfMulticast | rtcfLocal
 		r.Flags |= rtmFOffloadFailed
 		return
 	}
 	if isMulticast4(saddr) || isLbcast4(saddr) {
-		tr.note(noteMartianSrc)
+		tr.note(nMartianSrc)
 		r.fail(errINVAL)
 		return
 	}
@@ -496,18 +496,18 @@ func (f *FIB) input4(q *qflow, r *Result, sc *scratch) {
 		goto brdInput
 	}
 	if isZeronet4(saddr) {
-		tr.note(noteMartianSrc)
+		tr.note(nMartianSrc)
 		r.fail(errINVAL)
 		return
 	}
 	if isZeronet4(daddr) {
-		tr.note(noteMartianDst)
+		tr.note(nMartianDst)
 		r.fail(errINVAL)
 		return
 	}
 	if isLoopback4(daddr) || isLoopback4(saddr) {
 		if !dev.routeLocalnet {
-			tr.note(noteMartianLoopback)
+			tr.note(nMartianLoopback)
 			r.fail(errINVAL)
 			return
 		}
@@ -521,7 +521,7 @@ func (f *FIB) input4(q *qflow, r *Result, sc *scratch) {
 	}
 	if err := f.fibLookup4(&fl, &res, tr, sc); err != errOK {
 		if !dev.fwd4 {
-			tr.noteDev(noteNoForwarding, dev)
+			tr.noteDev(nNoForwarding, dev)
 			err = errHOSTUNREACH
 		}
 		r.fail(err)
@@ -543,12 +543,12 @@ func (f *FIB) input4(q *qflow, r *Result, sc *scratch) {
 		return
 	}
 	if !dev.fwd4 {
-		tr.noteDev(noteNoForwarding, dev)
+		tr.noteDev(nNoForwarding, dev)
 		r.fail(errHOSTUNREACH)
 		return
 	}
 	if res.typ != state.RouteUnicast {
-		tr.note(noteNotUnicast)
+		tr.note(nNotUnicast)
 		r.fail(errINVAL)
 		return
 	}
@@ -599,7 +599,7 @@ makeRoute:
 		if nh.gwUncertain {
 			r.addUncertain(UncertainGatewayScope)
 		}
-		r.Dev = out.name
+		r.setDev(out)
 		r.Table = res.tableID
 		r.TOS = res.tos
 		r.MTU = res.at.mtu
@@ -623,7 +623,7 @@ brdInput:
 func (f *FIB) localInput4(q *qflow, r *Result, res *fibres4, daddr uint32, flags uint32) {
 	r.Type = res.typ
 	r.Dst = u4(daddr)
-	r.Dev = f.lo.name
+	r.setDev(f.lo)
 	if res.at != nil {
 		r.Table = res.tableID
 		r.TOS = res.tos
@@ -668,12 +668,12 @@ func (f *FIB) validateSourceRet(src, dst uint32, tos uint8, oif int32, dev *link
 		if f.customLocalRoutes || !merged {
 			ok, direct := f.validateFull(src, dst, tos, oif, dev, rpf, q, sc)
 			if !ok {
-				tr.noteAddr(noteRPFail, src)
+				tr.noteAddr(nRPFail, src)
 			}
 			return ok, direct
 		}
 		if f.localAddrs4[src] != nil {
-			tr.noteAddr(noteLocalSource, src)
+			tr.noteAddr(nLocalSource, src)
 			return false, false
 		}
 		// The kernel skips the reverse lookup here; had a local route ever
@@ -685,7 +685,7 @@ func (f *FIB) validateSourceRet(src, dst uint32, tos uint8, oif int32, dev *link
 	}
 	ok, direct := f.validateFull(src, dst, tos, oif, dev, rpf, q, sc)
 	if !ok {
-		tr.noteAddr(noteRPFail, src)
+		tr.noteAddr(nRPFail, src)
 	}
 	return ok, direct
 }
@@ -764,17 +764,18 @@ func (f *FIB) fibmatch4(res *fibres4, typ state.RouteType, tableID uint32, r *Re
 		r.has |= hasMetric
 	}
 	r.MTU = at.mtu
-	r.Gateway, r.Dev = netip.Addr{}, ""
+	r.Gateway = netip.Addr{}
+	r.setDev(nil)
 	r.Flags = uint32(at.flags) & 0xff
 	r.Cache = 0
 	r.has &^= hasCache | hasUID
-	r.IIF = ""
+	r.setIIF(nil)
 	r.Mark = 0
 	r.Possible = r.Possible[:0]
 	if len(at.nhs) == 1 {
 		nh := &at.nhs[0]
 		r.Gateway = nh.gw
-		r.Dev = linkNameOf(nh.dev)
+		r.setDev(nh.dev)
 		r.Flags = uint32(nh.flags) & 0xff
 		if nh.dead || nh.linkdown && nh.dev != nil && nh.dev.ignoreLD4 {
 			r.Flags |= uint32(state.NexthopDead)

@@ -300,9 +300,8 @@ func (f *FIB) ruleWalk6(fl *flow6, oif int32, strict int, res *fibres6, tr *trac
 	rs := &f.v6.rules
 	var rf ruleFlow
 	fl.ruleFlow(&rf)
-	var local scratch
 	if sc == nil {
-		sc = &local
+		sc = &scratch{} // build time (gateway resolution) only
 	}
 	cur := rs.idx.collect(&rf, sc.cursors(f))
 	pos := int32(0)
@@ -499,7 +498,7 @@ func (f *FIB) input6(q *qflow, r *Result, sc *scratch) {
 	if !f.fwd6All {
 		strict |= strictReachable
 	}
-	r.IIF = q.iif.name
+	r.setIIF(q.iif)
 	var res fibres6
 	res.rule = -1
 	err := f.ruleWalk6(&fl, fl.iif, strict, &res, tr, sc, r)
@@ -552,7 +551,7 @@ func (f *FIB) fill6(q *qflow, fl *flow6, res *fibres6, r *Result, output bool) {
 		// routes, not on `ip route add anycast`): delivered through lo
 		dev = f.lo
 	}
-	r.Dev = linkNameOf(dev)
+	r.setDev(dev)
 	if at.prefsrc.IsValid() {
 		r.PrefSrc = at.prefsrc
 	} else if output && nh.dev != nil {
@@ -596,13 +595,14 @@ func (f *FIB) fibmatch6(res *fibres6, r *Result) {
 	if al.sibN <= 1 {
 		nh := &at.nhs[0]
 		r.Flags = flagsOf(nh)
-		r.Dev = linkNameOf(nh.dev)
+		r.setDev(nh.dev)
 		if at.typ == state.RouteLocal || at.typ == state.RouteAnycast {
-			r.Dev = linkNameOf(nh.dev)
+			r.setDev(nh.dev)
 		}
 		return
 	}
-	r.Gateway, r.Dev = netip.Addr{}, ""
+	r.Gateway = netip.Addr{}
+	r.setDev(nil)
 	r.Flags = 0
 	r.Nexthops = r.Nexthops[:0]
 	for k := int32(0); k < al.sibN; k++ {

@@ -34,7 +34,8 @@ type crule struct {
 	table    uint32
 	t4       *table4
 	t6       *table6
-	gotoIdx  int32 // -1 when unresolved
+	jhead    string // `{"pref":N,"rule":"TEXT"` for JSON traces
+	gotoIdx  int32  // -1 when unresolved
 	gotoPref uint32
 	supPlen  int32 // -1: off
 	supGroup int64 // -1: off
@@ -237,6 +238,7 @@ func (f *FIB) compileRules(rs []state.Rule, v6 bool) (rules, error) {
 		c := &out.list[i]
 		c.pref = r.Priority
 		c.text = ruleText(r)
+		c.jhead = `{"pref":` + strconv.FormatUint(uint64(r.Priority), 10) + `,"rule":` + string(appendJSONString(nil, c.text))
 		c.invert = r.Invert
 		if r.IIF != "" {
 			c.iif = -1

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strconv"
 
 	"github.com/gaissmai/bart"
 	"github.com/tunroute/tunroute/internal/state"
@@ -47,6 +48,10 @@ type rattrs struct {
 	dead    bool  // all nexthops dead (fib_flags RTNH_F_DEAD)
 	v6      bool
 	src     netip.Prefix // v6 source prefix (for display)
+	// rtext is the route's text after its prefix and TOS, up to its
+	// metric (" via GW dev D proto P scope S src A"); rjson is the same,
+	// JSON-escaped. Empty for IPv6 sibling groups (rendered on demand).
+	rtext, rjson string
 }
 
 // attrKey interns single-path routes.
@@ -77,27 +82,6 @@ type family6 struct {
 	tables map[uint32]*table6
 	attrs  []rattrs
 	rules  rules
-}
-
-type table4 struct {
-	id       uint32
-	lpm      *bart.Table[int32]
-	nodes    []node4
-	aliases  []alias4
-	nDefault int // tb_num_default
-}
-
-type node4 struct {
-	addr  uint32
-	first int32
-	n     uint16
-	plen  uint8
-}
-
-type alias4 struct {
-	attrs  int32
-	metric uint32
-	tos    uint8
 }
 
 type table6 struct {
@@ -174,7 +158,7 @@ func (f *FIB) buildRoutes(s *state.State) error {
 			}
 			p := p4[r.Table]
 			if p == nil {
-				p = &pending4{t: &table4{id: r.Table, lpm: new(bart.Table[int32])}, nodes: map[netip.Prefix]int32{}}
+				p = &pending4{t: &table4{id: r.Table}, nodes: map[netip.Prefix]int32{}}
 				p4[r.Table] = p
 			}
 			n, ok := p.nodes[dst]
@@ -213,7 +197,7 @@ func (f *FIB) buildRoutes(s *state.State) error {
 
 	for id, p := range p4 {
 		t := p.t
-		// Counting sort of the aliases by node, keeping dump order.
+		// Counting sort of the routes by node, keeping dump order.
 		count := make([]int32, len(t.nodes)+1)
 		for _, it := range p.items {
 			count[it.node+1]++
@@ -221,28 +205,17 @@ func (f *FIB) buildRoutes(s *state.State) error {
 		for i := 1; i < len(count); i++ {
 			count[i] += count[i-1]
 		}
-		t.aliases = make([]alias4, len(p.items))
+		all := make([]alias4, len(p.items))
 		pos := slices.Clone(count[:len(t.nodes)])
 		for _, it := range p.items {
-			t.aliases[pos[it.node]] = it.alias
+			all[pos[it.node]] = it.alias
 			pos[it.node]++
 		}
-		for i := range t.nodes {
-			nd := &t.nodes[i]
-			nd.first = count[i]
-			nd.n = uint16(min(count[i+1]-count[i], 65535))
-			if nd.n > 1 {
-				// fib_find_alias order: TOS descending, then priority
-				// ascending; the dump order breaks ties.
-				slices.SortStableFunc(t.aliases[nd.first:nd.first+int32(nd.n)], func(a, b alias4) int {
-					if a.tos != b.tos {
-						return cmp.Compare(b.tos, a.tos)
-					}
-					return cmp.Compare(a.metric, b.metric)
-				})
-			}
-			t.lpm.Insert(netip.PrefixFrom(u4(nd.addr), int(nd.plen)), int32(i))
+		routes := make([][]alias4, len(t.nodes))
+		for i := range routes {
+			routes[i] = all[count[i]:count[i+1]]
 		}
+		t.finish(routes)
 		f.v4.tables[id] = t
 	}
 
@@ -547,4 +520,41 @@ func (f *FIB) gatewayScopeLink(a *rattrs, nh *nhop) (use, uncertain bool) {
 		}
 	}
 	return false, false
+}
+
+// attrTexts precomputes the text of each route attribute set.
+func (f *FIB) attrTexts() {
+	for _, fam := range []*[]rattrs{&f.v4.attrs, &f.v6.attrs} {
+		for i := range *fam {
+			a := &(*fam)[i]
+			var b []byte
+			if len(a.nhs) == 1 {
+				b = appendNexthop(b, &a.nhs[0], a.v6, a.typ)
+			} else {
+				for j := range a.nhs {
+					b = append(b, " nexthop"...)
+					b = appendNexthop(b, &a.nhs[j], a.v6, a.typ)
+					if a.nhs[j].weight > 1 {
+						b = append(b, " weight "...)
+						b = strconv.AppendInt(b, int64(a.nhs[j].weight), 10)
+					}
+				}
+			}
+			if a.proto != 3 {
+				b = append(b, " proto "...)
+				b = append(b, protoName(a.proto)...)
+			}
+			if a.scope != 0 {
+				b = append(b, " scope "...)
+				b = append(b, scopeName(a.scope)...)
+			}
+			if a.prefsrc.IsValid() {
+				b = append(b, " src "...)
+				b = appendAddr(b, a.prefsrc)
+			}
+			a.rtext = string(b)
+			q := appendJSONString(nil, a.rtext)
+			a.rjson = string(q[1 : len(q)-1])
+		}
+	}
 }

@@ -1,0 +1,198 @@
+package fib
+
+import (
+	"cmp"
+	"net/netip"
+	"slices"
+
+	"github.com/gaissmai/bart"
+)
+
+// table4 is one IPv4 routing table: a node per distinct prefix, holding
+// its routes ("aliases") in the kernel's order, and a longest-prefix-match
+// index over the nodes. Small tables use bart; large ones (a full
+// Internet table) use dir4, a multibit trie with strides 16-8-8 whose
+// lookup costs one or two cache misses.
+type table4 struct {
+	id       uint32
+	nodes    []node4
+	extra    []alias4 // the second and later routes of a prefix
+	nDefault int      // tb_num_default: routes with prefix length 0
+	small    *bart.Table[int32]
+	dir      *dir4
+}
+
+// node4 is one prefix; its first route is inline.
+type node4 struct {
+	addr   uint32
+	parent int32 // the next shorter prefix of this table covering this one; -1
+	attrs  int32 // first route
+	metric uint32
+	more   int32 // index in extra of the second route
+	tos    uint8
+	plen   uint8
+	n      uint16
+}
+
+type alias4 struct {
+	attrs  int32
+	metric uint32
+	tos    uint8
+}
+
+func (t *table4) alias(node int32, k int) alias4 {
+	nd := &t.nodes[node]
+	if k == 0 {
+		return alias4{attrs: nd.attrs, metric: nd.metric, tos: nd.tos}
+	}
+	return t.extra[int(nd.more)+k-1]
+}
+
+// lookup returns the node of the longest prefix covering a.
+func (t *table4) lookup(a uint32) (int32, bool) {
+	if t.dir != nil {
+		return t.dir.lookup(a)
+	}
+	return t.small.Lookup(u4(a))
+}
+
+// parent returns the node of the next shorter prefix covering node.
+func (t *table4) parent(node int32) (int32, bool) {
+	p := t.nodes[node].parent
+	return p, p >= 0
+}
+
+// dirThreshold: tables with more prefixes use dir4.
+var dirThreshold = 16384
+
+// finish orders each node's routes, builds the LPM index and the parents.
+// routes[i] are the routes of node i in dump order.
+func (t *table4) finish(routes [][]alias4) {
+	for i := range t.nodes {
+		rs := routes[i]
+		// fib_find_alias order: TOS descending, then priority ascending;
+		// the dump order breaks ties.
+		if len(rs) > 1 {
+			slices.SortStableFunc(rs, func(a, b alias4) int {
+				if a.tos != b.tos {
+					return cmp.Compare(b.tos, a.tos)
+				}
+				return cmp.Compare(a.metric, b.metric)
+			})
+		}
+		nd := &t.nodes[i]
+		nd.attrs, nd.metric, nd.tos = rs[0].attrs, rs[0].metric, rs[0].tos
+		nd.n = uint16(min(len(rs), 65535))
+		nd.more = -1
+		if len(rs) > 1 {
+			nd.more = int32(len(t.extra))
+			t.extra = append(t.extra, rs[1:nd.n]...)
+		}
+		nd.parent = -1
+	}
+	if len(t.nodes) > dirThreshold {
+		t.dir = buildDir4(t.nodes)
+		return
+	}
+	t.small = new(bart.Table[int32])
+	for i := range t.nodes {
+		nd := &t.nodes[i]
+		t.small.Insert(netip.PrefixFrom(u4(nd.addr), int(nd.plen)), int32(i))
+	}
+	for i := range t.nodes {
+		nd := &t.nodes[i]
+		if nd.plen == 0 {
+			continue
+		}
+		if _, p, ok := t.small.LookupPrefixLPM(netip.PrefixFrom(u4(nd.addr), int(nd.plen)-1)); ok {
+			nd.parent = p
+		}
+	}
+}
+
+// dir4 is a multibit trie with strides 16, 8 and 8. An entry is 0 (no
+// route), node index+1, or dirChild|block for a block of 256 entries
+// indexed by the next 8 bits. Shorter prefixes are pushed down into the
+// blocks of longer ones, so a lookup is one, two or three array reads.
+type dir4 struct {
+	l1     []uint32 // 65536 entries
+	blocks []uint32 // 256 entries per block
+}
+
+const dirChild = 1 << 31
+
+func (d *dir4) lookup(a uint32) (int32, bool) {
+	e := d.l1[a>>16]
+	if e&dirChild != 0 {
+		e = d.blocks[(e&^dirChild)<<8|(a>>8)&0xff]
+		if e&dirChild != 0 {
+			e = d.blocks[(e&^dirChild)<<8|a&0xff]
+		}
+	}
+	return int32(e) - 1, e != 0
+}
+
+// buildDir4 inserts the prefixes shortest first; the entry a prefix
+// overwrites at its first address is its parent.
+func buildDir4(nodes []node4) *dir4 {
+	d := &dir4{l1: make([]uint32, 1<<16)}
+	order := make([]int32, len(nodes))
+	for i := range order {
+		order[i] = int32(i)
+	}
+	slices.SortFunc(order, func(a, b int32) int { return cmp.Compare(nodes[a].plen, nodes[b].plen) })
+	// childOf returns the base of the block under an entry, creating it
+	// (filled with the entry's leaf) if needed. Entries are addressed by
+	// index because creating a block may move d.blocks.
+	childOf := func(inL1 bool, idx uint32) uint32 {
+		var e uint32
+		if inL1 {
+			e = d.l1[idx]
+		} else {
+			e = d.blocks[idx]
+		}
+		if e&dirChild == 0 {
+			b := uint32(len(d.blocks) >> 8)
+			for i := 0; i < 256; i++ {
+				d.blocks = append(d.blocks, e)
+			}
+			e = dirChild | b
+			if inL1 {
+				d.l1[idx] = e
+			} else {
+				d.blocks[idx] = e
+			}
+		}
+		return (e &^ dirChild) << 8
+	}
+	for _, i := range order {
+		nd := &nodes[i]
+		v := uint32(i) + 1
+		a, plen := nd.addr, int(nd.plen)
+		if prev, ok := d.lookup(a); ok {
+			nd.parent = prev
+		}
+		switch {
+		case plen <= 16:
+			start := a >> 16
+			for s := start; s < start+1<<(16-plen); s++ {
+				d.l1[s] = v
+			}
+		case plen <= 24:
+			base := childOf(true, a>>16)
+			start := (a >> 8) & 0xff
+			for s := start; s < start+1<<(24-plen); s++ {
+				d.blocks[base|s] = v
+			}
+		default:
+			b2 := childOf(true, a>>16)
+			b3 := childOf(false, b2|(a>>8)&0xff)
+			start := a & 0xff
+			for s := start; s < start+1<<(32-plen); s++ {
+				d.blocks[b3|s] = v
+			}
+		}
+	}
+	d.blocks = slices.Clip(d.blocks)
+	return d
+}

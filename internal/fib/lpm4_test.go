@@ -1,0 +1,92 @@
+package fib
+
+import (
+	"math/rand/v2"
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/gaissmai/bart"
+)
+
+// dir4 agrees with bart on lookups and parents.
+func TestDir4(t *testing.T) {
+	rnd := rand.New(rand.NewPCG(3, 4))
+	for round := 0; round < 20; round++ {
+		var nodes []node4
+		seen := map[netip.Prefix]bool{}
+		n := 1 + rnd.IntN(3000)
+		for len(nodes) < n {
+			bits := rnd.IntN(33)
+			if rnd.IntN(3) == 0 {
+				bits = 20 + rnd.IntN(13)
+			}
+			base := uint32(rnd.IntN(4)) << 28 // crowd a few regions
+			p := netip.PrefixFrom(u4(base|rnd.Uint32()>>4), bits).Masked()
+			if seen[p] {
+				continue
+			}
+			seen[p] = true
+			nodes = append(nodes, node4{addr: v4u(p.Addr()), plen: uint8(bits), parent: -1})
+		}
+		ref := new(bart.Table[int32])
+		for i, nd := range nodes {
+			ref.Insert(netip.PrefixFrom(u4(nd.addr), int(nd.plen)), int32(i))
+		}
+		d := buildDir4(nodes)
+		for i := 0; i < 20000; i++ {
+			a := uint32(rnd.IntN(4))<<28 | rnd.Uint32()>>4
+			if i%3 == 0 {
+				nd := nodes[rnd.IntN(len(nodes))]
+				a = nd.addr | rnd.Uint32()&^mask4(int(nd.plen))
+			}
+			want, wok := ref.Lookup(u4(a))
+			got, gok := d.lookup(a)
+			if want != got || wok != gok {
+				t.Fatalf("round %d: lookup %s: dir %d %v, bart %d %v", round, u4(a), got, gok, want, wok)
+			}
+		}
+		for i, nd := range nodes {
+			want := int32(-1)
+			if nd.plen > 0 {
+				if _, p, ok := ref.LookupPrefixLPM(netip.PrefixFrom(u4(nd.addr), int(nd.plen)-1)); ok {
+					want = p
+				}
+			}
+			if nd.parent != want {
+				t.Fatalf("round %d: parent of %s: dir %d, bart %d", round, netip.PrefixFrom(u4(nd.addr), int(nd.plen)), nd.parent, want)
+			}
+			_ = i
+		}
+	}
+}
+
+// The answers on a state large enough for dir4 equal those with bart only.
+func TestDir4Answers(t *testing.T) {
+	s, _, _ := bigState(5, 40000, 4000, 200)
+	queries := bigQueries(s, 6, 20000)
+	withDir, err := New(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := dirThreshold
+	dirThreshold = 1 << 30
+	withBart, err := New(s)
+	dirThreshold = old
+	if err != nil {
+		t.Fatal(err)
+	}
+	if withDir.v4.tables[254].dir == nil || withBart.v4.tables[254].dir != nil {
+		t.Fatal("expected dir4 in one FIB and bart in the other")
+	}
+	for _, line := range queries {
+		q, err := ParseQuery(strings.Fields(line)[2:])
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, b := withDir.Lookup(q), withBart.Lookup(q)
+		if string(a.JSON()) != string(b.JSON()) {
+			t.Fatalf("%s:\n dir:  %s\n bart: %s", line, a.JSON(), b.JSON())
+		}
+	}
+}
