@@ -343,34 +343,34 @@ const (
 )
 
 var noteText = [...]string{
-	nNone: "",
-	nMergedLookup: "no IPv4 rule was ever changed: fast path, table local merged into main, then default",
-	nFromInvalid: "from is a multicast or broadcast address",
-	nFromNotLocal: "from is not an address of this host",
-	nFromDev: "multicast or broadcast destination with from: sent from the device holding the source, no lookup",
-	nOifDown: "oif device is down",
-	nOifLinkLocal: "oif with a link-local multicast or broadcast destination: no lookup",
-	nZeroDst: "destination 0.0.0.0 is this host",
-	nOifFallback: "no usable route through oif: the destination is assumed on-link there",
-	nLoopbackSrc: "a 127.0.0.0/8 source cannot leave through a non-loopback device",
-	nMcNotJoined: "multicast group not joined on the input device",
-	nMartianSrc: "martian source",
-	nMartianDst: "martian destination",
+	nNone:            "",
+	nMergedLookup:    "no IPv4 rule was ever changed: fast path, table local merged into main, then default",
+	nFromInvalid:     "from is a multicast or broadcast address",
+	nFromNotLocal:    "from is not an address of this host",
+	nFromDev:         "multicast or broadcast destination with from: sent from the device holding the source, no lookup",
+	nOifDown:         "oif device is down",
+	nOifLinkLocal:    "oif with a link-local multicast or broadcast destination: no lookup",
+	nZeroDst:         "destination 0.0.0.0 is this host",
+	nOifFallback:     "no usable route through oif: the destination is assumed on-link there",
+	nLoopbackSrc:     "a 127.0.0.0/8 source cannot leave through a non-loopback device",
+	nMcNotJoined:     "multicast group not joined on the input device",
+	nMartianSrc:      "martian source",
+	nMartianDst:      "martian destination",
 	nMartianLoopback: "127.0.0.0/8 on the input path without route_localnet",
-	nNoForwarding: "forwarding is disabled on the input device",
-	nNotUnicast: "the route is not unicast: not forwarded",
-	nRPFail: "source validation (reverse path) failed for",
-	nLocalSource: "the source is an address of this host (martian):",
+	nNoForwarding:    "forwarding is disabled on the input device",
+	nNotUnicast:      "the route is not unicast: not forwarded",
+	nRPFail:          "source validation (reverse path) failed for",
+	nLocalSource:     "the source is an address of this host (martian):",
 }
 
 // Uncertainty explanations.
 const (
-	noteMcGroup = "multicast group membership is not in the snapshot: only the all-hosts group 224.0.0.1 is assumed joined"
-	noteMpNeigh = "fib_multipath_use_neigh is set: nexthops without a valid neighbour entry are skipped (the neighbour cache is not in the snapshot)"
+	noteMcGroup       = "multicast group membership is not in the snapshot: only the all-hosts group 224.0.0.1 is assumed joined"
+	noteMpNeigh       = "fib_multipath_use_neigh is set: nexthops without a valid neighbour entry are skipped (the neighbour cache is not in the snapshot)"
 	noteMpStaleBounds = "a linkdown nexthop on a device with ignore_routes_with_linkdown: the kernel's multipath bounds depend on the order of past events"
-	noteDefaultNeigh = "several default routes: the kernel prefers one whose gateway's ARP entry is reachable (the neighbour cache is not in the snapshot; with an empty cache the first is used)"
-	noteCustomLocal = "had a local route ever been added by hand in this namespace, the kernel would validate the source with a reverse lookup and reject it"
-	noteL3mdev = "VRF (l3mdev) devices are not modelled"
+	noteDefaultNeigh  = "several default routes: the kernel prefers one whose gateway's ARP entry is reachable (the neighbour cache is not in the snapshot; with an empty cache the first is used)"
+	noteCustomLocal   = "had a local route ever been added by hand in this namespace, the kernel would validate the source with a reverse lookup and reject it"
+	noteL3mdev        = "VRF (l3mdev) devices are not modelled"
 )
 
 // Uncertainty notes a Result may carry (among others) that callers may
