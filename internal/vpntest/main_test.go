@@ -34,7 +34,7 @@ func TestMain(m *testing.M) {
 	printLeakTable(os.Stdout)
 	if host != "" {
 		if now := hostState(); now != host {
-			fmt.Fprintf(os.Stderr, "FAIL: the tests changed the host's own namespace (rules, tunroute's routes or nftables tables):\n--- before ---\n%s--- after ---\n%s", host, now)
+			fmt.Fprintf(os.Stderr, "FAIL: the host's own namespace changed while these tests ran (its rules, routes marked as tunroute's or nftables tables; a hook run outside the lab would do that):\n--- before ---\n%s--- after ---\n%s", host, now)
 			code = 1
 		}
 	}
