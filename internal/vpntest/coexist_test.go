@@ -34,12 +34,12 @@ func (w *world) coexistence(t *testing.T) {
 		t.Errorf("with the VPN stopped, %d packets left in clear: %v%s", d[cClear4]+d[cClear6], d, outcomes(outs))
 	}
 
-	out, code := w.tr("--run-dir", w.runDir, "down", "--netns", w.client)
+	out, code := w.tr(t, "--run-dir", w.runDir, "down", "--netns", w.client)
 	if code != 0 {
 		t.Fatalf("tunroute down: exit %d\n%s", code, out)
 	}
 	w.sameForeign(t, "after tunroute down")
-	if rules := w.ipJSON("rule") + w.ipJSON("-6", "rule"); rules != w.rules0 {
+	if rules := w.ipJSON(t, "rule") + w.ipJSON(t, "-6", "rule"); rules != w.rules0 {
 		t.Errorf("the rules after down differ from before the first apply:\n--- before ---\n%s\n--- after ---\n%s", w.rules0, rules)
 	}
 	for _, f := range []string{"-4", "-6"} {
@@ -58,7 +58,7 @@ func (w *world) coexistence(t *testing.T) {
 
 func (w *world) sameForeign(t *testing.T, when string) {
 	t.Helper()
-	if got := w.foreignSnapshot(); got != w.foreign {
+	if got := w.foreignSnapshot(t); got != w.foreign {
 		t.Errorf("other tools' objects changed %s:\n%s", when, lineDiff(w.foreign, got))
 	}
 }

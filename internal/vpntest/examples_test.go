@@ -32,7 +32,7 @@ func TestWireGuardExamples(t *testing.T) {
 		w.cfg = filepath.Join("..", "..", "examples", example)
 		w.apply(t, w.cfg)
 		t.Cleanup(func() {
-			if out, code := w.tr("--run-dir", w.runDir, "down", "--netns", w.client); code != 0 {
+			if out, code := w.tr(t, "--run-dir", w.runDir, "down", "--netns", w.client); code != 0 {
 				t.Errorf("tunroute down: exit %d\n%s", code, out)
 			}
 		})

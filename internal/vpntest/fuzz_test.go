@@ -52,7 +52,7 @@ func (w *world) hookFuzz(t *testing.T) {
 	}
 	failed := 0
 	for i, c := range cases {
-		out, code := w.hook(c.env, c.args...)
+		out, code := w.hook(t, c.env, c.args...)
 		bad := ""
 		switch {
 		case c.ignored && code != 0:

@@ -270,7 +270,7 @@ func daemonKilled(w *world, t *testing.T, _ func(string)) {
 	w.vpn.client().Kill()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := w.linkGone(ctx, w.k.clientDev); err != nil {
+	if err := w.linkGone(t, ctx, w.k.clientDev); err != nil {
 		t.Fatal(err)
 	}
 	armed(w, t, false)

@@ -30,7 +30,7 @@ func runVPN(t *testing.T, k *kind) {
 	defer cancel()
 
 	w.apply(t, w.cfg)
-	if got := w.foreignSnapshot(); got != w.foreign {
+	if got := w.foreignSnapshot(t); got != w.foreign {
 		t.Errorf("the first apply changed other tools' objects:\n--- before ---\n%s--- after ---\n%s", w.foreign, got)
 	}
 	t1 := time.Now()

@@ -66,7 +66,6 @@ type kind struct {
 
 // world is one lab with one VPN, its config and the test's instruments.
 type world struct {
-	t      *testing.T
 	k      *kind
 	bin    string
 	lab    *lab.Lab
@@ -91,9 +90,9 @@ type world struct {
 func newWorld(t *testing.T, k *kind) *world {
 	w := newLab(t, k)
 	t0 := time.Now()
-	w.addForeign()
-	w.foreign = w.foreignSnapshot()
-	w.rules0 = w.ipJSON("rule") + w.ipJSON("-6", "rule")
+	w.addForeign(t)
+	w.foreign = w.foreignSnapshot(t)
+	w.rules0 = w.ipJSON(t, "rule") + w.ipJSON(t, "-6", "rule")
 	ex, err := os.ReadFile(filepath.Join("..", "..", "examples", k.example))
 	if err != nil {
 		t.Fatal(err)
@@ -119,7 +118,7 @@ func newLab(t *testing.T, k *kind) *world {
 		progs = append(progs, k.prog)
 	}
 	needs(t, progs...)
-	w := &world{t: t, k: k, bin: tunroute(t), dir: t.TempDir()}
+	w := &world{k: k, bin: tunroute(t), dir: t.TempDir()}
 	w.runDir = filepath.Join(w.dir, "run")
 	w.cfg = filepath.Join(w.dir, "tunroute.yaml")
 	w.lab = &lab.Lab{Prefix: labPrefix(k.short), RunDir: filepath.Join(w.dir, "lab")}
@@ -183,11 +182,11 @@ func (w *world) hookCommand(args ...string) string {
 // tr runs the tunroute binary in the test's own namespace (commands
 // that name the namespace they work on with --netns) and returns its
 // output and exit status.
-func (w *world) tr(args ...string) (string, int) {
-	w.t.Helper()
+func (w *world) tr(t *testing.T, args ...string) (string, int) {
+	t.Helper()
 	out, code, err := run("", append([]string{w.bin}, args...), nil)
 	if err != nil {
-		w.t.Fatalf("tunroute %v: %v", args, err)
+		t.Fatalf("tunroute %v: %v", args, err)
 	}
 	return out, code
 }
@@ -196,12 +195,12 @@ func (w *world) tr(args ...string) (string, int) {
 // namespace, as the VPN daemon does, with exactly the environment env.
 // (A hook works on the namespace it runs in: run from the test's own, it
 // would change the host's.)
-func (w *world) hook(env []string, args ...string) (string, int) {
-	w.t.Helper()
+func (w *world) hook(t *testing.T, env []string, args ...string) (string, int) {
+	t.Helper()
 	argv := append([]string{w.bin, "--run-dir", w.runDir, "hook"}, append(args, "-c", w.cfg)...)
 	out, code, err := run(w.client, argv, env)
 	if err != nil {
-		w.t.Fatalf("tunroute hook %v: %v", args, err)
+		t.Fatalf("tunroute hook %v: %v", args, err)
 	}
 	return out, code
 }
@@ -237,7 +236,7 @@ func run(nsName string, argv, env []string) (string, int, error) {
 // apply applies a config in the client namespace.
 func (w *world) apply(t *testing.T, cfg string) {
 	t.Helper()
-	out, code := w.tr("--run-dir", w.runDir, "apply", "-c", cfg, "--netns", w.client)
+	out, code := w.tr(t, "--run-dir", w.runDir, "apply", "-c", cfg, "--netns", w.client)
 	if code != 0 {
 		t.Fatalf("tunroute apply -c %s: exit %d\n%s", cfg, code, out)
 	}
@@ -423,8 +422,7 @@ const foreignRuleset = `table inet foreign {
 
 // addForeign puts another tool's nftables table and wg-quick's rules
 // and routes into the client's namespace.
-func (w *world) addForeign() {
-	t := w.t
+func (w *world) addForeign(t *testing.T) {
 	if out, err := nft(w.client, foreignRuleset, "-f", "-"); err != nil {
 		t.Fatalf("nft -f (foreign table): %v\n%s", err, out)
 	}
@@ -442,16 +440,15 @@ func addForeign6Route(t *testing.T, nsName string) {
 }
 
 // ipJSON runs `ip -j ARGS` in the client namespace.
-func (w *world) ipJSON(args ...string) string {
-	w.t.Helper()
-	return ip(w.t, w.client, append([]string{"-j"}, args...)...)
+func (w *world) ipJSON(t *testing.T, args ...string) string {
+	t.Helper()
+	return ip(t, w.client, append([]string{"-j"}, args...)...)
 }
 
 // foreignSnapshot dumps the foreign objects: the foreign table as nft
 // prints it, the rules that are not tunroute's (protocol 116) and table
 // 51820, each entry byte for byte as ip -j prints it.
-func (w *world) foreignSnapshot() string {
-	t := w.t
+func (w *world) foreignSnapshot(t *testing.T) string {
 	t.Helper()
 	table, err := nft(w.client, "", "-j", "list", "table", "inet", "foreign")
 	if err != nil {
@@ -460,8 +457,8 @@ func (w *world) foreignSnapshot() string {
 	var b strings.Builder
 	b.WriteString("nft: " + table)
 	for _, f := range []string{"-4", "-6"} {
-		b.WriteString("rules " + f + ": " + notOwned(t, w.ipJSON(f, "rule")) + "\n")
-		b.WriteString("table 51820 " + f + ": " + w.ipJSON(f, "route", "show", "table", "51820"))
+		b.WriteString("rules " + f + ": " + notOwned(t, w.ipJSON(t, f, "rule")) + "\n")
+		b.WriteString("table 51820 " + f + ": " + w.ipJSON(t, f, "route", "show", "table", "51820"))
 	}
 	return b.String()
 }
@@ -489,8 +486,8 @@ func notOwned(t *testing.T, js string) string {
 }
 
 // linkGone waits until the client has no device of that name.
-func (w *world) linkGone(ctx context.Context, dev string) error {
-	h := nl(w.t, w.client)
+func (w *world) linkGone(t *testing.T, ctx context.Context, dev string) error {
+	h := nl(t, w.client)
 	defer h.Delete()
 	for {
 		if _, err := h.LinkByName(dev); err != nil {
