@@ -219,11 +219,12 @@ func (o *OpenVPN) StartClient(ctx context.Context, wait bool) error {
 }
 
 // Close stops the client (SIGTERM, so its down scripts run) and then the
-// server; either is killed if it does not end within a second.
+// server; either is killed if it does not end within 3 s (its
+// scripts, which the daemon waits for, may still run).
 func (o *OpenVPN) Close() {
 	for _, d := range []*Daemon{o.Client, o.Server} {
 		if d != nil {
-			d.Stop(time.Second)
+			d.Stop(3 * time.Second)
 		}
 	}
 }

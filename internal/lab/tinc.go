@@ -263,11 +263,12 @@ func (t *Tinc) StartClient(ctx context.Context, wait bool) error {
 }
 
 // Close stops the client (so it runs host-down and tinc-down) and then
-// the server; either is killed if it does not end within a second.
+// the server; either is killed if it does not end within 3 s (its
+// scripts, which the daemon waits for, may still run).
 func (t *Tinc) Close() {
 	for _, d := range []*Daemon{t.Client, t.Server} {
 		if d != nil {
-			d.Stop(time.Second)
+			d.Stop(3 * time.Second)
 		}
 	}
 }
