@@ -224,25 +224,37 @@ func (x *executor) link(i int) error {
 	l := op.Link
 	x.h.devs = nil // names and indexes change
 	c := x.c
-	seq := c.nextSeq()
-	c.enc.reset()
 	peerNS := netns.None()
 	switch op.Action {
 	case state.Add:
 		if l.Name == "" || l.Kind == "" {
 			return errors.New("a new link needs a name and a kind")
 		}
-		if l.Kind == "veth" && l.PeerNamespace != "" {
-			var err error
-			if peerNS, err = openNamespace(l.PeerNamespace); err != nil {
+		switch {
+		case l.Kind == "vxlan":
+			if err := x.newVXLAN(l); err != nil {
 				return err
 			}
-			defer peerNS.Close()
-		}
-		if err := c.enc.encodeNewLink(l, int(peerNS), seq); err != nil {
-			return err
+		default:
+			if l.Kind == "veth" && l.PeerNamespace != "" {
+				var err error
+				if peerNS, err = openNamespace(l.PeerNamespace); err != nil {
+					return err
+				}
+				defer peerNS.Close()
+			}
+			seq := c.nextSeq()
+			c.enc.reset()
+			if err := c.enc.encodeNewLink(l, newLinkArgs{peerNSFd: int(peerNS), nsFd: -1}, seq); err != nil {
+				return err
+			}
+			if err := c.do(seq, nil); err != nil {
+				return err
+			}
 		}
 	case state.Delete:
+		seq := c.nextSeq()
+		c.enc.reset()
 		off := c.enc.begin(unix.RTM_DELLINK, unix.NLM_F_REQUEST|unix.NLM_F_ACK, seq)
 		h := c.enc.zeros(unix.SizeofIfInfomsg)
 		if l.Name != "" {
@@ -251,13 +263,11 @@ func (x *executor) link(i int) error {
 			ne.PutUint32(h[4:], uint32(l.Index))
 		}
 		c.enc.end(off)
+		return c.do(seq, nil)
 	default:
 		return fmt.Errorf("%s is not supported for links", op.Action)
 	}
-	if err := c.do(seq, nil); err != nil {
-		return err
-	}
-	if op.Action != state.Add || (!l.Up && l.Alias == "") {
+	if !l.Up && l.Alias == "" {
 		return nil
 	}
 	x.applied[i] = true // the link exists now, whatever follows
@@ -281,6 +291,69 @@ func (x *executor) link(i int) error {
 	return nil
 }
 
+// newVXLAN creates a vxlan device in the handle's namespace. Its underlay
+// (the UDP socket and the device it rides, IFLA_VXLAN_LINK) lives in the
+// namespace the creating request comes from, so when the underlay is in
+// another namespace the request goes out of a socket there, with the
+// device named there, and IFLA_NET_NS_FD places the new device here:
+// `ip link add NAME netns HERE type vxlan ... dev DEV` run in the
+// underlay's namespace.
+func (x *executor) newVXLAN(l *state.Link) error {
+	v := l.VXLAN
+	if v == nil || v.VNI == 0 || v.VNI >= 1<<24 {
+		return errors.New("a vxlan needs a VNI from 1 to 16777215")
+	}
+	if !v.Remote.IsValid() && v.Dev == "" {
+		return errors.New("a vxlan needs a remote address (or group) or an underlay device")
+	}
+	if v.Local.IsValid() && v.Remote.IsValid() && v.Local.Is4() != v.Remote.Is4() {
+		return fmt.Errorf("vxlan local %s and remote %s are of different families", v.Local, v.Remote)
+	}
+	c := x.c
+	args := newLinkArgs{peerNSFd: -1, nsFd: -1}
+	if v.UnderlayNamespace != "" {
+		under, err := openUnderlay(v.UnderlayNamespace)
+		if err != nil {
+			return fmt.Errorf("underlay: %w", err)
+		}
+		defer under.Close()
+		same, err := sameNamespace(under, x.h.ns)
+		if err != nil {
+			return fmt.Errorf("underlay: %w", err)
+		}
+		if !same {
+			if c, err = connIn(under); err != nil {
+				return fmt.Errorf("underlay in %s: %w", underlayWord(v.UnderlayNamespace), err)
+			}
+			defer c.close()
+			here := x.h.ns
+			if !here.IsOpen() {
+				if here, err = netns.Get(); err != nil {
+					return fmt.Errorf("this network namespace: %w", err)
+				}
+				defer here.Close()
+			}
+			args.nsFd = int(here)
+		}
+	}
+	if v.Dev != "" {
+		u, err := c.getLink(v.Dev, 0, -1)
+		if err != nil {
+			if v.UnderlayNamespace != "" {
+				return fmt.Errorf("underlay device in %s: %w", underlayWord(v.UnderlayNamespace), err)
+			}
+			return fmt.Errorf("underlay device: %w", err)
+		}
+		args.underIndex = u.Index
+	}
+	seq := c.nextSeq()
+	c.enc.reset()
+	if err := c.enc.encodeNewLink(l, args, seq); err != nil {
+		return err
+	}
+	return c.do(seq, nil)
+}
+
 // setLink sets a link up (or leaves its state) and gives it an alias.
 func (c *conn) setLink(name string, up bool, alias string) error {
 	seq := c.nextSeq()
@@ -295,10 +368,35 @@ func (c *conn) setLink(name string, up bool, alias string) error {
 	return c.do(seq, nil)
 }
 
+// underlayWord names a vxlan's underlay namespace in an error.
+func underlayWord(name string) string {
+	if name == state.HostNamespace {
+		return "the initial network namespace"
+	}
+	return fmt.Sprintf("network namespace %q", name)
+}
+
+// newLinkArgs are what encodeNewLink needs beyond the link: namespace file
+// descriptors (-1 for none) and resolved indexes.
+type newLinkArgs struct {
+	// peerNSFd is the namespace a veth's peer goes into.
+	peerNSFd int
+	// nsFd is the namespace the device itself goes into, when it is
+	// not the one the request is sent in (IFLA_NET_NS_FD).
+	nsFd int
+	// underIndex is a vxlan's underlay device, in the namespace the
+	// request is sent in; 0 for none.
+	underIndex int
+}
+
+// vxlanPort is the port a vxlan gets when the state gives none: IANA's,
+// not the kernel's own default (8472, Linux's from before the
+// assignment), so that the two sites agree with other implementations.
+const vxlanPort = 4789
+
 // encodeNewLink appends an RTM_NEWLINK that creates l, down and without
-// its alias (see link). A veth's peer goes into the namespace behind
-// peerNSFd when that is >= 0.
-func (e *encoder) encodeNewLink(l *state.Link, peerNSFd int, seq uint32) error {
+// its alias (see link).
+func (e *encoder) encodeNewLink(l *state.Link, args newLinkArgs, seq uint32) error {
 	if l.Kind == "veth" && l.Peer == "" {
 		return errors.New("a veth needs a peer name")
 	}
@@ -321,9 +419,43 @@ func (e *encoder) encodeNewLink(l *state.Link, peerNSFd int, seq uint32) error {
 	if hw != nil {
 		e.attr(unix.IFLA_ADDRESS, hw)
 	}
+	if args.nsFd >= 0 {
+		e.u32(unix.IFLA_NET_NS_FD, uint32(args.nsFd))
+	}
 	info := e.nest(unix.IFLA_LINKINFO)
 	e.str(unix.IFLA_INFO_KIND, l.Kind)
-	if l.Kind == "veth" {
+	switch l.Kind {
+	case "vxlan":
+		v := l.VXLAN
+		if v == nil {
+			return errors.New("a vxlan needs its VXLAN settings")
+		}
+		data := e.nest(unix.IFLA_INFO_DATA)
+		e.u32(unix.IFLA_VXLAN_ID, v.VNI)
+		if v.Remote.IsValid() {
+			if v.Remote.Is4() {
+				e.addr(unix.IFLA_VXLAN_GROUP, v.Remote)
+			} else {
+				e.addr(unix.IFLA_VXLAN_GROUP6, v.Remote)
+			}
+		}
+		if v.Local.IsValid() {
+			if v.Local.Is4() {
+				e.addr(unix.IFLA_VXLAN_LOCAL, v.Local)
+			} else {
+				e.addr(unix.IFLA_VXLAN_LOCAL6, v.Local)
+			}
+		}
+		if args.underIndex > 0 {
+			e.u32(unix.IFLA_VXLAN_LINK, uint32(args.underIndex))
+		}
+		port := v.Port
+		if port == 0 {
+			port = vxlanPort
+		}
+		e.be16(unix.IFLA_VXLAN_PORT, port)
+		e.endNest(data)
+	case "veth":
 		data := e.nest(unix.IFLA_INFO_DATA)
 		peer := e.nest(vethInfoPeer)
 		e.ifinfo(false)
@@ -331,8 +463,8 @@ func (e *encoder) encodeNewLink(l *state.Link, peerNSFd int, seq uint32) error {
 		if l.MTU > 0 {
 			e.u32(unix.IFLA_MTU, uint32(l.MTU))
 		}
-		if peerNSFd >= 0 {
-			e.u32(unix.IFLA_NET_NS_FD, uint32(peerNSFd))
+		if args.peerNSFd >= 0 {
+			e.u32(unix.IFLA_NET_NS_FD, uint32(args.peerNSFd))
 		}
 		e.endNest(peer)
 		e.endNest(data)

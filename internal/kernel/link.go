@@ -1,6 +1,7 @@
 package kernel
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -14,11 +15,18 @@ var ErrNotFound = errors.New("not found")
 
 var operStates = [...]string{"UNKNOWN", "NOTPRESENT", "DOWN", "LOWERLAYERDOWN", "TESTING", "DORMANT", "UP"}
 
-// linkInfo is a decoded RTM_NEWLINK plus what is needed to name a veth peer.
+// linkInfo is a decoded RTM_NEWLINK plus what is needed to name a veth
+// peer or a vxlan's underlay device.
 type linkInfo struct {
 	state.Link
-	peerIndex int   // IFLA_LINK
-	peerNSID  int32 // IFLA_LINK_NETNSID, -1 if the peer is in this namespace
+	peerIndex int // IFLA_LINK
+	// peerNSID is IFLA_LINK_NETNSID, -1 if absent: the namespace of a
+	// veth's peer, or of a vxlan's underlay (its UDP socket and
+	// IFLA_VXLAN_LINK) when that is not the device's own.
+	peerNSID int32
+	// underIndex is a vxlan's IFLA_VXLAN_LINK, an ifindex in the
+	// underlay's namespace; 0 if none.
+	underIndex int
 }
 
 func decodeLink(data []byte) (linkInfo, bool) {
@@ -61,16 +69,51 @@ func decodeLink(data []byte) (linkInfo, bool) {
 		case unix.IFLA_LINK_NETNSID:
 			l.peerNSID = int32(a.u32())
 		case unix.IFLA_LINKINFO:
+			var data []byte
 			in := attrs{b: a.val}
 			for in.next() {
-				if in.typ == unix.IFLA_INFO_KIND {
+				switch in.typ {
+				case unix.IFLA_INFO_KIND:
 					l.Kind = in.str()
+				case unix.IFLA_INFO_DATA:
+					data = in.val
 				}
+			}
+			if l.Kind == "vxlan" && data != nil {
+				l.VXLAN, l.underIndex = decodeVXLAN(data)
 			}
 		}
 	}
 	l.L3MDev = l.Kind == "vrf"
 	return l, true
+}
+
+// decodeVXLAN reads a vxlan's IFLA_INFO_DATA: its VNI, addresses and
+// port, and the ifindex of its underlay device (IFLA_VXLAN_LINK, to be
+// named by resolveLinks). The kernel reports a unicast remote and a
+// multicast group alike as IFLA_VXLAN_GROUP(6), and leaves out unset
+// addresses.
+func decodeVXLAN(data []byte) (*state.VXLAN, int) {
+	x := &state.VXLAN{}
+	under := 0
+	a := attrs{b: data}
+	for a.next() {
+		switch a.typ {
+		case unix.IFLA_VXLAN_ID:
+			x.VNI = a.u32()
+		case unix.IFLA_VXLAN_GROUP, unix.IFLA_VXLAN_GROUP6:
+			x.Remote = ipAddr(a.val)
+		case unix.IFLA_VXLAN_LOCAL, unix.IFLA_VXLAN_LOCAL6:
+			x.Local = ipAddr(a.val)
+		case unix.IFLA_VXLAN_LINK:
+			under = int(a.u32())
+		case unix.IFLA_VXLAN_PORT:
+			if len(a.val) >= 2 {
+				x.Port = binary.BigEndian.Uint16(a.val)
+			}
+		}
+	}
+	return x, under
 }
 
 // dumpLinks lists the namespace's links in device-list order.
@@ -143,43 +186,73 @@ func (h *Handle) LinkByName(name string) (*state.Link, error) {
 	if err != nil {
 		return nil, err
 	}
-	if l.Kind == "veth" && l.peerIndex > 0 && l.peerNSID < 0 {
-		if p, err := c.getLink("", l.peerIndex, -1); err == nil {
-			l.Peer = p.Name
-		}
-	}
-	return &l.Link, nil
+	links := []linkInfo{l}
+	c.resolveLinks(links)
+	return &links[0].Link, nil
 }
 
-// resolvePeers names the other end of each veth: in this namespace, or in a
-// named one (found through its netns id).
-func (c *conn) resolvePeers(links []linkInfo) {
+// resolveLinks names what the links refer to by index: the other end of
+// each veth, in this namespace or in a named one (found through its netns
+// id), and each vxlan's underlay device and namespace ("" this one,
+// state.HostNamespace the initial one, else a name under /run/netns). A
+// reference into a namespace that has no name (nor is the initial one)
+// stays unnamed.
+func (c *conn) resolveLinks(links []linkInfo) {
 	byIndex := make(map[int]string, len(links))
 	for _, l := range links {
 		byIndex[l.Index] = l.Name
 	}
+	local := func(index int) string {
+		if name, ok := byIndex[index]; ok {
+			return name
+		}
+		if l, err := c.getLink("", index, -1); err == nil {
+			return l.Name
+		}
+		return ""
+	}
 	var nsids map[int32]string
-	for i := range links {
-		l := &links[i]
-		if l.Kind != "veth" || l.peerIndex <= 0 {
-			continue
-		}
-		if l.peerNSID < 0 {
-			l.Peer = byIndex[l.peerIndex]
-			continue
-		}
+	names := func() map[int32]string {
 		if nsids == nil {
 			var err error
 			if nsids, err = c.nsidNames(); err != nil {
 				nsids = map[int32]string{}
 			}
 		}
-		ns, ok := nsids[l.peerNSID]
-		if !ok {
-			continue // the peer's namespace has no name (the initial one, say)
-		}
-		if p, err := c.getLink("", l.peerIndex, l.peerNSID); err == nil {
-			l.Peer, l.PeerNamespace = p.Name, ns
+		return nsids
+	}
+	for i := range links {
+		l := &links[i]
+		switch {
+		case l.Kind == "veth" && l.peerIndex > 0:
+			if l.peerNSID < 0 {
+				l.Peer = local(l.peerIndex)
+				continue
+			}
+			ns, ok := names()[l.peerNSID]
+			if !ok || ns == state.HostNamespace {
+				continue // the peer's namespace has no name (the initial one, say)
+			}
+			if p, err := c.getLink("", l.peerIndex, l.peerNSID); err == nil {
+				l.Peer, l.PeerNamespace = p.Name, ns
+			}
+		case l.VXLAN != nil:
+			if l.peerNSID < 0 {
+				if l.underIndex > 0 {
+					l.VXLAN.Dev = local(l.underIndex)
+				}
+				continue
+			}
+			ns, ok := names()[l.peerNSID]
+			if !ok {
+				continue
+			}
+			l.VXLAN.UnderlayNamespace = ns
+			if l.underIndex > 0 {
+				if p, err := c.getLink("", l.underIndex, l.peerNSID); err == nil {
+					l.VXLAN.Dev = p.Name
+				}
+			}
 		}
 	}
 }

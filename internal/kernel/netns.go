@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"sort"
 
+	"github.com/tunroute/tunroute/internal/state"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
@@ -104,9 +105,33 @@ func connIn(ns netns.NsHandle) (*conn, error) {
 	return c, err
 }
 
+// hostNSPath is the initial network namespace (state.HostNamespace); a
+// variable so that tests can point it at a namespace of their own.
+var hostNSPath = "/proc/1/ns/net"
+
+// openHostNamespace opens the initial network namespace.
+func openHostNamespace() (netns.NsHandle, error) {
+	fd, err := unix.Open(hostNSPath, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return netns.None(), fmt.Errorf("the initial network namespace (%s): %w", hostNSPath, err)
+	}
+	return netns.NsHandle(fd), nil
+}
+
+// openUnderlay opens a namespace named the way state.VXLAN names its
+// underlay's: state.HostNamespace for the initial one, else a name under
+// /run/netns ("" gives netns.None(), the caller's own).
+func openUnderlay(name string) (netns.NsHandle, error) {
+	if name == state.HostNamespace {
+		return openHostNamespace()
+	}
+	return openNamespace(name)
+}
+
 // nsidNames maps the netns ids that namespace c lives in uses for other
-// named namespaces (IFLA_LINK_NETNSID) to their names. Namespaces without an
-// id assigned are left out.
+// named namespaces (IFLA_LINK_NETNSID) to their names, and the initial
+// namespace's id, unless a name has it, to state.HostNamespace.
+// Namespaces without an id assigned are left out.
 func (c *conn) nsidNames() (map[int32]string, error) {
 	names, err := ListNamespaces()
 	if err != nil {
@@ -124,7 +149,35 @@ func (c *conn) nsidNames() (map[int32]string, error) {
 			out[id] = name
 		}
 	}
+	if h, err := openHostNamespace(); err == nil {
+		id, err := c.nsid(int(h))
+		h.Close()
+		if _, named := out[id]; err == nil && id >= 0 && !named {
+			out[id] = state.HostNamespace
+		}
+	}
 	return out, nil
+}
+
+// sameNamespace reports whether two namespace handles are the same
+// namespace; netns.None() stands for the caller's own.
+func sameNamespace(a, b netns.NsHandle) (bool, error) {
+	var sa, sb unix.Stat_t
+	for _, x := range []struct {
+		h  netns.NsHandle
+		st *unix.Stat_t
+	}{{a, &sa}, {b, &sb}} {
+		var err error
+		if x.h.IsOpen() {
+			err = unix.Fstat(int(x.h), x.st)
+		} else {
+			err = unix.Stat("/proc/thread-self/ns/net", x.st)
+		}
+		if err != nil {
+			return false, err
+		}
+	}
+	return sa.Dev == sb.Dev && sa.Ino == sb.Ino, nil
 }
 
 // nsid asks for the id of the namespace behind fd (RTM_GETNSID).

@@ -31,7 +31,7 @@ func (h *Handle) observe(c *conn) (*state.State, error) {
 	if err != nil {
 		return nil, fmt.Errorf("links: %w", err)
 	}
-	c.resolvePeers(links)
+	c.resolveLinks(links)
 	d := newDevNames(links)
 	s.Links = make([]state.Link, len(links))
 	devs := make([]string, len(links))

@@ -96,6 +96,12 @@ func (e *encoder) u32(typ uint16, v uint32) {
 	e.b = ne.AppendUint32(e.b, v)
 }
 
+func (e *encoder) be16(typ uint16, v uint16) {
+	e.attrHdr(typ, 2)
+	e.b = binary.BigEndian.AppendUint16(e.b, v)
+	e.b = append(e.b, 0, 0)
+}
+
 func (e *encoder) be64(typ uint16, v uint64) {
 	e.attrHdr(typ, 8)
 	e.b = binary.BigEndian.AppendUint64(e.b, v)
