@@ -128,7 +128,7 @@ func runHook(cmd *cobra.Command, g *globalFlags, vpnName string, args []string) 
 	fmt.Fprint(out, s.plan.Text())
 	printNotes(out, s.notes)
 	if err := s.apply(); err != nil {
-		return fmt.Errorf("apply failed, nothing was changed: %w", err)
+		return fmt.Errorf("apply failed, the kernel is unchanged (the facts stay recorded in %s): %w", store.Dir(), err)
 	}
 	return nil
 }

@@ -131,6 +131,7 @@ func (c *compiler) body() error {
 			return err
 		}
 	}
+	c.pushedRoutes()
 	for i, s := range cfg.Select {
 		if err := c.selector(s, i); err != nil {
 			return err
@@ -462,13 +463,12 @@ func (c *compiler) redirect(rd *config.Redirect) error {
 	}
 	servers := rd.Servers
 	if len(servers) == 0 {
-		if vf := c.vpns[id.VPN]; vf != nil {
-			for _, e := range vf.Servers {
-				servers = append(servers, e.Addr)
-			}
-		}
+		servers = c.vpnServers(id.VPN)
 		if len(servers) == 0 {
-			return rd.At("servers").Errorf("vpn %s reported no server address; list the servers' real addresses here", id.VPN)
+			// tinc reports its server only at host-up: until then the
+			// default route stays, and the kill switch, if any, holds.
+			c.note("redirect: vpn %s has reported no server yet; the default route is left as it is until it does (list it under vpns[].servers to redirect at once)", id.VPN)
+			return nil
 		}
 	}
 	fams := []bool{}

@@ -27,7 +27,7 @@ func (c *compiler) killswitch(k *config.KillSwitch) error {
 				continue
 			}
 			clear = append(clear, state.FwRule{Comment: "allowed in clear", Family: fam(v6), Daddr: to, Saddr: from,
-				Proto: a.Proto, DPorts: a.Ports, Verdict: "accept"})
+				Proto: a.Proto, DPorts: a.Ports, SPorts: a.SPorts, Verdict: "accept"})
 		}
 	}
 	clear = append(clear, c.selectedClear(tunnels)...)
@@ -50,6 +50,9 @@ func (c *compiler) killswitch(k *config.KillSwitch) error {
 	nd := state.FwRule{Comment: "IPv6 neighbour discovery", Family: 6, Proto: 58, ICMPv6Types: ndTypes, Verdict: "accept"}
 	drop := state.FwRule{Comment: "kill switch: not in a tunnel, not allowed in clear", Counter: true, Verdict: "drop"}
 
+	if len(tunnels) == 0 {
+		c.note("killswitch: no tunnel is up (no identity with a vpn, no redirect, no killswitch.tunnels): everything not allowed in clear is dropped")
+	}
 	fw := c.firewall()
 	out := fw.chain(ChainKillOutput, "filter", "output", 0)
 	out.Rules = append(out.Rules, state.FwRule{Comment: "loopback", OIF: []string{"lo"}, Verdict: "accept"})
@@ -111,6 +114,9 @@ func (c *compiler) serverEndpoints() []facts.Endpoint {
 		}
 	}
 	for _, v := range c.cfg.VPNs {
+		for _, e := range v.Servers {
+			addOne(facts.Endpoint{Addr: e.Addr, Port: e.Port, Proto: e.Proto})
+		}
 		if vf := c.vpns[v.Name]; vf != nil {
 			for _, e := range vf.Servers {
 				addOne(e)

@@ -184,3 +184,59 @@ func TestMarkMaskOverflow(t *testing.T) {
 		t.Errorf("got %v", err)
 	}
 }
+
+// TestVPNServersKnownInAdvance: servers listed under vpns let the daemon
+// through the kill switch, and the redirect keep them on the original path,
+// before any hook ran.
+func TestVPNServersKnownInAdvance(t *testing.T) {
+	yaml := strings.Replace(vpnConfig, "  - {name: work, type: openvpn}", "  - {name: work, type: openvpn, servers: [\"198.51.100.2:1194/udp\", \"2001:db8:51::2\"]}", 1)
+	res := compileWith(t, yaml, labClient(), nil)
+	fw := firewallText(res.State.Firewall)
+	for _, want := range []string{
+		`meta nfproto ipv4 ip daddr 198.51.100.2 meta l4proto udp th dport 1194 accept "VPN server"`,
+		`meta nfproto ipv6 ip6 daddr 2001:db8:51::2 accept "VPN server"`,
+	} {
+		if !strings.Contains(fw, want) {
+			t.Errorf("missing %s in\n%s", want, fw)
+		}
+	}
+	// Up, the redirect uses the listed servers even if the hook says none.
+	v := labVPN()
+	v.Servers = nil
+	res = compileWith(t, yaml, labClient(), map[string]*facts.VPN{"work": v})
+	got := strings.Join(rendered(t, res.State), "\n")
+	if !strings.Contains(got, "route 198.51.100.2/32 via 10.1.0.1 dev eth0 table main") ||
+		!strings.Contains(got, "route 2001:db8:51::2/128 via 2001:db8:1::1 dev eth0 table main metric 1024") {
+		t.Errorf("server routes missing:\n%s", got)
+	}
+}
+
+// TestRedirectWaitsForServer: a VPN that has not reported its server yet
+// (tinc before host-up) leaves the default route alone instead of failing.
+func TestRedirectWaitsForServer(t *testing.T) {
+	v := labVPN()
+	v.Servers = nil
+	res := compileWith(t, vpnConfig, labClient(), map[string]*facts.VPN{"work": v})
+	got := strings.Join(rendered(t, res.State), "\n")
+	if strings.Contains(got, "0.0.0.0/1") || !strings.Contains(strings.Join(res.Notes, "\n"), "has reported no server yet") {
+		t.Errorf("redirect without a server:\n%s\n%v", got, res.Notes)
+	}
+}
+
+func TestPushedRoutes(t *testing.T) {
+	v := labVPN()
+	v.Routes = []netip.Prefix{netip.MustParsePrefix("10.99.0.0/16"), netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("2001:db8:99::/48")}
+	res := compileWith(t, vpnConfig, labClient(), map[string]*facts.VPN{"work": v})
+	got := strings.Join(rendered(t, res.State), "\n")
+	if !strings.Contains(got, "route 10.99.0.0/16 via 10.30.0.1 dev wg0 table main src 10.30.0.2") {
+		t.Errorf("pushed route not installed:\n%s", got)
+	}
+	if strings.Contains(got, "2001:db8:99::/48") || strings.Contains(got, "route default via 10.30.0.1 dev wg0 table main") {
+		t.Errorf("a pushed default route or a route of a family the tunnel lacks was installed:\n%s", got)
+	}
+	off := strings.Replace(vpnConfig, "{name: work, type: openvpn}", "{name: work, type: openvpn, pushed_routes: false}", 1)
+	res = compileWith(t, off, labClient(), map[string]*facts.VPN{"work": v})
+	if strings.Contains(strings.Join(rendered(t, res.State), "\n"), "10.99.0.0/16") {
+		t.Error("pushed_routes: false still installs pushed routes")
+	}
+}

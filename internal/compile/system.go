@@ -110,7 +110,7 @@ func CompileSystem(cfg *config.Config, top string, observed Observed, vpns map[s
 			return nil, err
 		}
 		for _, dev := range sys.Domains[i].Moves {
-			c.note("domain %s: %s is moved in from %s", sys.Domains[i].Name, dev, nsName(top))
+			c.note("%s is moved in from %s", dev, nsName(top))
 		}
 		sys.Domains[i].Result = c.res
 	}
@@ -170,6 +170,10 @@ func pipeFirewall(p *config.Pipe, end *config.PipeEnd, from string, c *compiler)
 		var rules []state.FwRule
 		rules = append(rules, state.FwRule{Comment: "pipe " + p.Name + ": replies", IIF: []string{end.Device},
 			CtState: []string{"established", "related"}, Verdict: "accept"})
+		// Without neighbour discovery on the link no IPv6 packet crosses
+		// the pipe, declared or not (it is link-local: never forwarded).
+		nd := state.FwRule{Comment: "pipe " + p.Name + ": IPv6 neighbour discovery", Family: 6, IIF: []string{end.Device},
+			Proto: 58, ICMPv6Types: ndTypes, Verdict: "accept"}
 		for _, f := range p.Allow {
 			if f.From != from {
 				continue
@@ -187,7 +191,8 @@ func pipeFirewall(p *config.Pipe, end *config.PipeEnd, from string, c *compiler)
 			IIF: []string{end.Device}, Counter: true, Verdict: "drop"})
 		// One chain at a time: chain() may move the chains it returns.
 		in := c.firewall().chain(ChainPipeInput, "filter", "input", 0)
-		in.Rules = append(in.Rules, rules...)
+		in.Rules = append(in.Rules, rules[0], nd)
+		in.Rules = append(in.Rules, rules[1:]...)
 		fwd := c.firewall().chain(ChainPipeForward, "filter", "forward", 0)
 		fwd.Rules = append(fwd.Rules, rules...)
 	}
@@ -208,6 +213,7 @@ func cloneFacts(s *state.State) *state.State {
 	c := *s
 	c.Links = append([]state.Link(nil), s.Links...)
 	c.Addrs = append([]state.Addr(nil), s.Addrs...)
+	c.Routes = append([]state.Route(nil), s.Routes...)
 	return &c
 }
 
@@ -230,8 +236,11 @@ func nextIndex(s *state.State) int {
 	return n + 1
 }
 
-// carryLink copies a device and its addresses from one state into another,
-// as moving it will.
+// carryLink copies a device, its addresses and the routes the kernel
+// made for them (the connected prefixes, in the main and local tables)
+// from one state into another, as moving it will: kernel.MoveLink puts
+// the addresses back, and the kernel makes those routes again. Other
+// routes through the device stay behind (the kernel deletes them).
 func carryLink(to, from *state.State, dev string) {
 	for i := range from.Links {
 		if from.Links[i].Name == dev {
@@ -245,7 +254,19 @@ func carryLink(to, from *state.State, dev string) {
 			to.Addrs = append(to.Addrs, a)
 		}
 	}
+	for _, r := range from.Routes {
+		if r.Protocol != protoKernel || (r.Table != state.TableMain && r.Table != state.TableLocal) ||
+			len(r.Nexthops) != 1 || r.Nexthops[0].Dev != dev || r.Nexthops[0].Gateway.IsValid() {
+			continue
+		}
+		r.Nexthops = []state.Nexthop{{Dev: dev, Flags: r.Nexthops[0].Flags}}
+		to.Routes = append(to.Routes, r)
+	}
 }
+
+// protoKernel is the protocol of the routes the kernel makes for an
+// interface's addresses.
+const protoKernel state.Protocol = 2
 
 func nsName(ns string) string {
 	if ns == "" {

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"math/bits"
 	"net/netip"
 	"strconv"
@@ -16,8 +17,23 @@ type VPN struct {
 	Name string
 	// Type is the daemon: "openvpn" or "tinc".
 	Type string
+	// Servers are the servers' real addresses known in advance, with port
+	// and transport where given: the kill switch lets the daemon reach
+	// them from the first apply, before any hook has run, and after a
+	// restart.
+	Servers []Endpoint
+	// PushedRoutes: install the routes the VPN pushes (OpenVPN's
+	// route_network_N with route-noexec, tinc's subnets); default true.
+	PushedRoutes bool
 
 	at func(string) Pos
+}
+
+// Endpoint is an address with an optional port and transport.
+type Endpoint struct {
+	Addr  netip.Addr
+	Port  uint16
+	Proto string // "udp", "tcp" or "" (both)
 }
 
 // VPNTypes are the daemons tunroute has hooks for.
@@ -74,10 +90,11 @@ func (k *KillSwitch) At(field string) Pos { return k.at(field) }
 // from some source addresses (e.g. the outside identity's, for seed 000's
 // deliberate `ssh -b OUTSIDE`), optionally only some protocol and ports.
 type Allow struct {
-	To    []netip.Prefix
-	From  []netip.Prefix
-	Proto uint8
-	Ports []state.PortRange
+	To     []netip.Prefix
+	From   []netip.Prefix
+	Proto  uint8
+	Ports  []state.PortRange
+	SPorts []state.PortRange
 }
 
 func (d *decoder) vpns(v node) error {
@@ -86,11 +103,11 @@ func (d *decoder) vpns(v node) error {
 		return err
 	}
 	for _, it := range items {
-		m, err := it.mapping("name", "type")
+		m, err := it.mapping("name", "type", "servers", "pushed_routes")
 		if err != nil {
 			return err
 		}
-		vpn := &VPN{at: m.at}
+		vpn := &VPN{at: m.at, PushedRoutes: true}
 		if vpn.Name, err = requiredString(m, "name"); err != nil {
 			return err
 		}
@@ -105,6 +122,28 @@ func (d *decoder) vpns(v node) error {
 		}
 		if !contains(VPNTypes, vpn.Type) {
 			return m.at("type").Errorf("unknown VPN type %q; expected one of: %s", vpn.Type, strings.Join(VPNTypes, ", "))
+		}
+		if n, ok := m.get("servers"); ok {
+			items, err := n.list()
+			if err != nil {
+				return err
+			}
+			for _, it := range items {
+				s, err := it.scalar()
+				if err != nil {
+					return err
+				}
+				e, err := ParseEndpoint(s)
+				if err != nil {
+					return it.pos.Errorf("%v", err)
+				}
+				vpn.Servers = append(vpn.Servers, e)
+			}
+		}
+		if n, ok := m.get("pushed_routes"); ok {
+			if vpn.PushedRoutes, err = boolValue(n); err != nil {
+				return err
+			}
 		}
 		d.cfg.VPNs = append(d.cfg.VPNs, vpn)
 	}
@@ -241,7 +280,7 @@ func (d *decoder) killswitch(v node) (*KillSwitch, error) {
 			return nil, err
 		}
 		for _, it := range items {
-			am, err := it.mapping("to", "from", "proto", "port")
+			am, err := it.mapping("to", "from", "proto", "port", "sport")
 			if err != nil {
 				return nil, err
 			}
@@ -266,7 +305,11 @@ func (d *decoder) killswitch(v node) (*KillSwitch, error) {
 					return nil, err
 				}
 			}
-			if pn, ok := am.get("port"); ok {
+			for _, key := range []string{"port", "sport"} {
+				pn, ok := am.get(key)
+				if !ok {
+					continue
+				}
 				if a.Proto != 6 && a.Proto != 17 && a.Proto != 132 {
 					return nil, pn.pos.Errorf("ports need proto: tcp, udp or sctp")
 				}
@@ -279,7 +322,12 @@ func (d *decoder) killswitch(v node) (*KillSwitch, error) {
 					if err != nil {
 						return nil, err
 					}
-					a.Ports = append(a.Ports, state.PortRange{Start: uint16(lo), End: uint16(hi)})
+					r := state.PortRange{Start: uint16(lo), End: uint16(hi)}
+					if key == "port" {
+						a.Ports = append(a.Ports, r)
+					} else {
+						a.SPorts = append(a.SPorts, r)
+					}
 				}
 			}
 			k.Allow = append(k.Allow, a)
@@ -383,4 +431,30 @@ func contiguous(m uint32) int {
 		return 0
 	}
 	return bits.OnesCount32(m)
+}
+
+// ParseEndpoint reads "198.51.100.2", "198.51.100.2:1194", "198.51.100.2:1194/udp",
+// "[2001:db8::1]:1194/udp" or "2001:db8::1".
+func ParseEndpoint(s string) (Endpoint, error) {
+	var e Endpoint
+	rest, proto, hasProto := strings.Cut(s, "/")
+	if hasProto {
+		if proto != "udp" && proto != "tcp" {
+			return e, fmt.Errorf("%q: the transport after / is udp or tcp", s)
+		}
+		e.Proto = proto
+	}
+	if a, err := netip.ParseAddr(rest); err == nil {
+		if hasProto {
+			return e, fmt.Errorf("%q: a transport needs a port (ADDR:PORT/%s)", s, proto)
+		}
+		e.Addr = a.Unmap()
+		return e, nil
+	}
+	ap, err := netip.ParseAddrPort(rest)
+	if err != nil || ap.Port() == 0 || ap.Addr().Zone() != "" {
+		return e, fmt.Errorf("%q is not ADDR, ADDR:PORT or ADDR:PORT/udp|tcp (IPv6 in brackets)", s)
+	}
+	e.Addr, e.Port = ap.Addr().Unmap(), ap.Port()
+	return e, nil
 }

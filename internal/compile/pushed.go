@@ -1,0 +1,65 @@
+package compile
+
+import (
+	"net/netip"
+
+	"github.com/tunroute/tunroute/internal/config"
+	"github.com/tunroute/tunroute/internal/state"
+)
+
+// vpnServers are a VPN's servers' addresses: those in the config, then
+// those its hook reported.
+func (c *compiler) vpnServers(name string) []netip.Addr {
+	var out []netip.Addr
+	seen := map[netip.Addr]bool{}
+	add := func(a netip.Addr) {
+		if !seen[a] {
+			seen[a] = true
+			out = append(out, a)
+		}
+	}
+	if v := c.cfg.VPN(name); v != nil {
+		for _, e := range v.Servers {
+			add(e.Addr)
+		}
+	}
+	if vf := c.vpns[name]; vf != nil {
+		for _, e := range vf.Servers {
+			add(e.Addr)
+		}
+	}
+	return out
+}
+
+// pushedRoutes installs the routes a VPN pushes (OpenVPN's route_network_N
+// under route-noexec, tinc's peer subnets) through its identity, as the
+// daemon would have. Default routes are left to `redirect`; a route the
+// config already makes wins, with a note.
+func (c *compiler) pushedRoutes() {
+	for i := range c.res.Identities {
+		id := &c.res.Identities[i]
+		v := c.cfg.VPN(id.VPN)
+		vf := c.vpns[id.VPN]
+		if id.Down || v == nil || vf == nil || !v.PushedRoutes {
+			continue
+		}
+		for _, p := range vf.Routes {
+			v6 := p.Addr().Is6()
+			src, ok := id.addr(v6)
+			if p.Bits() == 0 || !ok {
+				continue
+			}
+			r := c.deviceRoute(p, id.Device, id.gateway(v6), src, state.TableMain)
+			if _, taken := c.routes[r.Key()]; taken {
+				c.note("vpn %s pushes %s, which the config routes already; the config wins", id.VPN, p)
+				continue
+			}
+			if _, taken := c.setKeys[keyOf(r.Table, r.Dst)]; taken {
+				c.note("vpn %s pushes %s, which a route list routes already; the list wins", id.VPN, p)
+				continue
+			}
+			c.routes[r.Key()] = config.Pos{Field: "vpn " + id.VPN + " (pushed)"}
+			c.res.State.Routes = append(c.res.State.Routes, r)
+		}
+	}
+}
