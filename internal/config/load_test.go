@@ -103,8 +103,8 @@ func TestParseErrors(t *testing.T) {
 		{"settings:\n  table_base: 255\n", "bad.yaml:2:15: settings.table_base: table 255 is reserved"},
 		{"tables:\n  9bad: 3\n", "bad.yaml:2:9: tables.9bad: table name must start with a letter and hold only letters, digits, '_', '.', '-'"},
 		{"a: 1\n---\nb: 2\n", "bad.yaml: holds 2 YAML documents; tunroute reads one"},
-		{"vpns:\n  - {name: w, type: openvpn, servers: [\"198.51.100.2/udp\"]}\n", `bad.yaml:2:42: vpns[0].servers[0]: "198.51.100.2/udp": a transport needs a port (ADDR:PORT/udp)`},
-		{"vpns:\n  - {name: w, type: openvpn, servers: [\"198.51.100.2:1194/icmp\"]}\n", `bad.yaml:2:42: vpns[0].servers[0]: "198.51.100.2:1194/icmp": the transport after / is udp or tcp`},
+		{"vpns:\n  - {name: w, type: openvpn, servers: [\"198.51.100.2/udp\"]}\n", `bad.yaml:2:40: vpns[0].servers[0]: "198.51.100.2/udp": a transport needs a port (ADDR:PORT/udp)`},
+		{"vpns:\n  - {name: w, type: openvpn, servers: [\"198.51.100.2:1194/icmp\"]}\n", `bad.yaml:2:40: vpns[0].servers[0]: "198.51.100.2:1194/icmp": the transport after / is udp or tcp`},
 		{"vpns:\n  - {name: w, type: wireguard}\n", `bad.yaml:2:21: vpns[0].type: unknown VPN type "wireguard"; expected one of: openvpn, tinc`},
 	}
 	for _, tc := range cases {
