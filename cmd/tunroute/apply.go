@@ -44,6 +44,7 @@ func newApplyCmd(g *globalFlags) *cobra.Command {
 				return nil
 			}
 			start := time.Now()
+			s.progress = newProgressBar(cmd.ErrOrStderr())
 			if err := s.apply(); err != nil {
 				return fmt.Errorf("apply failed, nothing was changed: %w", err)
 			}

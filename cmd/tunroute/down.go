@@ -35,6 +35,7 @@ func newDownCmd(g *globalFlags) *cobra.Command {
 				return nil
 			}
 			start := time.Now()
+			s.progress = newProgressBar(cmd.ErrOrStderr())
 			if err := s.apply(); err != nil {
 				return fmt.Errorf("down failed, nothing was changed: %w", err)
 			}

@@ -140,7 +140,7 @@ func pickVPN(cfg *config.Config, typ, name string, env hook.Env) (*config.VPN, e
 	}
 	if name != "" {
 		var err error
-		v := cfg.VPN(name)
+		v := cfg.AnyVPN(name) // VPN names are unique across the top level and the domains
 		switch {
 		case v == nil:
 			err = fmt.Errorf("the config %s has no vpn of that name", cfg.File)

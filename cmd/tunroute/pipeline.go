@@ -32,6 +32,8 @@ type session struct {
 	plan     *plan.SystemPlan
 	notes    []string
 	journal  *plan.Journal
+	// progress draws a bar for long applies (nil: none).
+	progress *progressBar
 }
 
 // openSession opens and observes the top namespace and the domain
@@ -181,6 +183,12 @@ func domainNames(cfg *config.Config) []string {
 
 // apply carries out the session's plan all-or-nothing.
 func (s *session) apply() error {
+	if s.progress != nil {
+		for _, h := range s.handles {
+			h.SetProgress(s.progress.update)
+		}
+		defer s.progress.finish()
+	}
 	j, err := plan.ApplySystem(kernelSystem{s}, s.plan)
 	s.journal = j
 	if err != nil {
@@ -207,6 +215,9 @@ func (k kernelSystem) Executor(ns string) (plan.Executor, error) {
 	h, err := kernel.Open(ns)
 	if err != nil {
 		return nil, err
+	}
+	if k.s.progress != nil {
+		h.SetProgress(k.s.progress.update)
 	}
 	k.s.handles[ns] = h
 	return h, nil
