@@ -53,6 +53,8 @@ type FIB struct {
 	rulesModified     *bool // nil: unknown
 	customLocalRoutes bool  // a local route not derived from an address exists
 	localAddrs4       map[uint32]*link
+	localAddrs6       map[[2]uint64]struct{}
+	addrText          map[netip.Addr]string // IPv6 gateways and local addresses
 	labels            []addrLabel
 	ruleDissect4      bool // some IPv4 rule uses ipproto/sport/dport (not iif lo)
 	assumedRules      []string
@@ -76,6 +78,9 @@ type link struct {
 
 	a4 []addr4
 	a6 []addr6
+	// v6sole is the index in a6 of the device's only preferred global
+	// address, or -1 (IPv6 source selection fast path).
+	v6sole int
 
 	// IPv4 devconf, already combined with "all" the way the kernel does.
 	fwd4          bool
@@ -126,6 +131,7 @@ func New(s *state.State) (*FIB, error) {
 		byIndex:     make(map[int]*link, len(s.Links)),
 		byName:      make(map[string]*link, len(s.Links)),
 		localAddrs4: map[uint32]*link{},
+		localAddrs6: map[[2]uint64]struct{}{},
 	}
 	sys := sysctls(s.Sysctls)
 	for i := range s.Links {
@@ -186,9 +192,25 @@ func New(s *state.State) (*FIB, error) {
 			typ := addrType6(hi, lo)
 			l.a6 = append(l.a6, addr6{addr: ad, hi: hi, lo: lo, plen: uint8(a.Prefix.Bits()),
 				flags: a.Flags, typ: typ, scope: srcScope6(typ), dev: l})
+			f.localAddrs6[[2]uint64{hi, lo}] = struct{}{}
 		}
 	}
 
+	for _, l := range f.links {
+		l.v6sole = -1
+		n := 0
+		for i := range l.a6 {
+			a := &l.a6[i]
+			if a.scope == scopeGlobal && a.typ&(v6Mapped|v6Compatv4|v6Loopback) == 0 &&
+				a.flags&(state.AddrTentative|state.AddrDADFailed|state.AddrDeprecated|state.AddrOptimistic) == 0 {
+				l.v6sole = i
+				n++
+			}
+		}
+		if n != 1 {
+			l.v6sole = -1
+		}
+	}
 	f.mpPolicy4 = sys.get("net.ipv4.fib_multipath_hash_policy", 0)
 	f.mpPolicy6 = sys.get("net.ipv6.fib_multipath_hash_policy", 0)
 	f.mpUseNeigh = sys.get("net.ipv4.fib_multipath_use_neigh", 0) != 0
@@ -211,6 +233,24 @@ func New(s *state.State) (*FIB, error) {
 	}
 	f.finishAttrs4()
 	f.attrTexts()
+	f.addrText = map[netip.Addr]string{}
+	for _, l := range f.links {
+		for i := range l.a6 {
+			f.addrText[l.a6[i].addr] = l.a6[i].addr.String()
+		}
+	}
+	for _, fam := range [][]rattrs{f.v4.attrs, f.v6.attrs} {
+		for i := range fam {
+			for _, nh := range fam[i].nhs {
+				if nh.gw.Is6() {
+					f.addrText[nh.gw] = nh.gw.String()
+				}
+			}
+			if fam[i].prefsrc.Is6() {
+				f.addrText[fam[i].prefsrc] = fam[i].prefsrc.String()
+			}
+		}
+	}
 	for i := range s.Routes {
 		r := &s.Routes[i]
 		if r.Type == state.RouteLocal && !r.Is6() && r.Protocol != 2 {

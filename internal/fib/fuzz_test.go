@@ -168,3 +168,18 @@ func TestWriteFuzzCorpus(t *testing.T) {
 	}
 	write("FuzzStateParse", 10, `{"version":1,"links":[{"index":1,"name":"lo","up":true,"loopback":true},{"index":2,"name":"eth0","up":true,"carrier":true}],"addrs":[{"dev":"eth0","prefix":"10.0.0.2/24","scope":"global","flags":[]}],"routes":[{"table":254,"type":"unicast","dst":"0.0.0.0/0","protocol":"boot","scope":"global","flags":[],"nexthops":[{"gateway":"10.0.0.1","dev":"eth0","flags":["onlink"]},{"gateway":"10.0.0.9","dev":"eth0","weight":3,"flags":["dead"]}]}],"rules":[{"family":4,"priority":10,"not":true,"from":"10.0.0.0/8","fwmark":1,"fwmask":255,"action":"goto","goto":20,"suppress_prefixlength":-1,"suppress_ifgroup":-1,"protocol":"boot"}]}`)
 }
+
+// parseV4 accepts exactly what netip.ParseAddr accepts as IPv4.
+func FuzzParseV4(f *testing.F) {
+	for _, s := range []string{"1.2.3.4", "0.0.0.0", "255.255.255.255", "01.2.3.4", "1.2.3", "1.2.3.4.5", "256.1.1.1", "1..2.3", "::1", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		v, ok := parseV4(s)
+		a, err := netip.ParseAddr(s)
+		want := err == nil && a.Is4()
+		if ok != want || ok && u4(v) != a {
+			t.Fatalf("%q: parseV4 %v %v, netip %v %v", s, u4(v), ok, a, err)
+		}
+	})
+}

@@ -75,9 +75,11 @@ func (f *FIB) tryNode4(t *table4, node int32, fl *flow4, res *fibres4, reportTab
 	nd := &t.nodes[node]
 	ftos := fl.tos & 0x1c
 	for k := 0; k < int(nd.n); k++ {
-		al := alias4{attrs: nd.attrs, metric: nd.metric, tos: nd.tos}
-		if k > 0 {
-			al = t.extra[int(nd.more)+k-1]
+		var al alias4
+		if nd.n == 1 {
+			al = t.classes[nd.class]
+		} else {
+			al = t.classes[t.multi[int(nd.class)+k]]
 		}
 		if al.tos != 0 && al.tos != ftos {
 			continue

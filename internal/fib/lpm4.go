@@ -16,24 +16,25 @@ import (
 type table4 struct {
 	id       uint32
 	nodes    []node4
-	extra    []alias4 // the second and later routes of a prefix
+	multi    []int32  // route classes of prefixes with several routes
+	classes  []alias4 // the FIB's interned route classes (shared)
 	nDefault int      // tb_num_default: routes with prefix length 0
 	small    *bart.Table[int32]
 	dir      *dir4
 }
 
-// node4 is one prefix; its first route is inline.
+// node4 is one prefix: 16 bytes, no pointers.
 type node4 struct {
 	addr   uint32
 	parent int32 // the next shorter prefix of this table covering this one; -1
-	attrs  int32 // first route
-	metric uint32
-	more   int32 // index in extra of the second route
-	tos    uint8
+	class  int32 // n == 1: the route's class; else its routes' classes are multi[class:class+n]
 	plen   uint8
+	_      uint8
 	n      uint16
 }
 
+// alias4 is a route class: what a route has besides its prefix. A full
+// table has few of them.
 type alias4 struct {
 	attrs  int32
 	metric uint32
@@ -42,10 +43,10 @@ type alias4 struct {
 
 func (t *table4) alias(node int32, k int) alias4 {
 	nd := &t.nodes[node]
-	if k == 0 {
-		return alias4{attrs: nd.attrs, metric: nd.metric, tos: nd.tos}
+	if nd.n == 1 {
+		return t.classes[nd.class]
 	}
-	return t.extra[int(nd.more)+k-1]
+	return t.classes[t.multi[int(nd.class)+k]]
 }
 
 // lookup returns the node of the longest prefix covering a.
@@ -66,8 +67,8 @@ func (t *table4) parent(node int32) (int32, bool) {
 var dirThreshold = 16384
 
 // finish orders each node's routes, builds the LPM index and the parents.
-// routes[i] are the routes of node i in dump order.
-func (t *table4) finish(routes [][]alias4) {
+// routes[i] are the routes of node i in dump order; class interns a route.
+func (t *table4) finish(routes [][]alias4, class func(alias4) int32) {
 	for i := range t.nodes {
 		rs := routes[i]
 		// fib_find_alias order: TOS descending, then priority ascending;
@@ -81,12 +82,14 @@ func (t *table4) finish(routes [][]alias4) {
 			})
 		}
 		nd := &t.nodes[i]
-		nd.attrs, nd.metric, nd.tos = rs[0].attrs, rs[0].metric, rs[0].tos
 		nd.n = uint16(min(len(rs), 65535))
-		nd.more = -1
-		if len(rs) > 1 {
-			nd.more = int32(len(t.extra))
-			t.extra = append(t.extra, rs[1:nd.n]...)
+		if nd.n == 1 {
+			nd.class = class(rs[0])
+		} else {
+			nd.class = int32(len(t.multi))
+			for _, r := range rs[:nd.n] {
+				t.multi = append(t.multi, class(r))
+			}
 		}
 		nd.parent = -1
 	}

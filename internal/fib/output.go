@@ -65,7 +65,11 @@ func (r *Result) appendJSON(b []byte, trace bool) []byte {
 		}
 		if r.From.IsValid() {
 			key("from")
-			b = appendAddrJSON(b, r.From)
+			if r.From == v6zero {
+				b = append(b, `"::"`...)
+			} else {
+				b = appendAddrJSON(b, r.From)
+			}
 		} else if r.SrcPrefix.IsValid() {
 			key("from")
 			b = append(b, '"')
@@ -79,7 +83,7 @@ func (r *Result) appendJSON(b []byte, trace bool) []byte {
 		if r.Gateway.IsValid() {
 			if r.Gateway.Is4() == (r.Family == 4) {
 				key("gateway")
-				b = appendAddrJSON(b, r.Gateway)
+				b = r.fib.appendKnownAddrJSON(b, r.Gateway)
 			} else {
 				key("via")
 				b = append(b, `{"family":"`...)
@@ -117,7 +121,7 @@ func (r *Result) appendJSON(b []byte, trace bool) []byte {
 		}
 		if r.PrefSrc.IsValid() {
 			key("prefsrc")
-			b = appendAddrJSON(b, r.PrefSrc)
+			b = r.fib.appendKnownAddrJSON(b, r.PrefSrc)
 		}
 		if r.has&hasMetric != 0 {
 			key("metric")
@@ -338,6 +342,8 @@ func (r *Result) appendTraceJSON(b []byte) []byte {
 const hexDigits = "0123456789abcdef"
 
 // jsonSafe[c] is true for bytes that need no escaping in a JSON string.
+var v6zero = netip.IPv6Unspecified()
+
 var jsonSafe = func() (t [256]bool) {
 	for c := 0x20; c < 0x80; c++ {
 		t[c] = c != '"' && c != '\\'
@@ -442,6 +448,23 @@ func appendAddrJSON(b []byte, a netip.Addr) []byte {
 	return append(b, '"')
 }
 
+// appendKnownAddr formats an address the FIB knows (a gateway or a local
+// address), using the text precomputed for IPv6 ones.
+func (f *FIB) appendKnownAddr(b []byte, a netip.Addr) []byte {
+	if a.Is6() {
+		if s, ok := f.addrText[a]; ok {
+			return append(b, s...)
+		}
+	}
+	return appendAddr(b, a)
+}
+
+func (f *FIB) appendKnownAddrJSON(b []byte, a netip.Addr) []byte {
+	b = append(b, '"')
+	b = f.appendKnownAddr(b, a)
+	return append(b, '"')
+}
+
 func appendPrefix(b []byte, p netip.Prefix) []byte {
 	b = appendAddr(b, p.Addr())
 	b = append(b, '/')
@@ -477,6 +500,8 @@ func (f *FIB) appendRouteText(b []byte, ref *routeRef, json bool) []byte {
 		metric = ref.t6.aliases[ref.alias].metric
 	}
 	switch {
+	case v6 && ref.t6.nodes[ref.node].text != "":
+		b = append(b, ref.t6.nodes[ref.node].text...)
 	case pfx.Bits() == 0:
 		b = append(b, "default"...)
 	case pfx.IsSingleIP():

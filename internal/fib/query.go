@@ -165,6 +165,9 @@ func (p *queryParser) finish(q *Query) error {
 }
 
 func parseQueryAddr(w, v string) (netip.Addr, error) {
+	if a, ok := parseV4(v); ok {
+		return u4(a), nil
+	}
 	s := v
 	if i := strings.IndexByte(s, '/'); i >= 0 {
 		pfx, err := netip.ParsePrefix(s)
@@ -186,6 +189,40 @@ func parseQueryAddr(w, v string) (netip.Addr, error) {
 	return a.Unmap(), nil
 }
 
+// parseV4 parses a dotted-quad IPv4 address exactly as netip.ParseAddr
+// does (four decimal fields, no leading zeros), quickly.
+func parseV4(s string) (uint32, bool) {
+	var v, field uint32
+	dots, digits := 0, 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= '0' && c <= '9':
+			if digits > 0 && field == 0 {
+				return 0, false
+			}
+			field = field*10 + uint32(c-'0')
+			digits++
+			if field > 255 {
+				return 0, false
+			}
+		case c == '.':
+			if digits == 0 || dots == 3 {
+				return 0, false
+			}
+			v = v<<8 | field
+			field, digits = 0, 0
+			dots++
+		default:
+			return 0, false
+		}
+	}
+	if dots != 3 || digits == 0 {
+		return 0, false
+	}
+	return v<<8 | field, true
+}
+
 func parseDev(w, v string) (string, error) {
 	if v == "" || len(v) > 15 || strings.ContainsAny(v, "/ \t\n:") {
 		return "", &QueryError{Word: w, Value: v, Msg: "is not a device name"}
@@ -202,20 +239,39 @@ func parseNum32(w, v string) (uint32, error) {
 	return uint32(n), nil
 }
 
+// parseCNum parses like C's strtoul(v, &end, 0) with the whole string
+// consumed: decimal, 0x-hex or 0-octal.
 func parseCNum(v string) (uint64, bool) {
-	if v == "" || strings.ContainsAny(v, "_+-") {
+	if v == "" {
 		return 0, false
 	}
-	base := 10
-	s := v
+	base, i := uint64(10), 0
 	switch {
-	case len(s) > 2 && (s[:2] == "0x" || s[:2] == "0X"):
-		base, s = 16, s[2:]
-	case len(s) > 1 && s[0] == '0':
-		base, s = 8, s[1:]
+	case len(v) > 2 && v[0] == '0' && (v[1] == 'x' || v[1] == 'X'):
+		base, i = 16, 2
+	case len(v) > 1 && v[0] == '0':
+		base, i = 8, 1
 	}
-	n, err := strconv.ParseUint(s, base, 64)
-	return n, err == nil
+	var n uint64
+	for ; i < len(v); i++ {
+		c := v[i]
+		var d uint64
+		switch {
+		case c >= '0' && c <= '9':
+			d = uint64(c - '0')
+		case c >= 'a' && c <= 'f':
+			d = uint64(c-'a') + 10
+		case c >= 'A' && c <= 'F':
+			d = uint64(c-'A') + 10
+		default:
+			return 0, false
+		}
+		if d >= base || n > (^uint64(0)-d)/base {
+			return 0, false
+		}
+		n = n*base + d
+	}
+	return n, true
 }
 
 func parseProto(v string) (uint8, error) {

@@ -215,6 +215,15 @@ func (f *FIB) devGetSaddr6(dev *link, daddr netip.Addr, dhi, dlo uint64) (netip.
 	dtyp := addrType6(dhi, dlo)
 	d := saddrDst{hi: dhi, lo: dlo, typ: dtyp, scope: srcScope6(dtyp), ifindex: dev.index}
 	d.label = f.label6(dhi, dlo, dtyp, dev.index)
+	// Fast path: a global destination that is not an address of this host,
+	// and dst_dev has exactly one preferred global address. Other
+	// candidates tie with it at most up to rule 3 (scope, preferred) and
+	// lose at rule 5 (outgoing interface), or lose earlier.
+	if d.scope == scopeGlobal && dtyp&v6Multicast == 0 && dev.v6sole >= 0 && !dev.v6disabled {
+		if _, local := f.localAddrs6[[2]uint64{dhi, dlo}]; !local {
+			return dev.a6[dev.v6sole].addr, true
+		}
+	}
 	hiscore := saddrScore{rule: -1}
 	if dtyp&v6Multicast != 0 || d.scope <= scopeLink6 || dev.useOifAddrsOnly {
 		f.devSaddrScan(dev, &d, &hiscore)

@@ -73,9 +73,10 @@ type attrKey struct {
 }
 
 type family4 struct {
-	tables map[uint32]*table4
-	attrs  []rattrs
-	rules  rules
+	tables  map[uint32]*table4
+	attrs   []rattrs
+	classes []alias4
+	rules   rules
 }
 
 type family6 struct {
@@ -93,6 +94,7 @@ type table6 struct {
 }
 
 type node6 struct {
+	text  string // the prefix as a trace shows it
 	pfx   netip.Prefix
 	first int32 // plain routes (no source prefix), metric order
 	n     int32
@@ -140,6 +142,16 @@ func (f *FIB) buildRoutes(s *state.State) error {
 		route    int32
 	}
 	p4 := map[uint32]*pending4{}
+	classIDs := map[alias4]int32{}
+	classOf := func(a alias4) int32 {
+		id, ok := classIDs[a]
+		if !ok {
+			id = int32(len(f.v4.classes))
+			f.v4.classes = append(f.v4.classes, a)
+			classIDs[a] = id
+		}
+		return id
+	}
 	p6 := map[uint32][]item6{}
 
 	for ri := range s.Routes {
@@ -215,8 +227,11 @@ func (f *FIB) buildRoutes(s *state.State) error {
 		for i := range routes {
 			routes[i] = all[count[i]:count[i+1]]
 		}
-		t.finish(routes)
+		t.finish(routes, classOf)
 		f.v4.tables[id] = t
+	}
+	for _, t := range f.v4.tables {
+		t.classes = f.v4.classes
 	}
 
 	for id, items := range p6 {
@@ -257,7 +272,14 @@ func (f *FIB) buildRoutes(s *state.State) error {
 			if !ok {
 				dn = int32(len(t.nodes))
 				dnodes[k.dst] = dn
-				t.nodes = append(t.nodes, node6{pfx: k.dst, sub: -1})
+				txt := "default"
+				if k.dst.Bits() > 0 {
+					txt = string(appendPrefix(nil, k.dst))
+					if k.dst.IsSingleIP() {
+						txt = k.dst.Addr().String()
+					}
+				}
+				t.nodes = append(t.nodes, node6{pfx: k.dst, sub: -1, text: txt})
 				t.lpm.Insert(k.dst, dn)
 			}
 			nd := &t.nodes[dn]
