@@ -33,28 +33,54 @@ func (e *OpError) Error() string {
 func (e *OpError) Unwrap() error { return e.Err }
 
 // Execute carries out ops in order. Routes, addresses and rules go to the
-// kernel in batches of up to about a thousand messages per sendmsg; a link
-// op goes on its own, and so does a firewall op, as one nf_tables
-// transaction (nft.go). applied[i] is true exactly for the ops that took
-// effect. After the first batch with a failure no further batch is sent,
-// and the error (an *OpError) names the first failed op in iproute2 words
-// with the kernel's reason. Ops after the failed one in the same batch
-// were already handed to the kernel and may have taken effect; applied
-// tells. Only if the socket itself fails (no answer, a lost receive
-// buffer) is the outcome of that batch unknown: its ops stay false and the
-// error says which ones.
+// kernel in batches of up to about a thousand messages per sendmsg, only
+// the last asking for an ack (a refused message is answered all the
+// same); a route set op (state.Op.RouteSet) is one message per
+// destination, encoded straight from its template, and may span many
+// batches. A link op goes on its own, and so does a firewall op, as one
+// nf_tables transaction (nft.go). applied[i] is true exactly for the ops
+// that took effect. After the first batch with a failure no further batch
+// is sent, and the error (an *OpError) names the first failed op in
+// iproute2 words with the kernel's reason. Ops after the failed one in the
+// same batch were already handed to the kernel and may have taken effect;
+// applied tells. A route set takes effect whole or not at all: when one of
+// its destinations fails (or the set was cut short by another op's
+// failure), the destinations already done are taken back before Execute
+// returns, and the error (a *RouteSetError inside the *OpError) names the
+// first destination the kernel refused. Only if the socket itself fails
+// (no answer, a lost receive buffer) is the outcome of that batch unknown:
+// its ops stay false and the error says which ones.
 func (h *Handle) Execute(ops []state.Op) (applied []bool, err error) {
 	c, err := h.lock()
 	if err != nil {
 		return make([]bool, len(ops)), err
 	}
 	defer h.mu.Unlock()
-	x := &executor{h: h, c: c, ops: ops, applied: make([]bool, len(ops))}
+	x := &executor{h: h, c: c, ops: ops, applied: make([]bool, len(ops)), progress: h.progress}
+	x.set.op = -1
+	for i := range ops {
+		if ops[i].RouteSet != nil {
+			x.total += len(ops[i].RouteSet.Dsts)
+		} else {
+			x.total++
+		}
+	}
 	// Device indexes can change between calls (a VPN daemon recreates its
 	// tun device); start from a fresh view.
 	h.devs = nil
 	err = x.run()
 	return x.applied, err
+}
+
+// SetProgress sets a function that Execute calls after each batch it
+// sends (and after each link or firewall op) with how many of the
+// current call's objects are done and how many there are in all; a route
+// set counts one per destination. It runs with the handle locked, on
+// Execute's goroutine, and must not use the handle. nil turns it off.
+func (h *Handle) SetProgress(fn func(done, total int)) {
+	h.mu.Lock()
+	h.progress = fn
+	h.mu.Unlock()
 }
 
 type executor struct {
@@ -63,8 +89,23 @@ type executor struct {
 	ops     []state.Op
 	applied []bool
 	enc     encoder
-	seqs    []uint32 // sequence number of each op of the current batch
 	ifindex []int
+	// msgOp and msgDst say, for each message of the current batch, the
+	// op it belongs to and, for a route set, the destination's index.
+	msgOp, msgDst []int32
+	// set is the route set op being sent, possibly over several batches
+	// (op -1 when none).
+	set setCursor
+	// progress, if set, hears of each batch; done of total objects.
+	progress    func(done, total int)
+	done, total int
+}
+
+func (x *executor) report(n int) {
+	x.done += n
+	if x.progress != nil {
+		x.progress(x.done, x.total)
+	}
 }
 
 func (x *executor) run() error {
@@ -74,6 +115,7 @@ func (x *executor) run() error {
 				return &OpError{Index: i, Op: x.ops[i], Err: err}
 			}
 			x.applied[i] = true
+			x.report(1)
 			i++
 			continue
 		}
@@ -83,6 +125,7 @@ func (x *executor) run() error {
 			if err := x.firewall(i); err != nil {
 				return &OpError{Index: i, Op: x.ops[i], Err: err}
 			}
+			x.report(1)
 			i++
 			continue
 		}
@@ -95,99 +138,237 @@ func (x *executor) run() error {
 	return nil
 }
 
-// batch sends ops from start on, up to the next link op or the batch
-// limits, and returns where the next batch starts.
+// batched reports whether op goes into rtnetlink batches.
+func batched(op *state.Op) bool { return op.Link == nil && op.Firewall == nil }
+
+// batch sends messages from op start on (or from where the route set
+// being sent stopped), up to the next link or firewall op or the batch
+// limits, and returns the op the next batch starts at.
 func (x *executor) batch(start int) (int, error) {
 	c := x.c
 	x.enc.reset()
-	x.seqs = x.seqs[:0]
+	x.msgOp, x.msgDst = x.msgOp[:0], x.msgDst[:0]
+	first := c.reserveSeqs(c.maxMsgs)
 	var local *OpError
 	i := start
 	lastOff := -1
-	for ; i < len(x.ops) && x.ops[i].Link == nil && x.ops[i].Firewall == nil && len(x.seqs) < c.maxMsgs; i++ {
-		mark := len(x.enc.b)
-		seq, err := x.encode(&x.ops[i])
-		if err != nil {
-			x.enc.b = x.enc.b[:mark]
-			local = &OpError{Index: i, Op: x.ops[i], Err: err}
-			break
-		}
-		if len(x.enc.b) > c.maxBytes && len(x.seqs) > 0 {
-			x.enc.b = x.enc.b[:mark] // goes into the next batch
-			break
-		}
-		x.seqs = append(x.seqs, seq)
-		lastOff = mark
-	}
-	n := len(x.seqs)
-	if n > 0 {
-		fl := ne.Uint16(x.enc.b[lastOff+6:])
-		ne.PutUint16(x.enc.b[lastOff+6:], fl|unix.NLM_F_ACK)
-		failed := map[int]*Error{}
-		err := c.batch(x.enc.b, x.seqs[0], x.seqs[n-1], func(seq uint32, e *Error) {
-			// Failures are rare; a scan also survives a wrapped counter.
-			for k, s := range x.seqs {
-				if s == seq {
-					failed[start+k] = e
+	for i < len(x.ops) && batched(&x.ops[i]) && len(x.msgOp) < c.maxMsgs {
+		op := &x.ops[i]
+		if op.RouteSet != nil {
+			if x.set.op != i {
+				if err := x.startSet(i); err != nil {
+					local = &OpError{Index: i, Op: *op, Err: err}
 					break
 				}
 			}
-		})
-		if err != nil {
-			return i, fmt.Errorf("ops %d-%d (%s ...): %w", start, start+n-1, x.ops[start], err)
-		}
-		first := -1
-		for k := start; k < start+n; k++ {
-			if failed[k] == nil {
-				x.applied[k] = true
-			} else if first < 0 {
-				first = k
+			dsts := op.RouteSet.Dsts
+			for x.set.next < len(dsts) && len(x.msgOp) < c.maxMsgs {
+				mark := len(x.enc.b)
+				x.set.t.encode(&x.enc, dsts[x.set.next], first+uint32(len(x.msgOp)))
+				if len(x.enc.b) > c.maxBytes && len(x.msgOp) > 0 {
+					x.enc.b = x.enc.b[:mark] // goes into the next batch
+					break
+				}
+				lastOff = mark
+				x.msgOp = append(x.msgOp, int32(i))
+				x.msgDst = append(x.msgDst, int32(x.set.next))
+				x.set.next++
 			}
+			if x.set.next < len(dsts) {
+				break // the set goes on in the next batch
+			}
+			i++
+			continue
 		}
-		if first >= 0 {
-			return i, &OpError{Index: first, Op: x.ops[first], Err: failed[first], Later: len(failed) - 1}
+		mark := len(x.enc.b)
+		if err := x.encode(op, first+uint32(len(x.msgOp))); err != nil {
+			x.enc.b = x.enc.b[:mark]
+			local = &OpError{Index: i, Op: *op, Err: err}
+			break
 		}
+		if len(x.enc.b) > c.maxBytes && len(x.msgOp) > 0 {
+			x.enc.b = x.enc.b[:mark] // goes into the next batch
+			break
+		}
+		lastOff = mark
+		x.msgOp = append(x.msgOp, int32(i))
+		x.msgDst = append(x.msgDst, -1)
+		i++
 	}
-	if local != nil {
-		return i, local
+	n := len(x.msgOp)
+	if n == 0 {
+		// Nothing to send: empty route sets, or a local failure first.
+		for k := start; k < i; k++ {
+			x.applied[k] = true
+		}
+		x.set.op = -1
+		if local != nil {
+			return i, local
+		}
+		return i, nil
 	}
-	return i, nil
+	fl := ne.Uint16(x.enc.b[lastOff+6:])
+	ne.PutUint16(x.enc.b[lastOff+6:], fl|unix.NLM_F_ACK)
+	var fails []failure
+	err := c.batch(x.enc.b, first, first+uint32(n-1), func(seq uint32, e *Error) {
+		fails = append(fails, failure{k: int(seq - first), err: e})
+	})
+	if err != nil {
+		lo, hi := int(x.msgOp[0]), int(x.msgOp[n-1])
+		err = fmt.Errorf("ops %d-%d (%s ...): %w", lo, hi, x.ops[lo], err)
+		if x.set.op >= 0 {
+			// Which destinations of the set took effect is unknown:
+			// take back all that were sent, whether or not there.
+			if uerr := x.undoSet(x.set.op, x.set.next, nil, true); uerr != nil {
+				err = fmt.Errorf("%w; op %d (%s) may have taken effect in part: undoing it: %v", err, x.set.op, x.ops[x.set.op], uerr)
+			}
+			x.set.op = -1
+		}
+		return i, err
+	}
+	x.report(n)
+	return x.settle(start, i, fails, local)
 }
 
-// encode appends the message for one op to x.enc and returns its
-// sequence number.
-func (x *executor) encode(op *state.Op) (uint32, error) {
+// failure is a message of a batch the kernel refused: its index in the
+// batch.
+type failure struct {
+	k   int
+	err *Error
+}
+
+// settle records the outcome of a sent batch that holds the messages of
+// ops start to next-1, and the first ones of op next when that is a route
+// set that goes on in the next batch: ops without a failure took effect,
+// except that set. After any failure, the route sets that failed, or the
+// one cut short, are taken back.
+func (x *executor) settle(start, next int, fails []failure, local *OpError) (int, error) {
+	hi := int(x.msgOp[len(x.msgOp)-1])
+	type opFailure struct {
+		first *failure
+		count int
+		dsts  map[int]bool // a route set's refused destinations
+	}
+	failed := map[int]*opFailure{}
+	for f := range fails {
+		fa := &fails[f]
+		if fa.k < 0 || fa.k >= len(x.msgOp) {
+			continue
+		}
+		op := int(x.msgOp[fa.k])
+		of := failed[op]
+		if of == nil {
+			of = &opFailure{first: fa}
+			failed[op] = of
+		}
+		if fa.k < of.first.k {
+			of.first = fa
+		}
+		of.count++
+		if d := x.msgDst[fa.k]; d >= 0 {
+			if of.dsts == nil {
+				of.dsts = map[int]bool{}
+			}
+			of.dsts[int(d)] = true
+		}
+	}
+	ongoing := -1 // a route set that goes on in the next batch
+	if hi == next {
+		ongoing = hi
+	}
+	for k := start; k < next; k++ {
+		if failed[k] == nil {
+			x.applied[k] = true
+		}
+	}
+	if len(failed) == 0 {
+		if ongoing < 0 {
+			x.set.op = -1
+		}
+		if local != nil {
+			return next, local
+		}
+		return next, nil
+	}
+	var errs []error
+	var oe *OpError
+	for k := start; k <= hi; k++ {
+		of := failed[k]
+		set := x.ops[k].RouteSet
+		if set != nil && (of != nil || k == ongoing) {
+			end := len(set.Dsts)
+			if k == ongoing {
+				end = x.set.next
+			}
+			var skip map[int]bool
+			if of != nil {
+				skip = of.dsts
+			}
+			uerr := x.undoSet(k, end, skip, false)
+			if of == nil {
+				if uerr != nil {
+					errs = append(errs, fmt.Errorf("op %d (%s) was cut short and undoing it failed, the table holds part of it: %w", k, x.ops[k], uerr))
+				}
+				continue
+			}
+			if oe == nil {
+				oe = &OpError{Index: k, Op: x.ops[k], Later: len(failed) - 1,
+					Err: &RouteSetError{Dst: set.Dsts[x.msgDst[of.first.k]], Err: of.first.err, Failed: of.count, Undo: uerr}}
+			} else if uerr != nil {
+				errs = append(errs, fmt.Errorf("op %d (%s) failed too and undoing it failed, the table holds part of it: %w", k, x.ops[k], uerr))
+			}
+			continue
+		}
+		if of != nil && oe == nil {
+			oe = &OpError{Index: k, Op: x.ops[k], Err: of.first.err, Later: len(failed) - 1}
+		}
+	}
+	x.set.op = -1
+	if len(errs) > 0 {
+		return next, errors.Join(append([]error{oe}, errs...)...)
+	}
+	return next, oe
+}
+
+// encode appends the message for one op (not a route set) to x.enc.
+func (x *executor) encode(op *state.Op, seq uint32) error {
 	switch {
 	case op.Route != nil:
 		r := op.Route
-		x.ifindex = x.ifindex[:0]
-		for j := range r.Nexthops {
-			if op.Action == state.Delete {
-				break // a delete names no device: it may be gone already
-			}
-			idx, err := x.dev(r.Nexthops[j].Dev, r.Nexthops[j].Index)
-			if err != nil {
-				return 0, err
-			}
-			x.ifindex = append(x.ifindex, idx)
+		if err := x.resolve(op.Action, r); err != nil {
+			return err
 		}
-		seq := x.c.nextSeq()
-		return seq, x.enc.encodeRoute(op.Action, r, x.ifindex, seq)
+		return x.enc.encodeRoute(op.Action, r, x.ifindex, seq)
 	case op.Addr != nil:
 		idx, err := x.dev(op.Addr.Dev, op.Addr.Index)
 		if err != nil {
-			return 0, err
+			return err
 		}
 		if idx == 0 {
-			return 0, errors.New("address without a device")
+			return errors.New("address without a device")
 		}
-		seq := x.c.nextSeq()
-		return seq, x.enc.encodeAddr(op.Action, op.Addr, idx, seq)
+		return x.enc.encodeAddr(op.Action, op.Addr, idx, seq)
 	case op.Rule != nil:
-		seq := x.c.nextSeq()
-		return seq, x.enc.encodeRule(op.Action, op.Rule, seq)
+		return x.enc.encodeRule(op.Action, op.Rule, seq)
 	}
-	return 0, errors.New("the op names no object")
+	return errors.New("the op names no object")
+}
+
+// resolve fills x.ifindex with the devices of r's nexthops. A delete
+// names no device: it may be gone already.
+func (x *executor) resolve(act state.Action, r *state.Route) error {
+	x.ifindex = x.ifindex[:0]
+	if act == state.Delete {
+		return nil
+	}
+	for j := range r.Nexthops {
+		idx, err := x.dev(r.Nexthops[j].Dev, r.Nexthops[j].Index)
+		if err != nil {
+			return err
+		}
+		x.ifindex = append(x.ifindex, idx)
+	}
+	return nil
 }
 
 // dev resolves a device name (preferred: a desired state may carry a stale

@@ -28,6 +28,8 @@ type Handle struct {
 	// nf is the NETLINK_NETFILTER socket for tunroute's nftables table,
 	// opened on first use (nft.go).
 	nf *conn
+	// progress hears of Execute's batches (SetProgress).
+	progress func(done, total int)
 }
 
 // Open opens a handle on the named network namespace (a name under

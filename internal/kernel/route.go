@@ -340,7 +340,9 @@ func (e *encoder) encodeRoute(act state.Action, r *state.Route, ifindex []int, s
 		}
 	}
 	e.u32(unix.RTA_TABLE, table)
+	e.dstAt = 0
 	if r.Dst.Bits() > 0 {
+		e.dstAt = len(e.b) - off + 4
 		e.addr(unix.RTA_DST, r.Dst.Addr())
 	}
 	if v6 && r.Src.IsValid() && r.Src.Bits() > 0 {

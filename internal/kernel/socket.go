@@ -107,6 +107,17 @@ func (c *conn) nextSeq() uint32 {
 	return c.seq
 }
 
+// reserveSeqs takes n consecutive sequence numbers, none of them 0, and
+// returns the first.
+func (c *conn) reserveSeqs(n int) uint32 {
+	if c.seq+uint32(n) < c.seq {
+		c.seq = 0 // wrap before the range, not inside it
+	}
+	first := c.seq + 1
+	c.seq += uint32(n)
+	return first
+}
+
 // send writes buf (one or more messages) in one sendmsg.
 func (c *conn) send(buf []byte) error {
 	for {

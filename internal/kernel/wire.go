@@ -31,6 +31,9 @@ func align4(n int) int { return (n + 3) &^ 3 }
 // encoder appends netlink messages to one buffer.
 type encoder struct {
 	b []byte
+	// dstAt is where encodeRoute put RTA_DST's payload, from the start of
+	// the message; 0 when it put none.
+	dstAt int
 }
 
 func (e *encoder) reset() { e.b = e.b[:0] }
