@@ -81,6 +81,12 @@ func (b *builder) ordered() []state.Op {
 	sort.SliceStable(b.delRoutes, func(i, j int) bool {
 		return hasGateway(opRoute(&b.delRoutes[i])) && !hasGateway(opRoute(&b.delRoutes[j]))
 	})
+	// IPv4 secondary addresses before the primaries: deleting a primary
+	// takes the secondaries of its subnet with it (unless the interface
+	// promotes them), and deleting those afterwards fails.
+	sort.SliceStable(b.delAddrs, func(i, j int) bool {
+		return secondary4(b.delAddrs[i].Addr) && !secondary4(b.delAddrs[j].Addr)
+	})
 	var ops []state.Op
 	for _, phase := range [][]state.Op{b.addFirewall, b.addLinks, b.addAddrs, b.addRoutes, b.addRules,
 		b.delRules, b.delRoutes, b.delAddrs, b.delLinks, b.delFirewall} {
@@ -88,6 +94,8 @@ func (b *builder) ordered() []state.Op {
 	}
 	return ops
 }
+
+func secondary4(a *state.Addr) bool { return !a.Is6() && a.Flags&state.AddrSecondary != 0 }
 
 func hasGateway(r *state.Route) bool {
 	for _, nh := range r.Nexthops {

@@ -429,3 +429,20 @@ func BenchmarkDiffSet1M(b *testing.B) {
 	}
 	b.ReportMetric(float64(len(o.Routes))/b.Elapsed().Seconds()*float64(b.N), "routes/s")
 }
+
+// TestDownSecondariesFirst: deleting an IPv4 primary address takes the
+// secondaries of its subnet with it, so they are deleted first.
+func TestDownSecondariesFirst(t *testing.T) {
+	obs := &state.State{Version: state.Version, Namespace: "t",
+		Links: []state.Link{{Index: 1, Name: "lo"}, {Index: 2, Name: "vx0"}},
+		Addrs: []state.Addr{
+			{Dev: "vx0", Prefix: pfx("10.100.0.2/24"), Proto: state.Proto},
+			{Dev: "vx0", Prefix: pfx("2001:db8::2/64"), Proto: state.Proto, Flags: state.AddrSecondary}, // IPv6: "temporary"
+			{Dev: "vx0", Prefix: pfx("10.100.0.22/24"), Proto: state.Proto, Flags: state.AddrSecondary},
+		}}
+	got := opStrings(Down(obs).Ops)
+	want := []string{"delete address 10.100.0.22/24 dev vx0", "delete address 10.100.0.2/24 dev vx0", "delete address 2001:db8::2/64 dev vx0"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("down ops:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
