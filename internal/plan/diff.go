@@ -181,6 +181,11 @@ func (b *builder) routes(p *Plan, desired, observed *state.State) error {
 			b.delRoutes = append(b.delRoutes, state.Op{Action: state.Delete, Route: o})
 		}
 	}
+	for i := range observed.RouteSets {
+		if err := b.observedSet(&observed.RouteSets[i], want, found, sets, check); err != nil {
+			return err
+		}
+	}
 	for i := range desired.Routes {
 		d := &desired.Routes[i]
 		if !found[d.Key()] {

@@ -70,23 +70,30 @@ func (x *setIndex) match(o *state.Route) (state.Route, bool) {
 	if len(x.sets) == 0 {
 		return state.Route{}, false
 	}
-	var v uint64
-	var ok bool
-	if k, small := key4(o.Table, o.Dst); small {
-		v, ok = x.where4[k]
-	} else {
-		v, ok = x.where[keyOf(o.Table, o.Dst)]
-	}
+	si, di, ok := x.lookup(o.Table, o.Dst)
 	if !ok {
 		return state.Route{}, false
 	}
-	si, di := int(v>>32), int(uint32(v))
 	d := x.sets[si].Route(o.Dst)
 	if d.Key() != o.Key() {
 		return state.Route{}, false
 	}
 	x.found[si][di] = true
 	return d, true
+}
+
+// lookup returns the desired set and destination index for (table, dst).
+func (x *setIndex) lookup(table uint32, dst netip.Prefix) (si, di int, ok bool) {
+	if len(x.sets) == 0 {
+		return 0, 0, false
+	}
+	var v uint64
+	if k, small := key4(table, dst); small {
+		v, ok = x.where4[k]
+	} else {
+		v, ok = x.where[keyOf(table, dst)]
+	}
+	return int(v >> 32), int(uint32(v)), ok
 }
 
 // missing returns, per desired set, an op adding the destinations no
@@ -116,4 +123,66 @@ func opRoute(op *state.Op) *state.Route {
 		return &op.RouteSet.Template
 	}
 	return op.Route
+}
+
+// observedSet diffs the routes of an observed set (kernel.ObserveWith
+// keeps tunroute's own routes that way) like observed routes: each is
+// matched against the desired routes and sets, and the owned ones nobody
+// wants are deleted, as one set op. A desired set whose template equals
+// the observed one costs a lookup per destination and no allocation.
+func (b *builder) observedSet(os *state.RouteSet, want map[state.RouteKey]*state.Route, found map[state.RouteKey]bool,
+	sets *setIndex, check func(o, d *state.Route) error) error {
+	t := &os.Template
+	owned := t.Owned()
+	// same[si]: whether desired set si's template equals os's, so that
+	// their routes to one destination are equal (0 unknown, 1 yes, 2 no).
+	same := make([]uint8, len(sets.sets))
+	var del []netip.Prefix
+	for _, dst := range os.Dsts {
+		k := state.RouteKey{Table: t.Table, Dst: dst, Src: t.Src, TOS: t.TOS, Metric: t.Metric}
+		if len(want) > 0 {
+			if d, wanted := want[k]; wanted {
+				found[k] = true
+				o := new(state.Route)
+				*o = os.Route(dst)
+				if err := check(o, d); err != nil {
+					return err
+				}
+				continue
+			}
+		}
+		if si, di, ok := sets.lookup(t.Table, dst); ok {
+			dt := &sets.sets[si].Template
+			if dt.Src == t.Src && dt.TOS == t.TOS && dt.Metric == t.Metric {
+				sets.found[si][di] = true
+				if same[si] == 0 {
+					same[si] = 2
+					d, o := sets.sets[si].Route(dst), os.Route(dst)
+					if d.Equal(&o) {
+						same[si] = 1
+					}
+				}
+				if owned && same[si] == 1 {
+					continue
+				}
+				o, d := new(state.Route), new(state.Route)
+				*o, *d = os.Route(dst), sets.sets[si].Route(dst)
+				if err := check(o, d); err != nil {
+					return err
+				}
+				continue
+			}
+		}
+		if owned {
+			del = append(del, dst)
+		}
+	}
+	switch {
+	case len(del) == 0:
+	case len(del) == len(os.Dsts):
+		b.delRoutes = append(b.delRoutes, state.Op{Action: state.Delete, RouteSet: os})
+	default:
+		b.delRoutes = append(b.delRoutes, state.Op{Action: state.Delete, RouteSet: &state.RouteSet{Template: os.Template, Dsts: del}})
+	}
+	return nil
 }

@@ -1,0 +1,221 @@
+package plan
+
+import (
+	"errors"
+	"net/netip"
+	"slices"
+	"testing"
+
+	"github.com/tunroute/tunroute/internal/state"
+)
+
+// compactOf does to an observed state what kernel.ObserveWith with
+// CompactRoutes does: owned routes that differ only in their destination
+// become one set each (of any size here).
+func compactOf(s *state.State) *state.State {
+	c := *s
+	c.Routes = nil
+	c.RouteSets = nil
+	where := map[string]int{}
+	for _, r := range s.Routes {
+		if !r.Owned() || len(r.Nexthops) > 1 {
+			c.Routes = append(c.Routes, r)
+			continue
+		}
+		t := r
+		t.Dst = netip.Prefix{}
+		k := t.String() + "|" + boolStr(r.Is6())
+		i, ok := where[k]
+		if !ok {
+			i = len(c.RouteSets)
+			where[k] = i
+			c.RouteSets = append(c.RouteSets, state.RouteSet{Template: t})
+		}
+		c.RouteSets[i].Dsts = append(c.RouteSets[i].Dsts, r.Dst)
+	}
+	return &c
+}
+
+func boolStr(b bool) string {
+	if b {
+		return "6"
+	}
+	return "4"
+}
+
+// routeTable is a kernel's routes by key, for carrying out plans with
+// route sets.
+type routeTable map[state.RouteKey]state.Route
+
+func tableOf(s *state.State) routeTable {
+	t := routeTable{}
+	for _, r := range s.Routes {
+		t[r.Key()] = r
+	}
+	for i := range s.RouteSets {
+		for _, d := range s.RouteSets[i].Dsts {
+			r := s.RouteSets[i].Route(d)
+			t[r.Key()] = r
+		}
+	}
+	return t
+}
+
+func (t routeTable) do(ops []state.Op) error {
+	for _, op := range ops {
+		var rs []state.Route
+		switch {
+		case op.Route != nil:
+			rs = []state.Route{*op.Route}
+		case op.RouteSet != nil:
+			for _, d := range op.RouteSet.Dsts {
+				rs = append(rs, op.RouteSet.Route(d))
+			}
+		default:
+			continue
+		}
+		for _, r := range rs {
+			_, there := t[r.Key()]
+			switch op.Action {
+			case state.Add:
+				if there {
+					return errors.New(op.String() + ": file exists")
+				}
+				t[r.Key()] = r
+			case state.Replace:
+				t[r.Key()] = r
+			case state.Delete:
+				if !there {
+					return errors.New(op.String() + ": no such route")
+				}
+				delete(t, r.Key())
+			}
+		}
+	}
+	return nil
+}
+
+func (t routeTable) state() *state.State {
+	s := &state.State{Version: state.Version}
+	for _, r := range t {
+		s.Routes = append(s.Routes, r)
+	}
+	slices.SortFunc(s.Routes, func(a, b state.Route) int {
+		return a.Dst.Addr().Compare(b.Dst.Addr())*2 + cmpInt(a.Dst.Bits(), b.Dst.Bits())
+	})
+	return s
+}
+
+func cmpInt(a, b int) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+func TestDiffObservedSets(t *testing.T) {
+	d, o := setStates(20000)
+	p, err := Diff(d, compactOf(o))
+	if err != nil {
+		t.Fatal(err)
+	}
+	add, change, del := p.Counts()
+	if add != 200 || change != 0 || del != 200 || len(p.Ops) != 2 || p.Ops[0].RouteSet == nil || p.Ops[1].RouteSet == nil ||
+		p.Ops[0].Action != state.Add || p.Ops[1].Action != state.Delete {
+		t.Fatalf("1%% change of a 20k set observed as a set: %d add %d change %d delete:\n%s", add, change, del, p.Text())
+	}
+	k := tableOf(o)
+	if err := k.do(p.Ops); err != nil {
+		t.Fatal(err)
+	}
+	after := compactOf(k.state())
+	if again, err := Diff(d, after); err != nil || !again.Empty() {
+		t.Fatalf("after applying, the plan is not empty: %v\n%s", err, again.Text())
+	}
+	// Down deletes the set in one op.
+	down := Down(after)
+	if _, _, del := down.Counts(); del != 20000 || len(down.Ops) != 1 || down.Ops[0].RouteSet != &after.RouteSets[0] {
+		t.Fatalf("down: %s", down.Text())
+	}
+	if err := k.do(down.Ops); err != nil || len(k) != 0 {
+		t.Fatalf("after down: %v, %d routes left", err, len(k))
+	}
+	// Undoing the plan (what a rollback executes) restores the table.
+	k = tableOf(after)
+	if err := k.do(down.Ops); err != nil {
+		t.Fatal(err)
+	}
+	var undo []state.Op
+	for i := len(down.Ops) - 1; i >= 0; i-- {
+		undo = append(undo, down.Ops[i].Inverse())
+	}
+	if err := k.do(undo); err != nil || len(k) != 20000 {
+		t.Fatalf("undo: %v, %d routes", err, len(k))
+	}
+}
+
+func TestDiffObservedSetAgainstRoutes(t *testing.T) {
+	r := func(dst, dev string) state.Route { return route(dst, dev, 1000, state.Proto) }
+	obs := &state.State{Version: state.Version}
+	for _, dst := range []string{"10.1.0.0/24", "10.2.0.0/24", "10.3.0.0/24", "10.4.0.0/24"} {
+		obs.Routes = append(obs.Routes, r(dst, "eth0"))
+	}
+	obs = compactOf(obs)
+	if len(obs.RouteSets) != 1 || len(obs.Routes) != 0 {
+		t.Fatalf("compactOf: %+v", obs)
+	}
+	des := &state.State{Version: state.Version, Routes: []state.Route{
+		r("10.1.0.0/24", "eth0"), // as it is
+		r("10.2.0.0/24", "wg0"),  // changed
+		r("10.9.0.0/24", "eth0"), // new
+	}}
+	des.RouteSets = []state.RouteSet{{Template: r("0.0.0.0/0", "eth0"), Dsts: []netip.Prefix{netip.MustParsePrefix("10.3.0.0/24")}}}
+	des.RouteSets[0].Template.Dst = netip.Prefix{}
+	p, err := Diff(des, obs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := opStrings(p.Ops)
+	want := []string{
+		"replace route 10.2.0.0/24 dev wg0 table 1000 scope link",
+		"add route 10.9.0.0/24 dev eth0 table 1000 scope link",
+		"delete routes 10.4.0.0/24 dev eth0 table 1000 scope link",
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("ops:\n%q\nwant\n%q", got, want)
+	}
+	if prev := p.Ops[0].PrevRoute; prev == nil || prev.Nexthops[0].Dev != "eth0" {
+		t.Errorf("the replace must remember the observed route: %+v", prev)
+	}
+
+	// Someone else's routes observed as a set: equal ones are kept,
+	// different ones are a conflict.
+	foreign := *obs
+	foreign.RouteSets = []state.RouteSet{obs.RouteSets[0]}
+	foreign.RouteSets[0].Template.Protocol = 4
+	p, err = Diff(des, &foreign)
+	if err == nil {
+		t.Fatalf("a foreign route where a changed one is wanted must conflict:\n%s", p.Text())
+	}
+	des.Routes = des.Routes[:1]
+	p, err = Diff(des, &foreign)
+	if err != nil || len(p.Kept) != 2 || len(p.Ops) != 0 {
+		t.Fatalf("equal foreign routes are kept: %v\n%s", err, p.Text())
+	}
+}
+
+func BenchmarkDiffObservedSet1M(b *testing.B) {
+	d, o := setStates(1000000)
+	co := compactOf(o)
+	o = nil
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := Diff(d, co); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(len(co.RouteSets[0].Dsts))/b.Elapsed().Seconds()*float64(b.N), "routes/s")
+}
