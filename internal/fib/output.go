@@ -125,17 +125,17 @@ func (r *Result) appendJSON(b []byte, trace bool) []byte {
 		}
 		if r.has&hasMetric != 0 {
 			key("metric")
-			b = strconv.AppendUint(b, uint64(r.Metric), 10)
+			b = appendUint(b, uint64(r.Metric))
 		}
 		key("flags")
 		b = appendFlagsJSON(b, r.Flags)
 		if r.Mark != 0 && r.Family == 4 {
 			key("mark")
-			b = strconv.AppendUint(b, uint64(r.Mark), 10)
+			b = appendUint(b, uint64(r.Mark))
 		}
 		if r.has&hasUID != 0 && r.Family == 4 {
 			key("uid")
-			b = strconv.AppendUint(b, uint64(r.UID), 10)
+			b = appendUint(b, uint64(r.UID))
 		}
 		if r.has&hasCache != 0 && r.Family == 4 {
 			key("cache")
@@ -431,15 +431,37 @@ var dec3 = func() (t [256]string) {
 func appendAddr(b []byte, a netip.Addr) []byte {
 	if a.Is4() {
 		v := a.As4()
-		b = append(b, dec3[v[0]]...)
+		b = appendOctet(b, v[0])
 		b = append(b, '.')
-		b = append(b, dec3[v[1]]...)
+		b = appendOctet(b, v[1])
 		b = append(b, '.')
-		b = append(b, dec3[v[2]]...)
+		b = appendOctet(b, v[2])
 		b = append(b, '.')
-		return append(b, dec3[v[3]]...)
+		return appendOctet(b, v[3])
 	}
 	return a.AppendTo(b)
+}
+
+func appendOctet(b []byte, v byte) []byte {
+	switch {
+	case v >= 100:
+		return append(b, '0'+v/100, '0'+v/10%10, '0'+v%10)
+	case v >= 10:
+		return append(b, '0'+v/10, '0'+v%10)
+	}
+	return append(b, '0'+v)
+}
+
+// appendUint is strconv.AppendUint(b, v, 10) without the call overhead
+// for small values.
+func appendUint(b []byte, v uint64) []byte {
+	if v < 10 {
+		return append(b, '0'+byte(v))
+	}
+	if v < 100 {
+		return append(b, '0'+byte(v/10), '0'+byte(v%10))
+	}
+	return strconv.AppendUint(b, v, 10)
 }
 
 func appendAddrJSON(b []byte, a netip.Addr) []byte {
@@ -468,7 +490,7 @@ func (f *FIB) appendKnownAddrJSON(b []byte, a netip.Addr) []byte {
 func appendPrefix(b []byte, p netip.Prefix) []byte {
 	b = appendAddr(b, p.Addr())
 	b = append(b, '/')
-	return append(b, dec3[p.Bits()&0xff]...)
+	return appendUint(b, uint64(p.Bits()))
 }
 
 // appendRouteText renders a FIB entry for a trace, JSON-escaped when
@@ -524,7 +546,7 @@ func (f *FIB) appendRouteText(b []byte, ref *routeRef, json bool) []byte {
 	}
 	if metric != 0 || v6 {
 		b = append(b, " metric "...)
-		b = strconv.AppendUint(b, uint64(metric), 10)
+		b = appendUint(b, uint64(metric))
 	}
 	if v6 && at.pref != 0 {
 		b = append(b, " pref "...)
@@ -618,7 +640,7 @@ func (f *FIB) appendRoute(b []byte, ref *routeRef, withTable bool) []byte {
 	}
 	if metric != 0 || v6 {
 		b = append(b, " metric "...)
-		b = strconv.AppendUint(b, uint64(metric), 10)
+		b = appendUint(b, uint64(metric))
 	}
 	if v6 && at.pref != 0 {
 		b = append(b, " pref "...)
