@@ -13,19 +13,10 @@ import (
 // both families, each in the kernel's order, and tunroute's nftables table
 // (nft_observe.go).
 func (h *Handle) Observe() (*state.State, error) {
-	c, err := h.lock()
-	if err != nil {
-		return nil, err
-	}
-	defer h.mu.Unlock()
-	s, err := h.observe(c)
-	if err != nil {
-		return nil, fmt.Errorf("observe %s: %w", h.describe(), err)
-	}
-	return s, nil
+	return h.ObserveWith(ObserveOptions{})
 }
 
-func (h *Handle) observe(c *conn) (*state.State, error) {
+func (h *Handle) observe(c *conn, o ObserveOptions) (*state.State, error) {
 	s := &state.State{Version: state.Version, Namespace: h.name}
 	links, err := c.dumpLinks()
 	if err != nil {
@@ -55,8 +46,18 @@ func (h *Handle) observe(c *conn) (*state.State, error) {
 		s.Addrs = append(s.Addrs, byIndex[l.Index]...)
 	}
 
+	var groups routeGroups
 	for _, af := range []uint8{unix.AF_INET, unix.AF_INET6} {
-		if s.Routes, err = c.dumpRoutes(s.Routes, af, RouteFilter{}, d); err != nil {
+		if !o.CompactRoutes {
+			s.Routes, err = c.dumpRoutes(s.Routes, af, RouteFilter{}, d)
+		} else if s.Routes, err = c.dumpRoutesCompact(s.Routes, &groups, af, d); err == nil {
+			min := o.CompactMin
+			if min <= 0 {
+				min = defaultCompactMin
+			}
+			s.RouteSets, s.Routes = groups.finish(s.RouteSets, s.Routes, min)
+		}
+		if err != nil {
 			return nil, fmt.Errorf("routes: %w", err)
 		}
 	}
