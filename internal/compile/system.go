@@ -78,12 +78,19 @@ func CompileSystem(cfg *config.Config, top string, observed Observed, vpns map[s
 	for i, d := range sys.Domains {
 		index[d.Name] = i
 	}
-	// Pipe devices exist for the domains' compile (identities may use them).
+	// Pipe devices exist for the domains' compile (identities may use
+	// them) as they will once made: with their addresses (tunroute's)
+	// and the connected routes the kernel makes for them, so that an
+	// identity on a pipe compiles the same before and after.
 	for _, p := range cfg.Pipes {
 		for _, e := range []*config.PipeEnd{&p.A, &p.B} {
 			o := obs[index[e.Domain]]
 			if !hasLink(o, e.Device) {
 				o.Links = append(o.Links, state.Link{Index: nextIndex(o), Name: e.Device, Kind: "veth", Up: true, Carrier: true})
+				for _, a := range e.Addrs {
+					o.Addrs = append(o.Addrs, state.Addr{Dev: e.Device, Prefix: a, Scope: state.ScopeUniverse, Proto: state.Proto})
+					o.Routes = append(o.Routes, connectedRoute(a, e.Device))
+				}
 			}
 		}
 	}
@@ -262,6 +269,16 @@ func carryLink(to, from *state.State, dev string) {
 		r.Nexthops = []state.Nexthop{{Dev: dev, Flags: r.Nexthops[0].Flags}}
 		to.Routes = append(to.Routes, r)
 	}
+}
+
+// connectedRoute is the route the kernel makes for address a on dev.
+func connectedRoute(a netip.Prefix, dev string) state.Route {
+	r := state.Route{Table: state.TableMain, Type: state.RouteUnicast, Dst: a.Masked(), Protocol: protoKernel,
+		Scope: state.ScopeLink, PrefSrc: a.Addr(), Nexthops: []state.Nexthop{{Dev: dev}}}
+	if a.Addr().Is6() {
+		r.Scope, r.PrefSrc, r.Metric = state.ScopeUniverse, netip.Addr{}, 256
+	}
+	return r
 }
 
 // protoKernel is the protocol of the routes the kernel makes for an
