@@ -31,9 +31,9 @@ func big(tb testing.TB) (*state.State, []byte) {
 			fmt.Sscan(v, &n4)
 			n6 = n4 / 10
 		}
-		s, _, _ := bigState(1, n4, n6, 1000)
+		s, spec := bigState(1, n4, n6, 1000)
 		bigOnce.s = s
-		bigOnce.queries = []byte(strings.Join(bigQueries(s, 2, 200_000), "\n") + "\n")
+		bigOnce.queries = []byte(strings.Join(spec.Queries(2, 200_000), "\n") + "\n")
 	})
 	return bigOnce.s, bigOnce.queries
 }

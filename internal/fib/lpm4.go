@@ -63,8 +63,29 @@ func (t *table4) parent(node int32) (int32, bool) {
 	return p, p >= 0
 }
 
-// dirThreshold: tables with more prefixes use dir4.
+// dirThreshold: tables with more prefixes use dir4, if it does not take
+// more than dirBytesPerRoute bytes of blocks per prefix (a full table
+// takes about 60; 100,000 prefixes spread over the whole space would take
+// 500, and use bart).
 var dirThreshold = 16384
+
+var dirBytesPerRoute = 64
+
+// dirBytes is the memory dir4 would take for nodes.
+func dirBytes(nodes []node4) int {
+	l2 := map[uint32]struct{}{}
+	l3 := map[uint32]struct{}{}
+	for i := range nodes {
+		nd := &nodes[i]
+		if nd.plen > 16 {
+			l2[nd.addr>>16] = struct{}{}
+		}
+		if nd.plen > 24 {
+			l3[nd.addr>>8] = struct{}{}
+		}
+	}
+	return 4<<16 + (len(l2)+len(l3))*4*256
+}
 
 // finish orders each node's routes, builds the LPM index and the parents.
 // routes[i] are the routes of node i in dump order; class interns a route.
@@ -93,7 +114,7 @@ func (t *table4) finish(routes [][]alias4, class func(alias4) int32) {
 		}
 		nd.parent = -1
 	}
-	if len(t.nodes) > dirThreshold {
+	if len(t.nodes) > dirThreshold && dirBytes(t.nodes) <= dirBytesPerRoute*len(t.nodes) {
 		t.dir = buildDir4(t.nodes)
 		return
 	}

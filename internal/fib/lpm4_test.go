@@ -63,9 +63,12 @@ func TestDir4(t *testing.T) {
 
 // The answers on a state large enough for dir4 equal those with bart only.
 func TestDir4Answers(t *testing.T) {
-	s, _, _ := bigState(5, 40000, 4000, 200)
-	queries := bigQueries(s, 6, 20000)
+	s, spec := bigState(5, 40000, 4000, 200)
+	queries := spec.Queries(6, 20000)
+	oldBytes := dirBytesPerRoute
+	dirBytesPerRoute = 1 << 20
 	withDir, err := New(s)
+	dirBytesPerRoute = oldBytes
 	if err != nil {
 		t.Fatal(err)
 	}
