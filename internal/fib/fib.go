@@ -22,6 +22,7 @@ package fib
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -152,6 +153,9 @@ func New(s *state.State) (*FIB, error) {
 		f.byName[k.name] = k
 		if k.loopback && f.lo == nil {
 			f.lo = k
+		}
+		if l.L3MDev && !slices.Contains(f.assumedRules, noteL3mdev) {
+			f.assumedRules = append(f.assumedRules, noteL3mdev)
 		}
 	}
 	if f.lo == nil {

@@ -370,7 +370,7 @@ const (
 	noteMpStaleBounds = "a linkdown nexthop on a device with ignore_routes_with_linkdown: the kernel's multipath bounds depend on the order of past events"
 	noteDefaultNeigh  = "several default routes: the kernel prefers one whose gateway's ARP entry is reachable (the neighbour cache is not in the snapshot; with an empty cache the first is used)"
 	noteCustomLocal   = "had a local route ever been added by hand in this namespace, the kernel would validate the source with a reverse lookup and reject it"
-	noteL3mdev        = "VRF (l3mdev) devices are not modelled"
+	noteL3mdev        = "the namespace has VRF (l3mdev) devices, which the simulator does not model: rules and source selection tied to a VRF may differ"
 )
 
 // Uncertainty notes a Result may carry (among others) that callers may

@@ -160,15 +160,27 @@ func newNS(t testing.TB, name string) {
 
 func delNS(name string) { _ = exec.Command("ip", "netns", "del", name).Run() }
 
+// observe reads the namespace once it has settled: IPv6 addresses get
+// their local routes from a workqueue (DAD completion, even with nodad),
+// so a busy machine may show them a moment after the address.
 func observe(t testing.TB, ns string, unmerged bool) *state.State {
 	h, err := kernel.Open(ns)
 	if err != nil {
 		t.Fatalf("open %s: %v", ns, err)
 	}
 	defer h.Close()
-	s, err := h.Observe()
-	if err != nil {
-		t.Fatalf("observe %s: %v", ns, err)
+	var s *state.State
+	for i := 0; i < 100; i++ {
+		s1, err := h.Observe()
+		if err != nil {
+			t.Fatalf("observe %s: %v", ns, err)
+		}
+		if s != nil && len(s1.Routes) == len(s.Routes) && len(s1.Addrs) == len(s.Addrs) {
+			s = s1
+			break
+		}
+		s = s1
+		time.Sleep(20 * time.Millisecond)
 	}
 	// We know whether IPv4 rules were ever changed in this namespace.
 	s.Hidden.RulesModified = &unmerged
