@@ -110,6 +110,10 @@ func TestVXLANDomainsOverOneUnderlay(t *testing.T) {
 	for _, name := range []string{"a100", "a200", "b100", "b200"} {
 		e := ends[name]
 		e.ns = newNS(t, "vx"+name)
+		// No IPv6 on the overlay: its router solicitations and MLD reports
+		// would muddy the packet counts below.
+		sysctlIn(t, e.ns, "net.ipv6.conf.all.disable_ipv6", "1")
+		sysctlIn(t, e.ns, "net.ipv6.conf.default.disable_ipv6", "1")
 		h := openT(t, e.ns)
 		handles[name] = h
 		l := vxlanLink("vx0", e.vni, e.local, e.remote, e.dev, e.site)
