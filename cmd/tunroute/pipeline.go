@@ -1,7 +1,9 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 
 	"github.com/tunroute/tunroute/internal/compile"
@@ -34,6 +36,9 @@ type session struct {
 	journal  *plan.Journal
 	// progress draws a bar for long applies (nil: none).
 	progress *progressBar
+	// etcBefore is what syncEtc found in the files it changed (nil: no
+	// file), so that undo can put it back.
+	etcBefore map[string][]byte
 }
 
 // openSession opens and observes the top namespace and the domain
@@ -197,12 +202,29 @@ func (s *session) apply() error {
 	return s.syncEtc()
 }
 
-// undo reverses an applied plan.
+// undo reverses an applied plan, and the /etc/netns files it wrote.
 func (s *session) undo() error {
 	if s.journal == nil {
 		return nil
 	}
-	return s.journal.Undo()
+	if err := s.journal.Undo(); err != nil {
+		return err
+	}
+	var errs []error
+	for ns, old := range s.etcBefore {
+		if old == nil {
+			errs = append(errs, netnsconf.Dir{Root: netnsconf.DefaultDir}.Remove(ns))
+			continue
+		}
+		p := filepath.Join(netnsconf.DefaultDir, ns, "resolv.conf")
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		errs = append(errs, os.WriteFile(p, old, 0o644))
+	}
+	s.etcBefore = nil
+	return errors.Join(errs...)
 }
 
 // kernelSystem lets the planner reach every namespace.
@@ -257,10 +279,22 @@ func loadFacts(g *globalFlags) (map[string]*facts.VPN, error) {
 // those of domains that are gone (only files tunroute wrote).
 func (s *session) syncEtc() error {
 	d := netnsconf.Dir{Root: netnsconf.DefaultDir}
+	s.etcBefore = map[string][]byte{}
+	remember := func(ns string) {
+		if _, ok := s.etcBefore[ns]; ok {
+			return
+		}
+		b, err := os.ReadFile(filepath.Join(netnsconf.DefaultDir, ns, "resolv.conf"))
+		if err != nil {
+			b = nil
+		}
+		s.etcBefore[ns] = b
+	}
 	want := map[string]bool{}
 	if s.sys != nil {
 		for _, dm := range s.sys.Domains[1:] {
 			want[dm.Netns] = true
+			remember(dm.Netns)
 			var err error
 			if len(dm.ResolvConf) > 0 {
 				err = d.WriteResolvConf(dm.Netns, dm.ResolvConf)
@@ -274,6 +308,7 @@ func (s *session) syncEtc() error {
 	}
 	for _, ns := range s.domainNS {
 		if !want[ns] {
+			remember(ns)
 			if err := d.Remove(ns); err != nil {
 				return err
 			}
