@@ -1,0 +1,167 @@
+package domaintest
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestExec: `tunroute exec DOMAIN -- CMD` runs CMD in the domain in place
+// of tunroute: the exit status and signals pass through, --user drops
+// privileges, --private-dir gives an empty tmpfs that nobody else sees,
+// and /etc/resolv.conf is the domain's.
+func TestExec(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "ex")
+	top, box := e.ns("top"), e.ns("box")
+	e.addNS("top")
+	e.apply(e.config("exec.yaml", nil), top)
+	sh, err := lookProg("sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("exit status", func(t *testing.T) {
+		for _, code := range []int{0, 3, 42} {
+			if out, got := e.exec(box, nil, "", sh, "-c", fmt.Sprintf("exit %d", code)); got != code {
+				t.Errorf("exit %d inside: tunroute exited %d\n%s", code, got, out)
+			}
+		}
+	})
+
+	t.Run("signals", func(t *testing.T) {
+		cmd := exec.Command(e.bin, "exec", box, "--", e.helper)
+		cmd.Env = append(os.Environ(), helperEnv+"=wait")
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		e.procs = append(e.procs, cmd)
+		ready := make(chan string, 1)
+		go func() {
+			line, _ := bufio.NewReader(stdout).ReadString('\n')
+			ready <- line
+		}()
+		select {
+		case line := <-ready:
+			if line != "ready\n" {
+				t.Fatalf("the command said %q", line)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("the command did not start within 5 s")
+		}
+		// tunroute's pid is the command's, and it runs in the domain.
+		exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", cmd.Process.Pid))
+		if exe != e.helper {
+			t.Errorf("pid %d runs %q, want the command %s (tunroute exec replaces itself)", cmd.Process.Pid, exe, e.helper)
+		}
+		if !sameNetns(t, fmt.Sprintf("/proc/%d/ns/net", cmd.Process.Pid), filepath.Join("/run/netns", box)) {
+			t.Errorf("the command is not in %s's network namespace", box)
+		}
+		if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case <-done:
+			ws := cmd.ProcessState.Sys().(syscall.WaitStatus)
+			if !ws.Signaled() || ws.Signal() != syscall.SIGTERM {
+				t.Errorf("SIGTERM to tunroute's pid: the command ended with %v, want killed by SIGTERM", cmd.ProcessState)
+			}
+		case <-time.After(3 * time.Second):
+			t.Error("the command still runs 3 s after SIGTERM")
+		}
+	})
+
+	t.Run("user", func(t *testing.T) {
+		u, err := user.Lookup("nobody")
+		if err != nil {
+			t.Skip("no user nobody")
+		}
+		idBin, err := lookProg("id")
+		if err != nil {
+			t.Skip(err)
+		}
+		for flag, want := range map[string]string{"-u": u.Uid, "-g": u.Gid} {
+			out, code := e.exec(box, []string{"--user", "nobody"}, "", idBin, flag)
+			if code != 0 || strings.TrimSpace(out) != want {
+				t.Errorf("id %s as --user nobody: exit %d, %q; want %s", flag, code, out, want)
+			}
+		}
+		// By number too.
+		out, code := e.exec(box, []string{"--user", u.Uid}, "", idBin, "-u")
+		if code != 0 || strings.TrimSpace(out) != u.Uid {
+			t.Errorf("id -u as --user %s: exit %d, %q", u.Uid, code, out)
+		}
+		// Dropped for good: the command cannot do what root can.
+		out, code = e.exec(box, []string{"--user", "nobody"}, "", sh, "-c", "echo x > /proc/sys/net/ipv4/ip_forward")
+		if code == 0 {
+			t.Errorf("as nobody, writing a sysctl of the domain worked:\n%s", out)
+		}
+	})
+
+	t.Run("private dir", func(t *testing.T) {
+		dir := filepath.Join(e.dir, "priv")
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "outside"), []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out, code := e.exec(box, []string{"--private-dir", dir}, "", sh, "-c",
+			fmt.Sprintf("ls -A %s; echo --; echo y > %s/inside && ls -A %s && grep -c ' %s ' /proc/self/mountinfo", dir, dir, dir, dir))
+		if code != 0 || out != "--\ninside\n1\n" {
+			t.Errorf("inside, with --private-dir %s: exit %d, output %q; want an empty tmpfs", dir, code, out)
+		}
+		entries, _ := os.ReadDir(dir)
+		if len(entries) != 1 || entries[0].Name() != "outside" {
+			t.Errorf("outside, %s holds %v: the private dir leaked", dir, entries)
+		}
+		if b, _ := os.ReadFile("/proc/self/mountinfo"); strings.Contains(string(b), " "+dir+" ") {
+			t.Errorf("the tmpfs on %s is visible outside", dir)
+		}
+	})
+
+	t.Run("resolv.conf", func(t *testing.T) {
+		before, _ := os.ReadFile("/etc/resolv.conf")
+		out, code := e.exec(box, nil, "", "/bin/cat", "/etc/resolv.conf")
+		if code != 0 || !strings.Contains(out, "nameserver 198.51.100.53\nnameserver 2001:db8:53::53\n") {
+			t.Errorf("/etc/resolv.conf inside %s: exit %d\n%s", box, code, out)
+		}
+		if after, _ := os.ReadFile("/etc/resolv.conf"); string(after) != string(before) {
+			t.Error("the host's /etc/resolv.conf changed")
+		}
+	})
+
+	t.Run("not a domain", func(t *testing.T) {
+		for _, ns := range []string{top, e.ns("nonexistent")} {
+			out, code := e.exec(ns, nil, "", "/bin/true")
+			if code == 0 || !strings.Contains(out, "not a domain") {
+				t.Errorf("tunroute exec %s (not a domain): exit %d\n%s", ns, code, out)
+			}
+		}
+	})
+}
+
+func sameNetns(t *testing.T, a, b string) bool {
+	t.Helper()
+	var sa, sb syscall.Stat_t
+	if err := syscall.Stat(a, &sa); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Stat(b, &sb); err != nil {
+		t.Fatal(err)
+	}
+	return sa.Dev == sb.Dev && sa.Ino == sb.Ino
+}

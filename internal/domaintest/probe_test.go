@@ -1,0 +1,433 @@
+package domaintest
+
+import (
+	"bufio"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/tunroute/tunroute/internal/lab"
+)
+
+// A server answers every TCP connection and every UDP datagram on its
+// port, on all addresses of its namespace, with one line "NAME PEER":
+// which server answered and where the question came from.
+type server struct {
+	name    string
+	lns     []net.Listener
+	fds     []int
+	stopped atomic.Bool
+	wg      sync.WaitGroup
+}
+
+// serve starts a server in a namespace until the test ends.
+func (e *env) serve(ns, name string, port int) {
+	e.t.Helper()
+	s := &server{name: name}
+	err := lab.Do(ns, func() error {
+		for _, nw := range []string{"tcp4", "tcp6"} {
+			ln, err := net.Listen(nw, fmt.Sprintf(":%d", port))
+			if err != nil {
+				return err
+			}
+			s.lns = append(s.lns, ln)
+		}
+		for _, v6 := range []bool{false, true} {
+			fd, err := udpSocket(v6, port)
+			if err != nil {
+				return err
+			}
+			s.fds = append(s.fds, fd)
+		}
+		return nil
+	})
+	if err != nil {
+		s.close()
+		e.t.Fatalf("server %s in %s: %v", name, ns, err)
+	}
+	for _, ln := range s.lns {
+		s.wg.Add(1)
+		go s.tcp(ln)
+	}
+	for _, fd := range s.fds {
+		s.wg.Add(1)
+		go s.udp(fd)
+	}
+	e.t.Cleanup(s.close)
+}
+
+// udpSocket is a UDP socket bound to the port on all addresses (IPv6:
+// only IPv6), with a receive timeout so that its reader can stop.
+func udpSocket(v6 bool, port int) (int, error) {
+	family := unix.AF_INET
+	var sa unix.Sockaddr = &unix.SockaddrInet4{Port: port}
+	if v6 {
+		family, sa = unix.AF_INET6, &unix.SockaddrInet6{Port: port}
+	}
+	fd, err := unix.Socket(family, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return -1, err
+	}
+	if v6 {
+		unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 1)
+	}
+	unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Usec: 100000})
+	if err := unix.Bind(fd, sa); err != nil {
+		unix.Close(fd)
+		return -1, err
+	}
+	return fd, nil
+}
+
+func (s *server) tcp(ln net.Listener) {
+	defer s.wg.Done()
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			time.Sleep(5 * time.Millisecond)
+			continue
+		}
+		go func() {
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(3 * time.Second))
+			fmt.Fprintf(c, "%s %s\n", s.name, c.RemoteAddr())
+		}()
+	}
+}
+
+// udp answers datagrams with raw system calls: the peer's address goes
+// back exactly as it came (an IPv6 link-local peer keeps its interface
+// index; Go's interface names are per process, not per namespace).
+func (s *server) udp(fd int) {
+	defer s.wg.Done()
+	buf := make([]byte, 1500)
+	for !s.stopped.Load() {
+		n, from, err := unix.Recvfrom(fd, buf, 0)
+		if err != nil {
+			continue
+		}
+		peer := ""
+		switch a := from.(type) {
+		case *unix.SockaddrInet4:
+			peer = netip.AddrPortFrom(netip.AddrFrom4(a.Addr), uint16(a.Port)).String()
+		case *unix.SockaddrInet6:
+			peer = netip.AddrPortFrom(netip.AddrFrom16(a.Addr), uint16(a.Port)).String()
+		}
+		unix.Sendto(fd, fmt.Appendf(nil, "%s %s %s\n", s.name, peer, buf[:n]), 0, from)
+	}
+}
+
+func (s *server) close() {
+	if s.stopped.Swap(true) {
+		return
+	}
+	for _, ln := range s.lns {
+		ln.Close()
+	}
+	s.wg.Wait()
+	for _, fd := range s.fds {
+		unix.Close(fd)
+	}
+}
+
+// target is an address to try, with the interface (in the namespace the
+// probe runs in) an IPv6 link-local address is reached by.
+type target struct {
+	Addr netip.Addr
+	Zone string
+}
+
+func (t target) String() string {
+	if t.Zone != "" {
+		return t.Addr.String() + "%" + t.Zone
+	}
+	return t.Addr.String()
+}
+
+// zoned resolves the target's zone to an interface index inside the
+// namespace (call it in lab.Do).
+func (t target) zoned() (netip.Addr, error) {
+	if t.Zone == "" {
+		return t.Addr, nil
+	}
+	ifi, err := net.InterfaceByName(t.Zone)
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	return t.Addr.WithZone(strconv.Itoa(ifi.Index)), nil
+}
+
+// tcpTry connects from a namespace and returns the server's answer line.
+func tcpTry(ns string, dst target, port int, timeout time.Duration) (string, error) {
+	var c net.Conn
+	err := lab.Do(ns, func() error {
+		a, err := dst.zoned()
+		if err != nil {
+			return err
+		}
+		c, err = net.DialTimeout("tcp", netip.AddrPortFrom(a, uint16(port)).String(), timeout)
+		return err
+	})
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(timeout))
+	line, err := bufio.NewReader(c).ReadString('\n')
+	return strings.TrimSpace(line), err
+}
+
+// udpTry sends a datagram from a namespace and waits for the answer that
+// carries its nonce (from whatever source address: a server bound to all
+// addresses may answer from another one).
+func udpTry(ns string, dst target, port int, timeout time.Duration) (string, error) {
+	var fd int
+	var to unix.Sockaddr
+	err := lab.Do(ns, func() error {
+		a, err := dst.zoned()
+		if err != nil {
+			return err
+		}
+		family := unix.AF_INET
+		if a.Is6() {
+			family = unix.AF_INET6
+		}
+		if fd, err = unix.Socket(family, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0); err != nil {
+			return err
+		}
+		to = sockaddr(a, port)
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	defer unix.Close(fd)
+	nonce := make([]byte, 8)
+	rand.Read(nonce)
+	tag := fmt.Sprintf("%x", nonce)
+	if err := unix.Sendto(fd, []byte(tag), 0, to); err != nil {
+		return "", err
+	}
+	return readUntil(fd, timeout, func(b []byte) (string, bool) {
+		s := strings.TrimSpace(string(b))
+		if strings.HasSuffix(s, " "+tag) {
+			return strings.TrimSuffix(s, " "+tag), true
+		}
+		return "", false
+	})
+}
+
+func sockaddr(a netip.Addr, port int) unix.Sockaddr {
+	if a.Is4() {
+		return &unix.SockaddrInet4{Addr: a.As4(), Port: port}
+	}
+	sa := &unix.SockaddrInet6{Addr: a.As16(), Port: port}
+	if z, err := strconv.Atoi(a.Zone()); err == nil {
+		sa.ZoneId = uint32(z)
+	}
+	return sa
+}
+
+// readUntil reads datagrams until match accepts one or the time is up.
+func readUntil(fd int, timeout time.Duration, match func([]byte) (string, bool)) (string, error) {
+	deadline := time.Now().Add(timeout)
+	buf := make([]byte, 1500)
+	for {
+		left := time.Until(deadline)
+		if left <= 0 {
+			return "", errTimeout
+		}
+		tv := unix.NsecToTimeval(left.Nanoseconds())
+		unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
+		n, _, err := unix.Recvfrom(fd, buf, 0)
+		if err != nil {
+			if err == unix.EAGAIN || err == unix.EINTR {
+				continue
+			}
+			return "", err
+		}
+		if s, ok := match(buf[:n]); ok {
+			return s, nil
+		}
+	}
+}
+
+var errTimeout = errors.New("no answer (timeout)")
+
+// pingTry sends one ICMP echo request from a namespace through a raw
+// socket and waits for the matching echo reply.
+func pingTry(ns string, dst target, timeout time.Duration) error {
+	var fd int
+	var to unix.Sockaddr
+	v6 := dst.Addr.Is6()
+	err := lab.Do(ns, func() error {
+		a, err := dst.zoned()
+		if err != nil {
+			return err
+		}
+		family, proto := unix.AF_INET, unix.IPPROTO_ICMP
+		if v6 {
+			family, proto = unix.AF_INET6, unix.IPPROTO_ICMPV6
+		}
+		if fd, err = unix.Socket(family, unix.SOCK_RAW|unix.SOCK_CLOEXEC, proto); err != nil {
+			return err
+		}
+		to = sockaddr(a, 0)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	var idb [2]byte
+	rand.Read(idb[:])
+	id := binary.BigEndian.Uint16(idb[:])
+	payload := make([]byte, 16)
+	rand.Read(payload)
+	msg := []byte{8, 0, 0, 0, idb[0], idb[1], 0, 1}
+	reply := byte(0)
+	if v6 {
+		msg[0], reply = 128, 129 // the kernel fills in the ICMPv6 checksum
+	}
+	msg = append(msg, payload...)
+	if !v6 {
+		binary.BigEndian.PutUint16(msg[2:], checksum(msg))
+	}
+	if err := unix.Sendto(fd, msg, 0, to); err != nil {
+		return err
+	}
+	_, err = readUntil(fd, timeout, func(b []byte) (string, bool) {
+		if !v6 {
+			// An IPv4 raw socket gets the IP header too.
+			if len(b) < 20 {
+				return "", false
+			}
+			b = b[int(b[0]&0x0f)*4:]
+		}
+		ok := len(b) >= 8+len(payload) && b[0] == reply && binary.BigEndian.Uint16(b[4:]) == id &&
+			string(b[8:8+len(payload)]) == string(payload)
+		return "", ok
+	})
+	return err
+}
+
+func checksum(b []byte) uint16 {
+	var s uint32
+	for i := 0; i+1 < len(b); i += 2 {
+		s += uint32(b[i])<<8 | uint32(b[i+1])
+	}
+	if len(b)%2 == 1 {
+		s += uint32(b[len(b)-1]) << 8
+	}
+	for s > 0xffff {
+		s = s>>16 + s&0xffff
+	}
+	return ^uint16(s)
+}
+
+// try is one attempt to reach a target with one protocol.
+type try struct {
+	proto  string // tcp, udp, icmp
+	dst    target
+	answer string
+	err    error
+}
+
+func (x try) String() string {
+	if x.err != nil {
+		return fmt.Sprintf("%s %s: %v", x.proto, x.dst, x.err)
+	}
+	return fmt.Sprintf("%s %s: answered %q", x.proto, x.dst, x.answer)
+}
+
+// tryAll tries every target from a namespace with TCP and UDP (to the
+// port) and ICMP, all at once, each for at most timeout.
+func tryAll(ns string, targets []target, port int, timeout time.Duration) []try {
+	var tries []try
+	for _, d := range targets {
+		for _, p := range []string{"tcp", "udp", "icmp"} {
+			tries = append(tries, try{proto: p, dst: d})
+		}
+	}
+	var wg sync.WaitGroup
+	for i := range tries {
+		wg.Add(1)
+		go func(x *try) {
+			defer wg.Done()
+			switch x.proto {
+			case "tcp":
+				x.answer, x.err = tcpTry(ns, x.dst, port, timeout)
+			case "udp":
+				x.answer, x.err = udpTry(ns, x.dst, port, timeout)
+			case "icmp":
+				x.err = pingTry(ns, x.dst, timeout)
+			}
+		}(&tries[i])
+	}
+	wg.Wait()
+	return tries
+}
+
+// reach fails the test unless every protocol reaches every target from
+// the namespace (retrying for a few seconds: links and neighbours may
+// still be settling).
+func reach(t *testing.T, ns string, targets []target, port int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	left := targets
+	var failed []try
+	for len(left) > 0 {
+		failed = failed[:0]
+		var again []target
+		for _, x := range tryAll(ns, left, port, time.Second) {
+			if x.err != nil {
+				failed = append(failed, x)
+				if len(again) == 0 || again[len(again)-1] != x.dst {
+					again = append(again, x.dst)
+				}
+			}
+		}
+		left = again
+		if len(left) > 0 && time.Now().After(deadline) {
+			t.Errorf("from %s, expected to reach:\n%s", ns, tryList(failed))
+			return
+		}
+	}
+}
+
+// unreachable fails the test if any protocol reaches any target from the
+// namespace.
+func unreachable(t *testing.T, ns string, targets []target, port int) {
+	t.Helper()
+	var leaked []try
+	for _, x := range tryAll(ns, targets, port, time.Second) {
+		if x.err == nil {
+			leaked = append(leaked, x)
+		}
+	}
+	if len(leaked) > 0 {
+		t.Errorf("from %s, expected no answer, got:\n%s", ns, tryList(leaked))
+	}
+}
+
+func tryList(xs []try) string {
+	var b strings.Builder
+	for _, x := range xs {
+		fmt.Fprintf(&b, "  %v\n", x)
+	}
+	return b.String()
+}
