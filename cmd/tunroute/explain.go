@@ -99,7 +99,7 @@ func explainState(cmd *cobra.Command, g *globalFlags, stateFile string) (*state.
 		return st, stateFile, err
 	}
 	if cmd.Flags().Changed("config") {
-		s, err := planConfig(g)
+		s, err := planConfigWith(g, false)
 		if err != nil {
 			return nil, "", err
 		}
@@ -107,7 +107,7 @@ func explainState(cmd *cobra.Command, g *globalFlags, stateFile string) (*state.
 		desired := s.sys.Domains[0].Result.State
 		return plan.Preview(desired, s.observed), g.config, nil
 	}
-	s, err := openSession(g)
+	s, err := openPlainSession(g)
 	if err != nil {
 		return nil, "", err
 	}

@@ -39,12 +39,26 @@ type session struct {
 	// etcBefore is what syncEtc found in the files it changed (nil: no
 	// file), so that undo can put it back.
 	etcBefore map[string][]byte
+	// compact: observe tunroute's own routes as route sets.
+	compact bool
 }
 
 // openSession opens and observes the top namespace and the domain
-// namespaces tunroute made for it. The caller closes it.
+// namespaces tunroute made for it, for planning: tunroute's own routes
+// that share a template are read as compact route sets (a million routes
+// in 32 MB). The caller closes it.
 func openSession(g *globalFlags) (*session, error) {
-	s := &session{g: g, handles: map[string]*kernel.Handle{}, obs: compile.Observed{}}
+	return openSessionWith(g, true)
+}
+
+// openPlainSession observes every route as a state.Route: for snapshots,
+// explain and status, which read routes one by one.
+func openPlainSession(g *globalFlags) (*session, error) {
+	return openSessionWith(g, false)
+}
+
+func openSessionWith(g *globalFlags, compact bool) (*session, error) {
+	s := &session{g: g, handles: map[string]*kernel.Handle{}, obs: compile.Observed{}, compact: compact}
 	h, obs, err := s.open(g.netns)
 	if err != nil {
 		return nil, err
@@ -71,7 +85,7 @@ func (s *session) open(ns string) (*kernel.Handle, *state.State, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	obs, err := h.Observe()
+	obs, err := h.ObserveWith(kernel.ObserveOptions{CompactRoutes: s.compact})
 	if err != nil {
 		h.Close()
 		return nil, nil, fmt.Errorf("reading %s: %w", nsWord(ns), err)
@@ -95,11 +109,15 @@ func nsWord(ns string) string {
 
 // planConfig loads the config and plans the change towards it.
 func planConfig(g *globalFlags) (*session, error) {
+	return planConfigWith(g, true)
+}
+
+func planConfigWith(g *globalFlags, compact bool) (*session, error) {
 	cfg, err := config.Load(g.config, config.Options{})
 	if err != nil {
 		return nil, err
 	}
-	s, err := openSession(g)
+	s, err := openSessionWith(g, compact)
 	if err != nil {
 		return nil, err
 	}

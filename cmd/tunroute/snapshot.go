@@ -15,7 +15,7 @@ func newSnapshotCmd(g *globalFlags) *cobra.Command {
 		Short: "Write the namespace's routing state as JSON (for explain --state, bug reports, diffs)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := openSession(g)
+			s, err := openPlainSession(g)
 			if err != nil {
 				return err
 			}

@@ -42,7 +42,7 @@ func newStatusCmd(g *globalFlags) *cobra.Command {
 		Short: "Show what tunroute owns in the namespace and whether it matches the config",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := openSession(g)
+			s, err := openPlainSession(g)
 			if err != nil {
 				return err
 			}

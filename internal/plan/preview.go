@@ -53,6 +53,7 @@ func Preview(desired, observed *state.State) *state.State {
 			p.Routes = append(p.Routes, set.Route(d))
 		}
 	}
+	p.RouteSets = nil // observed sets are tunroute's own: replaced by the desired ones
 	p.Rules = nil
 	for _, r := range observed.Rules {
 		if !r.Owned() {
