@@ -327,21 +327,8 @@ func (d *decoder) flows(n node, p *Pipe) ([]Flow, error) {
 				return nil, err
 			}
 		}
-		if pn, ok := m.get("port"); ok {
-			if f.Proto != 6 && f.Proto != 17 && f.Proto != 132 {
-				return nil, pn.pos.Errorf("ports need proto: tcp, udp or sctp")
-			}
-			ports, err := pn.list()
-			if err != nil {
-				return nil, err
-			}
-			for _, x := range ports {
-				lo, hi, err := rangeValue(x, 1, 65535)
-				if err != nil {
-					return nil, err
-				}
-				f.Ports = append(f.Ports, state.PortRange{Start: uint16(lo), End: uint16(hi)})
-			}
+		if f.Ports, err = portList(m, "port", f.Proto); err != nil {
+			return nil, err
 		}
 		out = append(out, f)
 	}

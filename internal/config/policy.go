@@ -305,30 +305,11 @@ func (d *decoder) killswitch(v node) (*KillSwitch, error) {
 					return nil, err
 				}
 			}
-			for _, key := range []string{"port", "sport"} {
-				pn, ok := am.get(key)
-				if !ok {
-					continue
-				}
-				if a.Proto != 6 && a.Proto != 17 && a.Proto != 132 {
-					return nil, pn.pos.Errorf("ports need proto: tcp, udp or sctp")
-				}
-				ports, err := pn.list()
-				if err != nil {
-					return nil, err
-				}
-				for _, p := range ports {
-					lo, hi, err := rangeValue(p, 1, 65535)
-					if err != nil {
-						return nil, err
-					}
-					r := state.PortRange{Start: uint16(lo), End: uint16(hi)}
-					if key == "port" {
-						a.Ports = append(a.Ports, r)
-					} else {
-						a.SPorts = append(a.SPorts, r)
-					}
-				}
+			if a.Ports, err = portList(am, "port", a.Proto); err != nil {
+				return nil, err
+			}
+			if a.SPorts, err = portList(am, "sport", a.Proto); err != nil {
+				return nil, err
 			}
 			k.Allow = append(k.Allow, a)
 		}
@@ -457,4 +438,29 @@ func ParseEndpoint(s string) (Endpoint, error) {
 	}
 	e.Addr, e.Port = ap.Addr().Unmap(), ap.Port()
 	return e, nil
+}
+
+// portList reads an optional list of ports and ranges under key, which
+// needs a protocol with ports.
+func portList(m *mapping, key string, proto uint8) ([]state.PortRange, error) {
+	n, ok := m.get(key)
+	if !ok {
+		return nil, nil
+	}
+	if proto != 6 && proto != 17 && proto != 132 {
+		return nil, n.pos.Errorf("ports need proto: tcp, udp or sctp")
+	}
+	items, err := n.list()
+	if err != nil {
+		return nil, err
+	}
+	var out []state.PortRange
+	for _, it := range items {
+		lo, hi, err := rangeValue(it, 1, 65535)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, state.PortRange{Start: uint16(lo), End: uint16(hi)})
+	}
+	return out, nil
 }
