@@ -19,10 +19,16 @@ import (
 	"github.com/tunroute/tunroute/internal/lab"
 )
 
-// env is one test's world: its namespaces (all named prefix+NAME), the
-// tunroute binary, a directory for configs and tunroute's --run-dir.
+// env is one test's world as seen from one (sub)test: failures go to t.
 type env struct {
-	t      *testing.T
+	t *testing.T
+	*world
+}
+
+// world is what a test and its subtests share: the namespaces (all named
+// prefix+NAME), the tunroute binary, a directory for configs and
+// tunroute's --run-dir.
+type world struct {
 	prefix string // tr-dt<pid>-<short>-
 	bin    string
 	helper string
@@ -35,13 +41,16 @@ type env struct {
 	procs []*exec.Cmd
 }
 
+// in is the same world for a subtest.
+func (e *env) in(t *testing.T) *env { return &env{t: t, world: e.world} }
+
 // newEnv prepares a test's world; everything in it is removed when the
 // test ends, pass or fail: `tunroute down` on every top namespace, the
 // processes the test started, then every namespace prefix+*.
 func newEnv(t *testing.T, short string, progs ...string) *env {
 	needRoot(t, progs...)
 	bin, helper := binaries(t)
-	e := &env{t: t, prefix: fmt.Sprintf("tr-dt%d-%s-", os.Getpid(), short), bin: bin, helper: helper, dir: t.TempDir()}
+	e := &env{t: t, world: &world{prefix: fmt.Sprintf("tr-dt%d-%s-", os.Getpid(), short), bin: bin, helper: helper, dir: t.TempDir()}}
 	e.runDir = filepath.Join(e.dir, "run")
 	if left := ownNamespaces(e.prefix); len(left) > 0 {
 		t.Fatalf("namespaces of an earlier test with this prefix exist: %v", left)
@@ -366,10 +375,13 @@ func (e *env) dropCount(ns, what string) uint64 {
 }
 
 // counters reads the packet counters of the rules of an inet table in a
-// namespace, added up by rule comment.
+// namespace, added up by rule comment (none if there is no such table).
 func (e *env) counters(ns, table string) map[string]uint64 {
 	e.t.Helper()
 	out, err := nft(ns, "-j", "list", "table", "inet", table)
+	if err != nil && strings.Contains(out, "No such file or directory") {
+		return map[string]uint64{}
+	}
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -29,6 +29,7 @@ func TestExec(t *testing.T) {
 	}
 
 	t.Run("exit status", func(t *testing.T) {
+		e := e.in(t)
 		for _, code := range []int{0, 3, 42} {
 			if out, got := e.exec(box, nil, "", sh, "-c", fmt.Sprintf("exit %d", code)); got != code {
 				t.Errorf("exit %d inside: tunroute exited %d\n%s", code, got, out)
@@ -37,6 +38,7 @@ func TestExec(t *testing.T) {
 	})
 
 	t.Run("signals", func(t *testing.T) {
+		e := e.in(t)
 		cmd := exec.Command(e.bin, "exec", box, "--", e.helper)
 		cmd.Env = append(os.Environ(), helperEnv+"=wait")
 		stdout, err := cmd.StdoutPipe()
@@ -85,6 +87,7 @@ func TestExec(t *testing.T) {
 	})
 
 	t.Run("user", func(t *testing.T) {
+		e := e.in(t)
 		u, err := user.Lookup("nobody")
 		if err != nil {
 			t.Skip("no user nobody")
@@ -112,6 +115,7 @@ func TestExec(t *testing.T) {
 	})
 
 	t.Run("private dir", func(t *testing.T) {
+		e := e.in(t)
 		dir := filepath.Join(e.dir, "priv")
 		if err := os.Mkdir(dir, 0o755); err != nil {
 			t.Fatal(err)
@@ -134,6 +138,7 @@ func TestExec(t *testing.T) {
 	})
 
 	t.Run("resolv.conf", func(t *testing.T) {
+		e := e.in(t)
 		before, _ := os.ReadFile("/etc/resolv.conf")
 		out, code := e.exec(box, nil, "", "/bin/cat", "/etc/resolv.conf")
 		if code != 0 || !strings.Contains(out, "nameserver 198.51.100.53\nnameserver 2001:db8:53::53\n") {
@@ -145,6 +150,7 @@ func TestExec(t *testing.T) {
 	})
 
 	t.Run("not a domain", func(t *testing.T) {
+		e := e.in(t)
 		for _, ns := range []string{top, e.ns("nonexistent")} {
 			out, code := e.exec(ns, nil, "", "/bin/true")
 			if code == 0 || !strings.Contains(out, "not a domain") {

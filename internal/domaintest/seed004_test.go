@@ -72,6 +72,7 @@ func TestSeed004(t *testing.T) {
 	e.serve(internet, "internet-service", servicePort)
 
 	t.Run("private reaches the far site through its VPN interface", func(t *testing.T) {
+		e := e.in(t)
 		for _, dst := range []netip.Addr{farHost4, farHost6} {
 			hp := netip.AddrPortFrom(dst, probePort).String()
 			out, code := e.exec(private, nil, "tcp", e.helper, hp)
@@ -92,6 +93,7 @@ func TestSeed004(t *testing.T) {
 	})
 
 	t.Run("private and the host reach each other", func(t *testing.T) {
+		e := e.in(t)
 		// The control for the isolation below: the probes work, and
 		// the host routes between the domains.
 		reach(t, private, globalTargets(e.addrs(top), "lo"), probePort)
@@ -116,6 +118,7 @@ func TestSeed004(t *testing.T) {
 	})
 
 	t.Run("hostile reaches nothing else", func(t *testing.T) {
+		e := e.in(t)
 		before := e.dropCount(top, "undeclared flow from "+hostile)
 		var targets []target
 		for _, ns := range []string{top, private, far} {
@@ -136,6 +139,7 @@ func TestSeed004(t *testing.T) {
 	})
 
 	t.Run("private's resolv.conf", func(t *testing.T) {
+		e := e.in(t)
 		out, code := e.exec(private, nil, "", "/bin/cat", "/etc/resolv.conf")
 		if code != 0 || !strings.Contains(out, "nameserver 10.99.1.53\n") {
 			t.Errorf("/etc/resolv.conf inside %s: exit %d\n%s", private, code, out)
