@@ -183,3 +183,25 @@ func FuzzParseV4(f *testing.F) {
 		}
 	})
 }
+
+// parseV6 accepts a subset of what netip.ParseAddr accepts, with the same
+// value.
+func FuzzParseV6(f *testing.F) {
+	for _, s := range []string{"::", "::1", "2001:db8::1", "1:2:3:4:5:6:7:8", "1::", "::ffff:1.2.3.4", "fe80::1%eth0",
+		"1:2:3:4:5:6:7::", "::2:3:4:5:6:7:8", "1:2:3:4:5:6:7:8:9", "12345::", ":1::", "1:::2", "1::2::3", "0:0:0:0:0:0:0:0", "ABCD::ef"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		a, ok := parseV6(s)
+		b, err := netip.ParseAddr(s)
+		if !ok {
+			if err == nil && b.Is6() && !strings.ContainsAny(s, ".%") {
+				t.Fatalf("%q: netip parses %v, parseV6 does not", s, b)
+			}
+			return
+		}
+		if err != nil || a != b {
+			t.Fatalf("%q: parseV6 %v, netip %v %v", s, a, b, err)
+		}
+	})
+}

@@ -128,7 +128,11 @@ func (r *Result) appendJSON(b []byte, trace bool) []byte {
 			b = appendUint(b, uint64(r.Metric))
 		}
 		key("flags")
-		b = appendFlagsJSON(b, r.Flags)
+		if r.Flags == 0 {
+			b = append(b, '[', ']')
+		} else {
+			b = appendFlagsJSON(b, r.Flags)
+		}
 		if r.Mark != 0 && r.Family == 4 {
 			key("mark")
 			b = appendUint(b, uint64(r.Mark))
@@ -137,7 +141,10 @@ func (r *Result) appendJSON(b []byte, trace bool) []byte {
 			key("uid")
 			b = appendUint(b, uint64(r.UID))
 		}
-		if r.has&hasCache != 0 && r.Family == 4 {
+		if r.has&hasCache != 0 && r.Family == 4 && r.Cache == 0 {
+			key("cache")
+			b = append(b, '[', ']')
+		} else if r.has&hasCache != 0 && r.Family == 4 {
 			key("cache")
 			b = append(b, '[')
 			n := 0
@@ -291,6 +298,16 @@ func (r *Result) appendTraceJSON(b []byte) []byte {
 		}
 		switch s.kind {
 		case stepRule:
+			if s.verdict == vNoRoute && s.rule.jnoroute != "" && s.table == s.rule.table {
+				b = append(b, s.rule.jnoroute...)
+				continue
+			}
+			if s.verdict == vRoute && s.rule.jroute != "" && s.table == s.rule.table && s.ref.at != nil {
+				b = append(b, s.rule.jroute...)
+				b = r.fib.appendRouteText(b, &s.ref, true)
+				b = append(b, '"', '}')
+				continue
+			}
 			b = append(b, s.rule.jhead...)
 			b = append(b, verdictJSON[s.verdict]...)
 			switch s.verdict {

@@ -168,6 +168,9 @@ func parseQueryAddr(w, v string) (netip.Addr, error) {
 	if a, ok := parseV4(v); ok {
 		return u4(a), nil
 	}
+	if a, ok := parseV6(v); ok {
+		return a.Unmap(), nil
+	}
 	s := v
 	if i := strings.IndexByte(s, '/'); i >= 0 {
 		pfx, err := netip.ParsePrefix(s)
@@ -187,6 +190,86 @@ func parseQueryAddr(w, v string) (netip.Addr, error) {
 		return netip.Addr{}, &QueryError{Word: w, Value: v, Msg: "is not an IP address"}
 	}
 	return a.Unmap(), nil
+}
+
+// parseV6 parses the common IPv6 forms (hex groups with at most one
+// "::", no embedded IPv4, no zone) exactly as netip.ParseAddr does;
+// anything else reports !ok and goes to netip.
+func parseV6(s string) (netip.Addr, bool) {
+	var groups [8]uint16
+	n, gap := 0, -1
+	i := 0
+	if len(s) >= 2 && s[0] == ':' && s[1] == ':' {
+		gap, i = 0, 2
+		if len(s) == 2 {
+			return netip.IPv6Unspecified(), true
+		}
+	}
+	for i < len(s) {
+		if n == 8 {
+			return netip.Addr{}, false
+		}
+		var v uint32
+		j := i
+		for j < len(s) && j-i < 5 {
+			c := s[j]
+			var d byte
+			switch {
+			case c >= '0' && c <= '9':
+				d = c - '0'
+			case c >= 'a' && c <= 'f':
+				d = c - 'a' + 10
+			case c >= 'A' && c <= 'F':
+				d = c - 'A' + 10
+			default:
+				goto end
+			}
+			v = v<<4 | uint32(d)
+			j++
+		}
+	end:
+		if j == i || j-i > 4 {
+			return netip.Addr{}, false
+		}
+		groups[n] = uint16(v)
+		n++
+		i = j
+		if i == len(s) {
+			break
+		}
+		if s[i] != ':' {
+			return netip.Addr{}, false
+		}
+		i++
+		if i < len(s) && s[i] == ':' {
+			if gap >= 0 {
+				return netip.Addr{}, false
+			}
+			gap = n
+			i++
+			if i == len(s) {
+				break
+			}
+		} else if i == len(s) {
+			return netip.Addr{}, false
+		}
+	}
+	if gap < 0 && n != 8 || gap >= 0 && n == 8 {
+		return netip.Addr{}, false
+	}
+	var b [16]byte
+	if gap < 0 {
+		gap = n
+	}
+	for k := 0; k < gap; k++ {
+		b[2*k], b[2*k+1] = byte(groups[k]>>8), byte(groups[k])
+	}
+	tail := n - gap
+	for k := 0; k < tail; k++ {
+		p := 8 - tail + k
+		b[2*p], b[2*p+1] = byte(groups[gap+k]>>8), byte(groups[gap+k])
+	}
+	return netip.AddrFrom16(b), true
 }
 
 // parseV4 parses a dotted-quad IPv4 address exactly as netip.ParseAddr

@@ -35,6 +35,8 @@ type crule struct {
 	t4       *table4
 	t6       *table6
 	jhead    string // `{"pref":N,"rule":"TEXT"` for JSON traces
+	jnoroute string // the whole JSON step for "no route" (lookup rules)
+	jroute   string // the JSON step for "route", up to the route text
 	gotoIdx  int32  // -1 when unresolved
 	gotoPref uint32
 	supPlen  int32 // -1: off
@@ -101,12 +103,16 @@ type prefixBucket struct {
 	bits     uint8
 	mhi, mlo uint64
 	m        map[[2]uint64][]int32
+	min, max [2]uint64 // key range: most flows miss without a map probe
 }
 
 type markBucket struct {
-	mask uint32
-	m    map[uint32][]int32
+	mask     uint32
+	m        map[uint32][]int32
+	min, max uint32
 }
+
+func less128(a, b [2]uint64) bool { return a[0] < b[0] || a[0] == b[0] && a[1] < b[1] }
 
 // segIndex maps a value to the sorted rule positions whose range covers it.
 type segIndex struct {
@@ -239,6 +245,11 @@ func (f *FIB) compileRules(rs []state.Rule, v6 bool) (rules, error) {
 		c.pref = r.Priority
 		c.text = ruleText(r)
 		c.jhead = `{"pref":` + strconv.FormatUint(uint64(r.Priority), 10) + `,"rule":` + string(appendJSONString(nil, c.text))
+		if r.Action == state.ActionLookup {
+			tn := `,"table":"` + string(appendTableName(nil, r.Table)) + `"`
+			c.jnoroute = c.jhead + `,"verdict":"no route"` + tn + `}`
+			c.jroute = c.jhead + `,"verdict":"route"` + tn + `,"route":"`
+		}
 		c.invert = r.Invert
 		if r.IIF != "" {
 			c.iif = -1
@@ -457,7 +468,14 @@ func buildIndex(list []crule) ruleIndex {
 			*bs = append(*bs, prefixBucket{bits: p.bits, mhi: p.mhi, mlo: p.mlo, m: map[[2]uint64][]int32{}})
 		}
 		k := [2]uint64{p.hi, p.lo}
-		(*bs)[i].m[k] = append((*bs)[i].m[k], pos)
+		b := &(*bs)[i]
+		if len(b.m) == 0 || less128(k, b.min) {
+			b.min = k
+		}
+		if len(b.m) == 0 || less128(b.max, k) {
+			b.max = k
+		}
+		b.m[k] = append(b.m[k], pos)
 	}
 	for i := range list {
 		r := &list[i]
@@ -479,7 +497,15 @@ func buildIndex(list []crule) ruleIndex {
 				markB[r.mask] = j
 				ix.marks = append(ix.marks, markBucket{mask: r.mask, m: map[uint32][]int32{}})
 			}
-			ix.marks[j].m[r.mark&r.mask] = append(ix.marks[j].m[r.mark&r.mask], pos)
+			mb := &ix.marks[j]
+			v := r.mark & r.mask
+			if len(mb.m) == 0 || v < mb.min {
+				mb.min = v
+			}
+			if len(mb.m) == 0 || v > mb.max {
+				mb.max = v
+			}
+			mb.m[v] = append(mb.m[v], pos)
 		case r.oif > 0:
 			ix.oif[r.oif] = append(ix.oif[r.oif], pos)
 		case r.iif > 0:
@@ -513,20 +539,32 @@ func (ix *ruleIndex) collect(fl *ruleFlow, cur [][]int32) [][]int32 {
 	if fl.hasSrc {
 		for i := range ix.src {
 			b := &ix.src[i]
-			if l := b.m[[2]uint64{fl.srcHi & b.mhi, fl.srcLo & b.mlo}]; l != nil {
+			k := [2]uint64{fl.srcHi & b.mhi, fl.srcLo & b.mlo}
+			if less128(k, b.min) || less128(b.max, k) {
+				continue
+			}
+			if l := b.m[k]; l != nil {
 				cur = append(cur, l)
 			}
 		}
 	}
 	for i := range ix.dst {
 		b := &ix.dst[i]
-		if l := b.m[[2]uint64{fl.dstHi & b.mhi, fl.dstLo & b.mlo}]; l != nil {
+		k := [2]uint64{fl.dstHi & b.mhi, fl.dstLo & b.mlo}
+		if less128(k, b.min) || less128(b.max, k) {
+			continue
+		}
+		if l := b.m[k]; l != nil {
 			cur = append(cur, l)
 		}
 	}
 	for i := range ix.marks {
 		b := &ix.marks[i]
-		if l := b.m[fl.mark&b.mask]; l != nil {
+		v := fl.mark & b.mask
+		if v < b.min || v > b.max {
+			continue
+		}
+		if l := b.m[v]; l != nil {
 			cur = append(cur, l)
 		}
 	}
