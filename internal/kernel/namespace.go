@@ -11,6 +11,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 )
 
 // DomainMark starts the ifalias tunroute gives the loopback device of a
@@ -219,6 +220,11 @@ func MoveLink(dev, from, to string) error {
 		a := a
 		a.LinkIndex = moved.Attrs().Index
 		a.Label = ""
+		if a.IP.To4() == nil && a.Flags&unix.IFA_F_TENTATIVE == 0 {
+			// It passed duplicate address detection on this link already;
+			// tentative again, it could not be a route's source for a while.
+			a.Flags |= unix.IFA_F_NODAD
+		}
 		if err := dst.AddrReplace(moved, &a); err != nil {
 			return fmt.Errorf("moving %s: restoring address %s: %w", dev, a.IPNet, err)
 		}
