@@ -248,12 +248,15 @@ func (f *FIB) ruleWalk4(fl *flow4, res *fibres4, tr *tracer, sc *scratch) errno 
 			res.lastTOS = last
 		case state.ActionUnreachable:
 			tr.rule(i, r, vActionUnreachable, 0, nil)
+			res.rule = i
 			return errNETUNREACH
 		case state.ActionProhibit:
 			tr.rule(i, r, vActionProhibit, 0, nil)
+			res.rule = i
 			return errACCES
 		default: // blackhole and unknown actions
 			tr.rule(i, r, vActionBlackhole, 0, nil)
+			res.rule = i
 			return errINVAL
 		}
 		switch err {
@@ -277,11 +280,13 @@ func (f *FIB) ruleWalk4(fl *flow4, res *fibres4, tr *tracer, sc *scratch) errno 
 				tr.rule(i, r, vNoRoute, r.table, nil)
 			}
 			res.at = nil
+			res.rule = -1
 			continue
 		default:
 			tr.rule(i, r, vErrorRoute, r.table, res)
 			return err
 		}
 	}
+	res.rule = -1
 	return errNETUNREACH
 }

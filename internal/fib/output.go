@@ -820,6 +820,14 @@ func (r *Result) appendVerdictLine(b []byte) []byte {
 			b = append(b, ": "...)
 		}
 		b = append(b, r.errorText()...)
+		if r.ref.at != nil {
+			b = append(b, ", route "...)
+			b = r.fib.appendRouteText(b, &r.ref, false)
+			if r.ref.at.table != 0 {
+				b = append(b, " in table "...)
+				b = appendTableName(b, r.ref.at.table)
+			}
+		}
 		if r.HasRule {
 			b = append(b, ", rule "...)
 			b = strconv.AppendUint(b, uint64(r.RulePref), 10)

@@ -123,6 +123,21 @@ func (r *Result) fail(e errno) {
 	r.Error = e.Message()
 }
 
+// failRule names the rule that ended a failed lookup (an error route or
+// an unreachable/prohibit/blackhole rule), if any.
+func (r *Result) failRule(list []crule, i int32) {
+	if i >= 0 && int(i) < len(list) {
+		r.HasRule, r.RulePref, r.RuleText = true, list[i].pref, list[i].text
+	}
+}
+
+// failRoute4 records the error route that ended a failed lookup.
+func (r *Result) failRoute4(res *fibres4, err errno) {
+	if res.at != nil && res.at.err == err {
+		r.ref = routeRef{t4: res.t, node: res.node, alias: res.alias, at: res.at, snode: -1}
+	}
+}
+
 func (r *Result) addUncertain(s string) {
 	for _, u := range r.Uncertain {
 		if u == s {

@@ -197,6 +197,7 @@ func (f *FIB) output4(q *qflow, r *Result, sc *scratch) {
 		err := f.fibLookup4(&fl, &res, tr, sc)
 		lookedUp = true
 		if err != errOK {
+			r.failRoute4(&res, err) // kept only if the error stands
 			res.at = nil
 			res.tos = res.lastTOS
 			if fl.oif != 0 {
@@ -205,9 +206,11 @@ func (f *FIB) output4(q *qflow, r *Result, sc *scratch) {
 				}
 				res.typ = state.RouteUnicast
 				tr.noteDev(nOifFallback, devOut)
+				r.ref = routeRef{}
 				goto makeRoute
 			}
 			r.fail(err)
+			r.failRule(f.v4.rules.list, res.rule)
 			return
 		}
 	}
@@ -525,6 +528,8 @@ func (f *FIB) input4(q *qflow, r *Result, sc *scratch) {
 			err = errHOSTUNREACH
 		}
 		r.fail(err)
+		r.failRule(f.v4.rules.list, res.rule)
+		r.failRoute4(&res, err)
 		return
 	}
 	r.setRule(f, &res, false)

@@ -345,12 +345,15 @@ func (f *FIB) ruleWalk6(fl *flow6, oif int32, strict int, res *fibres6, tr *trac
 			err = f.tableLookup6(r6.t6, fl, oif, strict, res, r)
 		case state.ActionUnreachable:
 			tr.rule(i, r6, vActionUnreachable, 0, nil)
+			res.rule = i
 			return errNETUNREACH
 		case state.ActionProhibit:
 			tr.rule(i, r6, vActionProhibit, 0, nil)
+			res.rule = i
 			return errACCES
 		default:
 			tr.rule(i, r6, vActionBlackhole, 0, nil)
+			res.rule = i
 			return errINVAL
 		}
 		switch err {
@@ -374,12 +377,14 @@ func (f *FIB) ruleWalk6(fl *flow6, oif int32, strict int, res *fibres6, tr *trac
 				tr.rule(i, r6, vNoRoute, r6.table, nil)
 			}
 			res.at = nil
+			res.rule = -1
 			continue
 		default:
 			tr.rule6(i, r6, vErrorRoute, r6.table, res)
 			return err
 		}
 	}
+	res.rule = -1
 	return errNETUNREACH
 }
 
@@ -476,6 +481,10 @@ func (f *FIB) output6(q *qflow, r *Result, sc *scratch) {
 	err := f.ruleWalk6(&fl, fl.oif, strict, &res, tr, sc, r)
 	if err != errOK {
 		r.fail(err)
+		r.failRule(f.v6.rules.list, res.rule)
+		if res.at != nil && res.at.err == err {
+			r.ref = routeRef{v6: true, t6: res.t, node: res.node, snode: res.snode, alias: res.alias, at: res.at}
+		}
 		return
 	}
 	f.fill6(q, &fl, &res, r, true)
@@ -504,6 +513,7 @@ func (f *FIB) input6(q *qflow, r *Result, sc *scratch) {
 	err := f.ruleWalk6(&fl, fl.iif, strict, &res, tr, sc, r)
 	if err != errOK {
 		r.fail(err)
+		r.failRule(f.v6.rules.list, res.rule)
 		return
 	}
 	f.fill6(q, &fl, &res, r, false)
