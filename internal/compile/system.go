@@ -36,6 +36,9 @@ type Domain struct {
 	// Moves are interfaces to move from the top namespace into this one.
 	Moves      []string
 	ResolvConf []netip.Addr
+	// Sysctls are set in a domain's namespace (tunroute owns it); the
+	// top namespace's are never touched.
+	Sysctls map[string]string
 }
 
 // Observed is what the namespaces hold now, by namespace name ("" or
@@ -58,7 +61,12 @@ func CompileSystem(cfg *config.Config, top string, observed Observed, vpns map[s
 		if !exists {
 			o = emptyNamespace(dm.Name)
 		}
-		d := Domain{Name: dm.Name, Netns: dm.Name, Owned: true, Exists: exists, ResolvConf: dm.ResolvConf}
+		fwd := "0"
+		if dm.Forwarding {
+			fwd = "1"
+		}
+		d := Domain{Name: dm.Name, Netns: dm.Name, Owned: true, Exists: exists, ResolvConf: dm.ResolvConf,
+			Sysctls: map[string]string{"net.ipv4.ip_forward": fwd, "net.ipv6.conf.all.forwarding": fwd}}
 		o = cloneFacts(o)
 		for _, dev := range dm.Interfaces {
 			if hasLink(o, dev) {

@@ -24,6 +24,9 @@ type Domain struct {
 	// Interfaces are moved into the domain when they exist (physical or
 	// tunnel devices), and back to the host by down.
 	Interfaces []string
+	// Forwarding turns on IPv4 and IPv6 forwarding in the domain (a
+	// domain that routes between its pipes and devices needs it).
+	Forwarding bool
 	// Config is the domain's routing: identities, routes, kill switch...
 	Config *Config
 
@@ -110,7 +113,7 @@ func (d *decoder) domains(v node, top *Config) error {
 		return err
 	}
 	for _, it := range items {
-		m, err := it.mapping(append([]string{"name", "resolv_conf", "interfaces"}, bodyKeys...)...)
+		m, err := it.mapping(append([]string{"name", "resolv_conf", "interfaces", "forwarding"}, bodyKeys...)...)
 		if err != nil {
 			return err
 		}
@@ -123,6 +126,11 @@ func (d *decoder) domains(v node, top *Config) error {
 		}
 		if top.Domain(dm.Name) != nil {
 			return m.at("name").Errorf("domain %q is defined twice", dm.Name)
+		}
+		if n, ok := m.get("forwarding"); ok {
+			if dm.Forwarding, err = boolValue(n); err != nil {
+				return err
+			}
 		}
 		if n, ok := m.get("resolv_conf"); ok {
 			items, err := n.list()

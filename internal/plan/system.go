@@ -3,6 +3,7 @@ package plan
 import (
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 
 	"github.com/tunroute/tunroute/internal/state"
@@ -21,6 +22,8 @@ type Namespace struct {
 	Observed *state.State
 	// MovesIn are devices to move in from the top namespace.
 	MovesIn []string
+	// Sysctls wanted in an owned namespace (forwarding).
+	Sysctls map[string]string
 }
 
 // NamespacePlan is what happens to one namespace.
@@ -31,7 +34,9 @@ type NamespacePlan struct {
 	// MovesIn are devices moved in from the top namespace before the
 	// plan; MovesOut devices moved back to it before the namespace goes.
 	MovesIn, MovesOut []string
-	Plan              *Plan
+	// Sysctls to set (those that differ), and what they were.
+	Sysctls, PrevSysctls map[string]string
+	Plan                 *Plan
 }
 
 // SystemPlan covers the top namespace and every domain.
@@ -52,6 +57,14 @@ func DiffSystem(nss []Namespace) (*SystemPlan, error) {
 			obs = &state.State{Version: state.Version, Namespace: ns.Netns}
 		}
 		np := NamespacePlan{Netns: ns.Netns, Create: ns.Observed == nil && ns.Desired != nil, MovesIn: ns.MovesIn}
+		for k, v := range ns.Sysctls {
+			if old, ok := obs.Sysctls[k]; !ok || old != v {
+				if np.Sysctls == nil {
+					np.Sysctls, np.PrevSysctls = map[string]string{}, map[string]string{}
+				}
+				np.Sysctls[k], np.PrevSysctls[k] = v, old
+			}
+		}
 		var err error
 		if ns.Desired == nil {
 			np.Plan = Down(obs)
@@ -100,7 +113,7 @@ func (sp *SystemPlan) dropPeerDeletes() {
 // Empty reports whether nothing would change anywhere.
 func (sp *SystemPlan) Empty() bool {
 	for _, np := range sp.Namespaces {
-		if np.Create || np.Delete || len(np.MovesIn) > 0 || len(np.MovesOut) > 0 || !np.Plan.Empty() {
+		if np.Create || np.Delete || len(np.MovesIn) > 0 || len(np.MovesOut) > 0 || len(np.Sysctls) > 0 || !np.Plan.Empty() {
 			return false
 		}
 	}
@@ -140,7 +153,10 @@ func (sp *SystemPlan) Text() string {
 		for _, dev := range np.MovesOut {
 			fmt.Fprintf(&b, "  < move %s back to %s\n", dev, nsWord(sp.Top))
 		}
-		if np.Plan.Empty() && (np.Create || np.Delete || len(np.MovesIn)+len(np.MovesOut) > 0) {
+		for _, k := range sortedKeys(np.Sysctls) {
+			fmt.Fprintf(&b, "  ~ sysctl %s = %s in %s\n", k, np.Sysctls[k], nsWord(np.Netns))
+		}
+		if np.Plan.Empty() && (np.Create || np.Delete || len(np.MovesIn)+len(np.MovesOut)+len(np.Sysctls) > 0) {
 			continue
 		}
 		b.WriteString(np.Plan.Text())
@@ -162,6 +178,7 @@ type System interface {
 	CreateNamespace(name string) error
 	DeleteNamespace(name string) error
 	MoveLink(dev, from, to string) error
+	SetSysctls(netns string, values map[string]string) error
 }
 
 // Journal records what an applied system plan did, so it can be undone
@@ -243,6 +260,16 @@ func ApplySystem(sys System, sp *SystemPlan) (*Journal, error) {
 		return nil
 	}
 	for _, np := range sp.Namespaces {
+		if len(np.Sysctls) == 0 {
+			continue
+		}
+		if err := sys.SetSysctls(np.Netns, np.Sysctls); err != nil {
+			return fail(err)
+		}
+		ns, prev := np.Netns, np.PrevSysctls
+		undo = append(undo, func() error { return sys.SetSysctls(ns, prev) })
+	}
+	for _, np := range sp.Namespaces {
 		adds, _ := split(np.Plan.Ops)
 		if err := run(np, adds); err != nil {
 			return fail(err)
@@ -311,4 +338,13 @@ func split(ops []state.Op) (adds, dels []state.Op) {
 		}
 	}
 	return ops, nil
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }
