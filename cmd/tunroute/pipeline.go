@@ -161,7 +161,7 @@ func (s *session) planFor(cfg *config.Config) error {
 	var nss []plan.Namespace
 	inConfig := map[string]bool{}
 	for i, d := range s.sys.Domains {
-		n := plan.Namespace{Netns: d.Netns, Owned: d.Owned, Desired: d.Result.State, MovesIn: d.Moves}
+		n := plan.Namespace{Netns: d.Netns, Owned: d.Owned, Desired: d.Result.State, MovesIn: d.Moves, Sysctls: d.Sysctls}
 		if d.Exists || i == 0 {
 			n.Observed = s.obs[d.Netns]
 		}
@@ -277,6 +277,10 @@ func (k kernelSystem) DeleteNamespace(name string) error {
 
 func (k kernelSystem) MoveLink(dev, from, to string) error {
 	return kernel.MoveLink(dev, from, to)
+}
+
+func (k kernelSystem) SetSysctls(ns string, values map[string]string) error {
+	return kernel.SetSysctls(ns, values)
 }
 
 // factsStore is the runtime facts directory of the namespace.
