@@ -385,6 +385,7 @@ const (
 	noteMpStaleBounds = "a linkdown nexthop on a device with ignore_routes_with_linkdown: the kernel's multipath bounds depend on the order of past events"
 	noteDefaultNeigh  = "several default routes: the kernel prefers one whose gateway's ARP entry is reachable (the neighbour cache is not in the snapshot; with an empty cache the first is used)"
 	noteCustomLocal   = "had a local route ever been added by hand in this namespace, the kernel would validate the source with a reverse lookup and reject it"
+	noteNHGroup       = "the route uses a nexthop group object (nhid): the simulator chooses among its nexthops like a multipath route, the kernel's group may balance differently (resilient groups, per-group hash thresholds)"
 	noteL3mdev        = "the namespace has VRF (l3mdev) devices, which the simulator does not model: rules and source selection tied to a VRF may differ"
 )
 

@@ -324,6 +324,9 @@ makeRoute:
 // scoring version). saddr is the flow source (0 when not given).
 func (f *FIB) selectMultipath4(fl *flow4, res *fibres4, r *Result, saddr uint32, output bool, q *qflow) {
 	at := res.at
+	if at.nhid != 0 {
+		r.addUncertain(noteNHGroup)
+	}
 	policy := f.mpPolicy4
 	known := f.mpSeedKnown && policy <= 2
 	var h uint32

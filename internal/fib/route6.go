@@ -219,6 +219,9 @@ func (f *FIB) selectPath6(t *table6, match int32, fl *flow6, oif int32, strict i
 	if al.sibN <= 1 {
 		return match
 	}
+	if r != nil && f.v6.attrs[al.attrs].nhid != 0 {
+		r.addUncertain(noteNHGroup)
+	}
 	first := al.sibFirst
 	pick := func(h uint32) int32 {
 		fa := &t.aliases[first]
