@@ -62,7 +62,10 @@ func DiffSystem(nss []Namespace) (*SystemPlan, error) {
 				if np.Sysctls == nil {
 					np.Sysctls, np.PrevSysctls = map[string]string{}, map[string]string{}
 				}
-				np.Sysctls[k], np.PrevSysctls[k] = v, old
+				np.Sysctls[k] = v
+				if ok {
+					np.PrevSysctls[k] = old // a new namespace has none: it goes on undo
+				}
 			}
 		}
 		var err error
@@ -267,7 +270,9 @@ func ApplySystem(sys System, sp *SystemPlan) (*Journal, error) {
 			return fail(err)
 		}
 		ns, prev := np.Netns, np.PrevSysctls
-		undo = append(undo, func() error { return sys.SetSysctls(ns, prev) })
+		if len(prev) > 0 {
+			undo = append(undo, func() error { return sys.SetSysctls(ns, prev) })
+		}
 	}
 	for _, np := range sp.Namespaces {
 		adds, _ := split(np.Plan.Ops)
