@@ -119,7 +119,7 @@ func (g *routeGroups) add(r *state.Route) bool {
 
 // dumpRoutesCompact dumps one family's routes: tunroute's own go into g,
 // where they fit, the rest are appended to out.
-func (c *conn) dumpRoutesCompact(out []state.Route, g *routeGroups, af uint8, d *devNames) ([]state.Route, error) {
+func (c *conn) dumpRoutesCompact(out []state.Route, g *routeGroups, af uint8, d *devNames, nhs setNexthops) ([]state.Route, error) {
 	mark := len(out)
 	err := retryDump(func() error {
 		out = out[:mark]
@@ -141,6 +141,7 @@ func (c *conn) dumpRoutesCompact(out []state.Route, g *routeGroups, af uint8, d 
 			if !decodeRoute(m.data, &r, d, &sp) || r.Flags&unix.RTM_F_CLONED != 0 {
 				return nil
 			}
+			nhs.translate(&r, d, &sp)
 			if r.Owned() && g.add(&r) {
 				return nil
 			}

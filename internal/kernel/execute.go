@@ -69,6 +69,11 @@ func (h *Handle) Execute(ops []state.Op) (applied []bool, err error) {
 	// tun device); start from a fresh view.
 	h.devs = nil
 	err = x.run()
+	if x.deletedSets || (x.madeNexthops && err != nil) {
+		// Leftover objects are harmless (and reused or removed next
+		// time); the ops' outcome stands either way.
+		c.unusedNexthops(func() (*conn, error) { return connIn(h.ns) })
+	}
 	return x.applied, err
 }
 
@@ -99,6 +104,14 @@ type executor struct {
 	// progress, if set, hears of each batch; done of total objects.
 	progress    func(done, total int)
 	done, total int
+	// nexthops are the namespace's nexthop objects once read (route sets
+	// go through objects of tunroute's own, nexthop.go); noNexthops when
+	// the kernel has none. madeNexthops and deletedSets (routes were
+	// deleted or replaced) tell whether objects may be left unused at
+	// the end.
+	nexthops                  []nexthopInfo
+	noNexthops                bool
+	madeNexthops, deletedSets bool
 }
 
 func (x *executor) report(n int) {
@@ -337,6 +350,9 @@ func (x *executor) encode(op *state.Op, seq uint32) error {
 		r := op.Route
 		if err := x.resolve(op.Action, r); err != nil {
 			return err
+		}
+		if op.Action != state.Add {
+			x.deletedSets = true // it may have been a set's, using a nexthop object
 		}
 		return x.enc.encodeRoute(op.Action, r, x.ifindex, seq)
 	case op.Addr != nil:

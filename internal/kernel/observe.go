@@ -46,11 +46,15 @@ func (h *Handle) observe(c *conn, o ObserveOptions) (*state.State, error) {
 		s.Addrs = append(s.Addrs, byIndex[l.Index]...)
 	}
 
+	nhs, err := c.ownNexthops()
+	if err != nil {
+		return nil, fmt.Errorf("nexthop objects: %w", err)
+	}
 	var groups routeGroups
 	for _, af := range []uint8{unix.AF_INET, unix.AF_INET6} {
 		if !o.CompactRoutes {
-			s.Routes, err = c.dumpRoutes(s.Routes, af, RouteFilter{}, d)
-		} else if s.Routes, err = c.dumpRoutesCompact(s.Routes, &groups, af, d); err == nil {
+			s.Routes, err = c.dumpRoutes(s.Routes, af, RouteFilter{}, d, nhs)
+		} else if s.Routes, err = c.dumpRoutesCompact(s.Routes, &groups, af, d, nhs); err == nil {
 			min := o.CompactMin
 			if min <= 0 {
 				min = defaultCompactMin

@@ -210,7 +210,7 @@ func (f RouteFilter) match(r *state.Route) bool {
 // dump of tunroute's routes in one table skips the rest in the kernel.
 // Routes are collected in fixed-size chunks and copied once at the end:
 // growing one slice by doubling costs a third more for a million routes.
-func (c *conn) dumpRoutes(out []state.Route, af uint8, f RouteFilter, d *devNames) ([]state.Route, error) {
+func (c *conn) dumpRoutes(out []state.Route, af uint8, f RouteFilter, d *devNames, nhs setNexthops) ([]state.Route, error) {
 	const chunkLen = 8192
 	var chunks [][]state.Route
 	var cur []state.Route
@@ -242,6 +242,8 @@ func (c *conn) dumpRoutes(out []state.Route, af uint8, f RouteFilter, d *devName
 			r := &cur[len(cur)-1]
 			if !decodeRoute(m.data, r, d, &pool) || !f.match(r) || r.Flags&unix.RTM_F_CLONED != 0 {
 				cur = cur[:len(cur)-1]
+			} else {
+				nhs.translate(r, d, &pool)
 			}
 			chunks[len(chunks)-1] = cur
 			return nil
@@ -292,9 +294,13 @@ func (h *Handle) ObserveRoutes(f RouteFilter) ([]state.Route, error) {
 		return nil, fmt.Errorf("%s: links: %w", h.describe(), err)
 	}
 	d := newDevNames(links)
+	nhs, err := c.ownNexthops()
+	if err != nil {
+		return nil, fmt.Errorf("%s: nexthop objects: %w", h.describe(), err)
+	}
 	var out []state.Route
 	for _, af := range f.families() {
-		if out, err = c.dumpRoutes(out, af, f, d); err != nil {
+		if out, err = c.dumpRoutes(out, af, f, d, nhs); err != nil {
 			return nil, fmt.Errorf("%s: routes: %w", h.describe(), err)
 		}
 	}

@@ -80,6 +80,18 @@ func (x *executor) prepare(t *setTemplate, act state.Action, set *state.RouteSet
 		return err
 	}
 	t.ifindex = append(t.ifindex[:0], x.ifindex...)
+	if act == state.Add && len(t.ifindex) == 1 {
+		id, err := x.nexthopFor(&t.route, !v4, t.ifindex[0])
+		if err != nil {
+			return err
+		}
+		if id != 0 {
+			t.route.NHID = id
+			t.route.Nexthops = nil
+			t.route.Flags &^= state.NexthopOnlink
+			t.ifindex = t.ifindex[:0]
+		}
+	}
 	full := netip.PrefixFrom(netip.IPv6Unspecified(), 128)
 	if v4 {
 		full = netip.PrefixFrom(netip.IPv4Unspecified(), 32)
@@ -128,6 +140,9 @@ func (x *executor) startSet(i int) error {
 	if err := x.prepare(&x.set.t, op.Action, op.RouteSet); err != nil {
 		return err
 	}
+	if op.Action == state.Delete {
+		x.deletedSets = true
+	}
 	x.set.op = i
 	return nil
 }
@@ -142,6 +157,8 @@ func (x *executor) undoSet(i, end int, skip map[int]bool, unknown bool) error {
 	inv := state.Delete
 	if op.Action == state.Delete {
 		inv = state.Add
+	} else {
+		x.deletedSets = true
 	}
 	var t setTemplate
 	if err := x.prepare(&t, inv, op.RouteSet); err != nil {

@@ -278,3 +278,130 @@ func TestExecuteRouteSetAllOrNothing(t *testing.T) {
 		}
 	})
 }
+
+// ipNexthops returns `ip nexthop show` in ns, one object a line.
+func ipNexthops(t *testing.T, ns string) []string {
+	t.Helper()
+	var out []string
+	for _, l := range strings.Split(strings.TrimSpace(ipn(t, ns, "nexthop", "show")), "\n") {
+		if l != "" {
+			out = append(out, strings.TrimSpace(l))
+		}
+	}
+	return out
+}
+
+// TestRouteSetNexthopObjects: a set's routes go in through a nexthop
+// object of tunroute's own, read back as the plain routes they stand for
+// (the same as a route op makes), shared by sets with the same next hop,
+// and removed with the last route that uses it.
+func TestRouteSetNexthopObjects(t *testing.T) {
+	needRoot(t)
+	ns, h := setNS(t, "rsetnh")
+	link := state.ScopeLink
+	cases := []struct {
+		name string
+		tmpl state.Route
+		dst  string
+	}{
+		{"v4 gateway", state.Route{Type: state.RouteUnicast, PrefSrc: addr("10.1.0.1"), Nexthops: []state.Nexthop{via("10.1.0.254", "va")}}, "10.50.0.0/16"},
+		{"v4 device", state.Route{Type: state.RouteUnicast, Scope: link, Nexthops: []state.Nexthop{via("", "va")}}, "10.51.0.0/16"},
+		{"v4 onlink", state.Route{Type: state.RouteUnicast, Nexthops: []state.Nexthop{{Gateway: addr("192.0.2.77"), Dev: "va", Flags: state.NexthopOnlink}}}, "10.52.0.0/16"},
+		{"v4 mtu metric", state.Route{Type: state.RouteUnicast, Metric: 20, MTU: 1400, Nexthops: []state.Nexthop{via("10.1.0.253", "va")}}, "10.53.0.0/16"},
+		{"v6 gateway", state.Route{Type: state.RouteUnicast, Metric: 1024, PrefSrc: addr("2001:db8:1::1"), Nexthops: []state.Nexthop{via("2001:db8:1::fe", "va")}}, "2001:db8:50::/48"},
+		{"v6 device", state.Route{Type: state.RouteUnicast, Metric: 1024, Nexthops: []state.Nexthop{via("", "va")}}, "2001:db8:51::/48"},
+		{"v4 via v6", state.Route{Type: state.RouteUnicast, Nexthops: []state.Nexthop{via("2001:db8:1::fe", "va")}}, "10.54.0.0/16"},
+	}
+	for _, c := range cases {
+		set, plain := c.tmpl, c.tmpl
+		set.Table, set.Protocol = 100, state.Proto
+		plain.Table, plain.Protocol, plain.Dst = 101, state.Proto, pfx(c.dst)
+		if _, err := h.Execute([]state.Op{{Action: state.Add, RouteSet: &state.RouteSet{Template: set, Dsts: []netip.Prefix{pfx(c.dst)}}},
+			{Action: state.Add, Route: &plain}}); err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+	}
+	if got := ipNexthops(t, ns); len(got) != 6 || !strings.Contains(got[0], "proto 116") {
+		t.Errorf("nexthop objects: %q", got)
+	}
+	// The set's routes use the objects (but for an IPv4 route via an
+	// IPv6 gateway), the route ops' do not.
+	for _, fam := range []string{"-4", "-6"} {
+		for _, line := range strings.Split(strings.TrimSpace(ipn(t, ns, fam, "route", "show", "table", "100")), "\n") {
+			if strings.Contains(line, "nhid") == strings.HasPrefix(line, "10.54.") {
+				t.Errorf("table 100: %s", line)
+			}
+		}
+		if out := ipn(t, ns, fam, "route", "show", "table", "101"); strings.Contains(out, "nhid") {
+			t.Errorf("table 101:\n%s", out)
+		}
+	}
+	// Read back, the set's routes are the plain ones.
+	s, err := h.Observe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	byTable := map[uint32]map[string]string{100: {}, 101: {}}
+	for _, r := range s.Routes {
+		if m := byTable[r.Table]; m != nil && r.Owned() {
+			r.Table = 0
+			m[r.Dst.String()] = js(r)
+		}
+	}
+	for _, c := range cases {
+		if got, want := byTable[100][c.dst], byTable[101][c.dst]; got != want || got == "" {
+			t.Errorf("%s: through the object %s, plain %s", c.name, got, want)
+		}
+	}
+	// Another set with the same next hop shares its object.
+	more := setOf(100, "10.1.0.254", []netip.Prefix{pfx("10.60.0.0/16")})
+	more.Template.PrefSrc = addr("10.1.0.1")
+	if _, err := h.Execute([]state.Op{{Action: state.Add, RouteSet: more}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := ipNexthops(t, ns); len(got) != 6 {
+		t.Errorf("a second set made another object: %q", got)
+	}
+	// Deleting some of an object's routes keeps it; the last takes it.
+	del := func(c int) {
+		t.Helper()
+		set := cases[c].tmpl
+		set.Table, set.Protocol = 100, state.Proto
+		if _, err := h.Execute([]state.Op{{Action: state.Delete, RouteSet: &state.RouteSet{Template: set, Dsts: []netip.Prefix{pfx(cases[c].dst)}}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	del(0)
+	if got := ipNexthops(t, ns); len(got) != 6 {
+		t.Errorf("an object still used was deleted: %q", got)
+	}
+	if _, err := h.Execute([]state.Op{{Action: state.Delete, RouteSet: more}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := ipNexthops(t, ns); len(got) != 5 {
+		t.Errorf("an unused object stays: %q", got)
+	}
+	for c := 1; c < len(cases); c++ {
+		del(c)
+	}
+	if got := ipNexthops(t, ns); len(got) != 0 {
+		t.Errorf("objects left after every set is gone: %q", got)
+	}
+	// A set whose add fails leaves no object behind either.
+	ipn(t, ns, "route", "add", "10.70.0.0/16", "via", "10.1.0.254", "table", "100")
+	bad := setOf(100, "10.1.0.254", []netip.Prefix{pfx("10.71.0.0/16"), pfx("10.70.0.0/16")})
+	if _, err := h.Execute([]state.Op{{Action: state.Add, RouteSet: bad}}); err == nil {
+		t.Fatal("adding over a foreign route succeeded")
+	}
+	if got := ipNexthops(t, ns); len(got) != 0 {
+		t.Errorf("objects left after a failed set: %q", got)
+	}
+	// Foreign objects are left alone, even unused.
+	ipn(t, ns, "nexthop", "add", "id", "4242", "via", "10.1.0.254", "dev", "va")
+	if _, err := h.Execute([]state.Op{{Action: state.Add, RouteSet: more}, {Action: state.Delete, RouteSet: more}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := ipNexthops(t, ns); len(got) != 1 || !strings.HasPrefix(got[0], "id 4242 ") {
+		t.Errorf("nexthop objects: %q", got)
+	}
+}
