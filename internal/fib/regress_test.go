@@ -167,3 +167,41 @@ func TestRegressionsKernel(t *testing.T) {
 		}
 	}
 }
+
+// Found by the differential test (seed 900359): forwarding over a
+// multipath route whose hash key is unknown, where the source check fails
+// on one path (the path leaves through the input device, so the full
+// reverse lookup runs and finds a multicast route) and passes on the
+// others: only the passing paths are possible, and the answer says so.
+func TestMultipathInputValidation(t *testing.T) {
+	k := newKState(t)
+	for _, c := range []string{
+		"link add v1 type veth peer name v1p", "link add v2 type veth peer name v2p",
+		"link set v1 up", "link set v1p up", "link set v2p up",
+		"addr add 10.1.0.2/24 dev v1p", "addr add 10.1.1.1/24 dev v1", "addr add 10.2.0.2/24 dev v2p",
+		"route append 10.4.186.0/23 nexthop via 10.1.1.4 nexthop via 10.2.0.254 nexthop via 10.2.0.4",
+		"route add multicast 0.0.0.0/0 dev v1p src 10.1.0.2",
+	} {
+		k.ip(c)
+	}
+	k.sysctl("net.ipv4.conf.v1.forwarding", "1")
+	f, err := New(k.state())
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, _ := ParseQuery(strings.Fields("10.4.186.99 from 10.2.3.119 iif v1 ipproto udp sport 941 dport 1238"))
+	r := f.Lookup(q)
+	if r.Error != "" || r.Dev != "v2p" {
+		t.Fatalf("got %s", r.JSON())
+	}
+	if len(r.Possible) != 2 || r.Possible[0].Dev != "v2p" || r.Possible[1].Dev != "v2p" {
+		t.Errorf("possible paths: %+v", r.Possible)
+	}
+	found := false
+	for _, u := range r.Uncertain {
+		found = found || u == UncertainMultipathValidation
+	}
+	if !found {
+		t.Errorf("no validation note: %q", r.Uncertain)
+	}
+}

@@ -58,12 +58,13 @@ type Result struct {
 	RulePref uint32
 	RuleText string
 
-	has      uint32
-	devL     *link // the links behind Dev and IIF (for their JSON names)
-	iifL     *link
-	fibMatch bool
-	fib      *FIB
-	ref      routeRef // the route used
+	has        uint32
+	possibleNH []int16 // nexthop indices behind Possible (IPv4)
+	devL       *link   // the links behind Dev and IIF (for their JSON names)
+	iifL       *link
+	fibMatch   bool
+	fib        *FIB
+	ref        routeRef // the route used
 }
 
 const (
@@ -100,8 +101,8 @@ func (r *Result) Route() string {
 }
 
 func (r *Result) reset(f *FIB, q *Query) {
-	tr, nh, po, un := r.Trace[:0], r.Nexthops[:0], r.Possible[:0], r.Uncertain[:0]
-	*r = Result{Query: *q, Trace: tr, Nexthops: nh, Possible: po, Uncertain: un, fib: f}
+	tr, nh, po, un, pn := r.Trace[:0], r.Nexthops[:0], r.Possible[:0], r.Uncertain[:0], r.possibleNH[:0]
+	*r = Result{Query: *q, Trace: tr, Nexthops: nh, Possible: po, Uncertain: un, possibleNH: pn, fib: f}
 	r.Family = 4
 	if q.To.Is6() && !q.To.Is4In6() {
 		r.Family = 6
@@ -139,6 +140,9 @@ func (r *Result) failRoute4(res *fibres4, err errno) {
 }
 
 func (r *Result) addUncertain(s string) {
+	if r == nil {
+		return
+	}
 	for _, u := range r.Uncertain {
 		if u == s {
 			return
@@ -395,6 +399,10 @@ const (
 	// UncertainMultipathHash: the multipath hash key is unknown; the
 	// answer is one of Result.Possible.
 	UncertainMultipathHash = "multipath: the kernel hashes the flow with a key the snapshot does not show (net.ipv4.fib_multipath_hash_seed is 0, or hash policy 3); the path is one of \"possible\""
+	// UncertainMultipathValidation: forwarding over some of the possible
+	// paths fails the source check (Invalid argument); Possible lists the
+	// others.
+	UncertainMultipathValidation = "multipath: the source check depends on the path the unknown hash picks; over the paths not listed in \"possible\" the kernel answers Invalid argument"
 	// UncertainGatewayScope: whether the gateway is used was decided
 	// when the route was added.
 	UncertainGatewayScope = "the gateway is in a connected subnet but today resolves through a local or host-scope route; the kernel decided whether to use it when the route was added (taken as used)"

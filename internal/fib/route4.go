@@ -374,6 +374,7 @@ func (f *FIB) selectMultipath4(fl *flow4, res *fibres4, r *Result, saddr uint32,
 	// source equal to a nexthop's preferred source, that one always wins).
 	sel := -1
 	r.Possible = r.Possible[:0]
+	r.possibleNH = r.possibleNH[:0]
 	var seen uint64
 	for i := range at.nhs {
 		b := at.nhs[i].bound
@@ -391,6 +392,7 @@ func (f *FIB) selectMultipath4(fl *flow4, res *fibres4, r *Result, saddr uint32,
 			sel = c
 		}
 		nh := &at.nhs[c]
+		r.possibleNH = append(r.possibleNH, int16(c))
 		p := Nexthop{Dev: linkNameOf(nh.dev), Weight: int(nh.weight)}
 		if nh.gw.IsValid() && nh.useGW {
 			p.Gateway = nh.gw
@@ -574,6 +576,34 @@ makeRoute:
 				}
 			}
 			f.selectMultipath4(&mfl, &res, r, 0, false, q)
+		}
+		if len(r.Possible) > 1 {
+			// The hash is unknown and the source check depends on the
+			// egress device: keep the paths that pass it.
+			kept, failed := 0, 0
+			for i, c := range r.possibleNH {
+				nh := &res.at.nhs[c]
+				if nh.dev == nil {
+					failed++
+					continue
+				}
+				if ok, _ := f.validateSourceRet(saddr, daddr, tos, int32(nh.dev.index), dev, q, nil, sc); !ok {
+					failed++
+					continue
+				}
+				r.Possible[kept], r.possibleNH[kept] = r.Possible[i], c
+				kept++
+			}
+			r.Possible, r.possibleNH = r.Possible[:kept], r.possibleNH[:kept]
+			if kept > 0 {
+				res.nh = int(r.possibleNH[0])
+			}
+			if failed > 0 && kept > 0 {
+				r.addUncertain(UncertainMultipathValidation)
+			}
+			if kept <= 1 {
+				r.Possible = r.Possible[:0]
+			}
 		}
 		nh := res.nhop()
 		out := nh.dev

@@ -311,6 +311,9 @@ func agree(kern string, r *fib.Result) string {
 	if msg, ok := strings.CutPrefix(kern, "error: "); ok {
 		want := strings.TrimPrefix(msg, "RTNETLINK answers: ")
 		want = strings.TrimSuffix(strings.TrimPrefix(want, "Error: "), ".")
+		if r.Error == "" && want == "Invalid argument" && hasNote(r, fib.UncertainMultipathValidation) {
+			return "" // the kernel's hash picked a path that fails the source check
+		}
 		if r.Error == "" {
 			return "kernel failed, fib did not"
 		}
@@ -1155,4 +1158,13 @@ func mask6(bits int) (hi, lo uint64) {
 		return ^uint64(0), ^uint64(0) << (128 - bits)
 	}
 	return ^uint64(0), ^uint64(0)
+}
+
+func hasNote(r *fib.Result, n string) bool {
+	for _, u := range r.Uncertain {
+		if u == n {
+			return true
+		}
+	}
+	return false
 }
