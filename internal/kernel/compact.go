@@ -80,19 +80,53 @@ func keyOfTemplate(r *state.Route) (tmplKey, bool) {
 
 type routeGroup struct {
 	tmpl state.Route
-	dsts []netip.Prefix
+	dsts prefixList
+}
+
+// prefixList collects prefixes in chunks, so that a million of them are
+// not copied over and over while the list grows, and then hands them out
+// in one slice of the right size.
+type prefixList struct {
+	full [][]netip.Prefix
+	cur  []netip.Prefix
+	n    int
+}
+
+const prefixChunk = 1 << 16
+
+func (l *prefixList) add(p netip.Prefix) {
+	if len(l.cur) == cap(l.cur) {
+		if len(l.cur) > 0 {
+			l.full = append(l.full, l.cur)
+		}
+		l.cur = make([]netip.Prefix, 0, min(prefixChunk, max(64, 2*l.n)))
+	}
+	l.cur = append(l.cur, p)
+	l.n++
+}
+
+func (l *prefixList) slice() []netip.Prefix {
+	out := make([]netip.Prefix, 0, l.n)
+	for _, c := range l.full {
+		out = append(out, c...)
+	}
+	return append(out, l.cur...)
 }
 
 // routeGroups gathers owned routes by template during a dump.
 type routeGroups struct {
 	last    *routeGroup
 	lastKey tmplKey
+	// lastMsg is the message of the route last added to last: a
+	// message that differs from it only in the destination goes to the
+	// same group without being decoded (sameShape).
+	lastMsg []byte
 	byKey   map[tmplKey]*routeGroup
 	list    []*routeGroup
 }
 
 func (g *routeGroups) reset() {
-	g.last, g.byKey, g.list = nil, map[tmplKey]*routeGroup{}, nil
+	g.last, g.byKey, g.list, g.lastMsg = nil, map[tmplKey]*routeGroup{}, nil, g.lastMsg[:0]
 }
 
 // add puts r in its group and reports whether it could. r's nexthops may
@@ -113,8 +147,46 @@ func (g *routeGroups) add(r *state.Route) bool {
 		}
 		g.last, g.lastKey = grp, k
 	}
-	g.last.dsts = append(g.last.dsts, r.Dst)
+	g.last.dsts.add(r.Dst)
 	return true
+}
+
+// sameShape reports whether the RTM_NEWROUTE in cur is the one in prev
+// but for its destination, and returns cur's destination: the same
+// header (but rtm_dst_len) and the same attributes in the same order and
+// with the same values, but RTA_DST and the IPv6 statistics in
+// RTA_CACHEINFO (a route that expires is never the same).
+func sameShape(prev, cur []byte) (netip.Prefix, bool) {
+	if len(prev) != len(cur) || len(cur) < unix.SizeofRtMsg || prev[0] != cur[0] || string(prev[2:unix.SizeofRtMsg]) != string(cur[2:unix.SizeofRtMsg]) {
+		return netip.Prefix{}, false
+	}
+	var dst netip.Addr
+	pa, ca := prev[unix.SizeofRtMsg:], cur[unix.SizeofRtMsg:]
+	for len(ca) >= 4 {
+		l := int(ne.Uint16(ca))
+		if l < 4 || l > len(ca) || ne.Uint32(pa) != ne.Uint32(ca) {
+			return netip.Prefix{}, false
+		}
+		switch ne.Uint16(ca[2:]) & nlaTypeMask {
+		case unix.RTA_DST:
+			dst = ipAddr(ca[4:l])
+		case unix.RTA_CACHEINFO:
+			if l < 4+sizeofRtaCacheinfo || ne.Uint32(ca[4+8:]) != 0 {
+				return netip.Prefix{}, false
+			}
+		default:
+			if string(pa[4:l]) != string(ca[4:l]) {
+				return netip.Prefix{}, false
+			}
+		}
+		n := min(align4(l), len(ca))
+		pa, ca = pa[n:], ca[n:]
+	}
+	if !dst.IsValid() {
+		dst = zeroAddr(cur[0])
+	}
+	p := netip.PrefixFrom(dst, int(cur[1]))
+	return p, p.IsValid()
 }
 
 // dumpRoutesCompact dumps one family's routes: tunroute's own go into g,
@@ -137,12 +209,19 @@ func (c *conn) dumpRoutesCompact(out []state.Route, g *routeGroups, af uint8, d 
 			if m.typ != unix.RTM_NEWROUTE {
 				return nil
 			}
+			if g.last != nil && len(m.data) > 5 && state.Protocol(m.data[5]) == state.Proto {
+				if dst, ok := sameShape(g.lastMsg, m.data); ok {
+					g.last.dsts.add(dst)
+					return nil
+				}
+			}
 			sp := nhPool{buf: scratch}
 			if !decodeRoute(m.data, &r, d, &sp) || r.Flags&unix.RTM_F_CLONED != 0 {
 				return nil
 			}
 			nhs.translate(&r, d, &sp)
 			if r.Owned() && g.add(&r) {
+				g.lastMsg = append(g.lastMsg[:0], m.data...)
 				return nil
 			}
 			if len(r.Nexthops) > 0 {
@@ -161,11 +240,11 @@ func (c *conn) dumpRoutesCompact(out []state.Route, g *routeGroups, af uint8, d 
 // the routes of the smaller ones to routes.
 func (g *routeGroups) finish(sets []state.RouteSet, routes []state.Route, min int) ([]state.RouteSet, []state.Route) {
 	for _, grp := range g.list {
-		if len(grp.dsts) >= min {
-			sets = append(sets, state.RouteSet{Template: grp.tmpl, Dsts: grp.dsts})
+		if grp.dsts.n >= min {
+			sets = append(sets, state.RouteSet{Template: grp.tmpl, Dsts: grp.dsts.slice()})
 			continue
 		}
-		for _, dst := range grp.dsts {
+		for _, dst := range grp.dsts.slice() {
 			r := grp.tmpl
 			r.Dst = dst
 			r.Nexthops = append([]state.Nexthop(nil), grp.tmpl.Nexthops...)
