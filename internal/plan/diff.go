@@ -156,6 +156,7 @@ func (b *builder) routes(p *Plan, desired, observed *state.State) error {
 		}
 		return nil
 	}
+	pre := sets.lookupRoutes(observed.Routes)
 	for i := range observed.Routes {
 		o := &observed.Routes[i]
 		k := o.Key()
@@ -166,7 +167,7 @@ func (b *builder) routes(p *Plan, desired, observed *state.State) error {
 			}
 			continue
 		}
-		if d, wanted := sets.match(o); wanted {
+		if d, wanted := sets.match(o, pre, i); wanted {
 			if o.Owned() && d.Equal(o) {
 				continue // the common case for a big list: nothing allocated
 			}

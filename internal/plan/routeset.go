@@ -1,7 +1,9 @@
 package plan
 
 import (
+	"cmp"
 	"net/netip"
+	"slices"
 
 	"github.com/tunroute/tunroute/internal/state"
 )
@@ -27,12 +29,18 @@ func keyOf(table uint32, p netip.Prefix) destKey {
 // corresponds to.
 type setIndex struct {
 	sets []state.RouteSet
-	// where maps a destination to set index << 32 | dst index; IPv4
-	// destinations in tables below 2^24 use the faster 64-bit keys.
-	where4 map[uint64]uint64
-	where  map[destKey]uint64
-	found  [][]bool
+	// v4 holds the IPv4 destinations in tables below 2^24 as 64-bit keys
+	// (key4) with set index << 32 | dst index, sorted by key: looked up
+	// by binary search one at a time, or for many observed routes at once
+	// by sorting their keys too and merging (lookupMany), which beats a
+	// hash map of a million entries by far. The other destinations are
+	// in where.
+	v4    []keyed
+	where map[destKey]uint64
+	found [][]bool
 }
+
+type keyed struct{ k, v uint64 }
 
 // key4 packs an IPv4 (table, prefix) into 64 bits when the table fits.
 func key4(table uint32, p netip.Prefix) (uint64, bool) {
@@ -48,38 +56,24 @@ func newSetIndex(sets []state.RouteSet) *setIndex {
 	for i := range sets {
 		n += len(sets[i].Dsts)
 	}
-	x := &setIndex{sets: sets, where4: make(map[uint64]uint64, n), where: map[destKey]uint64{}, found: make([][]bool, len(sets))}
+	x := &setIndex{sets: sets, where: map[destKey]uint64{}, found: make([][]bool, len(sets))}
 	for si := range sets {
 		x.found[si] = make([]bool, len(sets[si].Dsts))
 		t := sets[si].Template.Table
 		for di, d := range sets[si].Dsts {
 			v := uint64(si)<<32 | uint64(di)
 			if k, ok := key4(t, d); ok {
-				x.where4[k] = v
+				if x.v4 == nil {
+					x.v4 = make([]keyed, 0, n)
+				}
+				x.v4 = append(x.v4, keyed{k, v})
 			} else {
 				x.where[keyOf(t, d)] = v
 			}
 		}
 	}
+	radixSort(x.v4)
 	return x
-}
-
-// match returns the desired route for o's place, if a set wants one there
-// with the same kernel identity (metric, TOS), and marks it found.
-func (x *setIndex) match(o *state.Route) (state.Route, bool) {
-	if len(x.sets) == 0 {
-		return state.Route{}, false
-	}
-	si, di, ok := x.lookup(o.Table, o.Dst)
-	if !ok {
-		return state.Route{}, false
-	}
-	d := x.sets[si].Route(o.Dst)
-	if d.Key() != o.Key() {
-		return state.Route{}, false
-	}
-	x.found[si][di] = true
-	return d, true
 }
 
 // lookup returns the desired set and destination index for (table, dst).
@@ -89,11 +83,119 @@ func (x *setIndex) lookup(table uint32, dst netip.Prefix) (si, di int, ok bool) 
 	}
 	var v uint64
 	if k, small := key4(table, dst); small {
-		v, ok = x.where4[k]
+		i, found := slices.BinarySearchFunc(x.v4, k, func(e keyed, k uint64) int { return cmp.Compare(e.k, k) })
+		if !found {
+			return 0, 0, false
+		}
+		v, ok = x.v4[i].v, true
 	} else {
 		v, ok = x.where[keyOf(table, dst)]
 	}
 	return int(v >> 32), int(uint32(v)), ok
+}
+
+// bulkMin is the number of lookups from which lookupMany pays.
+const bulkMin = 1024
+
+// lookupMany looks up n destinations (at(i) gives the i-th) and returns
+// for each set index << 32 | dst index, plus 1, or 0 when no set has it.
+func (x *setIndex) lookupMany(n int, at func(i int) (uint32, netip.Prefix)) []uint64 {
+	res := make([]uint64, n)
+	keys := make([]keyed, 0, n)
+	for i := 0; i < n; i++ {
+		t, d := at(i)
+		if k, ok := key4(t, d); ok {
+			keys = append(keys, keyed{k, uint64(i)})
+		} else if v, ok := x.where[keyOf(t, d)]; ok {
+			res[i] = v + 1
+		}
+	}
+	radixSort(keys)
+	j := 0
+	for _, k := range keys {
+		for j < len(x.v4) && x.v4[j].k < k.k {
+			j++
+		}
+		if j == len(x.v4) {
+			break
+		}
+		if x.v4[j].k == k.k {
+			res[k.v] = x.v4[j].v + 1
+		}
+	}
+	return res
+}
+
+// radixSort sorts by key, least significant 16 bits first, skipping the
+// digits that are the same everywhere (the table's, mostly).
+func radixSort(a []keyed) {
+	if len(a) < 256 {
+		slices.SortFunc(a, func(p, q keyed) int { return cmp.Compare(p.k, q.k) })
+		return
+	}
+	buf := make([]keyed, len(a))
+	src, dst := a, buf
+	var count [1 << 16]int
+	for shift := 0; shift < 64; shift += 16 {
+		clear(count[:])
+		for _, e := range src {
+			count[uint16(e.k>>shift)]++
+		}
+		if count[uint16(src[0].k>>shift)] == len(src) {
+			continue // one digit value: already in order
+		}
+		pos := 0
+		for i, c := range count {
+			count[i] = pos
+			pos += c
+		}
+		for _, e := range src {
+			d := uint16(e.k >> shift)
+			dst[count[d]] = e
+			count[d]++
+		}
+		src, dst = dst, src
+	}
+	if &src[0] != &a[0] {
+		copy(a, src)
+	}
+}
+
+// match returns the desired route for o's place, if a set wants one there
+// with the same kernel identity (metric, TOS), and marks it found. pre,
+// when not nil, holds lookupMany's answers for the observed routes, and
+// o is the i-th.
+func (x *setIndex) match(o *state.Route, pre []uint64, i int) (state.Route, bool) {
+	if len(x.sets) == 0 {
+		return state.Route{}, false
+	}
+	var si, di int
+	if pre != nil {
+		if pre[i] == 0 {
+			return state.Route{}, false
+		}
+		si, di = int((pre[i]-1)>>32), int(uint32(pre[i]-1))
+	} else {
+		var ok bool
+		if si, di, ok = x.lookup(o.Table, o.Dst); !ok {
+			return state.Route{}, false
+		}
+	}
+	d := x.sets[si].Route(o.Dst)
+	if d.Key() != o.Key() {
+		return state.Route{}, false
+	}
+	x.found[si][di] = true
+	return d, true
+}
+
+// lookupRoutes is lookupMany for observed routes, or nil when they are
+// too few for it to pay.
+func (x *setIndex) lookupRoutes(rs []state.Route) []uint64 {
+	if len(rs) < bulkMin || len(x.sets) == 0 {
+		return nil
+	}
+	return x.lookupMany(len(rs), func(i int) (uint32, netip.Prefix) { return rs[i].Table, rs[i].Dst })
 }
 
 // missing returns, per desired set, an op adding the destinations no
@@ -137,10 +239,23 @@ func (b *builder) observedSet(os *state.RouteSet, want map[state.RouteKey]*state
 	// same[si]: whether desired set si's template equals os's, so that
 	// their routes to one destination are equal (0 unknown, 1 yes, 2 no).
 	same := make([]uint8, len(sets.sets))
+	// Only a desired route of the same table, metric, TOS and source can
+	// have the key of one of the set's routes.
+	wantSome := false
+	for k := range want {
+		if k.Table == t.Table && k.Metric == t.Metric && k.TOS == t.TOS && k.Src == t.Src {
+			wantSome = true
+			break
+		}
+	}
+	var pre []uint64
+	if len(sets.sets) > 0 {
+		pre = sets.lookupMany(len(os.Dsts), func(i int) (uint32, netip.Prefix) { return t.Table, os.Dsts[i] })
+	}
 	var del []netip.Prefix
-	for _, dst := range os.Dsts {
-		k := state.RouteKey{Table: t.Table, Dst: dst, Src: t.Src, TOS: t.TOS, Metric: t.Metric}
-		if len(want) > 0 {
+	for i, dst := range os.Dsts {
+		if wantSome {
+			k := state.RouteKey{Table: t.Table, Dst: dst, Src: t.Src, TOS: t.TOS, Metric: t.Metric}
 			if d, wanted := want[k]; wanted {
 				found[k] = true
 				o := new(state.Route)
@@ -151,7 +266,8 @@ func (b *builder) observedSet(os *state.RouteSet, want map[state.RouteKey]*state
 				continue
 			}
 		}
-		if si, di, ok := sets.lookup(t.Table, dst); ok {
+		if pre != nil && pre[i] != 0 {
+			si, di := int((pre[i]-1)>>32), int(uint32(pre[i]-1))
 			dt := &sets.sets[si].Template
 			if dt.Src == t.Src && dt.TOS == t.TOS && dt.Metric == t.Metric {
 				sets.found[si][di] = true

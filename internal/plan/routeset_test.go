@@ -2,6 +2,7 @@ package plan
 
 import (
 	"errors"
+	"math/rand/v2"
 	"net/netip"
 	"slices"
 	"testing"
@@ -218,4 +219,59 @@ func BenchmarkDiffObservedSet1M(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(len(co.RouteSets[0].Dsts))/b.Elapsed().Seconds()*float64(b.N), "routes/s")
+}
+
+// TestSetIndexLookup checks the sorted index against a plain map, with
+// IPv4 keys in small and large tables, IPv6 keys, and misses.
+func TestSetIndexLookup(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	var sets []state.RouteSet
+	want := map[destKey]uint64{}
+	for si, table := range []uint32{100, 1 << 30, 254, 100} {
+		set := state.RouteSet{Template: state.Route{Table: table}}
+		for di := 0; di < 3000; di++ {
+			var p netip.Prefix
+			if di%3 == 0 {
+				var a [16]byte
+				a[0], a[1], a[15] = 0x20, 0x01, byte(rng.Uint32())
+				a[7] = byte(si)
+				p = netip.PrefixFrom(netip.AddrFrom16(a), 40+rng.IntN(89)).Masked()
+			} else {
+				a := rng.Uint32()
+				p = netip.PrefixFrom(netip.AddrFrom4([4]byte{byte(a >> 24), byte(a >> 16), byte(a >> 8), byte(a)}), rng.IntN(33)).Masked()
+			}
+			if _, dup := want[keyOf(table, p)]; dup {
+				continue
+			}
+			want[keyOf(table, p)] = uint64(si)<<32 | uint64(len(set.Dsts))
+			set.Dsts = append(set.Dsts, p)
+		}
+		sets = append(sets, set)
+	}
+	x := newSetIndex(sets)
+	if !slices.IsSortedFunc(x.v4, func(a, b keyed) int { return cmpInt(int(a.k>>1), int(b.k>>1)) }) {
+		t.Fatal("v4 keys not sorted")
+	}
+	type q struct {
+		table uint32
+		dst   netip.Prefix
+	}
+	var qs []q
+	for _, s := range sets {
+		for _, d := range s.Dsts {
+			qs = append(qs, q{s.Template.Table, d}, q{s.Template.Table + 1, d})
+		}
+	}
+	rng.Shuffle(len(qs), func(i, j int) { qs[i], qs[j] = qs[j], qs[i] })
+	pre := x.lookupMany(len(qs), func(i int) (uint32, netip.Prefix) { return qs[i].table, qs[i].dst })
+	for i, q := range qs {
+		v, ok := want[keyOf(q.table, q.dst)]
+		si, di, ok2 := x.lookup(q.table, q.dst)
+		if ok != ok2 || ok && (uint64(si)<<32|uint64(di)) != v {
+			t.Fatalf("lookup(%d, %s) = %d %d %v, want %x %v", q.table, q.dst, si, di, ok2, v, ok)
+		}
+		if (pre[i] != 0) != ok || ok && pre[i]-1 != v {
+			t.Fatalf("lookupMany(%d, %s) = %x, want %x %v", q.table, q.dst, pre[i], v, ok)
+		}
+	}
 }
