@@ -1,0 +1,178 @@
+#!/usr/bin/env bash
+# Large route tables: tunroute against iproute2 (issue 6). Prints figures;
+# it is not a test. Needs root, go, iproute2 and /usr/bin/time.
+#
+#   bash bench/routes.sh                 # 100k and 1M IPv4, 100k IPv6
+#   bash bench/routes.sh 4:20000 6:5000  # other cases: FAMILY:N ...
+#
+# For each case, in a fresh network namespace tr-bench-<pid>-<case>:
+#   ip -batch      inserting the list (route add P via GW dev wg0 table T src ADDR proto 116)
+#   ip -batch nh   the same through a nexthop object (route add P nhid 1 table T src ADDR
+#                  proto 116), which is how tunroute inserts a list: the kernel's fast path
+#   ip show        `ip route show table T` of the full table, to /dev/null
+#   ip flush       `ip route flush table T`
+#   apply          `tunroute apply` of a config whose routes come from the
+#                  same list (routes: [{to_file: list, via: vpn, table: T}])
+#   plan 0         `tunroute plan` with nothing to change
+#   1% apply       `tunroute apply` after 1% of the list was replaced (1% of
+#                  the prefixes removed and as many new ones added: plan,
+#                  diff and apply, the whole command)
+#   down           `tunroute down`
+# TUNROUTE=/path/to/tunroute uses that binary instead of building one.
+# Times are wall-clock of the whole command; RSS is the peak resident set
+# (/usr/bin/time's maxrss) of each command. The IPv4 lists have an
+# Internet-like mix of prefix lengths (mostly /24, then /22-/23,
+# /16-/21, some longer) over the unicast space outside private and
+# loopback ranges, so they cannot be confused with the lab's addresses;
+# they live only in a table of the benchmark's own namespace that no
+# rule consults, with no uplink, and no packet is sent. The IPv6 lists are
+# inside 2001:db8::/32. Lists are deterministic (fixed seeds).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" != 0 ]; then
+	echo "bench/routes.sh: needs root (network namespaces)" >&2
+	exit 1
+fi
+command -v go >/dev/null || export PATH="$PATH:/usr/local/go/bin"
+for c in go ip /usr/bin/time; do
+	command -v "$c" >/dev/null || { echo "bench/routes.sh: needs $c" >&2; exit 1; }
+done
+
+cases=("$@")
+((${#cases[@]})) || cases=(4:100000 4:1000000 6:100000)
+table=1000
+
+tmp=$(mktemp -d /tmp/tr-bench.XXXXXX)
+namespaces=()
+cleanup() {
+	for ns in "${namespaces[@]}"; do ip netns del "$ns" 2>/dev/null || true; done
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+echo "building routegen and tunroute..." >&2
+go build -o "$tmp/routegen" ./bench/routegen
+if [ -n "${TUNROUTE:-}" ]; then
+	cp "$TUNROUTE" "$tmp/tunroute" # a binary built elsewhere
+else
+	go build -o "$tmp/tunroute" ./cmd/tunroute
+fi
+
+# run NAME CMD...: runs CMD, records its wall time and peak RSS as
+# t_NAME and m_NAME (seconds, MB), and fails the benchmark if CMD fails
+# (exit 2 is tunroute plan's "changes pending").
+run() {
+	local name=$1
+	shift
+	local start end rc=0
+	start=$(date +%s.%N)
+	/usr/bin/time -f '%M' -o "$tmp/rss" "$@" >"$tmp/out" 2>&1 || rc=$?
+	end=$(date +%s.%N)
+	if [ "$rc" != 0 ] && ! { [ "$1" = "$tmp/tunroute" ] && [ "$2" = plan ] && [ "$rc" = 2 ]; }; then
+		echo "bench/routes.sh: $* failed ($rc):" >&2
+		tail -20 "$tmp/out" >&2
+		exit 1
+	fi
+	printf -v "t_$name" '%.2f' "$(awk "BEGIN {print $end - $start}")"
+	printf -v "m_$name" '%d' "$(($(tail -1 "$tmp/rss") / 1024))"
+}
+
+# count NS FAMILY: routes in the benchmark's table.
+count() {
+	ip -n "$1" "-$2" route show table "$table" | wc -l
+}
+
+# div A B FORMAT: A / B.
+div() { awk -v a="$1" -v b="$2" -v f="$3" 'BEGIN { if (b > 0) printf f, a / b; else printf "-" }'; }
+
+fmt='%-4s %8s | %8s %6s %6s %6s %8s | %7s %6s | %8s %6s | %8s %7s | %9s %5s %5s %5s | %6s\n'
+
+rows=()
+for c in "${cases[@]}"; do
+	fam=${c%%:*}
+	n=${c#*:}
+	case "$fam" in 4 | 6) ;; *) echo "bench/routes.sh: case $c: family must be 4 or 6" >&2; exit 1 ;; esac
+	ns="tr-bench-$$-$fam-$n"
+	namespaces+=("$ns")
+	dir="$tmp/$fam-$n"
+	mkdir -p "$dir"
+	echo "case IPv$fam, $n routes: generating lists..." >&2
+	"$tmp/routegen" list -family "$fam" -n "$n" -seed 1 >"$dir/full.txt"
+	"$tmp/routegen" change -pct 1 -seed 2 <"$dir/full.txt" >"$dir/changed.txt"
+	if [ "$fam" = 4 ]; then
+		gw=10.30.0.1 src=10.30.0.2
+	else
+		gw=2001:db8:30::1 src=2001:db8:30::2
+	fi
+	sed "s|.*|route add & via $gw dev wg0 table $table src $src proto 116|" "$dir/full.txt" >"$dir/batch.txt"
+	sed "s|.*|route add & nhid 1 table $table src $src proto 116|" "$dir/full.txt" >"$dir/batchnh.txt"
+	cat >"$dir/tunroute.yaml" <<EOF
+identities:
+  - name: vpn
+    device: wg0
+    addresses: [10.30.0.2, 2001:db8:30::2]
+    gateway: [10.30.0.1, 2001:db8:30::1]
+    table: 900
+routes:
+  - to_file: list.txt
+    via: vpn
+    table: $table
+EOF
+	cp "$dir/full.txt" "$dir/list.txt"
+
+	ip netns del "$ns" 2>/dev/null || true
+	ip netns add "$ns"
+	ip -n "$ns" link set lo up
+	ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0
+	ip -n "$ns" link add wg0 type veth peer name wgpeer
+	ip -n "$ns" addr add 10.30.0.2/24 dev wg0
+	ip -n "$ns" addr add 2001:db8:30::2/64 dev wg0 nodad
+	ip -n "$ns" link set wg0 up
+	ip -n "$ns" link set wgpeer up
+
+	echo "case IPv$fam, $n routes: ip -batch..." >&2
+	run ipadd ip -n "$ns" -batch "$dir/batch.txt"
+	got=$(count "$ns" "$fam")
+	[ "$got" = "$n" ] || { echo "bench/routes.sh: ip -batch left $got routes, want $n" >&2; exit 1; }
+	run ipshow ip -n "$ns" "-$fam" route show table "$table"
+	run ipflush ip -n "$ns" "-$fam" route flush table "$table"
+	[ "$(count "$ns" "$fam")" = 0 ] || { echo "bench/routes.sh: ip route flush left routes" >&2; exit 1; }
+	ip -n "$ns" nexthop add id 1 via "$gw" dev wg0
+	run ipnh ip -n "$ns" -batch "$dir/batchnh.txt"
+	got=$(count "$ns" "$fam")
+	[ "$got" = "$n" ] || { echo "bench/routes.sh: ip -batch (nhid) left $got routes, want $n" >&2; exit 1; }
+	ip -n "$ns" nexthop del id 1 # and its routes
+	[ "$(count "$ns" "$fam")" = 0 ] || { echo "bench/routes.sh: routes left after deleting the nexthop" >&2; exit 1; }
+
+	tr=("$tmp/tunroute" --run-dir "$tmp/run" --netns "$ns" -c "$dir/tunroute.yaml")
+	echo "case IPv$fam, $n routes: tunroute apply..." >&2
+	run apply "${tr[@]:0:1}" apply "${tr[@]:1}"
+	got=$(count "$ns" "$fam")
+	[ "$got" = "$n" ] || { echo "bench/routes.sh: tunroute apply left $got routes, want $n" >&2; exit 1; }
+	echo "case IPv$fam, $n routes: tunroute plan (no change)..." >&2
+	run plan0 "${tr[@]:0:1}" plan "${tr[@]:1}"
+	grep -q "^No changes" "$tmp/out" || { echo "bench/routes.sh: the plan after apply is not empty:" >&2; head "$tmp/out" >&2; exit 1; }
+	echo "case IPv$fam, $n routes: tunroute apply of a 1% change..." >&2
+	cp "$dir/changed.txt" "$dir/list.txt"
+	run change "${tr[@]:0:1}" apply "${tr[@]:1}"
+	got=$(count "$ns" "$fam")
+	[ "$got" = "$n" ] || { echo "bench/routes.sh: after the change $got routes, want $n" >&2; exit 1; }
+	echo "case IPv$fam, $n routes: tunroute down..." >&2
+	run down "$tmp/tunroute" --run-dir "$tmp/run" --netns "$ns" down
+	[ "$(count "$ns" "$fam")" = 0 ] || { echo "bench/routes.sh: tunroute down left routes" >&2; exit 1; }
+	ip netns del "$ns"
+
+	# shellcheck disable=SC2059
+	rows+=("$(printf "$fmt" "v$fam" "$n" "$t_ipadd" "$t_ipnh" "$t_apply" "$(div "$t_ipadd" "$t_apply" '%.1fx')" "$(div "$t_ipnh" "$t_apply" '%.1fx')" \
+		"$t_ipshow" "$t_plan0" "$t_ipflush" "$t_down" "$t_change" "$(div "$t_change" "$t_apply" '%.4f' | awk '{ printf "%.1f%%", $1 * 100 }')" \
+		"$m_apply" "$m_plan0" "$m_change" "$m_down" "$m_ipadd")")
+done
+
+echo
+echo "kernel $(uname -r), $(nproc) CPUs, $(go version | cut -d' ' -f3); times in seconds, RSS in MB"
+# shellcheck disable=SC2059
+printf "$fmt" "" "routes" "ip-batch" "ip-nh" "apply" "ratio" "ratio-nh" "ip-show" "plan0" "ip-flush" "down" "1%-apply" "of-full" \
+	"RSS:apply" "plan0" "1%" "down" "ip-RSS"
+for r in "${rows[@]}"; do printf '%s\n' "$r"; done
