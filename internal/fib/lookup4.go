@@ -16,6 +16,7 @@ type flow4 struct {
 	sport, dport    uint16
 	scope           uint8
 	ignoreLinkstate bool
+	kernelOnly      bool // consider only the kernel's own (address) routes
 }
 
 // fibres4 is the kernel's fib_result.
@@ -85,7 +86,7 @@ func (f *FIB) tryNode4(t *table4, node int32, fl *flow4, res *fibres4, reportTab
 			continue
 		}
 		at := &f.v4.attrs[al.attrs]
-		if uint8(at.scope) < fl.scope {
+		if uint8(at.scope) < fl.scope || fl.kernelOnly && at.proto != 2 {
 			continue
 		}
 		if at.err != errOK {

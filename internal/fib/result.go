@@ -405,7 +405,7 @@ const (
 	UncertainMultipathValidation = "multipath: the source check depends on the path the unknown hash picks; over the paths not listed in \"possible\" the kernel answers Invalid argument"
 	// UncertainGatewayScope: whether the gateway is used was decided
 	// when the route was added.
-	UncertainGatewayScope = "the gateway is in a connected subnet but today resolves through a local or host-scope route; the kernel decided whether to use it when the route was added (taken as used)"
+	UncertainGatewayScope = "whether the kernel uses the gateway was decided when the route was added; with the routes derived from addresses it is used as shown, with all of today's routes it would not be (or the reverse)"
 )
 
 // appendTableName appends tableName(t) without allocating.

@@ -489,14 +489,14 @@ func (f *FIB) mpDead4(nh *nhop) bool {
 
 // gatewayScopeLink decides nh_scope for a gateway nexthop
 // (fib_check_nh_v4_gw): onlink forces link scope; otherwise the gateway
-// is looked up with scope >= link in the route's table, then through the
-// rules; a host-scope or local result means the gateway is not used.
+// is looked up with scope >= link (and the nexthop's device as oif) in the
+// route's table, then through the rules; a host-scope or local result
+// means the gateway is not used.
 //
-// The kernel decides this when the route is added (fib-semantics §11.7).
-// When today's lookup says "not used" although the gateway sits in a
-// connected subnet of the nexthop's device and is not an address of this
-// host, a route added since then (a local route over the subnet, say) may
-// be the reason: the gateway is taken as used and the answer flagged.
+// The kernel decides this when the route is added (fib-semantics §11.7),
+// when the routes derived from addresses exist but routes added later
+// may not. The answer is taken from those kernel routes alone; when all
+// of today's routes give another, the nexthop is flagged.
 func (f *FIB) gatewayScopeLink(a *rattrs, nh *nhop) (use, uncertain bool) {
 	if nh.onlink {
 		return true, false
@@ -506,12 +506,17 @@ func (f *FIB) gatewayScopeLink(a *rattrs, nh *nhop) (use, uncertain bool) {
 		// on the given device.
 		return true, false
 	}
-	gw := v4u(nh.gw)
+	kernel := f.resolveGateway(a, nh, true)
+	all := f.resolveGateway(a, nh, false)
+	return kernel, kernel != all
+}
+
+func (f *FIB) resolveGateway(a *rattrs, nh *nhop, kernelOnly bool) bool {
 	scope := uint8(a.scope) + 1
 	if scope < uint8(state.ScopeLink) {
 		scope = uint8(state.ScopeLink)
 	}
-	fl := flow4{daddr: gw, iif: 1, scope: scope, ignoreLinkstate: true}
+	fl := flow4{daddr: v4u(nh.gw), iif: 1, scope: scope, ignoreLinkstate: true, kernelOnly: kernelOnly}
 	if nh.dev != nil {
 		fl.oif = int32(nh.dev.index)
 	}
@@ -526,22 +531,11 @@ func (f *FIB) gatewayScopeLink(a *rattrs, nh *nhop) (use, uncertain bool) {
 		err = f.fibLookup4(&fl, &res, nil, nil)
 	}
 	if err != errOK {
-		// The resolving route is gone (the snapshot changed since the
-		// route was added); the kernel keeps the scope it computed then,
-		// which for a gateway on a connected subnet is link.
-		return true, false
+		// Nothing resolves it now: the kernel kept the scope it computed
+		// when the route was added, which for a working gateway is link.
+		return true
 	}
-	if res.typ != state.RouteLocal && uint8(res.at.scope) == uint8(state.ScopeLink) {
-		return true, false
-	}
-	if f.localAddrs4[gw] == nil && nh.dev != nil {
-		for _, ad := range nh.dev.a4 {
-			if !ad.secondary && ad.plen < 32 && (gw^ad.address)&ad.mask == 0 {
-				return true, true
-			}
-		}
-	}
-	return false, false
+	return res.typ != state.RouteLocal && uint8(res.at.scope) == uint8(state.ScopeLink)
 }
 
 // attrTexts precomputes the text of each route attribute set.

@@ -420,7 +420,7 @@ func minimize(t *testing.T, seed uint64, setup diffSetup, q string) {
 	fails := func(steps []string) bool {
 		newNS(t, ns)
 		applySteps(t, ns, steps)
-		st := observe(t, ns, setup.unmerged || hasRuleStep(steps))
+		st := observe(t, ns, hasRuleStep(steps))
 		f, err := fib.New(st)
 		if err != nil {
 			return false
@@ -454,7 +454,7 @@ func minimize(t *testing.T, seed uint64, setup diffSetup, q string) {
 	}
 	newNS(t, ns)
 	applySteps(t, ns, steps)
-	st := observe(t, ns, setup.unmerged || hasRuleStep(steps))
+	st := observe(t, ns, hasRuleStep(steps))
 	f, _ := fib.New(st)
 	pq, _ := fib.ParseQuery(strings.Fields(q))
 	r := f.Lookup(pq)
