@@ -532,3 +532,34 @@ func TestExplain(t *testing.T) {
 		}
 	}
 }
+
+// TestExplainCgroupMark: explain knows the mark tunroute's firewall sets
+// for a selected cgroup, and shows the fwmark rule and the route it leads to.
+func TestExplainCgroupMark(t *testing.T) {
+	ns := clientNS(t, "cgmark")
+	cfg := writeConfig(t, `
+identities:
+  - {name: inside, device: wg0, gateway: none}
+  - {name: outside, device: eth0}
+select:
+  - {cgroup: backup.slice/restic.service, via: inside}
+`)
+	out, code := tunroute(t, "explain", "-c", cfg, "--netns", ns, "203.0.113.7", "cgroup", "backup.slice/restic.service/worker")
+	if code != 0 {
+		t.Fatalf("explain: exit %d\n%s", code, out)
+	}
+	for _, want := range []string{
+		`socket cgroupv2 level 2 "backup.slice/restic.service" meta mark set`,
+		"->  mark 0x1000000",
+		"rule 4000: from all fwmark 0x1000000/0xf000000 lookup 1000",
+		"203.0.113.7 dev wg0 src 10.30.0.2",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("explain lacks %q:\n%s", want, out)
+		}
+	}
+	out, _ = tunroute(t, "explain", "-c", cfg, "--netns", ns, "203.0.113.7", "cgroup", "other.slice")
+	if !strings.Contains(out, "no selector marks cgroup other.slice") || !strings.Contains(out, "via 10.1.0.1 dev eth0") {
+		t.Errorf("another cgroup must not be marked:\n%s", out)
+	}
+}

@@ -17,14 +17,16 @@ func newExplainCmd(g *globalFlags) *cobra.Command {
 	var stateFile, batch string
 	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "explain [--netns NS | --state FILE | -c FILE] [--json] [--batch FILE|-] [to] ADDR [from ADDR] [iif DEV] [oif DEV] [mark N] [ipproto P] [sport N] [dport N] [uid N] [tos N]",
+		Use:   "explain [--netns NS | --state FILE | -c FILE] [--json] [--batch FILE|-] [to] ADDR [from ADDR] [iif DEV] [oif DEV] [mark N] [ipproto P] [sport N] [dport N] [uid N] [tos N] [cgroup PATH]",
 		Short: "Explain where a packet goes, exactly as the kernel would decide, and why",
 		Long: `tunroute explain answers the question ip route get answers, with the same
 words, from a live namespace (default), a saved snapshot (--state), or the
 state a config would produce before it is applied (-c): the rules tried, the
 route chosen, and the verdict. --json prints the keys of ip -j -d route get
 plus "trace"; --batch reads one query per line and prints one JSON object per
-line, in order.`,
+line, in order. "cgroup PATH" (tunroute's own word) says which cgroup sends the
+packet: tunroute's firewall marks a selected cgroup's packets, and explain
+shows the mark, the rule it selects and the route.`,
 		DisableFlagsInUseLine: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if batch == "" && len(args) == 0 {
@@ -65,11 +67,21 @@ line, in order.`,
 				_, err := f.Batch(in, out, fib.BatchOptions{})
 				return err
 			}
+			args, cgroup, err := takeCgroup(args)
+			if err != nil {
+				return err
+			}
 			q, err := fib.ParseQuery(args)
 			if err != nil {
 				return fmt.Errorf("explain: %w", err)
 			}
+			marks := applyMarks(st.Firewall, &q, cgroup)
 			r := f.Lookup(q)
+			if !asJSON {
+				for _, m := range marks {
+					fmt.Fprintln(out, m)
+				}
+			}
 			if asJSON {
 				out.Write(r.JSON())
 				out.WriteByte('\n')
