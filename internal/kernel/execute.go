@@ -177,14 +177,15 @@ func (x *executor) batch(start int) (int, error) {
 			dsts := op.RouteSet.Dsts
 			for x.set.next < len(dsts) && len(x.msgOp) < c.maxMsgs {
 				mark := len(x.enc.b)
-				x.set.t.encode(&x.enc, dsts[x.set.next], first+uint32(len(x.msgOp)))
+				d := x.set.dst(x.set.next)
+				x.set.t.encode(&x.enc, dsts[d], first+uint32(len(x.msgOp)))
 				if len(x.enc.b) > c.maxBytes && len(x.msgOp) > 0 {
 					x.enc.b = x.enc.b[:mark] // goes into the next batch
 					break
 				}
 				lastOff = mark
 				x.msgOp = append(x.msgOp, int32(i))
-				x.msgDst = append(x.msgDst, int32(x.set.next))
+				x.msgDst = append(x.msgDst, int32(d))
 				x.set.next++
 			}
 			if x.set.next < len(dsts) {

@@ -20,6 +20,10 @@ import (
 // routes back as the plain routes the set asked for (NHID 0, the object's
 // gateway and device), so the planner never sees it.
 
+// setNexthopObjects turns the nexthop objects of route sets on (a
+// variable so that a benchmark can compare).
+var setNexthopObjects = true
+
 // nexthopInfo is a decoded nexthop object.
 type nexthopInfo struct {
 	id     uint32
@@ -128,7 +132,7 @@ func (m setNexthops) translate(r *state.Route, d *devNames, pool *nhPool) {
 // if there is none; 0 when the set is not one for a nexthop object or the
 // kernel has none.
 func (x *executor) nexthopFor(r *state.Route, v6 bool, ifindex int) (uint32, error) {
-	if r.Type != state.RouteUnicast || r.NHID != 0 || len(r.Nexthops) != 1 || ifindex == 0 || x.noNexthops {
+	if r.Type != state.RouteUnicast || r.NHID != 0 || len(r.Nexthops) != 1 || ifindex == 0 || x.noNexthops || !setNexthopObjects {
 		return 0, nil
 	}
 	nh := &r.Nexthops[0]

@@ -192,8 +192,8 @@ func TestExecuteRouteSet(t *testing.T) {
 func TestExecuteRouteSetAllOrNothing(t *testing.T) {
 	needRoot(t)
 	ns, h := setNS(t, "rsetfail")
-	dsts := hostRoutes(3500)
-	for _, at := range []int{0, 999, 1000, 2345, 3499} {
+	dsts := hostRoutes(5000) // more than orderMin: sent shuffled
+	for _, at := range []int{0, 999, 1000, 2345, 4999} {
 		t.Run(fmt.Sprint("add fails at ", at), func(t *testing.T) {
 			// Someone else's route where the set wants one of its own.
 			ipn(t, ns, "route", "add", dsts[at].String(), "via", "10.1.0.254", "table", "100", "proto", "static")
@@ -221,6 +221,9 @@ func TestExecuteRouteSetAllOrNothing(t *testing.T) {
 			t.Fatal(err)
 		}
 		gone := dsts[1500]
+		if len(dsts) < orderMin {
+			t.Fatal("the set is too small to be shuffled")
+		}
 		ipn(t, ns, "route", "del", gone.String(), "table", "100")
 		applied, err := h.Execute([]state.Op{{Action: state.Delete, RouteSet: set}})
 		var se *RouteSetError
@@ -265,8 +268,8 @@ func TestExecuteRouteSetAllOrNothing(t *testing.T) {
 	t.Run("two sets, the second fails", func(t *testing.T) {
 		a := setOf(100, "10.1.0.254", dsts[:1200])
 		b := setOf(100, "10.1.0.254", dsts[1200:])
-		ipn(t, ns, "route", "add", dsts[3000].String(), "via", "10.1.0.254", "table", "100", "proto", "static")
-		defer ipn(t, ns, "route", "del", dsts[3000].String(), "table", "100", "proto", "static")
+		ipn(t, ns, "route", "add", dsts[4000].String(), "via", "10.1.0.254", "table", "100", "proto", "static")
+		defer ipn(t, ns, "route", "del", dsts[4000].String(), "table", "100", "proto", "static")
 		applied, err := h.Execute([]state.Op{{Action: state.Add, RouteSet: a}, {Action: state.Add, RouteSet: b}})
 		var oe *OpError
 		if !slices.Equal(applied, []bool{true, false}) || !errors.As(err, &oe) || oe.Index != 1 {
