@@ -1,0 +1,22 @@
+// Package fibdiff holds the tests of package fib against the running
+// kernel (root only; everything happens in throw-away network namespaces
+// named tr-fd-*, tr-fb-*, deleted afterwards):
+//
+//   - TestDifferential: random routing states (veth pairs created inside
+//     the namespace, links up and down, IPv4 and IPv6 addresses, routes of
+//     every type in several tables, rules with every selector and action,
+//     sysctls, multipath seeds), random queries answered by
+//     `ip -j -d route get` (through `ip -batch`) and by fib.Lookup on the
+//     observed state and on the state after a JSON round trip. Every
+//     disagreement fails with its seed; the first is reduced to a minimal
+//     setup by delta debugging. TUNROUTE_DIFF_QUERIES (default 4000),
+//     TUNROUTE_DIFF_SEED, TUNROUTE_DIFF_STATES, TUNROUTE_DIFF_NOMIN.
+//   - TestBenchKernel: the performance comparison of issue 3, run by
+//     bench/explain.sh (TUNROUTE_BENCH=1).
+//
+// It is a separate package so that fib's own tests never depend on
+// internal/kernel.
+//
+//	sudo go test ./internal/fib/fibdiff/
+//	sudo TUNROUTE_DIFF_QUERIES=200000 go test ./internal/fib/fibdiff/
+package fibdiff
