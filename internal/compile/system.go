@@ -14,6 +14,7 @@ const (
 	ChainPipeInput   = "pipe_input"
 	ChainPipeForward = "pipe_forward"
 	ChainPipeNAT     = "pipe_nat"
+	ChainPipeNATIn   = "pipe_nat_in"
 )
 
 // System is a config compiled for every namespace it covers: the top level
@@ -210,6 +211,15 @@ func pipeFirewall(p *config.Pipe, end *config.PipeEnd, from string, c *compiler)
 		in.Rules = append(in.Rules, rules[1:]...)
 		fwd := c.firewall().chain(ChainPipeForward, "filter", "forward", 0)
 		fwd.Rules = append(fwd.Rules, rules...)
+	}
+	if nm := end.Netmap; nm != nil {
+		fam := fam(nm.Inside.Addr().Is6())
+		pre := c.firewall().chain(ChainPipeNATIn, "nat", "prerouting", -100)
+		pre.Rules = append(pre.Rules, state.FwRule{Comment: "pipe " + p.Name + ": 1:1 NAT in", Family: fam,
+			IIF: []string{end.Device}, Daddr: []netip.Prefix{nm.Outside}, DNATPrefix: nm.Inside})
+		post := c.firewall().chain(ChainPipeNAT, "nat", "postrouting", 100)
+		post.Rules = append(post.Rules, state.FwRule{Comment: "pipe " + p.Name + ": 1:1 NAT out", Family: fam,
+			OIF: []string{end.Device}, Saddr: []netip.Prefix{nm.Inside}, SNATPrefix: nm.Outside})
 	}
 	if end.Masquerade {
 		nat := c.firewall().chain(ChainPipeNAT, "nat", "postrouting", 100)

@@ -62,6 +62,16 @@ type PipeEnd struct {
 	// Masquerade rewrites the source of traffic that came through the
 	// pipe and leaves this end's domain by another interface.
 	Masquerade bool
+	// Netmap is 1:1 NAT at this end: the other side reaches this domain's
+	// Inside range as Outside (same size), and this domain's Inside
+	// addresses leave through the pipe as Outside ones. Two domains with
+	// the same range get two Outside ranges.
+	Netmap *Netmap
+}
+
+// Netmap maps one range onto another of the same size, host bits kept.
+type Netmap struct {
+	Outside, Inside netip.Prefix
 }
 
 // Flow is traffic allowed across a pipe from one domain.
@@ -247,7 +257,7 @@ func (d *decoder) pipes(v node, top *Config) error {
 }
 
 func (d *decoder) pipeEnd(n node, top *Config, p *Pipe, end *PipeEnd) error {
-	m, err := n.mapping("domain", "device", "address", "routes", "masquerade")
+	m, err := n.mapping("domain", "device", "address", "routes", "masquerade", "netmap")
 	if err != nil {
 		return err
 	}
@@ -280,6 +290,26 @@ func (d *decoder) pipeEnd(n node, top *Config, p *Pipe, end *PipeEnd) error {
 		if end.Masquerade, err = boolValue(mn); err != nil {
 			return err
 		}
+	}
+	if nn, ok := m.get("netmap"); ok {
+		nm, err := nn.mapping("outside", "inside")
+		if err != nil {
+			return err
+		}
+		var ps [2][]netip.Prefix
+		for i, key := range []string{"outside", "inside"} {
+			if ps[i], err = prefixes(nm, key); err != nil {
+				return err
+			}
+			if len(ps[i]) != 1 {
+				return nm.at(key).Errorf("give one prefix")
+			}
+		}
+		out, in := ps[0][0], ps[1][0]
+		if out.Addr().Is4() != in.Addr().Is4() || out.Bits() != in.Bits() {
+			return nn.pos.Errorf("outside %s and inside %s must be of the same family and size", out, in)
+		}
+		end.Netmap = &Netmap{Outside: out, Inside: in}
 	}
 	return nil
 }

@@ -182,6 +182,8 @@ func decodeExpr(name string, data []byte) (any, error) {
 		e = &expr.Reject{}
 	case "masq":
 		e = &expr.Masq{}
+	case "nat":
+		e = &expr.NAT{}
 	case "immediate":
 		e = &expr.Immediate{}
 	case "byteorder":

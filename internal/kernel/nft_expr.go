@@ -186,6 +186,24 @@ func (b *ruleBuilder) rule(r *state.FwRule) error {
 	if r.Masquerade {
 		b.add(&expr.Masq{})
 	}
+	for _, n := range []struct {
+		p   netip.Prefix
+		typ expr.NATType
+	}{{r.DNATPrefix, expr.NATTypeDestNAT}, {r.SNATPrefix, expr.NATTypeSourceNAT}} {
+		if !n.p.IsValid() {
+			continue
+		}
+		// 1:1 NAT (netmap): the range's first and last address in two
+		// registers, and NF_NAT_RANGE_NETMAP keeps the host bits.
+		first, last := n.p.Masked().Addr(), lastAddr(n.p)
+		fam := uint32(unix.NFPROTO_IPV4)
+		if first.Is6() {
+			fam = unix.NFPROTO_IPV6
+		}
+		b.add(&expr.Immediate{Register: 1, Data: first.AsSlice()})
+		b.add(&expr.Immediate{Register: 2, Data: last.AsSlice()})
+		b.add(&expr.NAT{Type: n.typ, Family: fam, RegAddrMin: 1, RegAddrMax: 2, Prefix: true})
+	}
 	switch r.Verdict {
 	case "":
 	case "accept":
@@ -376,5 +394,20 @@ func dedupElems(es []setElem) []setElem {
 			out = append(out, e)
 		}
 	}
+	return out
+}
+
+// lastAddr is the highest address of a prefix.
+func lastAddr(p netip.Prefix) netip.Addr {
+	a := p.Masked().Addr().AsSlice()
+	bits := p.Bits()
+	for i := range a {
+		for b := 0; b < 8; b++ {
+			if i*8+b >= bits {
+				a[i] |= 0x80 >> b
+			}
+		}
+	}
+	out, _ := netip.AddrFromSlice(a)
 	return out
 }

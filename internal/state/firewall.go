@@ -76,6 +76,11 @@ type FwRule struct {
 	// Masquerade rewrites the source to the outgoing interface's address
 	// (nat chains only).
 	Masquerade bool `json:"masquerade,omitempty"`
+	// DNATPrefix / SNATPrefix map the destination / source address into
+	// this prefix keeping its host bits: 1:1 NAT between two ranges of the
+	// same size (nat chains only: prerouting for DNAT, postrouting for SNAT).
+	DNATPrefix netip.Prefix `json:"dnat_prefix,omitzero"`
+	SNATPrefix netip.Prefix `json:"snat_prefix,omitzero"`
 
 	// Packets and Bytes are the counter's values when observed.
 	Packets uint64 `json:"packets,omitempty"`

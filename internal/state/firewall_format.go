@@ -84,6 +84,12 @@ func (r *FwRule) String() string {
 	if r.Masquerade {
 		add("masquerade")
 	}
+	if r.DNATPrefix.IsValid() {
+		add("dnat " + ipWord(r.DNATPrefix) + " prefix to " + r.DNATPrefix.String())
+	}
+	if r.SNATPrefix.IsValid() {
+		add("snat " + ipWord(r.SNATPrefix) + " prefix to " + r.SNATPrefix.String())
+	}
 	if r.Verdict != "" {
 		add(r.Verdict)
 	}
@@ -188,4 +194,11 @@ func (f *Firewall) Lines() []string {
 		out = append(out, "  }")
 	}
 	return append(out, "}")
+}
+
+func ipWord(p netip.Prefix) string {
+	if p.Addr().Is6() {
+		return "ip6"
+	}
+	return "ip"
 }
