@@ -18,7 +18,9 @@
 #                  the prefixes removed and as many new ones added: plan,
 #                  diff and apply, the whole command)
 #   down           `tunroute down`
-# TUNROUTE=/path/to/tunroute uses that binary instead of building one.
+# TUNROUTE=/path/to/tunroute uses that binary instead of building one;
+# REPEAT=N runs each case N times and keeps each command's shortest time
+# (and largest RSS), for machines that are busy with other work.
 # Times are wall-clock of the whole command; RSS is the peak resident set
 # (/usr/bin/time's maxrss) of each command. The IPv4 lists have an
 # Internet-like mix of prefix lengths (mostly /24, then /22-/23,
@@ -41,6 +43,7 @@ done
 
 cases=("$@")
 ((${#cases[@]})) || cases=(4:100000 4:1000000 6:100000)
+repeat=${REPEAT:-1}
 table=1000
 
 tmp=$(mktemp -d /tmp/tr-bench.XXXXXX)
@@ -60,13 +63,14 @@ else
 	go build -o "$tmp/tunroute" ./cmd/tunroute
 fi
 
-# run NAME CMD...: runs CMD, records its wall time and peak RSS as
-# t_NAME and m_NAME (seconds, MB), and fails the benchmark if CMD fails
-# (exit 2 is tunroute plan's "changes pending").
+# run NAME CMD...: runs CMD and records its wall time and peak RSS as
+# t_NAME and m_NAME (seconds, MB): over repetitions, the shortest time
+# and the largest RSS. It fails the benchmark if CMD fails (but for exit
+# 2, tunroute plan's "changes pending").
 run() {
 	local name=$1
 	shift
-	local start end rc=0
+	local start end rc=0 t m
 	start=$(date +%s.%N)
 	/usr/bin/time -f '%M' -o "$tmp/rss" "$@" >"$tmp/out" 2>&1 || rc=$?
 	end=$(date +%s.%N)
@@ -75,8 +79,15 @@ run() {
 		tail -20 "$tmp/out" >&2
 		exit 1
 	fi
-	printf -v "t_$name" '%.2f' "$(awk "BEGIN {print $end - $start}")"
-	printf -v "m_$name" '%d' "$(($(tail -1 "$tmp/rss") / 1024))"
+	t=$(awk "BEGIN {printf \"%.2f\", $end - $start}")
+	m=$(($(tail -1 "$tmp/rss") / 1024))
+	local tv="t_$name" mv="m_$name"
+	if [ -z "${!tv:-}" ] || awk "BEGIN {exit !($t < ${!tv})}"; then
+		printf -v "$tv" '%s' "$t"
+	fi
+	if [ -z "${!mv:-}" ] || [ "$m" -gt "${!mv}" ]; then
+		printf -v "$mv" '%s' "$m"
+	fi
 }
 
 # count NS FAMILY: routes in the benchmark's table.
@@ -122,48 +133,51 @@ routes:
 EOF
 	cp "$dir/full.txt" "$dir/list.txt"
 
-	ip netns del "$ns" 2>/dev/null || true
-	ip netns add "$ns"
-	ip -n "$ns" link set lo up
-	ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0
-	ip -n "$ns" link add wg0 type veth peer name wgpeer
-	ip -n "$ns" addr add 10.30.0.2/24 dev wg0
-	ip -n "$ns" addr add 2001:db8:30::2/64 dev wg0 nodad
-	ip -n "$ns" link set wg0 up
-	ip -n "$ns" link set wgpeer up
+	for v in ipadd ipnh ipshow ipflush apply plan0 change down; do unset "t_$v" "m_$v"; done
+	for ((rep = 1; rep <= repeat; rep++)); do
+		cp "$dir/full.txt" "$dir/list.txt"
+		ip netns del "$ns" 2>/dev/null || true
+		ip netns add "$ns"
+		ip -n "$ns" link set lo up
+		ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0
+		ip -n "$ns" link add wg0 type veth peer name wgpeer
+		ip -n "$ns" addr add 10.30.0.2/24 dev wg0
+		ip -n "$ns" addr add 2001:db8:30::2/64 dev wg0 nodad
+		ip -n "$ns" link set wg0 up
+		ip -n "$ns" link set wgpeer up
 
-	echo "case IPv$fam, $n routes: ip -batch..." >&2
-	run ipadd ip -n "$ns" -batch "$dir/batch.txt"
-	got=$(count "$ns" "$fam")
-	[ "$got" = "$n" ] || { echo "bench/routes.sh: ip -batch left $got routes, want $n" >&2; exit 1; }
-	run ipshow ip -n "$ns" "-$fam" route show table "$table"
-	run ipflush ip -n "$ns" "-$fam" route flush table "$table"
-	[ "$(count "$ns" "$fam")" = 0 ] || { echo "bench/routes.sh: ip route flush left routes" >&2; exit 1; }
-	ip -n "$ns" nexthop add id 1 via "$gw" dev wg0
-	run ipnh ip -n "$ns" -batch "$dir/batchnh.txt"
-	got=$(count "$ns" "$fam")
-	[ "$got" = "$n" ] || { echo "bench/routes.sh: ip -batch (nhid) left $got routes, want $n" >&2; exit 1; }
-	ip -n "$ns" nexthop del id 1 # and its routes
-	[ "$(count "$ns" "$fam")" = 0 ] || { echo "bench/routes.sh: routes left after deleting the nexthop" >&2; exit 1; }
+		echo "case IPv$fam, $n routes, run $rep: ip -batch..." >&2
+		run ipadd ip -n "$ns" -batch "$dir/batch.txt"
+		got=$(count "$ns" "$fam")
+		[ "$got" = "$n" ] || { echo "bench/routes.sh: ip -batch left $got routes, want $n" >&2; exit 1; }
+		run ipshow ip -n "$ns" "-$fam" route show table "$table"
+		run ipflush ip -n "$ns" "-$fam" route flush table "$table"
+		[ "$(count "$ns" "$fam")" = 0 ] || { echo "bench/routes.sh: ip route flush left routes" >&2; exit 1; }
+		ip -n "$ns" nexthop add id 1 via "$gw" dev wg0
+		run ipnh ip -n "$ns" -batch "$dir/batchnh.txt"
+		got=$(count "$ns" "$fam")
+		[ "$got" = "$n" ] || { echo "bench/routes.sh: ip -batch (nhid) left $got routes, want $n" >&2; exit 1; }
+		ip -n "$ns" nexthop del id 1 # and its routes
+		[ "$(count "$ns" "$fam")" = 0 ] || { echo "bench/routes.sh: routes left after deleting the nexthop" >&2; exit 1; }
 
-	tr=("$tmp/tunroute" --run-dir "$tmp/run" --netns "$ns" -c "$dir/tunroute.yaml")
-	echo "case IPv$fam, $n routes: tunroute apply..." >&2
-	run apply "${tr[@]:0:1}" apply "${tr[@]:1}"
-	got=$(count "$ns" "$fam")
-	[ "$got" = "$n" ] || { echo "bench/routes.sh: tunroute apply left $got routes, want $n" >&2; exit 1; }
-	echo "case IPv$fam, $n routes: tunroute plan (no change)..." >&2
-	run plan0 "${tr[@]:0:1}" plan "${tr[@]:1}"
-	grep -q "^No changes" "$tmp/out" || { echo "bench/routes.sh: the plan after apply is not empty:" >&2; head "$tmp/out" >&2; exit 1; }
-	echo "case IPv$fam, $n routes: tunroute apply of a 1% change..." >&2
-	cp "$dir/changed.txt" "$dir/list.txt"
-	run change "${tr[@]:0:1}" apply "${tr[@]:1}"
-	got=$(count "$ns" "$fam")
-	[ "$got" = "$n" ] || { echo "bench/routes.sh: after the change $got routes, want $n" >&2; exit 1; }
-	echo "case IPv$fam, $n routes: tunroute down..." >&2
-	run down "$tmp/tunroute" --run-dir "$tmp/run" --netns "$ns" down
-	[ "$(count "$ns" "$fam")" = 0 ] || { echo "bench/routes.sh: tunroute down left routes" >&2; exit 1; }
-	ip netns del "$ns"
-
+		tr=("$tmp/tunroute" --run-dir "$tmp/run" --netns "$ns" -c "$dir/tunroute.yaml")
+		echo "case IPv$fam, $n routes, run $rep: tunroute apply..." >&2
+		run apply "${tr[@]:0:1}" apply "${tr[@]:1}"
+		got=$(count "$ns" "$fam")
+		[ "$got" = "$n" ] || { echo "bench/routes.sh: tunroute apply left $got routes, want $n" >&2; exit 1; }
+		echo "case IPv$fam, $n routes, run $rep: tunroute plan (no change)..." >&2
+		run plan0 "${tr[@]:0:1}" plan "${tr[@]:1}"
+		grep -q "^No changes" "$tmp/out" || { echo "bench/routes.sh: the plan after apply is not empty:" >&2; head "$tmp/out" >&2; exit 1; }
+		echo "case IPv$fam, $n routes, run $rep: tunroute apply of a 1% change..." >&2
+		cp "$dir/changed.txt" "$dir/list.txt"
+		run change "${tr[@]:0:1}" apply "${tr[@]:1}"
+		got=$(count "$ns" "$fam")
+		[ "$got" = "$n" ] || { echo "bench/routes.sh: after the change $got routes, want $n" >&2; exit 1; }
+		echo "case IPv$fam, $n routes, run $rep: tunroute down..." >&2
+		run down "$tmp/tunroute" --run-dir "$tmp/run" --netns "$ns" down
+		[ "$(count "$ns" "$fam")" = 0 ] || { echo "bench/routes.sh: tunroute down left routes" >&2; exit 1; }
+		ip netns del "$ns"
+	done
 	# shellcheck disable=SC2059
 	rows+=("$(printf "$fmt" "v$fam" "$n" "$t_ipadd" "$t_ipnh" "$t_apply" "$(div "$t_ipadd" "$t_apply" '%.1fx')" "$(div "$t_ipnh" "$t_apply" '%.1fx')" \
 		"$t_ipshow" "$t_plan0" "$t_ipflush" "$t_down" "$t_change" "$(div "$t_change" "$t_apply" '%.4f' | awk '{ printf "%.1f%%", $1 * 100 }')" \
@@ -171,7 +185,7 @@ EOF
 done
 
 echo
-echo "kernel $(uname -r), $(nproc) CPUs, $(go version | cut -d' ' -f3); times in seconds, RSS in MB"
+echo "kernel $(uname -r), $(nproc) CPUs, $(go version | cut -d' ' -f3), load $(cut -d' ' -f1-3 /proc/loadavg); times in seconds (best of $repeat), RSS in MB"
 # shellcheck disable=SC2059
 printf "$fmt" "" "routes" "ip-batch" "ip-nh" "apply" "ratio" "ratio-nh" "ip-show" "plan0" "ip-flush" "down" "1%-apply" "of-full" \
 	"RSS:apply" "plan0" "1%" "down" "ip-RSS"
