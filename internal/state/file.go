@@ -29,6 +29,18 @@ func LoadFile(path string) (*State, error) {
 // Parse decodes and validates a snapshot. Errors name the file and, for
 // syntax and type errors, the line and column.
 func Parse(data []byte, name string) (*State, error) {
+	if s, ok := parseFast(data); ok {
+		if err := s.Validate(); err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		return s, nil
+	}
+	return parseJSON(data, name)
+}
+
+// parseJSON is Parse with encoding/json alone: the reference the fast path
+// must agree with, and the path for input outside its subset.
+func parseJSON(data []byte, name string) (*State, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	var s State

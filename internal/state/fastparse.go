@@ -1,0 +1,780 @@
+package state
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/netip"
+)
+
+// The fast path of Parse. A snapshot's bulk is its routes (and the
+// destinations of route sets, and addresses); encoding/json with
+// TextUnmarshalers on every enum spends seconds on a million of them. This
+// decoder reads those three arrays straight from the bytes and hands the
+// rest of the document, with the arrays replaced by null, to encoding/json.
+//
+// It accepts only a strict subset of what encoding/json accepts (exact key
+// spelling, no duplicate keys, strings without escapes or non-ASCII bytes,
+// integers without fraction or exponent, known flag names, ...), and for
+// that subset gives exactly encoding/json's result. Anything else, valid or
+// not, makes it give up: Parse then decodes the whole input with
+// encoding/json, which produces the same result or the positioned error.
+
+// parseFast decodes data; ok is false when the input is outside the fast
+// path's subset (the caller falls back to encoding/json).
+func parseFast(data []byte) (s *State, ok bool) {
+	p := &fastParser{data: data}
+	p.ws()
+	if !p.eat('{') {
+		return nil, false
+	}
+	s = &State{}
+	type span struct{ start, end int }
+	var cut []span // ranges of data decoded here, replaced by null below
+	var seen uint32
+	p.ws()
+	if !p.eat('}') {
+		for {
+			p.ws()
+			key, ok := p.str()
+			if !ok {
+				return nil, false
+			}
+			p.ws()
+			if !p.eat(':') {
+				return nil, false
+			}
+			p.ws()
+			start := p.i
+			var bit uint32
+			switch string(key) {
+			case "version":
+				bit = 1 << 0
+			case "namespace":
+				bit = 1 << 1
+			case "links":
+				bit = 1 << 2
+			case "addrs":
+				bit = 1 << 3
+				if !p.addrs(&s.Addrs) {
+					return nil, false
+				}
+				cut = append(cut, span{start, p.i})
+			case "routes":
+				bit = 1 << 4
+				if !p.routes(&s.Routes) {
+					return nil, false
+				}
+				cut = append(cut, span{start, p.i})
+			case "route_sets":
+				bit = 1 << 5
+				if !p.routeSets(&s.RouteSets) {
+					return nil, false
+				}
+				cut = append(cut, span{start, p.i})
+			case "rules":
+				bit = 1 << 6
+			case "sysctls":
+				bit = 1 << 7
+			case "firewall":
+				bit = 1 << 8
+			case "addrlabels":
+				bit = 1 << 9
+			case "hidden":
+				bit = 1 << 10
+			default:
+				return nil, false
+			}
+			if seen&bit != 0 {
+				return nil, false
+			}
+			seen |= bit
+			if p.i == start && !p.skip() {
+				return nil, false
+			}
+			p.ws()
+			if p.eat('}') {
+				break
+			}
+			if !p.eat(',') {
+				return nil, false
+			}
+		}
+	}
+	p.ws()
+	if p.i != len(data) {
+		return nil, false
+	}
+	// The rest goes through encoding/json, exactly as in the slow path.
+	var rest []byte
+	if len(cut) == 0 {
+		rest = data
+	} else {
+		prev := 0
+		for _, c := range cut {
+			rest = append(rest, data[prev:c.start]...)
+			rest = append(rest, "null"...)
+			prev = c.end
+		}
+		rest = append(rest, data[prev:]...)
+	}
+	addrs, routes, sets := s.Addrs, s.Routes, s.RouteSets
+	*s = State{}
+	dec := json.NewDecoder(bytes.NewReader(rest))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(s); err != nil {
+		return nil, false
+	}
+	s.Addrs, s.Routes, s.RouteSets = addrs, routes, sets
+	return s, true
+}
+
+type fastParser struct {
+	data []byte
+	i    int
+	// nexthops is a slab the routes' nexthop slices are cut from.
+	nexthops []Nexthop
+	// names interns device names.
+	names map[string]string
+}
+
+func (p *fastParser) ws() {
+	for p.i < len(p.data) {
+		switch p.data[p.i] {
+		case ' ', '\n', '\t', '\r':
+			p.i++
+		default:
+			return
+		}
+	}
+}
+
+func (p *fastParser) eat(c byte) bool {
+	if p.i < len(p.data) && p.data[p.i] == c {
+		p.i++
+		return true
+	}
+	return false
+}
+
+func (p *fastParser) lit(s string) bool {
+	if len(p.data)-p.i >= len(s) && string(p.data[p.i:p.i+len(s)]) == s {
+		p.i += len(s)
+		return true
+	}
+	return false
+}
+
+// str reads a string of printable ASCII without escapes and returns its
+// contents (aliasing data).
+func (p *fastParser) str() ([]byte, bool) {
+	if !p.eat('"') {
+		return nil, false
+	}
+	start := p.i
+	for p.i < len(p.data) {
+		c := p.data[p.i]
+		if c == '"' {
+			p.i++
+			return p.data[start : p.i-1], true
+		}
+		if c < 0x20 || c >= 0x7f || c == '\\' {
+			return nil, false
+		}
+		p.i++
+	}
+	return nil, false
+}
+
+// name reads a string and interns it.
+func (p *fastParser) name() (string, bool) {
+	b, ok := p.str()
+	if !ok {
+		return "", false
+	}
+	if s, ok := p.names[string(b)]; ok {
+		return s, true
+	}
+	if p.names == nil {
+		p.names = make(map[string]string)
+	}
+	s := string(b)
+	p.names[s] = s
+	return s, true
+}
+
+// uint reads a JSON integer without sign, fraction or exponent, at most max.
+func (p *fastParser) uint(max uint64) (uint64, bool) {
+	start := p.i
+	var v uint64
+	for p.i < len(p.data) && p.data[p.i] >= '0' && p.data[p.i] <= '9' {
+		if p.i-start >= 19 {
+			return 0, false
+		}
+		v = v*10 + uint64(p.data[p.i]-'0')
+		p.i++
+	}
+	n := p.i - start
+	if n == 0 || (n > 1 && p.data[start] == '0') || v > max {
+		return 0, false
+	}
+	if p.i < len(p.data) {
+		switch p.data[p.i] {
+		case '.', 'e', 'E':
+			return 0, false
+		}
+	}
+	return v, true
+}
+
+func (p *fastParser) int() (int, bool) {
+	neg := p.eat('-')
+	v, ok := p.uint(1<<31 - 1)
+	if !ok {
+		return 0, false
+	}
+	if neg {
+		return -int(v), true
+	}
+	return int(v), true
+}
+
+func (p *fastParser) u32() (uint32, bool) { v, ok := p.uint(1<<32 - 1); return uint32(v), ok }
+func (p *fastParser) u8() (uint8, bool)   { v, ok := p.uint(255); return uint8(v), ok }
+
+// prefix reads a netip.Prefix as its UnmarshalText does.
+func (p *fastParser) prefix() (netip.Prefix, bool) {
+	b, ok := p.str()
+	if !ok {
+		return netip.Prefix{}, false
+	}
+	if len(b) == 0 {
+		return netip.Prefix{}, true
+	}
+	if a, bits, ok := prefix4(b); ok {
+		return netip.PrefixFrom(netip.AddrFrom4(a), bits), true
+	}
+	pf, err := netip.ParsePrefix(string(b))
+	return pf, err == nil
+}
+
+// addr reads a netip.Addr as its UnmarshalText does.
+func (p *fastParser) addr() (netip.Addr, bool) {
+	b, ok := p.str()
+	if !ok {
+		return netip.Addr{}, false
+	}
+	if len(b) == 0 {
+		return netip.Addr{}, true
+	}
+	if a, ok := addr4(b); ok {
+		return netip.AddrFrom4(a), true
+	}
+	a, err := netip.ParseAddr(string(b))
+	return a, err == nil
+}
+
+// addr4 parses a dotted quad in the form netip.ParseAddr accepts (no
+// leading zeros); false means "not sure", not "invalid".
+func addr4(b []byte) ([4]byte, bool) {
+	var a [4]byte
+	i := 0
+	for k := 0; k < 4; k++ {
+		if k > 0 {
+			if i >= len(b) || b[i] != '.' {
+				return a, false
+			}
+			i++
+		}
+		start, v := i, 0
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' && i-start < 3 {
+			v = v*10 + int(b[i]-'0')
+			i++
+		}
+		if i == start || v > 255 || (i-start > 1 && b[start] == '0') {
+			return a, false
+		}
+		a[k] = byte(v)
+	}
+	return a, i == len(b)
+}
+
+// prefix4 parses "a.b.c.d/n" in the form netip.ParsePrefix accepts.
+func prefix4(b []byte) ([4]byte, int, bool) {
+	j := bytes.IndexByte(b, '/')
+	if j < 0 {
+		return [4]byte{}, 0, false
+	}
+	a, ok := addr4(b[:j])
+	if !ok {
+		return a, 0, false
+	}
+	d := b[j+1:]
+	bits := 0
+	switch {
+	case len(d) == 1 && d[0] >= '0' && d[0] <= '9':
+		bits = int(d[0] - '0')
+	case len(d) == 2 && d[0] >= '1' && d[0] <= '9' && d[1] >= '0' && d[1] <= '9':
+		bits = int(d[0]-'0')*10 + int(d[1]-'0')
+	default:
+		return a, 0, false
+	}
+	return a, bits, bits <= 32
+}
+
+func (p *fastParser) routeType() (RouteType, bool) {
+	b, ok := p.str()
+	if !ok {
+		return 0, false
+	}
+	switch string(b) {
+	case "unicast":
+		return RouteUnicast, true
+	case "local":
+		return RouteLocal, true
+	case "broadcast":
+		return RouteBroadcast, true
+	case "blackhole":
+		return RouteBlackhole, true
+	case "unreachable":
+		return RouteUnreachable, true
+	case "prohibit":
+		return RouteProhibit, true
+	case "throw":
+		return RouteThrow, true
+	}
+	var t RouteType
+	return t, t.UnmarshalText(b) == nil
+}
+
+func (p *fastParser) protocol() (Protocol, bool) {
+	b, ok := p.str()
+	if !ok {
+		return 0, false
+	}
+	switch string(b) {
+	case "kernel":
+		return 2, true
+	case "boot":
+		return 3, true
+	case "static":
+		return 4, true
+	case ProtoName:
+		return Proto, true
+	case "unspec":
+		return 0, true
+	}
+	var v Protocol
+	return v, v.UnmarshalText(b) == nil
+}
+
+func (p *fastParser) scope() (Scope, bool) {
+	b, ok := p.str()
+	if !ok {
+		return 0, false
+	}
+	switch string(b) {
+	case "global":
+		return ScopeUniverse, true
+	case "link":
+		return ScopeLink, true
+	case "host":
+		return ScopeHost, true
+	}
+	var v Scope
+	return v, v.UnmarshalText(b) == nil
+}
+
+// flags reads a flag list of known names.
+func (p *fastParser) flags(names flagNames) (uint32, bool) {
+	if !p.eat('[') {
+		return 0, false
+	}
+	p.ws()
+	var v uint32
+	if p.eat(']') {
+		return 0, true
+	}
+	for {
+		p.ws()
+		b, ok := p.str()
+		if !ok {
+			return 0, false
+		}
+		bit := uint32(0)
+		for k, n := range names {
+			if n == string(b) {
+				bit = k
+				break
+			}
+		}
+		if bit == 0 {
+			return 0, false
+		}
+		v |= bit
+		p.ws()
+		if p.eat(']') {
+			return v, true
+		}
+		if !p.eat(',') {
+			return 0, false
+		}
+	}
+}
+
+// array reads null (nil), or a JSON array whose elements elem reads;
+// empty reports "[]", which decodes to an empty non-nil slice.
+func (p *fastParser) array(elem func() bool) (null, empty, ok bool) {
+	if p.lit("null") {
+		return true, false, true
+	}
+	if !p.eat('[') {
+		return false, false, false
+	}
+	p.ws()
+	if p.eat(']') {
+		return false, true, true
+	}
+	for {
+		p.ws()
+		if !elem() {
+			return false, false, false
+		}
+		p.ws()
+		if p.eat(']') {
+			return false, false, true
+		}
+		if !p.eat(',') {
+			return false, false, false
+		}
+	}
+}
+
+// object reads a JSON object, calling field for each key with the parser
+// at the value; a repeated key fails (encoding/json would merge).
+func (p *fastParser) object(field func(key []byte, seen *uint32) bool) bool {
+	if !p.eat('{') {
+		return false
+	}
+	p.ws()
+	if p.eat('}') {
+		return true
+	}
+	var seen uint32
+	for {
+		p.ws()
+		key, ok := p.str()
+		if !ok {
+			return false
+		}
+		p.ws()
+		if !p.eat(':') {
+			return false
+		}
+		p.ws()
+		if !field(key, &seen) {
+			return false
+		}
+		p.ws()
+		if p.eat('}') {
+			return true
+		}
+		if !p.eat(',') {
+			return false
+		}
+	}
+}
+
+// once marks bit in seen and fails if it was already set.
+func once(seen *uint32, bit uint32) bool {
+	if *seen&bit != 0 {
+		return false
+	}
+	*seen |= bit
+	return true
+}
+
+func (p *fastParser) routes(out *[]Route) bool {
+	var rs []Route
+	null, empty, ok := p.array(func() bool {
+		rs = append(rs, Route{})
+		return p.route(&rs[len(rs)-1])
+	})
+	if !ok {
+		return false
+	}
+	switch {
+	case null:
+		*out = nil
+	case empty:
+		*out = []Route{}
+	default:
+		*out = rs
+	}
+	return true
+}
+
+func (p *fastParser) route(r *Route) bool {
+	return p.object(func(key []byte, seen *uint32) bool {
+		var ok bool
+		switch string(key) {
+		case "table":
+			r.Table, ok = p.u32()
+			return ok && once(seen, 1<<0)
+		case "type":
+			r.Type, ok = p.routeType()
+			return ok && once(seen, 1<<1)
+		case "dst":
+			r.Dst, ok = p.prefix()
+			return ok && once(seen, 1<<2)
+		case "src":
+			r.Src, ok = p.prefix()
+			return ok && once(seen, 1<<3)
+		case "tos":
+			r.TOS, ok = p.u8()
+			return ok && once(seen, 1<<4)
+		case "metric":
+			r.Metric, ok = p.u32()
+			return ok && once(seen, 1<<5)
+		case "protocol":
+			r.Protocol, ok = p.protocol()
+			return ok && once(seen, 1<<6)
+		case "scope":
+			r.Scope, ok = p.scope()
+			return ok && once(seen, 1<<7)
+		case "prefsrc":
+			r.PrefSrc, ok = p.addr()
+			return ok && once(seen, 1<<8)
+		case "flags":
+			var v uint32
+			v, ok = p.flags(nexthopFlagNames)
+			r.Flags = NexthopFlags(v)
+			return ok && once(seen, 1<<9)
+		case "nexthops":
+			return p.nexthopList(&r.Nexthops) && once(seen, 1<<10)
+		case "pref":
+			r.Pref, ok = p.u8()
+			return ok && once(seen, 1<<11)
+		case "expires":
+			r.Expires, ok = p.u32()
+			return ok && once(seen, 1<<12)
+		case "nhid":
+			r.NHID, ok = p.u32()
+			return ok && once(seen, 1<<13)
+		case "mtu":
+			r.MTU, ok = p.u32()
+			return ok && once(seen, 1<<14)
+		}
+		return false
+	})
+}
+
+func (p *fastParser) nexthopList(out *[]Nexthop) bool {
+	if len(p.nexthops) < 64 {
+		p.nexthops = make([]Nexthop, 4096)
+	}
+	n := 0
+	null, empty, ok := p.array(func() bool {
+		if n == len(p.nexthops) {
+			return false // more than 4096 paths: let encoding/json do it
+		}
+		p.nexthops[n] = Nexthop{}
+		n++
+		return p.nexthop(&p.nexthops[n-1])
+	})
+	if !ok {
+		return false
+	}
+	switch {
+	case null:
+		*out = nil
+	case empty:
+		*out = []Nexthop{}
+	default:
+		*out = p.nexthops[:n:n]
+		p.nexthops = p.nexthops[n:]
+	}
+	return true
+}
+
+func (p *fastParser) nexthop(nh *Nexthop) bool {
+	return p.object(func(key []byte, seen *uint32) bool {
+		var ok bool
+		switch string(key) {
+		case "gateway":
+			nh.Gateway, ok = p.addr()
+			return ok && once(seen, 1<<0)
+		case "dev":
+			nh.Dev, ok = p.name()
+			return ok && once(seen, 1<<1)
+		case "index":
+			nh.Index, ok = p.int()
+			return ok && once(seen, 1<<2)
+		case "weight":
+			nh.Weight, ok = p.int()
+			return ok && once(seen, 1<<3)
+		case "flags":
+			var v uint32
+			v, ok = p.flags(nexthopFlagNames)
+			nh.Flags = NexthopFlags(v)
+			return ok && once(seen, 1<<4)
+		}
+		return false
+	})
+}
+
+func (p *fastParser) routeSets(out *[]RouteSet) bool {
+	var sets []RouteSet
+	null, empty, ok := p.array(func() bool {
+		sets = append(sets, RouteSet{})
+		rs := &sets[len(sets)-1]
+		return p.object(func(key []byte, seen *uint32) bool {
+			switch string(key) {
+			case "template":
+				return p.route(&rs.Template) && once(seen, 1<<0)
+			case "dsts":
+				return p.prefixList(&rs.Dsts) && once(seen, 1<<1)
+			}
+			return false
+		})
+	})
+	if !ok {
+		return false
+	}
+	switch {
+	case null:
+		*out = nil
+	case empty:
+		*out = []RouteSet{}
+	default:
+		*out = sets
+	}
+	return true
+}
+
+func (p *fastParser) prefixList(out *[]netip.Prefix) bool {
+	var ds []netip.Prefix
+	null, empty, ok := p.array(func() bool {
+		d, ok := p.prefix()
+		ds = append(ds, d)
+		return ok
+	})
+	if !ok {
+		return false
+	}
+	switch {
+	case null:
+		*out = nil
+	case empty:
+		*out = []netip.Prefix{}
+	default:
+		*out = ds
+	}
+	return true
+}
+
+func (p *fastParser) addrs(out *[]Addr) bool {
+	var as []Addr
+	null, empty, ok := p.array(func() bool {
+		as = append(as, Addr{})
+		a := &as[len(as)-1]
+		return p.object(func(key []byte, seen *uint32) bool {
+			var ok bool
+			switch string(key) {
+			case "dev":
+				a.Dev, ok = p.name()
+				return ok && once(seen, 1<<0)
+			case "index":
+				a.Index, ok = p.int()
+				return ok && once(seen, 1<<1)
+			case "prefix":
+				a.Prefix, ok = p.prefix()
+				return ok && once(seen, 1<<2)
+			case "peer":
+				a.Peer, ok = p.prefix()
+				return ok && once(seen, 1<<3)
+			case "broadcast":
+				a.Broadcast, ok = p.addr()
+				return ok && once(seen, 1<<4)
+			case "scope":
+				a.Scope, ok = p.scope()
+				return ok && once(seen, 1<<5)
+			case "flags":
+				var v uint32
+				v, ok = p.flags(addrFlagNames)
+				a.Flags = AddrFlags(v)
+				return ok && once(seen, 1<<6)
+			case "label":
+				var b []byte
+				b, ok = p.str()
+				a.Label = string(b)
+				return ok && once(seen, 1<<7)
+			case "proto":
+				a.Proto, ok = p.protocol()
+				return ok && once(seen, 1<<8)
+			case "valid_lft":
+				a.ValidLft, ok = p.u32()
+				return ok && once(seen, 1<<9)
+			case "preferred_lft":
+				a.PreferredLft, ok = p.u32()
+				return ok && once(seen, 1<<10)
+			}
+			return false
+		})
+	})
+	if !ok {
+		return false
+	}
+	switch {
+	case null:
+		*out = nil
+	case empty:
+		*out = []Addr{}
+	default:
+		*out = as
+	}
+	return true
+}
+
+// skip passes over one JSON value without checking it (encoding/json
+// checks it later); it only has to find the value's end in valid input.
+func (p *fastParser) skip() bool {
+	depth := 0
+	for p.i < len(p.data) {
+		c := p.data[p.i]
+		switch c {
+		case '"':
+			p.i++
+			for p.i < len(p.data) && p.data[p.i] != '"' {
+				if p.data[p.i] == '\\' {
+					p.i++
+				}
+				p.i++
+			}
+			if p.i >= len(p.data) {
+				return false
+			}
+			p.i++
+			if depth == 0 {
+				return true
+			}
+			continue
+		case '{', '[':
+			depth++
+		case '}', ']':
+			if depth == 0 {
+				return p.i > 0
+			}
+			depth--
+			if depth == 0 {
+				p.i++
+				return true
+			}
+		case ',', ' ', '\n', '\t', '\r':
+			if depth == 0 {
+				return true
+			}
+		}
+		p.i++
+	}
+	return depth == 0
+}
