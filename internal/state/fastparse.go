@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/netip"
+	"runtime"
+	"sync"
 )
 
 // The fast path of Parse. A snapshot's bulk is its routes (and the
@@ -138,14 +140,15 @@ type fastParser struct {
 }
 
 func (p *fastParser) ws() {
-	for p.i < len(p.data) {
-		switch p.data[p.i] {
-		case ' ', '\n', '\t', '\r':
-			p.i++
-		default:
-			return
+	i, d := p.i, p.data
+	for i < len(d) {
+		c := d[i]
+		if c > ' ' || (c != ' ' && c != '\n' && c != '\t' && c != '\r') {
+			break
 		}
+		i++
 	}
+	p.i = i
 }
 
 func (p *fastParser) eat(c byte) bool {
@@ -494,132 +497,316 @@ func once(seen *uint32, bit uint32) bool {
 }
 
 func (p *fastParser) routes(out *[]Route) bool {
-	var rs []Route
-	null, empty, ok := p.array(func() bool {
-		rs = append(rs, Route{})
-		return p.route(&rs[len(rs)-1])
-	})
-	if !ok {
+	if p.lit("null") {
+		*out = nil
+		return true
+	}
+	if !p.eat('[') {
 		return false
 	}
-	switch {
-	case null:
-		*out = nil
-	case empty:
+	p.ws()
+	if p.eat(']') {
 		*out = []Route{}
-	default:
-		*out = rs
+		return true
 	}
+	if rs, ok := p.routesParallel(); ok {
+		*out = rs
+		return true
+	}
+	var b routeBlocks
+	if ended, ok := p.routeRun(&b, -1); !ok || !ended {
+		return false
+	}
+	*out = flatten(b)
 	return true
 }
 
-func (p *fastParser) route(r *Route) bool {
-	return p.object(func(key []byte, seen *uint32) bool {
-		var ok bool
-		switch string(key) {
-		case "table":
-			r.Table, ok = p.u32()
-			return ok && once(seen, 1<<0)
-		case "type":
-			r.Type, ok = p.routeType()
-			return ok && once(seen, 1<<1)
-		case "dst":
-			r.Dst, ok = p.prefix()
-			return ok && once(seen, 1<<2)
-		case "src":
-			r.Src, ok = p.prefix()
-			return ok && once(seen, 1<<3)
-		case "tos":
-			r.TOS, ok = p.u8()
-			return ok && once(seen, 1<<4)
-		case "metric":
-			r.Metric, ok = p.u32()
-			return ok && once(seen, 1<<5)
-		case "protocol":
-			r.Protocol, ok = p.protocol()
-			return ok && once(seen, 1<<6)
-		case "scope":
-			r.Scope, ok = p.scope()
-			return ok && once(seen, 1<<7)
-		case "prefsrc":
-			r.PrefSrc, ok = p.addr()
-			return ok && once(seen, 1<<8)
-		case "flags":
-			var v uint32
-			v, ok = p.flags(nexthopFlagNames)
-			r.Flags = NexthopFlags(v)
-			return ok && once(seen, 1<<9)
-		case "nexthops":
-			return p.nexthopList(&r.Nexthops) && once(seen, 1<<10)
-		case "pref":
-			r.Pref, ok = p.u8()
-			return ok && once(seen, 1<<11)
-		case "expires":
-			r.Expires, ok = p.u32()
-			return ok && once(seen, 1<<12)
-		case "nhid":
-			r.NHID, ok = p.u32()
-			return ok && once(seen, 1<<13)
-		case "mtu":
-			r.MTU, ok = p.u32()
-			return ok && once(seen, 1<<14)
+// routeBlocks collects routes in fixed-size blocks, so that a million of
+// them are copied once (by flatten) instead of at every growth.
+type routeBlocks [][]Route
+
+const routeBlock = 1 << 14
+
+func (b *routeBlocks) next() *Route {
+	n := len(*b)
+	if n == 0 || len((*b)[n-1]) == routeBlock {
+		*b = append(*b, make([]Route, 0, routeBlock))
+		n++
+	}
+	last := &(*b)[n-1]
+	*last = append(*last, Route{})
+	return &(*last)[len(*last)-1]
+}
+
+func flatten(bs ...routeBlocks) []Route {
+	n := 0
+	for _, b := range bs {
+		for _, blk := range b {
+			n += len(blk)
 		}
+	}
+	out := make([]Route, 0, n)
+	for _, b := range bs {
+		for _, blk := range b {
+			out = append(out, blk...)
+		}
+	}
+	return out
+}
+
+// routeRun reads route elements of the routes array from p.i on, until
+// the closing bracket (ended) or, when stop >= 0, until the next element
+// starts exactly at stop.
+func (p *fastParser) routeRun(b *routeBlocks, stop int) (ended, ok bool) {
+	for {
+		if !p.route(b.next()) {
+			return false, false
+		}
+		p.ws()
+		if p.eat(']') {
+			return true, true
+		}
+		if !p.eat(',') {
+			return false, false
+		}
+		p.ws()
+		if stop >= 0 && p.i >= stop {
+			return false, p.i == stop
+		}
+	}
+}
+
+// routesParallel splits a large routes array at element starts as State.Write
+// indents them and reads the pieces concurrently. Each piece must end
+// exactly where the next starts and the last at the array's close, so a
+// split that is not at an element of this array (other layouts) fails the
+// check and p reads the array alone.
+func (p *fastParser) routesParallel() ([]Route, bool) {
+	workers := min(runtime.GOMAXPROCS(0), 8)
+	start := p.i
+	if workers < 2 || len(p.data)-start < 1<<20 {
+		return nil, false
+	}
+	mark := []byte("\n    {\n      \"table\"")
+	bounds := []int{start}
+	for k := 1; k < workers; k++ {
+		from := max(start+k*(len(p.data)-start)/workers, bounds[len(bounds)-1]+1)
+		j := bytes.Index(p.data[from:], mark)
+		if j < 0 {
+			break
+		}
+		bounds = append(bounds, from+j+5)
+	}
+	if len(bounds) < 2 {
+		return nil, false
+	}
+	blocks := make([]routeBlocks, len(bounds))
+	ends := make([]int, len(bounds))
+	var wg sync.WaitGroup
+	for k := range bounds {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			q := &fastParser{data: p.data, i: bounds[k]}
+			stop := -1
+			if k+1 < len(bounds) {
+				stop = bounds[k+1]
+			}
+			if ended, ok := q.routeRun(&blocks[k], stop); ok && ended == (stop < 0) {
+				ends[k] = q.i
+			}
+		}()
+	}
+	wg.Wait()
+	for _, e := range ends {
+		if e == 0 {
+			return nil, false
+		}
+	}
+	p.i = ends[len(ends)-1]
+	return flatten(blocks...), true
+}
+
+func (p *fastParser) route(r *Route) bool {
+	if !p.eat('{') {
 		return false
-	})
+	}
+	p.ws()
+	if p.eat('}') {
+		return true
+	}
+	var seen uint32
+	for {
+		p.ws()
+		key, ok := p.str()
+		if !ok {
+			return false
+		}
+		p.ws()
+		if !p.eat(':') {
+			return false
+		}
+		p.ws()
+		if !p.routeField(r, key, &seen) {
+			return false
+		}
+		p.ws()
+		if p.eat('}') {
+			return true
+		}
+		if !p.eat(',') {
+			return false
+		}
+	}
+}
+
+func (p *fastParser) routeField(r *Route, key []byte, seen *uint32) bool {
+	var ok bool
+	switch string(key) {
+	case "table":
+		r.Table, ok = p.u32()
+		return ok && once(seen, 1<<0)
+	case "type":
+		r.Type, ok = p.routeType()
+		return ok && once(seen, 1<<1)
+	case "dst":
+		r.Dst, ok = p.prefix()
+		return ok && once(seen, 1<<2)
+	case "src":
+		r.Src, ok = p.prefix()
+		return ok && once(seen, 1<<3)
+	case "tos":
+		r.TOS, ok = p.u8()
+		return ok && once(seen, 1<<4)
+	case "metric":
+		r.Metric, ok = p.u32()
+		return ok && once(seen, 1<<5)
+	case "protocol":
+		r.Protocol, ok = p.protocol()
+		return ok && once(seen, 1<<6)
+	case "scope":
+		r.Scope, ok = p.scope()
+		return ok && once(seen, 1<<7)
+	case "prefsrc":
+		r.PrefSrc, ok = p.addr()
+		return ok && once(seen, 1<<8)
+	case "flags":
+		var v uint32
+		v, ok = p.flags(nexthopFlagNames)
+		r.Flags = NexthopFlags(v)
+		return ok && once(seen, 1<<9)
+	case "nexthops":
+		return p.nexthopList(&r.Nexthops) && once(seen, 1<<10)
+	case "pref":
+		r.Pref, ok = p.u8()
+		return ok && once(seen, 1<<11)
+	case "expires":
+		r.Expires, ok = p.u32()
+		return ok && once(seen, 1<<12)
+	case "nhid":
+		r.NHID, ok = p.u32()
+		return ok && once(seen, 1<<13)
+	case "mtu":
+		r.MTU, ok = p.u32()
+		return ok && once(seen, 1<<14)
+	}
+	return false
 }
 
 func (p *fastParser) nexthopList(out *[]Nexthop) bool {
-	if len(p.nexthops) < 64 {
-		p.nexthops = make([]Nexthop, 4096)
+	if p.lit("null") {
+		*out = nil
+		return true
+	}
+	if !p.eat('[') {
+		return false
+	}
+	p.ws()
+	if p.eat(']') {
+		*out = []Nexthop{}
+		return true
 	}
 	n := 0
-	null, empty, ok := p.array(func() bool {
+	for {
 		if n == len(p.nexthops) {
-			return false // more than 4096 paths: let encoding/json do it
+			slab := make([]Nexthop, max(4096, 2*n))
+			copy(slab, p.nexthops[:n])
+			p.nexthops = slab
 		}
 		p.nexthops[n] = Nexthop{}
 		n++
-		return p.nexthop(&p.nexthops[n-1])
-	})
-	if !ok {
-		return false
+		p.ws()
+		if !p.nexthop(&p.nexthops[n-1]) {
+			return false
+		}
+		p.ws()
+		if p.eat(']') {
+			break
+		}
+		if !p.eat(',') {
+			return false
+		}
 	}
-	switch {
-	case null:
-		*out = nil
-	case empty:
-		*out = []Nexthop{}
-	default:
-		*out = p.nexthops[:n:n]
-		p.nexthops = p.nexthops[n:]
-	}
+	*out = p.nexthops[:n:n]
+	p.nexthops = p.nexthops[n:]
 	return true
 }
 
 func (p *fastParser) nexthop(nh *Nexthop) bool {
-	return p.object(func(key []byte, seen *uint32) bool {
-		var ok bool
-		switch string(key) {
-		case "gateway":
-			nh.Gateway, ok = p.addr()
-			return ok && once(seen, 1<<0)
-		case "dev":
-			nh.Dev, ok = p.name()
-			return ok && once(seen, 1<<1)
-		case "index":
-			nh.Index, ok = p.int()
-			return ok && once(seen, 1<<2)
-		case "weight":
-			nh.Weight, ok = p.int()
-			return ok && once(seen, 1<<3)
-		case "flags":
-			var v uint32
-			v, ok = p.flags(nexthopFlagNames)
-			nh.Flags = NexthopFlags(v)
-			return ok && once(seen, 1<<4)
-		}
+	if !p.eat('{') {
 		return false
-	})
+	}
+	p.ws()
+	if p.eat('}') {
+		return true
+	}
+	var seen uint32
+	for {
+		p.ws()
+		key, ok := p.str()
+		if !ok {
+			return false
+		}
+		p.ws()
+		if !p.eat(':') {
+			return false
+		}
+		p.ws()
+		if !p.nexthopField(nh, key, &seen) {
+			return false
+		}
+		p.ws()
+		if p.eat('}') {
+			return true
+		}
+		if !p.eat(',') {
+			return false
+		}
+	}
+}
+
+func (p *fastParser) nexthopField(nh *Nexthop, key []byte, seen *uint32) bool {
+	var ok bool
+	switch string(key) {
+	case "gateway":
+		nh.Gateway, ok = p.addr()
+		return ok && once(seen, 1<<0)
+	case "dev":
+		nh.Dev, ok = p.name()
+		return ok && once(seen, 1<<1)
+	case "index":
+		nh.Index, ok = p.int()
+		return ok && once(seen, 1<<2)
+	case "weight":
+		nh.Weight, ok = p.int()
+		return ok && once(seen, 1<<3)
+	case "flags":
+		var v uint32
+		v, ok = p.flags(nexthopFlagNames)
+		nh.Flags = NexthopFlags(v)
+		return ok && once(seen, 1<<4)
+	}
+	return false
 }
 
 func (p *fastParser) routeSets(out *[]RouteSet) bool {

@@ -346,3 +346,75 @@ func bigSnapshot(tb testing.TB) []byte {
 	tb.Logf("snapshot: %d routes, %.1f MB (written in %v)", len(s.Routes), float64(buf.Len())/1e6, time.Since(start))
 	return buf.Bytes()
 }
+
+// TestFastParseParallel: a routes array large enough to be split among
+// goroutines reads the same as with encoding/json, also when a piece
+// fails or the layout is not State.Write's.
+func TestFastParseParallel(t *testing.T) {
+	g := randState{rand.New(rand.NewPCG(5, 6))}
+	s := &State{Version: Version, Links: []Link{{Index: 1, Name: "lo"}, {Index: 2, Name: "eth0"}}}
+	for len(s.Routes) < 12000 {
+		r := g.route(false)
+		for k := range r.Nexthops {
+			r.Nexthops[k].Dev = "eth0"
+		}
+		s.Routes = append(s.Routes, r)
+	}
+	s.RouteSets = []RouteSet{{Template: g.route(false), Dsts: []netip.Prefix{g.prefix(false)}}}
+	s.RouteSets[0].Template.Nexthops = nil
+	var buf bytes.Buffer
+	s.Write(&buf)
+	data := buf.Bytes()
+	if len(data) < 2<<20 {
+		t.Fatalf("snapshot of only %d bytes", len(data))
+	}
+	p := &fastParser{data: data, i: bytes.Index(data, []byte(`"routes": [`)) + len(`"routes": [`)}
+	p.ws()
+	if _, ok := p.routesParallel(); !ok {
+		t.Error("routes not read in parallel")
+	}
+	mid := len(data) / 2
+	variants := [][]byte{data,
+		// A bad route in the second half; one at the start of a piece.
+		append(bytes.Clone(data[:mid]), bytes.Replace(data[mid:], []byte(`"table": `), []byte(`"table": 01`), 1)...),
+		append(bytes.Clone(data[:mid]), bytes.Replace(data[mid:], []byte("\n    {\n      \"table\""), []byte("\n    {\n      \"Table\""), 1)...),
+		// Re-indented: the split mark appears inside a route.
+		bytes.ReplaceAll(data, []byte("\n      \"nexthops\": [\n        {"), []byte("\n      \"nexthops\": [\n    {\n      \"table\": 1}, {")),
+		append(bytes.Clone(data[:mid]), bytes.Replace(data[mid:], []byte("\n    {\n      \"table\""), []byte("\n    {\n      \"table\": 1, \"table\""), 1)...),
+	}
+	for i, v := range variants {
+		want, werr := decodeJSON(v)
+		if got, ok := parseFast(v); ok {
+			if werr != nil {
+				t.Fatalf("variant %d: fast path accepts what encoding/json rejects (%v)", i, werr)
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("variant %d: fast path differs", i)
+			}
+		} else if i == 0 {
+			t.Fatal("fast path refused the snapshot")
+		}
+		checkParse(t, v)
+	}
+}
+
+// TestFastParseMutated: written states with a few bytes changed to JSON
+// punctuation read the same by Parse and by encoding/json alone.
+func TestFastParseMutated(t *testing.T) {
+	g := randState{rand.New(rand.NewPCG(3, 4))}
+	r := rand.New(rand.NewPCG(9, 9))
+	const punct = "{}[],:\"\\ 0a-"
+	for i := 0; i < 1500; i++ {
+		var buf bytes.Buffer
+		g.state(false).Write(&buf)
+		d := buf.Bytes()
+		for k := r.IntN(4); k >= 0; k-- {
+			d[r.IntN(len(d))] = punct[r.IntN(len(punct))]
+		}
+		want, werr := decodeJSON(d)
+		if got, ok := parseFast(d); ok && (werr != nil || !reflect.DeepEqual(got, want)) {
+			t.Fatalf("fast path disagrees with encoding/json (%v) on %q", werr, d)
+		}
+		checkParse(t, d)
+	}
+}
