@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime/debug"
 
 	"github.com/spf13/cobra"
 )
@@ -33,6 +34,11 @@ type globalFlags struct {
 const DefaultRunDir = "/run/tunroute"
 
 func main() {
+	// A soft memory limit keeps a million-route apply near 250 MB (the
+	// collector works harder instead); GOMEMLIMIT overrides it.
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(250 << 20)
+	}
 	root := newRootCmd()
 	err := root.Execute()
 	if err == nil {

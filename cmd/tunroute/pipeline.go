@@ -113,15 +113,29 @@ func planConfig(g *globalFlags) (*session, error) {
 }
 
 func planConfigWith(g *globalFlags, compact bool) (*session, error) {
-	cfg, err := config.Load(g.config, config.Options{})
-	if err != nil {
-		return nil, err
+	// Reading the config (a route list may hold a million lines) and
+	// reading the kernel take about as long: do both at once.
+	type loaded struct {
+		cfg *config.Config
+		err error
 	}
+	ch := make(chan loaded, 1)
+	go func() {
+		cfg, err := config.Load(g.config, config.Options{})
+		ch <- loaded{cfg, err}
+	}()
 	s, err := openSessionWith(g, compact)
+	l := <-ch
+	if l.err != nil {
+		if s != nil {
+			s.Close()
+		}
+		return nil, l.err
+	}
 	if err != nil {
 		return nil, err
 	}
-	if err := s.planFor(cfg); err != nil {
+	if err := s.planFor(l.cfg); err != nil {
 		s.Close()
 		return nil, err
 	}

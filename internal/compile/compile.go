@@ -67,7 +67,8 @@ type compiler struct {
 	routes map[state.RouteKey]config.Pos
 	addrs  map[state.AddrKey]bool
 	// setKeys are the destinations route sets claim, by table.
-	setKeys map[destKey]config.Pos
+	setKeys map[destKey]int32
+	setPos  []config.Pos
 	// underlayNS is where a domain's vxlan underlay lives (the top
 	// namespace); "" at the top level.
 	underlayNS string
@@ -580,7 +581,8 @@ func (c *compiler) deviceRoute(dst netip.Prefix, dev string, gw, src netip.Addr,
 // different routes with the same kernel identity are a config error.
 func (c *compiler) addRoute(r state.Route, at config.Pos) error {
 	k := r.Key()
-	if prev, dup := c.setKeys[keyOf(r.Table, r.Dst)]; dup && r.TOS == 0 {
+	if prevI, dup := c.setKeys[keyOf(r.Table, r.Dst)]; dup && r.TOS == 0 {
+		prev := c.setPos[prevI]
 		return at.Errorf("route %s in table %s is also made by the list of %s", r.Dst, state.TableName(r.Table), prev.Field)
 	}
 	if prev, dup := c.routes[k]; dup {

@@ -50,11 +50,25 @@ func (c *compiler) routeSet(cr *config.Route) error {
 		}
 		tmpl.Dst = netip.Prefix{}
 		set := state.RouteSet{Template: tmpl}
+		at := cr.At("to_file")
+		if c.setKeys == nil {
+			c.setKeys = make(map[destKey]int32, len(cr.To))
+		}
+		c.setPos = append(c.setPos, at)
+		// Only an explicit route of the same table and metric can clash.
+		explicit := false
+		for k := range c.routes {
+			if k.Table == tmpl.Table && k.Metric == tmpl.Metric {
+				explicit = true
+				break
+			}
+		}
+		set.Dsts = make([]netip.Prefix, 0, len(cr.To))
 		for _, p := range cr.To {
 			if p.Addr().Is6() != v6 {
 				continue
 			}
-			if err := c.claim(tmpl.Table, tmpl.Metric, p, cr.At("to_file")); err != nil {
+			if err := c.claim(tmpl.Table, tmpl.Metric, p, at, explicit); err != nil {
 				return err
 			}
 			set.Dsts = append(set.Dsts, p)
@@ -66,20 +80,22 @@ func (c *compiler) routeSet(cr *config.Route) error {
 	return nil
 }
 
-// claim records that a route set owns (table, dst); a second claim, or
-// an explicit route at the same place, is a config error.
-func (c *compiler) claim(table, metric uint32, p netip.Prefix, at config.Pos) error {
+// claim records that a route set owns (table, dst) for the list whose
+// position routeSet appended last to setPos; a second claim, or an
+// explicit route at the same place (checked when explicit says one of the
+// same table and metric exists), is a config error.
+func (c *compiler) claim(table, metric uint32, p netip.Prefix, at config.Pos, explicit bool) error {
 	k := keyOf(table, p)
-	if c.setKeys == nil {
-		c.setKeys = map[destKey]config.Pos{}
-	}
-	if prev, dup := c.setKeys[k]; dup {
+	if prevI, dup := c.setKeys[k]; dup {
+		prev := c.setPos[prevI]
 		return at.Errorf("%s in table %s is listed twice (also by %s)", p, state.TableName(table), prev.Field)
 	}
-	if prev, dup := c.routes[state.RouteKey{Table: table, Dst: p, Metric: metric}]; dup {
-		return at.Errorf("%s in table %s is also made by %s", p, state.TableName(table), prev.Field)
+	if explicit {
+		if prev, dup := c.routes[state.RouteKey{Table: table, Dst: p, Metric: metric}]; dup {
+			return at.Errorf("%s in table %s is also made by %s", p, state.TableName(table), prev.Field)
+		}
 	}
-	c.setKeys[k] = at
+	c.setKeys[k] = int32(len(c.setPos) - 1)
 	return nil
 }
 
