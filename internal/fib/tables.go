@@ -129,8 +129,9 @@ func (f *FIB) buildRoutes(s *state.State) error {
 	intern6 := map[attrKey]int32{}
 
 	type pending4 struct {
-		t     *table4
-		nodes map[netip.Prefix]int32
+		t *table4
+		// nodes maps a destination (address<<8 | length) to its node.
+		nodes map[uint64]int32
 		items []struct {
 			node  int32
 			alias alias4
@@ -153,6 +154,14 @@ func (f *FIB) buildRoutes(s *state.State) error {
 		return id
 	}
 	p6 := map[uint32][]item6{}
+	// IPv4 routes per table, to size the pending tables once.
+	n4 := map[uint32]int{}
+	var idbuf [1]int32
+	for ri := range s.Routes {
+		if r := &s.Routes[ri]; r.Dst.Addr().Is4() {
+			n4[r.Table]++
+		}
+	}
 
 	for ri := range s.Routes {
 		r := &s.Routes[ri]
@@ -164,19 +173,25 @@ func (f *FIB) buildRoutes(s *state.State) error {
 		}
 		dst := r.Dst.Masked()
 		if !r.Is6() {
-			ids, err := f.internRoute(r, false, intern4, &f.v4.attrs)
+			ids, err := f.internRoute(r, false, intern4, &f.v4.attrs, &idbuf)
 			if err != nil {
 				return fmt.Errorf("fib: routes[%d] %s: %w", ri, r.Dst, err)
 			}
 			p := p4[r.Table]
 			if p == nil {
-				p = &pending4{t: &table4{id: r.Table}, nodes: map[netip.Prefix]int32{}}
+				n := n4[r.Table]
+				p = &pending4{t: &table4{id: r.Table, nodes: make([]node4, 0, n)}, nodes: make(map[uint64]int32, n)}
+				p.items = make([]struct {
+					node  int32
+					alias alias4
+				}, 0, n)
 				p4[r.Table] = p
 			}
-			n, ok := p.nodes[dst]
+			k := uint64(v4u(dst.Addr()))<<8 | uint64(dst.Bits())
+			n, ok := p.nodes[k]
 			if !ok {
 				n = int32(len(p.t.nodes))
-				p.nodes[dst] = n
+				p.nodes[k] = n
 				p.t.nodes = append(p.t.nodes, node4{addr: v4u(dst.Addr()), plen: uint8(dst.Bits())})
 			}
 			if dst.Bits() == 0 {
@@ -190,7 +205,7 @@ func (f *FIB) buildRoutes(s *state.State) error {
 		}
 		// IPv6: a multipath route is a group of sibling routes, one per
 		// nexthop, each with its own fib6_info.
-		ids, err := f.internRoute(r, true, intern6, &f.v6.attrs)
+		ids, err := f.internRoute(r, true, intern6, &f.v6.attrs, &idbuf)
 		if err != nil {
 			return fmt.Errorf("fib: routes[%d] %s: %w", ri, r.Dst, err)
 		}
@@ -339,7 +354,9 @@ func (f *FIB) v6dead(nh *nhop) bool {
 
 // internRoute returns the attribute ids of r: one for an IPv4 route, one
 // per sibling for an IPv6 multipath route.
-func (f *FIB) internRoute(r *state.Route, v6 bool, intern map[attrKey]int32, attrs *[]rattrs) ([]int32, error) {
+// internRoute returns the attribute ids of r's paths; for a single path the
+// slice is buf's storage (the caller uses it before the next call).
+func (f *FIB) internRoute(r *state.Route, v6 bool, intern map[attrKey]int32, attrs *[]rattrs, buf *[1]int32) ([]int32, error) {
 	base := rattrs{typ: r.Type, table: r.Table, proto: r.Protocol, scope: r.Scope, prefsrc: r.PrefSrc,
 		flags: r.Flags, mtu: r.MTU, pref: r.Pref, nhid: r.NHID, v6: v6, err: routeTypeErr(uint8(r.Type))}
 	if v6 && r.Src.IsValid() && r.Src.Bits() > 0 {
@@ -405,7 +422,8 @@ func (f *FIB) internRoute(r *state.Route, v6 bool, intern map[attrKey]int32, att
 			flags: base.flags, mtu: base.mtu, pref: base.pref, nhid: base.nhid, gw: nh.gw, dev: nh.dev,
 			weight: nh.weight, nhflags: nh.flags, src: base.src}
 		if id, ok := intern[k]; ok {
-			return []int32{id}, nil
+			buf[0] = id
+			return buf[:], nil
 		}
 		a := base
 		a.nhs = []nhop{nh}
@@ -413,7 +431,8 @@ func (f *FIB) internRoute(r *state.Route, v6 bool, intern map[attrKey]int32, att
 		id := int32(len(*attrs))
 		*attrs = append(*attrs, a)
 		intern[k] = id
-		return []int32{id}, nil
+		buf[0] = id
+		return buf[:], nil
 	}
 	nhs := make([]nhop, len(r.Nexthops))
 	for i := range r.Nexthops {
