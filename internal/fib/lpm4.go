@@ -160,6 +160,23 @@ func (d *dir4) lookup(a uint32) (int32, bool) {
 // overwrites at its first address is its parent.
 func buildDir4(nodes []node4) *dir4 {
 	d := &dir4{l1: make([]uint32, 1<<16)}
+	// Size the blocks exactly: one per /16 holding a longer prefix, one
+	// per /24 holding a prefix longer than 24.
+	var l2 [1 << 16 / 64]uint64
+	l3 := map[uint32]bool{}
+	nblocks := 0
+	for i := range nodes {
+		a := nodes[i].addr
+		if nodes[i].plen > 16 && l2[a>>22]&(1<<(a>>16&63)) == 0 {
+			l2[a>>22] |= 1 << (a >> 16 & 63)
+			nblocks++
+		}
+		if nodes[i].plen > 24 && !l3[a>>8] {
+			l3[a>>8] = true
+			nblocks++
+		}
+	}
+	d.blocks = make([]uint32, 0, nblocks<<8)
 	order := make([]int32, len(nodes))
 	for i := range order {
 		order[i] = int32(i)
@@ -176,9 +193,11 @@ func buildDir4(nodes []node4) *dir4 {
 			e = d.blocks[idx]
 		}
 		if e&dirChild == 0 {
-			b := uint32(len(d.blocks) >> 8)
-			for i := 0; i < 256; i++ {
-				d.blocks = append(d.blocks, e)
+			n := len(d.blocks)
+			b := uint32(n >> 8)
+			d.blocks = slices.Grow(d.blocks, 256)[:n+256]
+			for i := n; i < n+256; i++ {
+				d.blocks[i] = e
 			}
 			e = dirChild | b
 			if inL1 {
