@@ -177,11 +177,21 @@ func buildDir4(nodes []node4) *dir4 {
 		}
 	}
 	d.blocks = make([]uint32, 0, nblocks<<8)
-	order := make([]int32, len(nodes))
-	for i := range order {
-		order[i] = int32(i)
+	// Shortest first (a counting sort; the order among prefixes of one
+	// length does not matter, they do not overlap).
+	var count [34]int
+	for i := range nodes {
+		count[nodes[i].plen+1]++
 	}
-	slices.SortFunc(order, func(a, b int32) int { return cmp.Compare(nodes[a].plen, nodes[b].plen) })
+	for l := 1; l < len(count); l++ {
+		count[l] += count[l-1]
+	}
+	order := make([]int32, len(nodes))
+	for i := range nodes {
+		l := nodes[i].plen
+		order[count[l]] = int32(i)
+		count[l]++
+	}
 	// childOf returns the base of the block under an entry, creating it
 	// (filled with the entry's leaf) if needed. Entries are addressed by
 	// index because creating a block may move d.blocks.

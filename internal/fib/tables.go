@@ -131,7 +131,7 @@ func (f *FIB) buildRoutes(s *state.State) error {
 	type pending4 struct {
 		t *table4
 		// nodes maps a destination (address<<8 | length) to its node.
-		nodes map[uint64]int32
+		nodes *nodeIndex
 		items []struct {
 			node  int32
 			alias alias4
@@ -180,7 +180,7 @@ func (f *FIB) buildRoutes(s *state.State) error {
 			p := p4[r.Table]
 			if p == nil {
 				n := n4[r.Table]
-				p = &pending4{t: &table4{id: r.Table, nodes: make([]node4, 0, n)}, nodes: make(map[uint64]int32, n)}
+				p = &pending4{t: &table4{id: r.Table, nodes: make([]node4, 0, n)}, nodes: newNodeIndex(n)}
 				p.items = make([]struct {
 					node  int32
 					alias alias4
@@ -188,10 +188,8 @@ func (f *FIB) buildRoutes(s *state.State) error {
 				p4[r.Table] = p
 			}
 			k := uint64(v4u(dst.Addr()))<<8 | uint64(dst.Bits())
-			n, ok := p.nodes[k]
+			n, ok := p.nodes.get(k, int32(len(p.t.nodes)))
 			if !ok {
-				n = int32(len(p.t.nodes))
-				p.nodes[k] = n
 				p.t.nodes = append(p.t.nodes, node4{addr: v4u(dst.Addr()), plen: uint8(dst.Bits())})
 			}
 			if dst.Bits() == 0 {
@@ -590,6 +588,43 @@ func (f *FIB) attrTexts() {
 			a.rtext = string(b)
 			q := appendJSONString(nil, a.rtext)
 			a.rjson = string(q[1 : len(q)-1])
+		}
+	}
+}
+
+// nodeIndex maps IPv4 destinations (address<<8 | length) to node numbers:
+// an open-addressing hash table, a few times faster than a map for the
+// million distinct keys of a full table.
+type nodeIndex struct {
+	slots []nodeSlot
+	shift uint
+}
+
+type nodeSlot struct {
+	key uint64 // key | 1<<63; 0 is empty
+	val int32
+}
+
+func newNodeIndex(n int) *nodeIndex {
+	bits := uint(4)
+	for 1<<bits < 2*n {
+		bits++
+	}
+	return &nodeIndex{slots: make([]nodeSlot, 1<<bits), shift: 64 - bits}
+}
+
+// get returns key's value, or inserts val for it and reports false.
+func (x *nodeIndex) get(key uint64, val int32) (int32, bool) {
+	k := key | 1<<63
+	mask := uint64(len(x.slots) - 1)
+	for i := (key * 0x9e3779b97f4a7c15) >> x.shift; ; i = (i + 1) & mask {
+		s := &x.slots[i]
+		if s.key == k {
+			return s.val, true
+		}
+		if s.key == 0 {
+			s.key, s.val = k, val
+			return val, false
 		}
 	}
 }
