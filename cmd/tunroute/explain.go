@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"math"
 	"os"
+	"runtime/debug"
 
 	"github.com/spf13/cobra"
 
@@ -29,6 +31,11 @@ packet: tunroute's firewall marks a selected cgroup's packets, and explain
 shows the mark, the rule it selects and the route.`,
 		DisableFlagsInUseLine: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if os.Getenv("GOMEMLIMIT") == "" {
+				// A big snapshot is read whole and at once: the soft limit
+				// that keeps a million-route apply small only slows this.
+				debug.SetMemoryLimit(math.MaxInt64)
+			}
 			if batch == "" && len(args) == 0 {
 				return fmt.Errorf("explain: give a destination (tunroute explain to 203.0.113.7), or --batch FILE")
 			}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/tunroute/tunroute/internal/config"
 	"github.com/tunroute/tunroute/internal/facts"
+	"github.com/tunroute/tunroute/internal/prefixkey"
 	"github.com/tunroute/tunroute/internal/state"
 )
 
@@ -69,6 +70,10 @@ type compiler struct {
 	// setKeys are the destinations route sets claim, by table.
 	setKeys map[destKey]int32
 	setPos  []config.Pos
+	// set4 are the IPv4 list destinations (packed key, list index),
+	// checked for clashes at the end; setMetric is each list's metric.
+	set4      []prefixkey.Keyed
+	setMetric []uint32
 	// underlayNS is where a domain's vxlan underlay lives (the top
 	// namespace); "" at the top level.
 	underlayNS string
@@ -133,6 +138,9 @@ func (c *compiler) body() error {
 		}
 	}
 	c.pushedRoutes()
+	if err := c.checkLists(); err != nil {
+		return err
+	}
 	for i, s := range cfg.Select {
 		if err := c.selector(s, i); err != nil {
 			return err

@@ -4,6 +4,7 @@ import (
 	"net/netip"
 
 	"github.com/tunroute/tunroute/internal/config"
+	"github.com/tunroute/tunroute/internal/prefixkey"
 	"github.com/tunroute/tunroute/internal/state"
 )
 
@@ -52,7 +53,7 @@ func (c *compiler) routeSet(cr *config.Route) error {
 		set := state.RouteSet{Template: tmpl}
 		at := cr.At("to_file")
 		if c.setKeys == nil {
-			c.setKeys = make(map[destKey]int32, len(cr.To))
+			c.setKeys = map[destKey]int32{}
 		}
 		c.setPos = append(c.setPos, at)
 		// Only an explicit route of the same table and metric can clash.
@@ -63,12 +64,18 @@ func (c *compiler) routeSet(cr *config.Route) error {
 				break
 			}
 		}
+		c.setMetric = append(c.setMetric, tmpl.Metric)
+		list := uint64(len(c.setPos) - 1)
 		set.Dsts = make([]netip.Prefix, 0, len(cr.To))
 		for _, p := range cr.To {
 			if p.Addr().Is6() != v6 {
 				continue
 			}
-			if err := c.claim(tmpl.Table, tmpl.Metric, p, at, explicit); err != nil {
+			// IPv4 destinations are checked all at once at the end
+			// (checkLists): a sorted slice beats a map of a million.
+			if k, ok := prefixkey.Pack4(tmpl.Table, p); ok {
+				c.set4 = append(c.set4, prefixkey.Keyed{K: k, V: list})
+			} else if err := c.claim(tmpl.Table, tmpl.Metric, p, at, explicit); err != nil {
 				return err
 			}
 			set.Dsts = append(set.Dsts, p)
@@ -97,6 +104,36 @@ func (c *compiler) claim(table, metric uint32, p netip.Prefix, at config.Pos, ex
 	}
 	c.setKeys[k] = int32(len(c.setPos) - 1)
 	return nil
+}
+
+// checkLists finds what the IPv4 route lists claim twice, or what an
+// explicit route of the same table and metric also makes.
+func (c *compiler) checkLists() error {
+	if len(c.set4) == 0 {
+		return nil
+	}
+	prefixkey.Sort(c.set4)
+	for i := 1; i < len(c.set4); i++ {
+		if a, b := c.set4[i-1], c.set4[i]; a.K == b.K {
+			table, p := unpack4(b.K)
+			return c.setPos[b.V].Errorf("%s in table %s is listed twice (also by %s)", p, state.TableName(table), c.setPos[a.V].Field)
+		}
+	}
+	for k, at := range c.routes {
+		pk, ok := prefixkey.Pack4(k.Table, k.Dst)
+		if !ok || k.TOS != 0 {
+			continue
+		}
+		if i, found := prefixkey.Search(c.set4, pk); found && c.setMetric[c.set4[i].V] == k.Metric {
+			return at.Errorf("route %s in table %s is also made by the list of %s", k.Dst, state.TableName(k.Table), c.setPos[c.set4[i].V].Field)
+		}
+	}
+	return nil
+}
+
+func unpack4(k uint64) (uint32, netip.Prefix) {
+	a := netip.AddrFrom4([4]byte{byte(k >> 32), byte(k >> 24), byte(k >> 16), byte(k >> 8)})
+	return uint32(k >> 40), netip.PrefixFrom(a, int(k&0xff))
 }
 
 func hasFamily(ps []netip.Prefix, v6 bool) bool {

@@ -36,10 +36,10 @@ func TestRouteLists(t *testing.T) {
 		t.Errorf("summary: %s", s)
 	}
 	for yaml, want := range map[string]string{
-		"identities: [{name: v, device: wg0, gateway: none}]\nroutes:\n  - {to_file: dup.txt, via: v}\n":                                 "10.99.0.0/16 in table main is listed twice (also by routes[0].to_file)",
-		"identities: [{name: v, device: wg0, gateway: none}]\nroutes:\n  - {to: 10.99.0.0/16, type: blackhole}\n  - {to_file: a.txt, via: v}\n": "10.99.0.0/16 in table main is also made by routes[0].to",
+		"identities: [{name: v, device: wg0, gateway: none}]\nroutes:\n  - {to_file: dup.txt, via: v}\n":                                        "10.99.0.0/16 in table main is listed twice (also by routes[0].to_file)",
+		"identities: [{name: v, device: wg0, gateway: none}]\nroutes:\n  - {to: 10.99.0.0/16, type: blackhole}\n  - {to_file: a.txt, via: v}\n": "route 10.99.0.0/16 in table main is also made by the list of routes[1].to_file",
 		"identities: [{name: v, device: wg0, gateway: none}]\nroutes:\n  - {to_file: a.txt, via: v}\n  - {to: 10.98.0.0/16, type: blackhole}\n": "route 10.98.0.0/16 in table main is also made by the list of routes[0].to_file",
-		"routes:\n  - {to_file: missing.txt, type: blackhole}\n": "cannot read the route list",
+		"routes:\n  - {to_file: missing.txt, type: blackhole}\n":                                                                                "cannot read the route list",
 	} {
 		if _, err := compileFile(yaml); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s\ngot %v\nwant %s", yaml, err, want)

@@ -1,10 +1,9 @@
 package plan
 
 import (
-	"cmp"
 	"net/netip"
-	"slices"
 
+	"github.com/tunroute/tunroute/internal/prefixkey"
 	"github.com/tunroute/tunroute/internal/state"
 )
 
@@ -40,16 +39,9 @@ type setIndex struct {
 	found [][]bool
 }
 
-type keyed struct{ k, v uint64 }
+type keyed = prefixkey.Keyed
 
-// key4 packs an IPv4 (table, prefix) into 64 bits when the table fits.
-func key4(table uint32, p netip.Prefix) (uint64, bool) {
-	if !p.Addr().Is4() || table >= 1<<24 {
-		return 0, false
-	}
-	a := p.Addr().As4()
-	return uint64(table)<<40 | uint64(a[0])<<32 | uint64(a[1])<<24 | uint64(a[2])<<16 | uint64(a[3])<<8 | uint64(p.Bits()), true
-}
+var key4 = prefixkey.Pack4
 
 func newSetIndex(sets []state.RouteSet) *setIndex {
 	n := 0
@@ -66,13 +58,13 @@ func newSetIndex(sets []state.RouteSet) *setIndex {
 				if x.v4 == nil {
 					x.v4 = make([]keyed, 0, n)
 				}
-				x.v4 = append(x.v4, keyed{k, v})
+				x.v4 = append(x.v4, keyed{K: k, V: v})
 			} else {
 				x.where[keyOf(t, d)] = v
 			}
 		}
 	}
-	radixSort(x.v4)
+	prefixkey.Sort(x.v4)
 	return x
 }
 
@@ -83,11 +75,11 @@ func (x *setIndex) lookup(table uint32, dst netip.Prefix) (si, di int, ok bool) 
 	}
 	var v uint64
 	if k, small := key4(table, dst); small {
-		i, found := slices.BinarySearchFunc(x.v4, k, func(e keyed, k uint64) int { return cmp.Compare(e.k, k) })
+		i, found := prefixkey.Search(x.v4, k)
 		if !found {
 			return 0, 0, false
 		}
-		v, ok = x.v4[i].v, true
+		v, ok = x.v4[i].V, true
 	} else {
 		v, ok = x.where[keyOf(table, dst)]
 	}
@@ -105,60 +97,25 @@ func (x *setIndex) lookupMany(n int, at func(i int) (uint32, netip.Prefix)) []ui
 	for i := 0; i < n; i++ {
 		t, d := at(i)
 		if k, ok := key4(t, d); ok {
-			keys = append(keys, keyed{k, uint64(i)})
+			keys = append(keys, keyed{K: k, V: uint64(i)})
 		} else if v, ok := x.where[keyOf(t, d)]; ok {
 			res[i] = v + 1
 		}
 	}
-	radixSort(keys)
+	prefixkey.Sort(keys)
 	j := 0
 	for _, k := range keys {
-		for j < len(x.v4) && x.v4[j].k < k.k {
+		for j < len(x.v4) && x.v4[j].K < k.K {
 			j++
 		}
 		if j == len(x.v4) {
 			break
 		}
-		if x.v4[j].k == k.k {
-			res[k.v] = x.v4[j].v + 1
+		if x.v4[j].K == k.K {
+			res[k.V] = x.v4[j].V + 1
 		}
 	}
 	return res
-}
-
-// radixSort sorts by key, least significant 16 bits first, skipping the
-// digits that are the same everywhere (the table's, mostly).
-func radixSort(a []keyed) {
-	if len(a) < 256 {
-		slices.SortFunc(a, func(p, q keyed) int { return cmp.Compare(p.k, q.k) })
-		return
-	}
-	buf := make([]keyed, len(a))
-	src, dst := a, buf
-	var count [1 << 16]int
-	for shift := 0; shift < 64; shift += 16 {
-		clear(count[:])
-		for _, e := range src {
-			count[uint16(e.k>>shift)]++
-		}
-		if count[uint16(src[0].k>>shift)] == len(src) {
-			continue // one digit value: already in order
-		}
-		pos := 0
-		for i, c := range count {
-			count[i] = pos
-			pos += c
-		}
-		for _, e := range src {
-			d := uint16(e.k >> shift)
-			dst[count[d]] = e
-			count[d]++
-		}
-		src, dst = dst, src
-	}
-	if &src[0] != &a[0] {
-		copy(a, src)
-	}
 }
 
 // match returns the desired route for o's place, if a set wants one there

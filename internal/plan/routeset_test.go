@@ -249,7 +249,7 @@ func TestSetIndexLookup(t *testing.T) {
 		sets = append(sets, set)
 	}
 	x := newSetIndex(sets)
-	if !slices.IsSortedFunc(x.v4, func(a, b keyed) int { return cmpInt(int(a.k>>1), int(b.k>>1)) }) {
+	if !slices.IsSortedFunc(x.v4, func(a, b keyed) int { return cmpInt(int(a.K>>1), int(b.K>>1)) }) {
 		t.Fatal("v4 keys not sorted")
 	}
 	type q struct {
