@@ -628,36 +628,7 @@ func (p *fastParser) routesParallel() ([]Route, bool) {
 }
 
 func (p *fastParser) route(r *Route) bool {
-	if !p.eat('{') {
-		return false
-	}
-	p.ws()
-	if p.eat('}') {
-		return true
-	}
-	var seen uint32
-	for {
-		p.ws()
-		key, ok := p.str()
-		if !ok {
-			return false
-		}
-		p.ws()
-		if !p.eat(':') {
-			return false
-		}
-		p.ws()
-		if !p.routeField(r, key, &seen) {
-			return false
-		}
-		p.ws()
-		if p.eat('}') {
-			return true
-		}
-		if !p.eat(',') {
-			return false
-		}
-	}
+	return p.object(func(key []byte, seen *uint32) bool { return p.routeField(r, key, seen) })
 }
 
 func (p *fastParser) routeField(r *Route, key []byte, seen *uint32) bool {
@@ -753,36 +724,7 @@ func (p *fastParser) nexthopList(out *[]Nexthop) bool {
 }
 
 func (p *fastParser) nexthop(nh *Nexthop) bool {
-	if !p.eat('{') {
-		return false
-	}
-	p.ws()
-	if p.eat('}') {
-		return true
-	}
-	var seen uint32
-	for {
-		p.ws()
-		key, ok := p.str()
-		if !ok {
-			return false
-		}
-		p.ws()
-		if !p.eat(':') {
-			return false
-		}
-		p.ws()
-		if !p.nexthopField(nh, key, &seen) {
-			return false
-		}
-		p.ws()
-		if p.eat('}') {
-			return true
-		}
-		if !p.eat(',') {
-			return false
-		}
-	}
+	return p.object(func(key []byte, seen *uint32) bool { return p.nexthopField(nh, key, seen) })
 }
 
 func (p *fastParser) nexthopField(nh *Nexthop, key []byte, seen *uint32) bool {
