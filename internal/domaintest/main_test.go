@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/tunroute/tunroute/internal/lab"
 )
 
 // helperEnv makes the test binary act as a small program instead of
@@ -31,14 +33,14 @@ func TestMain(m *testing.M) {
 	var host string
 	if os.Geteuid() == 0 {
 		sweepStale()
-		host = hostState()
+		host = lab.HostState("dt")
 	}
 	code := m.Run()
 	if binDir != "" {
 		os.RemoveAll(binDir)
 	}
 	if host != "" {
-		if now := hostState(); now != host {
+		if now := lab.HostState("dt"); now != host {
 			fmt.Fprintf(os.Stderr, "FAIL: the tests changed the host's own namespace:\n--- before ---\n%s--- after ---\n%s", host, now)
 			code = 1
 		}
@@ -83,30 +85,6 @@ func helper(mode string, args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stderr, "%s=%q: unknown mode\n", helperEnv, mode)
 	return 2
-}
-
-// hostState is what the tests must never change in the host's own
-// namespace (read only): its rules, the routes tunroute would own, its
-// nftables tables, and links that look like the tests' (named dt*) or
-// tunroute's (alias tunroute:*).
-func hostState() string {
-	var b strings.Builder
-	for _, args := range [][]string{{"rule"}, {"-6", "rule"},
-		{"route", "show", "table", "all", "proto", "116"}, {"-6", "route", "show", "table", "all", "proto", "116"}} {
-		out, err := exec.Command("ip", args...).CombinedOutput()
-		fmt.Fprintf(&b, "ip %s: %s %v\n", strings.Join(args, " "), out, err)
-	}
-	out, err := exec.Command("ip", "-o", "link").CombinedOutput()
-	for _, l := range strings.Split(string(out), "\n") {
-		if f := strings.Fields(l); len(f) > 1 && (strings.HasPrefix(f[1], "dt") || strings.Contains(l, "alias tunroute")) {
-			fmt.Fprintf(&b, "link %s\n", l)
-		}
-	}
-	fmt.Fprintf(&b, "ip -o link: %v\n", err)
-	if out, err := exec.Command("nft", "list", "tables").CombinedOutput(); err == nil {
-		fmt.Fprintf(&b, "nft list tables: %s\n", out)
-	}
-	return b.String()
 }
 
 // needRoot skips the test unless it runs as root with ip(8) and nft(8),

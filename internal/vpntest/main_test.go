@@ -25,7 +25,7 @@ func TestMain(m *testing.M) {
 	var host string
 	if os.Geteuid() == 0 {
 		sweepStale()
-		host = hostState()
+		host = lab.HostState()
 	}
 	code := m.Run()
 	if binDir != "" {
@@ -33,28 +33,12 @@ func TestMain(m *testing.M) {
 	}
 	printLeakTable(os.Stdout)
 	if host != "" {
-		if now := hostState(); now != host {
+		if now := lab.HostState(); now != host {
 			fmt.Fprintf(os.Stderr, "FAIL: the host's own namespace changed while these tests ran (its rules, routes marked as tunroute's or nftables tables; a hook run outside the lab would do that):\n--- before ---\n%s--- after ---\n%s", host, now)
 			code = 1
 		}
 	}
 	os.Exit(code)
-}
-
-// hostState is what the tests must never change in the host's own
-// namespace, read only: its rules, any route or nftables table that
-// tunroute owns (a hook run outside the lab would put them there).
-func hostState() string {
-	var b strings.Builder
-	for _, args := range [][]string{{"-j", "rule"}, {"-j", "-6", "rule"},
-		{"-j", "route", "show", "table", "all", "proto", "116"}, {"-j", "-6", "route", "show", "table", "all", "proto", "116"}} {
-		out, err := exec.Command("ip", args...).CombinedOutput()
-		fmt.Fprintf(&b, "ip %s: %s %v\n", strings.Join(args, " "), out, err)
-	}
-	if out, err := exec.Command("nft", "-j", "list", "tables").CombinedOutput(); err == nil {
-		fmt.Fprintf(&b, "nft list tables: %s\n", out)
-	}
-	return b.String()
 }
 
 // needs skips the test unless it runs as root with the programs given.
