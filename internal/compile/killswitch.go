@@ -41,8 +41,16 @@ func (c *compiler) killswitch(k *config.KillSwitch) error {
 		}
 	}
 	clear = append(clear, c.selectedClear(tunnels)...)
+	seen := map[string]bool{}
 	for _, e := range c.serverEndpoints() {
-		clear = append(clear, serverRules(e)...)
+		for _, r := range serverRules(e) {
+			// tinc's servers come from the config and the hook, the
+			// latter without a transport: the same rules twice.
+			if !seen[r.String()] {
+				seen[r.String()] = true
+				clear = append(clear, r)
+			}
+		}
 	}
 	var dhcp []state.FwRule
 	if k.DHCP {
