@@ -37,6 +37,7 @@ var attacks = []attack{
 	{name: "ipv6-routing-header", send: routingHeader6},
 	{name: "late-reroute-by-mark", setup: lateReroute, send: udpToInet},
 	{name: "late-dnat-from-lan", setup: lateDNAT, send: udpToLANAddress},
+	{name: "dhcp-ports-to-internet", send: dhcpPortsToInet},
 }
 
 // attackLAN6 is the IPv6 LAN the attacks' config also allows in clear:
@@ -317,6 +318,48 @@ func udpToLANAddress(w *world, t *testing.T) []outcome {
 	var outs []outcome
 	for range attackPackets {
 		outs = append(outs, udpTry(w.client, netip.AddrPortFrom(lanDecoy, udpPort), []byte("tr-ks"), false))
+	}
+	return outs
+}
+
+// dhcpPortsToInet: UDP from the DHCP client's port to the server's port
+// (68->67, 546->547), addressed to inet: a kill switch that allows DHCP
+// by its ports alone lets anything out that way.
+func dhcpPortsToInet(w *world, t *testing.T) []outcome {
+	var outs []outcome
+	for _, c := range []struct {
+		dst          netip.Addr
+		sport, dport uint16
+	}{{lab.InetEth4.Addr(), 68, 67}, {lab.InetEth6.Addr(), 546, 547}} {
+		for range attackPackets {
+			o := newOutcome("udp", netip.AddrPortFrom(c.dst, c.dport))
+			o.err = lab.Do(w.client, func() error {
+				domain := unix.AF_INET
+				if c.dst.Is6() {
+					domain = unix.AF_INET6
+				}
+				fd, err := unix.Socket(domain, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+				if err != nil {
+					return err
+				}
+				defer unix.Close(fd)
+				unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
+				if err := unix.SetsockoptString(fd, unix.SOL_SOCKET, unix.SO_BINDTODEVICE, "eth0"); err != nil {
+					return err
+				}
+				var local, remote unix.Sockaddr
+				if c.dst.Is6() {
+					local, remote = &unix.SockaddrInet6{Port: int(c.sport)}, &unix.SockaddrInet6{Port: int(c.dport), Addr: c.dst.As16()}
+				} else {
+					local, remote = &unix.SockaddrInet4{Port: int(c.sport)}, &unix.SockaddrInet4{Port: int(c.dport), Addr: c.dst.As4()}
+				}
+				if err := unix.Bind(fd, local); err != nil {
+					return err
+				}
+				return unix.Sendto(fd, []byte("tr-ks-dhcp"), 0, remote)
+			})
+			outs = append(outs, o)
+		}
 	}
 	return outs
 }
