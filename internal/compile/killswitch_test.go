@@ -88,3 +88,19 @@ func TestCgroupAroundTunnelWithForwardGuard(t *testing.T) {
 		t.Errorf("missing %q in:\n%s", want, fw)
 	}
 }
+
+// TestForwardGuardOff: with `forward: false` there is no forward chain,
+// and postrouting lets forwarded packets (those with an input device)
+// pass before judging what the host sends.
+func TestForwardGuardOff(t *testing.T) {
+	cfg := strings.Replace(vpnConfig, "  dns: [vpn]\n", "  dns: [vpn]\n  forward: false\n", 1)
+	res := compileWith(t, cfg, labClient(), map[string]*facts.VPN{"work": labVPN()})
+	for _, ch := range res.State.Firewall.Chains {
+		if ch.Name == ChainKillForward {
+			t.Errorf("a forward chain with forward: false")
+		}
+		if ch.Name == ChainKillPost && (len(ch.Rules) == 0 || !ch.Rules[0].Forwarded || ch.Rules[0].Verdict != "accept") {
+			t.Errorf("postrouting must first accept forwarded packets: %v", ch.Rules)
+		}
+	}
+}

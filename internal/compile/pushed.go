@@ -58,7 +58,7 @@ func (c *compiler) pushedRoutes() {
 				c.note("vpn %s pushes %s, which a route list routes already; the list wins", id.VPN, p)
 				continue
 			}
-			if other, held := c.foreignRoute(r.Key()); held {
+			if other, held := c.foreignRoute(r.Key()); held && !sameButOwner(&r, other) {
 				// One bad pushed route must not block the rest of the
 				// config: the kernel would refuse it, and the plan would
 				// refuse to take another's route.
@@ -91,4 +91,13 @@ func describeHolder(r *state.Route) string {
 		s += " of dev " + r.Nexthops[0].Dev
 	}
 	return s + ", proto " + r.Protocol.String() + ","
+}
+
+// sameButOwner reports whether the route another holds is the one tunroute
+// wants but for its owner (the tunnel's own connected route): the plan
+// keeps it as it is.
+func sameButOwner(want, have *state.Route) bool {
+	mine := *want
+	mine.Protocol = have.Protocol
+	return mine.Equal(have)
 }
