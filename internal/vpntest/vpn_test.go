@@ -47,6 +47,7 @@ func runVPN(t *testing.T, k *kind) {
 	t.Run("Selectors", w.selectors)
 	t.Run("Leaks", w.leaks)
 	t.Run("Attacks", w.attacks)
+	t.Run("TakeBack", w.takeBack)
 	t.Run("HookFuzz", w.hookFuzz)
 	t.Run("Coexistence", w.coexistence)
 	t.Logf("%s: whole run %v", k.name, time.Since(t0).Round(time.Millisecond))
