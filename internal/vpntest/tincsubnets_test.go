@@ -23,8 +23,10 @@ import (
 // with the kill switch's forward guard on (which once failed to apply
 // with "operation not supported"), and the cgroup's traffic must leave
 // in clear while the rest goes through the tunnel.
+//
+// Not parallel: tinc 1.0 with one-second ping timeouts drops and remakes
+// its connection when the other labs' hook fuzzing loads the machine.
 func TestTincSubnets(t *testing.T) {
-	t.Parallel()
 	pushed := netip.MustParsePrefix("192.0.2.0/24")
 	lan := netip.MustParsePrefix("10.1.0.0/24")
 	k := *tincKind
