@@ -151,6 +151,11 @@ func (c *compiler) body() error {
 			return err
 		}
 	}
+	if cfg.TakeBackRoutes {
+		for i := range c.res.State.Routes {
+			c.res.State.Routes[i].TakeBack = true
+		}
+	}
 	return nil
 }
 

@@ -42,15 +42,19 @@ type Config struct {
 	// SelectPriorityBase is the rule priority of the first selector.
 	SelectPriorityBase uint32
 	// MarkMask is the part of the packet mark tunroute's selectors use.
-	MarkMask   uint32
-	VPNs       []*VPN
-	VXLANs     []*VXLAN
-	Identities []*Identity
-	Routes     []*Route
-	Local      []*Local
-	Redirect   *Redirect
-	Select     []*Selector
-	KillSwitch *KillSwitch
+	MarkMask uint32
+	// TakeBackRoutes: a route another tool put under the key of one of
+	// tunroute's routes (a DHCP client replacing a /1 of the redirect)
+	// is taken back instead of refusing the apply.
+	TakeBackRoutes bool
+	VPNs           []*VPN
+	VXLANs         []*VXLAN
+	Identities     []*Identity
+	Routes         []*Route
+	Local          []*Local
+	Redirect       *Redirect
+	Select         []*Selector
+	KillSwitch     *KillSwitch
 	// Domains and Pipes exist only at the top level.
 	Domains []*Domain
 	Pipes   []*Pipe

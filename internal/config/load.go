@@ -196,7 +196,7 @@ func (d *decoder) body(m *mapping, cfg *Config) error {
 }
 
 func (d *decoder) settings(v node) error {
-	m, err := v.mapping("table_base", "priority_base", "select_priority_base", "mark_mask")
+	m, err := v.mapping("table_base", "priority_base", "select_priority_base", "mark_mask", "take_back_routes")
 	if err != nil {
 		return err
 	}
@@ -233,6 +233,11 @@ func (d *decoder) settings(v node) error {
 			return n.pos.Errorf("0x%x: the mark mask must be one run of at least 2 contiguous bits (e.g. 0x00ff0000)", mk)
 		}
 		d.cfg.MarkMask = uint32(mk)
+	}
+	if n, ok := m.get("take_back_routes"); ok {
+		if d.cfg.TakeBackRoutes, err = boolValue(n); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -172,6 +172,9 @@ func (b *ruleBuilder) rule(r *state.FwRule) error {
 			Mask: ne.AppendUint32(nil, bits), Xor: make([]byte, 4)})
 		b.cmp(expr.CmpOpNeq, make([]byte, 4))
 	}
+	if err := b.packetShape(r); err != nil {
+		return err
+	}
 	if r.Counter {
 		// A rule carried back by a rollback keeps its counts.
 		b.add(&expr.Counter{Packets: r.Packets, Bytes: r.Bytes})
@@ -370,6 +373,46 @@ func (b *ruleBuilder) icmpv6(r *state.FwRule) error {
 	}
 	s.elems = dedupElems(s.elems)
 	b.lookup(s, false)
+	return nil
+}
+
+// packetShape encodes the matches on header fields the kill switch
+// needs for what is link-local by nature and for what asks routers to
+// route it elsewhere: hop limit, a source on the outgoing device, IPv4
+// options, IPv6 routing headers, forwarded packets.
+func (b *ruleBuilder) packetShape(r *state.FwRule) error {
+	if r.HopLimit != 0 {
+		if r.Family != 6 {
+			return errors.New("hop_limit needs family 6")
+		}
+		b.add(&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 7, Len: 1})
+		b.cmp(expr.CmpOpEq, []byte{r.HopLimit})
+	}
+	if r.SaddrLocalOIF {
+		b.add(&expr.Fib{Register: 1, ResultADDRTYPE: true, FlagSADDR: true, FlagOIF: true})
+		b.cmp(expr.CmpOpEq, ne.AppendUint32(nil, unix.RTN_LOCAL))
+	}
+	if r.IPOptions {
+		if r.Family != 4 {
+			return errors.New("ip_options needs family 4")
+		}
+		// The header length is the low nibble of the first byte.
+		b.add(&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 0, Len: 1})
+		b.add(&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 1, Mask: []byte{0x0f}, Xor: []byte{0}})
+		b.cmp(expr.CmpOpNeq, []byte{5})
+	}
+	if r.RoutingHeader {
+		if r.Family != 6 {
+			return errors.New("routing_header needs family 6")
+		}
+		b.add(&expr.Exthdr{DestRegister: 1, Type: unix.IPPROTO_ROUTING, Offset: 0, Len: 1,
+			Flags: unix.NFT_EXTHDR_F_PRESENT, Op: expr.ExthdrOpIpv6})
+		b.cmp(expr.CmpOpEq, []byte{1})
+	}
+	if r.Forwarded {
+		b.meta(expr.MetaKeyIIF)
+		b.cmp(expr.CmpOpNeq, make([]byte, 4))
+	}
 	return nil
 }
 

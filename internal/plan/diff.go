@@ -19,6 +19,10 @@ type Plan struct {
 	// Kept lists desired objects that exist already, made by someone else;
 	// tunroute leaves them alone and will not remove them on down.
 	Kept []string
+	// TakenBack lists the routes of others that held the key of one of
+	// tunroute's routes and are replaced by it (settings.take_back_routes),
+	// each as "ROUTE (held by PROTO ROUTE)": who held it.
+	TakenBack []string
 }
 
 // Empty reports whether there is nothing to do.
@@ -149,6 +153,13 @@ func (b *builder) routes(p *Plan, desired, observed *state.State) error {
 		default:
 			mine := *d
 			mine.Protocol = o.Protocol
+			if !mine.Equal(o) && d.TakeBack {
+				// TunnelVision: a DHCP client or another tool replaced
+				// one of ours; the config says to take it back.
+				b.addRoutes = append(b.addRoutes, state.Op{Action: state.Replace, Route: d, PrevRoute: o})
+				p.TakenBack = append(p.TakenBack, fmt.Sprintf("route %s (held by proto %s: %s)", d.String(), o.Protocol, o.String()))
+				return nil
+			}
 			if !mine.Equal(o) {
 				return &ConflictError{Want: "route " + d.String(), Have: "route " + o.String()}
 			}

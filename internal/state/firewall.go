@@ -65,6 +65,23 @@ type FwRule struct {
 	ICMPv6Types []uint8 `json:"icmpv6_types,omitempty"`
 	// CtState matches connection tracking states ("established", "related").
 	CtState []string `json:"ct_state,omitempty"`
+	// HopLimit != 0 matches IPv6 packets with this hop limit (ip6
+	// hoplimit): neighbour discovery is sent with 255, MLD with 1.
+	HopLimit uint8 `json:"hop_limit,omitempty"`
+	// SaddrLocalOIF matches packets whose source address is one of the
+	// outgoing device's own addresses, looked up when the packet passes
+	// (fib saddr . oif type local; output, forward and postrouting).
+	SaddrLocalOIF bool `json:"saddr_local_oif,omitempty"`
+	// IPOptions matches IPv4 packets that carry options (ip hdrlength
+	// != 5): source routes, record route, timestamps, router alert.
+	IPOptions bool `json:"ip_options,omitempty"`
+	// RoutingHeader matches IPv6 packets with a routing extension header
+	// (exthdr rt exists): source routes, segment routing.
+	RoutingHeader bool `json:"routing_header,omitempty"`
+	// Forwarded matches packets the host did not originate: in
+	// postrouting, a forwarded packet has an input device and one the
+	// host sends has none (meta iif != 0).
+	Forwarded bool `json:"forwarded,omitempty"`
 
 	// Counter counts the packets and bytes the rule sees (matches).
 	Counter bool `json:"counter,omitempty"`

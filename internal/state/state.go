@@ -133,7 +133,11 @@ type Route struct {
 	Expires uint32 `json:"expires,omitempty"`
 	// NHID is the nexthop object id, 0 if none.
 	NHID uint32 `json:"nhid,omitempty"`
-	MTU  uint32 `json:"mtu,omitempty"`
+	// TakeBack (desired routes only; not part of Equal): a route another
+	// put in place under this route's key is replaced by this one instead
+	// of refusing the plan (settings.take_back_routes: TunnelVision).
+	TakeBack bool   `json:"take_back,omitempty"`
+	MTU      uint32 `json:"mtu,omitempty"`
 }
 
 // Is6 reports whether the route is IPv6.
