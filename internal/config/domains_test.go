@@ -10,8 +10,8 @@ import (
 func TestDomainErrors(t *testing.T) {
 	const two = "domains: [{name: d1}, {name: d2}]\n"
 	cases := []struct{ yaml, want string }{
-		{"domains:\n  - name: d1\n    interfaces: [lo]\n", "bad.yaml:3:19: domains[0].interfaces[0]: lo cannot be moved: every namespace has its own loopback device"},
-		{"domains:\n  - name: d1\n    interfaces: [eth1, eth1]\n", "bad.yaml:3:25: domains[0].interfaces[1]: eth1 is listed twice"},
+		{"domains:\n  - name: d1\n    interfaces: [lo]\n", "bad.yaml:3:18: domains[0].interfaces[0]: lo cannot be moved: every namespace has its own loopback device"},
+		{"domains:\n  - name: d1\n    interfaces: [eth1, eth1]\n", "bad.yaml:3:24: domains[0].interfaces[1]: eth1 is listed twice"},
 		// Two pipes with one device name in one namespace.
 		{two + "pipes:\n  - {name: p1, a: {domain: host}, b: {domain: d1, device: x}}\n  - {name: p2, a: {domain: host}, b: {domain: d1, device: x}}\n",
 			"bad.yaml:4:59: pipes[1].b.device: device x in d1 is also the pipe end at 3:59 (pipes[0].b.device); give one of them another device name"},
