@@ -15,8 +15,11 @@ const (
 	ChainPipeForward = "pipe_forward"
 	// ChainPipeForwardOut guards what a namespace forwards into its pipes.
 	ChainPipeForwardOut = "pipe_forward_out"
-	ChainPipeNAT        = "pipe_nat"
-	ChainPipeNATIn      = "pipe_nat_in"
+	// ChainPipeOutput holds a namespace's own traffic into a pipe to its
+	// declared flows, where the pipe also carries flows it forwards.
+	ChainPipeOutput = "pipe_output"
+	ChainPipeNAT    = "pipe_nat"
+	ChainPipeNATIn  = "pipe_nat_in"
 )
 
 // System is a config compiled for every namespace it covers: the top level
@@ -262,6 +265,9 @@ func pipeFirewall(cfg *config.Config, p *config.Pipe, end, other *config.PipeEnd
 	if p.Allow != nil {
 		pipeInbound(cfg, p, end, other, c)
 		pipeForwardedInto(cfg, p, end, other, c)
+		if forwardsDeclared(cfg, p, end, other) {
+			pipeOwnInto(p, end, other, c)
+		}
 	}
 	if nm := end.Netmap; nm != nil {
 		fam := fam(nm.Inside.Addr().Is6())
@@ -339,6 +345,40 @@ func pipeForwardedInto(cfg *config.Config, p *config.Pipe, end, other *config.Pi
 	rules = append(rules, state.FwRule{Comment: "pipe " + p.Name + ": forwarded into it, undeclared", OIF: []string{end.Device},
 		Counter: true, Verdict: "drop"})
 	out := c.firewall().chain(ChainPipeForwardOut, "filter", "forward", 0)
+	out.Rules = append(out.Rules, rules...)
+}
+
+// forwardsDeclared: the pipe declares flows of other domains that this
+// end's namespace forwards into it. The other end cannot tell them from
+// this namespace's own traffic (a mark does not cross namespaces), so
+// this namespace's own traffic is held to its own flows where it leaves.
+func forwardsDeclared(cfg *config.Config, p *config.Pipe, end, other *config.PipeEnd) bool {
+	for _, f := range p.Allow {
+		if f.From != "" && f.From != end.Domain && f.From != other.Domain && len(cfg.PipeDevices(end.Domain, f.From)) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// pipeOwnInto holds what this end's namespace itself sends into the pipe
+// to the flows declared from it (and replies, and neighbour discovery).
+func pipeOwnInto(p *config.Pipe, end, other *config.PipeEnd, c *compiler) {
+	rules := []state.FwRule{
+		{Comment: "pipe " + p.Name + ": own replies into it", OIF: []string{end.Device},
+			CtState: []string{"established", "related"}, Verdict: "accept"},
+		{Comment: "pipe " + p.Name + ": IPv6 neighbour discovery", Family: 6, OIF: []string{end.Device},
+			Proto: 58, ICMPv6Types: ndTypes, Verdict: "accept"},
+	}
+	for _, f := range p.Allow {
+		if f.From == end.Domain {
+			rules = append(rules, flowRules(f, "pipe "+p.Name+": own declared flow into it",
+				state.FwRule{OIF: []string{end.Device}}, outsideOf(f.To, other.Netmap))...)
+		}
+	}
+	rules = append(rules, state.FwRule{Comment: "pipe " + p.Name + ": own traffic into it, undeclared", OIF: []string{end.Device},
+		Counter: true, Verdict: "drop"})
+	out := c.firewall().chain(ChainPipeOutput, "filter", "output", 0)
 	out.Rules = append(out.Rules, rules...)
 }
 
