@@ -161,6 +161,13 @@ pipes:
 	if !slices.Equal(guard, want) {
 		t.Errorf("the host's guard of what it forwards into p2:\n%s\nwant\n%s", strings.Join(guard, "\n"), strings.Join(want, "\n"))
 	}
+	// p2 carries d1's flow through the host: the host's own traffic
+	// into p2 is held to its own flow (to the outside address).
+	own := chain(0, ChainPipeOutput)
+	if len(own) != 4 || !strings.Contains(own[2], `oifname "p2" ip daddr 10.100.0.5 meta l4proto tcp th dport 22 accept "pipe p2: own declared flow into it"`) ||
+		!strings.Contains(own[3], "counter drop") {
+		t.Errorf("the host's own traffic into p2:\n%s", strings.Join(own, "\n"))
+	}
 	in := strings.Join(chain(2, ChainPipeForward), "\n")
 	for _, w := range []string{"ip daddr 10.0.0.5 meta l4proto tcp th dport 22 accept", "ip daddr 10.0.0.7 meta l4proto tcp th dport 443 accept",
 		"ip saddr 192.0.2.0/24 meta l4proto udp th dport 53 accept"} {
