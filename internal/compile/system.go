@@ -101,10 +101,6 @@ func CompileSystem(cfg *config.Config, top string, observed Observed, vpns map[s
 	for i, d := range sys.Domains {
 		index[d.Name] = i
 	}
-	// Pipe devices exist for the domains' compile (identities may use
-	// them) as they will once made: with their addresses (tunroute's)
-	// and the connected routes the kernel makes for them, so that an
-	// identity on a pipe compiles the same before and after.
 	for _, p := range cfg.Pipes {
 		for _, e := range []*config.PipeEnd{&p.A, &p.B} {
 			if err := checkPipeDevice(p, e, obs[index[e.Domain]], sys.Domains[index[e.Domain]].Netns); err != nil {
@@ -112,6 +108,10 @@ func CompileSystem(cfg *config.Config, top string, observed Observed, vpns map[s
 			}
 		}
 	}
+	// Pipe devices exist for the domains' compile (identities may use
+	// them) as they will once made: with their addresses (tunroute's)
+	// and the connected routes the kernel makes for them, so that an
+	// identity on a pipe compiles the same before and after.
 	for _, p := range cfg.Pipes {
 		for _, e := range []*config.PipeEnd{&p.A, &p.B} {
 			o := obs[index[e.Domain]]
