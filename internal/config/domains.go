@@ -489,7 +489,9 @@ func (d *decoder) flows(n node, top *Config, p *Pipe) ([]Flow, error) {
 	if err != nil {
 		return nil, err
 	}
-	var out []Flow
+	// Not nil even when empty: `allow: []` is a closed pipe (replies
+	// only), not an open one.
+	out := []Flow{}
 	for _, it := range items {
 		m, err := it.mapping("from", "to", "proto", "port")
 		if err != nil {

@@ -70,3 +70,16 @@ pipes:
 		t.Errorf("PipeDevices(host, d1) = %v, want [p1]", got)
 	}
 }
+
+// TestEmptyAllowIsClosed: `allow: []` lets nothing but replies across;
+// only a pipe without allow is open.
+func TestEmptyAllowIsClosed(t *testing.T) {
+	cfg, err := Parse([]byte("domains: [{name: d1}]\npipes:\n  - {name: p1, a: {domain: host}, b: {domain: d1}, allow: []}\n  - {name: p2, a: {domain: host}, b: {domain: d1}}\n"),
+		"good.yaml", Options{TableNames: testTables})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Pipes[0].Allow == nil || len(cfg.Pipes[0].Allow) != 0 || cfg.Pipes[1].Allow != nil {
+		t.Errorf("allow: [] decoded as %#v (want empty, not nil); no allow as %#v (want nil)", cfg.Pipes[0].Allow, cfg.Pipes[1].Allow)
+	}
+}
