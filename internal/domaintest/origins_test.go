@@ -11,12 +11,12 @@ import (
 // pipe to it (c), another firewalled domain (b, a), and hosts beyond an
 // uplink (outside in a declared range, stranger in none) reach a
 // domain's services only by the flows declared from their real origin,
-// in both directions between a and b; the host's guard of what it
-// forwards into a pipe is what stops the rest.
+// in both directions between a and b, and through a netmap (n); the
+// host's guard of what it forwards into a pipe is what stops the rest.
 func TestFlowOrigins(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, "or")
-	top, a, b, c := e.ns("top"), e.ns("a"), e.ns("b"), e.ns("c")
+	top, a, b, c, n := e.ns("top"), e.ns("a"), e.ns("b"), e.ns("c"), e.ns("n")
 	outside, stranger := e.ns("outside"), e.ns("stranger")
 	e.addNS("top", "outside", "stranger")
 	e.router(top)
@@ -27,9 +27,10 @@ func TestFlowOrigins(t *testing.T) {
 	e.ip(stranger, "route", "add", "default", "via", "203.0.113.1")
 	e.ip(stranger, "-6", "route", "add", "default", "via", "2001:db8:203::1")
 	e.apply(e.config("origins.yaml", nil), top)
-	e.waitLinks(top, a, b, c, outside, stranger)
+	e.waitLinks(top, a, b, c, n, outside, stranger)
+	e.ip(n, "addr", "add", "10.0.0.5/32", "dev", "lo")
 	e.serve(top, "top", 7000)
-	for _, ns := range []string{a, b} {
+	for _, ns := range []string{a, b, n} {
 		e.serve(ns, strings.TrimPrefix(ns, e.prefix), 7000)
 		e.serve(ns, strings.TrimPrefix(ns, e.prefix)+"-7001", 7001)
 	}
@@ -91,5 +92,14 @@ func TestFlowOrigins(t *testing.T) {
 		reaches(t, outside, bAddrs, 7000, false)
 		reaches(t, stranger, bAddrs, 7001, false)
 		reaches(t, outside, aAddrs, 7000, false)
+	})
+	t.Run("through a netmap: the destination as the host sees it", func(t *testing.T) {
+		mapped := []string{"10.100.0.5"}
+		reaches(t, top, mapped, 7000, true)
+		reaches(t, outside, mapped, 7000, false) // the Internet through the host's netmap route
+		reaches(t, c, mapped, 7000, false)
+		reaches(t, outside, mapped, 7001, true)
+		reaches(t, stranger, mapped, 7001, false)
+		reaches(t, top, mapped, 7001, false)
 	})
 }
