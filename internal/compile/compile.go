@@ -178,6 +178,11 @@ func (c *compiler) allocator() *tableAllocator {
 	for _, l := range c.cfg.Local {
 		a.taken[l.Table] = true
 	}
+	// A route entry's table is the config's too: an identity's default
+	// route must never land in a table a route list fills.
+	for _, r := range c.cfg.Routes {
+		a.taken[r.Table] = true
+	}
 	for _, t := range c.cfg.Tables {
 		a.taken[t] = true
 	}
