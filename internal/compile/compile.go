@@ -105,6 +105,7 @@ func newCompiler(cfg *config.Config, observed *state.State, vpns map[string]*fac
 func (c *compiler) body() error {
 	cfg := c.cfg
 	c.vxlans()
+	c.devices()
 	tables := c.allocator()
 	for i, ci := range cfg.Identities {
 		id, err := c.identity(ci, i, tables)

@@ -42,9 +42,12 @@ type Config struct {
 	// SelectPriorityBase is the rule priority of the first selector.
 	SelectPriorityBase uint32
 	// MarkMask is the part of the packet mark tunroute's selectors use.
-	MarkMask   uint32
-	VPNs       []*VPN
-	VXLANs     []*VXLAN
+	MarkMask uint32
+	VPNs     []*VPN
+	VXLANs   []*VXLAN
+	// Devices are the tunnel devices the config creates (IPsec, GRE,
+	// WireGuard).
+	Devices    []*Device
 	Identities []*Identity
 	Routes     []*Route
 	Local      []*Local
