@@ -1,6 +1,8 @@
 package compile
 
 import (
+	"net/netip"
+
 	"github.com/tunroute/tunroute/internal/config"
 	"github.com/tunroute/tunroute/internal/state"
 )
@@ -16,6 +18,10 @@ func (c *compiler) devices() {
 			// Identities and routes may use the device before it exists.
 			c.f.links[d.Name] = &state.Link{Name: d.Name, Kind: l.Kind, Up: true, Carrier: true}
 		}
+		if c.f.declared == nil {
+			c.f.declared = map[string][]netip.Prefix{}
+		}
+		c.f.declared[d.Name] = d.Addrs
 		for _, a := range d.Addrs {
 			ad := state.Addr{Dev: d.Name, Prefix: a, Scope: state.ScopeUniverse, Proto: state.Proto}
 			if a.Addr().Is6() {
