@@ -116,7 +116,8 @@ func checkTunnel(l *state.Link) error {
 			if v6 {
 				return fmt.Errorf("a %s device's endpoints are IPv6 addresses, not %s", l.Kind, a)
 			}
-			return fmt.Errorf("a %s device's endpoints are IPv4 addresses, not %s (use %s6)", l.Kind, a, l.Kind)
+			six := map[string]string{state.KindGRE: state.KindIP6GRE, state.KindVTI: state.KindVTI6}[l.Kind]
+			return fmt.Errorf("a %s device's endpoints are IPv4 addresses, not %s (use %s)", l.Kind, a, six)
 		}
 	}
 	if l.Kind == state.KindXFRM {
