@@ -139,6 +139,9 @@ func (c *compiler) body() error {
 		}
 	}
 	c.pushedRoutes()
+	if err := c.wireGuardRouting(tables); err != nil {
+		return err
+	}
 	if err := c.checkLists(); err != nil {
 		return err
 	}
@@ -176,6 +179,11 @@ func (c *compiler) allocator() *tableAllocator {
 	}
 	for _, t := range c.cfg.Tables {
 		a.taken[t] = true
+	}
+	for _, d := range c.cfg.Devices {
+		if d.WireGuard != nil && d.WireGuard.TableGiven {
+			a.taken[d.WireGuard.Table] = true
+		}
 	}
 	return a
 }

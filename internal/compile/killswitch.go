@@ -90,6 +90,13 @@ func (c *compiler) tunnelDevices(k *config.KillSwitch) []string {
 	}
 	seen := map[string]bool{}
 	var devs []string
+	if len(k.Tunnels) == 0 {
+		wg, _ := c.routedWireGuard()
+		for _, d := range wg {
+			seen[d] = true
+			devs = append(devs, d)
+		}
+	}
 	for _, n := range names {
 		id := c.ids[n]
 		if id.Down || seen[id.Device] {
@@ -127,6 +134,10 @@ func (c *compiler) serverEndpoints() []facts.Endpoint {
 		for _, s := range c.cfg.Redirect.Servers {
 			addOne(facts.Endpoint{Addr: s})
 		}
+	}
+	_, wg := c.routedWireGuard()
+	for _, e := range wg {
+		addOne(e)
 	}
 	return out
 }

@@ -51,7 +51,26 @@ type WireGuardDevice struct {
 	// creates the device; tunroute configures it but neither creates nor
 	// deletes it.
 	Userspace bool
+	// Routing is wg-quick's: the peers' allowed IPs are routed into the
+	// device; a /0 makes a full tunnel (a table with the default route,
+	// a rule `not fwmark MARK lookup TABLE`, a rule `lookup main
+	// suppress_prefixlength 0`, and the guard against packets to the
+	// tunnel address arriving by another interface).
+	Routing bool
+	// Table holds the full tunnel's default routes (and, when given, the
+	// other allowed IPs; else they go to main); 0: allocated.
+	Table uint32
+	// TableGiven: the table was named, not `auto`.
+	TableGiven bool
+	// Priority of the suppress_prefixlength rule; the fwmark rule is the
+	// next one. 0: DefaultWireGuardPriority (minus 2 per earlier device).
+	Priority uint32
 }
+
+// DefaultWireGuardPriority is the priority of the first full-tunnel
+// WireGuard device's rules: after the identities' and selectors' rules,
+// before main (32766), like wg-quick's.
+const DefaultWireGuardPriority = 32000
 
 // WireGuardPeer is one peer of a WireGuard device.
 type WireGuardPeer struct {
@@ -72,7 +91,7 @@ func (c *Config) Device(name string) *Device {
 }
 
 var deviceKeys = map[string][]string{
-	"wireguard": {"private_key_file", "listen_port", "fwmark", "peers", "userspace"},
+	"wireguard": {"private_key_file", "listen_port", "fwmark", "peers", "userspace", "table", "priority"},
 	"xfrm":      {"if_id", "dev", "disable_policy"},
 	"vti":       {"local", "remote", "key", "ikey", "okey", "dev", "disable_policy"},
 	"vti6":      {"local", "remote", "key", "ikey", "okey", "dev", "disable_policy"},
@@ -295,6 +314,32 @@ func (d *decoder) wireGuard(m *mapping) (*WireGuardDevice, error) {
 		if w.Userspace, err = boolValue(n); err != nil {
 			return nil, err
 		}
+	}
+	if n, ok := m.get("table"); ok {
+		s, err := n.scalar()
+		if err != nil {
+			return nil, err
+		}
+		switch s {
+		case "off":
+		case "auto":
+			w.Routing = true
+		default:
+			if w.Table, err = d.table(n, true); err != nil {
+				return nil, err
+			}
+			w.Routing, w.TableGiven = true, true
+		}
+	}
+	if n, ok := m.get("priority"); ok {
+		if !w.Routing {
+			return nil, n.pos.Errorf("priority is for the rules of a routed device: give `table: auto` (or a table)")
+		}
+		p, err := uintValue(n, 1, 32764)
+		if err != nil {
+			return nil, err
+		}
+		w.Priority = uint32(p)
 	}
 	if n, ok := m.get("peers"); ok {
 		items, err := n.seqOnly()
