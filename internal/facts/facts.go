@@ -48,6 +48,10 @@ type VPN struct {
 	DNS []netip.Addr `json:"dns,omitempty"`
 	// Routes are networks the VPN pushes (route_network_N, route_ipv6_network_N).
 	Routes []netip.Prefix `json:"routes,omitempty"`
+	// Selectors are the traffic-selector pairs up now ("MY=PEER", e.g.
+	// "10.40.0.1/32=0.0.0.0/0"), for daemons that report one call per
+	// pair (strongSwan): the connection is down when none is left.
+	Selectors []string `json:"selectors,omitempty"`
 	// Down is set when the connection went down: the identity goes out of
 	// use, but Servers are kept so the kill switch still lets the daemon
 	// reach its server and come back.
