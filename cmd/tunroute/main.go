@@ -85,6 +85,7 @@ func newRootCmd() *cobra.Command {
 		newLabCmd(),
 		newImportCmd(),
 	)
+	registerStrongSwanHook(root, g)
 	return root
 }
 

@@ -34,7 +34,10 @@ func (c *compiler) killswitch(k *config.KillSwitch) error {
 	for _, e := range c.serverEndpoints() {
 		r := state.FwRule{Comment: "VPN server", Family: family(e.Addr),
 			Daddr: []netip.Prefix{netip.PrefixFrom(e.Addr, e.Addr.BitLen())}, Verdict: "accept"}
-		if e.Port != 0 && e.Proto != "" {
+		switch {
+		case e.Proto == "esp":
+			r.Proto = 50 // IPsec's ESP: no ports
+		case e.Port != 0 && e.Proto != "":
 			r.Proto = map[string]uint8{"udp": 17, "tcp": 6}[e.Proto]
 			r.DPorts = []state.PortRange{{Start: e.Port, End: e.Port}}
 		}
@@ -122,6 +125,13 @@ func (c *compiler) serverEndpoints() []facts.Endpoint {
 	}
 	for _, v := range c.cfg.VPNs {
 		for _, e := range v.Servers {
+			if v.Type == "strongswan" && e.Port == 0 && e.Proto == "" {
+				// An IPsec peer: IKE, NAT-T and ESP, nothing else.
+				addOne(facts.Endpoint{Addr: e.Addr, Port: 500, Proto: "udp"})
+				addOne(facts.Endpoint{Addr: e.Addr, Port: 4500, Proto: "udp"})
+				addOne(facts.Endpoint{Addr: e.Addr, Proto: "esp"})
+				continue
+			}
 			addOne(facts.Endpoint{Addr: e.Addr, Port: e.Port, Proto: e.Proto})
 		}
 		if vf := c.vpns[v.Name]; vf != nil {
