@@ -64,7 +64,7 @@ type VPN struct {
 type Endpoint struct {
 	Addr  netip.Addr `json:"addr"`
 	Port  uint16     `json:"port,omitempty"`
-	Proto string     `json:"proto,omitempty"` // "udp", "tcp", or "" for both
+	Proto string     `json:"proto,omitempty"` // "udp", "tcp", "esp" (IPsec, no port), or "" for any
 }
 
 // Store is the facts directory of one namespace.
@@ -197,8 +197,8 @@ func (v *VPN) Validate() error {
 		if !e.Addr.IsValid() {
 			return errors.New("a server without an address")
 		}
-		if e.Proto != "" && e.Proto != "udp" && e.Proto != "tcp" {
-			return fmt.Errorf("server %s: protocol %q is not udp or tcp", e.Addr, e.Proto)
+		if e.Proto != "" && e.Proto != "udp" && e.Proto != "tcp" && e.Proto != "esp" {
+			return fmt.Errorf("server %s: protocol %q is not udp, tcp or esp", e.Addr, e.Proto)
 		}
 	}
 	return nil
