@@ -289,8 +289,13 @@ secrets { ike-1 { id-1 = client@trdev
 
 	cc.swanctl(t, "--initiate", "--child", "trdev", "--timeout", "20")
 	hookLog := func() string { b, _ := os.ReadFile(filepath.Join(dir, "hook.log")); return string(b) }
-	if !strings.Contains(hookLog(), "vpn work (strongswan up-client 10.40.0.1/32=0.0.0.0/0) on ipsec0") {
-		t.Fatalf("the hook did not bring the vpn up:\n%s", hookLog())
+	upLine := "vpn work (strongswan up-client 10.40.0.1/32=0.0.0.0/0) on ipsec0"
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(hookLog(), upLine) && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !strings.Contains(hookLog(), upLine) {
+		clog, _ := os.ReadFile(filepath.Join(dir, "client", "charon.log"))
+		t.Fatalf("the hook did not bring the vpn up:\n%s\nclient charon:\n%s", hookLog(), clog)
 	}
 	if strings.Contains(hookLog(), "table 220") || strings.Contains(hookLog(), "lookup 220") {
 		t.Fatalf("tunroute planned something in strongSwan's table 220:\n%s", hookLog())
