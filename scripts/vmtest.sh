@@ -109,13 +109,14 @@ fi
 work=$(mktemp -d /tmp/tr-dev-vm.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 CGO_ENABLED=0 go test -c -o "$work/vmtest.test" ./internal/vmtest
+CGO_ENABLED=0 go build -o "$work/tunroute" ./cmd/tunroute
 cat >"$work/guest.sh" <<GUEST
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 mount -t tmpfs run /run
 mount -t tmpfs tmp /tmp
 cd /tunroute-vm
 echo "guest up: \$(cut -d' ' -f1 /proc/uptime) s after boot, kernel \$(uname -r)" >out.txt
-TUNROUTE_VM=1 ./vmtest.test -test.v -test.count=1 -test.timeout=10m -test.run '$run_pattern' >>out.txt 2>&1
+TUNROUTE_VM=1 TUNROUTE_TEST_BIN=/tunroute-vm/tunroute ./vmtest.test -test.v -test.count=1 -test.timeout=10m -test.run '$run_pattern' >>out.txt 2>&1
 echo \$? >rc
 sync
 echo o >/proc/sysrq-trigger
