@@ -15,6 +15,9 @@ func (c *compiler) devices() {
 		l := DeviceLink(d)
 		c.res.State.Links = append(c.res.State.Links, l)
 		if _, ok := c.f.links[d.Name]; !ok {
+			if l.Userspace {
+				c.note("devices: %s does not exist%s; start its userspace WireGuard (wireguard-go %s) first: tunroute configures it but does not create it", d.Name, c.where(), d.Name)
+			}
 			// Identities and routes may use the device before it exists.
 			c.f.links[d.Name] = &state.Link{Name: d.Name, Kind: l.Kind, Up: true, Carrier: true}
 		}
