@@ -339,6 +339,16 @@ secrets { ike-1 { id-1 = client@trdev
 	if now := ipOut(client, "route", "show", "table", "220") + ipOut(client, "rule", "show", "pref", "220"); now != strongswanBefore {
 		t.Fatalf("strongSwan's table 220 or rule changed:\n--- before\n%s--- after\n%s", strongswanBefore, now)
 	}
+	// A real rekey of the CHILD_SA (and of the IKE_SA): still nothing to do.
+	cc.swanctl(t, "--rekey", "--child", "trdev")
+	cc.swanctl(t, "--rekey", "--ike", "trdev")
+	time.Sleep(time.Second)
+	if out := mustTR(t, 0, "plan", "-c", cfg, "--netns", client, "--run-dir", run); !strings.Contains(out, "No changes") {
+		t.Fatalf("after a rekey:\n%s\nhook:\n%s", out, hookLog())
+	}
+	if _, err := lab.Probe(context.Background(), client, netip.Addr{}, netip.AddrPortFrom(lab.InetEth4.Addr(), lab.EchoPort)); err != nil {
+		t.Fatalf("after a rekey: %v", err)
+	}
 	up := counter.read(t) - base
 
 	// The server becomes unreachable for a while (the ISP drops what goes
@@ -354,18 +364,20 @@ secrets { ike-1 { id-1 = client@trdev
 	}
 	unreachable := counter.read(t) - base - up
 
-	// charon dies: its TUN device with it; the kill switch holds.
+	// The tunnel device is deleted under charon.
+	ip(t, client, "link", "del", "ipsec0")
+	time.Sleep(time.Second)
+	deleted := counter.read(t) - base - up - unreachable
+
+	// charon dies; the kill switch holds.
 	cc.kill()
-	deadline := time.Now().Add(5 * time.Second)
-	for strings.Contains(ipOut(client, "link"), "ipsec0") && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
-	}
 	time.Sleep(time.Second)
 	stop()
-	killed := counter.read(t) - base - up - unreachable
-	t.Logf("packets in clear on the uplink: control (no kill switch) %d; tunnel up (and the repeated hook call) %d; server unreachable %d; charon SIGKILLed %d", control, up, unreachable, killed)
-	if up != 0 || unreachable != 0 || killed != 0 {
-		t.Fatalf("packets left in clear: %d while up, %d while the server was unreachable, %d after charon was killed", up, unreachable, killed)
+	killed := counter.read(t) - base - up - unreachable - deleted
+	t.Logf("packets in clear on the uplink: control (no kill switch) %d; tunnel up (repeated hook call, rekeys) %d; server unreachable %d; tunnel device deleted %d; charon SIGKILLed %d",
+		control, up, unreachable, deleted, killed)
+	if up != 0 || unreachable != 0 || deleted != 0 || killed != 0 {
+		t.Fatalf("packets left in clear: %d while up, %d while the server was unreachable, %d after ipsec0 was deleted, %d after charon was killed", up, unreachable, deleted, killed)
 	}
 	mustTR(t, 0, "down", "--netns", client, "--run-dir", run)
 	if now := ipOut(client, "rule", "show", "pref", "220"); !strings.Contains(now, "lookup 220") {

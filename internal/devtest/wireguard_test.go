@@ -164,6 +164,14 @@ routes:
 		t.Fatalf("device configured as %+v", wg)
 	}
 	w.waitHandshake(t)
+	var snap state.State
+	if err := json.Unmarshal([]byte(mustTR(t, 0, "snapshot", "--netns", w.client)), &snap); err != nil {
+		t.Fatal(err)
+	}
+	health := state.WireGuardHealth(&snap, time.Now())
+	if len(health) != 1 || health[0].Status != "up" || health[0].Age > time.Minute {
+		t.Fatalf("health after the handshake: %v", health)
+	}
 	seen, err := lab.Probe(context.Background(), w.client, netip.Addr{}, netip.AddrPortFrom(lab.InetEth4.Addr(), lab.EchoPort))
 	if err != nil {
 		t.Fatalf("probe through the tunnel: %v", err)
