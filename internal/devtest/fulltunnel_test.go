@@ -3,6 +3,7 @@ package devtest
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/netip"
 	"strings"
@@ -141,5 +142,36 @@ func TestWireGuardFullTunnel(t *testing.T) {
 	mustTR(t, 0, "down", "--netns", w.client)
 	if r := ip(t, w.client, "rule"); strings.Contains(r, "fwmark") || strings.Contains(r, "suppress") {
 		t.Fatalf("rules left after down:\n%s", r)
+	}
+
+	// With a kill switch: only WireGuard's own packets to the peer leave
+	// the uplink, while the tunnel is up, when the server stops answering,
+	// and when the device is deleted.
+	counter := newCounter(t, w.lab.NS(lab.ISP), fmt.Sprintf("ip daddr %s udp dport %d accept", lab.ServerEth4.Addr(), lab.WGPort))
+	stop := traffic(t, w.client) // control: after down, the counter sees the traffic in clear
+	time.Sleep(300 * time.Millisecond)
+	stop()
+	if counter.read(t) == 0 {
+		t.Fatal("control: the counter saw nothing of the traffic in clear")
+	}
+	mustTR(t, 0, "apply", "-c", w.write(t, full+"killswitch: {}\n"), "--netns", w.client)
+	base := counter.read(t)
+	stop = traffic(t, w.client)
+	defer func() { stop() }()
+	time.Sleep(time.Second)
+	if _, err := lab.Probe(context.Background(), w.client, netip.Addr{}, netip.AddrPortFrom(lab.InetEth4.Addr(), lab.EchoPort)); err != nil {
+		t.Fatalf("through the tunnel with the kill switch: %v", err)
+	}
+	up := counter.read(t) - base
+	w.server.Close()
+	time.Sleep(time.Second)
+	serverGone := counter.read(t) - base - up
+	ip(t, w.client, "link", "del", w.dev)
+	time.Sleep(time.Second)
+	stop()
+	devGone := counter.read(t) - base - up - serverGone
+	t.Logf("packets in clear on the uplink: control (after down, 0.3 s) %d; with the kill switch: tunnel up %d, server gone %d, device deleted %d", base, up, serverGone, devGone)
+	if up+serverGone+devGone != 0 {
+		t.Fatalf("packets in clear: %d up, %d with the server gone, %d with the device deleted", up, serverGone, devGone)
 	}
 }

@@ -115,17 +115,23 @@ type clearCounter struct{ ns string }
 
 func newClearCounter(t *testing.T, isp string) *clearCounter {
 	t.Helper()
+	return newCounter(t, isp, fmt.Sprintf("ip daddr %[1]s udp dport { 500, 4500 } accept\n    ip daddr %[1]s meta l4proto esp accept", lab.ServerEth4.Addr()))
+}
+
+// newCounter counts what comes from the client's uplink but the
+// transport (nft statements that accept it) and neighbour discovery.
+func newCounter(t *testing.T, isp, transport string) *clearCounter {
+	t.Helper()
 	rules := fmt.Sprintf(`table inet trdev_count {
   chain uplink {
     type filter hook prerouting priority -400; policy accept;
     iifname != "c0" accept
-    ip daddr %[1]s udp dport { 500, 4500 } accept
-    ip daddr %[1]s meta l4proto esp accept
+    %s
     icmpv6 type { nd-router-solicit, nd-neighbor-solicit, nd-neighbor-advert, mld2-listener-report } accept
     counter
   }
 }
-`, lab.ServerEth4.Addr())
+`, transport)
 	cmd := exec.Command("ip", "netns", "exec", isp, "nft", "-f", "-")
 	cmd.Stdin = strings.NewReader(rules)
 	if out, err := cmd.CombinedOutput(); err != nil {
