@@ -116,6 +116,21 @@ func TestGRETraffic(t *testing.T) {
 	if err != nil || from != netip.MustParseAddr("10.50.0.1") {
 		t.Fatalf("through gre: %v (from %s)", err, from)
 	}
+	// An identity and a route over the device, like over any device:
+	// B's far network 10.60.0.0/24 is reached through gre1 from the
+	// identity's address.
+	run(t, "ip", "-n", b, "addr", "add", "10.60.0.1/32", "dev", "lo")
+	apply(t, a, writeConfig(t, `devices: [{name: gre1, type: gre, local: 10.9.0.1, remote: 10.9.0.2, key: 5, address: 10.50.0.1/30}]
+identities: [{name: far, device: gre1, address: 10.50.0.1, gateway: none}]
+routes: [{to: 10.60.0.0/24, via: far}]
+`, nil))
+	if r := run(t, "ip", "-n", a, "route", "get", "10.60.0.1"); !strings.Contains(r, "dev gre1") || !strings.Contains(r, "src 10.50.0.1") {
+		t.Fatalf("route to the far network: %s", r)
+	}
+	from, err = udpThrough(t, a, netip.Addr{}, b, netip.MustParseAddrPort("10.60.0.1:7002"), 5*time.Second)
+	if err != nil || from != netip.MustParseAddr("10.50.0.1") {
+		t.Fatalf("through the route over gre: %v (from %s)", err, from)
+	}
 	// Another key on one side: the tunnel no longer carries it.
 	apply(t, b, writeConfig(t, "devices: [{name: gre1, type: gre, local: 10.9.0.2, remote: 10.9.0.1, key: 6, address: 10.50.0.2/30}]\n", nil))
 	if _, err := udpThrough(t, a, netip.MustParseAddr("10.50.0.1"), b, netip.MustParseAddrPort("10.50.0.2:7001"), time.Second); err == nil {

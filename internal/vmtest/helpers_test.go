@@ -184,7 +184,11 @@ func udpThrough(t *testing.T, a string, src netip.Addr, b string, dst netip.Addr
 	var sc *net.UDPConn
 	if err := inNS(a, func() error {
 		var err error
-		sc, err = net.DialUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(src, 0)), net.UDPAddrFromAddrPort(dst))
+		var local *net.UDPAddr
+		if src.IsValid() {
+			local = net.UDPAddrFromAddrPort(netip.AddrPortFrom(src, 0))
+		}
+		sc, err = net.DialUDP("udp", local, net.UDPAddrFromAddrPort(dst))
 		return err
 	}); err != nil {
 		return netip.Addr{}, fmt.Errorf("socket in %s: %w", a, err)
