@@ -32,7 +32,8 @@ func newImportWGQuickCmd() *cobra.Command {
 its addresses, port, fwmark and peers, and wg-quick's routing (Table = auto: the full tunnel
 with its fwmark rule and suppress_prefixlength 0, and the guard against CVE-2019-14899), which
 tunroute then owns, shows in plans and removes with down. The private key goes into
-NAME.key beside CONFIG, readable by root only. What tunroute does not take over (PreUp/PostUp
+NAME.key beside CONFIG, readable by root only (and each peer's PresharedKey into
+NAME-peerN.psk). What tunroute does not take over (PreUp/PostUp
 scripts, DNS, MTU) is listed in CONFIG's comments and on standard error. Nothing else changes:
 apply CONFIG when you have read it (and stopped wg-quick@NAME).`,
 		Args: cobra.ExactArgs(1),
@@ -62,12 +63,23 @@ func importWGQuick(file, out string, notes interface{ Write([]byte) (int, error)
 	}
 	keyFile := filepath.Join(filepath.Dir(out), wq.Name+".key")
 	key := base64.StdEncoding.EncodeToString(wq.PrivateKey[:]) + "\n"
-	if old, err := os.ReadFile(keyFile); err == nil {
-		if strings.TrimSpace(string(old)) != strings.TrimSpace(key) {
-			return fmt.Errorf("%s exists with another key; move it away first", keyFile)
+	// The secrets: the private key and each peer's preshared key, in
+	// files beside the config, readable by root only.
+	secrets := map[string]string{filepath.Base(keyFile): key}
+	for i, p := range wq.Peers {
+		if p.PresharedKey != nil {
+			secrets[wq.PresharedKeyFile(i)] = base64.StdEncoding.EncodeToString(p.PresharedKey[:]) + "\n"
 		}
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		return err
+	}
+	for name, body := range secrets {
+		path := filepath.Join(filepath.Dir(out), name)
+		if old, err := os.ReadFile(path); err == nil {
+			if strings.TrimSpace(string(old)) != strings.TrimSpace(body) {
+				return fmt.Errorf("%s exists with another key; move it away first", path)
+			}
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
 	}
 	yaml, ns := wq.YAML(wq.Name + ".key")
 	// What is written must load: check it before anything is written.
@@ -76,8 +88,10 @@ func importWGQuick(file, out string, notes interface{ Write([]byte) (int, error)
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	if err := os.WriteFile(filepath.Join(tmp, wq.Name+".key"), []byte(key), 0o600); err != nil {
-		return err
+	for name, body := range secrets {
+		if err := os.WriteFile(filepath.Join(tmp, name), []byte(body), 0o600); err != nil {
+			return err
+		}
 	}
 	if err := os.WriteFile(filepath.Join(tmp, "tunroute.yaml"), []byte(yaml), 0o600); err != nil {
 		return err
@@ -85,8 +99,10 @@ func importWGQuick(file, out string, notes interface{ Write([]byte) (int, error)
 	if _, err := config.Load(filepath.Join(tmp, "tunroute.yaml"), config.Options{}); err != nil {
 		return fmt.Errorf("the translated config does not load (please report it): %w", err)
 	}
-	if err := os.WriteFile(keyFile, []byte(key), 0o600); err != nil {
-		return err
+	for name, body := range secrets {
+		if err := os.WriteFile(filepath.Join(filepath.Dir(out), name), []byte(body), 0o600); err != nil {
+			return err
+		}
 	}
 	if err := os.WriteFile(out, []byte(yaml), 0o600); err != nil {
 		return err

@@ -44,7 +44,7 @@ func DeviceLink(d *config.Device) state.Link {
 			ListenPort: w.ListenPort, FwMark: w.FwMark}
 		for _, p := range w.Peers {
 			sw.Peers = append(sw.Peers, state.WGPeer{PublicKey: p.PublicKey, Endpoint: p.Endpoint,
-				AllowedIPs: p.AllowedIPs, Keepalive: p.Keepalive})
+				AllowedIPs: p.AllowedIPs, Keepalive: p.Keepalive, PresharedKeyFile: p.PresharedKeyFile, PresharedKeyID: p.PresharedKeyID})
 		}
 		l.WireGuard = sw
 		if w.Userspace {

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/tunroute/tunroute/internal/state"
+
 	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
 )
 
@@ -78,6 +80,9 @@ type WireGuardPeer struct {
 	Endpoint   netip.AddrPort
 	AllowedIPs []netip.Prefix
 	Keepalive  int
+	// PresharedKeyFile (absolute) and the key's identity (state.KeyID).
+	PresharedKeyFile string
+	PresharedKeyID   string
 }
 
 // Device returns the device called name, or nil.
@@ -265,29 +270,9 @@ func (d *decoder) tunnel(m *mapping, dev *Device) error {
 // before anything changes; only its public key is kept.
 func (d *decoder) wireGuard(m *mapping) (*WireGuardDevice, error) {
 	w := &WireGuardDevice{}
-	name, err := requiredString(m, "private_key_file")
+	path, k, err := d.secretKey(m, "private_key_file", "private key", "wg genkey")
 	if err != nil {
 		return nil, err
-	}
-	path := name
-	if !filepath.IsAbs(path) {
-		path = filepath.Join(filepath.Dir(d.file), name)
-	}
-	pos := m.at("private_key_file")
-	fi, err := os.Stat(path)
-	if err != nil {
-		return nil, pos.Errorf("cannot read the private key: %v", unwrapPath(err))
-	}
-	if fi.Mode().Perm()&0o004 != 0 {
-		return nil, pos.Errorf("%s can be read by anyone; chmod 600 it (a private key is a secret)", path)
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, pos.Errorf("cannot read the private key: %v", unwrapPath(err))
-	}
-	k, err := wgtypes.ParseKey(strings.TrimSpace(string(b)))
-	if err != nil {
-		return nil, pos.Errorf("%s does not hold a WireGuard private key (base64, as wg genkey writes it)", path)
 	}
 	w.PrivateKeyFile, w.PublicKey = path, k.PublicKey().String()
 	if n, ok := m.get("listen_port"); ok {
@@ -348,7 +333,7 @@ func (d *decoder) wireGuard(m *mapping) (*WireGuardDevice, error) {
 		}
 		seen := map[string]bool{}
 		for _, it := range items {
-			p, err := wireGuardPeer(it)
+			p, err := d.wireGuardPeer(it)
 			if err != nil {
 				return nil, err
 			}
@@ -362,9 +347,9 @@ func (d *decoder) wireGuard(m *mapping) (*WireGuardDevice, error) {
 	return w, nil
 }
 
-func wireGuardPeer(it node) (WireGuardPeer, error) {
+func (d *decoder) wireGuardPeer(it node) (WireGuardPeer, error) {
 	var p WireGuardPeer
-	m, err := it.mapping("public_key", "endpoint", "allowed_ips", "persistent_keepalive")
+	m, err := it.mapping("public_key", "endpoint", "allowed_ips", "persistent_keepalive", "preshared_key_file")
 	if err != nil {
 		return p, err
 	}
@@ -393,6 +378,13 @@ func wireGuardPeer(it node) (WireGuardPeer, error) {
 			return p, err
 		}
 	}
+	if _, ok := m.get("preshared_key_file"); ok {
+		path, k, err := d.secretKey(m, "preshared_key_file", "preshared key", "wg genpsk")
+		if err != nil {
+			return p, err
+		}
+		p.PresharedKeyFile, p.PresharedKeyID = path, state.KeyID(k[:])
+	}
 	if n, ok := m.get("persistent_keepalive"); ok {
 		s, err := n.scalar()
 		if err != nil {
@@ -414,4 +406,35 @@ func unwrapPath(err error) error {
 		return fmt.Errorf("%s: %v", pe.Path, pe.Err)
 	}
 	return err
+}
+
+// secretKey reads a key file named under key (relative to the config's
+// directory): it must exist, not be readable by anyone, and hold a
+// base64 WireGuard key (what, as tool writes it).
+func (d *decoder) secretKey(m *mapping, key, what, tool string) (string, wgtypes.Key, error) {
+	name, err := requiredString(m, key)
+	if err != nil {
+		return "", wgtypes.Key{}, err
+	}
+	path := name
+	if !filepath.IsAbs(path) {
+		path = filepath.Join(filepath.Dir(d.file), name)
+	}
+	pos := m.at(key)
+	fi, err := os.Stat(path)
+	if err != nil {
+		return "", wgtypes.Key{}, pos.Errorf("cannot read the %s: %v", what, unwrapPath(err))
+	}
+	if fi.Mode().Perm()&0o004 != 0 {
+		return "", wgtypes.Key{}, pos.Errorf("%s can be read by anyone; chmod 600 it (a %s is a secret)", path, what)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", wgtypes.Key{}, pos.Errorf("cannot read the %s: %v", what, unwrapPath(err))
+	}
+	k, err := wgtypes.ParseKey(strings.TrimSpace(string(b)))
+	if err != nil {
+		return "", wgtypes.Key{}, pos.Errorf("%s does not hold a WireGuard %s (base64, as %s writes it)", path, what, tool)
+	}
+	return path, k, nil
 }

@@ -36,6 +36,7 @@ func TestDevicesParse(t *testing.T) {
         endpoint: "[2001:db8::1]:51820"
         allowed_ips: [0.0.0.0/0, "::/0"]
         persistent_keepalive: 25
+        preshared_key_file: wg.key
 `
 	cfg, err := Parse([]byte(src), filepath.Join(dir, "t.yaml"), Options{})
 	if err != nil {
@@ -60,7 +61,7 @@ func TestDevicesParse(t *testing.T) {
 	ww := w.WireGuard
 	if ww == nil || ww.PublicKey != "HIgo9xNzJMWLKASShiTqIybxZ0U3wGLiUeJ1PKf8ykw=" && ww.PublicKey == "" || ww.ListenPort != 51820 ||
 		ww.FwMark != 0xca6c || len(ww.Peers) != 1 || ww.Peers[0].Keepalive != 25 || ww.Peers[0].Endpoint.Port() != 51820 ||
-		!filepath.IsAbs(ww.PrivateKeyFile) {
+		!filepath.IsAbs(ww.PrivateKeyFile) || ww.Peers[0].PresharedKeyID == "" || !filepath.IsAbs(ww.Peers[0].PresharedKeyFile) {
 		t.Errorf("wireguard: %+v", ww)
 	}
 }
@@ -81,6 +82,7 @@ func TestDevicesErrors(t *testing.T) {
 		{"devices: [{name: w, type: wireguard, private_key_file: nope.key}]", "cannot read the private key"},
 		{"devices: [{name: w, type: wireguard, private_key_file: t.yaml}]", "does not hold a WireGuard private key"},
 		{"devices: [{name: w, type: wireguard, private_key_file: wg.key, peers: [{public_key: abc}]}]", "is not a WireGuard public key"},
+		{"devices: [{name: w, type: wireguard, private_key_file: wg.key, peers: [{public_key: " + testKey + ", preshared_key_file: t.yaml}]}]", "does not hold a WireGuard preshared key"},
 		{"devices: [{name: w, type: wireguard, private_key_file: wg.key, peers: [{public_key: " + testKey + ", endpoint: vpn.example.com:51820}]}]", "host names are not resolved"},
 	}
 	os.WriteFile(filepath.Join(dir, "t.yaml"), []byte("x: 1\n"), 0o600)

@@ -203,3 +203,30 @@ routes:
 		t.Fatalf("address left after down: %s", links)
 	}
 }
+
+// TestWireGuardPresharedKey: the server requires a preshared key for the
+// client; the handshake (which fails without it) happens once tunroute
+// has configured the key from its file, and the second plan is empty.
+func TestWireGuardPresharedKey(t *testing.T) {
+	w := newWGWorld(t, "p")
+	psk, _ := lab.GeneratePrivateKey()
+	if err := w.server.Device().IpcSet(fmt.Sprintf("public_key=%s\npreshared_key=%s\n", w.clientKey.Public().Hex(), psk.Hex())); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(w.dir, "peer.psk"), []byte(b64(psk)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := strings.Replace(w.device(5), "persistent_keepalive: 5\n", "persistent_keepalive: 5\n        preshared_key_file: peer.psk\n", 1)
+	path := w.write(t, cfg)
+	if out := mustTR(t, 2, "plan", "-c", path, "--netns", w.client); !strings.Contains(out, "preshared-key "+filepath.Join(w.dir, "peer.psk")) || strings.Contains(out, b64(psk)) {
+		t.Fatalf("the plan should name the key's file, never the key:\n%s", out)
+	}
+	mustTR(t, 0, "apply", "-c", path, "--netns", w.client)
+	w.waitHandshake(t)
+	if out := mustTR(t, 0, "plan", "-c", path, "--netns", w.client); !strings.Contains(out, "No changes") {
+		t.Fatalf("second plan:\n%s", out)
+	}
+	if snap := mustTR(t, 0, "snapshot", "--netns", w.client); strings.Contains(snap, b64(psk)) || strings.Contains(snap, psk.Hex()) {
+		t.Fatal("the snapshot shows the preshared key")
+	}
+}

@@ -77,7 +77,11 @@ func wireGuardState(d *wgtypes.Device) *state.WireGuard {
 	}
 	for _, p := range d.Peers {
 		sp := state.WGPeer{PublicKey: p.PublicKey.String(), Keepalive: int(p.PersistentKeepaliveInterval / time.Second),
-			LastHandshake: p.LastHandshakeTime, RxBytes: p.ReceiveBytes, TxBytes: p.TransmitBytes}
+			LastHandshake: p.LastHandshakeTime, RxBytes: p.ReceiveBytes, TxBytes: p.TransmitBytes,
+			PresharedKeyID: state.KeyID(p.PresharedKey[:])}
+		if sp.PresharedKeyID != "" {
+			sp.PresharedKey = append([]byte(nil), p.PresharedKey[:]...)
+		}
 		if !p.LastHandshakeTime.IsZero() && p.LastHandshakeTime.Unix() == 0 {
 			sp.LastHandshake = time.Time{}
 		}
@@ -106,8 +110,8 @@ func prefixOf(n net.IPNet) (netip.Prefix, bool) {
 	return netip.PrefixFrom(a, ones), true
 }
 
-// ReadWireGuardKey reads a private key file as wg(8) writes it (base64,
-// one line) and returns the key.
+// ReadWireGuardKey reads a private or preshared key file as wg(8) writes
+// it (base64, one line) and returns the key.
 func ReadWireGuardKey(path string) (wgtypes.Key, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -115,7 +119,7 @@ func ReadWireGuardKey(path string) (wgtypes.Key, error) {
 	}
 	k, err := wgtypes.ParseKey(strings.TrimSpace(string(b)))
 	if err != nil {
-		return wgtypes.Key{}, fmt.Errorf("%s: not a WireGuard private key (wg genkey writes one): %w", path, err)
+		return wgtypes.Key{}, fmt.Errorf("%s: not a WireGuard key (base64, 32 bytes, as wg genkey and wg genpsk write them): %w", path, err)
 	}
 	return k, nil
 }
@@ -157,6 +161,23 @@ func wireGuardConfig(w *state.WireGuard) (wgtypes.Config, error) {
 		}
 		ka := time.Duration(p.Keepalive) * time.Second
 		pc.PersistentKeepaliveInterval = &ka
+		// Always set: a peer without one gets the zero key, which removes
+		// a preshared key the device had.
+		var psk wgtypes.Key
+		switch {
+		case p.PresharedKeyFile != "":
+			k, err := ReadWireGuardKey(p.PresharedKeyFile)
+			if err != nil {
+				return cfg, fmt.Errorf("peer %s: preshared key: %w", p.PublicKey, err)
+			}
+			if p.PresharedKeyID != "" && state.KeyID(k[:]) != p.PresharedKeyID {
+				return cfg, fmt.Errorf("preshared key file %s changed since the plan was made", p.PresharedKeyFile)
+			}
+			psk = k
+		case len(p.PresharedKey) == wgtypes.KeyLen:
+			psk = wgtypes.Key(p.PresharedKey)
+		}
+		pc.PresharedKey = &psk
 		for _, a := range p.AllowedIPs {
 			pc.AllowedIPs = append(pc.AllowedIPs, net.IPNet{IP: a.Addr().AsSlice(), Mask: net.CIDRMask(a.Bits(), a.Addr().BitLen())})
 		}

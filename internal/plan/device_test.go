@@ -77,6 +77,17 @@ func TestUserspaceWireGuardDiff(t *testing.T) {
 	if p, err := Diff(desired, &state.State{Links: []state.Link{have}}); err != nil || len(p.Ops) != 1 || p.Ops[0].Action != state.Replace {
 		t.Fatalf("key: %v %+v", err, p)
 	}
+	// A preshared key, compared by its identity: asked for and missing,
+	// a change; the same key, none.
+	desired.Links[0].WireGuard.Peers[0].PresharedKeyID = "abc"
+	have.WireGuard.PublicKey = "A"
+	if p, err := Diff(desired, &state.State{Links: []state.Link{have}}); err != nil || len(p.Ops) != 1 {
+		t.Fatalf("psk missing: %v %+v", err, p)
+	}
+	have.WireGuard.Peers[0].PresharedKeyID = "abc"
+	if p, err := Diff(desired, &state.State{Links: []state.Link{have}}); err != nil || !p.Empty() {
+		t.Fatalf("psk same: %v %s", err, p.Text())
+	}
 	// down never deletes it.
 	if p := Down(&state.State{Links: []state.Link{have}}); !p.Empty() {
 		t.Fatalf("down: %s", p.Text())

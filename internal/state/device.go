@@ -1,6 +1,8 @@
 package state
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -92,6 +94,15 @@ type WGPeer struct {
 	AllowedIPs []netip.Prefix `json:"allowed_ips,omitempty"`
 	// Keepalive is the persistent keepalive interval in seconds; 0 off.
 	Keepalive int `json:"persistent_keepalive,omitempty"`
+	// PresharedKeyFile is where a desired peer's preshared key is read
+	// from when the device is configured ("" none).
+	PresharedKeyFile string `json:"preshared_key_file,omitempty"`
+	// PresharedKeyID identifies the preshared key without showing it (a
+	// hash; "" for none); desired and observed are compared by it. Like
+	// PresharedKey (an observed key, kept for a rollback), it stays in
+	// memory and is never serialised.
+	PresharedKeyID string `json:"-"`
+	PresharedKey   []byte `json:"-"`
 	// LastHandshake is when the last handshake completed (observed
 	// state only; zero: never). It is health, not configuration.
 	LastHandshake time.Time `json:"latest_handshake,omitzero"`
@@ -121,7 +132,7 @@ func (w *WireGuard) Satisfies(o *WireGuard) bool {
 	for i := range w.Peers {
 		d := &w.Peers[i]
 		p, ok := have[d.PublicKey]
-		if !ok || d.Keepalive != p.Keepalive || (d.Endpoint.IsValid() && d.Endpoint != p.Endpoint) {
+		if !ok || d.Keepalive != p.Keepalive || (d.Endpoint.IsValid() && d.Endpoint != p.Endpoint) || d.PresharedKeyID != p.PresharedKeyID {
 			return false
 		}
 		if !samePrefixes(d.AllowedIPs, p.AllowedIPs) {
@@ -225,8 +236,29 @@ func (l *Link) DeviceString() string {
 			if p.Keepalive != 0 {
 				s += fmt.Sprintf(" persistent-keepalive %d", p.Keepalive)
 			}
+			if p.PresharedKeyFile != "" {
+				s += " preshared-key " + p.PresharedKeyFile
+			} else if p.PresharedKeyID != "" {
+				s += " preshared-key (set)"
+			}
 			parts = append(parts, s)
 		}
 	}
 	return strings.Join(parts, " ")
+}
+
+// KeyID identifies a secret key without showing it: the first 16 bytes
+// of its SHA-256, in hex; "" for an all-zero key (none).
+func KeyID(key []byte) string {
+	zero := true
+	for _, b := range key {
+		if b != 0 {
+			zero = false
+		}
+	}
+	if zero {
+		return ""
+	}
+	h := sha256.Sum256(key)
+	return hex.EncodeToString(h[:16])
 }

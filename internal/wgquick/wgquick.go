@@ -35,10 +35,12 @@ type Config struct {
 
 // Peer is a [Peer] section.
 type Peer struct {
-	PublicKey  wgtypes.Key
-	Endpoint   netip.AddrPort
-	AllowedIPs []netip.Prefix
-	Keepalive  int
+	PublicKey wgtypes.Key
+	// PresharedKey is nil when the peer has none.
+	PresharedKey *wgtypes.Key
+	Endpoint     netip.AddrPort
+	AllowedIPs   []netip.Prefix
+	Keepalive    int
 }
 
 // Error is a problem at a line of the file.
@@ -146,7 +148,11 @@ func Parse(r io.Reader, name string) (*Config, error) {
 				return nil, fail("PublicKey is not a WireGuard key (base64, 32 bytes)")
 			}
 		case "peer.presharedkey":
-			return nil, fail("PresharedKey: tunroute does not set preshared keys yet; remove it here and on the peer, or keep this tunnel with wg-quick")
+			k, err := wgtypes.ParseKey(value)
+			if err != nil {
+				return nil, fail("PresharedKey is not a WireGuard key (base64, 32 bytes)")
+			}
+			peer.PresharedKey = &k
 		case "peer.endpoint":
 			ap, err := netip.ParseAddrPort(value)
 			if err != nil || ap.Port() == 0 {
@@ -244,7 +250,7 @@ func (c *Config) YAML(keyFile string) (string, []string) {
 	if len(c.Peers) > 0 {
 		b.WriteString("    peers:\n")
 	}
-	for _, p := range c.Peers {
+	for i, p := range c.Peers {
 		fmt.Fprintf(&b, "      - public_key: %q\n", p.PublicKey.String())
 		if p.Endpoint.IsValid() {
 			fmt.Fprintf(&b, "        endpoint: %q\n", p.Endpoint.String())
@@ -255,9 +261,16 @@ func (c *Config) YAML(keyFile string) (string, []string) {
 		if p.Keepalive != 0 {
 			fmt.Fprintf(&b, "        persistent_keepalive: %d\n", p.Keepalive)
 		}
+		if p.PresharedKey != nil {
+			fmt.Fprintf(&b, "        preshared_key_file: %q\n", c.PresharedKeyFile(i))
+		}
 	}
 	return b.String(), notes
 }
+
+// PresharedKeyFile names the file the i-th peer's preshared key is
+// written to, beside the config.
+func (c *Config) PresharedKeyFile(i int) string { return fmt.Sprintf("%s-peer%d.psk", c.Name, i+1) }
 
 func prefixStrings(ps []netip.Prefix) []string {
 	out := make([]string, len(ps))

@@ -22,6 +22,7 @@ PublicKey = xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=
 AllowedIPs = 0.0.0.0/0, ::/0
 Endpoint = 198.51.100.7:51820
 PersistentKeepalive = 25
+PresharedKey = FpCyhws9cxwWoV4xELtfJvjJN+zQVRPISllRWgeopVE=
 `
 
 func TestImportRoundTrip(t *testing.T) {
@@ -31,6 +32,10 @@ func TestImportRoundTrip(t *testing.T) {
 	}
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "wg-work.key"), []byte(c.PrivateKey.String()+"\n"), 0o600)
+	if c.PresharedKeyFile(0) != "wg-work-peer1.psk" || c.Peers[0].PresharedKey == nil {
+		t.Fatalf("preshared key: %q %v", c.PresharedKeyFile(0), c.Peers[0].PresharedKey)
+	}
+	os.WriteFile(filepath.Join(dir, "wg-work-peer1.psk"), []byte(c.Peers[0].PresharedKey.String()+"\n"), 0o600)
 	yaml, notes := c.YAML("wg-work.key")
 	if len(notes) != 2 || !strings.Contains(notes[0], "PostUp") || !strings.Contains(notes[1], "10.64.0.1") {
 		t.Errorf("notes: %q", notes)
@@ -51,7 +56,8 @@ func TestImportRoundTrip(t *testing.T) {
 	w := d.WireGuard
 	if w.PublicKey != c.PrivateKey.PublicKey().String() || w.ListenPort != 51820 || !w.Routing || w.TableGiven ||
 		len(d.Addrs) != 2 || len(w.Peers) != 1 || w.Peers[0].Keepalive != 25 ||
-		w.Peers[0].Endpoint.String() != "198.51.100.7:51820" || len(w.Peers[0].AllowedIPs) != 2 {
+		w.Peers[0].Endpoint.String() != "198.51.100.7:51820" || len(w.Peers[0].AllowedIPs) != 2 ||
+		w.Peers[0].PresharedKeyID == "" || !strings.HasSuffix(w.Peers[0].PresharedKeyFile, "wg-work-peer1.psk") {
 		t.Fatalf("imported as %+v %+v\n%s", d, w, yaml)
 	}
 }
@@ -61,7 +67,7 @@ func TestImportErrors(t *testing.T) {
 		{"[Interface]\nAddress = 10.0.0.2/24\n", "no PrivateKey"},
 		{"[Interface]\nPrivateKey = nope\n", "x.conf:2: PrivateKey is not a WireGuard key"},
 		{"[Interface]\nPrivateKey = yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk=\n[Peer]\nPublicKey = xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=\nEndpoint = vpn.example.com:51820\n", "x.conf:5: Endpoint \"vpn.example.com:51820\": tunroute needs ADDRESS:PORT"},
-		{"[Interface]\nPrivateKey = yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk=\n[Peer]\nPresharedKey = yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk=\n", "x.conf:4: PresharedKey"},
+		{"[Interface]\nPrivateKey = yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk=\n[Peer]\nPresharedKey = short\n", "x.conf:4: PresharedKey is not a WireGuard key"},
 		{"[Interface]\nPrivateKey = yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk=\nTable = main\n", "x.conf:3: Table \"main\""},
 		{"[Interface]\nPrivateKey = yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk=\n[Peer]\n", "peer 1 has no PublicKey"},
 		{"[Wat]\n", "x.conf:1: unknown section [Wat]"},
