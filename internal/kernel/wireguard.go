@@ -60,6 +60,9 @@ func (h *Handle) readWireGuard(links []state.Link) error {
 				if errors.Is(err, os.ErrNotExist) {
 					continue // a TUN whose daemon went away with its socket left behind
 				}
+				if errors.Is(err, os.ErrPermission) {
+					continue // not root: the device's settings stay unknown (nil)
+				}
 				return fmt.Errorf("wireguard device %s: %w", l.Name, err)
 			}
 			l.WireGuard = wireGuardState(d)
