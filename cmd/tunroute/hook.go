@@ -30,6 +30,13 @@ OpenVPN (route-noexec recommended, script-security 2):
 tinc: in tinc-up, tinc-down, host-up, host-down (and subnet-up/-down):
     exec /usr/sbin/tunroute hook tinc tinc-up       (and so on, one verb per script)
 
+strongSwan: charon's updown script (swanctl.conf children's updown =, or
+ipsec.conf's leftupdown =):
+    updown = /usr/sbin/tunroute hook strongswan
+  Every PLUTO_* variable is checked; the verb comes from PLUTO_VERB. The vpn is
+  the one named by --vpn, TUNROUTE_VPN or PLUTO_CONNECTION, or the config's only
+  strongswan vpn.
+
 The VPN is the config's vpn of that type, or the one named by --vpn or by the
 environment variable TUNROUTE_VPN (OpenVPN: setenv TUNROUTE_VPN work).`,
 		Args:               cobra.MinimumNArgs(1),

@@ -105,6 +105,7 @@ func newCompiler(cfg *config.Config, observed *state.State, vpns map[string]*fac
 func (c *compiler) body() error {
 	cfg := c.cfg
 	c.vxlans()
+	c.devices()
 	tables := c.allocator()
 	for i, ci := range cfg.Identities {
 		id, err := c.identity(ci, i, tables)
@@ -138,6 +139,9 @@ func (c *compiler) body() error {
 		}
 	}
 	c.pushedRoutes()
+	if err := c.wireGuardRouting(tables); err != nil {
+		return err
+	}
 	if err := c.checkLists(); err != nil {
 		return err
 	}
@@ -185,6 +189,11 @@ func (c *compiler) allocator() *tableAllocator {
 	}
 	for _, t := range c.cfg.Tables {
 		a.taken[t] = true
+	}
+	for _, d := range c.cfg.Devices {
+		if d.WireGuard != nil && d.WireGuard.TableGiven {
+			a.taken[d.WireGuard.Table] = true
+		}
 	}
 	return a
 }

@@ -102,6 +102,10 @@ func (c *compiler) killswitch(k *config.KillSwitch) error {
 func serverRules(e facts.Endpoint) []state.FwRule {
 	r := state.FwRule{Comment: "VPN server", Family: family(e.Addr),
 		Daddr: []netip.Prefix{netip.PrefixFrom(e.Addr, e.Addr.BitLen())}, Verdict: "accept"}
+	if e.Proto == "esp" {
+		r.Proto = 50 // IPsec's ESP: no ports
+		return []state.FwRule{r}
+	}
 	if e.Port == 0 {
 		return []state.FwRule{r}
 	}
@@ -134,6 +138,13 @@ func (c *compiler) tunnelDevices(k *config.KillSwitch) []string {
 	}
 	seen := map[string]bool{}
 	var devs []string
+	if len(k.Tunnels) == 0 {
+		wg, _ := c.routedWireGuard()
+		for _, d := range wg {
+			seen[d] = true
+			devs = append(devs, d)
+		}
+	}
 	for _, n := range names {
 		id := c.ids[n]
 		if id.Down || seen[id.Device] {
@@ -159,6 +170,13 @@ func (c *compiler) serverEndpoints() []facts.Endpoint {
 	}
 	for _, v := range c.cfg.VPNs {
 		for _, e := range v.Servers {
+			if v.Type == "strongswan" && e.Port == 0 && e.Proto == "" {
+				// An IPsec peer: IKE, NAT-T and ESP, nothing else.
+				addOne(facts.Endpoint{Addr: e.Addr, Port: 500, Proto: "udp"})
+				addOne(facts.Endpoint{Addr: e.Addr, Port: 4500, Proto: "udp"})
+				addOne(facts.Endpoint{Addr: e.Addr, Proto: "esp"})
+				continue
+			}
 			addOne(facts.Endpoint{Addr: e.Addr, Port: e.Port, Proto: e.Proto})
 		}
 		if vf := c.vpns[v.Name]; vf != nil {
@@ -171,6 +189,10 @@ func (c *compiler) serverEndpoints() []facts.Endpoint {
 		for _, s := range c.cfg.Redirect.Servers {
 			addOne(facts.Endpoint{Addr: s})
 		}
+	}
+	_, wg := c.routedWireGuard()
+	for _, e := range wg {
+		addOne(e)
 	}
 	return out
 }

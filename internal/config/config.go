@@ -49,12 +49,15 @@ type Config struct {
 	TakeBackRoutes bool
 	VPNs           []*VPN
 	VXLANs         []*VXLAN
-	Identities     []*Identity
-	Routes         []*Route
-	Local          []*Local
-	Redirect       *Redirect
-	Select         []*Selector
-	KillSwitch     *KillSwitch
+	// Devices are the tunnel devices the config creates (IPsec, GRE,
+	// WireGuard).
+	Devices    []*Device
+	Identities []*Identity
+	Routes     []*Route
+	Local      []*Local
+	Redirect   *Redirect
+	Select     []*Selector
+	KillSwitch *KillSwitch
 	// Domains and Pipes exist only at the top level.
 	Domains []*Domain
 	Pipes   []*Pipe

@@ -72,7 +72,7 @@ type decoder struct {
 }
 
 // bodyKeys are what a config and each of its domains may hold.
-var bodyKeys = []string{"settings", "tables", "vpns", "vxlan", "identities", "routes", "local", "redirect", "select", "killswitch"}
+var bodyKeys = []string{"settings", "tables", "vpns", "vxlan", "devices", "identities", "routes", "local", "redirect", "select", "killswitch"}
 
 func (d *decoder) config(root node) (*Config, error) {
 	cfg := &Config{File: d.file, TableBase: DefaultTableBase, PriorityBase: DefaultPriorityBase,
@@ -120,6 +120,11 @@ func (d *decoder) body(m *mapping, cfg *Config) error {
 	}
 	if v, ok := m.get("vxlan"); ok {
 		if err := d.vxlans(v); err != nil {
+			return err
+		}
+	}
+	if v, ok := m.get("devices"); ok {
+		if err := d.devices(v); err != nil {
 			return err
 		}
 	}

@@ -53,7 +53,13 @@ func (e *Engine) Hook(call HookCall) (*HookResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	vpn, err := pickVPN(cfg, kind, call.VPN, call.Env)
+	name := call.VPN
+	if n, ok := call.Kind.(hook.VPNNamer); ok && name == "" && call.Env["TUNROUTE_VPN"] == "" {
+		if v := cfg.AnyVPN(n.VPNName(call.Env)); v != nil && v.Type == kind {
+			name = v.Name
+		}
+	}
+	vpn, err := pickVPN(cfg, kind, name, call.Env)
 	if err != nil {
 		return nil, fmt.Errorf("hook %s: %w", kind, err)
 	}
@@ -69,7 +75,7 @@ func (e *Engine) Hook(call HookCall) (*HookResult, error) {
 	// The environment is checked as for an up verb even for a down,
 	// which uses none of it: a malformed or hostile one means the call is
 	// not the daemon's, and must not take the connection down.
-	v, err := call.Kind.Facts(vpn.Name, verb, call.Env, f.VPNs[vpn.Name])
+	v, ev, err := call.Kind.Facts(hook.Call{VPN: vpn.Name, Verb: verb, Env: call.Env, Prev: f.VPNs[vpn.Name], Setup: deviceSetup(cfg, vpn)})
 	if err != nil {
 		return nil, fmt.Errorf("hook %s %s: %w; nothing was changed", kind, verb, err)
 	}
@@ -138,4 +144,27 @@ func pickVPN(cfg *config.Config, typ, name string, env hook.Env) (*config.VPN, e
 		return found[0], nil
 	}
 	return nil, fmt.Errorf("the config %s has several %s vpns; name one with --vpn or TUNROUTE_VPN", cfg.File, typ)
+}
+
+// deviceSetup is what the config says about a connection's devices: its
+// own device, and the route-based IPsec devices (xfrm by if_id, vti by
+// key) of the config and its domains, which strongSwan names by if_id or
+// mark.
+func deviceSetup(cfg *config.Config, vpn *config.VPN) hook.StrongSwanSetup {
+	s := hook.StrongSwanSetup{Device: vpn.Device}
+	add := func(c *config.Config) {
+		for _, d := range c.Devices {
+			switch d.Type {
+			case "xfrm":
+				s.Devices = append(s.Devices, hook.StrongSwanDevice{Name: d.Name, Kind: d.Type, IfID: d.IfID})
+			case "vti", "vti6":
+				s.Devices = append(s.Devices, hook.StrongSwanDevice{Name: d.Name, Kind: d.Type, Mark: d.OKey})
+			}
+		}
+	}
+	add(cfg)
+	for _, dm := range cfg.Domains {
+		add(dm.Config)
+	}
+	return s
 }

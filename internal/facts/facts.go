@@ -49,6 +49,10 @@ type VPN struct {
 	DNS []netip.Addr `json:"dns,omitempty"`
 	// Routes are networks the VPN pushes (route_network_N, route_ipv6_network_N).
 	Routes []netip.Prefix `json:"routes,omitempty"`
+	// Selectors are the traffic-selector pairs up now ("MY=PEER", e.g.
+	// "10.40.0.1/32=0.0.0.0/0"), for daemons that report one call per
+	// pair (strongSwan): the connection is down when none is left.
+	Selectors []string `json:"selectors,omitempty"`
 	// Down is set when the connection went down: the identity goes out of
 	// use, but Servers are kept so the kill switch still lets the daemon
 	// reach its server and come back.
@@ -61,7 +65,7 @@ type VPN struct {
 type Endpoint struct {
 	Addr  netip.Addr `json:"addr"`
 	Port  uint16     `json:"port,omitempty"`
-	Proto string     `json:"proto,omitempty"` // "udp", "tcp", or "" for both
+	Proto string     `json:"proto,omitempty"` // "udp", "tcp", "esp" (IPsec, no port), or "" for any
 }
 
 // Store is the facts directory of one namespace.
@@ -201,8 +205,8 @@ func (v *VPN) Validate() error {
 		if !e.Addr.IsValid() {
 			return errors.New("a server without an address")
 		}
-		if e.Proto != "" && e.Proto != "udp" && e.Proto != "tcp" {
-			return fmt.Errorf("server %s: protocol %q is not udp or tcp", e.Addr, e.Proto)
+		if e.Proto != "" && e.Proto != "udp" && e.Proto != "tcp" && e.Proto != "esp" {
+			return fmt.Errorf("server %s: protocol %q is not udp, tcp or esp", e.Addr, e.Proto)
 		}
 	}
 	return nil

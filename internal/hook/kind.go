@@ -18,13 +18,30 @@ type Kind interface {
 	Verb(args []string, env Env) (string, error)
 	// Event says what a verb does.
 	Event(verb string) (Event, error)
-	// Facts reads the connection's facts from one call's environment;
-	// prev are the connection's facts so far (nil if none), for daemons
-	// that report a connection over several calls.
-	Facts(vpn, verb string, env Env, prev *facts.VPN) (*facts.VPN, error)
+	// Facts reads the connection's facts from one call and says what
+	// the call does (a daemon that reports a connection over several
+	// calls may say Up for a down verb while the connection lives on).
+	Facts(c Call) (*facts.VPN, Event, error)
 }
 
-var kinds = []Kind{openvpnKind{}, tincKind{}}
+// Call is one call of a daemon's hook script.
+type Call struct {
+	VPN, Verb string
+	Env       Env
+	// Prev are the connection's facts so far (nil if none).
+	Prev *facts.VPN
+	// Setup is what the config says about the connection's devices.
+	Setup StrongSwanSetup
+}
+
+// VPNNamer is a kind whose daemon names the connection in the
+// environment (strongSwan's PLUTO_CONNECTION): the config's vpn of that
+// name is the one meant, when no other names it.
+type VPNNamer interface {
+	VPNName(env Env) string
+}
+
+var kinds = []Kind{openvpnKind{}, tincKind{}, strongswanKind{}}
 
 // Lookup returns the kind of a daemon by name.
 func Lookup(name string) (Kind, error) {
@@ -59,8 +76,13 @@ func (openvpnKind) Verb(args []string, env Env) (string, error) {
 
 func (openvpnKind) Event(verb string) (Event, error) { return OpenVPNEvent(verb) }
 
-func (openvpnKind) Facts(vpn, verb string, env Env, prev *facts.VPN) (*facts.VPN, error) {
-	return OpenVPN(vpn, env)
+func (openvpnKind) Facts(c Call) (*facts.VPN, Event, error) {
+	ev, err := OpenVPNEvent(c.Verb)
+	if err != nil {
+		return nil, 0, err
+	}
+	v, err := OpenVPN(c.VPN, c.Env)
+	return v, ev, err
 }
 
 type tincKind struct{}
@@ -78,9 +100,32 @@ func (tincKind) Verb(args []string, env Env) (string, error) {
 
 func (tincKind) Event(verb string) (Event, error) { return TincEvent(verb) }
 
-func (tincKind) Facts(vpn, verb string, env Env, prev *facts.VPN) (*facts.VPN, error) {
-	if verb == "tinc-up" {
+func (tincKind) Facts(c Call) (*facts.VPN, Event, error) {
+	ev, err := TincEvent(c.Verb)
+	if err != nil {
+		return nil, 0, err
+	}
+	prev := c.Prev
+	if c.Verb == "tinc-up" {
 		prev = nil // a new session
 	}
-	return Tinc(vpn, verb, env, prev)
+	v, err := Tinc(c.VPN, c.Verb, c.Env, prev)
+	return v, ev, err
 }
+
+type strongswanKind struct{}
+
+func (strongswanKind) Name() string { return "strongswan" }
+
+// Verb is PLUTO_VERB: charon's updown plugin passes no arguments.
+func (strongswanKind) Verb(args []string, env Env) (string, error) { return env["PLUTO_VERB"], nil }
+
+func (strongswanKind) Event(verb string) (Event, error) {
+	return StrongSwanEvent(Env{"PLUTO_VERB": verb})
+}
+
+func (strongswanKind) Facts(c Call) (*facts.VPN, Event, error) {
+	return StrongSwan(c.VPN, c.Env, c.Prev, c.Setup)
+}
+
+func (strongswanKind) VPNName(env Env) string { return env["PLUTO_CONNECTION"] }

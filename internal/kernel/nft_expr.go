@@ -59,7 +59,7 @@ var ctStates = map[string]uint32{
 // setFields are the FwRule lists (by JSON name) that can be encoded as
 // sets, in the order encodeRule looks their sets up. A list is a set when
 // it has more than one element.
-var setFields = []string{"iif", "oif", "not_oif", "saddr", "daddr", "not_daddr", "sports", "dports", "icmpv6_types"}
+var setFields = []string{"iif", "oif", "not_oif", "not_iif", "saddr", "daddr", "not_daddr", "sports", "dports", "icmpv6_types"}
 
 // encodeRule translates r. Cgroup matches need r.CgroupID resolved;
 // nextSetID numbers the anonymous sets.
@@ -117,6 +117,9 @@ func (b *ruleBuilder) rule(r *state.FwRule) error {
 		return err
 	}
 	if err := b.ifnames(expr.MetaKeyOIFNAME, "not_oif", r.NotOIF, true); err != nil {
+		return err
+	}
+	if err := b.ifnames(expr.MetaKeyIIFNAME, "not_iif", r.NotIIF, true); err != nil {
 		return err
 	}
 	for _, a := range []struct {

@@ -81,6 +81,7 @@ func (h *Handle) observe(c *conn, o ObserveOptions) (*state.State, error) {
 	}
 	err = inNetns(h.ns, func() error {
 		s.Sysctls = readSysctls(sysctlNames(devs))
+		readDisablePolicy(s.Links)
 		return nil
 	})
 	if err != nil {
@@ -89,6 +90,9 @@ func (h *Handle) observe(c *conn, o ObserveOptions) (*state.State, error) {
 	if v, err := strconv.ParseUint(s.Sysctls["net.ipv4.fib_multipath_hash_seed"], 10, 32); err == nil && v != 0 {
 		seed := uint32(v)
 		s.Hidden.MultipathHashSeed = &seed
+	}
+	if err := h.readWireGuard(s.Links); err != nil {
+		return nil, err
 	}
 	if s.Firewall, err = h.readFirewall(); err != nil {
 		return nil, fmt.Errorf("firewall: %w", err)

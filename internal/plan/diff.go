@@ -51,7 +51,9 @@ func Diff(desired, observed *state.State) (*Plan, error) {
 		return nil, err
 	}
 	b.rules(desired, observed)
-	b.links(desired, observed)
+	if err := b.links(p, desired, observed); err != nil {
+		return nil, err
+	}
 	b.firewall(desired, observed)
 	p.Ops = b.ordered()
 	return p, nil
@@ -236,7 +238,7 @@ func (b *builder) rules(desired, observed *state.State) {
 	}
 }
 
-func (b *builder) links(desired, observed *state.State) {
+func (b *builder) links(p *Plan, desired, observed *state.State) error {
 	have := make(map[string]*state.Link, len(observed.Links))
 	for i := range observed.Links {
 		have[observed.Links[i].Name] = &observed.Links[i]
@@ -245,8 +247,19 @@ func (b *builder) links(desired, observed *state.State) {
 	for i := range desired.Links {
 		d := &desired.Links[i]
 		want[d.Name] = true
-		if _, ok := have[d.Name]; !ok && !d.CreatedByPeer {
-			b.addLinks = append(b.addLinks, state.Op{Action: state.Add, Link: d})
+		o, ok := have[d.Name]
+		if !ok {
+			if !d.CreatedByPeer && !d.Userspace {
+				b.addLinks = append(b.addLinks, state.Op{Action: state.Add, Link: d})
+			}
+			continue
+		}
+		op, err := deviceChange(p, d, o)
+		if err != nil {
+			return err
+		}
+		if op != nil {
+			b.addLinks = append(b.addLinks, *op)
 		}
 	}
 	for i := range observed.Links {
@@ -255,6 +268,7 @@ func (b *builder) links(desired, observed *state.State) {
 			b.delLinks = append(b.delLinks, state.Op{Action: state.Delete, Link: o})
 		}
 	}
+	return nil
 }
 
 func (b *builder) firewall(desired, observed *state.State) {

@@ -42,6 +42,8 @@ type FwRule struct {
 	IIF    []string `json:"iif,omitempty"`
 	OIF    []string `json:"oif,omitempty"`
 	NotOIF []string `json:"not_oif,omitempty"`
+	// NotIIF matches packets that came in by any other interface.
+	NotIIF []string `json:"not_iif,omitempty"`
 	// Proto is the layer 4 protocol (meta l4proto), 0 any.
 	Proto  uint8       `json:"proto,omitempty"`
 	SPorts []PortRange `json:"sports,omitempty"`

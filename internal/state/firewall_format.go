@@ -27,6 +27,9 @@ func (r *FwRule) String() string {
 	if len(r.NotOIF) > 0 {
 		add("oifname != " + strSet(r.NotOIF))
 	}
+	if len(r.NotIIF) > 0 {
+		add("iifname != " + strSet(r.NotIIF))
+	}
 	ip := "ip"
 	if r.Family == 6 {
 		ip = "ip6"

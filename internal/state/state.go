@@ -74,6 +74,14 @@ type Link struct {
 	HardwareAddr  string `json:"address,omitempty"`
 	// VXLAN describes a vxlan device.
 	VXLAN *VXLAN `json:"vxlan,omitempty"`
+	// Tunnel describes an xfrm, vti, vti6, gre or ip6gre device.
+	Tunnel *Tunnel `json:"tunnel,omitempty"`
+	// WireGuard describes a WireGuard device (kernel or userspace).
+	WireGuard *WireGuard `json:"wireguard,omitempty"`
+	// Userspace marks, in a desired state, a WireGuard device that a
+	// userspace implementation (wireguard-go over TUN) creates: tunroute
+	// configures it but neither creates nor deletes it.
+	Userspace bool `json:"-"`
 	// CreatedByPeer marks, in a desired state, the far end of a veth pair
 	// that the other namespace's op creates together with its own end.
 	CreatedByPeer bool `json:"-"`
