@@ -425,8 +425,13 @@ func resolveSpeaker(top, cfg *Config, domain string, b *BGP, byDomain map[string
 		if nb.Local.IsValid() && nb.Local.Is4() != nb.Address.Is4() {
 			return nb.At("local").Errorf("local %s and the neighbor's address %s are of different families", nb.Local, nb.Address)
 		}
+		// Defaults taken from elsewhere keep the session's family; a
+		// list given here must fit it.
 		if !nb.ExportGiven {
-			nb.Export = b.Originate
+			nb.Export = familyOf(b.Originate, nb.Address.Is6())
+		}
+		if !nb.AcceptGiven {
+			nb.Accept = familyOf(nb.Accept, nb.Address.Is6())
 		}
 		for _, l := range []struct {
 			key string
@@ -479,6 +484,16 @@ func pipePeer(me, other *PipeEnd) (peer, local netip.Addr, ok bool) {
 		}
 	}
 	return netip.Addr{}, netip.Addr{}, false
+}
+
+func familyOf(ps []netip.Prefix, v6 bool) []netip.Prefix {
+	var out []netip.Prefix
+	for _, p := range ps {
+		if p.Addr().Is6() == v6 {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 func withoutDefault(ps []netip.Prefix) []netip.Prefix {

@@ -1,0 +1,341 @@
+// Package bgp runs one BGP engine instance (BIRD 2) per routing domain
+// that declares a bgp section: it generates the instance's configuration
+// and filters from the config, checks them with BIRD's own parser, and
+// starts, reloads and stops the instance inside the domain's namespace
+// with a run directory of its own.
+//
+// tunroute owns the instances and their files, never the routes they
+// learn: those carry BIRD's route protocol ("proto bird"), which
+// tunroute's plan, apply and down leave alone.
+package bgp
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+
+	"github.com/tunroute/tunroute/internal/config"
+)
+
+// Speaker is one BGP speaker of a config with where it runs.
+type Speaker struct {
+	// Domain is the routing domain (config.HostDomain for the top level).
+	Domain string
+	// Netns is the namespace it runs in ("" the host's own).
+	Netns string
+	// Top is the namespace tunroute was applied on ("" the host's): the
+	// instances of one config share it, and StopAll stops them by it.
+	Top string
+	BGP *config.BGP
+}
+
+func (s Speaker) where() string {
+	if s.Domain == config.HostDomain {
+		if s.Netns == "" {
+			return "the host namespace"
+		}
+		return "namespace " + s.Netns
+	}
+	return "routing domain " + s.Domain
+}
+
+// Speakers lists the config's speakers; top is the namespace the config
+// is applied on ("" the host's). A domain runs in the namespace of its
+// name.
+func Speakers(cfg *config.Config, top string) []Speaker {
+	var out []Speaker
+	for _, db := range cfg.AllBGP() {
+		ns := db.Domain
+		if db.Domain == config.HostDomain {
+			ns = top
+		}
+		out = append(out, Speaker{Domain: db.Domain, Netns: ns, Top: top, BGP: db.BGP})
+	}
+	return out
+}
+
+// Manager keeps the instances' run directories under RunDir/bgp.
+type Manager struct {
+	// RunDir is tunroute's runtime directory (/run/tunroute).
+	RunDir string
+	// Bird and Birdc are the engine's programs ("" finds them on PATH or
+	// in /usr/sbin).
+	Bird, Birdc string
+}
+
+// instance is the run directory of one speaker: its files, and what is
+// recorded about it so that StopAll finds it without the config.
+type instance struct {
+	Dir string `json:"-"`
+	// Netns, Top, Domain as in Speaker; Tables are the kernel tables the
+	// instance installs routes in.
+	Netns  string   `json:"netns"`
+	Top    string   `json:"top"`
+	Domain string   `json:"domain"`
+	Tables []uint32 `json:"tables"`
+}
+
+func (i *instance) conf() string   { return filepath.Join(i.Dir, "bird.conf") }
+func (i *instance) socket() string { return filepath.Join(i.Dir, "bird.ctl") }
+func (i *instance) pidFile() string {
+	return filepath.Join(i.Dir, "bird.pid")
+}
+func (i *instance) logFile() string { return filepath.Join(i.Dir, "bird.log") }
+func (i *instance) metaFile() string {
+	return filepath.Join(i.Dir, "instance.json")
+}
+
+// dirName names an instance's directory after its namespace, which is
+// unique on the host.
+func dirName(netns string) string {
+	if netns == "" {
+		return "_host"
+	}
+	return netns
+}
+
+func (m *Manager) base() string { return filepath.Join(m.RunDir, "bgp") }
+
+func (m *Manager) instanceOf(s Speaker) *instance {
+	return &instance{Dir: filepath.Join(m.base(), dirName(s.Netns)), Netns: s.Netns, Top: s.Top,
+		Domain: s.Domain, Tables: []uint32{s.BGP.Table}}
+}
+
+// instances lists the run directories, those of one top namespace.
+func (m *Manager) instances(top string) ([]*instance, error) {
+	entries, err := os.ReadDir(m.base())
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []*instance
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		in := &instance{Dir: filepath.Join(m.base(), e.Name())}
+		b, err := os.ReadFile(in.metaFile())
+		if err != nil {
+			continue // not (yet) an instance: nothing of ours was started there
+		}
+		if err := json.Unmarshal(b, in); err != nil {
+			return nil, fmt.Errorf("%s: %w", in.metaFile(), err)
+		}
+		if in.Top == top {
+			out = append(out, in)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Dir < out[j].Dir })
+	return out, nil
+}
+
+// Action is what happens to an instance.
+type Action string
+
+// The actions of a Change.
+const (
+	ActionStart  Action = "start"
+	ActionReload Action = "reload"
+	ActionStop   Action = "stop"
+)
+
+// Change is one instance to start, reload (its configuration changed) or
+// stop (its domain or bgp section left the config).
+type Change struct {
+	Action Action
+	Domain string
+	Netns  string
+	// Speaker is set for start and reload.
+	Speaker *Speaker
+}
+
+func (c Change) String() string {
+	where := "routing domain " + c.Domain
+	if c.Domain == config.HostDomain {
+		where = "the top namespace"
+	}
+	return fmt.Sprintf("%s the BGP speaker (BIRD) of %s", c.Action, where)
+}
+
+// Changes lists what Apply would do to make the running instances of top
+// match the speakers: start those not running, reload those whose
+// generated configuration differs from the running one, stop those no
+// longer declared. Nothing changes on the system.
+func (m *Manager) Changes(speakers []Speaker, top string) ([]Change, error) {
+	var out []Change
+	want := map[string]bool{}
+	for i := range speakers {
+		s := &speakers[i]
+		in := m.instanceOf(*s)
+		want[in.Dir] = true
+		if _, running := m.running(in); !running {
+			out = append(out, Change{Action: ActionStart, Domain: s.Domain, Netns: s.Netns, Speaker: s})
+			continue
+		}
+		have, err := os.ReadFile(in.conf())
+		if err != nil || !bytes.Equal(have, []byte(BirdConfig(*s, in.logFile()))) {
+			out = append(out, Change{Action: ActionReload, Domain: s.Domain, Netns: s.Netns, Speaker: s})
+		}
+	}
+	ins, err := m.instances(top)
+	if err != nil {
+		return nil, err
+	}
+	for _, in := range ins {
+		if !want[in.Dir] {
+			out = append(out, Change{Action: ActionStop, Domain: in.Domain, Netns: in.Netns})
+		}
+	}
+	return out, nil
+}
+
+// Apply carries out changes in order. Every configuration is checked
+// with BIRD's parser before anything starts or reloads.
+func (m *Manager) Apply(ctx context.Context, changes []Change) error {
+	for _, c := range changes {
+		if c.Speaker != nil {
+			if err := m.Check(ctx, *c.Speaker); err != nil {
+				return err
+			}
+		}
+	}
+	for _, c := range changes {
+		var err error
+		switch c.Action {
+		case ActionStart:
+			err = m.Start(ctx, *c.Speaker)
+		case ActionReload:
+			err = m.Reload(ctx, *c.Speaker)
+		case ActionStop:
+			err = m.Stop(ctx, c.Netns)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Check generates the speaker's configuration into a scratch file and
+// has BIRD parse it (bird -p): a configuration BIRD would refuse is an
+// error before anything runs.
+func (m *Manager) Check(ctx context.Context, s Speaker) error {
+	f, err := os.CreateTemp("", "tunroute-bird-*.conf")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.WriteString(BirdConfig(s, "")); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := m.parseOnly(ctx, f.Name()); err != nil {
+		return fmt.Errorf("bgp of %s: the generated BIRD configuration does not parse: %w", s.where(), err)
+	}
+	return nil
+}
+
+// Start writes the speaker's run directory and starts its instance in
+// its namespace. An instance already running there is reloaded instead.
+func (m *Manager) Start(ctx context.Context, s Speaker) error {
+	in := m.instanceOf(s)
+	if _, running := m.running(in); running {
+		return m.Reload(ctx, s)
+	}
+	if err := m.write(in, s); err != nil {
+		return err
+	}
+	if err := m.parseOnly(ctx, in.conf()); err != nil {
+		return fmt.Errorf("bgp of %s: %w", s.where(), err)
+	}
+	if err := m.startProcess(ctx, in); err != nil {
+		return fmt.Errorf("bgp of %s: %w", s.where(), err)
+	}
+	return nil
+}
+
+// Reload rewrites the speaker's configuration and has the running
+// instance re-read it (birdc configure): sessions whose filters changed
+// are re-evaluated, the others stay up.
+func (m *Manager) Reload(ctx context.Context, s Speaker) error {
+	in := m.instanceOf(s)
+	if _, running := m.running(in); !running {
+		return m.Start(ctx, s)
+	}
+	old, _ := os.ReadFile(in.conf())
+	if err := m.write(in, s); err != nil {
+		return err
+	}
+	if err := m.parseOnly(ctx, in.conf()); err != nil {
+		os.WriteFile(in.conf(), old, 0o600) // the running instance keeps its configuration
+		return fmt.Errorf("bgp of %s: %w", s.where(), err)
+	}
+	if out, err := m.birdc(ctx, in, "configure"); err != nil {
+		return fmt.Errorf("bgp of %s: birdc configure: %w", s.where(), err)
+	} else if !bytes.Contains(out, []byte("Reconfigured")) && !bytes.Contains(out, []byte("Reconfiguration in progress")) {
+		return fmt.Errorf("bgp of %s: birdc configure: %s", s.where(), bytes.TrimSpace(out))
+	}
+	return nil
+}
+
+// Stop stops the instance running in netns and removes its run
+// directory. Stopping what is not running is not an error.
+func (m *Manager) Stop(ctx context.Context, netns string) error {
+	in := &instance{Dir: filepath.Join(m.base(), dirName(netns)), Netns: netns}
+	if b, err := os.ReadFile(in.metaFile()); err == nil {
+		if err := json.Unmarshal(b, in); err != nil {
+			return fmt.Errorf("%s: %w", in.metaFile(), err)
+		}
+	}
+	if err := m.stopProcess(ctx, in); err != nil {
+		return err
+	}
+	if err := os.RemoveAll(in.Dir); err != nil {
+		return err
+	}
+	os.Remove(m.base()) // only when empty
+	return nil
+}
+
+// StopAll stops every instance started for the top namespace top (what
+// `down` must do before the domains' namespaces go), whatever the config
+// says now.
+func (m *Manager) StopAll(ctx context.Context, top string) error {
+	ins, err := m.instances(top)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, in := range ins {
+		if err := m.Stop(ctx, in.Netns); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// write puts the speaker's configuration and record in its run
+// directory, readable by root only.
+func (m *Manager) write(in *instance, s Speaker) error {
+	if err := os.MkdirAll(in.Dir, 0o700); err != nil {
+		return err
+	}
+	meta, err := json.Marshal(in)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(in.metaFile(), meta, 0o600); err != nil {
+		return err
+	}
+	return os.WriteFile(in.conf(), []byte(BirdConfig(s, in.logFile())), 0o600)
+}

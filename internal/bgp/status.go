@@ -1,0 +1,146 @@
+package bgp
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"net/netip"
+	"strings"
+)
+
+// InstanceStatus is what `status` shows of one domain's BGP speaker.
+type InstanceStatus struct {
+	Domain  string    `json:"domain"`
+	Netns   string    `json:"netns"`
+	Running bool      `json:"running"`
+	PID     int       `json:"pid,omitempty"`
+	Error   string    `json:"error,omitempty"`
+	Session []Session `json:"sessions,omitempty"`
+}
+
+// Session is one BGP session and the routes learned on it.
+type Session struct {
+	Name string `json:"name"`
+	// State is BIRD's protocol state (up, start, down) and Info its
+	// detail (Established, Active, Connect, "Receive limit reached"...).
+	State string `json:"state"`
+	Info  string `json:"info,omitempty"`
+	Since string `json:"since,omitempty"`
+	// Learned are the accepted routes; Refused those the filters
+	// rejected (kept to be shown and counted, never used).
+	Learned []LearnedRoute `json:"learned,omitempty"`
+	Refused []LearnedRoute `json:"refused,omitempty"`
+}
+
+// Established reports whether the session is up and exchanging routes.
+func (s Session) Established() bool { return s.State == "up" && strings.HasPrefix(s.Info, "Established") }
+
+// LearnedRoute is a route received from a neighbour.
+type LearnedRoute struct {
+	Prefix netip.Prefix `json:"prefix"`
+	Via    netip.Addr   `json:"via,omitzero"`
+	Dev    string       `json:"dev,omitempty"`
+	ASPath string       `json:"as_path,omitempty"`
+}
+
+// Status reports every instance of the top namespace top: whether it
+// runs, its sessions and the routes learned and refused on each.
+func (m *Manager) Status(ctx context.Context, top string) ([]InstanceStatus, error) {
+	ins, err := m.instances(top)
+	if err != nil {
+		return nil, err
+	}
+	var out []InstanceStatus
+	for _, in := range ins {
+		st := InstanceStatus{Domain: in.Domain, Netns: in.Netns}
+		st.PID, st.Running = m.running(in)
+		if !st.Running {
+			st.PID = 0
+			out = append(out, st)
+			continue
+		}
+		if err := m.sessions(ctx, in, &st); err != nil {
+			st.Error = err.Error()
+		}
+		out = append(out, st)
+	}
+	return out, nil
+}
+
+func (m *Manager) sessions(ctx context.Context, in *instance, st *InstanceStatus) error {
+	b, err := m.birdc(ctx, in, "show", "protocols")
+	if err != nil {
+		return err
+	}
+	st.Session = parseProtocols(b)
+	for i := range st.Session {
+		s := &st.Session[i]
+		if b, err := m.birdc(ctx, in, "show", "route", "protocol", s.Name); err == nil {
+			s.Learned = parseRoutes(b)
+		}
+		if b, err := m.birdc(ctx, in, "show", "route", "filtered", "protocol", s.Name); err == nil {
+			s.Refused = parseRoutes(b)
+		}
+	}
+	return nil
+}
+
+// parseProtocols reads the BGP lines of `birdc show protocols`:
+//
+//	Name       Proto      Table      State  Since         Info
+//	pipe_rb    BGP        ---        up     12:00:03.000  Established
+func parseProtocols(b []byte) []Session {
+	var out []Session
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) < 5 || f[1] != "BGP" {
+			continue
+		}
+		s := Session{Name: f[0], State: f[3], Since: f[4]}
+		if len(f) > 5 {
+			s.Info = strings.Join(f[5:], " ")
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// parseRoutes reads `birdc show route` output:
+//
+//	Table master4:
+//	10.2.0.0/24          unicast [pipe_rb 12:00:04.000] * (100) [AS64502i]
+//		via 10.250.0.2 on rb
+func parseRoutes(b []byte) []LearnedRoute {
+	var out []LearnedRoute
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		line := sc.Text()
+		f := strings.Fields(line)
+		if len(f) == 0 {
+			continue
+		}
+		if line[0] == ' ' || line[0] == '\t' {
+			if len(out) > 0 && f[0] == "via" && len(f) >= 2 {
+				r := &out[len(out)-1]
+				if a, err := netip.ParseAddr(f[1]); err == nil && !r.Via.IsValid() {
+					r.Via = a
+				}
+				if len(f) >= 4 && f[2] == "on" && r.Dev == "" {
+					r.Dev = f[3]
+				}
+			}
+			continue
+		}
+		p, err := netip.ParsePrefix(f[0])
+		if err != nil {
+			continue // "BIRD ... ready.", "Table master4:"
+		}
+		r := LearnedRoute{Prefix: p}
+		if i := strings.LastIndex(line, "[AS"); i >= 0 {
+			r.ASPath = strings.TrimSuffix(line[i+3:], "]")
+		}
+		out = append(out, r)
+	}
+	return out
+}
