@@ -33,7 +33,9 @@ type Session struct {
 }
 
 // Established reports whether the session is up and exchanging routes.
-func (s Session) Established() bool { return s.State == "up" && strings.HasPrefix(s.Info, "Established") }
+func (s Session) Established() bool {
+	return s.State == "up" && strings.HasPrefix(s.Info, "Established")
+}
 
 // LearnedRoute is a route received from a neighbour.
 type LearnedRoute struct {
