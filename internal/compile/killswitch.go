@@ -61,6 +61,7 @@ func (c *compiler) killswitch(k *config.KillSwitch) error {
 		out.Rules = append(out.Rules, state.FwRule{Comment: "in a tunnel", OIF: tunnels, Verdict: "accept"})
 	}
 	out.Rules = append(out.Rules, clear...)
+	out.Rules = append(out.Rules, BGPSessionRules(c.cfg.BGP)...)
 	out.Rules = append(out.Rules, dhcp...)
 	out.Rules = append(out.Rules, nd, drop)
 	if k.Forward {
