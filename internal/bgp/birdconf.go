@@ -17,9 +17,15 @@ const (
 )
 
 // connectRetrySeconds is how long BIRD waits before trying a session
-// again (its default, 120 s, would keep a site cut off long after the
-// link is back).
-const connectRetrySeconds = 5
+// again, and errorWait how long after an error (hold timer expired, BFD
+// down) before the first new try, doubling on repeated errors up to
+// errorWaitMax. BIRD's defaults (120 s; 60 s to 300 s) would keep a site
+// cut off for minutes after a short link cut.
+const (
+	connectRetrySeconds = 5
+	errorWaitSeconds    = 5
+	errorWaitMaxSeconds = 120
+)
 
 // BirdConfig is the BIRD 2 configuration of one speaker. logPath is
 // where BIRD logs. Every filter is generated from the declared prefixes:
@@ -89,6 +95,7 @@ func BirdConfig(s Speaker, logPath string) string {
 		p("  neighbor %s as %d;", nb.Address, nb.ASN)
 		p("  hold time %d;", b.HoldTime)
 		p("  connect retry time %d;", connectRetrySeconds)
+		p("  error wait time %d, %d;", errorWaitSeconds, errorWaitMaxSeconds)
 		if b.BFD {
 			p("  bfd on;")
 		}
