@@ -3,6 +3,7 @@ package bgptest
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -57,7 +58,7 @@ func sites(t *testing.T, e *env, maxPrefixes int) (cfgA, cfgB string) {
 		t.Cleanup(w.Close)
 	}
 	data := func(site string, me, other int) map[string]any {
-		return map[string]any{"Site": site, "Me": me, "Other": other, "MaxPrefixes": maxPrefixes}
+		return map[string]any{"Site": site, "Me": me, "Other": other, "MaxPrefixes": maxPrefixes, "KillSwitch": false}
 	}
 	cfgA = e.config("site-a.yaml", "site.yaml", data("a", 1, 2))
 	cfgB = e.config("site-b.yaml", "site.yaml", data("b", 2, 1))
@@ -187,7 +188,7 @@ func TestTwoSites(t *testing.T) {
 	})
 
 	t.Run("reload", func(t *testing.T) {
-		cfg := e.config("site-a2.yaml", "site.yaml", map[string]any{"Site": "a", "Me": 1, "Other": 2, "MaxPrefixes": maxPrefixes + 1})
+		cfg := e.config("site-a2.yaml", "site.yaml", map[string]any{"Site": "a", "Me": 1, "Other": 2, "MaxPrefixes": maxPrefixes + 1, "KillSwitch": false})
 		changes, err := e.bgp.Changes(speakersOf(t, cfg, siteA), siteA)
 		if err != nil || len(changes) != 1 || changes[0].Action != bgp.ActionReload || changes[0].Netns != aPriv {
 			t.Fatalf("changes after a new max_prefixes: %v %v", changes, err)
@@ -199,6 +200,10 @@ func TestTwoSites(t *testing.T) {
 		if got := e.birdRoutes(aPriv); !slices.Equal(got, want[aPriv]) {
 			t.Errorf("after two reloads, bird routes in a-private: %v", got)
 		}
+	})
+
+	t.Run("kill switch", func(t *testing.T) {
+		killSwitch(t, e, cfgA, siteA, aPriv, bPriv, maxPrefixes, want[aPriv])
 	})
 
 	t.Run("link cut", func(t *testing.T) {
@@ -402,4 +407,76 @@ func zombie(pid int) bool {
 	s := string(b)
 	i := strings.LastIndexByte(s, ')')
 	return i >= 0 && i+2 < len(s) && s[i+2] == 'Z'
+}
+
+// killSwitch puts a kill switch on a-private (its only exceptions: the
+// far site's range and the declared BGP session) and attacks it from
+// inside: TCP 179 to an undeclared address and another port to the
+// declared peer must be dropped, while the session itself still comes
+// up (restarted under the kill switch). Each attempt first succeeds
+// without the kill switch, so a failure is the kill switch's doing.
+func killSwitch(t *testing.T, e *env, cfgA, siteA, aPriv, bPriv string, maxPrefixes int, want []string) {
+	// An undeclared address pair on the same link, and a service on
+	// the peer at another port.
+	e.ip(aPriv, "addr", "add", "10.254.1.1/24", "dev", "vxp")
+	e.ip(bPriv, "addr", "add", "10.254.1.2/24", "dev", "vxp")
+	srv, err := lab.ListenEcho(bPriv, 7002)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	declared, undeclared := netip.MustParseAddr("10.254.0.1"), netip.MustParseAddr("10.254.1.1")
+	attempts := []struct {
+		what string
+		src  netip.Addr
+		dst  string
+	}{
+		{"TCP 179 to an undeclared address", undeclared, "10.254.1.2:179"},
+		{"TCP 179 from the session's address to an undeclared one", declared, "10.254.1.2:179"},
+		{"another port of the declared peer", declared, "10.254.0.2:7002"},
+	}
+	for _, a := range attempts {
+		if err := dial(aPriv, a.src, a.dst); err != nil {
+			t.Fatalf("without a kill switch, %s (%s -> %s): %v", a.what, a.src, a.dst, err)
+		}
+	}
+	cfgKS := e.config("site-a-ks.yaml", "site.yaml", map[string]any{"Site": "a", "Me": 1, "Other": 2, "MaxPrefixes": maxPrefixes, "KillSwitch": true})
+	e.apply(cfgKS, siteA)
+	defer e.apply(cfgA, siteA)
+	for _, a := range attempts {
+		if err := dial(aPriv, a.src, a.dst); err == nil {
+			t.Errorf("the kill switch let through %s (%s -> %s)", a.what, a.src, a.dst)
+		}
+	}
+	if err := dial(aPriv, declared, "10.254.0.2:179"); err != nil {
+		t.Errorf("the kill switch blocks the declared session: %v", err)
+	}
+	// The session restarted under the kill switch comes back.
+	sock := filepath.Join(e.runDir, "bgp", aPriv, "bird.ctl")
+	if out, code, err := e.run("birdc", "-s", sock, "restart", "twin"); err != nil || code != 0 {
+		t.Fatalf("birdc restart twin: %d %v %s", code, err, out)
+	}
+	restarted := time.Now()
+	if _, err := e.waitRoutes(aPriv, nil, 5*time.Second); err != nil {
+		t.Logf("routes kept over the restart: %v", err)
+	}
+	if _, err := e.waitRoutes(aPriv, want, 30*time.Second); err != nil {
+		t.Errorf("under the kill switch: %v", err)
+	}
+	t.Logf("session restarted under the kill switch, routes back in %s", time.Since(restarted).Round(time.Millisecond))
+	e.ip(aPriv, "addr", "del", "10.254.1.1/24", "dev", "vxp")
+	e.ip(bPriv, "addr", "del", "10.254.1.2/24", "dev", "vxp")
+}
+
+// dial opens a TCP connection from src in namespace ns to dst, with a
+// short timeout (a dropped SYN is a timeout), and closes it.
+func dial(ns string, src netip.Addr, dst string) error {
+	return lab.Do(ns, func() error {
+		d := net.Dialer{Timeout: 700 * time.Millisecond, LocalAddr: &net.TCPAddr{IP: src.AsSlice()}}
+		c, err := d.Dial("tcp", dst)
+		if err != nil {
+			return err
+		}
+		return c.Close()
+	})
 }
