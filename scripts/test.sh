@@ -7,8 +7,8 @@ cd "$(dirname "$0")/.."
 
 # Debian packages the tests use: iproute2 and nftables are the independent
 # oracles the kernel tests compare against (ip for routing, nft for
-# tunroute's firewall table).
-packages=(iproute2 nftables openvpn tinc)
+# tunroute's firewall table); bird2 is the BGP engine the BGP tests run.
+packages=(iproute2 nftables openvpn tinc bird2)
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
