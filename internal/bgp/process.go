@@ -20,9 +20,12 @@ import (
 
 // How long BIRD gets to come up, and to shut down cleanly (withdrawing
 // its routes from the kernel) before it is killed.
+// A control command gets birdcTimeout: a hung daemon must not hang
+// tunroute.
 const (
 	startTimeout = 10 * time.Second
 	stopTimeout  = 5 * time.Second
+	birdcTimeout = 3 * time.Second
 )
 
 func (m *Manager) program(name, given string) (string, error) {
@@ -60,6 +63,8 @@ func (m *Manager) birdc(ctx context.Context, in *instance, args ...string) ([]by
 	if err != nil {
 		return nil, err
 	}
+	ctx, cancel := context.WithTimeout(ctx, birdcTimeout)
+	defer cancel()
 	out, err := exec.CommandContext(ctx, birdc, append([]string{"-s", in.socket()}, args...)...).CombinedOutput()
 	if err != nil {
 		return out, fmt.Errorf("%v: %s", err, bytes.TrimSpace(out))
@@ -156,8 +161,7 @@ func (m *Manager) stopProcess(ctx context.Context, in *instance) error {
 	if !ok {
 		return nil
 	}
-	m.birdc(ctx, in, "down") // errors: the signals below
-	if waitGone(ctx, pid, in, stopTimeout) {
+	if _, err := m.birdc(ctx, in, "down"); err == nil && waitGone(ctx, pid, in, stopTimeout) {
 		return nil
 	}
 	syscall.Kill(pid, syscall.SIGTERM)

@@ -216,10 +216,22 @@ func TestTwoSites(t *testing.T) {
 
 	t.Run("stop leaves nothing", func(t *testing.T) {
 		pids := birdPids(e.runDir)
+		// a-hostile's BIRD hangs (stopped): it can neither shut down
+		// cleanly nor withdraw its routes; Stop must kill it and remove
+		// what it left in the kernel.
+		if got := e.birdRoutes(aHost); !slices.Equal(got, want[aHost]) {
+			t.Fatalf("a-hostile's routes before the stop: %v", got)
+		}
+		hung := birdPid(e.runDir, aHost)
+		if hung == 0 || syscall.Kill(hung, syscall.SIGSTOP) != nil {
+			t.Fatalf("cannot stop a-hostile's bird (pid %d)", hung)
+		}
 		for _, top := range []string{siteA, siteB} {
+			start := time.Now()
 			if err := e.bgp.StopAll(ctx, top); err != nil {
 				t.Fatal(err)
 			}
+			t.Logf("StopAll %s: %s", top, time.Since(start).Round(time.Millisecond))
 		}
 		for _, ns := range []string{aPriv, aHost, bPriv, bHost} {
 			if got := e.birdRoutes(ns); len(got) != 0 {
@@ -384,6 +396,13 @@ func attacker(t *testing.T, e *env, bPriv, aPriv string, maxPrefixes int) {
 	if got := e.birdRoutes(aPriv); len(got) != 0 {
 		t.Errorf("the session came back: %v", got)
 	}
+}
+
+// birdPid is the pid in the pid file of the instance in netns, 0 if none.
+func birdPid(runDir, netns string) int {
+	b, _ := os.ReadFile(filepath.Join(runDir, "bgp", netns, "bird.pid"))
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	return pid
 }
 
 // birdPids lists the pids in the instances' pid files under runDir.
