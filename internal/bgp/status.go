@@ -4,8 +4,11 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"fmt"
 	"net/netip"
 	"strings"
+
+	"github.com/tunroute/tunroute/internal/config"
 )
 
 // InstanceStatus is what `status` shows of one domain's BGP speaker.
@@ -145,4 +148,45 @@ func parseRoutes(b []byte) []LearnedRoute {
 		out = append(out, r)
 	}
 	return out
+}
+
+// StatusText renders instances for `tunroute status`: per domain the
+// instance, each session's state, and the routes learned and refused.
+func StatusText(sts []InstanceStatus) string {
+	var b strings.Builder
+	for _, st := range sts {
+		where := "routing domain " + st.Domain
+		if st.Domain == config.HostDomain {
+			where = "the top namespace"
+		}
+		if !st.Running {
+			fmt.Fprintf(&b, "BGP in %s: not running\n", where)
+			continue
+		}
+		fmt.Fprintf(&b, "BGP in %s: BIRD pid %d\n", where, st.PID)
+		if st.Error != "" {
+			fmt.Fprintf(&b, "  error: %s\n", st.Error)
+		}
+		for _, s := range st.Session {
+			state := s.State
+			if s.Info != "" {
+				state += ", " + s.Info
+			}
+			fmt.Fprintf(&b, "  session %s: %s since %s; %d learned, %d refused\n", s.Name, state, s.Since, len(s.Learned), len(s.Refused))
+			for _, r := range s.Learned {
+				fmt.Fprintf(&b, "    %s via %s", r.Prefix, r.Via)
+				if r.Dev != "" {
+					fmt.Fprintf(&b, " dev %s", r.Dev)
+				}
+				if r.ASPath != "" {
+					fmt.Fprintf(&b, " [AS %s]", r.ASPath)
+				}
+				b.WriteString("\n")
+			}
+			for _, r := range s.Refused {
+				fmt.Fprintf(&b, "    refused %s\n", r.Prefix)
+			}
+		}
+	}
+	return b.String()
 }
