@@ -16,6 +16,12 @@ const (
 	bfdMultiplier = 3
 )
 
+// kernelMetric is the metric of the routes BIRD installs (its default,
+// written out): a route the config gives the same destination has metric
+// 0 unless set, so it is another kernel route, preferred, and neither
+// ever replaces the other.
+const kernelMetric = 32
+
 // connectRetrySeconds is how long BIRD waits before trying a session
 // again, and errorWait how long after an error (hold timer expired, BFD
 // down) before the first new try, doubling on repeated errors up to
@@ -66,6 +72,7 @@ func BirdConfig(s Speaker, logPath string) string {
 		p("# plan, apply and down never touch them.")
 		p("protocol kernel kernel%s {", famSuffix(v6))
 		p("  kernel table %d;", b.Table)
+		p("  metric %d;", kernelMetric)
 		p("  %s {", ch)
 		p("    import none;")
 		p("    export where source = RTS_BGP;")

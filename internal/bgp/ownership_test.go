@@ -15,7 +15,7 @@ const protoBird state.Protocol = 12
 
 func birdRoute(dst, gw, dev string, table uint32) state.Route {
 	return state.Route{Table: table, Type: state.RouteUnicast, Dst: netip.MustParsePrefix(dst), Protocol: protoBird,
-		Scope: state.ScopeUniverse, Nexthops: []state.Nexthop{{Gateway: netip.MustParseAddr(gw), Dev: dev}}}
+		Metric: kernelMetric, Scope: state.ScopeUniverse, Nexthops: []state.Nexthop{{Gateway: netip.MustParseAddr(gw), Dev: dev}}}
 }
 
 func ownRoute(dst, dev string, table uint32) state.Route {
@@ -63,9 +63,17 @@ func TestLearnedRoutesNotOwned(t *testing.T) {
 		t.Errorf("plan touches learned routes: %+v", p.Ops)
 	}
 
-	// The config routes a learned destination itself: refused, not
-	// replaced.
+	// The config routes a learned destination itself: its route (metric
+	// 0) goes beside BIRD's (metric 32) and wins the lookup; BIRD's stays.
 	desired.Routes = append(desired.Routes, ownRoute("10.2.0.0/24", "vx100", 254))
+	if p, err = plan.Diff(desired, observed); err != nil || touches(p) {
+		t.Errorf("a config route beside a learned one: %v %+v", err, p)
+	}
+	// With BIRD's metric it would be the same kernel route: refused, not
+	// replaced.
+	same := ownRoute("10.2.0.0/24", "vx100", 254)
+	same.Metric = kernelMetric
+	desired.Routes = append(desired.Routes[:1], same)
 	var conflict *plan.ConflictError
 	if _, err := plan.Diff(desired, observed); !errors.As(err, &conflict) {
 		t.Errorf("a config route over a learned one: %v; want a conflict", err)
