@@ -63,31 +63,29 @@ func Speakers(cfg *config.Config, top string) []Speaker {
 type Manager struct {
 	// RunDir is tunroute's runtime directory (/run/tunroute).
 	RunDir string
-	// Bird and Birdc are the engine's programs ("" finds them on PATH or
-	// in /usr/sbin).
-	Bird, Birdc string
 }
 
 // instance is the run directory of one speaker: its files, and what is
 // recorded about it so that StopAll finds it without the config.
 type instance struct {
 	Dir string `json:"-"`
-	// Netns, Top, Domain as in Speaker; Tables are the kernel tables the
-	// instance installs routes in.
+	// Engine, Netns, Top, Domain as in Speaker; Tables are the kernel
+	// tables the instance installs routes in.
+	Engine string   `json:"engine"`
 	Netns  string   `json:"netns"`
 	Top    string   `json:"top"`
 	Domain string   `json:"domain"`
 	Tables []uint32 `json:"tables"`
 }
 
-func (i *instance) conf() string   { return filepath.Join(i.Dir, "bird.conf") }
-func (i *instance) socket() string { return filepath.Join(i.Dir, "bird.ctl") }
-func (i *instance) pidFile() string {
-	return filepath.Join(i.Dir, "bird.pid")
-}
-func (i *instance) logFile() string { return filepath.Join(i.Dir, "bird.log") }
-func (i *instance) metaFile() string {
-	return filepath.Join(i.Dir, "instance.json")
+func (in *instance) metaFile() string { return in.path("instance.json") }
+
+func (in *instance) engine() engine {
+	e, err := engineOf(in.Engine)
+	if err != nil {
+		return birdEngine{} // an unknown word in our own record: treat it as the default
+	}
+	return e
 }
 
 // dirName names an instance's directory after its namespace, which is
@@ -102,7 +100,7 @@ func dirName(netns string) string {
 func (m *Manager) base() string { return filepath.Join(m.RunDir, "bgp") }
 
 func (m *Manager) instanceOf(s Speaker) *instance {
-	return &instance{Dir: filepath.Join(m.base(), dirName(s.Netns)), Netns: s.Netns, Top: s.Top,
+	return &instance{Dir: filepath.Join(m.base(), dirName(s.Netns)), Engine: s.BGP.Engine, Netns: s.Netns, Top: s.Top,
 		Domain: s.Domain, Tables: []uint32{s.BGP.Table}}
 }
 
@@ -179,8 +177,7 @@ func (m *Manager) Changes(speakers []Speaker, top string) ([]Change, error) {
 			out = append(out, Change{Action: ActionStart, Domain: s.Domain, Netns: s.Netns, Speaker: s})
 			continue
 		}
-		have, err := os.ReadFile(in.conf())
-		if err != nil || !bytes.Equal(have, []byte(BirdConfig(*s, in.logFile()))) {
+		if !m.current(in, *s) {
 			out = append(out, Change{Action: ActionReload, Domain: s.Domain, Netns: s.Netns, Speaker: s})
 		}
 	}
@@ -223,69 +220,113 @@ func (m *Manager) Apply(ctx context.Context, changes []Change) error {
 	return nil
 }
 
-// Check generates the speaker's configuration into a scratch file and
-// has BIRD parse it (bird -p): a configuration BIRD would refuse is an
-// error before anything runs.
+// current reports whether the running instance's files are what the
+// speaker generates now (same engine, same files).
+func (m *Manager) current(in *instance, s Speaker) bool {
+	b, err := os.ReadFile(in.metaFile())
+	if err != nil {
+		return false
+	}
+	var rec instance
+	if json.Unmarshal(b, &rec) != nil || rec.Engine != in.Engine {
+		return false
+	}
+	for _, f := range in.engine().files(s, in) {
+		have, err := os.ReadFile(in.path(f.name))
+		if err != nil || !bytes.Equal(have, f.data) {
+			return false
+		}
+	}
+	return true
+}
+
+// Check generates the speaker's files into a scratch directory and has
+// the engine's own parser check them (bird -p; vtysh -C and bgpd -C): a
+// configuration the engine would refuse is an error before anything runs.
 func (m *Manager) Check(ctx context.Context, s Speaker) error {
-	f, err := os.CreateTemp("", "tunroute-bird-*.conf")
+	dir, err := os.MkdirTemp("", "tunroute-bgp-")
 	if err != nil {
 		return err
 	}
-	defer os.Remove(f.Name())
-	if _, err := f.WriteString(BirdConfig(s, "")); err != nil {
-		f.Close()
+	defer os.RemoveAll(dir)
+	in := m.instanceOf(s)
+	in.Dir = dir
+	if err := m.write(in, s); err != nil {
 		return err
 	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := m.parseOnly(ctx, f.Name()); err != nil {
-		return fmt.Errorf("bgp of %s: the generated BIRD configuration does not parse: %w", s.where(), err)
+	if err := in.engine().check(ctx, m, in); err != nil {
+		return fmt.Errorf("bgp of %s: the generated %s configuration does not parse: %w", s.where(), in.Engine, err)
 	}
 	return nil
 }
 
 // Start writes the speaker's run directory and starts its instance in
-// its namespace. An instance already running there is reloaded instead.
+// its namespace. An instance already running there is reloaded instead
+// (or restarted, if its engine changed).
 func (m *Manager) Start(ctx context.Context, s Speaker) error {
 	in := m.instanceOf(s)
 	if _, running := m.running(in); running {
 		return m.Reload(ctx, s)
 	}
+	if err := m.Stop(ctx, s.Netns); err != nil { // what a dead or other-engine instance left
+		return err
+	}
 	if err := m.write(in, s); err != nil {
 		return err
 	}
-	if err := m.parseOnly(ctx, in.conf()); err != nil {
+	e := in.engine()
+	if err := e.check(ctx, m, in); err != nil {
 		return fmt.Errorf("bgp of %s: %w", s.where(), err)
 	}
-	if err := m.startProcess(ctx, in); err != nil {
+	if err := e.start(ctx, m, in); err != nil {
 		return fmt.Errorf("bgp of %s: %w", s.where(), err)
 	}
 	return nil
 }
 
-// Reload rewrites the speaker's configuration and has the running
-// instance re-read it (birdc configure): sessions whose filters changed
-// are re-evaluated, the others stay up.
+// Reload rewrites the speaker's files and has the running instance take
+// them: BIRD re-reads its configuration (birdc configure) and
+// re-evaluates only the sessions whose filters changed; FRR's bgpd is
+// restarted (its sessions come up again). A changed engine is a stop
+// and a start.
 func (m *Manager) Reload(ctx context.Context, s Speaker) error {
 	in := m.instanceOf(s)
-	if _, running := m.running(in); !running {
+	if _, running := m.running(in); !running || m.recordedEngine(in) != in.Engine {
+		if err := m.Stop(ctx, s.Netns); err != nil {
+			return err
+		}
 		return m.Start(ctx, s)
 	}
-	old, _ := os.ReadFile(in.conf())
+	e := in.engine()
+	old := map[string][]byte{}
+	for _, f := range e.files(s, in) {
+		old[f.name], _ = os.ReadFile(in.path(f.name))
+	}
 	if err := m.write(in, s); err != nil {
 		return err
 	}
-	if err := m.parseOnly(ctx, in.conf()); err != nil {
-		os.WriteFile(in.conf(), old, 0o600) // the running instance keeps its configuration
+	if err := e.check(ctx, m, in); err != nil {
+		for name, b := range old { // the running instance keeps its configuration
+			os.WriteFile(in.path(name), b, 0o600)
+		}
 		return fmt.Errorf("bgp of %s: %w", s.where(), err)
 	}
-	if out, err := m.birdc(ctx, in, "configure"); err != nil {
-		return fmt.Errorf("bgp of %s: birdc configure: %w", s.where(), err)
-	} else if !bytes.Contains(out, []byte("Reconfigured")) && !bytes.Contains(out, []byte("Reconfiguration in progress")) {
-		return fmt.Errorf("bgp of %s: birdc configure: %s", s.where(), bytes.TrimSpace(out))
+	if err := e.reload(ctx, m, in); err != nil {
+		return fmt.Errorf("bgp of %s: %w", s.where(), err)
 	}
 	return nil
+}
+
+func (m *Manager) recordedEngine(in *instance) string {
+	b, err := os.ReadFile(in.metaFile())
+	if err != nil {
+		return ""
+	}
+	var rec instance
+	if json.Unmarshal(b, &rec) != nil {
+		return ""
+	}
+	return rec.Engine
 }
 
 // Stop stops the instance running in netns and removes its run
@@ -297,7 +338,7 @@ func (m *Manager) Stop(ctx context.Context, netns string) error {
 			return fmt.Errorf("%s: %w", in.metaFile(), err)
 		}
 	}
-	if err := m.stopProcess(ctx, in); err != nil {
+	if err := m.stopProcesses(ctx, in); err != nil {
 		return err
 	}
 	if err := os.RemoveAll(in.Dir); err != nil {
@@ -324,9 +365,14 @@ func (m *Manager) StopAll(ctx context.Context, top string) error {
 	return errors.Join(errs...)
 }
 
-// write puts the speaker's configuration and record in its run
-// directory, readable by root only.
+// write puts the speaker's files and record in its run directory,
+// readable only by root and the engine's user. The base directory is
+// only traversable by others, so a daemon that drops its privileges
+// (FRR's) reaches its own directory.
 func (m *Manager) write(in *instance, s Speaker) error {
+	if err := os.MkdirAll(m.base(), 0o711); err != nil {
+		return err
+	}
 	if err := os.MkdirAll(in.Dir, 0o700); err != nil {
 		return err
 	}
@@ -337,5 +383,14 @@ func (m *Manager) write(in *instance, s Speaker) error {
 	if err := os.WriteFile(in.metaFile(), meta, 0o600); err != nil {
 		return err
 	}
-	return os.WriteFile(in.conf(), []byte(BirdConfig(s, in.logFile())), 0o600)
+	e := in.engine()
+	for _, f := range e.files(s, in) {
+		if err := os.WriteFile(in.path(f.name), f.data, 0o600); err != nil {
+			return err
+		}
+	}
+	if u := e.user(); u != "" {
+		return chownTree(in.Dir, u)
+	}
+	return nil
 }

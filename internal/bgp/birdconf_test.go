@@ -99,22 +99,36 @@ func TestBirdConfigFilters(t *testing.T) {
 	}
 }
 
-// TestBirdParses has BIRD's own parser check the generated files.
-func TestBirdParses(t *testing.T) {
-	m := &Manager{RunDir: t.TempDir()}
-	if _, err := m.program("bird", ""); err != nil {
-		t.Skip(err)
-	}
-	for _, s := range speakers(t) {
-		if err := m.Check(context.Background(), s); err != nil {
-			t.Errorf("%s: %v\n%s", s.Domain, err, BirdConfig(s, ""))
-		}
-	}
-	// The check does fail on what BIRD refuses.
-	bad := filepath.Join(t.TempDir(), "bad.conf")
-	os.WriteFile(bad, []byte("router id 1.2.3.4;\nprotocol bgp x { neighbor as; }\n"), 0o600)
-	if err := m.parseOnly(context.Background(), bad); err == nil {
-		t.Error("bird -p accepted a broken configuration")
+// TestEnginesParse has each engine's own parser check the generated
+// files, and shows the check does fail on what the engine refuses.
+func TestEnginesParse(t *testing.T) {
+	for _, c := range []struct {
+		engine, prog, file, bad string
+	}{
+		{"bird", "bird", "bird.conf", "router id 1.2.3.4;\nprotocol bgp x { neighbor as; }\n"},
+		{"frr", "bgpd", "bgpd.conf", "router bgp 1\n neighbor 10.0.0.1 remote-as 2\n neighbor 10.0.0.1 bogus\n"},
+	} {
+		t.Run(c.engine, func(t *testing.T) {
+			if _, err := program(c.prog); err != nil {
+				t.Skip(err)
+			}
+			m := &Manager{RunDir: t.TempDir()}
+			for _, s := range speakers(t) {
+				s.BGP.Engine = c.engine
+				if err := m.Check(context.Background(), s); err != nil {
+					t.Errorf("%s: %v", s.Domain, err)
+				}
+			}
+			in := &instance{Dir: t.TempDir(), Engine: c.engine}
+			e := in.engine()
+			for _, f := range e.files(speakers(t)[0], in) {
+				os.WriteFile(in.path(f.name), f.data, 0o600)
+			}
+			os.WriteFile(filepath.Join(in.Dir, c.file), []byte(c.bad), 0o600)
+			if err := e.check(context.Background(), m, in); err == nil {
+				t.Errorf("%s accepted a broken configuration", c.engine)
+			}
+		})
 	}
 }
 

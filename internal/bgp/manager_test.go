@@ -28,7 +28,7 @@ func TestChangesBookkeeping(t *testing.T) {
 		}
 		// A pid file naming a process that is not this instance's BIRD
 		// (this test): never taken for a running instance.
-		os.WriteFile(in.pidFile(), []byte("1\n"), 0o600)
+		os.WriteFile(in.path("bird.pid"), []byte("1\n"), 0o600)
 	}
 	record("red", "site", "red")      // in the config, not running
 	record("green", "site", "green")  // gone from the config

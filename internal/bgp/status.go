@@ -64,30 +64,14 @@ func (m *Manager) Status(ctx context.Context, top string) ([]InstanceStatus, err
 			out = append(out, st)
 			continue
 		}
-		if err := m.sessions(ctx, in, &st); err != nil {
+		ss, err := in.engine().sessions(ctx, m, in)
+		if err != nil {
 			st.Error = err.Error()
 		}
+		st.Session = ss
 		out = append(out, st)
 	}
 	return out, nil
-}
-
-func (m *Manager) sessions(ctx context.Context, in *instance, st *InstanceStatus) error {
-	b, err := m.birdc(ctx, in, "show", "protocols")
-	if err != nil {
-		return err
-	}
-	st.Session = parseProtocols(b)
-	for i := range st.Session {
-		s := &st.Session[i]
-		if b, err := m.birdc(ctx, in, "show", "route", "protocol", s.Name); err == nil {
-			s.Learned = parseRoutes(b)
-		}
-		if b, err := m.birdc(ctx, in, "show", "route", "filtered", "protocol", s.Name); err == nil {
-			s.Refused = parseRoutes(b)
-		}
-	}
-	return nil
 }
 
 // parseProtocols reads the BGP lines of `birdc show protocols`:

@@ -12,6 +12,8 @@ import (
 // generates the configuration of one engine instance (BIRD) per speaker
 // from what the config declares, and runs it inside the domain.
 type BGP struct {
+	// Engine is the BGP daemon: "bird" (BIRD 2, the default) or "frr".
+	Engine   string
 	ASN      uint32
 	RouterID netip.Addr
 	// Originate are the networks this speaker announces. When not given
@@ -112,11 +114,19 @@ type DomainBGP struct {
 }
 
 func (d *decoder) bgp(v node) error {
-	m, err := v.mapping("asn", "router_id", "originate", "table", "hold_time", "bfd", "neighbors")
+	m, err := v.mapping("engine", "asn", "router_id", "originate", "table", "hold_time", "bfd", "neighbors")
 	if err != nil {
 		return err
 	}
-	b := &BGP{at: m.at, Table: 254, HoldTime: DefaultBGPHoldTime}
+	b := &BGP{at: m.at, Engine: "bird", Table: 254, HoldTime: DefaultBGPHoldTime}
+	if n, ok := m.get("engine"); ok {
+		if b.Engine, err = n.scalar(); err != nil {
+			return err
+		}
+		if b.Engine != "bird" && b.Engine != "frr" {
+			return n.pos.Errorf("unknown engine %q; expected bird (BIRD 2, the default) or frr", b.Engine)
+		}
+	}
 	if b.ASN, err = asn(m, "asn"); err != nil {
 		return err
 	}
@@ -179,6 +189,18 @@ func (d *decoder) bgp(v node) error {
 	}
 	if len(b.Neighbors) == 0 {
 		return n.pos.Errorf("is empty: list at least one neighbor")
+	}
+	if b.Engine == "frr" {
+		// zebra installs the routes of the default VRF in main; FRR
+		// has no "block" action (it stops the session or warns).
+		if b.Table != 254 {
+			return m.at("table").Errorf("with engine frr, learned routes go into the main table only")
+		}
+		for _, nb := range b.Neighbors {
+			if nb.MaxPrefixAction == "block" {
+				return nb.At("max_prefix_action").Errorf("engine frr has no block action; use disable, restart or warn")
+			}
+		}
 	}
 	d.cfg.BGP = b
 	return nil
