@@ -302,7 +302,7 @@ func (frrEngine) sessions(ctx context.Context, m *Manager, in *instance) ([]Sess
 			case strings.Contains(pr.PeerState, "PfxCt") || strings.Contains(pr.PeerState, "Admin"):
 				s.State = "down"
 			}
-			if pr.PeerState != "" && pr.PeerState != "OK" {
+			if pr.PeerState != "" && pr.PeerState != "OK" && !strings.Contains(pr.State, pr.PeerState) {
 				s.Info += " (" + pr.PeerState + ")"
 			}
 			s.Learned = frrRoutes(ctx, in, "show bgp "+fam+" unicast neighbors "+a+" routes json", "routes")

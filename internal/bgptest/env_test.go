@@ -30,13 +30,22 @@ type env struct {
 	dir    string
 	runDir string
 	bgp    *bgp.Manager
+	// engine is the BGP engine under test ("bird" or "frr") and proto
+	// the route protocol of what it installs.
+	engine, proto string
 	// tops are the namespaces tunroute was applied on.
 	tops []string
 }
 
-func newEnv(t *testing.T, short string) *env {
-	needRoot(t)
-	e := &env{t: t, prefix: fmt.Sprintf("tr-bgp%d-%s-", os.Getpid(), short), bin: binary(t), dir: t.TempDir()}
+func newEnv(t *testing.T, short, engine string) *env {
+	needRoot(t, engine)
+	e := &env{t: t, prefix: fmt.Sprintf("tr-bgp%d-%s-", os.Getpid(), short), bin: binary(t), dir: t.TempDir(),
+		engine: engine, proto: map[string]string{"bird": "bird", "frr": "bgp"}[engine]}
+	// FRR's daemons drop to user frr: the way to their run directory
+	// must be open to traverse (as /run/tunroute is).
+	for d := e.dir; d != os.TempDir() && d != "/"; d = filepath.Dir(d) {
+		os.Chmod(d, 0o711)
+	}
 	e.runDir = filepath.Join(e.dir, "run")
 	e.bgp = &bgp.Manager{RunDir: e.runDir}
 	if left := ownNamespaces(e.prefix); len(left) > 0 {
@@ -182,13 +191,13 @@ func (e *env) planEmpty(cfg, top string) {
 	}
 }
 
-// birdRoutes lists the IPv4 routes of protocol bird in a namespace, all
-// tables, as "PREFIX dev DEV" sorted.
-func (e *env) birdRoutes(ns string) []string {
+// learned lists the IPv4 routes the engine installed in a namespace
+// (protocol bird or bgp), all tables, as "PREFIX dev DEV" sorted.
+func (e *env) learned(ns string) []string {
 	e.t.Helper()
-	out, err := exec.Command("ip", "-n", ns, "-j", "-4", "route", "show", "table", "all", "proto", "bird").CombinedOutput()
+	out, err := exec.Command("ip", "-n", ns, "-j", "-4", "route", "show", "table", "all", "proto", e.proto).CombinedOutput()
 	if err != nil {
-		e.t.Fatalf("ip -n %s route show proto bird: %v\n%s", ns, err, out)
+		e.t.Fatalf("ip -n %s route show proto %s: %v\n%s", ns, e.proto, err, out)
 	}
 	var rs []struct {
 		Dst string `json:"dst"`
@@ -212,12 +221,12 @@ func (e *env) waitRoutes(ns string, want []string, limit time.Duration) (time.Du
 	sort.Strings(want)
 	start := time.Now()
 	for {
-		got := e.birdRoutes(ns)
+		got := e.learned(ns)
 		if slices.Equal(got, want) {
 			return time.Since(start), nil
 		}
 		if time.Since(start) > limit {
-			return 0, fmt.Errorf("%s: bird routes %q after %s, want %q", ns, got, limit, want)
+			return 0, fmt.Errorf("%s: %s routes %q after %s, want %q", ns, e.proto, got, limit, want)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

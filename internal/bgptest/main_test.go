@@ -42,20 +42,29 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// needRoot skips the test unless it runs as root with ip and BIRD.
-func needRoot(t *testing.T) {
+// needRoot skips the test unless it runs as root with ip, BIRD (the
+// attacker and the default engine) and the engine under test.
+func needRoot(t *testing.T, engine string) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root (network namespaces)")
 	}
-	for _, p := range []string{"ip", "bird", "birdc"} {
+	progs := []string{"ip", "bird", "birdc"}
+	if engine == "frr" {
+		progs = append(progs, "vtysh", "/usr/lib/frr/bgpd")
+	}
+	for _, p := range progs {
 		if _, err := lookProg(p); err != nil {
-			t.Skipf("needs %s (apt-get install iproute2 bird2)", p)
+			t.Skipf("needs %s (apt-get install iproute2 bird2 frr)", p)
 		}
 	}
 }
 
 func lookProg(p string) (string, error) {
+	if filepath.IsAbs(p) {
+		_, err := os.Stat(p)
+		return p, err
+	}
 	if path, err := exec.LookPath(p); err == nil {
 		return path, nil
 	}
