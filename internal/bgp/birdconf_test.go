@@ -157,3 +157,36 @@ Table master4:
 		t.Errorf("routes: %+v", rs)
 	}
 }
+
+func TestFRRConfigFilters(t *testing.T) {
+	ss := speakers(t)
+	red := FRRConfig(ss[0])
+	for _, want := range []string{
+		"ip prefix-list tr_in_pipe_rb seq 5 permit 10.2.0.0/24\nroute-map tr_in_pipe_rb permit 10\n match ip address prefix-list tr_in_pipe_rb\nexit",
+		"ip prefix-list tr_out_pipe_rb seq 5 permit 10.1.0.0/24",
+		"ip prefix-list tr_in_peer_10_9_0_1 seq 5 permit 0.0.0.0/0\nip prefix-list tr_in_peer_10_9_0_1 seq 10 permit 10.9.0.0/16",
+		"ip prefix-list tr_out_peer_10_9_0_1 seq 5 permit 10.1.0.0/24",
+		"router bgp 64501\n bgp router-id 10.250.0.1\n no bgp ebgp-requires-policy",
+		" neighbor 10.250.0.2 remote-as 64502\n neighbor 10.250.0.2 description pipe_rb\n neighbor 10.250.0.2 update-source 10.250.0.1\n neighbor 10.250.0.2 timers 1 3",
+		" neighbor 10.250.0.2 bfd profile tunroute",
+		"  network 10.1.0.0/24",
+		"  neighbor 10.250.0.2 maximum-prefix 11 force",
+		"  neighbor 10.9.0.1 maximum-prefix 3 restart 1 force",
+	} {
+		if !strings.Contains(red, want) {
+			t.Errorf("red's bgpd.conf lacks %q:\n%s", want, red)
+		}
+	}
+	blue := FRRConfig(ss[1])
+	for _, want := range []string{
+		"ipv6 prefix-list tr_in_peer_2001_db8_ff__1 seq 5 permit 2001:db8:1::/48\nroute-map tr_in_peer_2001_db8_ff__1 permit 10\n match ipv6 address prefix-list",
+		" address-family ipv6 unicast\n  network 2001:db8:2::/48\n  neighbor 2001:db8:ff::1 activate",
+	} {
+		if !strings.Contains(blue, want) {
+			t.Errorf("blue's bgpd.conf lacks %q:\n%s", want, blue)
+		}
+	}
+	if strings.Contains(blue, "bfd profile") {
+		t.Errorf("bfd only where asked:\n%s", blue)
+	}
+}

@@ -9,13 +9,18 @@ import (
 	"github.com/tunroute/tunroute/internal/state"
 )
 
-// protoBird is BIRD's route protocol (RTPROT_BIRD), what its kernel
-// protocol gives every route it installs.
-const protoBird state.Protocol = 12
+// The route protocols and metrics of what the engines install: BIRD's
+// (RTPROT_BIRD, its kernel protocol's metric) and FRR's zebra for bgpd
+// (RTPROT_BGP, metric 20).
+var engineRoutes = []struct {
+	name   string
+	proto  state.Protocol
+	metric uint32
+}{{"bird", 12, kernelMetric}, {"frr", 186, 20}}
 
-func birdRoute(dst, gw, dev string, table uint32) state.Route {
-	return state.Route{Table: table, Type: state.RouteUnicast, Dst: netip.MustParsePrefix(dst), Protocol: protoBird,
-		Metric: kernelMetric, Scope: state.ScopeUniverse, Nexthops: []state.Nexthop{{Gateway: netip.MustParseAddr(gw), Dev: dev}}}
+func learnedRoute(proto state.Protocol, metric uint32, dst, gw, dev string, table uint32) state.Route {
+	return state.Route{Table: table, Type: state.RouteUnicast, Dst: netip.MustParsePrefix(dst), Protocol: proto,
+		Metric: metric, Scope: state.ScopeUniverse, Nexthops: []state.Nexthop{{Gateway: netip.MustParseAddr(gw), Dev: dev}}}
 }
 
 func ownRoute(dst, dev string, table uint32) state.Route {
@@ -28,9 +33,15 @@ func ownRoute(dst, dev string, table uint32) state.Route {
 // config that wants the same destination meets a conflict instead of
 // overwriting what BGP learned.
 func TestLearnedRoutesNotOwned(t *testing.T) {
+	for _, e := range engineRoutes {
+		t.Run(e.name, func(t *testing.T) { learnedNotOwned(t, e.proto, e.metric) })
+	}
+}
+
+func learnedNotOwned(t *testing.T, protoBird state.Protocol, kernelMetric uint32) {
 	learned := []state.Route{
-		birdRoute("10.2.0.0/24", "10.250.0.2", "vx100", 254),
-		birdRoute("10.3.0.0/24", "10.250.0.2", "vx100", 100),
+		learnedRoute(protoBird, kernelMetric, "10.2.0.0/24", "10.250.0.2", "vx100", 254),
+		learnedRoute(protoBird, kernelMetric, "10.3.0.0/24", "10.250.0.2", "vx100", 100),
 	}
 	observed := &state.State{Version: state.Version, Namespace: "red",
 		Links:  []state.Link{{Index: 1, Name: "lo"}, {Index: 2, Name: "vx100"}},
@@ -64,13 +75,14 @@ func TestLearnedRoutesNotOwned(t *testing.T) {
 	}
 
 	// The config routes a learned destination itself: its route (metric
-	// 0) goes beside BIRD's (metric 32) and wins the lookup; BIRD's stays.
+	// 0) goes beside the engine's (metric 32 or 20) and wins the lookup;
+	// the engine's stays.
 	desired.Routes = append(desired.Routes, ownRoute("10.2.0.0/24", "vx100", 254))
 	if p, err = plan.Diff(desired, observed); err != nil || touches(p) {
 		t.Errorf("a config route beside a learned one: %v %+v", err, p)
 	}
-	// With BIRD's metric it would be the same kernel route: refused, not
-	// replaced.
+	// With the engine's metric it would be the same kernel route:
+	// refused, not replaced.
 	same := ownRoute("10.2.0.0/24", "vx100", 254)
 	same.Metric = kernelMetric
 	desired.Routes = append(desired.Routes[:1], same)
