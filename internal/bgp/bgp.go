@@ -193,6 +193,22 @@ func (m *Manager) Changes(speakers []Speaker, top string) ([]Change, error) {
 	return out, nil
 }
 
+// Split orders changes around the kernel plan: before are the stops
+// (their domains' namespaces may be about to go, and a stopped engine
+// withdraws its routes while its links still exist); after are the
+// starts and reloads (their namespaces, devices and kill switch must be
+// in place first: a session never opens before the kill switch).
+func Split(changes []Change) (before, after []Change) {
+	for _, c := range changes {
+		if c.Action == ActionStop {
+			before = append(before, c)
+		} else {
+			after = append(after, c)
+		}
+	}
+	return before, after
+}
+
 // Apply carries out changes in order. Every configuration is checked
 // with BIRD's parser before anything starts or reloads.
 func (m *Manager) Apply(ctx context.Context, changes []Change) error {

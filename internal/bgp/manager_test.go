@@ -44,6 +44,10 @@ func TestChangesBookkeeping(t *testing.T) {
 	if strings.Join(got, ", ") != "start red, start blue, stop green" {
 		t.Errorf("changes: %v", got)
 	}
+	before, after := Split(changes)
+	if len(before) != 1 || before[0].Action != ActionStop || len(after) != 2 || after[0].Action != ActionStart {
+		t.Errorf("split: %v | %v", before, after)
+	}
 	if err := m.StopAll(context.Background(), "site"); err != nil {
 		t.Fatal(err)
 	}

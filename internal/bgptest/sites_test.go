@@ -182,14 +182,21 @@ func twoSites(t *testing.T, engine string) {
 		}
 	})
 
-	// tunroute's plan and apply leave learned routes alone.
-	t.Run("plan and apply keep learned routes", func(t *testing.T) {
+	// tunroute's plan and apply leave learned routes alone; explain
+	// shows them.
+	t.Run("plan apply explain", func(t *testing.T) {
 		e.planEmpty(cfgA, siteA)
 		if out, code := e.tr("apply", "-c", cfgA, "--netns", siteA); code != 0 {
 			t.Fatalf("apply again: exit %d\n%s", code, out)
 		}
 		if got := e.learned(aPriv); !slices.Equal(got, want[aPriv]) {
 			t.Errorf("after plan and apply, learned routes in a-private: %v", got)
+		}
+		// explain sees them: the far private host goes by the
+		// learned route into the private overlay.
+		out, code := e.tr("explain", "--netns", aPriv, "--json", "to", "10.2.0.1", "from", "10.1.0.1")
+		if code != 0 || !strings.Contains(out, `"dev":"vxp"`) || !strings.Contains(out, "10.2.0.0/24 via 10.254.0.2 dev vxp proto "+e.proto) {
+			t.Errorf("tunroute explain --netns a-private to 10.2.0.1: exit %d\n%s", code, out)
 		}
 	})
 
