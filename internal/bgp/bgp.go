@@ -1,12 +1,14 @@
-// Package bgp runs one BGP engine instance (BIRD 2) per routing domain
-// that declares a bgp section: it generates the instance's configuration
-// and filters from the config, checks them with BIRD's own parser, and
-// starts, reloads and stops the instance inside the domain's namespace
-// with a run directory of its own.
+// Package bgp runs one BGP engine instance per routing domain that
+// declares a bgp section: BIRD 2 by default, FRR on request. It generates
+// the instance's configuration and filters from the config, checks them
+// with the engine's own parser, and starts, reloads and stops the
+// instance inside the domain's namespace with a run directory of its
+// own.
 //
 // tunroute owns the instances and their files, never the routes they
-// learn: those carry BIRD's route protocol ("proto bird"), which
-// tunroute's plan, apply and down leave alone.
+// learn: those carry the engine's route protocol ("proto bird", or
+// "proto bgp" for FRR), which tunroute's plan, apply and down leave
+// alone.
 package bgp
 
 import (
@@ -150,6 +152,8 @@ type Change struct {
 	Action Action
 	Domain string
 	Netns  string
+	// Engine is "bird" or "frr".
+	Engine string
 	// Speaker is set for start and reload.
 	Speaker *Speaker
 }
@@ -159,7 +163,11 @@ func (c Change) String() string {
 	if c.Domain == config.HostDomain {
 		where = "the top namespace"
 	}
-	return fmt.Sprintf("%s the BGP speaker (BIRD) of %s", c.Action, where)
+	name := map[string]string{"bird": "BIRD", "frr": "FRR"}[c.Engine]
+	if name == "" {
+		name = c.Engine
+	}
+	return fmt.Sprintf("%s the BGP speaker (%s) of %s", c.Action, name, where)
 }
 
 // Changes lists what Apply would do to make the running instances of top
@@ -174,11 +182,11 @@ func (m *Manager) Changes(speakers []Speaker, top string) ([]Change, error) {
 		in := m.instanceOf(*s)
 		want[in.Dir] = true
 		if _, running := m.running(in); !running {
-			out = append(out, Change{Action: ActionStart, Domain: s.Domain, Netns: s.Netns, Speaker: s})
+			out = append(out, Change{Action: ActionStart, Domain: s.Domain, Netns: s.Netns, Engine: in.Engine, Speaker: s})
 			continue
 		}
 		if !m.current(in, *s) {
-			out = append(out, Change{Action: ActionReload, Domain: s.Domain, Netns: s.Netns, Speaker: s})
+			out = append(out, Change{Action: ActionReload, Domain: s.Domain, Netns: s.Netns, Engine: in.Engine, Speaker: s})
 		}
 	}
 	ins, err := m.instances(top)
@@ -187,7 +195,7 @@ func (m *Manager) Changes(speakers []Speaker, top string) ([]Change, error) {
 	}
 	for _, in := range ins {
 		if !want[in.Dir] {
-			out = append(out, Change{Action: ActionStop, Domain: in.Domain, Netns: in.Netns})
+			out = append(out, Change{Action: ActionStop, Domain: in.Domain, Netns: in.Netns, Engine: in.Engine})
 		}
 	}
 	return out, nil
@@ -210,7 +218,7 @@ func Split(changes []Change) (before, after []Change) {
 }
 
 // Apply carries out changes in order. Every configuration is checked
-// with BIRD's parser before anything starts or reloads.
+// with its engine's parser before anything starts or reloads.
 func (m *Manager) Apply(ctx context.Context, changes []Change) error {
 	for _, c := range changes {
 		if c.Speaker != nil {

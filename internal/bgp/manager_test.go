@@ -44,6 +44,9 @@ func TestChangesBookkeeping(t *testing.T) {
 	if strings.Join(got, ", ") != "start red, start blue, stop green" {
 		t.Errorf("changes: %v", got)
 	}
+	if got := changes[0].String(); got != "start the BGP speaker (BIRD) of routing domain red" {
+		t.Errorf("change text: %s", got)
+	}
 	before, after := Split(changes)
 	if len(before) != 1 || before[0].Action != ActionStop || len(after) != 2 || after[0].Action != ActionStart {
 		t.Errorf("split: %v | %v", before, after)
