@@ -15,6 +15,7 @@ import (
 type InstanceStatus struct {
 	Domain  string    `json:"domain"`
 	Netns   string    `json:"netns"`
+	Engine  string    `json:"engine"`
 	Running bool      `json:"running"`
 	PID     int       `json:"pid,omitempty"`
 	Error   string    `json:"error,omitempty"`
@@ -24,8 +25,10 @@ type InstanceStatus struct {
 // Session is one BGP session and the routes learned on it.
 type Session struct {
 	Name string `json:"name"`
-	// State is BIRD's protocol state (up, start, down) and Info its
-	// detail (Established, Active, Connect, "Receive limit reached"...).
+	// State is up, start (trying) or down (stopped, e.g. by a
+	// max-prefix breach), BIRD's words (FRR's are mapped to them); Info
+	// is the engine's own detail (Established, Active, "Automatic
+	// shutdown: Route limit exceeded", "Idle (PfxCt)"...).
 	State string `json:"state"`
 	Info  string `json:"info,omitempty"`
 	Since string `json:"since,omitempty"`
@@ -57,7 +60,7 @@ func (m *Manager) Status(ctx context.Context, top string) ([]InstanceStatus, err
 	}
 	var out []InstanceStatus
 	for _, in := range ins {
-		st := InstanceStatus{Domain: in.Domain, Netns: in.Netns}
+		st := InstanceStatus{Domain: in.Domain, Netns: in.Netns, Engine: in.Engine}
 		st.PID, st.Running = m.running(in)
 		if !st.Running {
 			st.PID = 0
@@ -147,7 +150,11 @@ func StatusText(sts []InstanceStatus) string {
 			fmt.Fprintf(&b, "BGP in %s: not running\n", where)
 			continue
 		}
-		fmt.Fprintf(&b, "BGP in %s: BIRD pid %d\n", where, st.PID)
+		name := map[string]string{"bird": "BIRD", "frr": "FRR"}[st.Engine]
+		if name == "" {
+			name = "BIRD"
+		}
+		fmt.Fprintf(&b, "BGP in %s: %s pid %d\n", where, name, st.PID)
 		if st.Error != "" {
 			fmt.Fprintf(&b, "  error: %s\n", st.Error)
 		}
