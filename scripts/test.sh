@@ -8,8 +8,9 @@ cd "$(dirname "$0")/.."
 # Debian packages the tests use: iproute2 and nftables are the independent
 # oracles the kernel tests compare against (ip for routing, nft for
 # tunroute's firewall table); the VPN daemons (strongSwan's charon with
-# kernel-libipsec comes in libcharon-extra-plugins).
-packages=(iproute2 nftables openvpn tinc strongswan-charon strongswan-swanctl libcharon-extra-plugins)
+# kernel-libipsec comes in libcharon-extra-plugins); bird2 is the BGP
+# engine the BGP tests run.
+packages=(iproute2 nftables openvpn tinc strongswan-charon strongswan-swanctl libcharon-extra-plugins bird2)
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

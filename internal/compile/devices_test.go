@@ -58,8 +58,8 @@ killswitch: {}
 		"rule -6 pref 32001 not from all fwmark 0x3e8 lookup 1000",
 		`wireguard_guard: meta nfproto ipv4 iifname != { "wg0", "lo" } ip daddr 10.30.0.2 counter drop`,
 		`wireguard_guard: meta nfproto ipv6 iifname != { "wg0", "lo" } ip6 daddr 2001:db8:30::2 counter drop`,
-		`killswitch_output: oifname "wg0" accept`,
-		`killswitch_output: meta nfproto ipv4 ip daddr 198.51.100.2 meta l4proto udp th dport 51820 accept`,
+		`killswitch_postrouting: oifname "wg0" accept`,
+		`killswitch_postrouting: meta nfproto ipv4 ip daddr 198.51.100.2 meta l4proto udp th dport 51820 accept`,
 	} {
 		if !strings.Contains(all, want) {
 			t.Errorf("missing %q in:\n%s", want, all)

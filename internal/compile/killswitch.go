@@ -73,6 +73,7 @@ func (c *compiler) killswitch(k *config.KillSwitch) error {
 	}
 	post.Rules = append(post.Rules, rerouteRequests()...)
 	post.Rules = append(post.Rules, clear...)
+	post.Rules = append(post.Rules, BGPSessionRules(c.cfg.BGP)...)
 	post.Rules = append(post.Rules, dhcp...)
 	post.Rules = append(post.Rules, linkLocalICMPv6(onLink)...)
 	post.Rules = append(post.Rules, drop)

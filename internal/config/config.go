@@ -58,6 +58,8 @@ type Config struct {
 	Redirect   *Redirect
 	Select     []*Selector
 	KillSwitch *KillSwitch
+	// BGP is this namespace's BGP speaker, nil if none.
+	BGP *BGP
 	// Domains and Pipes exist only at the top level.
 	Domains []*Domain
 	Pipes   []*Pipe

@@ -72,7 +72,7 @@ type decoder struct {
 }
 
 // bodyKeys are what a config and each of its domains may hold.
-var bodyKeys = []string{"settings", "tables", "vpns", "vxlan", "devices", "identities", "routes", "local", "redirect", "select", "killswitch"}
+var bodyKeys = []string{"settings", "tables", "vpns", "vxlan", "devices", "identities", "routes", "local", "redirect", "select", "killswitch", "bgp"}
 
 func (d *decoder) config(root node) (*Config, error) {
 	cfg := &Config{File: d.file, TableBase: DefaultTableBase, PriorityBase: DefaultPriorityBase,
@@ -93,6 +93,9 @@ func (d *decoder) config(root node) (*Config, error) {
 		if err := d.pipes(v, cfg); err != nil {
 			return nil, err
 		}
+	}
+	if err := d.resolveBGP(cfg); err != nil {
+		return nil, err
 	}
 	return cfg, nil
 }
@@ -196,6 +199,11 @@ func (d *decoder) body(m *mapping, cfg *Config) error {
 			return err
 		}
 		cfg.KillSwitch = k
+	}
+	if v, ok := m.get("bgp"); ok {
+		if err := d.bgp(v); err != nil {
+			return err
+		}
 	}
 	return nil
 }
