@@ -33,6 +33,11 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 go vet ./...
+# go.mod and go.sum say exactly what the code imports.
+if ! go mod tidy -diff >/dev/null; then
+	echo "go mod tidy would change go.mod or go.sum: run it and commit the result" >&2
+	exit 1
+fi
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
 if [ -n "$unformatted" ]; then
 	echo "gofmt would change: $unformatted" >&2

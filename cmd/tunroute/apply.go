@@ -44,9 +44,9 @@ func newApplyCmd(g *globalFlags) *cobra.Command {
 			}
 			defer s.Close()
 			out := cmd.OutOrStdout()
-			fmt.Fprint(out, c.Plan.Text())
+			fmt.Fprint(out, c.Text())
 			printNotes(out, c.Notes)
-			if dryRun || c.Plan.Empty() {
+			if dryRun || c.Empty() {
 				return nil
 			}
 			var w *engine.ConfirmWaiter
@@ -63,7 +63,7 @@ func newApplyCmd(g *globalFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(out, "Applied: %s in %s.\n", c.Plan.Tally(), time.Since(start).Round(time.Microsecond))
+			fmt.Fprintf(out, "Applied: %s in %s.\n", c.Done(), time.Since(start).Round(time.Microsecond))
 			if w != nil {
 				return waitConfirm(cmd, e, w, j, confirm)
 			}

@@ -35,15 +35,15 @@ func newDownCmd(g *globalFlags) *cobra.Command {
 				return err
 			}
 			out := cmd.OutOrStdout()
-			fmt.Fprint(out, c.Plan.Text())
-			if dryRun || c.Plan.Empty() {
+			fmt.Fprint(out, c.Text())
+			if dryRun || c.Empty() {
 				return nil
 			}
 			start := time.Now()
 			if _, err := applyChange(cmd, e, s, c, "down"); err != nil {
 				return err
 			}
-			fmt.Fprintf(out, "Removed: %s in %s.\n", c.Plan.Tally(), time.Since(start).Round(time.Microsecond))
+			fmt.Fprintf(out, "Removed: %s in %s.\n", c.Done(), time.Since(start).Round(time.Microsecond))
 			return nil
 		},
 	}

@@ -24,15 +24,15 @@ connection's facts and applies again: what went through it is withdrawn,
 the kill switch stays.
 
 OpenVPN (route-noexec recommended, script-security 2):
-    up "/usr/sbin/tunroute hook openvpn"       route-up "/usr/sbin/tunroute hook openvpn"
-    route-pre-down "/usr/sbin/tunroute hook openvpn"    down "/usr/sbin/tunroute hook openvpn"
+    up "/usr/local/sbin/tunroute hook openvpn"       route-up "/usr/local/sbin/tunroute hook openvpn"
+    route-pre-down "/usr/local/sbin/tunroute hook openvpn"    down "/usr/local/sbin/tunroute hook openvpn"
   The verb comes from script_type; the arguments OpenVPN adds are ignored.
 tinc: in tinc-up, tinc-down, host-up, host-down (and subnet-up/-down):
-    exec /usr/sbin/tunroute hook tinc tinc-up       (and so on, one verb per script)
+    exec /usr/local/sbin/tunroute hook tinc tinc-up       (and so on, one verb per script)
 
 strongSwan: charon's updown script (swanctl.conf children's updown =, or
 ipsec.conf's leftupdown =):
-    updown = /usr/sbin/tunroute hook strongswan
+    updown = /usr/local/sbin/tunroute hook strongswan
   Every PLUTO_* variable is checked; the verb comes from PLUTO_VERB. The vpn is
   the one named by --vpn, TUNROUTE_VPN or PLUTO_CONNECTION, or the config's only
   strongswan vpn.
@@ -67,7 +67,7 @@ func runHook(cmd *cobra.Command, g *globalFlags, vpnName string, args []string) 
 	out := cmd.OutOrStdout()
 	fmt.Fprintf(out, "tunroute: %s\n", res.Said)
 	if res.Change != nil {
-		fmt.Fprint(out, res.Change.Plan.Text())
+		fmt.Fprint(out, res.Change.Text())
 		printNotes(out, res.Change.Notes)
 	}
 	return err

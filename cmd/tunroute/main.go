@@ -83,6 +83,7 @@ func newRootCmd() *cobra.Command {
 		newExecCmd(g),
 		newExplainCmd(g),
 		newLabCmd(),
+		newVersionCmd(),
 		newImportCmd(),
 	)
 	return root

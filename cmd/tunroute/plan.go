@@ -22,9 +22,9 @@ func newPlanCmd(g *globalFlags) *cobra.Command {
 			}
 			defer s.Close()
 			out := cmd.OutOrStdout()
-			fmt.Fprint(out, c.Plan.Text())
+			fmt.Fprint(out, c.Text())
 			printNotes(out, c.Notes)
-			if !c.Plan.Empty() {
+			if !c.Empty() {
 				return &exitError{code: 2}
 			}
 			return nil

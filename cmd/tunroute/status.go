@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/tunroute/tunroute/internal/bgp"
 	"github.com/tunroute/tunroute/internal/compile"
 	"github.com/tunroute/tunroute/internal/config"
 	"github.com/tunroute/tunroute/internal/engine"
@@ -29,6 +31,11 @@ type statusReport struct {
 	// Pending lists the changes apply would make.
 	Pending   []string `json:"pending,omitempty"`
 	ConfigErr string   `json:"config_error,omitempty"`
+	// WireGuard is every WireGuard peer's latest handshake and what it
+	// says of the tunnel.
+	WireGuard []state.WGPeerHealth `json:"wireguard,omitempty"`
+	// BGP are the speakers of the routing domains: sessions, routes.
+	BGP []bgp.InstanceStatus `json:"bgp,omitempty"`
 	// Notes are the config's remarks (as plan prints them).
 	Notes      []string           `json:"notes,omitempty"`
 	Identities []compile.Identity `json:"identities,omitempty"`
@@ -55,6 +62,10 @@ func newStatusCmd(g *globalFlags) *cobra.Command {
 			}
 			defer s.Close()
 			r := buildStatus(e, s)
+			r.WireGuard = state.WireGuardHealth(s.Top(), time.Now())
+			if r.BGP, err = e.BGPStatus(cmd.Context()); err != nil {
+				return err
+			}
 			if asJSON {
 				enc := json.NewEncoder(cmd.OutOrStdout())
 				enc.SetIndent("", "  ")
@@ -150,9 +161,9 @@ func buildStatus(e *engine.Engine, s *engine.Session) *statusReport {
 	}
 	r.Identities = c.Compiled().Identities
 	r.Notes = c.Notes
-	inSync := c.Plan.Empty()
+	inSync := c.Empty()
 	r.InSync = &inSync
-	r.Pending = c.Plan.Lines()
+	r.Pending = c.Lines()
 	return r
 }
 
@@ -202,6 +213,10 @@ func writeStatus(out io.Writer, r *statusReport) {
 	default:
 		fmt.Fprintf(out, "config %s: %d changes pending (run `tunroute plan`)\n", r.Config, len(r.Pending))
 	}
+	for _, h := range r.WireGuard {
+		fmt.Fprintf(out, "wireguard %s\n", h.String())
+	}
+	fmt.Fprint(out, bgp.StatusText(r.BGP))
 	printNotes(out, r.Notes)
 }
 

@@ -2,7 +2,9 @@ package engine
 
 import (
 	"fmt"
+	"strings"
 
+	"github.com/tunroute/tunroute/internal/bgp"
 	"github.com/tunroute/tunroute/internal/compile"
 	"github.com/tunroute/tunroute/internal/config"
 	"github.com/tunroute/tunroute/internal/netnsconf"
@@ -19,7 +21,38 @@ type Change struct {
 	System *compile.System
 	// Notes are compile's remarks, for the user.
 	Notes []string
+	// BGP are the speakers to start, reload or stop.
+	BGP []bgp.Change
 }
+
+// Empty: nothing to do.
+func (c *Change) Empty() bool { return c.Plan.Empty() && len(c.BGP) == 0 }
+
+// Text is the plan for people: every kernel and system step, then the
+// BGP speakers' changes.
+func (c *Change) Text() string {
+	t := c.Plan.Text()
+	if len(c.BGP) > 0 {
+		if c.Plan.Empty() { // no kernel change: the header counts the speakers
+			_, rest, _ := strings.Cut(t, "\n")
+			t = fmt.Sprintf("Plan for the BGP speakers: %d to change.\n", len(c.BGP)) + rest
+		}
+		t += strings.Join(bgpLines(c.BGP), "\n") + "\n"
+	}
+	return t
+}
+
+// Done says what an applied change did.
+func (c *Change) Done() string {
+	t := c.Plan.Tally().String()
+	if n := len(c.BGP); n > 0 {
+		t += fmt.Sprintf(", %d BGP speaker changes", n)
+	}
+	return t
+}
+
+// Lines are the pending changes, one per effect (status).
+func (c *Change) Lines() []string { return append(c.Plan.Lines(), bgpLines(c.BGP)...) }
 
 // Compiled is the top namespace's share of the compiled config (nil for
 // down).
@@ -102,8 +135,13 @@ func (s *Session) Plan(cfg *config.Config, f *Facts) (*Change, error) {
 	if err != nil {
 		return nil, err
 	}
-	c.Plan, err = plan.DiffSystem(nss, append(f.Files, files...)...)
-	return c, err
+	if c.Plan, err = plan.DiffSystem(nss, append(f.Files, files...)...); err != nil {
+		return nil, err
+	}
+	if c.BGP, err = s.e.bgpChanges(cfg); err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
 // checkDomainNames refuses a domain whose namespace exists but is not
@@ -192,7 +230,11 @@ func (s *Session) PlanDown() (*Change, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Change{Plan: p}, nil
+	c := &Change{Plan: p}
+	if c.BGP, err = s.e.bgpChanges(nil); err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
 // Apply carries out a change all-or-nothing. The journal undoes it
@@ -203,7 +245,16 @@ func (s *Session) Apply(c *Change) (*plan.Journal, error) {
 			h.SetProgress(s.e.Progress)
 		}
 	}
-	return plan.ApplySystem(planSystem{s}, c.Plan)
+	var j *plan.Journal
+	err := s.e.applyBGP(c.BGP, func() error {
+		var err error
+		j, err = plan.ApplySystem(planSystem{s}, c.Plan)
+		return err
+	}, func() error { return j.Undo() })
+	if err != nil {
+		return nil, err
+	}
+	return j, nil
 }
 
 // Preview is the state the top namespace would be in after the change:

@@ -45,6 +45,10 @@ type SystemPlan struct {
 	// Kept lists desired objects that exist already, made by someone
 	// else, by namespace; tunroute leaves them alone.
 	Kept []Kept
+	// TakenBack lists, in plan words, the routes of other tools that
+	// held the keys of tunroute's and are replaced (take_back_routes),
+	// with who held them.
+	TakenBack []string
 }
 
 // Kept is an object tunroute wanted and found already there, not its own.
@@ -99,6 +103,9 @@ func DiffSystem(nss []Namespace, files ...File) (*SystemPlan, error) {
 		plans[i].Namespace = ns.Netns
 		for _, k := range plans[i].Kept {
 			sp.Kept = append(sp.Kept, Kept{Netns: ns.Netns, Object: k})
+		}
+		for _, t := range plans[i].TakenBack {
+			sp.TakenBack = append(sp.TakenBack, netnsname.Word(ns.Netns)+": "+t)
 		}
 	}
 	dropPeerDeletes(plans)
@@ -256,6 +263,9 @@ func (sp *SystemPlan) Text() string {
 			where = " in " + netnsname.Word(k.Netns)
 		}
 		fmt.Fprintf(&b, "  = %s%s (already there, not tunroute's: left alone)\n", k.Object, where)
+	}
+	for _, t := range sp.TakenBack {
+		fmt.Fprintf(&b, "  ! taking back %s\n", t)
 	}
 	return b.String()
 }
