@@ -81,7 +81,7 @@ shows the mark, the rule it selects and the route.`,
 			if err != nil {
 				return fmt.Errorf("explain: %w", err)
 			}
-			marks := applyMarks(st.Firewall, &q, cgroup)
+			marks := fib.ApplyMarks(st.Firewall, &q, cgroup)
 			r := f.Lookup(q)
 			if !asJSON {
 				for _, m := range marks {
