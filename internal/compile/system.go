@@ -97,6 +97,29 @@ func CompileSystem(cfg *config.Config, top string, observed Observed, vpns map[s
 				"(the next apply moves it once it exists; a VPN's hook moves its tunnel when it comes up)", dev, nsName(top)))
 		}
 	}
+	// The top namespace compiles as it will be after the apply: without
+	// the devices moved into domains, with those that come back from
+	// domains that are gone (the kill switch's on-link prefixes, for one,
+	// follow them).
+	for _, d := range sys.Domains[1:] {
+		for _, dev := range d.Moves {
+			dropLink(obs[0], dev)
+		}
+	}
+	inConfig := map[string]bool{top: true}
+	for _, dm := range cfg.Domains {
+		inConfig[dm.Name] = true
+	}
+	for ns, o := range observed {
+		if inConfig[ns] || o == nil {
+			continue
+		}
+		for i := range o.Links {
+			if l := &o.Links[i]; !l.Loopback && !l.Owned() && l.Name != "lo" && !hasLink(obs[0], l.Name) {
+				carryLink(obs[0], o, l.Name)
+			}
+		}
+	}
 	index := map[string]int{}
 	for i, d := range sys.Domains {
 		index[d.Name] = i
@@ -493,6 +516,31 @@ func carryLink(to, from *state.State, dev string) {
 		r.Nexthops = []state.Nexthop{{Dev: dev, Flags: r.Nexthops[0].Flags}}
 		to.Routes = append(to.Routes, r)
 	}
+}
+
+// dropLink removes a device and what is on it from a state.
+func dropLink(s *state.State, dev string) {
+	links := s.Links[:0]
+	for _, l := range s.Links {
+		if l.Name != dev {
+			links = append(links, l)
+		}
+	}
+	s.Links = links
+	addrs := s.Addrs[:0]
+	for _, a := range s.Addrs {
+		if a.Dev != dev {
+			addrs = append(addrs, a)
+		}
+	}
+	s.Addrs = addrs
+	routes := s.Routes[:0]
+	for _, r := range s.Routes {
+		if len(r.Nexthops) != 1 || r.Nexthops[0].Dev != dev {
+			routes = append(routes, r)
+		}
+	}
+	s.Routes = routes
 }
 
 // connectedRoute is the route the kernel makes for address a on dev.
