@@ -88,7 +88,11 @@ func (e *Engine) Hook(call HookCall) (*HookResult, error) {
 		v = &facts.VPN{Name: prev.Name, Type: prev.Type, Device: prev.Device, Servers: prev.Servers, Down: true}
 		res.Said = fmt.Sprintf("vpn %s (%s %s) is down; withdrawing what went through it", vpn.Name, kind, verb)
 	} else {
-		res.Said = fmt.Sprintf("vpn %s (%s %s) on %s", vpn.Name, kind, verb, v.Device)
+		what := verb
+		if d, ok := call.Kind.(hook.Detailer); ok {
+			what += " " + d.Detail(call.Env)
+		}
+		res.Said = fmt.Sprintf("vpn %s (%s %s) on %s", vpn.Name, kind, what, v.Device)
 	}
 	v.Updated = time.Now().UTC().Round(time.Second)
 	if err := f.Record(e, v); err != nil {

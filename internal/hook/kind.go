@@ -41,6 +41,12 @@ type VPNNamer interface {
 	VPNName(env Env) string
 }
 
+// Detailer is a kind whose calls carry a detail worth a log line: which
+// pair of strongSwan's traffic selectors came up.
+type Detailer interface {
+	Detail(env Env) string
+}
+
 var kinds = []Kind{openvpnKind{}, tincKind{}, strongswanKind{}}
 
 // Lookup returns the kind of a daemon by name.
@@ -129,3 +135,8 @@ func (strongswanKind) Facts(c Call) (*facts.VPN, Event, error) {
 }
 
 func (strongswanKind) VPNName(env Env) string { return env["PLUTO_CONNECTION"] }
+
+// Detail is the pair of traffic selectors a call is about.
+func (strongswanKind) Detail(env Env) string {
+	return env["PLUTO_MY_CLIENT"] + "=" + env["PLUTO_PEER_CLIENT"]
+}
