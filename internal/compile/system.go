@@ -509,7 +509,7 @@ func carryLink(to, from *state.State, dev string) {
 		}
 	}
 	for _, r := range from.Routes {
-		if r.Protocol != protoKernel || (r.Table != state.TableMain && r.Table != state.TableLocal) ||
+		if r.Protocol != state.ProtoKernel || (r.Table != state.TableMain && r.Table != state.TableLocal) ||
 			len(r.Nexthops) != 1 || r.Nexthops[0].Dev != dev || r.Nexthops[0].Gateway.IsValid() {
 			continue
 		}
@@ -545,17 +545,13 @@ func dropLink(s *state.State, dev string) {
 
 // connectedRoute is the route the kernel makes for address a on dev.
 func connectedRoute(a netip.Prefix, dev string) state.Route {
-	r := state.Route{Table: state.TableMain, Type: state.RouteUnicast, Dst: a.Masked(), Protocol: protoKernel,
+	r := state.Route{Table: state.TableMain, Type: state.RouteUnicast, Dst: a.Masked(), Protocol: state.ProtoKernel,
 		Scope: state.ScopeLink, PrefSrc: a.Addr(), Nexthops: []state.Nexthop{{Dev: dev}}}
 	if a.Addr().Is6() {
 		r.Scope, r.PrefSrc, r.Metric = state.ScopeUniverse, netip.Addr{}, 256
 	}
 	return r
 }
-
-// protoKernel is the protocol of the routes the kernel makes for an
-// interface's addresses.
-const protoKernel state.Protocol = 2
 
 func nsName(ns string) string {
 	if ns == "" {

@@ -257,7 +257,7 @@ func New(s *state.State) (*FIB, error) {
 	}
 	for i := range s.Routes {
 		r := &s.Routes[i]
-		if r.Type == state.RouteLocal && !r.Is6() && r.Protocol != 2 {
+		if r.Type == state.RouteLocal && !r.Is6() && r.Protocol != state.ProtoKernel {
 			f.customLocalRoutes = true
 		}
 	}
