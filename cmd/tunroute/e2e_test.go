@@ -158,7 +158,7 @@ func foreignDump(t *testing.T, ns string, ownAddrs ...string) string {
 	return b.String()
 }
 
-const seed000and003 = `
+const dualIdentityAndRedirect = `
 identities:
   - name: inside
     device: wg0
@@ -187,7 +187,7 @@ redirect:
 // expected objects, plan again (nothing), down (nothing of ours left).
 func TestApplyMatchesKernel(t *testing.T) {
 	ns := clientNS(t, "apply")
-	cfg := writeConfig(t, seed000and003)
+	cfg := writeConfig(t, dualIdentityAndRedirect)
 	if out, code := tunroute(t, "plan", "-c", cfg, "--netns", ns); code != 2 {
 		t.Fatalf("plan before apply: exit %d, want 2\n%s", code, out)
 	}
@@ -269,7 +269,7 @@ func TestForeignObjectsUntouched(t *testing.T) {
 	}
 	before := foreignDump(t, ns)
 	addrsBefore := ipCmd(t, "-n", ns, "-j", "addr", "show")
-	cfg := writeConfig(t, seed000and003)
+	cfg := writeConfig(t, dualIdentityAndRedirect)
 	if out, code := tunroute(t, "apply", "-c", cfg, "--netns", ns); code != 0 {
 		t.Fatalf("apply: exit %d\n%s", code, out)
 	}
@@ -333,9 +333,9 @@ func (f *failingExecutor) Execute(ops []state.Op) ([]bool, error) {
 // time the namespace must dump exactly as before.
 func TestInjectedFailureRollsBack(t *testing.T) {
 	ns := clientNS(t, "rollback")
-	cfgPath := writeConfig(t, seed000and003)
+	cfgPath := writeConfig(t, dualIdentityAndRedirect)
 	// Start from an applied older config so the plan replaces and deletes too.
-	older := writeConfig(t, strings.Replace(seed000and003, "10.99.5.0/24", "10.99.6.0/24", 1))
+	older := writeConfig(t, strings.Replace(dualIdentityAndRedirect, "10.99.5.0/24", "10.99.6.0/24", 1))
 	if out, code := tunroute(t, "apply", "-c", older, "--netns", ns); code != 0 {
 		t.Fatalf("apply: %s", out)
 	}
@@ -404,7 +404,7 @@ func TestApplyErrorsChangeNothing(t *testing.T) {
 			t.Errorf("apply with\n%s\nexit %d, output:\n%s\nwant the error: %s", tc.yaml, code, out, tc.want)
 		}
 	}
-	if out, code := tunroute(t, "plan", "-c", writeConfig(t, seed000and003), "--netns", "tr-e2e-does-not-exist"); code != 1 || !strings.Contains(out, "tr-e2e-does-not-exist") {
+	if out, code := tunroute(t, "plan", "-c", writeConfig(t, dualIdentityAndRedirect), "--netns", "tr-e2e-does-not-exist"); code != 1 || !strings.Contains(out, "tr-e2e-does-not-exist") {
 		t.Errorf("plan in a missing namespace: exit %d\n%s", code, out)
 	}
 	if after := dump(t, ns); after != before {
@@ -416,7 +416,7 @@ func TestApplyErrorsChangeNothing(t *testing.T) {
 // whether it is in sync; snapshot writes a State that loads back.
 func TestStatusAndSnapshot(t *testing.T) {
 	ns := clientNS(t, "status")
-	cfg := writeConfig(t, seed000and003)
+	cfg := writeConfig(t, dualIdentityAndRedirect)
 	tunroute(t, "apply", "-c", cfg, "--netns", ns)
 	out, code := tunroute(t, "status", "--json", "-c", cfg, "--netns", ns)
 	if code != 0 {
@@ -452,7 +452,7 @@ func TestStatusAndSnapshot(t *testing.T) {
 // up; pressing Enter keeps it.
 func TestConfirm(t *testing.T) {
 	ns := clientNS(t, "confirm")
-	cfg := writeConfig(t, seed000and003)
+	cfg := writeConfig(t, dualIdentityAndRedirect)
 	before := dump(t, ns)
 	run := func(stdin string, args ...string) (string, int) {
 		root := newRootCmd()
@@ -487,7 +487,7 @@ func TestConfirm(t *testing.T) {
 // a config before apply give the answer `ip route get` gives after apply.
 func TestExplain(t *testing.T) {
 	ns := clientNS(t, "explain")
-	cfg := writeConfig(t, seed000and003)
+	cfg := writeConfig(t, dualIdentityAndRedirect)
 	queries := [][]string{
 		{"203.0.113.7"},
 		{"203.0.113.7", "from", "10.1.0.2"},
@@ -578,7 +578,7 @@ select:
 // under another name): the change is kept.
 func TestConfirmWithRenamedBinary(t *testing.T) {
 	ns := clientNS(t, "confrn")
-	cfg := writeConfig(t, seed000and003)
+	cfg := writeConfig(t, dualIdentityAndRedirect)
 	bin := filepath.Join(t.TempDir(), "vpn-routing")
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)

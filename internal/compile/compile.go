@@ -356,7 +356,7 @@ func (id *Identity) drop(v6 bool) {
 	}
 }
 
-// identityObjects emits seed 000's objects for one identity: a table with
+// identityObjects emits the dual identity's objects for one identity: a table with
 // the identity's connected prefixes and a default route, and a
 // `from ADDR iif lo lookup TABLE` rule per address.
 func (c *compiler) identityObjects(id *Identity, ci *config.Identity) error {
@@ -391,7 +391,7 @@ func (c *compiler) identityObjects(id *Identity, ci *config.Identity) error {
 	return nil
 }
 
-// local emits seed 001's "iproute2 alias".
+// local emits the local traffic table, the "iproute2 alias".
 func (c *compiler) local(l *config.Local, index int, tables *tableAllocator) error {
 	id := c.ids[l.Via]
 	if id.Down {
@@ -480,7 +480,7 @@ func (c *compiler) route(cr *config.Route) error {
 	return nil
 }
 
-// redirect emits seed 003: two half-default routes per family into the
+// redirect emits the gateway redirect: two half-default routes per family into the
 // tunnel, host routes to the servers via the original path, and LAN
 // prefixes kept on their original path.
 func (c *compiler) redirect(rd *config.Redirect) error {

@@ -230,7 +230,7 @@ func (c *compiler) dnsRules(k *config.KillSwitch) []state.FwRule {
 }
 
 // selectedClear allows what a selector deliberately sends around the
-// tunnels (seed 001: "ssh around it"): the selector is the policy that
+// tunnels (port selectors: "ssh around it"): the selector is the policy that
 // says this traffic may go in clear, by the identity's device.
 func (c *compiler) selectedClear(tunnels []string) []state.FwRule {
 	isTunnel := map[string]bool{}

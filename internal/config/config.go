@@ -78,7 +78,7 @@ const (
 )
 
 // Identity is a source address (or several) with its own routing table and
-// an `from ADDR iif lo` rule (seed 000).
+// an `from ADDR iif lo` rule (dual identity).
 type Identity struct {
 	Name string
 	// VPN names the connection whose hook supplies the device, the
@@ -114,9 +114,9 @@ type Route struct {
 	at func(string) Pos
 }
 
-// Local is seed 001's "iproute2 alias": a table consulted for all locally
-// generated traffic (`iif lo`) whose routes into the tunnel carry
-// `src Source`, so replies come back through the tunnel.
+// Local is the local traffic table, the "iproute2 alias": a table
+// consulted for all locally generated traffic (`iif lo`) whose routes
+// into the tunnel carry `src Source`, so replies come back through the tunnel.
 type Local struct {
 	To     []netip.Prefix
 	Via    string
@@ -130,7 +130,7 @@ type Local struct {
 	at func(string) Pos
 }
 
-// Redirect is seed 003's gateway redirect: two half-default routes into
+// Redirect is the gateway redirect: two half-default routes into
 // the tunnel, host routes to the VPN servers via the original gateway,
 // LAN prefixes kept local. The original default route is never touched.
 type Redirect struct {

@@ -13,7 +13,7 @@ import (
 // runs on: the host's, or --netns) in pipes.
 const HostDomain = "host"
 
-// Domain is a routing domain (seed 004): a network namespace tunroute
+// Domain is a routing domain: a network namespace tunroute
 // creates and owns, with its own routing in the same language as the top
 // level of the config.
 type Domain struct {
@@ -575,8 +575,8 @@ func fam(v6 bool) int {
 }
 
 // VXLAN is a vxlan device the config creates: one VNI carries one
-// domain's traffic over a shared underlay (seed 004's several domains
-// over one tunnel between two sites).
+// domain's traffic over a shared underlay (several routing domains over
+// one tunnel between two sites).
 type VXLAN struct {
 	Name   string
 	VNI    uint32

@@ -42,7 +42,7 @@ type Endpoint struct {
 // VPNTypes are the daemons tunroute has hooks for.
 var VPNTypes = []string{"openvpn", "tinc", "strongswan"}
 
-// Selector sends matching traffic to an identity's table (seed 001 §3.5:
+// Selector sends matching traffic to an identity's table (port selectors:
 // telnet through the tunnel, ssh around it). Native rule selectors are
 // used where they suffice; a cgroup needs a firewall mark.
 type Selector struct {
@@ -90,8 +90,8 @@ type KillSwitch struct {
 func (k *KillSwitch) At(field string) Pos { return k.at(field) }
 
 // Allow is traffic that may leave in clear: to some destinations, or
-// from some source addresses (e.g. the outside identity's, for seed 000's
-// deliberate `ssh -b OUTSIDE`), optionally only some protocol and ports.
+// from some source addresses (e.g. the outside identity's, for the dual
+// identity's deliberate `ssh -b OUTSIDE`), optionally only some protocol and ports.
 type Allow struct {
 	To     []netip.Prefix
 	From   []netip.Prefix

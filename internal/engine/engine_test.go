@@ -20,7 +20,7 @@ func testConfigs(t *testing.T) []string {
 	if err != nil || len(files) < 5 {
 		t.Fatalf("examples: %v %v", files, err)
 	}
-	tpl, err := template.ParseFiles("../domaintest/testdata/seed004.yaml")
+	tpl, err := template.ParseFiles("../domaintest/testdata/routing-domains.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,7 +15,7 @@ import (
 	"time"
 )
 
-// tinc 1.0 in the lab, seed 003's setup: two nodes in router mode over
+// tinc 1.0 in the lab, set up for a gateway redirect: two nodes in router mode over
 // IPv4 (TCP and UDP 655 on 198.51.100.2), the server node owning
 // 0.0.0.0/0 so that the client can send everything to it, NAT of the
 // tunnel range out of the server's eth0. The tunnel carries IPv4 only: a

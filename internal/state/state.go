@@ -259,8 +259,8 @@ func (s *RouteSet) Route(dst netip.Prefix) Route {
 
 // VXLAN is a vxlan device's configuration. Its underlay socket lives in
 // the namespace the device is created from, which may differ from the one
-// it sits in: a domain's vxlan rides a tunnel of the host (seed 004's
-// several domains over one tunnel).
+// it sits in: a domain's vxlan rides a tunnel of the host (several
+// routing domains over one tunnel).
 type VXLAN struct {
 	VNI    uint32     `json:"vni"`
 	Local  netip.Addr `json:"local,omitzero"`

@@ -11,7 +11,7 @@
 //     disagreement fails with its seed; the first is reduced to a minimal
 //     setup by delta debugging. TUNROUTE_DIFF_QUERIES (default 4000),
 //     TUNROUTE_DIFF_SEED, TUNROUTE_DIFF_STATES, TUNROUTE_DIFF_NOMIN.
-//   - TestBenchKernel: the performance comparison of issue 3, run by
+//   - TestBenchKernel: explain's performance comparison with the kernel, run by
 //     bench/explain.sh (TUNROUTE_BENCH=1).
 //
 // It is a separate package so that fib's own tests never depend on
