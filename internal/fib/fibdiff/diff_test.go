@@ -164,6 +164,15 @@ func delNS(name string) { _ = exec.Command("ip", "netns", "del", name).Run() }
 // their local routes from a workqueue (DAD completion, even with nodad),
 // so a busy machine may show them a moment after the address.
 func observe(t testing.TB, ns string, unmerged bool) *state.State {
+	s := observeSnapshot(t, ns)
+	// We know whether IPv4 rules were ever changed in this namespace.
+	s.Hidden.RulesModified = &unmerged
+	return s
+}
+
+// observeSnapshot is what `tunroute explain` would read: the hidden facts
+// are only what the snapshot itself shows.
+func observeSnapshot(t testing.TB, ns string) *state.State {
 	h, err := kernel.Open(ns)
 	if err != nil {
 		t.Fatalf("open %s: %v", ns, err)
@@ -182,8 +191,6 @@ func observe(t testing.TB, ns string, unmerged bool) *state.State {
 		s = s1
 		time.Sleep(20 * time.Millisecond)
 	}
-	// We know whether IPv4 rules were ever changed in this namespace.
-	s.Hidden.RulesModified = &unmerged
 	return s
 }
 
