@@ -389,7 +389,7 @@ const (
 	noteMpStaleBounds = "a linkdown nexthop on a device with ignore_routes_with_linkdown: the kernel's multipath bounds depend on the order of past events"
 	noteDefaultNeigh  = "several default routes: the kernel prefers one whose gateway's ARP entry is reachable (the neighbour cache is not in the snapshot; with an empty cache the first is used)"
 	noteCustomLocal   = "had a local route ever been added by hand in this namespace, the kernel would validate the source with a reverse lookup and reject it"
-	noteNHGroup       = "the route uses a nexthop group object (nhid): the simulator chooses among its nexthops like a multipath route, the kernel's group may balance differently (resilient groups, per-group hash thresholds)"
+	noteMemberUnknown = "this member of an IPv6 multipath route has its own src and pref, which the dump does not show and no lookup could reveal; those of the route's first member are shown"
 	noteL3mdev        = "the namespace has VRF (l3mdev) devices, which the simulator does not model: rules and source selection tied to a VRF may differ"
 )
 
@@ -403,6 +403,10 @@ const (
 	// paths fails the source check (Invalid argument); Possible lists the
 	// others.
 	UncertainMultipathValidation = "multipath: the source check depends on the path the unknown hash picks; over the paths not listed in \"possible\" the kernel answers Invalid argument"
+	// UncertainResilientGroup: the route uses a resilient nexthop group,
+	// whose bucket table is not in the snapshot; the answer is one of
+	// Result.Possible.
+	UncertainResilientGroup = "multipath: the route uses a resilient nexthop group, which maps the flow's hash to a member by a bucket table the snapshot does not show; the path is one of \"possible\""
 	// UncertainGatewayScope: whether the gateway is used was decided
 	// when the route was added.
 	UncertainGatewayScope = "whether the kernel uses the gateway was decided when the route was added; with the routes derived from addresses it is used as shown, with all of today's routes it would not be (or the reverse)"

@@ -325,10 +325,14 @@ makeRoute:
 func (f *FIB) selectMultipath4(fl *flow4, res *fibres4, r *Result, saddr uint32, output bool, q *qflow) {
 	at := res.at
 	if at.nhid != 0 {
-		r.addUncertain(noteNHGroup)
+		// A nexthop group picks by the hash alone
+		// (nexthop_select_path_hthr): no preference for the path
+		// whose source is the flow's.
+		saddr = 0
 	}
+	resilient := at.nhgroup == state.NHGroupResilient
 	policy := f.mpPolicy4
-	known := f.mpSeedKnown && policy <= 2
+	known := f.mpSeedKnown && policy <= 2 && !resilient
 	var h uint32
 	if known {
 		h = f.mpHash4(policy, fl, q)
@@ -382,6 +386,9 @@ func (f *FIB) selectMultipath4(fl *flow4, res *fibres4, r *Result, saddr uint32,
 			continue
 		}
 		c := choose(uint32(b))
+		if resilient {
+			c = i // the bucket table is not in the snapshot: any member
+		}
 		if c < 64 && seen&(1<<c) != 0 {
 			continue
 		}
@@ -409,9 +416,12 @@ func (f *FIB) selectMultipath4(fl *flow4, res *fibres4, r *Result, saddr uint32,
 	if sel >= 0 {
 		res.nh = sel
 	}
-	if len(r.Possible) > 1 {
+	switch {
+	case len(r.Possible) > 1 && resilient:
+		r.addUncertain(UncertainResilientGroup)
+	case len(r.Possible) > 1:
 		r.addUncertain(UncertainMultipathHash)
-	} else {
+	default:
 		r.Possible = r.Possible[:0]
 	}
 }

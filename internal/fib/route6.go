@@ -35,6 +35,10 @@ type fibres6 struct {
 	at    *rattrs
 	typ   state.RouteType
 	rule  int32
+	// pref is the router preference of the route rt6_select chose: the
+	// kernel keeps it (res->fib6_flags) when the multipath hash then
+	// picks another member, whose own src is used.
+	pref uint8
 }
 
 func (r *fibres6) prefix() netip.Prefix { return r.t.nodes[r.node].pfx }
@@ -186,15 +190,29 @@ func (f *FIB) rt6Select(t *table6, p pos6, oif int32, strict int) int32 {
 			cont = i
 			break
 		}
+		if f.blackholeObject6(t, i) {
+			return i
+		}
 		match(i)
 	}
 	if best >= 0 || cont < 0 {
 		return best
 	}
 	for i := cont; i < first+n; i++ {
+		if f.blackholeObject6(t, i) {
+			return i
+		}
 		match(i)
 	}
 	return best
+}
+
+// blackholeObject6 reports whether alias i is a route through a
+// blackhole nexthop object (or a group of one): __find_rr_leaf takes it
+// at once, whatever the oif and whatever it found before.
+func (f *FIB) blackholeObject6(t *table6, i int32) bool {
+	at := &f.v6.attrs[t.aliases[i].attrs]
+	return at.nhid != 0 && at.typ == state.RouteBlackhole && t.aliases[i].sibFirst == i
 }
 
 // tableLookup6 is ip6_pol_route on one table: errOK with res set, the
@@ -203,9 +221,10 @@ func (f *FIB) tableLookup6(t *table6, fl *flow6, oif int32, strict int, res *fib
 	p := t.initial(fl)
 	for p.valid {
 		if ai := f.rt6Select(t, p, oif, strict); ai >= 0 {
+			pref := f.v6.attrs[t.aliases[ai].attrs].pref
 			ai = f.selectPath6(t, ai, fl, oif, strict, r)
 			at := &f.v6.attrs[t.aliases[ai].attrs]
-			*res = fibres6{t: t, node: p.d, snode: p.s, alias: ai, at: at, typ: at.typ, rule: res.rule}
+			*res = fibres6{t: t, node: p.d, snode: p.s, alias: ai, at: at, typ: at.typ, rule: res.rule, pref: pref}
 			return at.err
 		}
 		p = t.backtrack(p, fl)
@@ -219,14 +238,16 @@ func (f *FIB) selectPath6(t *table6, match int32, fl *flow6, oif int32, strict i
 	if al.sibN <= 1 {
 		return match
 	}
-	if r != nil && f.v6.attrs[al.attrs].nhid != 0 {
-		r.addUncertain(noteNHGroup)
-	}
 	first := al.sibFirst
+	// A nexthop group is one route to the kernel: the oif only decided
+	// whether it matched, the hash picks among all its members
+	// (nexthop_select_path); siblings must also suit the oif.
+	group := f.v6.attrs[al.attrs].nhid != 0
+	resilient := group && f.v6.attrs[al.attrs].nhgroup == state.NHGroupResilient
 	pick := func(h uint32) int32 {
 		fa := &t.aliases[first]
 		if int64(h) <= int64(fa.bound) {
-			if score6(&f.v6.attrs[fa.attrs], oif, strict) >= 0 {
+			if group || score6(&f.v6.attrs[fa.attrs], oif, strict) >= 0 {
 				return first
 			}
 			return match
@@ -236,6 +257,9 @@ func (f *FIB) selectPath6(t *table6, match int32, fl *flow6, oif int32, strict i
 			if int64(h) > int64(sa.bound) {
 				continue
 			}
+			if group {
+				return j
+			}
 			if score6(&f.v6.attrs[sa.attrs], oif, strict) < 0 {
 				break
 			}
@@ -243,7 +267,7 @@ func (f *FIB) selectPath6(t *table6, match int32, fl *flow6, oif int32, strict i
 		}
 		return match
 	}
-	if f.mpSeedKnown && f.mpPolicy6 <= 2 {
+	if f.mpSeedKnown && f.mpPolicy6 <= 2 && !resilient {
 		return pick(f.mpHash6(fl))
 	}
 	// Unknown hash: collect what every hash bucket would pick.
@@ -259,6 +283,10 @@ func (f *FIB) selectPath6(t *table6, match int32, fl *flow6, oif int32, strict i
 			continue
 		}
 		c := pick(uint32(b))
+		if resilient {
+			// the bucket table is not in the snapshot: any member
+			c = j
+		}
 		dup := false
 		for k := 0; k < ns && k < len(seen); k++ {
 			if seen[k] == c {
@@ -281,16 +309,18 @@ func (f *FIB) selectPath6(t *table6, match int32, fl *flow6, oif int32, strict i
 			p := Nexthop{Gateway: nh.gw, Dev: linkNameOf(nh.dev), Weight: int(nh.weight)}
 			if at.prefsrc.IsValid() {
 				p.PrefSrc = at.prefsrc
-			} else if fl.iif == 1 && nh.dev != nil {
-				// output path: the source follows the sibling's device
-				if a, ok := f.devGetSaddr6(nh.dev, fl.daddr, fl.dhi, fl.dlo); ok {
+			} else if sd := f.saddrDev6(t, c); fl.iif == 1 && sd != nil {
+				// output path: the source follows the member's device
+				if a, ok := f.devGetSaddr6(sd, fl.daddr, fl.dhi, fl.dlo); ok {
 					p.PrefSrc = a
 				}
 			}
 			r.Possible = append(r.Possible, p)
 		}
 	}
-	if ns > 1 && r != nil {
+	if ns > 1 && r != nil && resilient {
+		r.addUncertain(UncertainResilientGroup)
+	} else if ns > 1 && r != nil {
 		r.addUncertain(UncertainMultipathHash)
 	} else if r != nil {
 		r.Possible = r.Possible[:0]
@@ -553,7 +583,10 @@ func (f *FIB) fill6(q *qflow, fl *flow6, res *fibres6, r *Result, output bool) {
 	r.Protocol, r.Scope = at.proto, state.ScopeUniverse
 	r.has |= hasProtocol | hasScope | hasMetric | hasPref
 	r.Metric = res.t.aliases[res.alias].metric
-	r.Pref = at.pref
+	r.Pref = res.pref
+	if at.memberUnknown {
+		r.addUncertain(noteMemberUnknown)
+	}
 	r.MTU = at.mtu
 	if nh.gw.IsValid() {
 		r.Gateway = nh.gw
@@ -567,14 +600,25 @@ func (f *FIB) fill6(q *qflow, fl *flow6, res *fibres6, r *Result, output bool) {
 	r.setDev(dev)
 	if at.prefsrc.IsValid() {
 		r.PrefSrc = at.prefsrc
-	} else if output && nh.dev != nil {
-		if a, ok := f.devGetSaddr6(nh.dev, fl.daddr, fl.dhi, fl.dlo); ok {
+	} else if sd := f.saddrDev6(res.t, res.alias); output && sd != nil {
+		if a, ok := f.devGetSaddr6(sd, fl.daddr, fl.dhi, fl.dlo); ok {
 			r.PrefSrc = a
 		}
 	}
 	if q.fibmatch {
 		f.fibmatch6(res, r)
 	}
+}
+
+// saddrDev6 is the device ip6_route_get_saddr selects the source on for
+// alias i: its own, or for a nexthop group the first member's
+// (nexthop_fib6_nh), whichever member the hash chose.
+func (f *FIB) saddrDev6(t *table6, i int32) *link {
+	al := &t.aliases[i]
+	if f.v6.attrs[al.attrs].nhid != 0 && al.sibN > 1 {
+		return f.v6.attrs[t.aliases[al.sibFirst].attrs].nhs[0].dev
+	}
+	return f.v6.attrs[al.attrs].nhs[0].dev
 }
 
 // fibmatch6 renders the matched FIB entry; a multipath entry lists its
@@ -591,6 +635,7 @@ func (f *FIB) fibmatch6(res *fibres6, r *Result) {
 		r.SrcPrefix = at.src
 	}
 	r.PrefSrc = at.prefsrc
+	r.Pref = at.pref // the chosen member's own
 	r.Possible = r.Possible[:0]
 	flagsOf := func(nh *nhop) uint32 {
 		fl := uint32(nh.flags) & 0xff &^ uint32(state.NexthopDead|state.NexthopLinkdown)

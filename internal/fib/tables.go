@@ -43,11 +43,15 @@ type rattrs struct {
 	mtu     uint32
 	pref    uint8
 	nhid    uint32
-	nhs     []nhop
-	err     errno // route type error (blackhole, unreachable, ...)
-	dead    bool  // all nexthops dead (fib_flags RTNH_F_DEAD)
-	v6      bool
-	src     netip.Prefix // v6 source prefix (for display)
+	nhgroup state.NHGroupKind // the kind of group nhid is, if one
+	// memberUnknown: an IPv6 multipath member whose own src and pref
+	// the snapshot could not learn (state.Member.Unknown).
+	memberUnknown bool
+	nhs           []nhop
+	err           errno // route type error (blackhole, unreachable, ...)
+	dead          bool  // all nexthops dead (fib_flags RTNH_F_DEAD)
+	v6            bool
+	src           netip.Prefix // v6 source prefix (for display)
 	// rtext is the route's text after its prefix and TOS, up to its
 	// metric (" via GW dev D proto P scope S src A"); rjson is the same,
 	// JSON-escaped. Empty for IPv6 sibling groups (rendered on demand).
@@ -356,7 +360,7 @@ func (f *FIB) v6dead(nh *nhop) bool {
 // slice is buf's storage (the caller uses it before the next call).
 func (f *FIB) internRoute(r *state.Route, v6 bool, intern map[attrKey]int32, attrs *[]rattrs, buf *[1]int32) ([]int32, error) {
 	base := rattrs{typ: r.Type, table: r.Table, proto: r.Protocol, scope: r.Scope, prefsrc: r.PrefSrc,
-		flags: r.Flags, mtu: r.MTU, pref: r.Pref, nhid: r.NHID, v6: v6, err: routeTypeErr(uint8(r.Type))}
+		flags: r.Flags, mtu: r.MTU, pref: r.Pref, nhid: r.NHID, nhgroup: r.NHGroup, v6: v6, err: routeTypeErr(uint8(r.Type))}
 	if v6 && r.Src.IsValid() && r.Src.Bits() > 0 {
 		base.src = r.Src.Masked()
 	}
@@ -455,6 +459,10 @@ func (f *FIB) internRoute(r *state.Route, v6 bool, intern map[attrKey]int32, att
 	ids := make([]int32, len(nhs))
 	for i := range nhs {
 		a := base
+		if m := r.Nexthops[i].Member; m != nil && i > 0 {
+			// each member is a route of its own in the kernel
+			a.prefsrc, a.pref, a.memberUnknown = m.PrefSrc, m.Pref, m.Unknown
+		}
 		a.nhs = []nhop{nhs[i]}
 		a.dead = nhs[i].dead
 		ids[i] = int32(len(*attrs))

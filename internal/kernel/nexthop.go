@@ -35,7 +35,12 @@ type nexthopInfo struct {
 	// other: a group, a blackhole, an encapsulation, a master: not one
 	// of tunroute's plain gateway-and-device objects.
 	other bool
+	// group: the object is a group of kind groupKind.
+	group     bool
+	groupKind state.NHGroupKind
 }
+
+const nhaGroupType = 3 // NHA_GROUP_TYPE: 0 mpath, 1 resilient
 
 // mine reports whether the object is one Execute makes for route sets.
 func (n *nexthopInfo) mine() bool { return n.proto == state.Proto && !n.other }
@@ -54,7 +59,16 @@ func decodeNexthop(data []byte) (nexthopInfo, bool) {
 			n.oif = int(a.u32())
 		case unix.NHA_GATEWAY:
 			n.gw = ipAddr(a.val)
-		case unix.NHA_GROUP, unix.NHA_BLACKHOLE, unix.NHA_ENCAP, unix.NHA_ENCAP_TYPE, unix.NHA_MASTER, unix.NHA_GROUPS:
+		case nhaGroupType:
+			if a.u16() == 1 {
+				n.groupKind = state.NHGroupResilient
+			}
+		}
+		switch a.typ {
+		case unix.NHA_GROUP:
+			n.group = true
+			n.other = true
+		case unix.NHA_BLACKHOLE, unix.NHA_ENCAP, unix.NHA_ENCAP_TYPE, unix.NHA_MASTER, unix.NHA_GROUPS:
 			n.other = true
 		}
 	}
@@ -86,6 +100,42 @@ func (c *conn) dumpNexthops() ([]nexthopInfo, error) {
 		return nil, nil
 	}
 	return out, err
+}
+
+// annotateGroups records, on the routes through a nexthop group object,
+// what kind of group it is.
+func (c *conn) annotateGroups(s *state.State) error {
+	need := false
+	for i := range s.Routes {
+		need = need || s.Routes[i].NHID != 0
+	}
+	for i := range s.RouteSets {
+		need = need || s.RouteSets[i].Template.NHID != 0
+	}
+	if !need {
+		return nil
+	}
+	all, err := c.dumpNexthops()
+	if err != nil {
+		return err
+	}
+	kinds := map[uint32]state.NHGroupKind{}
+	for _, n := range all {
+		if n.group {
+			kinds[n.id] = max(n.groupKind, state.NHGroupMpath)
+		}
+	}
+	for i := range s.Routes {
+		if r := &s.Routes[i]; r.NHID != 0 {
+			r.NHGroup = kinds[r.NHID]
+		}
+	}
+	for i := range s.RouteSets {
+		if r := &s.RouteSets[i].Template; r.NHID != 0 {
+			r.NHGroup = kinds[r.NHID]
+		}
+	}
+	return nil
 }
 
 // setNexthops maps the ids of tunroute's own nexthop objects to them, for

@@ -133,7 +133,11 @@ type Route struct {
 	Expires uint32 `json:"expires,omitempty"`
 	// NHID is the nexthop object id, 0 if none.
 	NHID uint32 `json:"nhid,omitempty"`
-	MTU  uint32 `json:"mtu,omitempty"`
+	// NHGroup says what kind of object NHID is when it is a group
+	// (Nexthops then lists its members): the kernel balances a
+	// resilient group by a bucket table the route does not show.
+	NHGroup NHGroupKind `json:"nhgroup,omitempty"`
+	MTU     uint32      `json:"mtu,omitempty"`
 }
 
 // Is6 reports whether the route is IPv6.
@@ -146,7 +150,37 @@ type Nexthop struct {
 	Index   int          `json:"index,omitempty"`
 	Weight  int          `json:"weight,omitempty"` // 1..256; 0 means 1
 	Flags   NexthopFlags `json:"flags"`
+	// Member holds what a member of an IPv6 multipath route keeps for
+	// itself; nil: the route's own PrefSrc and Pref.
+	Member *Member `json:"member,omitempty"`
 }
+
+// Member is what one member of an IPv6 multipath route keeps for itself.
+// The kernel stores each member as a route of its own, with its own
+// preferred source and router preference, but a dump shows the first
+// member's for all of them; Observe asks the kernel for the others.
+type Member struct {
+	PrefSrc netip.Addr `json:"prefsrc,omitzero"`
+	Pref    uint8      `json:"pref,omitempty"`
+	// Unknown: the snapshot could not learn them (no lookup reaches
+	// this member); PrefSrc and Pref are then the route's.
+	Unknown bool `json:"unknown,omitempty"`
+}
+
+// NHGroupKind is the kind of a nexthop group object.
+type NHGroupKind uint8
+
+const (
+	NHGroupNone      NHGroupKind = 0
+	NHGroupMpath     NHGroupKind = 1 // hash-threshold
+	NHGroupResilient NHGroupKind = 2
+)
+
+var nhGroupNames = nameTable{1: "mpath", 2: "resilient"}
+
+func (k NHGroupKind) String() string                { return nhGroupNames.name(uint32(k)) }
+func (k NHGroupKind) MarshalText() ([]byte, error)  { return []byte(k.String()), nil }
+func (k *NHGroupKind) UnmarshalText(b []byte) error { return parseInto(nhGroupNames, b, 255, k) }
 
 // Rule is a policy routing rule.
 type Rule struct {

@@ -1108,7 +1108,7 @@ func gwUncertain(r *fib.Result) bool {
 
 func mpUncertain(r *fib.Result) bool {
 	for _, u := range r.Uncertain {
-		if u == fib.UncertainMultipathHash {
+		if u == fib.UncertainMultipathHash || u == fib.UncertainResilientGroup {
 			return true
 		}
 	}
