@@ -8,6 +8,9 @@ import (
 type scratch struct {
 	cur       [][]int32
 	forceMode int // 0: the snapshot's IPv4 mode; 1: merged; 2: unmerged
+	// walk6: use the IPv6 rule list as it is rather than the fast path
+	// the kernel takes while no IPv6 rule was ever added.
+	walk6 bool
 	tr        tracer
 	alt       Result
 }
@@ -65,13 +68,33 @@ func (f *FIB) lookup(q *Query, r *Result, sc *scratch) {
 				line := string(alt.appendVerdictLine(nil))
 				r.addUncertain("IPv4 rules look never changed, so the answer assumes the kernel still merges table local into main; " +
 					"if IPv4 rules were ever added or deleted in this namespace the answer is: " + line)
+				r.Otherwise = append(r.Otherwise, Otherwise{If: ifRulesChanged4, Answer: alt.AppendAnswerJSON(nil)})
 			}
+		}
+	}
+	if qf.v6 && f.v6.walked != nil {
+		sc.walk6 = true
+		alt := &sc.alt
+		alt.reset(f, q)
+		f.run(&qf, alt, sc)
+		sc.walk6 = false
+		if !sameAnswer(r, alt) {
+			line := string(alt.appendVerdictLine(nil))
+			r.addUncertain("IPv6 rules were deleted but none looks added, so the answer assumes the kernel still looks up tables local and main directly, as it does until a rule is added; " +
+				"if an IPv6 rule was ever added in this namespace the rules are walked and the answer is: " + line)
+			r.Otherwise = append(r.Otherwise, Otherwise{If: ifRulesAdded6, Answer: alt.AppendAnswerJSON(nil)})
 		}
 	}
 	for _, n := range f.assumedRules {
 		r.addUncertain(n)
 	}
 }
+
+// Conditions of Result.Otherwise.
+const (
+	ifRulesChanged4 = "IPv4 rules were ever added or deleted in this namespace"
+	ifRulesAdded6   = "an IPv6 rule was ever added in this namespace"
+)
 
 func (f *FIB) run(qf *qflow, r *Result, sc *scratch) {
 	switch {

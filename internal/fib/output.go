@@ -199,6 +199,21 @@ func (r *Result) appendJSON(b []byte, trace bool) []byte {
 		}
 		b = append(b, ']')
 	}
+	if len(r.Otherwise) > 0 {
+		key("otherwise")
+		b = append(b, '[')
+		for i := range r.Otherwise {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, `{"if":`...)
+			b = appendJSONString(b, r.Otherwise[i].If)
+			b = append(b, `,"answer":`...)
+			b = append(b, r.Otherwise[i].Answer...)
+			b = append(b, '}')
+		}
+		b = append(b, ']')
+	}
 	if trace {
 		key("trace")
 		b = r.appendTraceJSON(b)

@@ -48,6 +48,9 @@ type Result struct {
 	// Uncertain explains what the snapshot cannot determine (hidden kernel
 	// state, fib-semantics.md §11) and how it could change the answer.
 	Uncertain []string
+	// Otherwise lists the answers the kernel gives instead when the
+	// hidden state is not what the answer assumes.
+	Otherwise []Otherwise
 	// Trace lists the rules that matched the flow (rules whose selectors
 	// do not match are skipped without being tried), their verdicts, and
 	// the notable decisions of the route resolution.
@@ -85,6 +88,14 @@ type Nexthop struct {
 	PrefSrc netip.Addr
 }
 
+// Otherwise is the kernel's answer under another hidden state.
+type Otherwise struct {
+	// If says which hidden state.
+	If string
+	// Answer is the answer's JSON object (the keys of AppendAnswerJSON).
+	Answer []byte
+}
+
 // OK reports whether the lookup succeeded.
 func (r *Result) OK() bool { return r.Error == "" }
 
@@ -102,7 +113,7 @@ func (r *Result) Route() string {
 
 func (r *Result) reset(f *FIB, q *Query) {
 	tr, nh, po, un, pn := r.Trace[:0], r.Nexthops[:0], r.Possible[:0], r.Uncertain[:0], r.possibleNH[:0]
-	*r = Result{Query: *q, Trace: tr, Nexthops: nh, Possible: po, Uncertain: un, possibleNH: pn, fib: f}
+	*r = Result{Query: *q, Trace: tr, Nexthops: nh, Possible: po, Uncertain: un, possibleNH: pn, Otherwise: r.Otherwise[:0], fib: f}
 	r.Family = 4
 	if q.To.Is6() && !q.To.Is4In6() {
 		r.Family = 6
@@ -163,8 +174,8 @@ func (r *Result) setRule(f *FIB, res *fibres4, _ bool) {
 
 func (r *Result) setRule6(f *FIB, res *fibres6) {
 	r.ref = routeRef{v6: true, t6: res.t, node: res.node, snode: res.snode, alias: res.alias, at: res.at}
-	if res.rule >= 0 {
-		cr := &f.v6.rules.list[res.rule]
+	if res.rule >= 0 && int(res.rule) < len(res.rules) {
+		cr := &res.rules[res.rule]
 		r.HasRule, r.RulePref, r.RuleText = true, cr.pref, cr.text
 	}
 }

@@ -39,6 +39,8 @@ type fibres6 struct {
 	// kernel keeps it (res->fib6_flags) when the multipath hash then
 	// picks another member, whose own src is used.
 	pref uint8
+	// rules is the rule list rule indexes into.
+	rules []crule
 }
 
 func (r *fibres6) prefix() netip.Prefix { return r.t.nodes[r.node].pfx }
@@ -224,7 +226,7 @@ func (f *FIB) tableLookup6(t *table6, fl *flow6, oif int32, strict int, res *fib
 			pref := f.v6.attrs[t.aliases[ai].attrs].pref
 			ai = f.selectPath6(t, ai, fl, oif, strict, r)
 			at := &f.v6.attrs[t.aliases[ai].attrs]
-			*res = fibres6{t: t, node: p.d, snode: p.s, alias: ai, at: at, typ: at.typ, rule: res.rule, pref: pref}
+			*res = fibres6{t: t, node: p.d, snode: p.s, alias: ai, at: at, typ: at.typ, rule: res.rule, pref: pref, rules: res.rules}
 			return at.err
 		}
 		p = t.backtrack(p, fl)
@@ -331,6 +333,10 @@ func (f *FIB) selectPath6(t *table6, match int32, fl *flow6, oif int32, strict i
 // ruleWalk6 is fib6_rule_lookup.
 func (f *FIB) ruleWalk6(fl *flow6, oif int32, strict int, res *fibres6, tr *tracer, sc *scratch, r *Result) errno {
 	rs := &f.v6.rules
+	if sc != nil && sc.walk6 {
+		rs = f.v6.walked
+	}
+	res.rules = rs.list
 	var rf ruleFlow
 	fl.ruleFlow(&rf)
 	if sc == nil {
@@ -514,7 +520,7 @@ func (f *FIB) output6(q *qflow, r *Result, sc *scratch) {
 	err := f.ruleWalk6(&fl, fl.oif, strict, &res, tr, sc, r)
 	if err != errOK {
 		r.fail(err)
-		r.failRule(f.v6.rules.list, res.rule)
+		r.failRule(res.rules, res.rule)
 		if res.at != nil && res.at.err == err {
 			r.ref = routeRef{v6: true, t6: res.t, node: res.node, snode: res.snode, alias: res.alias, at: res.at}
 		}
@@ -546,7 +552,7 @@ func (f *FIB) input6(q *qflow, r *Result, sc *scratch) {
 	err := f.ruleWalk6(&fl, fl.iif, strict, &res, tr, sc, r)
 	if err != errOK {
 		r.fail(err)
-		r.failRule(f.v6.rules.list, res.rule)
+		r.failRule(res.rules, res.rule)
 		return
 	}
 	f.fill6(q, &fl, &res, r, false)

@@ -87,6 +87,10 @@ type family6 struct {
 	tables map[uint32]*table6
 	attrs  []rattrs
 	rules  rules
+	// walked is the rule list as the snapshot shows it when rules holds
+	// the kernel's fast path instead (default rules deleted, none added:
+	// fib6_has_custom_rules is still false); nil otherwise.
+	walked *rules
 }
 
 type table6 struct {

@@ -313,32 +313,50 @@ func kernelAnswers(t testing.TB, ns string, qs []string) []string {
 	return out
 }
 
-// agree compares the kernel's answer with ours; "" when they agree.
+// agree compares the kernel's answer with ours; "" when they agree: the
+// answer is the kernel's (or the kernel's path is among the possible
+// ones), or one of the answers under another hidden state is.
 func agree(kern string, r *fib.Result) string {
+	why := agreeAnswer(kern, r.AppendAnswerJSON(nil), r)
+	if why == "" {
+		return ""
+	}
+	for _, o := range r.Otherwise {
+		if agreeAnswer(kern, o.Answer, r) == "" {
+			return ""
+		}
+	}
+	return why
+}
+
+func agreeAnswer(kern string, answer []byte, r *fib.Result) string {
+	var fm map[string]any
+	if err := json.Unmarshal(answer, &fm); err != nil {
+		return "fib JSON: " + err.Error()
+	}
+	ferr, _ := fm["error"].(string)
 	if msg, ok := strings.CutPrefix(kern, "error: "); ok {
 		want := strings.TrimPrefix(msg, "RTNETLINK answers: ")
 		want = strings.TrimSuffix(strings.TrimPrefix(want, "Error: "), ".")
-		if r.Error == "" && want == "Invalid argument" && hasNote(r, fib.UncertainMultipathValidation) {
+		if ferr == "" && want == "Invalid argument" && hasNote(r, fib.UncertainMultipathValidation) {
 			return "" // the kernel's hash picked a path that fails the source check
 		}
-		if r.Error == "" {
+		if ferr == "" {
 			return "kernel failed, fib did not"
 		}
-		if r.Error != want {
-			return fmt.Sprintf("error %q, kernel %q", r.Error, want)
+		if ferr != want {
+			return fmt.Sprintf("error %q, kernel %q", ferr, want)
 		}
 		return ""
 	}
-	if r.Error != "" {
+	if ferr != "" {
 		return "fib failed, kernel did not"
 	}
-	var km, fm map[string]any
+	var km map[string]any
 	if err := json.Unmarshal([]byte(kern), &km); err != nil {
 		return "kernel JSON: " + err.Error()
 	}
-	if err := json.Unmarshal(r.AppendAnswerJSON(nil), &fm); err != nil {
-		return "fib JSON: " + err.Error()
-	}
+	delete(fm, "otherwise")
 	possible, _ := fm["possible"].([]any)
 	delete(fm, "possible")
 	delete(fm, "uncertain")
