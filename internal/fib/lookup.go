@@ -11,8 +11,8 @@ type scratch struct {
 	// walk6: use the IPv6 rule list as it is rather than the fast path
 	// the kernel takes while no IPv6 rule was ever added.
 	walk6 bool
-	tr        tracer
-	alt       Result
+	tr    tracer
+	alt   Result
 }
 
 func newScratch(f *FIB) *scratch {
