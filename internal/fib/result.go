@@ -42,6 +42,10 @@ type Result struct {
 	Pref      uint8 // IPv6 router preference: 0 medium, 1 high, 3 low
 	// Nexthops of a multipath entry (fibmatch).
 	Nexthops []Nexthop
+	// NHID is the nexthop object of the entry (fibmatch), and NHInfo the
+	// object as iproute2 shows it with the answer ("nh_info").
+	NHID   uint32
+	NHInfo *state.NexthopObject
 	// Possible lists the nexthops the kernel may choose when the snapshot
 	// cannot determine its multipath hash; the fields above show the first.
 	Possible []Nexthop

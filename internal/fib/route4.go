@@ -820,6 +820,9 @@ func (f *FIB) fibmatch4(res *fibres4, typ state.RouteType, tableID uint32, r *Re
 	r.setIIF(nil)
 	r.Mark = 0
 	r.Possible = r.Possible[:0]
+	if at.nhid != 0 {
+		r.NHID, r.NHInfo = at.nhid, f.nhObjects[at.nhid]
+	}
 	if len(at.nhs) == 1 {
 		nh := &at.nhs[0]
 		r.Gateway = nh.gw

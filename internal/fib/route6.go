@@ -642,6 +642,9 @@ func (f *FIB) fibmatch6(res *fibres6, r *Result) {
 	}
 	r.PrefSrc = at.prefsrc
 	r.Pref = at.pref // the chosen member's own
+	if at.nhid != 0 {
+		r.NHID, r.NHInfo = at.nhid, f.nhObjects[at.nhid]
+	}
 	r.Possible = r.Possible[:0]
 	flagsOf := func(nh *nhop) uint32 {
 		fl := uint32(nh.flags) & 0xff &^ uint32(state.NexthopDead|state.NexthopLinkdown)

@@ -80,7 +80,7 @@ func (h *Handle) observe(c *conn, o ObserveOptions) (*state.State, error) {
 		s.Rules = append(s.Rules, rules...)
 	}
 	c.learnMembers(s.Routes, s.Rules, d)
-	if err := c.annotateGroups(s); err != nil {
+	if err := c.annotateGroups(s, d); err != nil {
 		return nil, fmt.Errorf("nexthop objects: %w", err)
 	}
 	if s.AddrLabels, err = c.dumpAddrLabels(d); err != nil {

@@ -22,6 +22,10 @@ type State struct {
 	RouteSets []RouteSet `json:"route_sets,omitempty"`
 	// Rules of both families, each family in list order.
 	Rules []Rule `json:"rules"`
+	// NexthopObjects are the namespace's nexthop objects (`ip nexthop`)
+	// other than those tunroute makes for its route sets (which Observe
+	// reads back as plain routes), in id order.
+	NexthopObjects []NexthopObject `json:"nexthop_objects,omitempty"`
 	// Sysctls that routing depends on, by full dotted name
 	// ("net.ipv4.conf.all.rp_filter").
 	Sysctls map[string]string `json:"sysctls,omitempty"`
@@ -165,6 +169,39 @@ type Member struct {
 	// Unknown: the snapshot could not learn them (no lookup reaches
 	// this member); PrefSrc and Pref are then the route's.
 	Unknown bool `json:"unknown,omitempty"`
+}
+
+// NexthopObject is a nexthop object: a gateway and/or device, a
+// blackhole, or a group of other objects.
+type NexthopObject struct {
+	ID uint32 `json:"id"`
+	// Family is 4 or 6 (0 for a group).
+	Family    int          `json:"family,omitempty"`
+	Gateway   netip.Addr   `json:"gateway,omitzero"`
+	Dev       string       `json:"dev,omitempty"`
+	Blackhole bool         `json:"blackhole,omitempty"`
+	Group     []GroupEntry `json:"group,omitempty"`
+	// GroupKind, for a group; a resilient one has Resilient too.
+	GroupKind NHGroupKind      `json:"group_kind,omitempty"`
+	Resilient *ResilientParams `json:"resilient,omitempty"`
+	Scope     Scope            `json:"scope"`
+	Protocol  Protocol         `json:"protocol"`
+	Flags     NexthopFlags     `json:"flags"`
+}
+
+// GroupEntry is one member of a nexthop group.
+type GroupEntry struct {
+	ID     uint32 `json:"id"`
+	Weight int    `json:"weight,omitempty"` // 1..65536; 0 means 1
+}
+
+// ResilientParams are a resilient group's parameters, as iproute2
+// prints them (timers in seconds).
+type ResilientParams struct {
+	Buckets         uint16 `json:"buckets"`
+	IdleTimer       uint32 `json:"idle_timer"`
+	UnbalancedTimer uint32 `json:"unbalanced_timer"`
+	UnbalancedTime  uint64 `json:"unbalanced_time"`
 }
 
 // NHGroupKind is the kind of a nexthop group object.

@@ -1,6 +1,6 @@
 // Package fibdiff holds the tests of package fib against the running
 // kernel (root only; everything happens in throw-away network namespaces
-// named tr-fd-*, tr-fb-*, deleted afterwards):
+// named tr-fx-*, tr-fb-*, deleted afterwards):
 //
 //   - TestDifferential: random routing states (veth pairs created inside
 //     the namespace, links up and down, IPv4 and IPv6 addresses, routes of
