@@ -422,6 +422,10 @@ const (
 	// whose bucket table is not in the snapshot; the answer is one of
 	// Result.Possible.
 	UncertainResilientGroup = "multipath: the route uses a resilient nexthop group, which maps the flow's hash to a member by a bucket table the snapshot does not show; the path is one of \"possible\""
+	// UncertainSharedNexthop: several IPv6 routes use the answer's
+	// nexthop object; the kernel's answer carries the attributes of the
+	// one first looked up (Result.Otherwise lists the others).
+	UncertainSharedNexthop = "several IPv6 routes use this nexthop object, and the kernel answers with the table, metric, protocol, pref and src of whichever of them was first looked up since the last route change (it caches one route per object and CPU); the answer assumes this one, \"otherwise\" lists the others"
 	// UncertainGatewayScope: whether the gateway is used was decided
 	// when the route was added.
 	UncertainGatewayScope = "whether the kernel uses the gateway was decided when the route was added; with the routes derived from addresses it is used as shown, with all of today's routes it would not be (or the reverse)"

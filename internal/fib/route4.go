@@ -823,7 +823,7 @@ func (f *FIB) fibmatch4(res *fibres4, typ state.RouteType, tableID uint32, r *Re
 	if at.nhid != 0 {
 		r.NHID, r.NHInfo = at.nhid, f.nhObjects[at.nhid]
 	}
-	if len(at.nhs) == 1 {
+	if len(at.nhs) == 1 { // a group of one path too (nexthop_num_path)
 		nh := &at.nhs[0]
 		r.Gateway = nh.gw
 		r.setDev(nh.dev)

@@ -2,6 +2,7 @@ package fib
 
 import (
 	"net/netip"
+	"strconv"
 
 	"github.com/tunroute/tunroute/internal/state"
 )
@@ -614,6 +615,57 @@ func (f *FIB) fill6(q *qflow, fl *flow6, res *fibres6, r *Result, output bool) {
 	if q.fibmatch {
 		f.fibmatch6(res, r)
 	}
+	f.sharedNexthop6(q, fl, res, r, output)
+}
+
+// sharedNexthop6: a route through a nexthop object answers with the
+// route attributes (table, metric, protocol, pref, src; for fibmatch the
+// whole entry) of whichever route using the same object first made the
+// kernel's cached dst on the CPU that answers (rt6_get_pcpu_route shares
+// the object's dst among its routes). The answer assumes this route; the
+// others are the alternatives.
+func (f *FIB) sharedNexthop6(q *qflow, fl *flow6, res *fibres6, r *Result, output bool) {
+	leaf := res.t.aliases[res.alias].leaf
+	users := f.v6.users[leaf]
+	if leaf == 0 || len(users) < 2 {
+		return
+	}
+	noted := false
+	for _, u := range users {
+		if u.t == res.t && u.alias == res.alias {
+			continue
+		}
+		alt := *r
+		alt.Uncertain, alt.Otherwise, alt.Nexthops, alt.Possible = nil, nil, nil, nil
+		at := &f.v6.attrs[u.t.aliases[u.alias].attrs]
+		alt.Type = at.typ
+		alt.Table = at.table
+		alt.Protocol = at.proto
+		alt.Metric = u.t.aliases[u.alias].metric
+		alt.Pref = at.pref
+		alt.MTU = at.mtu
+		alt.PrefSrc = netip.Addr{}
+		if at.prefsrc.IsValid() {
+			alt.PrefSrc = at.prefsrc
+		} else if sd := f.saddrDev6(u.t, u.alias); output && sd != nil {
+			if a, ok := f.devGetSaddr6(sd, fl.daddr, fl.dhi, fl.dlo); ok {
+				alt.PrefSrc = a
+			}
+		}
+		if q.fibmatch {
+			f.fibmatch6(&fibres6{t: u.t, node: u.node, snode: -1, alias: u.alias, at: at}, &alt)
+		}
+		ans := alt.AppendAnswerJSON(nil)
+		if string(ans) == string(r.AppendAnswerJSON(nil)) {
+			continue
+		}
+		if !noted {
+			r.addUncertain(UncertainSharedNexthop)
+			noted = true
+		}
+		r.Otherwise = append(r.Otherwise, Otherwise{If: "the kernel's cached route through nexthop object " +
+			strconv.FormatUint(uint64(leaf), 10) + " was made by a lookup of " + string(f.appendRoute(nil, &routeRef{v6: true, t6: u.t, node: u.node, snode: -1, alias: u.alias, at: at}, true)), Answer: ans})
+	}
 }
 
 // saddrDev6 is the device ip6_route_get_saddr selects the source on for
@@ -659,7 +711,7 @@ func (f *FIB) fibmatch6(res *fibres6, r *Result) {
 		}
 		return fl
 	}
-	if al.sibN <= 1 {
+	if al.sibN <= 1 && at.nhgroup == state.NHGroupNone {
 		nh := &at.nhs[0]
 		r.Flags = flagsOf(nh)
 		r.setDev(nh.dev)
@@ -674,6 +726,9 @@ func (f *FIB) fibmatch6(res *fibres6, r *Result) {
 	r.Nexthops = r.Nexthops[:0]
 	for k := int32(0); k < al.sibN; k++ {
 		j := al.sibFirst + (res.alias-al.sibFirst+k)%al.sibN
+		if at.nhid != 0 {
+			j = al.sibFirst + k // a group lists its members in order
+		}
 		nh := &f.v6.attrs[t.aliases[j].attrs].nhs[0]
 		r.Nexthops = append(r.Nexthops, Nexthop{Gateway: nh.gw, Dev: linkNameOf(nh.dev), Weight: int(nh.weight), Flags: flagsOf(nh)})
 	}

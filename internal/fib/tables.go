@@ -87,6 +87,10 @@ type family6 struct {
 	tables map[uint32]*table6
 	attrs  []rattrs
 	rules  rules
+	// users maps a nexthop object to the IPv6 route members using it
+	// (the kernel caches one dst per object and CPU, remembering the
+	// route that made it).
+	users map[uint32][]nhUser
 	// walked is the rule list as the snapshot shows it when rules holds
 	// the kernel's fast path instead (default rules deleted, none added:
 	// fib6_has_custom_rules is still false); nil otherwise.
@@ -126,6 +130,15 @@ type alias6 struct {
 	bound    int32 // multipath upper bound of this sibling
 	sibFirst int32 // first alias of the sibling group (itself if none)
 	sibN     int32 // size of the sibling group (1 if none)
+	// leaf is the nexthop object whose fib6_nh this member uses (the
+	// route's own object, or its group's member), 0 if none.
+	leaf uint32
+}
+
+// nhUser is an IPv6 route member using a nexthop object's fib6_nh.
+type nhUser struct {
+	t           *table6
+	node, alias int32
 }
 
 // buildRoutes compiles the routes of both families into per-table prefix
@@ -222,9 +235,13 @@ func (f *FIB) buildRoutes(s *state.State) error {
 				src = netip.Prefix{}
 			}
 		}
-		for _, id := range ids {
+		for k, id := range ids {
+			leaf := r.NHID
+			if o := f.nhObjects[r.NHID]; o != nil && len(o.Group) == len(ids) {
+				leaf = o.Group[k].ID
+			}
 			p6[r.Table] = append(p6[r.Table], item6{dst: dst, src: src, route: int32(ri),
-				alias: alias6{attrs: id, metric: r.Metric, sibN: int32(len(ids))}})
+				alias: alias6{attrs: id, metric: r.Metric, sibN: int32(len(ids)), leaf: leaf}})
 		}
 	}
 
@@ -304,6 +321,14 @@ func (f *FIB) buildRoutes(s *state.State) error {
 				t.lpm.Insert(k.dst, dn)
 			}
 			nd := &t.nodes[dn]
+			for i := first; i < int32(len(t.aliases)); i++ {
+				if l := t.aliases[i].leaf; l != 0 {
+					if f.v6.users == nil {
+						f.v6.users = map[uint32][]nhUser{}
+					}
+					f.v6.users[l] = append(f.v6.users[l], nhUser{t: t, node: dn, alias: i})
+				}
+			}
 			if !k.src.IsValid() {
 				nd.first, nd.n = first, int32(len(g))
 				continue

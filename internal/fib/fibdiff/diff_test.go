@@ -184,7 +184,7 @@ func observeSnapshot(t testing.TB, ns string) *state.State {
 		if err != nil {
 			t.Fatalf("observe %s: %v", ns, err)
 		}
-		if s != nil && len(s1.Routes) == len(s.Routes) && len(s1.Addrs) == len(s.Addrs) {
+		if s != nil && len(s1.Routes) == len(s.Routes) && len(s1.Addrs) == len(s.Addrs) && (localRoutes6(s1) || i > 50) {
 			s = s1
 			break
 		}
@@ -192,6 +192,27 @@ func observeSnapshot(t testing.TB, ns string) *state.State {
 		time.Sleep(20 * time.Millisecond)
 	}
 	return s
+}
+
+// localRoutes6 reports whether every IPv6 address of a working link has
+// its local route yet.
+func localRoutes6(s *state.State) bool {
+	up := map[string]bool{}
+	for _, l := range s.Links {
+		up[l.Name] = l.Up && l.Carrier
+	}
+	have := map[netip.Addr]bool{}
+	for _, r := range s.Routes {
+		if r.Table == state.TableLocal && r.Type == state.RouteLocal && r.Dst.IsSingleIP() {
+			have[r.Dst.Addr()] = true
+		}
+	}
+	for _, a := range s.Addrs {
+		if a.Is6() && up[a.Dev] && a.Flags&state.AddrTentative == 0 && !have[a.Prefix.Addr()] {
+			return false
+		}
+	}
+	return true
 }
 
 func runDiffState(t *testing.T, seed uint64, n, queries int) (compared, disagreements, uncertain int) {
