@@ -1,6 +1,7 @@
 package fibdiff
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
@@ -8,7 +9,38 @@ import (
 	"testing"
 
 	"github.com/tunroute/tunroute/internal/fib"
+	"github.com/tunroute/tunroute/internal/state"
 )
+
+// snapshotPath is where the observed snapshot of case i is recorded.
+func snapshotPath(i int) string { return fmt.Sprintf("testdata/kernelcases/%02d.json", i+1) }
+
+// TestKernelCasesRecorded checks fib on the recorded snapshot of every
+// case against the recorded kernel answers: the same cases without root
+// or a kernel.
+func TestKernelCasesRecorded(t *testing.T) {
+	cases, _ := readKernelCases(t)
+	for ci, c := range cases {
+		st, err := state.LoadFile(snapshotPath(ci))
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		f, err := fib.New(st)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		for i, q := range c.queries {
+			pq, err := fib.ParseQuery(strings.Fields(q))
+			if err != nil {
+				t.Fatalf("%s: %q: %v", c.name, q, err)
+			}
+			r := f.Lookup(pq)
+			if why := agree(c.kernel[i], &r); why != "" {
+				t.Errorf("%s:\nip route get %s\n kernel: %s\n fib:    %s\n %s", c.name, q, c.kernel[i], r.JSON(), why)
+			}
+		}
+	}
+}
 
 type kernelCase struct {
 	name    string
@@ -61,11 +93,20 @@ func TestKernelCases(t *testing.T) {
 	ns := fmt.Sprintf("tr-fx-k-%d", os.Getpid())
 	t.Cleanup(func() { delNS(ns) })
 	var answers [][]string
-	for _, c := range cases {
+	for ci, c := range cases {
 		newNS(t, ns)
 		steps := append([]string{"sysctl net.ipv6.conf.all.accept_dad=0", "sysctl net.ipv6.conf.default.accept_dad=0"}, c.setup...)
 		applySteps(t, ns, steps)
 		st := observeSnapshot(t, ns)
+		if record {
+			var buf bytes.Buffer
+			if err := st.Write(&buf); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(snapshotPath(ci), buf.Bytes(), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
 		f, err := fib.New(st)
 		if err != nil {
 			t.Fatalf("%s: %v", c.name, err)
