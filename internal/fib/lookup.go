@@ -67,8 +67,8 @@ func (f *FIB) lookup(q *Query, r *Result, sc *scratch) {
 			if !sameAnswer(r, alt) {
 				line := string(alt.appendVerdictLine(nil))
 				r.addUncertain("IPv4 rules look never changed, so the answer assumes the kernel still merges table local into main; " +
-					"if IPv4 rules were ever added or deleted in this namespace the answer is: " + line)
-				r.Otherwise = append(r.Otherwise, Otherwise{If: ifRulesChanged4, Answer: alt.AppendAnswerJSON(nil)})
+					"if they were ever added or deleted in this namespace, the answer is the one \"otherwise\" shows")
+				r.Otherwise = append(r.Otherwise, Otherwise{If: ifRulesChanged4, Answer: alt.AppendAnswerJSON(nil), Line: line})
 			}
 		}
 	}
@@ -81,8 +81,8 @@ func (f *FIB) lookup(q *Query, r *Result, sc *scratch) {
 		if !sameAnswer(r, alt) {
 			line := string(alt.appendVerdictLine(nil))
 			r.addUncertain("IPv6 rules were deleted but none looks added, so the answer assumes the kernel still looks up tables local and main directly, as it does until a rule is added; " +
-				"if an IPv6 rule was ever added in this namespace the rules are walked and the answer is: " + line)
-			r.Otherwise = append(r.Otherwise, Otherwise{If: ifRulesAdded6, Answer: alt.AppendAnswerJSON(nil)})
+				"if one was ever added in this namespace, the remaining rules are walked and the answer is the one \"otherwise\" shows")
+			r.Otherwise = append(r.Otherwise, Otherwise{If: ifRulesAdded6, Answer: alt.AppendAnswerJSON(nil), Line: line})
 		}
 	}
 	for _, n := range f.assumedRules {

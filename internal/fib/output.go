@@ -839,6 +839,14 @@ func (r *Result) Text() string {
 		b = append(b, u...)
 		b = append(b, '\n')
 	}
+	for i := range r.Otherwise {
+		o := &r.Otherwise[i]
+		b = append(b, "otherwise, if "...)
+		b = append(b, o.If...)
+		b = append(b, ": "...)
+		b = append(b, o.Line...)
+		b = append(b, '\n')
+	}
 	return string(b)
 }
 

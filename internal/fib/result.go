@@ -98,6 +98,8 @@ type Otherwise struct {
 	If string
 	// Answer is the answer's JSON object (the keys of AppendAnswerJSON).
 	Answer []byte
+	// Line is the answer in the words of Text's last line.
+	Line string
 }
 
 // OK reports whether the lookup succeeded.
@@ -422,6 +424,10 @@ const (
 	// whose bucket table is not in the snapshot; the answer is one of
 	// Result.Possible.
 	UncertainResilientGroup = "multipath: the route uses a resilient nexthop group, which maps the flow's hash to a member by a bucket table the snapshot does not show; the path is one of \"possible\""
+	// UncertainMemberPref: the members of the IPv6 multipath route have
+	// different router preferences, and the one printed depends on the
+	// lookups made before (Result.Otherwise lists the others).
+	UncertainMemberPref = "the members of this IPv6 multipath route have different router preferences: the kernel prints that of the member chosen by the lookup that made its cached route (since the last route change), which may not be this one; \"otherwise\" lists the others"
 	// UncertainSharedNexthop: several IPv6 routes use the answer's
 	// nexthop object; the kernel's answer carries the attributes of the
 	// one first looked up (Result.Otherwise lists the others).

@@ -774,7 +774,7 @@ func (f *FIB) validateFull(src, dst uint32, tos uint8, oif int32, dev *link, rpf
 		}
 	}
 	if match {
-		return true, !res.nhop().useGW
+		return true, f.nhScopeHost(&res)
 	}
 	if noAddr {
 		return rpf == 0, false
@@ -785,9 +785,32 @@ func (f *FIB) validateFull(src, dst uint32, tos uint8, oif int32, dev *link, rpf
 	fl.oif = int32(dev.index)
 	fl.ignoreLinkstate = true
 	if f.fibLookup4(&fl, &res, nil, sc) == errOK && res.typ == state.RouteUnicast {
-		return true, !res.nhop().useGW
+		return true, f.nhScopeHost(&res)
 	}
 	return true, false
+}
+
+// nhScopeHost reports whether the result's nexthop has scope host
+// (nhc_scope >= RT_SCOPE_HOST: no gateway in use): what
+// __fib_validate_source returns. An IPv6 nexthop (a gateway of the other
+// family, or an IPv6 nexthop object) has scope link even without a
+// gateway.
+func (f *FIB) nhScopeHost(res *fibres4) bool {
+	nh := res.nhop()
+	if nh.gw.Is6() {
+		return false
+	}
+	if id := res.at.nhid; id != 0 {
+		if o := f.nhObjects[id]; o != nil {
+			if len(o.Group) > res.nh {
+				o = f.nhObjects[o.Group[res.nh].ID]
+			}
+			if o != nil {
+				return o.Scope >= state.ScopeHost
+			}
+		}
+	}
+	return !nh.useGW
 }
 
 // fibmatch4 turns the result into the matched FIB entry (RTM_F_FIB_MATCH).

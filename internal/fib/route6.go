@@ -614,8 +614,36 @@ func (f *FIB) fill6(q *qflow, fl *flow6, res *fibres6, r *Result, output bool) {
 	}
 	if q.fibmatch {
 		f.fibmatch6(res, r)
+	} else {
+		f.memberPrefs6(res, r)
 	}
 	f.sharedNexthop6(q, fl, res, r, output)
+}
+
+// memberPrefs6: the kernel answers from the member's cached dst, which
+// keeps the router preference of the lookup that made it (the member
+// rt6_select chose then); when the members' preferences differ, any of
+// them may be printed.
+func (f *FIB) memberPrefs6(res *fibres6, r *Result) {
+	al := &res.t.aliases[res.alias]
+	if al.sibN <= 1 || f.v6.attrs[al.attrs].nhid != 0 {
+		return
+	}
+	var seen [4]bool
+	seen[r.Pref&3] = true
+	for j := al.sibFirst; j < al.sibFirst+al.sibN; j++ {
+		p := f.v6.attrs[res.t.aliases[j].attrs].pref & 3
+		if seen[p] {
+			continue
+		}
+		seen[p] = true
+		alt := *r
+		alt.Uncertain, alt.Otherwise, alt.Nexthops, alt.Possible = nil, nil, nil, nil
+		alt.Pref = p
+		r.addUncertain(UncertainMemberPref)
+		r.Otherwise = append(r.Otherwise, Otherwise{If: "the kernel's cached route for this member was made by a lookup that chose a member with pref " + prefName(p),
+			Answer: alt.AppendAnswerJSON(nil), Line: string(alt.appendVerdictLine(nil))})
+	}
 }
 
 // sharedNexthop6: a route through a nexthop object answers with the
@@ -664,7 +692,8 @@ func (f *FIB) sharedNexthop6(q *qflow, fl *flow6, res *fibres6, r *Result, outpu
 			noted = true
 		}
 		r.Otherwise = append(r.Otherwise, Otherwise{If: "the kernel's cached route through nexthop object " +
-			strconv.FormatUint(uint64(leaf), 10) + " was made by a lookup of " + string(f.appendRoute(nil, &routeRef{v6: true, t6: u.t, node: u.node, snode: -1, alias: u.alias, at: at}, true)), Answer: ans})
+			strconv.FormatUint(uint64(leaf), 10) + " was made by a lookup of " + string(f.appendRoute(nil, &routeRef{v6: true, t6: u.t, node: u.node, snode: -1, alias: u.alias, at: at}, true)),
+			Answer: ans, Line: string(alt.appendVerdictLine(nil))})
 	}
 }
 

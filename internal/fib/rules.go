@@ -198,6 +198,9 @@ func (f *FIB) buildRules(s *state.State) error {
 		if f.v6.rules, err = f.compileRules(defaultRules(6), true); err != nil {
 			return err
 		}
+		for i := range f.v6.rules.list {
+			f.v6.rules.list[i].text += " (the kernel's fast path: no IPv6 rule was ever added)"
+		}
 	}
 	f.v4.rules.dflt = isDefault4(r4)
 	for i := range r4 {

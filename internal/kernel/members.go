@@ -54,7 +54,7 @@ func (c *conn) learnMembers(routes []state.Route, rules []state.Rule, d *devName
 		for k := 1; k < len(r.Nexthops); k++ {
 			r.Nexthops[k].Member = &state.Member{PrefSrc: r.PrefSrc, Pref: r.Pref, Unknown: true}
 		}
-		keys := probeKeys(r, rules)
+		keys := probeKeys(r, rules, d)
 		for try := 0; missing > 0 && try < probesPerMember*len(r.Nexthops) && budget > 0; try++ {
 			budget--
 			key := keys[try%len(keys)]
@@ -90,10 +90,19 @@ type probeKey struct {
 	uid  uint32
 	from netip.Prefix
 	oif  string
+	iif  int // an input-path lookup from this device
 }
 
-func probeKeys(r *state.Route, rules []state.Rule) []probeKey {
+func probeKeys(r *state.Route, rules []state.Rule, d *devNames) []probeKey {
 	keys := []probeKey{{}}
+	// Input-path lookups from a few devices reach tables that rules
+	// keep from locally generated lookups.
+	for i, n := 0, 0; i < len(d.small) && n < 4; i++ {
+		if d.small[i] != "" && d.small[i] != "lo" {
+			keys = append(keys, probeKey{iif: i})
+			n++
+		}
+	}
 	for i := range rules {
 		ru := &rules[i]
 		if ru.Family != 6 || ru.Action != state.ActionLookup || ru.Table != r.Table || ru.Invert || ru.IIF != "" && ru.IIF != "lo" {
@@ -149,7 +158,10 @@ func (c *conn) fibMatch6(r *state.Route, key probeKey, rnd *rand.Rand, d *devNam
 	if key.uid != 0 {
 		c.enc.u32(unix.RTA_UID, key.uid)
 	}
-	if key.oif != "" {
+	if key.iif != 0 {
+		c.enc.u32(unix.RTA_IIF, uint32(key.iif))
+	}
+	if key.oif != "" && key.iif == 0 {
 		for i, n := range d.small {
 			if n == key.oif {
 				c.enc.u32(unix.RTA_OIF, uint32(i))
