@@ -56,6 +56,12 @@ func TestDifferential(t *testing.T) {
 	}
 	t.Logf("differential: %d states, %d queries compared, %d disagreements, %d answers with an Uncertain note, %.1fs",
 		states, compared, disagreements, uncertain, time.Since(start).Seconds())
+	for fam := 4; fam <= 6; fam += 2 {
+		c, d := famCount[fam][0], famCount[fam][1]
+		if c > 0 {
+			t.Logf("IPv%d: %d queries, %d disagreements: %.3f%% agree", fam, c, d, 100*float64(c-d)/float64(c))
+		}
+	}
 }
 
 func envInt(name string, def int) int {
@@ -215,6 +221,9 @@ func localRoutes6(s *state.State) bool {
 	return true
 }
 
+// famCount counts compared queries and disagreements by family.
+var famCount = map[int]*[2]int{4: {}, 6: {}}
+
 func runDiffState(t *testing.T, seed uint64, n, queries int) (compared, disagreements, uncertain int) {
 	ns := fmt.Sprintf("tr-fx-d-%d-%d", os.Getpid(), n)
 	newNS(t, ns)
@@ -260,11 +269,14 @@ func runDiffState(t *testing.T, seed uint64, n, queries int) (compared, disagree
 			disagreements++
 		}
 		compared++
+		fc := famCount[r1.Family]
+		fc[0]++
 		if len(r1.Uncertain) > 0 {
 			uncertain++
 		}
 		if why := agree(answers[i], &r1); why != "" {
 			disagreements++
+			fc[1]++
 			t.Errorf("seed %d (state %d): ip route get %s\n kernel: %s\n fib:    %s\n %s\n%s", seed, n, q, answers[i], r1.JSON(), why, r1.Text())
 			if disagreements == 1 && os.Getenv("TUNROUTE_DIFF_NOMIN") == "" {
 				minimize(t, seed, setup, q)

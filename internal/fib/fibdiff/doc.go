@@ -11,6 +11,15 @@
 //     disagreement fails with its seed; the first is reduced to a minimal
 //     setup by delta debugging. TUNROUTE_DIFF_QUERIES (default 4000),
 //     TUNROUTE_DIFF_SEED, TUNROUTE_DIFF_STATES, TUNROUTE_DIFF_NOMIN.
+//   - TestKernelCases: the disagreements found so far whose cause is in
+//     what only a kernel snapshot holds (nexthop objects, IPv6 multipath
+//     members with their own src and pref, rule history), reduced to
+//     small setups in testdata/kernelcases.txt, checked against the
+//     running kernel and against the recorded answers; TUNROUTE_RECORD=1
+//     rewrites the answers and the observed snapshots
+//     (testdata/kernelcases/NN.json).
+//   - TestKernelCasesRecorded: the same cases on the recorded snapshots,
+//     without root.
 //   - TestBenchKernel: the performance comparison of issue 3, run by
 //     bench/explain.sh (TUNROUTE_BENCH=1).
 //
