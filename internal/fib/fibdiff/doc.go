@@ -10,7 +10,8 @@
 //     observed state and on the state after a JSON round trip. Every
 //     disagreement fails with its seed; the first is reduced to a minimal
 //     setup by delta debugging. TUNROUTE_DIFF_QUERIES (default 4000),
-//     TUNROUTE_DIFF_SEED, TUNROUTE_DIFF_STATES, TUNROUTE_DIFF_NOMIN.
+//     TUNROUTE_DIFF_SEED, TUNROUTE_DIFF_STATES, TUNROUTE_DIFF_NOMIN; TUNROUTE_DIFF_MEASURE=1 runs
+//     every query however many disagree and prints the agreement by family.
 //   - TestKernelCases: the disagreements found so far whose cause is in
 //     what only a kernel snapshot holds (nexthop objects, IPv6 multipath
 //     members with their own src and pref, rule history), reduced to
