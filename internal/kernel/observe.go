@@ -79,7 +79,10 @@ func (h *Handle) observe(c *conn, o ObserveOptions) (*state.State, error) {
 		}
 		s.Rules = append(s.Rules, rules...)
 	}
-	c.learnMembers(s.Routes, s.Rules, d)
+	if !o.CompactRoutes {
+		// the planner (compact reads) needs no member attributes; fib does
+		c.learnMembers(s.Routes, s.Rules, d)
+	}
 	if err := c.annotateGroups(s, d); err != nil {
 		return nil, fmt.Errorf("nexthop objects: %w", err)
 	}
