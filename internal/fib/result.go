@@ -102,6 +102,30 @@ type Otherwise struct {
 	Line string
 }
 
+// hasAnswer reports whether ans is r's answer or one of its Otherwise.
+func (r *Result) hasAnswer(ans []byte) bool {
+	c := *r
+	c.Uncertain, c.Otherwise, c.Possible = nil, nil, nil
+	if string(ans) == string(c.AppendAnswerJSON(nil)) {
+		return true
+	}
+	for i := range r.Otherwise {
+		if string(r.Otherwise[i].Answer) == string(ans) {
+			return true
+		}
+	}
+	return false
+}
+
+func (r *Result) hasUncertain(s string) bool {
+	for _, u := range r.Uncertain {
+		if u == s {
+			return true
+		}
+	}
+	return false
+}
+
 // OK reports whether the lookup succeeded.
 func (r *Result) OK() bool { return r.Error == "" }
 

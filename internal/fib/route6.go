@@ -614,10 +614,37 @@ func (f *FIB) fill6(q *qflow, fl *flow6, res *fibres6, r *Result, output bool) {
 	}
 	if q.fibmatch {
 		f.fibmatch6(res, r)
+		f.fibmatchMembers6(res, r)
 	} else {
 		f.memberPrefs6(res, r)
 	}
 	f.sharedNexthop6(q, fl, res, r, output)
+}
+
+// fibmatchMembers6: with the hash unknown, a fibmatch answer is the
+// entry of whichever member the hash picks (its own src and pref, the
+// nexthops listed from it): the other members' are the alternatives.
+func (f *FIB) fibmatchMembers6(res *fibres6, r *Result) {
+	al := &res.t.aliases[res.alias]
+	if al.sibN <= 1 || !r.hasUncertain(UncertainMultipathHash) && !r.hasUncertain(UncertainResilientGroup) {
+		return
+	}
+	for j := al.sibFirst; j < al.sibFirst+al.sibN; j++ {
+		if j == res.alias || res.t.aliases[j].bound < 0 {
+			continue
+		}
+		alt := *r
+		alt.Uncertain, alt.Otherwise, alt.Nexthops, alt.Possible = nil, nil, nil, nil
+		at := &f.v6.attrs[res.t.aliases[j].attrs]
+		f.fibmatch6(&fibres6{t: res.t, node: res.node, snode: res.snode, alias: j, at: at}, &alt)
+		ans := alt.AppendAnswerJSON(nil)
+		if r.hasAnswer(ans) {
+			continue
+		}
+		nh := &at.nhs[0]
+		r.Otherwise = append(r.Otherwise, Otherwise{If: "the hash picks the member via " + nh.gw.String() + " dev " + linkNameOf(nh.dev),
+			Answer: ans, Line: string(alt.appendVerdictLine(nil))})
+	}
 }
 
 // memberPrefs6: the kernel answers from the member's cached dst, which
@@ -640,9 +667,13 @@ func (f *FIB) memberPrefs6(res *fibres6, r *Result) {
 		alt := *r
 		alt.Uncertain, alt.Otherwise, alt.Nexthops, alt.Possible = nil, nil, nil, nil
 		alt.Pref = p
+		ans := alt.AppendAnswerJSON(nil)
+		if r.hasAnswer(ans) {
+			continue
+		}
 		r.addUncertain(UncertainMemberPref)
 		r.Otherwise = append(r.Otherwise, Otherwise{If: "the kernel's cached route for this member was made by a lookup that chose a member with pref " + prefName(p),
-			Answer: alt.AppendAnswerJSON(nil), Line: string(alt.appendVerdictLine(nil))})
+			Answer: ans, Line: string(alt.appendVerdictLine(nil))})
 	}
 }
 
@@ -684,7 +715,7 @@ func (f *FIB) sharedNexthop6(q *qflow, fl *flow6, res *fibres6, r *Result, outpu
 			f.fibmatch6(&fibres6{t: u.t, node: u.node, snode: -1, alias: u.alias, at: at}, &alt)
 		}
 		ans := alt.AppendAnswerJSON(nil)
-		if string(ans) == string(r.AppendAnswerJSON(nil)) {
+		if r.hasAnswer(ans) {
 			continue
 		}
 		if !noted {

@@ -373,7 +373,12 @@ func (f *FIB) buildRoutes(s *state.State) error {
 		}
 		f.v6.tables[id] = t
 	}
-
+	for _, us := range f.v6.users {
+		// in table and entry order, not the map's
+		slices.SortFunc(us, func(a, b nhUser) int {
+			return cmp.Or(cmp.Compare(a.t.id, b.t.id), cmp.Compare(a.alias, b.alias))
+		})
+	}
 	return nil
 }
 
