@@ -160,7 +160,11 @@ func compareWithIP(t *testing.T, ns string, s *state.State) []string {
 		r.Flags &= 0x7f // ip prints the RTM_F_* bits under other names
 		if len(r.Nexthops) > 0 {
 			r.Nexthops = append([]state.Nexthop(nil), r.Nexthops...)
+			for k := range r.Nexthops {
+				r.Nexthops[k].Member = nil // ip shows the first member's src and pref only
+			}
 		}
+		r.NHGroup = 0 // ip shows the group only in `ip nexthop`
 		if i < len(want) && near(r.Expires, want[i].Expires) {
 			r.Expires = want[i].Expires
 		}
