@@ -11,6 +11,9 @@ type scratch struct {
 	// walk6: use the IPv6 rule list as it is rather than the fast path
 	// the kernel takes while no IPv6 rule was ever added.
 	walk6 bool
+	// noOrphans6: IPv6 lookups pass over the source routes of nodes
+	// without plain routes; orphan6 records that a lookup used one.
+	noOrphans6, orphan6 bool
 	tr    tracer
 	alt   Result
 }
@@ -56,7 +59,19 @@ func (f *FIB) lookup(q *Query, r *Result, sc *scratch) {
 		return
 	}
 	sc.forceMode = 0
+	sc.orphan6 = false
 	f.run(&qf, r, sc)
+	if qf.v6 && sc.orphan6 {
+		sc.noOrphans6 = true
+		alt := &sc.alt
+		alt.reset(f, q)
+		f.run(&qf, alt, sc)
+		sc.noOrphans6 = false
+		if !sameAnswer(r, alt) {
+			r.addUncertain(UncertainOrphanSubtree)
+			r.Otherwise = append(r.Otherwise, Otherwise{If: ifOrphanSubtree, Answer: alt.AppendAnswerJSON(nil), Line: string(alt.appendVerdictLine(nil))})
+		}
+	}
 	if !qf.v6 {
 		if _, known := f.merged(); !known && (qf.iif != nil || f.localCovers(&qf)) {
 			sc.forceMode = 2
@@ -94,6 +109,7 @@ func (f *FIB) lookup(q *Query, r *Result, sc *scratch) {
 const (
 	ifRulesChanged4 = "IPv4 rules were ever added or deleted in this namespace"
 	ifRulesAdded6   = "an IPv6 rule was ever added in this namespace"
+	ifOrphanSubtree = "the source-specific route was added before a plain route of its prefix that is gone now"
 )
 
 func (f *FIB) run(qf *qflow, r *Result, sc *scratch) {

@@ -452,6 +452,10 @@ const (
 	// different router preferences, and the one printed depends on the
 	// lookups made before (Result.Otherwise lists the others).
 	UncertainMemberPref = "the members of this IPv6 multipath route have different router preferences: the kernel prints that of the member chosen by the lookup that made its cached route (since the last route change), which may not be this one; \"otherwise\" lists the others"
+	// UncertainOrphanSubtree: the answer is a source-specific IPv6 route
+	// whose prefix has no plain route; whether the kernel finds it
+	// depends on the order routes were added and deleted.
+	UncertainOrphanSubtree = "the answer uses a source-specific IPv6 route whose prefix has no plain route: if it was added while the prefix had none, and a plain route was added and deleted since, the kernel no longer finds it (the answer is then the one \"otherwise\" shows)"
 	// UncertainSharedNexthop: several IPv6 routes use the answer's
 	// nexthop object; the kernel's answer carries the attributes of the
 	// one first looked up (Result.Otherwise lists the others).

@@ -20,6 +20,9 @@ type flow6 struct {
 	dhi, dlo     uint64
 	shi, slo     uint64
 	hasSrc       bool
+	// noOrphans: the source routes of a node without plain routes are
+	// not found (see orphanSubtree6)
+	noOrphans bool
 	iif, oif     int32
 	mark, uid    uint32
 	tos          uint8
@@ -87,7 +90,7 @@ func (t *table6) initial(fl *flow6) pos6 {
 	d, ok := t.lpm.Lookup(fl.daddr)
 	for ok {
 		nd := &t.nodes[d]
-		if nd.sub >= 0 {
+		if nd.sub >= 0 && !(fl.noOrphans && nd.n == 0) {
 			if s, ok := t.subs[nd.sub].lpm.Lookup(fl.saddr); ok {
 				return pos6{d, s, true}
 			}
@@ -126,7 +129,7 @@ func (t *table6) backtrack(p pos6, fl *flow6) pos6 {
 			return pos6{}
 		}
 		nd := &t.nodes[pn]
-		if nd.sub >= 0 {
+		if nd.sub >= 0 && !(fl.noOrphans && nd.n == 0) {
 			if s, ok := t.subs[nd.sub].lpm.Lookup(fl.saddr); ok {
 				return pos6{pn, s, true}
 			}
@@ -208,6 +211,16 @@ func (f *FIB) rt6Select(t *table6, p pos6, oif int32, strict int) int32 {
 		match(i)
 	}
 	return best
+}
+
+// markOrphan6 records that the lookup ended in a source-specific route
+// of a node without plain routes: the kernel may no longer find such a
+// route (fib6_node_lookup skips a node whose leaf is gone, which happens
+// when a plain route added after the source route is deleted again).
+func (sc *scratch) markOrphan6(res *fibres6) {
+	if sc != nil && res.at != nil && res.t != nil && res.snode >= 0 && res.t.nodes[res.node].n == 0 {
+		sc.orphan6 = true
+	}
 }
 
 // blackholeObject6 reports whether alias i is a route through a
@@ -501,6 +514,7 @@ func needStrict6(typ int) bool { return typ&(v6Multicast|v6Linklocal|v6Loopback)
 func (f *FIB) output6(q *qflow, r *Result, sc *scratch) {
 	tr := sc.tracer(r)
 	fl := f.flow6(q)
+	fl.noOrphans = sc != nil && sc.noOrphans6
 	fl.iif = 1
 	if q.oif != nil {
 		fl.oif = int32(q.oif.index)
@@ -519,6 +533,7 @@ func (f *FIB) output6(q *qflow, r *Result, sc *scratch) {
 	var res fibres6
 	res.rule = -1
 	err := f.ruleWalk6(&fl, fl.oif, strict, &res, tr, sc, r)
+	sc.markOrphan6(&res)
 	if err != errOK {
 		r.fail(err)
 		r.failRule(res.rules, res.rule)
@@ -535,6 +550,7 @@ func (f *FIB) output6(q *qflow, r *Result, sc *scratch) {
 func (f *FIB) input6(q *qflow, r *Result, sc *scratch) {
 	tr := sc.tracer(r)
 	fl := f.flow6(q)
+	fl.noOrphans = sc != nil && sc.noOrphans6
 	fl.iif = int32(q.iif.index)
 	fl.uid = invalidUID
 	if q.uidSet {
@@ -551,6 +567,7 @@ func (f *FIB) input6(q *qflow, r *Result, sc *scratch) {
 	var res fibres6
 	res.rule = -1
 	err := f.ruleWalk6(&fl, fl.iif, strict, &res, tr, sc, r)
+	sc.markOrphan6(&res)
 	if err != errOK {
 		r.fail(err)
 		r.failRule(res.rules, res.rule)
@@ -773,6 +790,7 @@ func (f *FIB) fibmatch6(res *fibres6, r *Result) {
 	}
 	if al.sibN <= 1 && at.nhgroup == state.NHGroupNone {
 		nh := &at.nhs[0]
+		r.Gateway = nh.gw
 		r.Flags = flagsOf(nh)
 		r.setDev(nh.dev)
 		if at.typ == state.RouteLocal || at.typ == state.RouteAnycast {

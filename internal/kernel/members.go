@@ -3,6 +3,7 @@ package kernel
 import (
 	"math/rand/v2"
 	"net/netip"
+	"slices"
 
 	"github.com/tunroute/tunroute/internal/state"
 	"golang.org/x/sys/unix"
@@ -89,12 +90,20 @@ type probeKey struct {
 	mark uint32
 	uid  uint32
 	from netip.Prefix
-	oif  string
+	oif  int // ifindex
 	iif  int // an input-path lookup from this device
 }
 
 func probeKeys(r *state.Route, rules []state.Rule, d *devNames) []probeKey {
 	keys := []probeKey{{}}
+	// A lookup with a member's device as oif prefers that member over
+	// other routes of the prefix (a route of a better router preference
+	// may otherwise always win).
+	for _, nh := range r.Nexthops {
+		if nh.Index > 0 && !slices.Contains(keys, probeKey{oif: nh.Index}) {
+			keys = append(keys, probeKey{oif: nh.Index})
+		}
+	}
 	// Input-path lookups from a few devices reach tables that rules
 	// keep from locally generated lookups.
 	for i, n := 0, 0; i < len(d.small) && n < 4; i++ {
@@ -108,7 +117,12 @@ func probeKeys(r *state.Route, rules []state.Rule, d *devNames) []probeKey {
 		if ru.Family != 6 || ru.Action != state.ActionLookup || ru.Table != r.Table || ru.Invert || ru.IIF != "" && ru.IIF != "lo" {
 			continue
 		}
-		k := probeKey{mark: ru.Mark, from: ru.Src, oif: ru.OIF}
+		k := probeKey{mark: ru.Mark, from: ru.Src}
+		for i, n := range d.small {
+			if ru.OIF != "" && n == ru.OIF {
+				k.oif = i
+			}
+		}
 		if ru.UID != nil {
 			k.uid = ru.UID.Start
 		}
@@ -161,12 +175,8 @@ func (c *conn) fibMatch6(r *state.Route, key probeKey, rnd *rand.Rand, d *devNam
 	if key.iif != 0 {
 		c.enc.u32(unix.RTA_IIF, uint32(key.iif))
 	}
-	if key.oif != "" && key.iif == 0 {
-		for i, n := range d.small {
-			if n == key.oif {
-				c.enc.u32(unix.RTA_OIF, uint32(i))
-			}
-		}
+	if key.oif != 0 && key.iif == 0 {
+		c.enc.u32(unix.RTA_OIF, uint32(key.oif))
 	}
 	c.enc.u8(rtaIPProto, memberProbeProto)
 	c.enc.be16(rtaSport, uint16(1+rnd.IntN(65535)))

@@ -246,6 +246,11 @@ func runDiffState(t *testing.T, seed uint64, n, queries int) (compared, disagree
 	if err := st.Write(&buf); err != nil {
 		t.Fatal(err)
 	}
+	if dir := os.Getenv("TUNROUTE_DIFF_DUMP"); dir != "" {
+		// the snapshot and setup of every state, to look into one
+		_ = os.WriteFile(fmt.Sprintf("%s/%d.json", dir, seed), buf.Bytes(), 0o644)
+		_ = os.WriteFile(fmt.Sprintf("%s/%d.setup", dir, seed), []byte(strings.Join(setup.steps(), "\n")+"\n"), 0o644)
+	}
 	st2, err := state.Parse(buf.Bytes(), "roundtrip")
 	if err != nil {
 		t.Fatalf("seed %d: state round trip: %v", seed, err)
