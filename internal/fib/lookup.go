@@ -14,8 +14,8 @@ type scratch struct {
 	// noOrphans6: IPv6 lookups pass over the source routes of nodes
 	// without plain routes; orphan6 records that a lookup used one.
 	noOrphans6, orphan6 bool
-	tr    tracer
-	alt   Result
+	tr                  tracer
+	alt                 Result
 }
 
 func newScratch(f *FIB) *scratch {

@@ -112,6 +112,13 @@ func (f *FIB) tryNode4(t *table4, node int32, fl *flow4, res *fibres4, reportTab
 				tableID: reportTable, tos: al.tos, metric: al.metric, rule: res.rule, lastTOS: res.lastTOS}
 			return errOK, true
 		}
+		if at.nhid != 0 {
+			// A route through a nexthop object none of whose nexthops
+			// suits the flow ends the table's lookup (fib_table_lookup
+			// "goto miss"): neither the prefix's other routes nor
+			// shorter prefixes are tried.
+			return errAGAIN, true
+		}
 	}
 	return errOK, false
 }

@@ -22,7 +22,7 @@ type flow6 struct {
 	hasSrc       bool
 	// noOrphans: the source routes of a node without plain routes are
 	// not found (see orphanSubtree6)
-	noOrphans bool
+	noOrphans    bool
 	iif, oif     int32
 	mark, uid    uint32
 	tos          uint8
