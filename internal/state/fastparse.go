@@ -83,6 +83,8 @@ func parseFast(data []byte) (s *State, ok bool) {
 				bit = 1 << 9
 			case "hidden":
 				bit = 1 << 10
+			case "nexthop_objects":
+				bit = 1 << 11
 			default:
 				return nil, false
 			}

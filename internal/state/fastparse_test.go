@@ -165,6 +165,14 @@ func (g randState) state(unknown bool) *State {
 		}
 		s.Rules = append(s.Rules, ru)
 	}
+	for k := g.n(3); k > 0; k-- {
+		o := NexthopObject{ID: g.u32(), Family: 4, Gateway: g.maybeAddr(), Dev: g.name(), Scope: Scope(g.n(256))}
+		if g.n(2) == 0 {
+			o.Group, o.GroupKind = []GroupEntry{{ID: 1, Weight: g.n(5)}, {ID: 2}}, NHGroupKind(1+g.n(2))
+			o.Resilient = &ResilientParams{Buckets: uint16(g.n(100)), IdleTimer: 120}
+		}
+		s.NexthopObjects = append(s.NexthopObjects, o)
+	}
 	if g.n(2) == 0 {
 		s.Sysctls = map[string]string{"net.ipv4.ip_forward": "1"}
 	}
