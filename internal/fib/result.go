@@ -430,7 +430,7 @@ const (
 	noteMpStaleBounds = "a linkdown nexthop on a device with ignore_routes_with_linkdown: the kernel's multipath bounds depend on the order of past events"
 	noteDefaultNeigh  = "several default routes: the kernel prefers one whose gateway's ARP entry is reachable (the neighbour cache is not in the snapshot; with an empty cache the first is used)"
 	noteCustomLocal   = "had a local route ever been added by hand in this namespace, the kernel would validate the source with a reverse lookup and reject it"
-	noteMemberUnknown = "this member of an IPv6 multipath route has its own src and pref, which the dump does not show and no lookup could reveal; those of the route's first member are shown"
+	noteMemberUnknown = "this member of an IPv6 multipath route has its own src, pref and mtu, which the dump does not show and no lookup could reveal; those of the route's first member are shown"
 	noteL3mdev        = "the namespace has VRF (l3mdev) devices, which the simulator does not model: rules and source selection tied to a VRF may differ"
 )
 

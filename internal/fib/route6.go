@@ -682,7 +682,7 @@ func (f *FIB) memberPrefs6(res *fibres6, r *Result) {
 		}
 		seen[p] = true
 		alt := *r
-		alt.Uncertain, alt.Otherwise, alt.Nexthops, alt.Possible = nil, nil, nil, nil
+		alt.Uncertain, alt.Otherwise, alt.Nexthops = nil, nil, nil // Possible stays: the path is as uncertain
 		alt.Pref = p
 		ans := alt.AppendAnswerJSON(nil)
 		if r.hasAnswer(ans) {
@@ -712,7 +712,7 @@ func (f *FIB) sharedNexthop6(q *qflow, fl *flow6, res *fibres6, r *Result, outpu
 			continue
 		}
 		alt := *r
-		alt.Uncertain, alt.Otherwise, alt.Nexthops, alt.Possible = nil, nil, nil, nil
+		alt.Uncertain, alt.Otherwise, alt.Nexthops = nil, nil, nil
 		at := &f.v6.attrs[u.t.aliases[u.alias].attrs]
 		alt.Type = at.typ
 		alt.Table = at.table

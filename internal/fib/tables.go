@@ -495,7 +495,7 @@ func (f *FIB) internRoute(r *state.Route, v6 bool, intern map[attrKey]int32, att
 		a := base
 		if m := r.Nexthops[i].Member; m != nil && i > 0 {
 			// each member is a route of its own in the kernel
-			a.prefsrc, a.pref, a.memberUnknown = m.PrefSrc, m.Pref, m.Unknown
+			a.prefsrc, a.pref, a.mtu, a.memberUnknown = m.PrefSrc, m.Pref, m.MTU, m.Unknown
 		}
 		a.nhs = []nhop{nhs[i]}
 		a.dead = nhs[i].dead

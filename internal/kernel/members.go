@@ -36,6 +36,7 @@ type memberAnswer struct {
 	metric  uint32
 	prefsrc netip.Addr
 	pref    uint8
+	mtu     uint32
 	first   state.Nexthop // the chosen member
 	n       int           // members listed
 }
@@ -53,7 +54,7 @@ func (c *conn) learnMembers(routes []state.Route, rules []state.Rule, d *devName
 		}
 		missing := len(r.Nexthops) - 1
 		for k := 1; k < len(r.Nexthops); k++ {
-			r.Nexthops[k].Member = &state.Member{PrefSrc: r.PrefSrc, Pref: r.Pref, Unknown: true}
+			r.Nexthops[k].Member = &state.Member{PrefSrc: r.PrefSrc, Pref: r.Pref, MTU: r.MTU, Unknown: true}
 		}
 		keys := probeKeys(r, rules, d)
 		for try := 0; missing > 0 && try < probesPerMember*len(r.Nexthops) && budget > 0; try++ {
@@ -70,14 +71,14 @@ func (c *conn) learnMembers(routes []state.Route, rules []state.Rule, d *devName
 			for k := 1; k < len(r.Nexthops); k++ {
 				nh := &r.Nexthops[k]
 				if nh.Gateway == ans.first.Gateway && nh.Index == ans.first.Index && nh.Member.Unknown {
-					nh.Member = &state.Member{PrefSrc: ans.prefsrc, Pref: ans.pref}
+					nh.Member = &state.Member{PrefSrc: ans.prefsrc, Pref: ans.pref, MTU: ans.mtu}
 					missing--
 				}
 			}
 		}
 		// members like the route need no record of their own
 		for k := 1; k < len(r.Nexthops); k++ {
-			if m := r.Nexthops[k].Member; !m.Unknown && m.PrefSrc == r.PrefSrc && m.Pref == r.Pref {
+			if m := r.Nexthops[k].Member; !m.Unknown && m.PrefSrc == r.PrefSrc && m.Pref == r.Pref && m.MTU == r.MTU {
 				r.Nexthops[k].Member = nil
 			}
 		}
@@ -194,7 +195,7 @@ func (c *conn) fibMatch6(r *state.Route, key probeKey, rnd *rand.Rand, d *devNam
 			return nil
 		}
 		ans = memberAnswer{table: rt.Table, dst: rt.Dst.Masked(), src: rt.Src, metric: rt.Metric,
-			prefsrc: rt.PrefSrc, pref: rt.Pref, first: rt.Nexthops[0], n: len(rt.Nexthops)}
+			prefsrc: rt.PrefSrc, pref: rt.Pref, mtu: rt.MTU, first: rt.Nexthops[0], n: len(rt.Nexthops)}
 		got = true
 		return nil
 	})

@@ -767,6 +767,9 @@ func (p *fastParser) nexthopField(nh *Nexthop, key []byte, seen *uint32) bool {
 			case "pref":
 				m.Pref, ok = p.u8()
 				return ok && once(seen, 1<<1)
+			case "mtu":
+				m.MTU, ok = p.u32()
+				return ok && once(seen, 1<<3)
 			case "unknown":
 				switch {
 				case p.lit("true"):

@@ -129,7 +129,7 @@ func (g randState) route(unknown bool) Route {
 	for k := g.n(4); k > 0; k-- {
 		nh := Nexthop{Gateway: g.maybeAddr(), Dev: g.name(), Index: g.int(), Weight: g.int(), Flags: NexthopFlags(g.flags(unknown) & 0x7f)}
 		if g.n(4) == 0 {
-			nh.Member = &Member{PrefSrc: g.maybeAddr(), Pref: uint8(g.n(4)), Unknown: g.n(2) == 0}
+			nh.Member = &Member{PrefSrc: g.maybeAddr(), Pref: uint8(g.n(4)), MTU: g.u32(), Unknown: g.n(2) == 0}
 		}
 		r.Nexthops = append(r.Nexthops, nh)
 	}

@@ -161,11 +161,13 @@ type Nexthop struct {
 
 // Member is what one member of an IPv6 multipath route keeps for itself.
 // The kernel stores each member as a route of its own, with its own
-// preferred source and router preference, but a dump shows the first
-// member's for all of them; Observe asks the kernel for the others.
+// preferred source, router preference and metrics (mtu), but a dump shows
+// the first member's for all of them; Observe asks the kernel for the
+// others.
 type Member struct {
 	PrefSrc netip.Addr `json:"prefsrc,omitzero"`
 	Pref    uint8      `json:"pref,omitempty"`
+	MTU     uint32     `json:"mtu,omitempty"`
 	// Unknown: the snapshot could not learn them (no lookup reaches
 	// this member); PrefSrc and Pref are then the route's.
 	Unknown bool `json:"unknown,omitempty"`
