@@ -14,8 +14,11 @@ type scratch struct {
 	// noOrphans6: IPv6 lookups pass over the source routes of nodes
 	// without plain routes; orphan6 records that a lookup used one.
 	noOrphans6, orphan6 bool
-	tr                  tracer
-	alt                 Result
+	// saddrAlt4: the source came from a nexthop object whose cached
+	// source may have been recomputed; useSaddrAlt4 takes that one.
+	saddrAlt4, useSaddrAlt4 bool
+	tr                      tracer
+	alt                     Result
 }
 
 func newScratch(f *FIB) *scratch {
@@ -59,8 +62,19 @@ func (f *FIB) lookup(q *Query, r *Result, sc *scratch) {
 		return
 	}
 	sc.forceMode = 0
-	sc.orphan6 = false
+	sc.orphan6, sc.saddrAlt4 = false, false
 	f.run(&qf, r, sc)
+	if !qf.v6 && sc.saddrAlt4 {
+		sc.useSaddrAlt4 = true
+		alt := &sc.alt
+		alt.reset(f, q)
+		f.run(&qf, alt, sc)
+		sc.useSaddrAlt4 = false
+		if !sameAnswer(r, alt) {
+			r.addUncertain(UncertainNexthopSource)
+			r.Otherwise = append(r.Otherwise, Otherwise{If: ifAddrChanged4, Answer: alt.AppendAnswerJSON(nil), Line: string(alt.appendVerdictLine(nil))})
+		}
+	}
 	if qf.v6 && sc.orphan6 {
 		sc.noOrphans6 = true
 		alt := &sc.alt
@@ -109,6 +123,7 @@ func (f *FIB) lookup(q *Query, r *Result, sc *scratch) {
 const (
 	ifRulesChanged4 = "IPv4 rules were ever added or deleted in this namespace"
 	ifRulesAdded6   = "an IPv6 rule was ever added in this namespace"
+	ifAddrChanged4  = "an IPv4 address was added or deleted in this namespace after the nexthop object was made"
 	ifOrphanSubtree = "the source-specific route was added before a plain route of its prefix that is gone now"
 )
 

@@ -456,6 +456,9 @@ const (
 	// whose prefix has no plain route; whether the kernel finds it
 	// depends on the order routes were added and deleted.
 	UncertainOrphanSubtree = "the answer uses a source-specific IPv6 route whose prefix has no plain route: if it was added while the prefix had none, and a plain route was added and deleted since, the kernel no longer finds it (the answer is then the one \"otherwise\" shows)"
+	// UncertainNexthopSource: the source comes from a nexthop object,
+	// whose cached choice depends on when addresses last changed.
+	UncertainNexthopSource = "the source is the one the nexthop object chose when it was made (with its own scope); if an IPv4 address changed in this namespace since, the kernel chooses again with the route's scope (the answer is then the one \"otherwise\" shows)"
 	// UncertainSharedNexthop: several IPv6 routes use the answer's
 	// nexthop object; the kernel's answer carries the attributes of the
 	// one first looked up (Result.Otherwise lists the others).

@@ -244,6 +244,12 @@ func (f *FIB) output4(q *qflow, r *Result, sc *scratch) {
 	if fl.saddr == 0 {
 		if res.at.prefsrc.IsValid() {
 			fl.saddr = v4u(res.at.prefsrc)
+		} else if nh := res.nhop(); nh.saddrAlt != nh.saddr && sc != nil {
+			sc.saddrAlt4 = true
+			fl.saddr = nh.saddr
+			if sc.useSaddrAlt4 {
+				fl.saddr = nh.saddrAlt
+			}
 		} else {
 			fl.saddr = res.nhop().saddr
 		}

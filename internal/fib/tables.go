@@ -27,7 +27,12 @@ type nhop struct {
 	// on a connected subnet would have when the route was added.
 	gwUncertain bool
 	saddr       uint32 // v4 nh_saddr: inet_select_addr(dev, gw, route scope)
-	bound       int32  // multipath upper bound (v4; v6 keeps it per sibling alias)
+	// saddrAlt: for a nexthop object, the source the kernel selects
+	// once an IPv4 address changed after the object was made (with the
+	// route's scope; saddr is the one made with the object, with its
+	// own scope less one).
+	saddrAlt uint32
+	bound    int32 // multipath upper bound (v4; v6 keeps it per sibling alias)
 }
 
 // rattrs are the attributes of a route other than its prefix, TOS and
@@ -523,6 +528,12 @@ func (f *FIB) finishAttrs4() {
 					gw = v4u(nh.gw)
 				}
 				nh.saddr = f.selectAddr4(nh.dev, gw, uint8(a.scope))
+				nh.saddrAlt = nh.saddr
+				if o := f.nhObject4(a, j); o != nil && o.Scope != 0 {
+					// nh_create_ipv4: fib_info_update_nhc_saddr with the
+					// nexthop's scope less one
+					nh.saddr = f.selectAddr4(nh.dev, gw, uint8(o.Scope)-1)
+				}
 			}
 			if !f.mpDead4(nh) {
 				total += int64(nh.weight)
@@ -540,6 +551,25 @@ func (f *FIB) finishAttrs4() {
 			}
 		}
 	}
+}
+
+// nhObject4 is the nexthop object behind nexthop j of a route through
+// one (a group's member j), or nil.
+func (f *FIB) nhObject4(a *rattrs, j int) *state.NexthopObject {
+	if a.nhid == 0 {
+		return nil
+	}
+	o := f.nhObjects[a.nhid]
+	if o != nil && len(o.Group) > 0 {
+		if j >= len(o.Group) {
+			return nil
+		}
+		o = f.nhObjects[o.Group[j].ID]
+	}
+	if o == nil || o.Family != 4 {
+		return nil
+	}
+	return o
 }
 
 func (f *FIB) mpDead4(nh *nhop) bool {
