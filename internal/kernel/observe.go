@@ -70,11 +70,21 @@ func (h *Handle) observe(c *conn, o ObserveOptions) (*state.State, error) {
 		if err != nil {
 			return nil, fmt.Errorf("rules: %w", err)
 		}
-		if af == unix.AF_INET {
-			modified := !defaultRules4(rules)
+		if af == unix.AF_INET && !defaultRules4(rules) {
+			// A rule list like the default one says nothing: a rule
+			// added and deleted again leaves it so, and the kernel
+			// still no longer merges table local into main.
+			modified := true
 			s.Hidden.RulesModified = &modified
 		}
 		s.Rules = append(s.Rules, rules...)
+	}
+	if !o.CompactRoutes {
+		// the planner (compact reads) needs no member attributes; fib does
+		c.learnMembers(s.Routes, s.Rules, d)
+	}
+	if err := c.annotateGroups(s, d); err != nil {
+		return nil, fmt.Errorf("nexthop objects: %w", err)
 	}
 	if s.AddrLabels, err = c.dumpAddrLabels(d); err != nil {
 		return nil, fmt.Errorf("address labels: %w", err)
