@@ -96,6 +96,12 @@ func twoSites(t *testing.T, engine string) {
 	siteA, siteB := e.ns("a"), e.ns("b")
 	aPriv, aHost, bPriv, bHost := e.ns("a-private"), e.ns("a-hostile"), e.ns("b-private"), e.ns("b-hostile")
 
+	// tunroute apply started every speaker: nothing is left to start.
+	for _, c := range []struct{ cfg, top string }{{cfgA, siteA}, {cfgB, siteB}} {
+		if changes, err := e.bgp.Changes(speakersOf(t, c.cfg, c.top), c.top); err != nil || len(changes) != 0 {
+			t.Fatalf("after tunroute apply --netns %s, speaker changes left: %v %v", c.top, changes, err)
+		}
+	}
 	start := time.Now()
 	ssA := e.startBGP(cfgA, siteA)
 	e.startBGP(cfgB, siteB)
@@ -158,6 +164,9 @@ func twoSites(t *testing.T, engine string) {
 	})
 
 	t.Run("status", func(t *testing.T) {
+		if out, code := e.tr("status", "-c", cfgA, "--netns", siteA); code != 0 || !strings.Contains(out, "BGP") {
+			t.Errorf("tunroute status --netns %s shows no BGP speaker: exit %d\n%s", siteA, code, out)
+		}
 		st, err := e.bgp.Status(ctx, siteA)
 		if err != nil {
 			t.Fatal(err)
@@ -242,14 +251,16 @@ func twoSites(t *testing.T, engine string) {
 		}
 		for _, top := range []string{siteA, siteB} {
 			start := time.Now()
-			if err := e.bgp.StopAll(ctx, top); err != nil {
-				t.Fatal(err)
+			out, code, err := e.run(e.bin, "--run-dir", e.runDir, "down", "--netns", top)
+			if err != nil || code != 0 || !strings.Contains(out, "stop the BGP speaker") {
+				t.Fatalf("tunroute down --netns %s: exit %d, %v\n%s", top, code, err, out)
 			}
-			t.Logf("StopAll %s: %s", top, time.Since(start).Round(time.Millisecond))
+			t.Logf("tunroute down %s (speakers stopped first): %s", top, time.Since(start).Round(time.Millisecond))
 		}
+		// down deleted the domains' namespaces: nothing of theirs is left.
 		for _, ns := range []string{aPriv, aHost, bPriv, bHost} {
-			if got := e.learned(ns); len(got) != 0 {
-				t.Errorf("%s: learned routes left: %v", ns, got)
+			if _, err := os.Stat(filepath.Join("/run/netns", ns)); err == nil {
+				t.Errorf("%s: the domain's namespace is left after tunroute down", ns)
 			}
 		}
 		if entries, err := os.ReadDir(filepath.Join(e.runDir, "bgp")); !os.IsNotExist(err) {
