@@ -36,6 +36,9 @@ type statusReport struct {
 	WireGuard []state.WGPeerHealth `json:"wireguard,omitempty"`
 	// BGP are the speakers of the routing domains: sessions, routes.
 	BGP []bgp.InstanceStatus `json:"bgp,omitempty"`
+	// TakenBack lists tunroute's routes another tool holds now, and who
+	// (apply takes them back: settings.take_back_routes).
+	TakenBack []string `json:"taken_back,omitempty"`
 	// Notes are the config's remarks (as plan prints them).
 	Notes      []string           `json:"notes,omitempty"`
 	Identities []compile.Identity `json:"identities,omitempty"`
@@ -164,6 +167,7 @@ func buildStatus(e *engine.Engine, s *engine.Session) *statusReport {
 	inSync := c.Empty()
 	r.InSync = &inSync
 	r.Pending = c.Lines()
+	r.TakenBack = c.Plan.TakenBack
 	return r
 }
 
@@ -212,6 +216,9 @@ func writeStatus(out io.Writer, r *statusReport) {
 		fmt.Fprintf(out, "config %s: in sync\n", r.Config)
 	default:
 		fmt.Fprintf(out, "config %s: %d changes pending (run `tunroute plan`)\n", r.Config, len(r.Pending))
+	}
+	for _, t := range r.TakenBack {
+		fmt.Fprintf(out, "held by another tool (apply takes it back): %s\n", t)
 	}
 	for _, h := range r.WireGuard {
 		fmt.Fprintf(out, "wireguard %s\n", h.String())

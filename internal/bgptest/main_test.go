@@ -1,22 +1,17 @@
 package bgptest
 
 import (
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/tunroute/tunroute/internal/lab"
+	"github.com/tunroute/tunroute/internal/testns"
 )
 
 func TestMain(m *testing.M) {
@@ -121,75 +116,10 @@ func binary(t *testing.T) string {
 
 var staleNS = regexp.MustCompile(`^tr-bgp(\d+)-`)
 
-// sweepStale removes the namespaces of earlier runs that were killed
-// before their cleanup (their test process is gone), after killing the
-// processes still inside them (BIRD instances), and their /etc/netns
-// directories.
-func sweepStale() {
-	for _, dir := range []string{"/run/netns", "/etc/netns"} {
-		entries, _ := os.ReadDir(dir)
-		for _, e := range entries {
-			m := staleNS.FindStringSubmatch(e.Name())
-			if m == nil {
-				continue
-			}
-			pid, _ := strconv.Atoi(m[1])
-			if pid == os.Getpid() || syscall.Kill(pid, 0) == nil {
-				continue
-			}
-			if dir == "/run/netns" {
-				killIn(e.Name())
-				deleteNamespace(e.Name())
-			} else {
-				os.RemoveAll(filepath.Join(dir, e.Name()))
-			}
-		}
-	}
-}
+func sweepStale() { testns.SweepStale(staleNS) }
 
-// ownNamespaces lists the namespaces whose name starts with prefix.
-func ownNamespaces(prefix string) []string {
-	entries, _ := os.ReadDir("/run/netns")
-	var out []string
-	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), prefix) {
-			out = append(out, e.Name())
-		}
-	}
-	return out
-}
-
-func deleteNamespace(name string) error {
-	p := filepath.Join("/run/netns", name)
-	if err := unix.Unmount(p, unix.MNT_DETACH); err != nil && err != unix.EINVAL && err != unix.ENOENT {
-		return fmt.Errorf("unmount %s: %w", p, err)
-	}
-	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err
-	}
-	return nil
-}
-
-// killIn kills, by pid, the processes inside the named namespace (only
-// ever the tests' own) and returns their pids.
-func killIn(name string) []int {
-	var ns unix.Stat_t
-	if unix.Stat(filepath.Join("/run/netns", name), &ns) != nil {
-		return nil
-	}
-	var killed []int
-	procs, _ := os.ReadDir("/proc")
-	for _, p := range procs {
-		pid, err := strconv.Atoi(p.Name())
-		if err != nil || pid == os.Getpid() {
-			continue
-		}
-		var st unix.Stat_t
-		if unix.Stat(fmt.Sprintf("/proc/%d/ns/net", pid), &st) == nil && st.Dev == ns.Dev && st.Ino == ns.Ino {
-			if syscall.Kill(pid, syscall.SIGKILL) == nil {
-				killed = append(killed, pid)
-			}
-		}
-	}
-	return killed
-}
+var (
+	ownNamespaces   = testns.Own
+	deleteNamespace = testns.Delete
+	killIn          = testns.KillIn
+)

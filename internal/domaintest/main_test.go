@@ -10,16 +10,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/tunroute/tunroute/internal/lab"
+	"github.com/tunroute/tunroute/internal/testns"
 )
 
 // helperEnv makes the test binary act as a small program instead of
@@ -190,93 +187,11 @@ func copyExecutable(to string) error {
 
 var staleNS = regexp.MustCompile(`^tr-dt(\d+)-`)
 
-// sweepStale removes what an earlier run killed before its cleanup (a
-// timeout panic runs none) left behind: the namespaces named after test
-// processes that no longer exist, after killing (by pid) the processes
-// still inside them, and the /etc/netns files tunroute wrote for them.
-func sweepStale() {
-	entries, _ := os.ReadDir("/run/netns")
-	for _, e := range entries {
-		m := staleNS.FindStringSubmatch(e.Name())
-		if m == nil {
-			continue
-		}
-		pid, _ := strconv.Atoi(m[1])
-		if pid == os.Getpid() || syscall.Kill(pid, 0) == nil {
-			continue
-		}
-		killIn(e.Name())
-		if err := deleteNamespace(e.Name()); err != nil {
-			fmt.Fprintf(os.Stderr, "domaintest: removing the stale namespace %s: %v\n", e.Name(), err)
-		}
-	}
-	etc, _ := os.ReadDir("/etc/netns")
-	for _, e := range etc {
-		m := staleNS.FindStringSubmatch(e.Name())
-		if m == nil {
-			continue
-		}
-		if pid, _ := strconv.Atoi(m[1]); pid != os.Getpid() && syscall.Kill(pid, 0) != nil {
-			removeEtc(e.Name())
-		}
-	}
-}
+func sweepStale() { testns.SweepStale(staleNS) }
 
-// removeEtc removes /etc/netns/NAME if it holds only a resolv.conf that
-// tunroute wrote.
-func removeEtc(name string) {
-	dir := filepath.Join("/etc/netns", name)
-	p := filepath.Join(dir, "resolv.conf")
-	if b, err := os.ReadFile(p); err == nil && strings.HasPrefix(string(b), "# written by tunroute") {
-		os.Remove(p)
-	}
-	os.Remove(dir) // only when empty
-}
-
-// ownNamespaces lists the namespaces whose name starts with prefix.
-func ownNamespaces(prefix string) []string {
-	entries, _ := os.ReadDir("/run/netns")
-	var out []string
-	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), prefix) {
-			out = append(out, e.Name())
-		}
-	}
-	return out
-}
-
-// deleteNamespace unmounts and removes /run/netns/NAME (ip netns delete).
-func deleteNamespace(name string) error {
-	p := filepath.Join("/run/netns", name)
-	if err := unix.Unmount(p, unix.MNT_DETACH); err != nil && err != unix.EINVAL && err != unix.ENOENT {
-		return fmt.Errorf("unmount %s: %w", p, err)
-	}
-	if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return err
-	}
-	return nil
-}
-
-// killIn kills, by pid, the processes inside the named namespace (only
-// ever one of the tests' own), and waits a little for them to go.
-func killIn(name string) []int {
-	var ns unix.Stat_t
-	if unix.Stat(filepath.Join("/run/netns", name), &ns) != nil {
-		return nil
-	}
-	var killed []int
-	procs, _ := os.ReadDir("/proc")
-	for _, p := range procs {
-		pid, err := strconv.Atoi(p.Name())
-		if err != nil || pid == os.Getpid() {
-			continue
-		}
-		var st unix.Stat_t
-		if unix.Stat(fmt.Sprintf("/proc/%d/ns/net", pid), &st) == nil && st.Dev == ns.Dev && st.Ino == ns.Ino {
-			if syscall.Kill(pid, syscall.SIGKILL) == nil {
-				killed = append(killed, pid)
-			}
-		}
-	}
-	return killed
-}
+var (
+	ownNamespaces   = testns.Own
+	deleteNamespace = testns.Delete
+	killIn          = testns.KillIn
+	removeEtc       = testns.RemoveEtc
+)

@@ -105,7 +105,10 @@ func DiffSystem(nss []Namespace, files ...File) (*SystemPlan, error) {
 			sp.Kept = append(sp.Kept, Kept{Netns: ns.Netns, Object: k})
 		}
 		for _, t := range plans[i].TakenBack {
-			sp.TakenBack = append(sp.TakenBack, netnsname.Word(ns.Netns)+": "+t)
+			if ns.Netns != sp.Top {
+				t += " in " + netnsname.Word(ns.Netns)
+			}
+			sp.TakenBack = append(sp.TakenBack, t)
 		}
 	}
 	dropPeerDeletes(plans)

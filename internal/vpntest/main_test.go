@@ -7,15 +7,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/tunroute/tunroute/internal/lab"
+	"github.com/tunroute/tunroute/internal/testns"
 )
 
 // binDir holds the tunroute binary, built once for the package's tests.
@@ -131,45 +128,14 @@ var staleNS = regexp.MustCompile(`^` + regexp.QuoteMeta(nsPrefix) + `(\d+)-([a-z
 // them (Pdeathsig), but a hook they were running may still hold the
 // namespace; such processes are killed by pid.
 func sweepStale() {
-	entries, err := os.ReadDir("/run/netns")
-	if err != nil {
-		return
-	}
-	for _, e := range entries {
-		m := staleNS.FindStringSubmatch(e.Name())
-		if m == nil {
-			continue
-		}
-		pid, _ := strconv.Atoi(m[1])
-		if pid == os.Getpid() || syscall.Kill(pid, 0) == nil {
-			continue
-		}
-		killIn(filepath.Join("/run/netns", e.Name()))
+	for _, name := range testns.Stale(testns.Dir, staleNS) {
+		m := staleNS.FindStringSubmatch(name)
+		testns.KillIn(name)
 		l := &lab.Lab{Prefix: fmt.Sprintf("%s%s-%s-", nsPrefix, m[1], m[2])}
 		if err := l.Destroy(); err != nil {
 			fmt.Fprintf(os.Stderr, "vpntest: removing the stale lab %s: %v\n", l.Prefix, err)
 		} else {
-			fmt.Fprintf(os.Stderr, "vpntest: removed the stale lab %s (its test process %d is gone)\n", l.Prefix, pid)
-		}
-	}
-}
-
-// killIn kills the processes whose network namespace is the one mounted
-// at path.
-func killIn(path string) {
-	var ns unix.Stat_t
-	if unix.Stat(path, &ns) != nil {
-		return
-	}
-	procs, _ := os.ReadDir("/proc")
-	for _, p := range procs {
-		pid, err := strconv.Atoi(p.Name())
-		if err != nil || pid == os.Getpid() {
-			continue
-		}
-		var st unix.Stat_t
-		if unix.Stat(fmt.Sprintf("/proc/%d/ns/net", pid), &st) == nil && st.Dev == ns.Dev && st.Ino == ns.Ino {
-			syscall.Kill(pid, syscall.SIGKILL)
+			fmt.Fprintf(os.Stderr, "vpntest: removed the stale lab %s (its test process %s is gone)\n", l.Prefix, m[1])
 		}
 	}
 }

@@ -29,8 +29,13 @@ func (w *world) takeBack(t *testing.T) {
 	if err := os.WriteFile(cfg, []byte("settings:\n  take_back_routes: true\n"+w.example+selectBlock(w.k.tunnelID)), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// status names who holds the route before the apply takes it back.
+	out, _ = w.tr(t, "--run-dir", w.runDir, "status", "-c", cfg, "--netns", w.client)
+	if !strings.Contains(out, "held by another tool") || !strings.Contains(out, "held by proto dhcp") {
+		t.Errorf("status does not say who holds the hijacked route:\n%s", out)
+	}
 	out, code = w.tr(t, "--run-dir", w.runDir, "apply", "-c", cfg, "--netns", w.client)
-	if code != 0 {
+	if code != 0 || !strings.Contains(out, "! taking back route") {
 		t.Fatalf("with take_back_routes: exit %d\n%s", code, out)
 	}
 	got := ip(t, w.client, "route", "show", "128.0.0.0/1")
