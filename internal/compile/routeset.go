@@ -8,18 +8,10 @@ import (
 	"github.com/tunroute/tunroute/internal/state"
 )
 
-// destKey is a compact (table, destination) key without pointers, so a
-// million of them cost the garbage collector nothing to scan.
-type destKey struct {
-	table uint32
-	addr  [16]byte
-	bits  int16
-	v6    bool
-}
+// destKey is a (table, destination) key without pointers.
+type destKey = prefixkey.Dest
 
-func keyOf(table uint32, p netip.Prefix) destKey {
-	return destKey{table: table, addr: p.Addr().As16(), bits: int16(p.Bits()), v6: p.Addr().Is6()}
-}
+var keyOf = prefixkey.DestOf
 
 // routeSet compiles a route list read from a file into one compact set per
 // family: the routes share everything but their destination.

@@ -7,22 +7,10 @@ import (
 	"github.com/tunroute/tunroute/internal/state"
 )
 
-// destKey is a compact (table, destination) key without pointers: a
-// million of them in a map cost the garbage collector nothing to scan.
-type destKey struct {
-	table uint32
-	addr  [16]byte
-	bits  int16
-}
+// destKey is a (table, destination) key without pointers.
+type destKey = prefixkey.Dest
 
-func keyOf(table uint32, p netip.Prefix) destKey {
-	a := p.Addr().As16()
-	bits := int16(p.Bits())
-	if p.Addr().Is4() {
-		bits |= 0x100 // keep 0.0.0.0/0 apart from ::/0
-	}
-	return destKey{table: table, addr: a, bits: bits}
-}
+var keyOf = prefixkey.DestOf
 
 // setIndex finds, for an observed route, the desired set entry it
 // corresponds to.

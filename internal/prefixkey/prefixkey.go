@@ -63,3 +63,20 @@ func Sort(a []Keyed) {
 func Search(a []Keyed, k uint64) (int, bool) {
 	return slices.BinarySearchFunc(a, k, func(e Keyed, k uint64) int { return cmp.Compare(e.K, k) })
 }
+
+// Dest is a (table, destination) key without pointers, for maps of a
+// million routes: they cost the garbage collector nothing to scan.
+type Dest struct {
+	table uint32
+	addr  [16]byte
+	bits  int16 // 0x100 set for IPv4: 0.0.0.0/0 is not ::/0
+}
+
+// DestOf is the key of destination p in table.
+func DestOf(table uint32, p netip.Prefix) Dest {
+	bits := int16(p.Bits())
+	if p.Addr().Is4() {
+		bits |= 0x100
+	}
+	return Dest{table: table, addr: p.Addr().As16(), bits: bits}
+}
