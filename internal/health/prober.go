@@ -28,6 +28,8 @@ type Prober struct {
 	OnChange func(identity string, s State)
 	// Damping is used for identities added from now on.
 	Damping Damping
+	// Now is the clock (time.Now; tests set a fake one).
+	Now func() time.Time
 
 	mu   sync.Mutex
 	ids  map[string]*tracked
@@ -69,7 +71,7 @@ func New(probe ProbeFunc, log *slog.Logger) *Prober {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Prober{probe: probe, log: log, Damping: DefaultDamping, ids: map[string]*tracked{}, stop: map[string]context.CancelFunc{}}
+	return &Prober{probe: probe, log: log, Damping: DefaultDamping, Now: time.Now, ids: map[string]*tracked{}, stop: map[string]context.CancelFunc{}}
 }
 
 // Update sets the probes to run (after each compile). An identity whose
@@ -136,7 +138,7 @@ func (p *Prober) startLocked(name string) {
 		tick := time.NewTicker(interval)
 		defer tick.Stop()
 		for {
-			p.Round(ctx, name, time.Now())
+			p.Round(ctx, name)
 			select {
 			case <-ctx.Done():
 				return
@@ -155,8 +157,9 @@ func (p *Prober) stopLocked(name string) {
 
 // Round probes every target of the identity at once, waits for the
 // answers (up to the timeout), feeds the state machine with the outcome
-// at now, and reports whether the state changed.
-func (p *Prober) Round(ctx context.Context, name string, now time.Time) bool {
+// at the time the round ended (Now), and reports
+// whether the state changed.
+func (p *Prober) Round(ctx context.Context, name string) bool {
 	p.mu.Lock()
 	t, ok := p.ids[name]
 	if !ok {
@@ -214,7 +217,7 @@ func (p *Prober) Round(ctx context.Context, name string, now time.Time) bool {
 			ts.LastErr = a.err.Error()
 		}
 	}
-	if !t.m.Observe(now, answered, len(answers)) {
+	if !t.m.Observe(p.Now(), answered, len(answers)) {
 		return false
 	}
 	s := t.m.State()

@@ -60,10 +60,11 @@ func TestProberRounds(t *testing.T) {
 		t.Fatalf("before any round: %v, want nothing judged", h)
 	}
 	now := t0
+	p.Now = func() time.Time { return now }
 	round := func() {
 		now = now.Add(time.Second)
-		p.Round(ctx, "isp1", now)
-		p.Round(ctx, "isp2", now)
+		p.Round(ctx, "isp1")
+		p.Round(ctx, "isp2")
 	}
 	round()
 	<-done
