@@ -6,6 +6,7 @@ package compile
 import (
 	"fmt"
 	"net/netip"
+	"strings"
 
 	"github.com/tunroute/tunroute/internal/config"
 	"github.com/tunroute/tunroute/internal/facts"
@@ -548,7 +549,14 @@ func (c *compiler) redirect(rd *config.Redirect) error {
 			c.note("redirect: server %s is on a connected network (%s); no host route needed", s, orig.Dst)
 			continue
 		}
-		if err := c.addRoute(c.copyPath(host, orig), rd.At("servers")); err != nil {
+		r := c.copyPath(host, orig)
+		if prev, dup := c.routes[r.Key()]; dup && strings.HasPrefix(prev.Field, "routes[") {
+			// The config routes the server itself (a tunnel pinned to
+			// an uplink, or over a failover group of uplinks).
+			c.note("redirect: server %s goes the way %s says", s, prev.Field)
+			continue
+		}
+		if err := c.addRoute(r, rd.At("servers")); err != nil {
 			return err
 		}
 	}

@@ -289,3 +289,70 @@ redirect:
 		t.Errorf("got  %s\nwant %s", strings.Join(got, "\n     "), strings.Join(want, "\n     "))
 	}
 }
+
+// TestTwoTunnelsOverTwoISPs is the README's example: each tunnel's
+// server pinned to one ISP by a route entry (the redirect leaves it so),
+// the redirect through a failover of the tunnels.
+func TestTwoTunnelsOverTwoISPs(t *testing.T) {
+	yaml := `
+vpns:
+  - {name: work-a, type: openvpn, servers: [198.51.100.2]}
+  - {name: work-b, type: openvpn, servers: [198.51.100.3]}
+identities:
+  - name: isp1
+    device: eth0
+    address: 10.1.0.2
+  - name: isp2
+    device: eth1
+  - name: vpn-a
+    vpn: work-a
+    health: {targets: [icmp 10.30.0.1]}
+  - name: vpn-b
+    vpn: work-b
+    health: {targets: [icmp 10.31.0.1]}
+groups:
+  - name: tunnels
+    failover: [vpn-a, vpn-b]
+routes:
+  - to: 198.51.100.2
+    via: isp1
+  - to: 198.51.100.3
+    via: isp2
+redirect:
+  via: tunnels
+killswitch: {}
+`
+	obs := twoISPs()
+	obs.Links = append(obs.Links, state.Link{Index: 5, Name: "tun1", Kind: "tun", Up: true, Carrier: true, PointToPoint: true})
+	obs.Addrs = append(obs.Addrs, state.Addr{Dev: "tun1", Index: 5, Prefix: netip.MustParsePrefix("10.31.0.2/24"), Scope: state.ScopeUniverse})
+	a := labVPN()
+	a.Name = "work-a"
+	b := &facts.VPN{Name: "work-b", Type: "openvpn", Device: "tun1", Addrs: []netip.Prefix{netip.MustParsePrefix("10.31.0.2/24")},
+		Gateway4: netip.MustParseAddr("10.31.0.1")}
+	vpns := map[string]*facts.VPN{"work-a": a, "work-b": b}
+	for _, c := range []struct {
+		health Health
+		dev    string
+	}{{nil, "via 10.30.0.1 dev wg0"}, {Health{"vpn-a": false}, "via 10.31.0.1 dev tun1"}} {
+		res := compileHealth(t, yaml, obs, vpns, c.health)
+		got := only(rendered(t, res.State), "table main")
+		want := []string{
+			"route 198.51.100.2/32 via 10.1.0.1 dev eth0 table main src 10.1.0.2",
+			"route 198.51.100.3/32 via 10.2.0.1 dev eth1 table main src 10.2.0.2",
+		}
+		for _, half := range []string{"0.0.0.0/1", "128.0.0.0/1"} {
+			src := "10.30.0.2"
+			if c.dev == "via 10.31.0.1 dev tun1" {
+				src = "10.31.0.2"
+			}
+			want = append(want, "route "+half+" "+c.dev+" table main src "+src)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("health %v:\ngot  %s\nwant %s", c.health, strings.Join(got, "\n     "), strings.Join(want, "\n     "))
+		}
+		fw := firewallText(res.State.Firewall)
+		if !strings.Contains(fw, `oifname { "tun1", "wg0" } accept "in a tunnel"`) {
+			t.Errorf("both tunnels must count as tunnels:\n%s", fw)
+		}
+	}
+}

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/goccy/go-yaml/ast"
 )
 
 // Health-check defaults: a dead path is detected after Down failed rounds
@@ -129,7 +131,7 @@ func (d *decoder) health(v node) (*Health, error) {
 	}
 	seen := map[HealthTarget]bool{}
 	for _, it := range items {
-		s, err := it.scalar()
+		s, err := targetText(it)
 		if err != nil {
 			return nil, err
 		}
@@ -182,6 +184,24 @@ func (d *decoder) health(v node) (*Health, error) {
 		h.MinTargets = int(x)
 	}
 	return h, nil
+}
+
+// targetText is a target's text. Inside a flow mapping
+// (`health: {targets: [tcp 198.51.100.1:443]}`) the YAML parser reads
+// "tcp 198.51.100.1:443" as a key and a value: put them back together.
+func targetText(n node) (string, error) {
+	mv, ok := n.n.(*ast.MappingValueNode)
+	if m, isMap := n.n.(*ast.MappingNode); isMap && len(m.Values) == 1 {
+		mv, ok = m.Values[0], true
+	}
+	if ok {
+		k, kok := mv.Key.(ast.ScalarNode)
+		v, vok := mv.Value.(ast.ScalarNode)
+		if kok && vok && mv.Value.GetToken() != nil {
+			return fmt.Sprint(k.GetToken().Value) + ":" + v.GetToken().Value, nil
+		}
+	}
+	return n.scalar()
 }
 
 // parseHealthTarget reads "icmp ADDR", "tcp ADDR:PORT" or "dns ADDR[:PORT]"

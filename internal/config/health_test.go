@@ -2,6 +2,7 @@ package config
 
 import (
 	"net/netip"
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -68,6 +69,19 @@ func TestParseHealthAndGroups(t *testing.T) {
 	}
 }
 
+// TestFlowStyleTargets: the issue's own spelling, a flow mapping.
+func TestFlowStyleTargets(t *testing.T) {
+	cfg, err := Parse([]byte("identities:\n  - name: isp1\n    device: eth0\n    health: {targets: [icmp 203.0.113.1, tcp 198.51.100.1:443, dns 10.8.0.1], interval: 1s, timeout: 1s, down: 3, up: 5, min_targets: 1}\n"),
+		"x.yaml", Options{TableNames: testTables})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := cfg.Identity("isp1").Health.Targets
+	if len(got) != 3 || got[1].String() != "tcp 198.51.100.1:443" || got[2].String() != "dns 10.8.0.1:53" {
+		t.Errorf("targets %v", got)
+	}
+}
+
 func TestParseTargets(t *testing.T) {
 	for in, want := range map[string]HealthTarget{
 		"tcp [2001:db8::1]:443": {Kind: ProbeTCP, Addr: netip.MustParseAddr("2001:db8::1"), Port: 443},
@@ -122,5 +136,35 @@ func TestHealthAndGroupErrors(t *testing.T) {
 	// With fallback: clear the tunnel-to-clear failover is accepted.
 	if _, err := Parse([]byte(vpns+base+"groups:\n  - name: g\n    failover: [wg, isp1]\n    fallback: clear\n"), "x.yaml", Options{TableNames: testTables}); err != nil {
 		t.Errorf("fallback: clear refused: %v", err)
+	}
+}
+
+// TestReadmeFailoverExamples parses the examples of the README's
+// failover section, so they stay valid.
+func TestReadmeFailoverExamples(t *testing.T) {
+	data, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(data)
+	start := strings.Index(text, "### Failover and load sharing")
+	if start < 0 {
+		t.Fatal("README has no failover section")
+	}
+	end := strings.Index(text[start+1:], "\n### ")
+	section := text[start : start+1+end]
+	n := 0
+	for _, block := range strings.Split(section, "```yaml\n")[1:] {
+		yaml := block[:strings.Index(block, "```")]
+		if !strings.Contains(yaml, "groups:") {
+			continue
+		}
+		n++
+		if _, err := Parse([]byte(yaml), "README.md", Options{TableNames: testTables}); err != nil {
+			t.Errorf("README example %d: %v\n%s", n, err, yaml)
+		}
+	}
+	if n != 2 {
+		t.Errorf("%d examples with groups in the README's failover section, want 2", n)
 	}
 }
