@@ -158,9 +158,13 @@ func (d *daemon) apply() error {
 }
 
 func startDaemon(t *testing.T, ctx context.Context, timeout string) *daemon {
+	return startDaemonWith(t, ctx, strings.ReplaceAll(labConfig, "TIMEOUT", timeout))
+}
+
+func startDaemonWith(t *testing.T, ctx context.Context, config string) *daemon {
 	dir := t.TempDir()
 	cfgPath := filepath.Join(dir, "tunroute.yaml")
-	if err := os.WriteFile(cfgPath, []byte(strings.ReplaceAll(labConfig, "TIMEOUT", timeout)), 0o644); err != nil {
+	if err := os.WriteFile(cfgPath, []byte(config), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	d := &daemon{t: t, e: engine.New(nsHost, cfgPath, filepath.Join(dir, "run")), prober: health.New(health.SocketProbe(nsHost), nil)}
@@ -372,6 +376,29 @@ func uplinkCut(t *testing.T, timeout string) {
 		t.Errorf("packets from isp1's address crossed ISP 2:\n%s", out)
 	}
 	fmt.Printf("lying probe: 10 probes of isp1 after the cut, 0 answered; isp2's 10 probes of the same target answered; 0 packets from 10.1.0.2 through ISP 2\n")
+
+	// Recovery: ISP 1 answers again; the traffic returns only after `up`
+	// (5) good rounds in a row.
+	healed := time.Now()
+	run(t, "ip", "netns", "exec", nsISP1, "nft", "delete table inet fo")
+	for len(arrivals) > 0 {
+		<-arrivals
+	}
+	back, ok := waitFor(arrivals, isp1Addr, healed.Add(15*time.Second))
+	if !ok {
+		t.Fatalf("no traffic back through ISP 1 within 15 s; status %+v", d.prober.Status())
+	}
+	// Five good rounds take four intervals from the first one's start
+	// (which may be a little before the heal, its probe passing after).
+	if took := back.at.Sub(healed); took < 3500*time.Millisecond {
+		t.Errorf("traffic back on ISP 1 %s after it healed: before 5 good rounds at 1 s could pass", took)
+	}
+	for _, s := range d.prober.Status() {
+		if s.Identity == "isp1" && (s.State != "up" || s.Why != "5 good rounds in a row") {
+			t.Errorf("isp1 after healing: %s, %q", s.State, s.Why)
+		}
+	}
+	fmt.Printf("recovery (up 5): first packet through ISP 1 again %.2fs after it healed\n", back.at.Sub(healed).Seconds())
 }
 
 // currentProbes are the probes the last compile asked for, isp1's first.
