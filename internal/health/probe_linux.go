@@ -51,8 +51,10 @@ func family(a netip.Addr) int {
 }
 
 // inNetns runs f on a thread in the named namespace; sockets f opens stay
-// in it for their life. The thread is never reused (its goroutine exits
-// locked), so no other goroutine ever runs in the namespace by mistake.
+// in it for their life. The thread goes back to the namespace it came
+// from before it is released; if that fails it is never released (its
+// goroutine exits locked and the runtime ends the thread), so no other
+// goroutine can run in the namespace by mistake.
 func inNetns(nsName string, f func() error) error {
 	if nsName == "" {
 		return f()
@@ -65,11 +67,21 @@ func inNetns(nsName string, f func() error) error {
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
+		orig, err := netns.Get()
+		if err != nil {
+			errc <- fmt.Errorf("netns of this thread: %w", err)
+			return
+		}
+		defer orig.Close()
 		if err := netns.Set(h); err != nil {
 			errc <- fmt.Errorf("enter netns %s: %w", nsName, err)
 			return
 		}
-		errc <- f()
+		err = f()
+		if netns.Set(orig) == nil {
+			runtime.UnlockOSThread()
+		}
+		errc <- err
 	}()
 	return <-errc
 }
