@@ -80,9 +80,12 @@ func (c *compiler) failover(g *config.Group) {
 	var skipped []string
 	for _, m := range g.Failover {
 		id := c.ids[m]
+		why, linkDown := c.linkDown(id)
 		switch {
 		case id.Down:
 			skipped = append(skipped, m+" is not up")
+		case linkDown:
+			skipped = append(skipped, m+": "+why)
 		case !c.health.healthy(m):
 			skipped = append(skipped, m+" fails its health check")
 		default:
@@ -114,7 +117,7 @@ func (c *compiler) failover(g *config.Group) {
 	switch {
 	case len(skipped) == 0:
 		gs.Why = active.Name + " is the first member and healthy"
-	case !c.health.healthy(active.Name):
+	case !c.health.healthy(active.Name) || c.isLinkDown(active):
 		gs.Why = "no member is healthy; staying on " + active.Name + " (" + join(skipped) + ")"
 		c.note("group %s: no member is healthy; traffic stays on %s", g.Name, active.Name)
 	default:
@@ -124,6 +127,27 @@ func (c *compiler) failover(g *config.Group) {
 	gs.Clear = !c.cfg.IsTunnel(active.Name) && c.anyTunnel(g.Failover)
 	c.ids[g.Name] = active
 	c.res.Groups = append(c.res.Groups, gs)
+}
+
+// linkDown is the passive signal: the member's device is down or has
+// lost its carrier (the cable, the veth's peer, a tun's daemon): no
+// probe needs to time out to know.
+func (c *compiler) linkDown(id *Identity) (string, bool) {
+	l, ok := c.f.links[id.Device]
+	switch {
+	case id.Down || !ok:
+		return "", false
+	case !l.Up:
+		return id.Device + " is down", true
+	case !l.Carrier:
+		return id.Device + " has no carrier", true
+	}
+	return "", false
+}
+
+func (c *compiler) isLinkDown(id *Identity) bool {
+	_, down := c.linkDown(id)
+	return down
 }
 
 func (c *compiler) anyTunnel(members []string) bool {
@@ -143,7 +167,8 @@ func (c *compiler) balance(g *config.Group, tables *tableAllocator) {
 		gid.Has4, gid.Has6 = false, false
 		for _, w := range g.Balance {
 			id := c.ids[w.Identity]
-			if id.Down || (needHealthy && !c.health.healthy(w.Identity)) {
+			_, linkDown := c.linkDown(id)
+			if id.Down || (needHealthy && (linkDown || !c.health.healthy(w.Identity))) {
 				continue
 			}
 			gid.paths = append(gid.paths, path{dev: id.Device, gw4: id.Gateway4, gw6: id.Gateway6,

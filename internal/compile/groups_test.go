@@ -356,3 +356,26 @@ killswitch: {}
 		}
 	}
 }
+
+// TestLinkDownIsAPassiveSignal: a member whose device lost its carrier
+// is passed over at once, healthy verdict or not.
+func TestLinkDownIsAPassiveSignal(t *testing.T) {
+	obs := twoISPs()
+	for i := range obs.Links {
+		if obs.Links[i].Name == "eth0" {
+			obs.Links[i].Carrier = false
+		}
+	}
+	res := compileHealth(t, ispConfig, obs, nil, nil)
+	got := only(rendered(t, res.State), "table main")
+	want := []string{
+		"route 198.51.100.0/24 via 10.2.0.1 dev eth1 table main src 10.2.0.2",
+		"route 192.0.2.0/24 via 10.2.0.1 dev eth1 table main",
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("got  %q\nwant %q", got, want)
+	}
+	if res.Groups[0].Why != "isp1: eth0 has no carrier" {
+		t.Errorf("why: %q", res.Groups[0].Why)
+	}
+}

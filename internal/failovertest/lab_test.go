@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 
 	"github.com/tunroute/tunroute/internal/engine"
@@ -177,6 +178,27 @@ func startDaemonWith(t *testing.T, ctx context.Context, config string) *daemon {
 		t.Fatalf("first apply: %v", err)
 	}
 	d.prober.Start(ctx)
+	// The passive signal: a link changing state re-plans at once (compile
+	// passes over a member whose device is down or has no carrier).
+	h, err := netns.GetFromName(nsHost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	links := make(chan netlink.LinkUpdate, 64)
+	if err := netlink.LinkSubscribeAt(h, links, ctx.Done()); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for range links {
+			for len(links) > 0 {
+				<-links
+			}
+			if err := d.apply(); err != nil && ctx.Err() == nil {
+				t.Errorf("apply after a link change: %v", err)
+			}
+		}
+	}()
 	return d
 }
 
@@ -284,12 +306,34 @@ var (
 // while ISP 1 is dead, isp1's probes never succeed, though the target
 // answers through ISP 2, and none of them crosses ISP 2.
 func TestUplinkCut(t *testing.T) {
-	for _, timeout := range []string{"1s", "300ms"} {
-		t.Run("timeout "+timeout, func(t *testing.T) { uplinkCut(t, timeout) })
+	for _, c := range []struct {
+		kind    cutKind
+		timeout string
+	}{{dropRule, "1s"}, {dropRule, "300ms"}, {linkDown, "300ms"}, {blackhole, "300ms"}} {
+		t.Run(c.kind.name+" timeout "+c.timeout, func(t *testing.T) { uplinkCut(t, c.kind, c.timeout) })
 	}
 }
 
-func uplinkCut(t *testing.T, timeout string) {
+// cutKind is a way ISP 1 fails, and how it heals.
+type cutKind struct {
+	name      string
+	cut, heal [][]string
+}
+
+var (
+	// 100% loss: ISP 1 drops everything it should forward; its link to
+	// the host stays up, so only the probes can tell.
+	dropRule = cutKind{"drop rule", [][]string{{"ip", "netns", "exec", nsISP1, "nft", "add table inet fo; add chain inet fo fw { type filter hook forward priority 0; policy drop; }"}},
+		[][]string{{"ip", "netns", "exec", nsISP1, "nft", "delete table inet fo"}}}
+	// The link to ISP 1 goes down (the host's eth0 loses its carrier).
+	linkDown = cutKind{"link down", [][]string{{"ip", "-n", nsISP1, "link", "set", "h0", "down"}},
+		[][]string{{"ip", "-n", nsISP1, "link", "set", "h0", "up"}}}
+	// ISP 1's gateway blackholes everything beyond it.
+	blackhole = cutKind{"gateway blackholed", [][]string{{"ip", "-n", nsISP1, "route", "replace", "blackhole", "default"}},
+		[][]string{{"ip", "-n", nsISP1, "route", "replace", "default", "via", "10.11.0.2"}}}
+)
+
+func uplinkCut(t *testing.T, kind cutKind, timeout string) {
 	buildLab(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -318,8 +362,10 @@ func uplinkCut(t *testing.T, timeout string) {
 
 	// Count what crosses ISP 2 from isp1's address from now on.
 	run(t, "ip", "netns", "exec", nsISP2, "nft", "add table inet fo; add chain inet fo fw { type filter hook forward priority 0; }; add rule inet fo fw ip saddr 10.1.0.2 counter")
-	run(t, "ip", "netns", "exec", nsISP1, "nft", "add table inet fo; add chain inet fo fw { type filter hook forward priority 0; policy drop; }")
 	cut := time.Now()
+	for _, c := range kind.cut {
+		run(t, c...)
+	}
 	// Drain what was in flight before the cut.
 	for len(arrivals) > 0 {
 		<-arrivals
@@ -327,6 +373,16 @@ func uplinkCut(t *testing.T, timeout string) {
 	a, ok := waitFor(arrivals, isp2Addr, cut.Add(15*time.Second))
 	if !ok {
 		t.Fatalf("no traffic through ISP 2 within 15 s of the cut; status %+v", d.prober.Status())
+	}
+	if kind.name == linkDown.name {
+		// The carrier is gone: the link event re-planned before any
+		// probe could time out.
+		fmt.Printf("uplink cut (%s at ISP 1): moved by the passive signal (eth0 lost its carrier), first packet through ISP 2 %.2fs after the cut\n",
+			kind.name, a.at.Sub(cut).Seconds())
+		// Let the prober reach its verdict too, for the recovery below.
+		for deadline := time.Now().Add(5 * time.Second); d.prober.Health()["isp1"] && time.Now().Before(deadline); {
+			time.Sleep(100 * time.Millisecond)
+		}
 	}
 	st := d.prober.Status()
 	var downAt time.Time
@@ -338,8 +394,10 @@ func uplinkCut(t *testing.T, timeout string) {
 			}
 		}
 	}
-	fmt.Printf("uplink cut (drop rule at ISP 1), interval 1s timeout %s down 3: isp1 judged down %.2fs after the cut, first packet through ISP 2 %.2fs after the cut\n",
-		timeout, downAt.Sub(cut).Seconds(), a.at.Sub(cut).Seconds())
+	if kind.name != linkDown.name {
+		fmt.Printf("uplink cut (%s at ISP 1), interval 1s timeout %s down 3: isp1 judged down %.2fs after the cut, first packet through ISP 2 %.2fs after the cut\n",
+			kind.name, timeout, downAt.Sub(cut).Seconds(), a.at.Sub(cut).Seconds())
+	}
 	// The verdict comes with the third failed round: at most interval*down
 	// plus one timeout after the cut (a round may start just before it);
 	// the apply adds little. Not a timing assertion on a shared machine: a
@@ -380,7 +438,9 @@ func uplinkCut(t *testing.T, timeout string) {
 	// Recovery: ISP 1 answers again; the traffic returns only after `up`
 	// (5) good rounds in a row.
 	healed := time.Now()
-	run(t, "ip", "netns", "exec", nsISP1, "nft", "delete table inet fo")
+	for _, c := range kind.heal {
+		run(t, c...)
+	}
 	for len(arrivals) > 0 {
 		<-arrivals
 	}
