@@ -16,8 +16,10 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 
+	"github.com/tunroute/tunroute/internal/compile"
 	"github.com/tunroute/tunroute/internal/engine"
 	"github.com/tunroute/tunroute/internal/health"
+	"github.com/tunroute/tunroute/internal/kernel"
 )
 
 // The lab: the host (tr-fo-h) has eth0 to ISP 1 (tr-fo-i1) and eth1 to
@@ -122,6 +124,11 @@ type daemon struct {
 	mu     sync.Mutex
 	// applied records when each apply after a change finished.
 	applied []time.Time
+	// forget: after a switch, forget the abandoned identities'
+	// connections (kernel.ForgetConnections); forgotten counts them.
+	forget    bool
+	forgotten uint
+	last      *compile.Result
 }
 
 func (d *daemon) apply() error {
@@ -152,6 +159,14 @@ func (d *daemon) apply() error {
 	}
 	d.prober.Update(c.Compiled().Probes)
 	d.applied = append(d.applied, time.Now())
+	if gone := health.Abandoned(d.last, c.Compiled()); d.forget && len(gone) > 0 {
+		n, err := kernel.ForgetConnections(nsHost, gone)
+		if err != nil {
+			return err
+		}
+		d.forgotten += n
+	}
+	d.last = c.Compiled()
 	if testing.Verbose() {
 		fmt.Printf("apply: observe+plan %s, apply %s, %d steps\n", planned.Sub(start).Round(time.Millisecond), time.Since(planned).Round(time.Millisecond), len(c.Plan.Steps))
 	}
