@@ -126,7 +126,7 @@ func TestHealthAndGroupErrors(t *testing.T) {
 		{base + "groups:\n  - name: g\n    failover: [isp1, isp2]\nroutes:\n  - to: 192.0.2.0/24\n    via: h\n",
 			`x.yaml:16:10: routes[0].via: no identity "h"`},
 		{base + "groups:\n  - name: g\n    failover: [isp1, isp2]\nlocal:\n  - to: 192.0.2.0/24\n    via: g\n    source: 10.0.0.1\n",
-			`local[0].via: no identity "g"`},
+			`local[0].via: "g" is a group; only routes, the redirect and selectors take a group, here name an identity`},
 	} {
 		_, err := Parse([]byte(c.body), "x.yaml", Options{TableNames: testTables})
 		if err == nil || !strings.Contains(err.Error(), c.want) {

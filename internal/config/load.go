@@ -694,6 +694,9 @@ func (d *decoder) identityRef(n node) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	if d.cfg.Identity(s) == nil && d.cfg.Group(s) != nil {
+		return "", n.pos.Errorf("%q is a group; only routes, the redirect and selectors take a group, here name an identity", s)
+	}
 	if d.cfg.Identity(s) == nil {
 		var names []string
 		for _, id := range d.cfg.Identities {
