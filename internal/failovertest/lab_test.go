@@ -19,7 +19,6 @@ import (
 	"github.com/tunroute/tunroute/internal/compile"
 	"github.com/tunroute/tunroute/internal/engine"
 	"github.com/tunroute/tunroute/internal/health"
-	"github.com/tunroute/tunroute/internal/kernel"
 )
 
 // The lab: the host (tr-fo-h) has eth0 to ISP 1 (tr-fo-i1) and eth1 to
@@ -124,8 +123,9 @@ type daemon struct {
 	mu     sync.Mutex
 	// applied records when each apply after a change finished.
 	applied []time.Time
-	// forget: after a switch, forget the abandoned identities'
-	// connections (kernel.ForgetConnections); forgotten counts them.
+	// forget: run health.Replan, which forgets the abandoned identities'
+	// connections (false: the control, which does not); forgotten counts
+	// the switches that abandoned an identity.
 	forget    bool
 	forgotten uint
 	last      *compile.Result
@@ -134,7 +134,27 @@ type daemon struct {
 func (d *daemon) apply() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if !d.forget {
+		// The control: everything Replan does but forgetting.
+		return d.applyWithoutForgetting()
+	}
 	start := time.Now()
+	res, err := health.Replan(d.e, d.prober, d.last)
+	if err != nil {
+		return err
+	}
+	d.applied = append(d.applied, time.Now())
+	if gone := health.Abandoned(d.last, res); len(gone) > 0 {
+		d.forgotten++ // Replan forgot them; the count is of switches here
+	}
+	d.last = res
+	if testing.Verbose() {
+		fmt.Printf("replan: %s\n", time.Since(start).Round(time.Millisecond))
+	}
+	return nil
+}
+
+func (d *daemon) applyWithoutForgetting() error {
 	s, err := d.e.Observe(false)
 	if err != nil {
 		return err
@@ -153,23 +173,12 @@ func (d *daemon) apply() error {
 	if err != nil {
 		return err
 	}
-	planned := time.Now()
 	if _, err := s.Apply(c); err != nil {
 		return err
 	}
 	d.prober.Update(c.Compiled().Probes)
 	d.applied = append(d.applied, time.Now())
-	if gone := health.Abandoned(d.last, c.Compiled()); d.forget && len(gone) > 0 {
-		n, err := kernel.ForgetConnections(nsHost, gone)
-		if err != nil {
-			return err
-		}
-		d.forgotten += n
-	}
 	d.last = c.Compiled()
-	if testing.Verbose() {
-		fmt.Printf("apply: observe+plan %s, apply %s, %d steps\n", planned.Sub(start).Round(time.Millisecond), time.Since(planned).Round(time.Millisecond), len(c.Plan.Steps))
-	}
 	return nil
 }
 
@@ -183,7 +192,7 @@ func startDaemonWith(t *testing.T, ctx context.Context, config string) *daemon {
 	if err := os.WriteFile(cfgPath, []byte(config), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	d := &daemon{t: t, e: engine.New(nsHost, cfgPath, filepath.Join(dir, "run")), prober: health.New(health.SocketProbe(nsHost), nil)}
+	d := &daemon{t: t, e: engine.New(nsHost, cfgPath, filepath.Join(dir, "run")), prober: health.New(health.SocketProbe(nsHost), nil), forget: true}
 	d.prober.OnChange = func(id string, s health.State) {
 		if err := d.apply(); err != nil {
 			t.Errorf("apply after %s went %s: %v", id, s, err)

@@ -98,9 +98,9 @@ func natFlow(t *testing.T, name, nat string, forget, wantMove bool) {
 	d.mu.Unlock()
 	switch {
 	case wantMove && !ok:
-		t.Fatalf("%s: the flow did not move to ISP 2 within 8 s (%d connections forgotten)", name, forgotten)
+		t.Fatalf("%s: the flow did not move to ISP 2 within 8 s (%d switches forgot connections)", name, forgotten)
 	case wantMove:
-		fmt.Printf("NATed UDP flow from the LAN (%s): through ISP 2 %.2fs after the cut (%d connection tracking entries forgotten)\n", name, a.at.Sub(cut).Seconds(), forgotten)
+		fmt.Printf("NATed UDP flow from the LAN (%s): through ISP 2 %.2fs after the cut (%d switches forgot connections)\n", name, a.at.Sub(cut).Seconds(), forgotten)
 	case ok:
 		t.Fatalf("%s: the flow moved (at %s); the control proves nothing", name, a.at.Sub(cut))
 	default:
