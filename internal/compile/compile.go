@@ -6,6 +6,7 @@ package compile
 import (
 	"fmt"
 	"net/netip"
+	"strings"
 
 	"github.com/tunroute/tunroute/internal/config"
 	"github.com/tunroute/tunroute/internal/facts"
@@ -21,6 +22,12 @@ type Result struct {
 	Identities []Identity
 	// Notes are facts worth telling the user (e.g. a family left out).
 	Notes []string
+	// Groups say which members of each failover or balance group carry
+	// its traffic, and why.
+	Groups []GroupState `json:",omitempty"`
+	// Probes are the health checks to run: what each probe's socket is
+	// bound to, the mark that sends it by its identity's table.
+	Probes []Probe `json:",omitempty"`
 }
 
 // Identity is a config identity with its addresses, gateways, table and
@@ -40,6 +47,8 @@ type Identity struct {
 	// the identity then, and the kill switch holds.
 	VPN  string `json:",omitempty"`
 	Down bool   `json:",omitempty"`
+	// paths are a balance group's members (nil for an identity).
+	paths []path
 }
 
 // addr returns the identity's first address in the family.
@@ -77,12 +86,21 @@ type compiler struct {
 	// underlayNS is where a domain's vxlan underlay lives (the top
 	// namespace); "" at the top level.
 	underlayNS string
+	// health is the prober's verdict per identity.
+	health Health
 }
 
 // Compile resolves cfg against the observed namespace and the runtime
 // facts the VPN hooks reported (by VPN name; nil when there are none).
 func Compile(cfg *config.Config, observed *state.State, vpns map[string]*facts.VPN) (*Result, error) {
+	return CompileHealth(cfg, observed, vpns, nil)
+}
+
+// CompileHealth is Compile with the health checks' verdicts: failover and
+// balance groups use only the healthy members.
+func CompileHealth(cfg *config.Config, observed *state.State, vpns map[string]*facts.VPN, health Health) (*Result, error) {
 	c := newCompiler(cfg, observed, vpns)
+	c.health = health
 	if err := c.body(); err != nil {
 		return nil, err
 	}
@@ -127,6 +145,12 @@ func (c *compiler) body() error {
 		if err := c.local(l, i, tables); err != nil {
 			return err
 		}
+	}
+	if err := c.groups(tables); err != nil {
+		return err
+	}
+	if err := c.probes(); err != nil {
+		return err
 	}
 	for _, r := range cfg.Routes {
 		if err := c.route(r); err != nil {
@@ -459,11 +483,11 @@ func (c *compiler) route(cr *config.Route) error {
 				c.note("route %s: identity %s is down; not installed", p, id.Name)
 				continue
 			}
-			src, ok := id.addr(v6)
-			if !ok {
+			src, _ := id.addr(v6)
+			var ok bool
+			if r, ok = c.throughRoute(id, p, src, cr.Table); !ok || !id.has(v6) {
 				return cr.At("via").Errorf("identity %s has no IPv%d address for %s", id.Name, fam(v6), p)
 			}
-			r = c.deviceRoute(p, id.Device, id.gateway(v6), src, cr.Table)
 		} else {
 			r = state.Route{Table: cr.Table, Type: cr.Type, Dst: p, Protocol: state.Proto}
 			if v6 {
@@ -491,7 +515,7 @@ func (c *compiler) redirect(rd *config.Redirect) error {
 	}
 	servers := rd.Servers
 	if len(servers) == 0 {
-		servers = c.vpnServers(id.VPN)
+		servers = c.memberServers(rd.Via)
 		if len(servers) == 0 {
 			// tinc reports its server only at host-up: until then the
 			// default route stays, and the kill switch, if any, holds.
@@ -518,14 +542,21 @@ func (c *compiler) redirect(rd *config.Redirect) error {
 		if !ok {
 			return rd.At(fmt.Sprintf("servers[%d]", i)).Errorf("no route to %s in the main table (besides tunroute's own); cannot find the original gateway%s", s, c.where())
 		}
-		if routeUses(orig, id.Device) {
+		if routeUses(orig, id.Device) && id.Device != "" {
 			return rd.At(fmt.Sprintf("servers[%d]", i)).Errorf("the route to %s already goes through %s, the tunnel itself", s, id.Device)
 		}
 		if orig.Dst.Bits() >= 2 && len(orig.Nexthops) == 1 && !orig.Nexthops[0].Gateway.IsValid() {
 			c.note("redirect: server %s is on a connected network (%s); no host route needed", s, orig.Dst)
 			continue
 		}
-		if err := c.addRoute(c.copyPath(host, orig), rd.At("servers")); err != nil {
+		r := c.copyPath(host, orig)
+		if prev, dup := c.routes[r.Key()]; dup && strings.HasPrefix(prev.Field, "routes[") {
+			// The config routes the server itself (a tunnel pinned to
+			// an uplink, or over a failover group of uplinks).
+			c.note("redirect: server %s goes the way %s says", s, prev.Field)
+			continue
+		}
+		if err := c.addRoute(r, rd.At("servers")); err != nil {
 			return err
 		}
 	}
@@ -545,7 +576,7 @@ func (c *compiler) redirect(rd *config.Redirect) error {
 	for _, v6 := range fams {
 		src, _ := id.addr(v6)
 		for _, half := range halves(v6) {
-			r := c.deviceRoute(half, id.Device, id.gateway(v6), src, state.TableMain)
+			r, _ := c.throughRoute(id, half, src, state.TableMain)
 			if err := c.addRoute(r, rd.At("via")); err != nil {
 				return err
 			}

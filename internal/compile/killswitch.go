@@ -41,6 +41,8 @@ func (c *compiler) killswitch(k *config.KillSwitch) error {
 		}
 	}
 	clear = append(clear, c.selectedClear(tunnels)...)
+	clear = append(clear, c.groupClear()...)
+	clear = append(clear, c.probeRules()...)
 	seen := map[string]bool{}
 	for _, e := range c.serverEndpoints() {
 		for _, r := range serverRules(e) {
@@ -146,7 +148,21 @@ func (c *compiler) tunnelDevices(k *config.KillSwitch) []string {
 			devs = append(devs, d)
 		}
 	}
+	var expanded []string
 	for _, n := range names {
+		if g := c.cfg.Group(n); g != nil {
+			// A group's tunnels, never its clear members (which carry
+			// traffic only by `fallback: clear`, allowed by groupClear).
+			for _, m := range g.Members() {
+				if c.cfg.IsTunnel(m) {
+					expanded = append(expanded, m)
+				}
+			}
+			continue
+		}
+		expanded = append(expanded, n)
+	}
+	for _, n := range expanded {
 		id := c.ids[n]
 		if id.Down || seen[id.Device] {
 			continue
@@ -229,6 +245,15 @@ func (c *compiler) dnsRules(k *config.KillSwitch) []state.FwRule {
 	return rules
 }
 
+func anyIn(devs []string, set map[string]bool) bool {
+	for _, d := range devs {
+		if set[d] {
+			return true
+		}
+	}
+	return false
+}
+
 // selectedClear allows what a selector deliberately sends around the
 // tunnels (port selectors: "ssh around it"): the selector is the policy that
 // says this traffic may go in clear, by the identity's device.
@@ -240,7 +265,7 @@ func (c *compiler) selectedClear(tunnels []string) []state.FwRule {
 	var out []state.FwRule
 	for i, s := range c.cfg.Select {
 		id := c.ids[s.Via]
-		if id.Down || isTunnel[id.Device] {
+		if id.Down || anyIn(id.devices(), isTunnel) {
 			continue
 		}
 		for _, v6 := range []bool{false, true} {
@@ -252,7 +277,7 @@ func (c *compiler) selectedClear(tunnels []string) []state.FwRule {
 				continue
 			}
 			r := state.FwRule{Comment: "selected around the tunnel via " + id.Name, Family: fam(v6),
-				OIF: []string{id.Device}, Daddr: to, Saddr: from, Proto: s.Proto,
+				OIF: id.devices(), Daddr: to, Saddr: from, Proto: s.Proto,
 				SPorts: ports(s.SPort), DPorts: ports(s.DPort), UID: s.UID, Verdict: "accept"}
 			if s.Cgroup != "" {
 				// Postrouting has no `socket cgroupv2`: the selector's

@@ -24,14 +24,14 @@ func (c *compiler) routeSet(cr *config.Route) error {
 				c.note("routes from %s: identity %s is down; not installed", cr.File, id.Name)
 				return nil
 			}
-			src, ok := id.addr(v6)
-			if !ok {
+			src, _ := id.addr(v6)
+			if !id.has(v6) {
 				if hasFamily(cr.To, v6) {
 					return cr.At("via").Errorf("identity %s has no IPv%d address for the IPv%d prefixes of %s", id.Name, fam(v6), fam(v6), cr.File)
 				}
 				continue
 			}
-			tmpl = c.deviceRoute(anyPrefix(v6), id.Device, id.gateway(v6), src, cr.Table)
+			tmpl, _ = c.throughRoute(id, anyPrefix(v6), src, cr.Table)
 		} else {
 			tmpl = state.Route{Table: cr.Table, Type: cr.Type, Protocol: state.Proto}
 			if v6 {

@@ -55,6 +55,13 @@ type Observed map[string]*state.State
 // vpns are the runtime facts by VPN name; VPN names are unique across the
 // config, and their hooks store facts with the top namespace's.
 func CompileSystem(cfg *config.Config, top string, observed Observed, vpns map[string]*facts.VPN) (*System, error) {
+	return CompileSystemHealth(cfg, top, observed, vpns, nil)
+}
+
+// CompileSystemHealth is CompileSystem with the health checks' verdicts
+// (the prober's Health()): identities of the top namespace by name, a
+// domain's as "DOMAIN/IDENTITY".
+func CompileSystemHealth(cfg *config.Config, top string, observed Observed, vpns map[string]*facts.VPN, health Health) (*System, error) {
 	topObs := observed[top]
 	if topObs == nil {
 		return nil, fmt.Errorf("the namespace tunroute runs on was not observed")
@@ -151,6 +158,7 @@ func CompileSystem(cfg *config.Config, top string, observed Observed, vpns map[s
 	for i := range sys.Domains {
 		d := &sys.Domains[i]
 		c := newCompiler(bodies[i], obs[i], vpns)
+		c.health = health.of(i, d.Name)
 		c.res.State.Namespace = d.Netns
 		if i > 0 {
 			c.underlayNS = top

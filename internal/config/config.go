@@ -53,6 +53,8 @@ type Config struct {
 	// WireGuard).
 	Devices    []*Device
 	Identities []*Identity
+	// Groups are failover and balance groups of identities.
+	Groups     []*Group
 	Routes     []*Route
 	Local      []*Local
 	Redirect   *Redirect
@@ -94,6 +96,9 @@ type Identity struct {
 	// Table and Priority are 0 when tunroute picks them.
 	Table    uint32
 	Priority uint32
+	// Health is the identity's health check, nil if none (the identity
+	// then counts as healthy while it exists).
+	Health *Health
 
 	at func(string) Pos
 }

@@ -72,7 +72,7 @@ type decoder struct {
 }
 
 // bodyKeys are what a config and each of its domains may hold.
-var bodyKeys = []string{"settings", "tables", "vpns", "vxlan", "devices", "identities", "routes", "local", "redirect", "select", "killswitch", "bgp"}
+var bodyKeys = []string{"settings", "tables", "vpns", "vxlan", "devices", "identities", "groups", "routes", "local", "redirect", "select", "killswitch", "bgp"}
 
 func (d *decoder) config(root node) (*Config, error) {
 	cfg := &Config{File: d.file, TableBase: DefaultTableBase, PriorityBase: DefaultPriorityBase,
@@ -147,6 +147,11 @@ func (d *decoder) body(m *mapping, cfg *Config) error {
 	if err := d.checkIdentities(); err != nil {
 		return err
 	}
+	if v, ok := m.get("groups"); ok {
+		if err := d.groups(v); err != nil {
+			return err
+		}
+	}
 	if v, ok := m.get("routes"); ok {
 		items, err := v.seqOnly()
 		if err != nil {
@@ -199,6 +204,9 @@ func (d *decoder) body(m *mapping, cfg *Config) error {
 			return err
 		}
 		cfg.KillSwitch = k
+	}
+	if err := d.checkGroups(); err != nil {
+		return err
 	}
 	if v, ok := m.get("bgp"); ok {
 		if err := d.bgp(v); err != nil {
@@ -301,11 +309,16 @@ func checkOwnTable(p Pos, t uint32) error {
 }
 
 func (d *decoder) identity(v node) (*Identity, error) {
-	m, err := v.mapping("name", "vpn", "device", "address", "addresses", "gateway", "table", "priority")
+	m, err := v.mapping("name", "vpn", "device", "address", "addresses", "gateway", "table", "priority", "health")
 	if err != nil {
 		return nil, err
 	}
 	id := &Identity{at: m.at, AutoAddresses: true}
+	if n, ok := m.get("health"); ok {
+		if id.Health, err = d.health(n); err != nil {
+			return nil, err
+		}
+	}
 	if n, ok := m.get("vpn"); ok {
 		if id.VPN, err = d.vpnRef(n); err != nil {
 			return nil, err
@@ -509,7 +522,7 @@ func (d *decoder) route(v node) (*Route, error) {
 		if r.Type != state.RouteUnicast {
 			return nil, n.pos.Errorf("a %s route goes nowhere; remove `via` or the type", r.Type)
 		}
-		if r.Via, err = d.identityRef(n); err != nil {
+		if r.Via, err = d.viaRef(n); err != nil {
 			return nil, err
 		}
 	} else if r.Type == state.RouteUnicast {
@@ -599,12 +612,12 @@ func (d *decoder) redirect(v node) (*Redirect, error) {
 	if !ok {
 		return nil, m.at("via").Errorf("missing: name the identity (the tunnel) that becomes the default gateway")
 	}
-	if r.Via, err = d.identityRef(n); err != nil {
+	if r.Via, err = d.viaRef(n); err != nil {
 		return nil, err
 	}
 	n, ok = m.get("servers")
 	if !ok {
-		if d.cfg.Identity(r.Via).VPN != "" {
+		if d.allFromVPNs(r.Via) {
 			return r, d.redirectRest(m, r)
 		}
 		return nil, m.at("servers").Errorf("missing: list the VPN servers' real addresses (or take the identity from a vpn, whose hook reports them); without a route to them via the original gateway the tunnel would be routed into itself")
@@ -662,10 +675,27 @@ func (d *decoder) redirectRest(m *mapping, r *Redirect) error {
 	return nil
 }
 
+// allFromVPNs: the identity, or every member of the group, comes from a
+// vpn whose hook reports its servers.
+func (d *decoder) allFromVPNs(name string) bool {
+	if g := d.cfg.Group(name); g != nil {
+		for _, m := range g.Members() {
+			if d.cfg.Identity(m).VPN == "" {
+				return false
+			}
+		}
+		return true
+	}
+	return d.cfg.Identity(name).VPN != ""
+}
+
 func (d *decoder) identityRef(n node) (string, error) {
 	s, err := n.scalar()
 	if err != nil {
 		return "", err
+	}
+	if d.cfg.Identity(s) == nil && d.cfg.Group(s) != nil {
+		return "", n.pos.Errorf("%q is a group; only routes, the redirect and selectors take a group, here name an identity", s)
 	}
 	if d.cfg.Identity(s) == nil {
 		var names []string

@@ -195,7 +195,7 @@ func (d *decoder) selector(v node) (*Selector, error) {
 	if !ok {
 		return nil, m.at("via").Errorf("missing: name the identity the selected traffic goes through")
 	}
-	if s.Via, err = d.identityRef(n); err != nil {
+	if s.Via, err = d.viaRef(n); err != nil {
 		return nil, err
 	}
 	if n, ok := m.get("proto"); ok {

@@ -14,7 +14,11 @@ import (
 type Facts struct {
 	VPNs  map[string]*facts.VPN
 	Files []plan.File
-	store *facts.Store
+	// Health is the health checks' verdict by identity (the prober's
+	// Health()); nil when no prober runs: every identity counts as
+	// healthy.
+	Health map[string]bool
+	store  *facts.Store
 }
 
 // LoadFacts reads what the VPN hooks recorded for the namespace.

@@ -105,7 +105,7 @@ func (s *Session) Plan(cfg *config.Config, f *Facts) (*Change, error) {
 	if err := s.checkDomainNames(cfg); err != nil {
 		return nil, err
 	}
-	sys, err := compile.CompileSystem(cfg, s.e.Netns, s.Observed, f.VPNs)
+	sys, err := compile.CompileSystemHealth(cfg, s.e.Netns, s.Observed, f.VPNs, f.Health)
 	if err != nil {
 		return nil, err
 	}

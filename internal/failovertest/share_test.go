@@ -1,0 +1,90 @@
+package failovertest
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"regexp"
+	"strconv"
+	"testing"
+	"time"
+)
+
+const shareConfig = `
+identities:
+  - name: isp1
+    device: eth0
+    gateway: 10.1.0.1
+  - name: isp2
+    device: eth1
+    gateway: 10.2.0.1
+groups:
+  - name: shared
+    balance: {isp1: 3, isp2: 1}
+routes:
+  - to: 198.51.100.0/24
+    via: shared
+killswitch:
+  allow:
+    - to: 198.51.100.0/24
+`
+
+// TestLoadSharing: a balance group {isp1: 3, isp2: 1} over 1,000 TCP
+// connections. The user's side of the setup, as the README says: a per-
+// flow (layer 4) multipath hash, and masquerade on each uplink (each ISP
+// accepts only its own source addresses). Counts the SYNs each ISP
+// forwards.
+func TestLoadSharing(t *testing.T) {
+	buildLab(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	run(t, "ip", "netns", "exec", nsHost, "sysctl", "-qw", "net.ipv4.fib_multipath_hash_policy=1")
+	run(t, "ip", "netns", "exec", nsHost, "nft", "add table ip labnat; add chain ip labnat post { type nat hook postrouting priority 100; }; add rule ip labnat post oifname { eth0, eth1 } masquerade")
+	for _, ns := range []string{nsISP1, nsISP2} {
+		run(t, "ip", "netns", "exec", ns, "nft", "add table inet fo; add chain inet fo fw { type filter hook forward priority 0; }; add rule inet fo fw tcp dport 8000 tcp flags & (syn | ack) == syn counter")
+	}
+	d := startDaemonWith(t, ctx, shareConfig)
+	_ = d
+	ln := listenTCPIn(t, nsNet, "198.51.100.10:8000")
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	const flows = 1000
+	failed := 0
+	dialIn(t, nsHost, func() {
+		for i := 0; i < flows; i++ {
+			c, err := net.DialTimeout("tcp", "198.51.100.10:8000", 2*time.Second)
+			if err != nil {
+				failed++
+				continue
+			}
+			c.Close()
+		}
+	})
+	if failed > 0 {
+		t.Errorf("%d of %d connections failed", failed, flows)
+	}
+	count := func(ns string) int {
+		out := run(t, "ip", "netns", "exec", ns, "nft", "list chain inet fo fw")
+		m := regexp.MustCompile(`counter packets (\d+)`).FindStringSubmatch(out)
+		n, _ := strconv.Atoi(m[1])
+		return n
+	}
+	n1, n2 := count(nsISP1), count(nsISP2)
+	share := float64(n1) / float64(n1+n2)
+	fmt.Printf("load sharing 3:1 over %d TCP flows: %d through ISP 1, %d through ISP 2 (%.1f%% / %.1f%%, want 75%% / 25%%)\n",
+		flows, n1, n2, 100*share, 100*(1-share))
+	if n1+n2 < flows {
+		t.Errorf("%d SYNs counted for %d flows", n1+n2, flows)
+	}
+	if share < 0.675 || share > 0.825 {
+		t.Errorf("ISP 1 carried %.1f%% of the flows, want within 10%% of 75%%", 100*share)
+	}
+}

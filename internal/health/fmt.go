@@ -1,0 +1,5 @@
+package health
+
+import "fmt"
+
+var sprintf = fmt.Sprintf
