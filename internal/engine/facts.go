@@ -1,7 +1,11 @@
 package engine
 
 import (
+	"encoding/json"
 	"fmt"
+	"maps"
+	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/tunroute/tunroute/internal/facts"
@@ -14,9 +18,10 @@ import (
 type Facts struct {
 	VPNs  map[string]*facts.VPN
 	Files []plan.File
-	// Health is the health checks' verdict by identity (the prober's
-	// Health()); nil when no prober runs: every identity counts as
-	// healthy.
+	// Health is the health checks' verdict by identity, as the prober
+	// last recorded it (RecordHealth); nil when none was: every identity
+	// counts as healthy. Every plan uses it, so an apply by hand or a
+	// hook keeps a failover the prober made.
 	Health map[string]bool
 	store  *facts.Store
 }
@@ -31,7 +36,49 @@ func (e *Engine) LoadFacts() (*Facts, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Facts{VPNs: vpns, store: st}, nil
+	f := &Facts{VPNs: vpns, store: st}
+	p := f.healthPath()
+	data, err := e.Host.ReadFile(p)
+	if err != nil {
+		return nil, err
+	}
+	if data != nil {
+		if err := json.Unmarshal(data, &f.Health); err != nil {
+			return nil, fmt.Errorf("%s: not the health checks' record (remove it; the prober writes it again): %w", p, err)
+		}
+	}
+	return f, nil
+}
+
+// healthFile holds the health checks' verdicts beside the VPN facts (not
+// a .json file: those are VPNs).
+const healthFile = "identity-health"
+
+func (f *Facts) healthPath() string { return filepath.Join(f.store.Dir(), healthFile) }
+
+// RecordHealth makes h the health checks' verdict: the plan compiles with
+// it and the apply records it, so later plans keep it.
+func (f *Facts) RecordHealth(e *Engine, h map[string]bool) error {
+	f.Health = h
+	data, err := json.Marshal(h)
+	if err != nil {
+		return err
+	}
+	p := f.healthPath()
+	have, err := e.Host.ReadFile(p)
+	if err != nil {
+		return err
+	}
+	var words []string
+	for _, id := range slices.Sorted(maps.Keys(h)) {
+		w := " up"
+		if !h[id] {
+			w = " down"
+		}
+		words = append(words, id+w)
+	}
+	f.Files = append(f.Files, plan.File{Path: p, Want: append(data, '\n'), Have: have, About: "health: " + strings.Join(words, ", ")})
+	return nil
 }
 
 // Record makes v the facts of its VPN: the plan compiles with them and

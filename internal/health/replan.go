@@ -35,9 +35,14 @@ func Replan(e *engine.Engine, p *Prober, last *compile.Result) (*compile.Result,
 	if err != nil {
 		return nil, err
 	}
-	f.Health = p.Health()
+	h := p.Health()
 	if last != nil {
-		f.Health = WithPassive(f.Health, WireGuardDown(s.Top(), last.Identities, time.Now()))
+		h = WithPassive(h, WireGuardDown(s.Top(), last.Identities, time.Now()))
+	}
+	// Recorded by the apply, so that an apply by hand or a VPN hook
+	// keeps the failover.
+	if err := f.RecordHealth(e, h); err != nil {
+		return nil, err
 	}
 	c, err := s.Plan(cfg, f)
 	if err != nil {
