@@ -197,7 +197,9 @@ func CgroupMatches(rule, cgroup string) bool {
 }
 
 // hasPorts: the protocols whose header starts with ports (th sport/dport).
-func hasPorts(proto uint8) bool { return proto == 6 || proto == 17 || proto == 132 || proto == 33 || proto == 136 }
+func hasPorts(proto uint8) bool {
+	return proto == 6 || proto == 17 || proto == 132 || proto == 33 || proto == 136
+}
 
 func inPorts(ps []state.PortRange, p uint16) bool {
 	if len(ps) == 0 {
