@@ -158,6 +158,10 @@ type evaluator struct {
 	st      *state.State
 	fib     *fib.FIB
 	tunnels map[string]bool
+	// l4Rules: some rule selects by ipproto or ports; other holds the
+	// FIBs for protocols the route query cannot name (otherproto.go).
+	l4Rules bool
+	other   map[otherKey]*fib.FIB
 }
 
 func newEvaluator(st *state.State, tunnels []string) (*evaluator, error) {
@@ -165,7 +169,12 @@ func newEvaluator(st *state.State, tunnels []string) (*evaluator, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &evaluator{st: st, fib: f, tunnels: map[string]bool{}}
+	e := &evaluator{st: st, fib: f, tunnels: map[string]bool{}, other: map[otherKey]*fib.FIB{}}
+	for _, r := range st.Rules {
+		if r.IPProto != 0 || r.SPort != nil || r.DPort != nil {
+			e.l4Rules = true
+		}
+	}
 	for _, t := range tunnels {
 		e.tunnels[t] = true
 	}
@@ -183,6 +192,13 @@ func (e *evaluator) out(dev string) Fate {
 // firewall (internal/nfteval), the way the kernel does for a local or a
 // forwarded packet.
 func (e *evaluator) fate(p *Packet) Fate {
+	f, _ := e.fateSrc(p)
+	return f
+}
+
+// fateSrc also returns the source address the packet leaves with (before
+// any NAT): the bound one, or the one its route chose.
+func (e *evaluator) fateSrc(p *Packet) (Fate, netip.Addr) {
 	fw := e.st.Firewall
 	q := fib.Query{To: p.Dst, Mark: p.Mark, IPProto: p.Proto, HasIPProto: true}
 	if hasPorts(p.Proto) {
@@ -196,32 +212,32 @@ func (e *evaluator) fate(p *Packet) Fate {
 	if p.Forwarded() {
 		q.IIF, np.IIF = p.IIF, p.IIF
 		if v := nfteval.Hook(fw, "prerouting", np); v.Drop {
-			return Fate{Kind: Dropped, Reason: v.Reason()}
+			return Fate{Kind: Dropped, Reason: v.Reason()}, np.Src
 		}
-		r := e.fib.Lookup(q)
+		r := e.lookup(q, p)
 		if !r.OK() {
-			return Fate{Kind: Refused, Reason: r.Error}
+			return Fate{Kind: Refused, Reason: r.Error}, np.Src
 		}
 		if r.Type == state.RouteLocal {
 			if v := nfteval.Hook(fw, "input", np); v.Drop {
-				return Fate{Kind: Dropped, Reason: v.Reason()}
+				return Fate{Kind: Dropped, Reason: v.Reason()}, np.Src
 			}
-			return Fate{Kind: Local, Dev: "lo"}
+			return Fate{Kind: Local, Dev: "lo"}, np.Src
 		}
 		np.OIF = r.Dev
 		if v := nfteval.Hook(fw, "forward", np); v.Drop {
-			return Fate{Kind: Dropped, Reason: v.Reason()}
+			return Fate{Kind: Dropped, Reason: v.Reason()}, np.Src
 		}
 		if v := nfteval.Hook(fw, "postrouting", np, "filter"); v.Drop {
-			return Fate{Kind: Dropped, Reason: v.Reason()}
+			return Fate{Kind: Dropped, Reason: v.Reason()}, np.Src
 		}
-		return e.out(r.Dev)
+		return e.out(r.Dev), np.Src
 	}
 	q.UID, q.HasUID = p.UID, true
 	np.Socket, np.UID, np.Cgroup = true, p.UID, p.Cgroup
-	r := e.fib.Lookup(q)
+	r := e.lookup(q, p)
 	if !r.OK() {
-		return Fate{Kind: Refused, Reason: r.Error}
+		return Fate{Kind: Refused, Reason: r.Error}, np.Src
 	}
 	if !np.Src.IsValid() {
 		np.Src = r.PrefSrc
@@ -234,27 +250,27 @@ func (e *evaluator) fate(p *Packet) Fate {
 	// packet again, from the source it now has.
 	v := nfteval.Hook(fw, "output", np, "route")
 	if v.Drop {
-		return Fate{Kind: Dropped, Reason: v.Reason()}
+		return Fate{Kind: Dropped, Reason: v.Reason()}, np.Src
 	}
 	if v.Mark != np.Mark {
 		q.Mark, np.Mark = v.Mark, v.Mark
 		if np.Src.IsValid() {
 			q.From = np.Src
 		}
-		r = e.fib.Lookup(q)
+		r = e.lookup(q, p)
 		if !r.OK() {
-			return Fate{Kind: Refused, Reason: r.Error}
+			return Fate{Kind: Refused, Reason: r.Error}, np.Src
 		}
 		np.OIF = r.Dev
 	}
 	if v := nfteval.Hook(fw, "output", np, "filter"); v.Drop {
-		return Fate{Kind: Dropped, Reason: v.Reason()}
+		return Fate{Kind: Dropped, Reason: v.Reason()}, np.Src
 	}
 	if r.Type == state.RouteLocal {
-		return Fate{Kind: Local, Dev: "lo"}
+		return Fate{Kind: Local, Dev: "lo"}, np.Src
 	}
 	if v := nfteval.Hook(fw, "postrouting", np, "filter"); v.Drop {
-		return Fate{Kind: Dropped, Reason: v.Reason()}
+		return Fate{Kind: Dropped, Reason: v.Reason()}, np.Src
 	}
-	return e.out(r.Dev)
+	return e.out(r.Dev), np.Src
 }

@@ -16,8 +16,13 @@ type Scenario struct {
 	Name    string
 	State   *state.State
 	Tunnels []string
-	// Up lists the VPNs (or tunnel identities) up in this scenario.
-	Up []string
+	// Up lists the identities up in this scenario; Identities maps every
+	// identity of the config to its device.
+	Up         []string
+	Identities map[string]string
+	// Policy is what the config says (built-in properties); nil for a
+	// state without a config.
+	Policy *Policy
 }
 
 // Cell is one class of packets that every scenario treats alike: Packet
@@ -26,9 +31,11 @@ type Cell struct {
 	Family int
 	Packet Packet
 	Fates  []Fate
-	sp     *space
-	cube   *cube
-	group  *group
+	// Srcs are the source addresses the packet has on the wire, per scenario.
+	Srcs  []netip.Addr
+	sp    *space
+	cube  *cube
+	group *group
 }
 
 // Walk cuts the packet space of both families into cells that no rule,
@@ -49,12 +56,15 @@ func Walk(scenarios []Scenario, extra []Match, fn func(*Cell)) error {
 		if err != nil {
 			return err
 		}
-		cell := Cell{Family: fam, Fates: make([]Fate, len(evs)), sp: sp}
+		cell := Cell{Family: fam, Fates: make([]Fate, len(evs)), Srcs: make([]netip.Addr, len(evs)), sp: sp}
 		for ci := range sp.cubes {
 			c := &sp.cubes[ci]
 			base := sp.packet(c)
 			for gi := range sp.groups {
 				g := &sp.groups[gi]
+				if fam == 6 && g.ivs[0][0].hi == 0 && g.ivs[0][0].lo>>32 == 0xffff {
+					continue // IPv4-mapped: not a destination an IPv6 packet can have
+				}
 				p := base
 				p.Dst = g.rep(fam)
 				if p.Src.IsValid() && !p.Forwarded() && p.Dst.Is4() != p.Src.Is4() {
@@ -62,7 +72,7 @@ func Walk(scenarios []Scenario, extra []Match, fn func(*Cell)) error {
 				}
 				cell.Packet, cell.cube, cell.group = p, c, g
 				for i, ev := range evs {
-					cell.Fates[i] = ev.fate(&p)
+					cell.Fates[i], cell.Srcs[i] = ev.fateSrc(&p)
 				}
 				fn(&cell)
 			}
