@@ -4,7 +4,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -119,6 +118,3 @@ func TestExamplesHold(t *testing.T) {
 	}
 }
 
-func TestCheckPrintsNothingFalse(t *testing.T) {
-	_ = strings.Join
-}

@@ -43,8 +43,24 @@ func labClient() *state.State {
 			{Table: 254, Type: state.RouteUnicast, Dst: p("2001:db8:30::/64"), Protocol: 2, Metric: 256, Nexthops: nh("", "wg0")},
 			{Table: 254, Type: state.RouteUnicast, Dst: p("::/0"), Protocol: 4, Metric: 1024, Nexthops: nh("2001:db8:1::1", "eth0")},
 		},
-		Rules: []state.Rule{},
+		Rules: defaultRules(),
 	}
+}
+
+// defaultRules are the rules a namespace starts with.
+func defaultRules() []state.Rule {
+	var rs []state.Rule
+	for _, fam := range []int{4, 6} {
+		for _, t := range []struct{ pref, table uint32 }{{0, 255}, {32766, 254}, {32767, 253}} {
+			if fam == 6 && t.table == 253 {
+				continue
+			}
+			r := state.NewRule(fam)
+			r.Priority, r.Table, r.Protocol = t.pref, t.table, 2
+			rs = append(rs, r)
+		}
+	}
+	return rs
 }
 
 var testTables = map[string]uint32{"main": 254, "local": 255, "default": 253, "from.this.host": 2}

@@ -89,6 +89,12 @@ func score(p *Packet) int {
 	if p.Src.IsValid() && !p.Forwarded() {
 		s += 3
 	}
+	for _, sp := range specials(p.Family) {
+		if sp.Contains(p.Dst) || p.Forwarded() && p.Src.IsValid() && sp.Contains(p.Src) {
+			s += 50
+			break
+		}
+	}
 	if p.Mark != 0 {
 		s += 5
 	}

@@ -27,6 +27,20 @@ type Policy struct {
 	DNSGiven bool
 	// Intent: where the config sends packets; the first that holds decides.
 	Intent []Intent
+	// Infra is what must leave in clear for the host to work: DHCP,
+	// neighbour discovery, the VPNs' own transport. The intent, fallback
+	// and assertion checks leave it out.
+	Infra []Allowed
+}
+
+// infra reports whether the packet (with its wire source) is infrastructure.
+func (p *Policy) infra(pk *Packet) bool {
+	for _, a := range p.Infra {
+		if a.Match.Contains(pk) {
+			return true
+		}
+	}
+	return false
 }
 
 // Allowed is one reason a packet may leave in clear.
@@ -66,7 +80,7 @@ type Intent struct {
 // Matches are the packet sets the policy names: the space is cut along them.
 func (p *Policy) Matches() []Match {
 	var ms []Match
-	for _, a := range p.Clear {
+	for _, a := range append(p.Clear, p.Infra...) {
 		ms = append(ms, a.Match)
 	}
 	for _, t := range p.Transport {
@@ -120,6 +134,14 @@ func PolicyOf(cfg *config.Config, res *compile.Result, st *state.State, vpns map
 	}
 	tunnels := TunnelDevices(cfg, res)
 	isTunnel := func(dev string) bool { return slices.Contains(tunnels, dev) }
+	p.Infra = []Allowed{
+		{Why: "DHCP", Match: Match{Family: 4, Protos: []uint8{17}, SPorts: []state.PortRange{{Start: 68, End: 68}}, DPorts: []state.PortRange{{Start: 67, End: 67}}}},
+		{Why: "DHCPv6", Match: Match{Family: 6, Protos: []uint8{17}, SPorts: []state.PortRange{{Start: 546, End: 546}}, DPorts: []state.PortRange{{Start: 547, End: 547}}}},
+		{Why: "IPv6 neighbour discovery", Match: Match{Family: 6, Protos: []uint8{58}, ICMP: []uint8{133, 135, 136, 143}}},
+	}
+	for _, e := range servers(cfg, vpns) {
+		p.Infra = append(p.Infra, Allowed{Why: "VPN server", Match: endpointMatch(e)})
+	}
 	if k := cfg.KillSwitch; k != nil {
 		p.KillSwitch, p.GuardForward = true, k.Forward
 		for _, a := range k.Allow {
@@ -177,7 +199,7 @@ func PolicyOf(cfg *config.Config, res *compile.Result, st *state.State, vpns map
 			}
 		}
 	}
-	p.Intent = intents(cfg, res, st, up)
+	p.Intent = intents(cfg, res, st, vpns, up)
 	// Multicast, broadcast, link-local and loopback destinations are not
 	// routed by the config's choices.
 	for i := range p.Intent {
@@ -267,7 +289,7 @@ func selectorMatch(s *config.Selector) Match {
 // order the kernel's rules consult them: local tables (priority 500),
 // selectors (4000), identities' sources (5000), then the main table's
 // routes, most specific first, then the redirect.
-func intents(cfg *config.Config, res *compile.Result, st *state.State, up func(string) (*compile.Identity, bool)) []Intent {
+func intents(cfg *config.Config, res *compile.Result, st *state.State, vpns map[string]*facts.VPN, up func(string) (*compile.Identity, bool)) []Intent {
 	var out []Intent
 	local := Match{Local: true}.and(markZero)
 	for _, l := range cfg.Local {
@@ -324,7 +346,9 @@ func intents(cfg *config.Config, res *compile.Result, st *state.State, up func(s
 	if r := cfg.Redirect; r != nil {
 		if id, ok := up(r.Via); ok {
 			var not []netip.Prefix
-			not = append(not, hostPrefixes(r.Servers)...)
+			for _, e := range servers(cfg, vpns) {
+				not = append(not, hostPrefixes([]netip.Addr{e.Addr})...)
+			}
 			not = append(not, r.LAN...)
 			for _, a := range st.Addrs {
 				not = append(not, a.Prefix.Masked(), netip.PrefixFrom(a.Prefix.Addr(), a.Prefix.Addr().BitLen()))

@@ -156,6 +156,9 @@ func checkFallback(c *Cell, sc *Scenario, i int) string {
 	if i == 0 || sc.Policy == nil || !sc.Policy.KillSwitch {
 		return ""
 	}
+	if wp := wire(c, i); sc.Policy.infra(&wp) {
+		return ""
+	}
 	if up := c.Fates[0]; up.Kind == Out && up.Tunnel && c.Fates[i].Clear() {
 		return fmt.Sprintf("with every tunnel up it goes through %s; here it leaves by %s in clear", up.Dev, c.Fates[i].Dev)
 	}
@@ -192,6 +195,9 @@ func checkIntent(c *Cell, sc *Scenario, i int) string {
 		return ""
 	}
 	f := c.Fates[i]
+	if wp := wire(c, i); sc.Policy.infra(&wp) {
+		return ""
+	}
 	for _, in := range sc.Policy.Intent {
 		if !in.Match.Contains(&c.Packet) {
 			continue
@@ -228,6 +234,9 @@ func Assertions(cfg *config.Config) []Property {
 		out = append(out, Property{Name: assertText(a), Source: src, matches: []Match{m},
 			check: func(c *Cell, sc *Scenario, i int) string {
 				if !m.Contains(&c.Packet) {
+					return ""
+				}
+				if wp := wire(c, i); sc.Policy != nil && sc.Policy.infra(&wp) {
 					return ""
 				}
 				return assertBroken(a, c.Fates[i], sc)
