@@ -117,4 +117,3 @@ func TestExamplesHold(t *testing.T) {
 		})
 	}
 }
-
