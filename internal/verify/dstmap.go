@@ -184,6 +184,15 @@ func (g *group) contains(v u128) bool {
 // network address when the interval has room.
 func (g *group) rep(fam int) netip.Addr {
 	iv := g.ivs[0]
+	if fam == 6 {
+		// The largest interval: an address in the middle of the space
+		// reads better than one next to a boundary like ::3.
+		for _, x := range g.ivs {
+			if d, e := sub(x[1], x[0]), sub(iv[1], iv[0]); e.less(d) {
+				iv = x
+			}
+		}
+	}
 	v := iv[0]
 	if v.less(iv[1]) {
 		v = v.add1()
@@ -205,4 +214,13 @@ func (g *group) size() uint64 {
 		n += d.lo + 1
 	}
 	return n
+}
+
+func sub(a, b u128) u128 {
+	lo := a.lo - b.lo
+	hi := a.hi - b.hi
+	if a.lo < b.lo {
+		hi--
+	}
+	return u128{hi, lo}
 }

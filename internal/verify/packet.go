@@ -162,6 +162,17 @@ type evaluator struct {
 	// FIBs for protocols the route query cannot name (otherproto.go).
 	l4Rules bool
 	other   map[otherKey]*fib.FIB
+	// route answers the routing question: internal/fib, or the kernel
+	// when confirming a counterexample.
+	route func(q fib.Query, p *Packet) routeAnswer
+}
+
+// routeAnswer is what the routing decision says of one packet.
+type routeAnswer struct {
+	err   string // the kernel's message; "" when routed
+	local bool
+	dev   string
+	src   netip.Addr
 }
 
 func newEvaluator(st *state.State, tunnels []string) (*evaluator, error) {
@@ -169,16 +180,32 @@ func newEvaluator(st *state.State, tunnels []string) (*evaluator, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &evaluator{st: st, fib: f, tunnels: map[string]bool{}, other: map[otherKey]*fib.FIB{}}
+	e := &evaluator{st: st, fib: f, other: map[otherKey]*fib.FIB{}}
+	e.setTunnels(tunnels)
 	for _, r := range st.Rules {
 		if r.IPProto != 0 || r.SPort != nil || r.DPort != nil {
 			e.l4Rules = true
 		}
 	}
+	e.route = func(q fib.Query, p *Packet) routeAnswer {
+		r := e.lookup(q, p)
+		if !r.OK() {
+			return routeAnswer{err: r.Error}
+		}
+		a := routeAnswer{local: r.Type == state.RouteLocal, dev: r.Dev, src: r.PrefSrc}
+		if !a.src.IsValid() {
+			a.src = r.From
+		}
+		return a
+	}
+	return e, nil
+}
+
+func (e *evaluator) setTunnels(tunnels []string) {
+	e.tunnels = map[string]bool{}
 	for _, t := range tunnels {
 		e.tunnels[t] = true
 	}
-	return e, nil
 }
 
 func (e *evaluator) out(dev string) Fate {
@@ -209,68 +236,69 @@ func (e *evaluator) fateSrc(p *Packet) (Fate, netip.Addr) {
 	}
 	np := nfteval.Packet{Family: p.Family, Src: p.Src, Dst: p.Dst, Proto: p.Proto, SPort: p.SPort,
 		DPort: p.DPort, ICMPType: p.ICMPType, Mark: p.Mark}
+	drop := func(v nfteval.Verdict) (Fate, netip.Addr) { return Fate{Kind: Dropped, Reason: v.Reason()}, np.Src }
 	if p.Forwarded() {
 		q.IIF, np.IIF = p.IIF, p.IIF
 		if v := nfteval.Hook(fw, "prerouting", np); v.Drop {
-			return Fate{Kind: Dropped, Reason: v.Reason()}, np.Src
+			return drop(v)
 		}
-		r := e.lookup(q, p)
-		if !r.OK() {
-			return Fate{Kind: Refused, Reason: r.Error}, np.Src
+		r := e.route(q, p)
+		if r.err != "" {
+			return Fate{Kind: Refused, Reason: r.err}, np.Src
 		}
-		if r.Type == state.RouteLocal {
+		if r.local {
 			if v := nfteval.Hook(fw, "input", np); v.Drop {
-				return Fate{Kind: Dropped, Reason: v.Reason()}, np.Src
+				return drop(v)
 			}
 			return Fate{Kind: Local, Dev: "lo"}, np.Src
 		}
-		np.OIF = r.Dev
+		if p.Family == 6 && e.st.Sysctls["net.ipv6.conf.all.forwarding"] != "1" {
+			// ip6_forward drops what the route lookup would forward.
+			return Fate{Kind: Refused, Reason: "IPv6 forwarding is off"}, np.Src
+		}
+		np.OIF = r.dev
 		if v := nfteval.Hook(fw, "forward", np); v.Drop {
-			return Fate{Kind: Dropped, Reason: v.Reason()}, np.Src
+			return drop(v)
 		}
 		if v := nfteval.Hook(fw, "postrouting", np, "filter"); v.Drop {
-			return Fate{Kind: Dropped, Reason: v.Reason()}, np.Src
+			return drop(v)
 		}
-		return e.out(r.Dev), np.Src
+		return e.out(r.dev), np.Src
 	}
 	q.UID, q.HasUID = p.UID, true
 	np.Socket, np.UID, np.Cgroup = true, p.UID, p.Cgroup
-	r := e.lookup(q, p)
-	if !r.OK() {
-		return Fate{Kind: Refused, Reason: r.Error}, np.Src
+	r := e.route(q, p)
+	if r.err != "" {
+		return Fate{Kind: Refused, Reason: r.err}, np.Src
 	}
 	if !np.Src.IsValid() {
-		np.Src = r.PrefSrc
-		if !np.Src.IsValid() {
-			np.Src = r.From
-		}
+		np.Src = r.src
 	}
-	np.OIF = r.Dev
+	np.OIF = r.dev
 	// A route-type chain that changes the mark makes the kernel route the
 	// packet again, from the source it now has.
 	v := nfteval.Hook(fw, "output", np, "route")
 	if v.Drop {
-		return Fate{Kind: Dropped, Reason: v.Reason()}, np.Src
+		return drop(v)
 	}
 	if v.Mark != np.Mark {
 		q.Mark, np.Mark = v.Mark, v.Mark
 		if np.Src.IsValid() {
 			q.From = np.Src
 		}
-		r = e.lookup(q, p)
-		if !r.OK() {
-			return Fate{Kind: Refused, Reason: r.Error}, np.Src
+		if r = e.route(q, p); r.err != "" {
+			return Fate{Kind: Refused, Reason: r.err}, np.Src
 		}
-		np.OIF = r.Dev
+		np.OIF = r.dev
 	}
 	if v := nfteval.Hook(fw, "output", np, "filter"); v.Drop {
-		return Fate{Kind: Dropped, Reason: v.Reason()}, np.Src
+		return drop(v)
 	}
-	if r.Type == state.RouteLocal {
+	if r.local || r.dev == "lo" {
 		return Fate{Kind: Local, Dev: "lo"}, np.Src
 	}
 	if v := nfteval.Hook(fw, "postrouting", np, "filter"); v.Drop {
-		return Fate{Kind: Dropped, Reason: v.Reason()}, np.Src
+		return drop(v)
 	}
-	return e.out(r.Dev), np.Src
+	return e.out(r.dev), np.Src
 }

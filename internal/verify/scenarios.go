@@ -50,8 +50,12 @@ func ScenariosOf(in Input) ([]Scenario, []string, error) {
 		}
 		obs := in.Observed
 		var label []string
+		current := true
 		for i, n := range names {
 			f := *in.Facts[n]
+			if (mask&(1<<i) != 0) != !in.Facts[n].Down {
+				current = false
+			}
 			if mask&(1<<i) != 0 {
 				f.Down = false
 				label = append(label, n+" up")
@@ -66,7 +70,7 @@ func ScenariosOf(in Input) ([]Scenario, []string, error) {
 		if err != nil {
 			return nil, nil, fmt.Errorf("%s: %w", strings.Join(label, ", "), err)
 		}
-		sc.Name = strings.Join(label, ", ")
+		sc.Name, sc.Current = strings.Join(label, ", "), current
 		if sc.Name == "" {
 			sc.Name = "as configured"
 		}

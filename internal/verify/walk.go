@@ -20,6 +20,8 @@ type Scenario struct {
 	// identity of the config to its device.
 	Up         []string
 	Identities map[string]string
+	// Current: the VPNs are up and down as the hooks last reported.
+	Current bool
 	// Policy is what the config says (built-in properties); nil for a
 	// state without a config.
 	Policy *Policy
@@ -104,7 +106,7 @@ func (s *space) packet(c *cube) Packet {
 		icmp, echo = 58, 128
 	}
 	p.Proto = uint8(pick(s.proto, c[dProto], icmp, 17, 6))
-	p.SPort = uint16(pick(s.sport, c[dSPort], 0, 40000))
+	p.SPort = uint16(pick(s.sport, c[dSPort], 40000, 0))
 	p.DPort = uint16(pick(s.dport, c[dDPort], 0, 443, 53, 80, 22, 123))
 	p.ICMPType = uint8(pick(s.icmp, c[dICMP], echo, 0))
 	p.UID = uint32(pick(s.uid, c[dUID], 1000, 0))
@@ -118,6 +120,19 @@ func (s *space) packet(c *cube) Packet {
 		p.IIF = iif
 	}
 	si := c[dSrc].first()
+	if p.Forwarded() {
+		// A forwarded packet's example source: not a special address.
+		c[dSrc].each(func(i int) bool {
+			v := uAddr(s.src.starts[i], s.fam)
+			for _, sp := range specials(s.fam) {
+				if sp.Contains(v) {
+					return true
+				}
+			}
+			si = i
+			return false
+		})
+	}
 	if si == s.src.index(u128{}) && s.src.last(si) == (u128{}) && !p.Forwarded() {
 		// No bound address: the route chooses it (p.Src stays invalid).
 	} else {
@@ -241,6 +256,28 @@ func rangeText(lo, hi u128, fam int) []string {
 			break
 		}
 		lo = l.add1()
+	}
+	return out
+}
+
+// FirewallTunnels are the devices tunroute's kill switch in st lets
+// through as tunnels (its "in a tunnel" rules): how a snapshot without
+// its config says which devices are tunnels.
+func FirewallTunnels(st *state.State) []string {
+	var out []string
+	if st.Firewall == nil {
+		return nil
+	}
+	for _, c := range st.Firewall.Chains {
+		for _, r := range c.Rules {
+			if r.Comment == "in a tunnel" && r.Verdict == "accept" {
+				for _, d := range r.OIF {
+					if !contains(out, d) {
+						out = append(out, d)
+					}
+				}
+			}
+		}
 	}
 	return out
 }
