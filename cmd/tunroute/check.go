@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/netip"
 	"path/filepath"
 	"strings"
 
@@ -12,6 +11,7 @@ import (
 
 	"github.com/tunroute/tunroute/internal/config"
 	"github.com/tunroute/tunroute/internal/facts"
+	"github.com/tunroute/tunroute/internal/fib"
 	"github.com/tunroute/tunroute/internal/kernel"
 	"github.com/tunroute/tunroute/internal/state"
 	"github.com/tunroute/tunroute/internal/verify"
@@ -141,9 +141,13 @@ func runCheck(g *globalFlags, out io.Writer, stateFile string, asJSON, classes b
 			if h == nil || sc == nil || !sc.Current {
 				continue
 			}
-			kf, ok := verify.KernelFate(&v.Packet, sc.State, sc.Tunnels, kernelRoute(h))
+			var kf verify.Fate
+			l4 := verify.HasL4Rules(sc.State)
+			if !l4 {
+				kf = verify.KernelFate(&v.Packet, sc.State, sc.Tunnels, kernelRoute(h))
+			}
 			switch {
-			case !ok:
+			case l4:
 				v.Confirmed = "not asked: the kernel's route query cannot name a protocol or ports, which this state's rules select by"
 			case verify.Agree(kf, v.FateOf()):
 				v.Confirmed = "confirmed: the kernel routes it the same way (" + kf.String() + ")"
@@ -190,9 +194,14 @@ func scenarioNamed(scs []verify.Scenario, name string) *verify.Scenario {
 }
 
 func kernelRoute(h *kernel.Handle) verify.KernelRoute {
-	return func(dst, src netip.Addr, iif string, uid *uint32, mark uint32) (string, netip.Addr, error) {
-		a, err := h.RouteGet(kernel.RouteQuery{Dst: dst, Src: src, IIF: iif, UID: uid, Mark: mark})
-		return a.Dev, a.Src, err
+	return func(q fib.Query) (verify.KernelAnswer, error) {
+		var uid *uint32
+		if q.HasUID {
+			u := q.UID
+			uid = &u
+		}
+		a, err := h.RouteGet(kernel.RouteQuery{Dst: q.To, Src: q.From, IIF: q.IIF, UID: uid, Mark: q.Mark})
+		return verify.KernelAnswer{Dev: a.Dev, Src: a.Src, Type: a.Type}, err
 	}
 }
 

@@ -6,6 +6,8 @@ import (
 	"net/netip"
 
 	"github.com/vishvananda/netlink"
+
+	"github.com/tunroute/tunroute/internal/state"
 )
 
 // RouteQuery is what `tunroute check` asks the kernel to confirm a
@@ -18,10 +20,17 @@ type RouteQuery struct {
 	Mark     uint32
 }
 
+// RouteAnswer is the kernel's route for one packet.
+type RouteAnswer struct {
+	Dev string // "lo" for a local destination
+	Src netip.Addr
+	// Type is the route type: "unicast", "local", "broadcast", "multicast", ...
+	Type string
+}
+
 // RouteGet asks the kernel of the handle's namespace for the route of
-// one packet, like `ip route get`, and returns the device it leaves by
-// ("lo" for a local destination), or the kernel's error.
-func (h *Handle) RouteGet(q RouteQuery) (string, error) {
+// one packet, like `ip route get`, or returns the kernel's error.
+func (h *Handle) RouteGet(q RouteQuery) (RouteAnswer, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	nh, err := netlink.NewHandle()
@@ -29,7 +38,7 @@ func (h *Handle) RouteGet(q RouteQuery) (string, error) {
 		nh, err = netlink.NewHandleAt(h.ns)
 	}
 	if err != nil {
-		return "", err
+		return RouteAnswer{}, err
 	}
 	defer nh.Close()
 	opt := &netlink.RouteGetOptions{Iif: q.IIF, UID: q.UID, Mark: q.Mark}
@@ -38,14 +47,18 @@ func (h *Handle) RouteGet(q RouteQuery) (string, error) {
 	}
 	rs, err := nh.RouteGetWithOptions(net.IP(q.Dst.AsSlice()), opt)
 	if err != nil {
-		return "", err
+		return RouteAnswer{}, err
 	}
 	if len(rs) == 0 {
-		return "", fmt.Errorf("no answer")
+		return RouteAnswer{}, fmt.Errorf("no answer")
 	}
 	l, err := nh.LinkByIndex(rs[0].LinkIndex)
 	if err != nil {
-		return "", err
+		return RouteAnswer{}, err
 	}
-	return l.Attrs().Name, nil
+	a := RouteAnswer{Dev: l.Attrs().Name, Type: state.RouteType(rs[0].Type).String()}
+	if src, ok := netip.AddrFromSlice(rs[0].Src); ok {
+		a.Src = src.Unmap()
+	}
+	return a, nil
 }

@@ -170,6 +170,7 @@ type evaluator struct {
 // routeAnswer is what the routing decision says of one packet.
 type routeAnswer struct {
 	err   string // the kernel's message; "" when routed
+	typ   state.RouteType
 	local bool
 	dev   string
 	src   netip.Addr
@@ -192,7 +193,7 @@ func newEvaluator(st *state.State, tunnels []string) (*evaluator, error) {
 		if !r.OK() {
 			return routeAnswer{err: r.Error}
 		}
-		a := routeAnswer{local: r.Type == state.RouteLocal, dev: r.Dev, src: r.PrefSrc}
+		a := routeAnswer{typ: r.Type, local: r.Type == state.RouteLocal, dev: r.Dev, src: r.PrefSrc}
 		if !a.src.IsValid() {
 			a.src = r.From
 		}
@@ -246,7 +247,7 @@ func (e *evaluator) fateSrc(p *Packet) (Fate, netip.Addr) {
 		if r.err != "" {
 			return Fate{Kind: Refused, Reason: r.err}, np.Src
 		}
-		if r.local {
+		if r.local || r.typ == state.RouteBroadcast || r.typ == state.RouteMulticast {
 			if v := nfteval.Hook(fw, "input", np); v.Drop {
 				return drop(v)
 			}

@@ -36,9 +36,9 @@ var portProtos = []uint8{6, 17, 33, 132, 136}
 func specials(fam int) []netip.Prefix {
 	var ss []string
 	if fam == 4 {
-		ss = []string{"0.0.0.0/8", "0.0.0.0/32", "127.0.0.0/8", "169.254.0.0/16", "224.0.0.0/4", "224.0.0.0/24", "255.255.255.255/32"}
+		ss = []string{"0.0.0.0/8", "0.0.0.0/32", "127.0.0.0/8", "169.254.0.0/16", "224.0.0.0/4", "224.0.0.0/24", "224.0.0.1/32", "255.255.255.255/32", "240.0.0.0/4"}
 	} else {
-		ss = []string{"::/128", "::1/128", "::ffff:0:0/96", "fe80::/10", "ff00::/8", "ff02::/16"}
+		ss = []string{"::/128", "::1/128", "::ffff:0:0/96", "fe80::/10", "ff00::/8", "ff02::/16", "ff02::1/128"}
 	}
 	var out []netip.Prefix
 	for _, s := range ss {
@@ -93,6 +93,23 @@ func buildSpace(fam int, states []*state.State, extra []Match) (*space, error) {
 		setMarks = append(setMarks, sm...)
 	}
 	all = append(all, extra...)
+	// The kernel looks at what a source is (one of this host's addresses,
+	// loopback, broadcast, multicast, zero...) before any rule: the space
+	// is cut along those too.
+	for _, p := range specials(fam) {
+		all = append(all, Match{Src: []netip.Prefix{p}})
+	}
+	for _, st := range states {
+		for _, a := range st.Addrs {
+			all = append(all, Match{Src: []netip.Prefix{netip.PrefixFrom(a.Prefix.Addr(), a.Prefix.Addr().BitLen())}},
+				Match{Src: []netip.Prefix{a.Prefix.Masked()}})
+		}
+		for _, r := range st.Routes {
+			if r.Table == 255 && r.Dst.IsValid() {
+				all = append(all, Match{Src: []netip.Prefix{r.Dst}})
+			}
+		}
+	}
 	var ms []Match
 	for _, m := range all {
 		if fm, ok := familyMatch(m, fam); ok {

@@ -62,6 +62,9 @@ func Walk(scenarios []Scenario, extra []Match, fn func(*Cell)) error {
 		for ci := range sp.cubes {
 			c := &sp.cubes[ci]
 			base := sp.packet(c)
+			if fam == 6 && base.Src.Is4In6() {
+				continue // an IPv4-mapped source: not an IPv6 packet's
+			}
 			for gi := range sp.groups {
 				g := &sp.groups[gi]
 				if fam == 6 && g.ivs[0][0].hi == 0 && g.ivs[0][0].lo>>32 == 0xffff {
