@@ -54,6 +54,7 @@ func TestKernelDifferential(t *testing.T) {
 	type tcase struct {
 		name, yaml string
 		vpn        bool // a VPN "work" on tun0: checked up and down
+		asserts    string
 	}
 	read := func(f string) string {
 		b, err := os.ReadFile("../../examples/" + f)
@@ -63,20 +64,39 @@ func TestKernelDifferential(t *testing.T) {
 		return string(b)
 	}
 	cases := []tcase{
-		{"full-tunnel-lan", read("full-tunnel-lan.yaml"), false},
-		{"telnet-ssh", read("telnet-ssh-selectors.yaml"), false},
-		{"dual-identity", read("dual-identity.yaml"), false},
-		{"blackhole", read("blackhole-and-tables.yaml"), false},
-		{"openvpn", read("openvpn-route-noexec.yaml"), true},
-		{"allow-too-wide", openvpnBase + "redirect: {via: inside}\nkillswitch:\n  allow: [{to: 0.0.0.0/0}]\n", true},
-		{"uid-around", openvpnBase + "redirect: {via: inside}\nselect:\n  - {uid: 1001, via: outside}\nkillswitch: {}\n", true},
-		{"fallback-clear", openvpnBase + "routes:\n  - {to: 10.20.0.0/16, via: inside}\n", true},
+		{"full-tunnel-lan", read("full-tunnel-lan.yaml"), false, ""},
+		{"telnet-ssh", read("telnet-ssh-selectors.yaml"), false, ""},
+		{"dual-identity", read("dual-identity.yaml"), false, ""},
+		{"blackhole", read("blackhole-and-tables.yaml"), false, ""},
+		{"openvpn", read("openvpn-route-noexec.yaml"), true, ""},
+		{"allow-too-wide", openvpnBase + "redirect: {via: inside}\nkillswitch:\n  allow: [{to: 0.0.0.0/0}]\n", true, ""},
+		{"uid-around", openvpnBase + "redirect: {via: inside}\nselect:\n  - {uid: 1001, via: outside}\nkillswitch: {}\n", true,
+			"assert:\n  - {uid: 1001, only_via: [inside]}\n"},
+		{"fallback-clear", openvpnBase + "routes:\n  - {to: 10.20.0.0/16, via: inside}\n", true,
+			"assert:\n  - {to: 10.20.0.0/16, only_via: [inside]}\n"},
 	}
 	type run struct {
 		c  tcase
 		up bool
 	}
 	var runs []run
+	// The counterexamples check finds offline (on the lab client
+	// fixture, in every state) are replayed in the state they break.
+	replay := map[string][]sample{}
+	for _, c := range cases {
+		if !c.vpn {
+			continue
+		}
+		obs, fs := workFacts()
+		rep := check(t, c.yaml+c.asserts, obs, fs)
+		for _, r := range rep.Results {
+			for _, v := range r.Violations {
+				k := fmt.Sprintf("%s/%v", c.name, v.Scenario == "work up")
+				replay[k] = append(replay[k], sample{v.Packet, v.FateOf(), true})
+				t.Logf("%s: counterexample of %q (%s) to replay: %s", c.name, r.Name, v.Scenario, v.Example)
+			}
+		}
+	}
 	for _, c := range cases {
 		runs = append(runs, run{c, true})
 		if c.vpn {
@@ -88,7 +108,7 @@ func TestKernelDifferential(t *testing.T) {
 	compared, sent, disagree := 0, 0, 0
 	for i, r := range runs {
 		ns := fmt.Sprintf("tr-ck-%d-%d", i, os.Getpid())
-		c, s, d := differential(t, ns, r.c.yaml, r.c.vpn, r.up, per, rng)
+		c, s, d := differential(t, ns, r.c.yaml, r.c.vpn, r.up, per, rng, replay[fmt.Sprintf("%s/%v", r.c.name, r.up)])
 		t.Logf("%s (vpn up: %v): %d packets compared, %d sent for real, %d disagreements", r.c.name, r.up, c, s, d)
 		compared, sent, disagree = compared+c, sent+s, disagree+d
 	}
@@ -189,7 +209,14 @@ func applyDesired(t *testing.T, ns string, d *state.State) {
 	}
 }
 
-func differential(t *testing.T, ns, yaml string, vpn, up bool, n int, rng *rand.Rand) (compared, sent, disagree int) {
+// sample is a packet and the fate check gives it.
+type sample struct {
+	p              Packet
+	want           Fate
+	counterexample bool
+}
+
+func differential(t *testing.T, ns, yaml string, vpn, up bool, n int, rng *rand.Rand, replay []sample) (compared, sent, disagree int) {
 	labNamespace(t, ns, vpn && up)
 	obs := observeNS(t, ns)
 	cfg, err := config.Parse([]byte(yaml), "test.yaml", config.Options{TableNames: testTables})
@@ -210,13 +237,16 @@ func differential(t *testing.T, ns, yaml string, vpn, up bool, n int, rng *rand.
 	st := observeNS(t, ns)
 	modified := true
 	st.Hidden.RulesModified = &modified
-	sc := Scenario{State: st, Tunnels: TunnelDevices(cfg, res)}
+	pol := PolicyOf(cfg, res, st, fs)
+	sc := Scenario{State: st, Tunnels: TunnelDevices(cfg, res), Policy: &pol, Identities: map[string]string{}}
+	for _, id := range res.Identities {
+		sc.Identities[id.Name] = id.Device
+		if !id.Down {
+			sc.Up = append(sc.Up, id.Name)
+		}
+	}
 
 	// The classes, then packets drawn at random inside random classes.
-	type sample struct {
-		p    Packet
-		want Fate
-	}
 	var cells []*Cell
 	if err := Walk([]Scenario{sc}, nil, func(c *Cell) {
 		cp := *c
@@ -225,11 +255,23 @@ func differential(t *testing.T, ns, yaml string, vpn, up bool, n int, rng *rand.
 	}); err != nil {
 		t.Fatal(err)
 	}
-	var samples []sample
+	samples := slices.Clone(replay)
+	// The real state proves what the fixture proves: no false alarm.
+	rep, err := Prove([]Scenario{sc}, append(Builtins(), Assertions(cfg)...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rep.Results {
+		for _, v := range r.Violations {
+			if len(replay) == 0 {
+				t.Errorf("%s: %s broken in the real namespace: %s: %s", ns, r.Name, v.Example, v.Why)
+			}
+		}
+	}
 	for tries := 0; len(samples) < n && tries < 20*n; tries++ {
 		c := cells[rng.IntN(len(cells))]
 		if p, ok := c.randomPacket(rng); ok {
-			samples = append(samples, sample{p, c.Fates[0]})
+			samples = append(samples, sample{p, c.Fates[0], false})
 		}
 	}
 	// The kernel's routes, asked in batches until every re-route is known.
@@ -275,7 +317,7 @@ func differential(t *testing.T, ns, yaml string, vpn, up bool, n int, rng *rand.
 	for _, s := range samples {
 		got := KernelFate(&s.p, st, sc.Tunnels, kr)
 		how := "ip route get + nfteval"
-		if realBudget > 0 && sendable(&s.p) {
+		if (realBudget > 0 || s.counterexample) && sendable(&s.p) {
 			realBudget--
 			sent++
 			got = counters.send(t, h, &s.p)

@@ -202,10 +202,17 @@ func PolicyOf(cfg *config.Config, res *compile.Result, st *state.State, vpns map
 	p.Intent = intents(cfg, res, st, vpns, up)
 	// Multicast, broadcast, link-local and loopback destinations are not
 	// routed by the config's choices.
-	for i := range p.Intent {
-		for _, fam := range []int{4, 6} {
-			p.Intent[i].Match.NotDst = append(p.Intent[i].Match.NotDst, specials(fam)...)
+	var not []netip.Prefix
+	for _, fam := range []int{4, 6} {
+		not = append(not, specials(fam)...)
+	}
+	for _, r := range st.Routes {
+		if r.Table == 255 {
+			not = append(not, r.Dst) // this host's addresses and broadcasts
 		}
+	}
+	for i := range p.Intent {
+		p.Intent[i].Match.NotDst = append(p.Intent[i].Match.NotDst, not...)
 	}
 	return p
 }
