@@ -28,7 +28,17 @@ type seg struct {
 
 // layer turns prefixes into segments whose id names the chain of
 // prefixes holding them (0: none).
-func layer(entries []layerEntry, max u128, chains map[string]int32) []seg {
+// chainTable interns chains across the layers of one space.
+type chainTable struct {
+	ids  map[string]int32
+	keys map[int32]string
+}
+
+func newChainTable() *chainTable {
+	return &chainTable{ids: map[string]int32{}, keys: map[int32]string{}}
+}
+
+func layer(entries []layerEntry, max u128, chains *chainTable) []seg {
 	slices.SortFunc(entries, func(a, b layerEntry) int {
 		if c := a.lo.cmp(b.lo); c != 0 {
 			return c
@@ -46,14 +56,20 @@ func layer(entries []layerEntry, max u128, chains map[string]int32) []seg {
 	}
 	entries = out
 	intern := func(key string, parent int32) int32 {
+		// A prefix that holds what its parent holds changes nothing: the
+		// kernel falls back from one to the other alike.
+		if parent != 0 && chains.keys[parent] == key {
+			return parent
+		}
 		var b [4]byte
 		binary.LittleEndian.PutUint32(b[:], uint32(parent))
 		k := key + "\x01" + string(b[:])
-		if id, ok := chains[k]; ok {
+		if id, ok := chains.ids[k]; ok {
 			return id
 		}
-		id := int32(len(chains) + 1)
-		chains[k] = id
+		id := int32(len(chains.ids) + 1)
+		chains.ids[k] = id
+		chains.keys[id] = key
 		return id
 	}
 	type open struct {

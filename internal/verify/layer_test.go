@@ -14,7 +14,7 @@ func TestLayerChains(t *testing.T) {
 		return layerEntry{lo, hi, key}
 	}
 	max := maxAddr(6)
-	chains := map[string]int32{}
+	chains := newChainTable()
 	segs := layer([]layerEntry{entry("fe80::/64", "A"), entry("fe80::1/128", "B"), entry("fe80::5/128", "B"), entry("::/0", "D")}, max, chains)
 	gs := overlay([][]seg{segs}, max)
 	find := func(a string) int {

@@ -20,14 +20,16 @@ type otherKey struct {
 	sport, dport uint16
 }
 
-// lookup answers q for packet p.
-func (e *evaluator) lookup(q fib.Query, p *Packet) fib.Result {
+// lookup answers q for packet p, in the evaluator's reused Result.
+func (e *evaluator) lookup(q fib.Query, p *Packet) *fib.Result {
 	if querySupported(p.Proto, p.Family) {
-		return e.fib.Lookup(q)
+		e.fib.LookupInto(&q, &e.res)
+		return &e.res
 	}
 	q.IPProto, q.HasIPProto, q.SPort, q.DPort = 0, false, 0, 0
 	if !e.l4Rules {
-		return e.fib.Lookup(q)
+		e.fib.LookupInto(&q, &e.res)
+		return &e.res
 	}
 	k := otherKey{proto: p.Proto}
 	if hasPorts(p.Proto) {
@@ -66,5 +68,6 @@ func (e *evaluator) lookup(q fib.Query, p *Packet) fib.Result {
 		}
 		e.other[k] = f
 	}
-	return f.Lookup(q)
+	f.LookupInto(&q, &e.res)
+	return &e.res
 }

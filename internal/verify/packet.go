@@ -165,6 +165,7 @@ type evaluator struct {
 	// route answers the routing question: internal/fib, or the kernel
 	// when confirming a counterexample.
 	route func(q fib.Query, p *Packet) routeAnswer
+	res   fib.Result
 }
 
 // routeAnswer is what the routing decision says of one packet.

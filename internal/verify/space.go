@@ -458,7 +458,7 @@ func (s *space) refine(p *cube) {
 // state, one for every prefix a match or an address names.
 func (s *space) buildGroups(states []*state.State, ms []Match) {
 	max := maxAddr(s.fam)
-	chains := map[string]int32{}
+	chains := newChainTable()
 	var layers [][]seg
 	addLayer := func(entries []layerEntry) {
 		segs := layer(entries, max, chains)
@@ -470,6 +470,17 @@ func (s *space) buildGroups(states []*state.State, ms []Match) {
 		layers = append(layers, segs)
 	}
 	keys := map[routeKey]string{}
+	// A prefix's length matters to the decision only through
+	// suppress_prefixlength: without it, a /24 and a /16 of the same
+	// route are one group.
+	withBits := false
+	for _, st := range states {
+		for _, r := range st.Rules {
+			if r.SuppressPrefixLen >= 0 {
+				withBits = true
+			}
+		}
+	}
 	for _, st := range states {
 		byTable := map[uint32][]layerEntry{}
 		for i := range st.Routes {
@@ -478,7 +489,7 @@ func (s *space) buildGroups(states []*state.State, ms []Match) {
 				continue
 			}
 			lo, hi := prefixRange(r.Dst)
-			byTable[r.Table] = append(byTable[r.Table], layerEntry{lo, hi, routeKeyOf(r, keys)})
+			byTable[r.Table] = append(byTable[r.Table], layerEntry{lo, hi, routeKeyOf(r, keys, withBits)})
 		}
 		for i := range st.RouteSets {
 			rs := &st.RouteSets[i]
@@ -489,7 +500,7 @@ func (s *space) buildGroups(states []*state.State, ms []Match) {
 				}
 				tmpl.Dst = d
 				lo, hi := prefixRange(d)
-				byTable[tmpl.Table] = append(byTable[tmpl.Table], layerEntry{lo, hi, routeKeyOf(&tmpl, keys)})
+				byTable[tmpl.Table] = append(byTable[tmpl.Table], layerEntry{lo, hi, routeKeyOf(&tmpl, keys, withBits)})
 			}
 		}
 		tables := make([]uint32, 0, len(byTable))
@@ -551,9 +562,12 @@ type routeKey struct {
 	multi              string
 }
 
-func routeKeyOf(r *state.Route, keys map[routeKey]string) string {
-	k := routeKey{table: r.Table, typ: r.Type, bits: r.Dst.Bits(), src: r.Src, tos: r.TOS, metric: r.Metric,
+func routeKeyOf(r *state.Route, keys map[routeKey]string, withBits bool) string {
+	k := routeKey{table: r.Table, typ: r.Type, src: r.Src, tos: r.TOS, metric: r.Metric,
 		proto: r.Protocol, scope: r.Scope, prefsrc: r.PrefSrc, flags: uint32(r.Flags), pref: r.Pref, nhid: r.NHID, mtu: r.MTU}
+	if withBits {
+		k.bits = r.Dst.Bits()
+	}
 	switch len(r.Nexthops) {
 	case 0:
 	case 1:
