@@ -47,7 +47,7 @@ func TestAssertGood(t *testing.T) {
 	if !a[5].Never || a[5].FromDomain != "hostile" || a[5].ToDomain != "private" {
 		t.Errorf("assert[5]: %+v", a[5])
 	}
-	if p := a[2].At("via"); p.Line != 9 || p.File != "good.yaml" {
+	if p := a[2].At("via"); p.Line != 10 || p.File != "good.yaml" {
 		t.Errorf("position of assert[2].via: %+v", p)
 	}
 }
