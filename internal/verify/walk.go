@@ -171,6 +171,9 @@ func (c *Cell) Describe() string {
 		if set.count() == d.a.n() {
 			continue
 		}
+		if (d.d == dSPort || d.d == dDPort || d.d == dICMP) && set.count() == 1 && d.a.starts[set.first()] == (u128{}) && d.a.last(set.first()) == (u128{}) {
+			continue // no ports (or no ICMP type) for this protocol
+		}
 		var parts []string
 		set.each(func(i int) bool {
 			lo, hi := d.a.starts[i], d.a.last(i)
