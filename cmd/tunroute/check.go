@@ -138,6 +138,10 @@ func runCheck(g *globalFlags, out io.Writer, stateFile string, asJSON, classes b
 		for _, v := range r.Violations {
 			v.Explain = strings.Join(append(append([]string(nil), explainVia...), v.Packet.ExplainArgs()...), " ")
 			sc := scenarioNamed(scs, v.Scenario)
+			if sc != nil && !sc.Current {
+				// explain answers with the VPNs as the hooks last reported.
+				v.Explain += "   # as it would be with " + v.Scenario
+			}
 			if h == nil || sc == nil || !sc.Current {
 				continue
 			}
