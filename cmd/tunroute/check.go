@@ -130,6 +130,7 @@ func runCheck(g *globalFlags, out io.Writer, stateFile string, asJSON, classes b
 	if err != nil {
 		return err
 	}
+	rep.Unproved = verify.Unproved(cfg)
 	explainVia := []string{"tunroute", "explain", "-c", g.config}
 	if g.netns != "" {
 		explainVia = append(explainVia, "--netns", g.netns)
@@ -234,6 +235,9 @@ func printReport(out io.Writer, file string, rep *verify.Report, notes []string,
 				fmt.Fprintf(out, "          %s\n", v.Confirmed)
 			}
 		}
+	}
+	for _, u := range rep.Unproved {
+		fmt.Fprintf(out, "UNPROVED %s\n", u)
 	}
 	if cls != nil {
 		printClasses(out, cls)
