@@ -4,7 +4,9 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"text/template"
 	"time"
 
 	"github.com/tunroute/tunroute/internal/config"
@@ -101,13 +103,35 @@ func TestExamplesHold(t *testing.T) {
 	if len(files) < 5 {
 		t.Fatalf("examples: %v", files)
 	}
+	// The lab's own configs: the demo's and the routing domains tests'.
+	lab, _ := filepath.Glob("../domaintest/testdata/*.yaml")
+	files = append(append(files, "../lab/demo.yaml"), lab...)
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {
 			data, err := os.ReadFile(f)
 			if err != nil {
 				t.Fatal(err)
 			}
+			if strings.Contains(f, "domaintest") {
+				// The domain tests' templates, filled the way they fill them.
+				tmpl, err := template.New(f).Option("missingkey=error").Parse(string(data))
+				if err != nil {
+					t.Fatal(err)
+				}
+				var b strings.Builder
+				if err := tmpl.Execute(&b, map[string]any{"P": "tr-ck-", "WithD2": true, "Local": "10.1.0.2",
+					"Remote": "10.1.0.1", "Me": "1", "Site": "a"}); err != nil {
+					t.Fatal(err)
+				}
+				data = []byte(b.String())
+			}
 			obs, fs := exampleFacts(t, f)
+			if filepath.Base(f) == "down.yaml" {
+				// The domain test's foreign uplink.
+				obs.Links = append(obs.Links, state.Link{Index: 9, Name: "dtforeign0", Kind: "veth", Up: true, Carrier: true})
+				obs.Addrs = append(obs.Addrs, state.Addr{Dev: "dtforeign0", Index: 9, Prefix: netip.MustParsePrefix("10.125.0.2/24")})
+				obs.Routes = append(obs.Routes, state.Route{Table: 254, Type: state.RouteUnicast, Dst: netip.MustParsePrefix("10.125.0.0/24"), Protocol: 2, Scope: state.ScopeLink, Nexthops: []state.Nexthop{{Dev: "dtforeign0"}}})
+			}
 			rep := check(t, string(data), obs, fs)
 			if b := broken(rep); len(b) > 0 {
 				logReport(t, rep)
