@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"regexp"
 	"runtime"
 	"slices"
 	"strconv"
@@ -344,45 +345,57 @@ type kernelAnswer struct {
 	src           netip.Addr
 }
 
-// ipRouteGet asks the kernel, through one `ip -batch`, for each query.
+// ipRouteGet asks the kernel, through `ip -batch -force`, for each query.
 func ipRouteGet(t *testing.T, ns string, qs []string) []kernelAnswer {
+	var in strings.Builder
+	for _, q := range qs {
+		in.WriteString("route get " + q + "\n")
+	}
+	cmd := exec.Command("ip", "-n", ns, "-j", "-force", "-batch", "-")
+	cmd.Stdin = strings.NewReader(in.String())
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	_ = cmd.Run()
 	out := make([]kernelAnswer, len(qs))
-	const chunk = 2000
-	for lo := 0; lo < len(qs); lo += chunk {
-		hi := min(lo+chunk, len(qs))
-		var in strings.Builder
-		for _, q := range qs[lo:hi] {
-			in.WriteString("route get " + q + "\n")
-		}
-		// One query per ip run when one fails: -batch's error lines do
-		// not say which query they answer reliably enough.
-		cmd := exec.Command("ip", "-n", ns, "-j", "-batch", "-")
-		cmd.Stdin = strings.NewReader(in.String())
-		var stdout, stderr bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &stdout, &stderr
-		if err := cmd.Run(); err == nil {
-			lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
-			if len(lines) == hi-lo {
-				for i, l := range lines {
-					out[lo+i] = parseRouteGet(l)
+	done := make([]bool, len(qs))
+	// An error prints its message, then "Command failed -:LINE".
+	var pending []string
+	for _, m := range strings.Split(stderr.String(), "\n") {
+		for {
+			loc := failedLine.FindStringSubmatchIndex(m)
+			if loc == nil {
+				if strings.TrimSpace(m) != "" {
+					pending = append(pending, strings.TrimSpace(m))
 				}
-				continue
+				break
 			}
-		}
-		for i, q := range qs[lo:hi] {
-			cmd := exec.Command("ip", append([]string{"-n", ns, "-j", "route", "get"}, strings.Fields(q)...)...)
-			b, err := cmd.CombinedOutput()
-			if err != nil {
-				msg := strings.TrimSpace(string(b))
-				msg = strings.TrimPrefix(msg, "RTNETLINK answers: ")
-				out[lo+i] = kernelAnswer{err: msg}
-				continue
+			if pre := strings.TrimSpace(m[:loc[0]]); pre != "" {
+				pending = append(pending, pre)
 			}
-			out[lo+i] = parseRouteGet(string(b))
+			if ln, _ := strconv.Atoi(m[loc[2]:loc[3]]); ln >= 1 && ln <= len(qs) {
+				msg := strings.TrimPrefix(strings.Join(pending, " "), "RTNETLINK answers: ")
+				out[ln-1], done[ln-1] = kernelAnswer{err: msg}, true
+			}
+			pending = nil
+			m = m[loc[1]:]
 		}
+	}
+	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
+	j := 0
+	for i := range out {
+		if done[i] {
+			continue
+		}
+		if j >= len(lines) {
+			t.Fatalf("ip -batch: too few answers")
+		}
+		out[i] = parseRouteGet(lines[j])
+		j++
 	}
 	return out
 }
+
+var failedLine = regexp.MustCompile(`Command failed [^:]*:(\d+)`)
 
 func parseRouteGet(s string) kernelAnswer {
 	var rs []struct {
