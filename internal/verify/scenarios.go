@@ -123,21 +123,12 @@ func Check(in Input) (*Report, []string, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	rep.Unproved = Unproved(in.Config)
-	return rep, notes, nil
-}
-
-// Unproved lists the assertions Prove does not cover: those between
-// domains (packets that cross namespaces through pipes).
-func Unproved(cfg *config.Config) []string {
-	var out []string
-	for _, a := range cfg.Asserts {
-		if a.FromDomain != "" {
-			p := a.At("from_domain")
-			out = append(out, fmt.Sprintf("%s:%d:%d: %s: between domains, not proved by this version", p.File, p.Line, p.Col, assertText(a)))
-		}
+	dom, err := ProveDomains(in.Config, in.Observed, in.Facts)
+	if err != nil {
+		return nil, nil, err
 	}
-	return out
+	rep.Results = append(rep.Results, dom...)
+	return rep, notes, nil
 }
 
 // Gate is what `apply --check` runs before changing anything: nil when
@@ -152,8 +143,7 @@ func Gate(in Input) error {
 		return nil
 	}
 	var lines []string
-	n := len(rep.Unproved)
-	lines = append(lines, rep.Unproved...)
+	n := 0
 	for _, r := range rep.Results {
 		if r.Holds {
 			continue

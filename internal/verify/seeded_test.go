@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
@@ -160,5 +161,44 @@ assert:
 	if b := broken(rep); len(b) > 0 {
 		logReport(t, rep)
 		t.Errorf("with the kill switch: %d properties broken", len(b))
+	}
+}
+
+// Two routing domains joined to the host by pipes; the host routes
+// between them. Without an allow list on the private domain's pipe, the
+// hostile domain reaches it.
+func TestSeededPipeWithoutAllow(t *testing.T) {
+	cfg := `
+domains:
+  - name: private
+  - name: hostile
+pipes:
+  - name: priv0
+    a: {domain: host, address: 10.250.2.1/30}
+    b: {domain: private, address: 10.250.2.2/30, routes: [10.250.0.0/16]}
+  - name: host0
+    a: {domain: host, address: 10.250.3.1/30}
+    b: {domain: hostile, address: 10.250.3.2/30, routes: [0.0.0.0/0]}
+%s
+assert:
+  - {from_domain: hostile, to_domain: private, never: true}
+`
+	obs := labClient()
+	obs.Sysctls = map[string]string{"net.ipv4.ip_forward": "1", "net.ipv4.conf.all.forwarding": "1"}
+	rep := check(t, fmt.Sprintf(cfg, ""), obs, nil)
+	v := violation(t, rep, "from domain hostile to domain private never", "")
+	if v.Packet.Dst != netip.MustParseAddr("10.250.2.2") {
+		t.Errorf("counterexample to %s, want private's 10.250.2.2", v.Packet.Dst)
+	}
+	t.Logf("path: %s", v.Why)
+	// The allow list on the hostile pipe closes it.
+	obs = labClient()
+	obs.Sysctls = map[string]string{"net.ipv4.ip_forward": "1", "net.ipv4.conf.all.forwarding": "1"}
+	allowed := strings.Replace(cfg, "routes: [0.0.0.0/0]}", "routes: [0.0.0.0/0]}\n    allow: [{from: hostile, to: 192.0.2.10, proto: tcp, port: 443}]", 1)
+	rep = check(t, fmt.Sprintf(allowed, ""), obs, nil)
+	for _, r := range rep.Results {
+		if strings.Contains(r.Name, "from domain") && !r.Holds {
+			t.Errorf("with the allow list: %s: %s", r.Violations[0].Example, r.Violations[0].Why)
+		}
 	}
 }
