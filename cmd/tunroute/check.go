@@ -2,8 +2,11 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"os"
 	"path/filepath"
 	"strings"
 
@@ -69,6 +72,12 @@ is broken (--diff: some packets change fate), 1 an error.`,
 			}
 			if stateFile != "" && !cmd.Flags().Changed("config") {
 				return runCheckState(out, stateFile, asJSON)
+			}
+			if !cmd.Flags().Changed("config") {
+				if _, err := os.Stat(g.config); errors.Is(err, fs.ErrNotExist) {
+					// No config: the live namespace's classes, as with --state.
+					return runCheckLive(g, out, asJSON)
+				}
 			}
 			return runCheck(g, out, stateFile, asJSON, classes)
 		},
@@ -244,12 +253,12 @@ func printReport(out io.Writer, file string, rep *verify.Report, notes []string,
 		}
 	}
 	if cls != nil {
-		printClasses(out, cls)
+		printClasses(out, cls, "classes (with every VPN up):")
 	}
 }
 
-func printClasses(out io.Writer, cls []*verify.Class) {
-	fmt.Fprintln(out, "classes (with every VPN up):")
+func printClasses(out io.Writer, cls []*verify.Class, heading string) {
+	fmt.Fprintln(out, heading)
 	for _, c := range cls {
 		kind := "sent by this host"
 		if c.Forwarded {
@@ -269,6 +278,25 @@ func plural(n int) string {
 	return "s"
 }
 
+// runCheckLive prints the classes of the live namespace when there is no
+// config to prove.
+func runCheckLive(g *globalFlags, out io.Writer, asJSON bool) error {
+	h, err := kernel.Open(g.netns)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	st, err := h.Observe()
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", nsWord(g.netns), err)
+	}
+	explainVia := []string{"tunroute", "explain"}
+	if g.netns != "" {
+		explainVia = append(explainVia, "--netns", g.netns)
+	}
+	return printStateClasses(out, nsWord(g.netns)+" (no config: "+g.config+" does not exist)", st, explainVia, asJSON)
+}
+
 // runCheckState prints the classes of a snapshot alone: no config, so no
 // properties; the tunnels are the devices the kill switch calls tunnels.
 func runCheckState(out io.Writer, file string, asJSON bool) error {
@@ -276,13 +304,17 @@ func runCheckState(out io.Writer, file string, asJSON bool) error {
 	if err != nil {
 		return err
 	}
+	return printStateClasses(out, file, st, []string{"tunroute", "explain", "--state", file}, asJSON)
+}
+
+func printStateClasses(out io.Writer, file string, st *state.State, explainVia []string, asJSON bool) error {
 	sc := verify.Scenario{Name: "snapshot", State: st, Tunnels: verify.FirewallTunnels(st)}
 	cls, cells, err := verify.Partition(sc)
 	if err != nil {
 		return err
 	}
 	for _, c := range cls {
-		c.Explain = strings.Join(append([]string{"tunroute", "explain", "--state", file}, c.Example.ExplainArgs()...), " ")
+		c.Explain = strings.Join(append(append([]string(nil), explainVia...), c.Example.ExplainArgs()...), " ")
 	}
 	if asJSON {
 		return json.NewEncoder(out).Encode(struct {
@@ -292,7 +324,7 @@ func runCheckState(out io.Writer, file string, asJSON bool) error {
 		}{file, cells, cls})
 	}
 	fmt.Fprintf(out, "%s: %d cells in %d classes\n", file, cells, len(cls))
-	printClasses(out, cls)
+	printClasses(out, cls, "classes:")
 	return nil
 }
 
