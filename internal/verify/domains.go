@@ -40,32 +40,11 @@ func ProveDomains(cfg *config.Config, observed *state.State, fs map[string]*fact
 	if len(asserts) == 0 {
 		return nil, nil
 	}
-	sys, err := compile.CompileSystem(cfg, observed.Namespace, compile.Observed{observed.Namespace: observed}, fs)
+	_, states, order, err := domainStates(cfg, observed, fs)
 	if err != nil {
 		return nil, err
 	}
-	states := map[string]*state.State{}
-	var order []string
-	for _, d := range sys.Domains {
-		obs := observed
-		if d.Name != config.HostDomain {
-			obs = &state.State{Version: state.Version, Namespace: d.Netns,
-				Links: []state.Link{{Index: 1, Name: "lo", Up: true, Carrier: true, Loopback: true}}}
-		}
-		st := plan.Preview(d.Result.State, obs)
-		if len(d.Sysctls) > 0 {
-			m := map[string]string{}
-			for k, v := range st.Sysctls {
-				m[k] = v
-			}
-			for k, v := range d.Sysctls {
-				m[k] = v
-			}
-			st.Sysctls = m
-		}
-		states[d.Name] = st
-		order = append(order, d.Name)
-	}
+
 	peers := map[nsEnd]nsEnd{}
 	for _, p := range cfg.Pipes {
 		a, b := nsEnd{p.A.Domain, p.A.Device}, nsEnd{p.B.Domain, p.B.Device}
@@ -162,4 +141,109 @@ func follow(evs map[string]*evaluator, peers map[nsEnd]nsEnd, from, to string, p
 		dom = next.domain
 	}
 	return path, false
+}
+
+// domainStates compiles the config for every namespace it covers and
+// returns each one's state as tunroute would leave it, by domain name
+// ("host" for the top), in config order.
+func domainStates(cfg *config.Config, observed *state.State, fs map[string]*facts.VPN) (*compile.System, map[string]*state.State, []string, error) {
+	sys, err := compile.CompileSystem(cfg, observed.Namespace, compile.Observed{observed.Namespace: observed}, fs)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	states := map[string]*state.State{}
+	var order []string
+	for _, d := range sys.Domains {
+		obs := observed
+		for _, dd := range sys.Domains {
+			for _, dev := range dd.Moves {
+				obs = withoutLink(obs, dev) // it goes into that domain
+			}
+		}
+		if d.Name != config.HostDomain {
+			obs = &state.State{Version: state.Version, Namespace: d.Netns,
+				Links: []state.Link{{Index: 1, Name: "lo", Up: true, Carrier: true, Loopback: true}}}
+			for _, dev := range d.Moves {
+				carry(obs, observed, dev)
+			}
+		}
+		st := plan.Preview(d.Result.State, obs)
+		if len(d.Sysctls) > 0 {
+			m := map[string]string{}
+			for k, v := range st.Sysctls {
+				m[k] = v
+			}
+			for k, v := range d.Sysctls {
+				m[k] = v
+			}
+			st.Sysctls = m
+		}
+		states[d.Name] = st
+		order = append(order, d.Name)
+	}
+	return sys, states, order, nil
+}
+
+// ProveDomainBuiltins proves the built-in properties inside each routing
+// domain's namespace, with the domain's own policy (its kill switch,
+// redirect, selectors...) and the VPN facts as they are.
+func ProveDomainBuiltins(cfg *config.Config, observed *state.State, fs map[string]*facts.VPN) ([]*Result, error) {
+	if len(cfg.Domains) == 0 {
+		return nil, nil
+	}
+	sys, states, _, err := domainStates(cfg, observed, fs)
+	if err != nil {
+		return nil, err
+	}
+	var out []*Result
+	for _, d := range sys.Domains {
+		dm := cfg.Domain(d.Name)
+		if dm == nil || dm.Config == nil {
+			continue
+		}
+		st := states[d.Name]
+		pol := PolicyOf(dm.Config, d.Result, st, fs)
+		sc := Scenario{Name: "domain " + d.Name, State: st, Tunnels: TunnelDevices(dm.Config, d.Result), Policy: &pol,
+			Identities: map[string]string{}, Current: true}
+		for _, id := range d.Result.Identities {
+			sc.Identities[id.Name] = id.Device
+			if !id.Down && id.Device != "" {
+				sc.Up = append(sc.Up, id.Name)
+			}
+		}
+		rep, err := Prove([]Scenario{sc}, Builtins())
+		if err != nil {
+			return nil, fmt.Errorf("domain %s: %w", d.Name, err)
+		}
+		for _, r := range rep.Results {
+			r.Name += " (in domain " + d.Name + ")"
+			for _, v := range r.Violations {
+				v.Property = r.Name
+				v.Explain = "tunroute explain --netns " + d.Netns + " " + strings.Join(v.Packet.ExplainArgs(), " ")
+			}
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+// carry copies a device, its addresses and the routes through it from
+// one state into another (an interface moved into a domain).
+func carry(to, from *state.State, dev string) {
+	for _, l := range from.Links {
+		if l.Name == dev {
+			l.Index = len(to.Links) + 1
+			to.Links = append(to.Links, l)
+		}
+	}
+	for _, a := range from.Addrs {
+		if a.Dev == dev {
+			to.Addrs = append(to.Addrs, a)
+		}
+	}
+	for _, r := range from.Routes {
+		if len(r.Nexthops) > 0 && r.Nexthops[0].Dev == dev {
+			to.Routes = append(to.Routes, r)
+		}
+	}
 }

@@ -128,6 +128,11 @@ func Check(in Input) (*Report, []string, error) {
 		return nil, nil, err
 	}
 	rep.Results = append(rep.Results, dom...)
+	inDomains, err := ProveDomainBuiltins(in.Config, in.Observed, in.Facts)
+	if err != nil {
+		return nil, nil, err
+	}
+	rep.Results = append(rep.Results, inDomains...)
 	return rep, notes, nil
 }
 
