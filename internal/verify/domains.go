@@ -85,10 +85,10 @@ func ProveDomains(cfg *config.Config, observed *state.State, fs map[string]*fact
 			if err != nil {
 				return nil, err
 			}
-			for ci := range sp.cubes {
-				base := sp.packet(&sp.cubes[ci])
-				for gi := range sp.groups {
-					p := base
+			for gi := range sp.groups {
+				cubes := sp.cubesFor(gi)
+				for ci := range cubes {
+					p := sp.packet(&cubes[ci])
 					p.Dst = sp.groups[gi].rep(fam)
 					if !m.Contains(&p) {
 						continue
@@ -97,7 +97,7 @@ func ProveDomains(cfg *config.Config, observed *state.State, fs map[string]*fact
 					if !reached || best != nil && !better(&p, &best.Packet) {
 						continue
 					}
-					c := Cell{Family: fam, Packet: p, sp: sp, cube: &sp.cubes[ci], group: &sp.groups[gi]}
+					c := Cell{Family: fam, Packet: p, sp: sp, cube: &cubes[ci], group: &sp.groups[gi]}
 					best = &Violation{Property: res.Name, Source: res.Source, Scenario: "domains", Packet: p, Example: p.String(),
 						Fate: "reaches " + a.ToDomain, fate: Fate{Kind: Local, Dev: "lo"}, Why: "it goes " + strings.Join(path, ", then "),
 						Where: c.Describe(), Explain: "tunroute explain --netns " + states[a.FromDomain].Namespace + " " + strings.Join(p.ExplainArgs(), " ")}

@@ -18,6 +18,8 @@ import (
 type layerEntry struct {
 	lo, hi u128
 	key    string
+	// terminal: a route here ends the lookup (see relevantRules).
+	terminal bool
 }
 
 // seg is a run of addresses from start to the next seg's start.
@@ -32,10 +34,12 @@ type seg struct {
 type chainTable struct {
 	ids  map[string]int32
 	keys map[int32]string
+	// terminal: the innermost prefix of the chain holds a final route.
+	terminal map[int32]bool
 }
 
 func newChainTable() *chainTable {
-	return &chainTable{ids: map[string]int32{}, keys: map[int32]string{}}
+	return &chainTable{ids: map[string]int32{}, keys: map[int32]string{}, terminal: map[int32]bool{}}
 }
 
 func layer(entries []layerEntry, max u128, chains *chainTable) []seg {
@@ -50,12 +54,13 @@ func layer(entries []layerEntry, max u128, chains *chainTable) []seg {
 	for _, e := range entries {
 		if n := len(out); n > 0 && out[n-1].lo == e.lo && out[n-1].hi == e.hi {
 			out[n-1].key += "\x00" + e.key
+			out[n-1].terminal = out[n-1].terminal || e.terminal
 			continue
 		}
 		out = append(out, e)
 	}
 	entries = out
-	intern := func(key string, parent int32) int32 {
+	intern := func(key string, parent int32, terminal bool) int32 {
 		// A prefix that holds what its parent holds changes nothing: the
 		// kernel falls back from one to the other alike.
 		if parent != 0 && chains.keys[parent] == key {
@@ -70,6 +75,7 @@ func layer(entries []layerEntry, max u128, chains *chainTable) []seg {
 		id := int32(len(chains.ids) + 1)
 		chains.ids[k] = id
 		chains.keys[id] = key
+		chains.terminal[id] = terminal
 		return id
 	}
 	type open struct {
@@ -114,7 +120,7 @@ func layer(entries []layerEntry, max u128, chains *chainTable) []seg {
 	for _, e := range entries {
 		closeUntil(e.lo, false)
 		parent := top()
-		id := intern(e.key, parent)
+		id := intern(e.key, parent, e.terminal)
 		emit(e.lo, id)
 		stack = append(stack, open{e.hi, id})
 		pos = e.lo
@@ -130,6 +136,7 @@ func layer(entries []layerEntry, max u128, chains *chainTable) []seg {
 // group is one class of destinations.
 type group struct {
 	ivs [][2]u128 // inclusive intervals, ascending
+	ids []int32   // the chain of each layer
 }
 
 // overlay combines layers: a group per distinct tuple of chain ids.
@@ -167,7 +174,7 @@ func overlay(layers [][]seg, max u128) []group {
 		if !ok {
 			g = len(groups)
 			byKey[string(key)] = g
-			groups = append(groups, group{})
+			groups = append(groups, group{ids: slices.Clone(cur)})
 		}
 		ivs := &groups[g].ivs
 		if n := len(*ivs); n > 0 && (*ivs)[n-1][1].add1() == pos {

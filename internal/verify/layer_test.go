@@ -11,7 +11,7 @@ import (
 func TestLayerChains(t *testing.T) {
 	entry := func(p, key string) layerEntry {
 		lo, hi := prefixRange(netip.MustParsePrefix(p))
-		return layerEntry{lo, hi, key}
+		return layerEntry{lo, hi, key, false}
 	}
 	max := maxAddr(6)
 	chains := newChainTable()

@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"encoding/binary"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -8,6 +9,12 @@ import (
 
 	"github.com/tunroute/tunroute/internal/state"
 )
+
+// stateTable names one routing table of one state of a space.
+type stateTable struct {
+	state int
+	table uint32
+}
 
 // cube is a product of atom sets, one per dimension: a set of packets
 // (all destinations) that the refinement keeps or splits as a whole.
@@ -23,6 +30,15 @@ type space struct {
 	cgroup, iif                         nameAtoms
 	cubes                               []cube
 	groups                              []group
+	// cubeSets are the cube lists; group i is cut by cubeSets[groupSet[i]].
+	// A single state cuts each destination group only along the rules its
+	// packets can reach (see relevantRules); several states share one cut.
+	cubeSets [][]cube
+	groupSet []int
+	// layerOfTable: the destination-map layer of each routing table (a
+	// single state), and chainTerminal whether a chain ends the rule walk.
+	layerOfTable map[stateTable]int
+	chains       *chainTable
 	// localSrc marks the src atoms that are one of this host's addresses.
 	localSrc map[int]bool
 }
@@ -87,8 +103,21 @@ func buildSpace(fam int, states []*state.State, extra []Match) (*space, error) {
 	s := &space{fam: fam, localSrc: map[int]bool{}}
 	var all []Match
 	var setMarks []markPred
+	// ruleOf[i] is the rule match i comes from (numbered across the
+	// states, ruleBase[k] being state k's first), -1 for everything else.
+	var ruleOf, ruleBase []int
+	nrules := 0
 	for _, st := range states {
 		ms, sm := stateMatches(st)
+		ruleBase = append(ruleBase, nrules)
+		for i := range ms {
+			r := -1
+			if i < len(st.Rules) {
+				r = nrules + i
+			}
+			ruleOf = append(ruleOf, r)
+		}
+		nrules += len(st.Rules)
 		all = append(all, ms...)
 		setMarks = append(setMarks, sm...)
 	}
@@ -110,10 +139,15 @@ func buildSpace(fam int, states []*state.State, extra []Match) (*space, error) {
 			}
 		}
 	}
+	for len(ruleOf) < len(all) {
+		ruleOf = append(ruleOf, -1)
+	}
 	var ms []Match
-	for _, m := range all {
+	var msRule []int
+	for i, m := range all {
 		if fm, ok := familyMatch(m, fam); ok {
 			ms = append(ms, fm)
+			msRule = append(msRule, ruleOf[i])
 		}
 	}
 
@@ -212,24 +246,127 @@ func buildSpace(fam int, states []*state.State, extra []Match) (*space, error) {
 		s.localSrc[s.src.index(v)] = true
 	}
 	s.initialCubes()
-	seen := map[string]bool{}
+	initial := s.cubes
+	// The predicates, each once; a predicate is relevant to every
+	// destination (global) unless only rules make it.
+	var preds []cube
+	var predRules [][]int
+	var global []bool
+	byKey := map[string]int{}
 	for i := range ms {
 		p, ok := s.pred(&ms[i])
 		if !ok {
 			continue
 		}
 		k := p.key()
-		if seen[k] {
-			continue
+		j, seen := byKey[k]
+		if !seen {
+			j = len(preds)
+			byKey[k] = j
+			preds = append(preds, p)
+			predRules = append(predRules, nil)
+			global = append(global, false)
 		}
-		seen[k] = true
-		s.refine(&p)
-		if len(s.cubes) > maxCubes {
-			return nil, fmt.Errorf("verify: the policy cuts the IPv%d packet space into more than %d classes", fam, maxCubes)
+		if msRule[i] < 0 {
+			global[j] = true
+		} else {
+			predRules[j] = append(predRules[j], msRule[i])
 		}
 	}
 	s.buildGroups(states, ms)
+	cut := func(use func(j int) bool) ([]cube, error) {
+		s.cubes = initial
+		for j := range preds {
+			if !use(j) {
+				continue
+			}
+			s.refine(&preds[j])
+			if len(s.cubes) > maxCubes {
+				return nil, fmt.Errorf("verify: the policy cuts the IPv%d packet space into more than %d classes", fam, maxCubes)
+			}
+		}
+		return s.cubes, nil
+	}
+	s.groupSet = make([]int, len(s.groups))
+	sets := map[string]int{}
+	for gi := range s.groups {
+		rel := map[int]bool{}
+		for k, st := range states {
+			for r := range s.relevantRules(k, st, &s.groups[gi]) {
+				rel[ruleBase[k]+r] = true
+			}
+		}
+		use := func(j int) bool {
+			if global[j] {
+				return true
+			}
+			for _, r := range predRules[j] {
+				if rel[r] {
+					return true
+				}
+			}
+			return false
+		}
+		var key []byte
+		for j := range preds {
+			if use(j) {
+				key = binary.LittleEndian.AppendUint32(key, uint32(j))
+			}
+		}
+		set, ok := sets[string(key)]
+		if !ok {
+			cubes, err := cut(use)
+			if err != nil {
+				return nil, err
+			}
+			set = len(s.cubeSets)
+			sets[string(key)] = set
+			s.cubeSets = append(s.cubeSets, cubes)
+		}
+		s.groupSet[gi] = set
+	}
+	s.cubes = nil
 	return s, nil
+}
+
+// cubesFor are the cubes destination group gi is cut into: along the
+// rules its packets can reach in some state, and everything else.
+func (s *space) cubesFor(gi int) []cube { return s.cubeSets[s.groupSet[gi]] }
+
+// relevantRules are the rules of st the packets to group g can reach: in
+// list order, those whose destination holds g, up to the first that
+// selects nothing else and ends the walk for all of them (a lookup in a
+// table whose route for g is final, or a blackhole, unreachable or
+// prohibit rule). The rules after it cannot change these packets' fate,
+// so their selectors need not cut the space for g. When in doubt a rule
+// does not end the walk: the cut is then only finer.
+func (s *space) relevantRules(k int, st *state.State, g *group) map[int]bool {
+	rel := map[int]bool{}
+	at := uAddr(g.ivs[0][0], s.fam)
+	for i := range st.Rules {
+		r := &st.Rules[i]
+		if r.Family != s.fam {
+			continue
+		}
+		if r.Dst.IsValid() && r.Dst.Bits() > 0 && !r.Dst.Contains(at) {
+			continue
+		}
+		rel[i] = true
+		if r.Invert || r.Src.IsValid() && r.Src.Bits() > 0 || r.IIF != "" || r.OIF != "" || r.Mark != 0 || r.Mask != 0 ||
+			r.TOS != 0 || r.IPProto != 0 || r.SPort != nil || r.DPort != nil || r.UID != nil || r.L3MDev || r.TunID != 0 ||
+			r.SuppressPrefixLen >= 0 || r.SuppressIfGroup >= 0 {
+			continue
+		}
+		switch r.Action {
+		case state.ActionBlackhole, state.ActionUnreachable, state.ActionProhibit:
+			return rel
+		case state.ActionLookup:
+			if l, ok := s.layerOfTable[stateTable{k, r.Table}]; ok && s.chains.terminal[g.ids[l]] {
+				return rel
+			}
+		}
+	}
+	return rel
 }
 
 func (c *cube) key() string {
@@ -459,15 +596,37 @@ func (s *space) refine(p *cube) {
 func (s *space) buildGroups(states []*state.State, ms []Match) {
 	max := maxAddr(s.fam)
 	chains := newChainTable()
+	s.chains = chains
+	s.layerOfTable = map[stateTable]int{}
 	var layers [][]seg
-	addLayer := func(entries []layerEntry) {
+	addLayer := func(entries []layerEntry) int {
 		segs := layer(entries, max, chains)
-		for _, l := range layers {
+		for i, l := range layers {
 			if slices.Equal(l, segs) {
-				return
+				return i
 			}
 		}
 		layers = append(layers, segs)
+		return len(layers) - 1
+	}
+	up := map[string]bool{}
+	for _, st := range states {
+		for _, l := range st.Links {
+			up[l.Name] = l.Up
+		}
+	}
+	// final: a route that ends a lookup for every packet it matches.
+	final := func(r *state.Route) bool {
+		if r.TOS != 0 || r.Src.IsValid() && r.Src.Bits() > 0 {
+			return false
+		}
+		switch r.Type {
+		case state.RouteBlackhole, state.RouteUnreachable, state.RouteProhibit, state.RouteLocal, state.RouteBroadcast:
+			return true
+		case state.RouteUnicast:
+			return len(r.Nexthops) == 1 && up[r.Nexthops[0].Dev]
+		}
+		return false
 	}
 	keys := map[routeKey]string{}
 	// A prefix's length matters to the decision only through
@@ -481,7 +640,7 @@ func (s *space) buildGroups(states []*state.State, ms []Match) {
 			}
 		}
 	}
-	for _, st := range states {
+	for k, st := range states {
 		byTable := map[uint32][]layerEntry{}
 		for i := range st.Routes {
 			r := &st.Routes[i]
@@ -489,7 +648,7 @@ func (s *space) buildGroups(states []*state.State, ms []Match) {
 				continue
 			}
 			lo, hi := prefixRange(r.Dst)
-			byTable[r.Table] = append(byTable[r.Table], layerEntry{lo, hi, routeKeyOf(r, keys, withBits)})
+			byTable[r.Table] = append(byTable[r.Table], layerEntry{lo, hi, routeKeyOf(r, keys, withBits), final(r)})
 		}
 		for i := range st.RouteSets {
 			rs := &st.RouteSets[i]
@@ -500,7 +659,7 @@ func (s *space) buildGroups(states []*state.State, ms []Match) {
 				}
 				tmpl.Dst = d
 				lo, hi := prefixRange(d)
-				byTable[tmpl.Table] = append(byTable[tmpl.Table], layerEntry{lo, hi, routeKeyOf(&tmpl, keys, withBits)})
+				byTable[tmpl.Table] = append(byTable[tmpl.Table], layerEntry{lo, hi, routeKeyOf(&tmpl, keys, withBits), final(&tmpl)})
 			}
 		}
 		tables := make([]uint32, 0, len(byTable))
@@ -509,14 +668,14 @@ func (s *space) buildGroups(states []*state.State, ms []Match) {
 		}
 		slices.Sort(tables)
 		for _, t := range tables {
-			addLayer(byTable[t])
+			s.layerOfTable[stateTable{k, t}] = addLayer(byTable[t])
 		}
 	}
 	var misc []layerEntry
 	addP := func(p netip.Prefix) {
 		if p.IsValid() && p.Addr().Is4() == (s.fam == 4) {
 			lo, hi := prefixRange(p)
-			misc = append(misc, layerEntry{lo, hi, p.Masked().String()})
+			misc = append(misc, layerEntry{lo, hi, p.Masked().String(), false})
 		}
 	}
 	for _, p := range specials(s.fam) {

@@ -59,18 +59,18 @@ func Walk(scenarios []Scenario, extra []Match, fn func(*Cell)) error {
 			return err
 		}
 		cell := Cell{Family: fam, Fates: make([]Fate, len(evs)), Srcs: make([]netip.Addr, len(evs)), sp: sp}
-		for ci := range sp.cubes {
-			c := &sp.cubes[ci]
-			base := sp.packet(c)
-			if fam == 6 && base.Src.Is4In6() {
-				continue // an IPv4-mapped source: not an IPv6 packet's
+		for gi := range sp.groups {
+			g := &sp.groups[gi]
+			if fam == 6 && g.ivs[0][0].hi == 0 && g.ivs[0][0].lo>>32 == 0xffff {
+				continue // IPv4-mapped: not a destination an IPv6 packet can have
 			}
-			for gi := range sp.groups {
-				g := &sp.groups[gi]
-				if fam == 6 && g.ivs[0][0].hi == 0 && g.ivs[0][0].lo>>32 == 0xffff {
-					continue // IPv4-mapped: not a destination an IPv6 packet can have
+			cubes := sp.cubesFor(gi)
+			for ci := range cubes {
+				c := &cubes[ci]
+				p := sp.packet(c)
+				if fam == 6 && p.Src.Is4In6() {
+					continue // an IPv4-mapped source: not an IPv6 packet's
 				}
-				p := base
 				p.Dst = g.rep(fam)
 				if p.Src.IsValid() && !p.Forwarded() && p.Dst.Is4() != p.Src.Is4() {
 					continue
