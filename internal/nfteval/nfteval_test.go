@@ -50,8 +50,12 @@ func TestHook(t *testing.T) {
 		{"ports of ICMP never match", func(p *Packet) { p.Proto, p.SPort = 1, 22 }, true, "kill switch"},
 		{"uid 1000", func(p *Packet) { p.UID = 1000 }, false, ""},
 		{"forwarded has no uid", func(p *Packet) { p.UID, p.Socket = 1000, false }, true, "kill switch"},
-		{"neighbour solicitation", func(p *Packet) { p.Family, p.Src, p.Dst, p.Proto, p.ICMPType = 6, a("2001:db8::2"), a("ff02::1:ff00:1"), 58, 135 }, false, ""},
-		{"echo is not ND", func(p *Packet) { p.Family, p.Src, p.Dst, p.Proto, p.ICMPType = 6, a("2001:db8::2"), a("2001:db8::9"), 58, 128 }, true, "kill switch"},
+		{"neighbour solicitation", func(p *Packet) {
+			p.Family, p.Src, p.Dst, p.Proto, p.ICMPType = 6, a("2001:db8::2"), a("ff02::1:ff00:1"), 58, 135
+		}, false, ""},
+		{"echo is not ND", func(p *Packet) {
+			p.Family, p.Src, p.Dst, p.Proto, p.ICMPType = 6, a("2001:db8::2"), a("2001:db8::9"), 58, 128
+		}, true, "kill switch"},
 	} {
 		p := base
 		tc.edit(&p)
