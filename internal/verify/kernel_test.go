@@ -87,6 +87,7 @@ func TestKernelDifferential(t *testing.T) {
 			"rule add pref 104 to 203.0.113.0/25 blackhole",
 			"rule add pref 105 to 192.0.2.0/24 ipproto udp dport 53 lookup 100",
 			"rule add pref 106 not from 10.1.0.2 to 10.99.0.0/16 lookup 101",
+			"exec sysctl -qw net.ipv4.conf.all.rp_filter=1",
 		}},
 	}
 	type run struct {
@@ -249,6 +250,10 @@ func differential(t *testing.T, ns, yaml string, vpn, up bool, n int, rng *rand.
 	}
 	applyDesired(t, ns, res.State)
 	for _, c := range foreign {
+		if rest, ok := strings.CutPrefix(c, "exec "); ok {
+			sh(t, append([]string{"ip", "netns", "exec", ns}, strings.Fields(rest)...)...)
+			continue
+		}
 		sh(t, append([]string{"ip", "-n", ns}, strings.Fields(c)...)...)
 	}
 	st := observeNS(t, ns)
@@ -518,8 +523,8 @@ func sendable(p *Packet) bool {
 	if p.Src.IsValid() && (p.Src.IsLinkLocalUnicast() || p.Src.IsLoopback()) || p.Dst.IsLinkLocalUnicast() {
 		return false // binding a link-local address needs a scope
 	}
-	if p.Proto == 58 && p.ICMPType >= 133 && p.ICMPType <= 143 {
-		return false // neighbour discovery and MLD: not counted (the veths' own chatter)
+	if (p.Proto == 1 || p.Proto == 58) && p.ICMPType != 8 && p.ICMPType != 128 {
+		return false // only echo requests: errors and neighbour discovery are the kernel's own chatter
 	}
 	for _, sp := range specials(p.Family) {
 		if sp.Contains(p.Dst) {
@@ -545,7 +550,10 @@ func newPostCounters(t *testing.T, ns string, st *state.State) *postCounters {
 	}
 	// The kernel's own chatter (neighbour discovery, MLD, router
 	// solicitations of the veth ends) is not counted.
-	rules = append([]string{"ip6 daddr ff00::/8 return", "icmpv6 type { 133, 134, 135, 136, 143 } return"}, rules...)
+	// Nor the ICMP errors the kernel sends back for earlier packets (an
+	// address that never answered neighbour discovery, a closed port).
+	rules = append([]string{"ip6 daddr ff00::/8 return", "icmpv6 type { 1, 2, 3, 4, 133, 134, 135, 136, 143 } return",
+		"icmp type { 3, 4, 5, 11, 12 } return"}, rules...)
 	script := "table inet trck {\n chain post {\n  type filter hook postrouting priority 500;\n  " + strings.Join(rules, "\n  ") + "\n }\n}\n"
 	cmd := exec.Command("ip", "netns", "exec", ns, "nft", "-f", "-")
 	cmd.Stdin = strings.NewReader(script)

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/tunroute/tunroute/internal/state"
 )
@@ -136,6 +137,29 @@ func buildSpace(fam int, states []*state.State, extra []Match) (*space, error) {
 		for _, r := range st.Routes {
 			if r.Table == 255 && r.Dst.IsValid() {
 				all = append(all, Match{Src: []netip.Prefix{r.Dst}})
+			}
+		}
+		// The reverse-path filter looks a forwarded packet's source up in
+		// the routes: with it on, sources are cut along them too (when
+		// there are few enough; a big table leaves that to the example).
+		if rpFilter(st) && len(st.Routes) < 20000 {
+			seen := map[netip.Prefix]bool{}
+			var ps []netip.Prefix
+			for _, r := range st.Routes {
+				ps = append(ps, r.Dst)
+			}
+			for _, r := range st.Rules {
+				ps = append(ps, r.Dst) // the reverse lookup walks the rules with the source as destination
+			}
+			for _, p := range ps {
+				if p.IsValid() && p.Bits() > 0 && !seen[p] {
+					seen[p] = true
+					all = append(all, Match{Forwarded: true, Src: []netip.Prefix{p}})
+				}
+			}
+			// ... and must come back by the device it came in on.
+			for _, l := range st.Links {
+				all = append(all, Match{Forwarded: true, IIF: []string{l.Name}})
 			}
 		}
 	}
@@ -741,4 +765,28 @@ func routeKeyOf(r *state.Route, keys map[routeKey]string, withBits bool) string 
 	s := strconv.Itoa(len(keys))
 	keys[k] = s
 	return s
+}
+
+// rpFilter reports whether some interface may filter sources by reverse
+// path: an rp_filter sysctl that is not 0, or one a read state does not
+// show (a state without sysctls at all is a compiled one: the kernel's
+// default, off).
+func rpFilter(st *state.State) bool {
+	if len(st.Sysctls) == 0 {
+		return false
+	}
+	for k, v := range st.Sysctls {
+		if strings.HasSuffix(k, ".rp_filter") && strings.HasPrefix(k, "net.ipv4.conf.") && v != "0" {
+			return true
+		}
+	}
+	if _, ok := st.Sysctls["net.ipv4.conf.all.rp_filter"]; !ok {
+		return true
+	}
+	for _, l := range st.Links {
+		if _, ok := st.Sysctls["net.ipv4.conf."+l.Name+".rp_filter"]; !ok {
+			return true
+		}
+	}
+	return false
 }
