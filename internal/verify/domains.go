@@ -167,7 +167,7 @@ func domainStates(cfg *config.Config, observed *state.State, fs map[string]*fact
 				carry(obs, observed, dev)
 			}
 		}
-		st := plan.Preview(d.Result.State, obs)
+		st := consistent(plan.Preview(d.Result.State, obs))
 		if len(d.Sysctls) > 0 {
 			m := map[string]string{}
 			for k, v := range st.Sysctls {

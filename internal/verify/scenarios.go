@@ -84,7 +84,7 @@ func scenarioOf(cfg *config.Config, obs *state.State, fs map[string]*facts.VPN) 
 	if err != nil {
 		return Scenario{}, err
 	}
-	st := plan.Preview(res.State, obs)
+	st := consistent(plan.Preview(res.State, obs))
 	pol := PolicyOf(cfg, res, st, fs)
 	sc := Scenario{State: st, Tunnels: TunnelDevices(cfg, res), Policy: &pol, Identities: map[string]string{}}
 	for _, id := range res.Identities {
@@ -169,4 +169,27 @@ type GateError struct {
 func (e *GateError) Error() string {
 	return fmt.Sprintf("check: %d propert%s broken, nothing applied:\n  %s", e.Broken, map[bool]string{true: "y", false: "ies"}[e.Broken == 1],
 		strings.Join(e.Lines, "\n  "))
+}
+
+// consistent drops what hangs on a device the state does not have (the
+// kernel's link-local address of a tunroute link the preview replaced).
+func consistent(st *state.State) *state.State {
+	has := map[string]bool{}
+	for _, l := range st.Links {
+		has[l.Name] = true
+	}
+	addrs := st.Addrs[:0:0]
+	for _, a := range st.Addrs {
+		if has[a.Dev] {
+			addrs = append(addrs, a)
+		}
+	}
+	routes := st.Routes[:0:0]
+	for _, r := range st.Routes {
+		if len(r.Nexthops) == 0 || has[r.Nexthops[0].Dev] || r.Nexthops[0].Dev == "" {
+			routes = append(routes, r)
+		}
+	}
+	st.Addrs, st.Routes = addrs, routes
+	return st
 }
