@@ -1,5 +1,5 @@
 #!/bin/sh
-# Performance of `tunroute explain --batch` against the kernel (issue 3).
+# Performance of `tunroute explain --batch` against the kernel.
 #
 # Builds a throw-away network namespace tr-fb-<pid> holding a full-table
 # state (1,000,000 IPv4 routes with an Internet-like prefix-length mix,

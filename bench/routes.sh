@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Large route tables: tunroute against iproute2 (issue 6). Prints figures;
+# Large route tables: tunroute against iproute2. Prints figures;
 # it is not a test. Needs root, go, iproute2 and /usr/bin/time.
 #
 #   bash bench/routes.sh                 # 100k and 1M IPv4, 100k IPv6

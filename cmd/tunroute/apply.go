@@ -2,20 +2,24 @@ package main
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
-	"path/filepath"
-	"strconv"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/tunroute/tunroute/internal/engine"
+	"github.com/tunroute/tunroute/internal/netnsname"
+	"github.com/tunroute/tunroute/internal/plan"
+	"github.com/tunroute/tunroute/internal/verify"
 )
 
 func newApplyCmd(g *globalFlags) *cobra.Command {
-	var dryRun bool
+	var dryRun, check bool
 	var confirm time.Duration
 	cmd := &cobra.Command{
 		Use:   "apply",
@@ -25,33 +29,57 @@ func newApplyCmd(g *globalFlags) *cobra.Command {
 			if confirm < 0 {
 				return fmt.Errorf("--confirm: %s is negative", confirm)
 			}
+			e, err := g.engine()
+			if err != nil {
+				return err
+			}
 			if !dryRun {
-				unlock, err := lockNamespace(g)
+				unlock, err := e.Lock()
 				if err != nil {
 					return err
 				}
 				defer unlock()
 			}
-			s, err := planConfig(g)
+			s, c, err := e.PlanConfig(true)
 			if err != nil {
 				return err
 			}
 			defer s.Close()
+			if check {
+				// Prove the config's properties in every tunnel state
+				// before anything is printed or changed.
+				if err := verify.Gate(verify.Input{Config: c.Config, Observed: s.Top(), Facts: c.VPNs}); err != nil {
+					var ge *verify.GateError
+					if errors.As(err, &ge) {
+						fmt.Fprintln(cmd.ErrOrStderr(), ge.Error())
+						return &exitError{code: 3}
+					}
+					return err
+				}
+			}
 			out := cmd.OutOrStdout()
-			fmt.Fprint(out, s.plan.Text())
-			printNotes(out, s.notes)
-			if dryRun || s.plan.Empty() {
+			fmt.Fprint(out, c.Text())
+			printNotes(out, c.Notes)
+			if dryRun || c.Empty() {
 				return nil
 			}
-			start := time.Now()
-			s.progress = newProgressBar(cmd.ErrOrStderr())
-			if err := s.apply(); err != nil {
-				return fmt.Errorf("apply failed, nothing was changed: %w", err)
-			}
-			add, change, del := s.plan.Counts()
-			fmt.Fprintf(out, "Applied: %d added, %d changed, %d deleted in %s.\n", add, change, del, time.Since(start).Round(time.Microsecond))
+			var w *engine.ConfirmWaiter
 			if confirm > 0 {
-				return waitConfirm(cmd, g, s, confirm)
+				// Listen before changing anything: a change nobody can
+				// confirm is not made.
+				if w, err = e.WaitConfirm(); err != nil {
+					return fmt.Errorf("--confirm: cannot wait for confirmation, nothing was changed: %w", err)
+				}
+				defer w.Close()
+			}
+			start := time.Now()
+			j, err := applyChange(cmd, e, s, c, "apply")
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(out, "Applied: %s in %s.\n", c.Done(), time.Since(start).Round(time.Microsecond))
+			if w != nil {
+				return waitConfirm(cmd, e, w, j, confirm)
 			}
 			return nil
 		},
@@ -59,46 +87,24 @@ func newApplyCmd(g *globalFlags) *cobra.Command {
 	addConfigFlag(cmd, g)
 	addNetnsFlag(cmd, g)
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print the plan and change nothing")
+	cmd.Flags().BoolVar(&check, "check", false, "prove the config's properties (tunroute check) first; exit 3 and change nothing if one fails")
 	cmd.Flags().DurationVar(&confirm, "confirm", 0, "roll the change back unless confirmed within this time (e.g. 60s): press Enter, or run `tunroute confirm`")
 	return cmd
 }
 
-// confirmPidFile holds the pid of an apply waiting for confirmation, per
-// namespace, so `tunroute confirm` can signal it.
-func confirmPidFile(g *globalFlags) string {
-	name := "host"
-	if g.netns != "" {
-		name = "ns-" + g.netns
-	}
-	return filepath.Join(g.runDir, "confirm", name+".pid")
-}
-
 // waitConfirm keeps the change only if it is confirmed in time; a
 // timeout, an interrupt or end of input rolls it back.
-func waitConfirm(cmd *cobra.Command, g *globalFlags, s *session, timeout time.Duration) error {
+func waitConfirm(cmd *cobra.Command, e *engine.Engine, w *engine.ConfirmWaiter, j *plan.Journal, timeout time.Duration) error {
 	out := cmd.OutOrStdout()
-	pidFile := confirmPidFile(g)
-	if err := os.MkdirAll(filepath.Dir(pidFile), 0o755); err != nil {
-		return rollback(out, s, fmt.Errorf("cannot wait for confirmation: %w", err))
-	}
-	if err := os.WriteFile(pidFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
-		return rollback(out, s, fmt.Errorf("cannot wait for confirmation: %w", err))
-	}
-	defer os.Remove(pidFile)
-
 	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGUSR1, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
 	enter := make(chan bool, 1)
 	go func() {
 		line, err := bufio.NewReader(cmd.InOrStdin()).ReadString('\n')
 		enter <- err == nil || (err == io.EOF && line != "")
 	}()
-	nsWord := ""
-	if g.netns != "" {
-		nsWord = " --netns " + g.netns
-	}
-	fmt.Fprintf(out, "Confirm within %s or the change is rolled back: press Enter, or run `tunroute confirm%s`.\n", timeout, nsWord)
+	fmt.Fprintf(out, "Confirm within %s or the change is rolled back: press Enter, or run `tunroute confirm%s`.\n", timeout, netnsFlagFor(e.Netns))
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
 	for {
@@ -108,21 +114,28 @@ func waitConfirm(cmd *cobra.Command, g *globalFlags, s *session, timeout time.Du
 				fmt.Fprintln(out, "Confirmed.")
 				return nil
 			}
-			enter = nil // input closed: keep waiting for the signal or the timer
+			enter = nil // input closed: keep waiting for `tunroute confirm` or the timer
+		case <-w.Confirmed:
+			fmt.Fprintln(out, "Confirmed.")
+			return nil
 		case sig := <-sigs:
-			if sig == syscall.SIGUSR1 {
-				fmt.Fprintln(out, "Confirmed.")
-				return nil
-			}
-			return rollback(out, s, fmt.Errorf("interrupted by %s before confirmation", sig))
+			return rollback(out, j, fmt.Errorf("interrupted by %s before confirmation", sig))
 		case <-timer.C:
-			return rollback(out, s, fmt.Errorf("not confirmed within %s", timeout))
+			return rollback(out, j, fmt.Errorf("not confirmed within %s", timeout))
 		}
 	}
 }
 
-func rollback(out io.Writer, s *session, why error) error {
-	if err := s.undo(); err != nil {
+// netnsFlagFor is the --netns argument that names ns on a command line.
+func netnsFlagFor(ns string) string {
+	if ns == "" {
+		return ""
+	}
+	return " --netns " + string(netnsname.Name(ns))
+}
+
+func rollback(out io.Writer, j *plan.Journal, why error) error {
+	if err := j.Undo(); err != nil {
 		return fmt.Errorf("%v; rolling back failed: %w", why, err)
 	}
 	fmt.Fprintln(out, "Rolled back.")
@@ -135,20 +148,12 @@ func newConfirmCmd(g *globalFlags) *cobra.Command {
 		Short: "Confirm a pending `apply --confirm` so it is kept",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			pidFile := confirmPidFile(g)
-			data, err := os.ReadFile(pidFile)
+			e, err := g.engine()
 			if err != nil {
-				return fmt.Errorf("no apply is waiting for confirmation (%s): %w", pidFile, err)
+				return err
 			}
-			pid, err := strconv.Atoi(string(trimNL(data)))
-			if err != nil || pid <= 0 {
-				return fmt.Errorf("%s: %q is not a process id", pidFile, data)
-			}
-			if comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); err != nil || string(trimNL(comm)) != "tunroute" {
-				return fmt.Errorf("%s: process %d is not a waiting tunroute", pidFile, pid)
-			}
-			if err := syscall.Kill(pid, syscall.SIGUSR1); err != nil {
-				return fmt.Errorf("signalling process %d: %w", pid, err)
+			if err := e.Confirm(); err != nil {
+				return err
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), "Confirmed.")
 			return nil
@@ -156,11 +161,4 @@ func newConfirmCmd(g *globalFlags) *cobra.Command {
 	}
 	addNetnsFlag(cmd, g)
 	return cmd
-}
-
-func trimNL(b []byte) []byte {
-	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == ' ') {
-		b = b[:len(b)-1]
-	}
-	return b
 }

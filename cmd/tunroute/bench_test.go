@@ -21,9 +21,9 @@ func routesConfig(n int) string {
 	return b.String()
 }
 
-// BenchmarkRoutes10k prints what the closing note of the core-pipeline
-// issue asks for: the time to plan and apply 10,000 routes, a no-change
-// plan, and down. Run as root:
+// BenchmarkRoutes10k prints the core pipeline's performance figures:
+// the time to plan and apply 10,000 routes, a no-change plan, and down.
+// Run as root:
 //
 //	go test -run x -bench Routes10k ./cmd/tunroute/
 func BenchmarkRoutes10k(b *testing.B) {

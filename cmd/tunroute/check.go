@@ -16,6 +16,7 @@ import (
 	"github.com/tunroute/tunroute/internal/facts"
 	"github.com/tunroute/tunroute/internal/fib"
 	"github.com/tunroute/tunroute/internal/kernel"
+	"github.com/tunroute/tunroute/internal/netnsname"
 	"github.com/tunroute/tunroute/internal/state"
 	"github.com/tunroute/tunroute/internal/verify"
 )
@@ -58,6 +59,12 @@ is broken (--diff: some packets change fate), 1 an error.`,
 		DisableFlagsInUseLine: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			out := cmd.OutOrStdout()
+			// The namespace is found as every command finds it.
+			e, err := g.engine()
+			if err != nil {
+				return err
+			}
+			g.netns = e.Netns
 			if diff {
 				if len(args) != 2 {
 					return fmt.Errorf("check --diff: give the old and the new config (tunroute check --diff OLD.yaml NEW.yaml)")
@@ -113,7 +120,7 @@ func checkInput(g *globalFlags, stateFile string) (*state.State, map[string]*fac
 	st, err := h.Observe()
 	if err != nil {
 		h.Close()
-		return nil, nil, nil, fmt.Errorf("reading %s: %w", nsWord(g.netns), err)
+		return nil, nil, nil, fmt.Errorf("reading %s: %w", netnsname.Word(g.netns), err)
 	}
 	return st, fs, h, nil
 }
@@ -293,13 +300,13 @@ func runCheckLive(g *globalFlags, out io.Writer, asJSON bool) error {
 	defer h.Close()
 	st, err := h.Observe()
 	if err != nil {
-		return fmt.Errorf("reading %s: %w", nsWord(g.netns), err)
+		return fmt.Errorf("reading %s: %w", netnsname.Word(g.netns), err)
 	}
 	explainVia := []string{"tunroute", "explain"}
 	if g.netns != "" {
 		explainVia = append(explainVia, "--netns", g.netns)
 	}
-	return printStateClasses(out, nsWord(g.netns)+" (no config: "+g.config+" does not exist)", st, explainVia, asJSON)
+	return printStateClasses(out, netnsname.Word(g.netns)+" (no config: "+g.config+" does not exist)", st, explainVia, asJSON)
 }
 
 // runCheckState prints the classes of a snapshot alone: no config, so no

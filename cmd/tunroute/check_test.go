@@ -163,6 +163,14 @@ assert:
   - {uid: 1001, only_via: [inside]}
 `)
 	run := t.TempDir()
+	// apply --check refuses the config: exit 3, nothing changed.
+	before := dump(t, ns)
+	if out, code := tunroute(t, "apply", "--check", "-c", cfg, "--netns", ns, "--run-dir", run); code != 3 {
+		t.Fatalf("apply --check of a config whose assertion fails: exit %d, want 3:\n%s", code, out)
+	}
+	if after := dump(t, ns); after != before {
+		t.Fatalf("apply --check changed the namespace")
+	}
 	if out, code := tunroute(t, "apply", "-c", cfg, "--netns", ns, "--run-dir", run); code != 0 {
 		t.Fatalf("apply: exit %d:\n%s", code, out)
 	}

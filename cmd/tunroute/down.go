@@ -14,33 +14,36 @@ func newDownCmd(g *globalFlags) *cobra.Command {
 		Short: "Remove everything tunroute owns in the namespace (and the domains it made), and nothing else",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			e, err := g.engine()
+			if err != nil {
+				return err
+			}
 			if !dryRun {
-				unlock, err := lockNamespace(g)
+				unlock, err := e.Lock()
 				if err != nil {
 					return err
 				}
 				defer unlock()
 			}
-			s, err := openSession(g)
+			s, err := e.Observe(true)
 			if err != nil {
 				return err
 			}
 			defer s.Close()
-			if err := s.planDown(); err != nil {
+			c, err := s.PlanDown()
+			if err != nil {
 				return err
 			}
 			out := cmd.OutOrStdout()
-			fmt.Fprint(out, s.plan.Text())
-			if dryRun || s.plan.Empty() {
+			fmt.Fprint(out, c.Text())
+			if dryRun || c.Empty() {
 				return nil
 			}
 			start := time.Now()
-			s.progress = newProgressBar(cmd.ErrOrStderr())
-			if err := s.apply(); err != nil {
-				return fmt.Errorf("down failed, nothing was changed: %w", err)
+			if _, err := applyChange(cmd, e, s, c, "down"); err != nil {
+				return err
 			}
-			_, _, del := s.plan.Counts()
-			fmt.Fprintf(out, "Removed %d objects in %s.\n", del, time.Since(start).Round(time.Microsecond))
+			fmt.Fprintf(out, "Removed: %s in %s.\n", c.Done(), time.Since(start).Round(time.Microsecond))
 			return nil
 		},
 	}

@@ -9,7 +9,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/tunroute/tunroute/internal/compile"
 	"github.com/tunroute/tunroute/internal/config"
@@ -50,6 +52,13 @@ func clientNS(t *testing.T, short string) string {
 	exec.Command("ip", "netns", "del", ns).Run()
 	ipCmd(t, "netns", "add", ns)
 	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+	// No duplicate address detection: link-local addresses would finish
+	// it (and get their local routes) while a test compares dumps.
+	for _, k := range []string{"all", "default"} {
+		if out, err := exec.Command("ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf."+k+".accept_dad=0").CombinedOutput(); err != nil {
+			t.Fatalf("sysctl: %v %s", err, out)
+		}
+	}
 	for _, c := range [][]string{
 		{"link", "set", "lo", "up"},
 		{"link", "add", "eth0", "type", "veth", "peer", "name", "isp0"},
@@ -149,7 +158,7 @@ func foreignDump(t *testing.T, ns string, ownAddrs ...string) string {
 	return b.String()
 }
 
-const seed000and003 = `
+const dualIdentityAndRedirect = `
 identities:
   - name: inside
     device: wg0
@@ -178,7 +187,7 @@ redirect:
 // expected objects, plan again (nothing), down (nothing of ours left).
 func TestApplyMatchesKernel(t *testing.T) {
 	ns := clientNS(t, "apply")
-	cfg := writeConfig(t, seed000and003)
+	cfg := writeConfig(t, dualIdentityAndRedirect)
 	if out, code := tunroute(t, "plan", "-c", cfg, "--netns", ns); code != 2 {
 		t.Fatalf("plan before apply: exit %d, want 2\n%s", code, out)
 	}
@@ -260,7 +269,7 @@ func TestForeignObjectsUntouched(t *testing.T) {
 	}
 	before := foreignDump(t, ns)
 	addrsBefore := ipCmd(t, "-n", ns, "-j", "addr", "show")
-	cfg := writeConfig(t, seed000and003)
+	cfg := writeConfig(t, dualIdentityAndRedirect)
 	if out, code := tunroute(t, "apply", "-c", cfg, "--netns", ns); code != 0 {
 		t.Fatalf("apply: exit %d\n%s", code, out)
 	}
@@ -324,9 +333,9 @@ func (f *failingExecutor) Execute(ops []state.Op) ([]bool, error) {
 // time the namespace must dump exactly as before.
 func TestInjectedFailureRollsBack(t *testing.T) {
 	ns := clientNS(t, "rollback")
-	cfgPath := writeConfig(t, seed000and003)
+	cfgPath := writeConfig(t, dualIdentityAndRedirect)
 	// Start from an applied older config so the plan replaces and deletes too.
-	older := writeConfig(t, strings.Replace(seed000and003, "10.99.5.0/24", "10.99.6.0/24", 1))
+	older := writeConfig(t, strings.Replace(dualIdentityAndRedirect, "10.99.5.0/24", "10.99.6.0/24", 1))
 	if out, code := tunroute(t, "apply", "-c", older, "--netns", ns); code != 0 {
 		t.Fatalf("apply: %s", out)
 	}
@@ -395,7 +404,7 @@ func TestApplyErrorsChangeNothing(t *testing.T) {
 			t.Errorf("apply with\n%s\nexit %d, output:\n%s\nwant the error: %s", tc.yaml, code, out, tc.want)
 		}
 	}
-	if out, code := tunroute(t, "plan", "-c", writeConfig(t, seed000and003), "--netns", "tr-e2e-does-not-exist"); code != 1 || !strings.Contains(out, "tr-e2e-does-not-exist") {
+	if out, code := tunroute(t, "plan", "-c", writeConfig(t, dualIdentityAndRedirect), "--netns", "tr-e2e-does-not-exist"); code != 1 || !strings.Contains(out, "tr-e2e-does-not-exist") {
 		t.Errorf("plan in a missing namespace: exit %d\n%s", code, out)
 	}
 	if after := dump(t, ns); after != before {
@@ -407,7 +416,7 @@ func TestApplyErrorsChangeNothing(t *testing.T) {
 // whether it is in sync; snapshot writes a State that loads back.
 func TestStatusAndSnapshot(t *testing.T) {
 	ns := clientNS(t, "status")
-	cfg := writeConfig(t, seed000and003)
+	cfg := writeConfig(t, dualIdentityAndRedirect)
 	tunroute(t, "apply", "-c", cfg, "--netns", ns)
 	out, code := tunroute(t, "status", "--json", "-c", cfg, "--netns", ns)
 	if code != 0 {
@@ -443,7 +452,7 @@ func TestStatusAndSnapshot(t *testing.T) {
 // up; pressing Enter keeps it.
 func TestConfirm(t *testing.T) {
 	ns := clientNS(t, "confirm")
-	cfg := writeConfig(t, seed000and003)
+	cfg := writeConfig(t, dualIdentityAndRedirect)
 	before := dump(t, ns)
 	run := func(stdin string, args ...string) (string, int) {
 		root := newRootCmd()
@@ -463,7 +472,7 @@ func TestConfirm(t *testing.T) {
 		t.Fatalf("unconfirmed apply: exit %d\n%s", code, out)
 	}
 	if after := dump(t, ns); after != before {
-		t.Fatalf("an unconfirmed apply left changes behind")
+		t.Fatalf("an unconfirmed apply left changes behind:\nbefore:\n%s\nafter:\n%s", before, after)
 	}
 	out, code = run("\n", "apply", "-c", cfg, "--netns", ns, "--confirm", "10s")
 	if code != 0 || !strings.Contains(out, "Confirmed.") {
@@ -478,7 +487,7 @@ func TestConfirm(t *testing.T) {
 // a config before apply give the answer `ip route get` gives after apply.
 func TestExplain(t *testing.T) {
 	ns := clientNS(t, "explain")
-	cfg := writeConfig(t, seed000and003)
+	cfg := writeConfig(t, dualIdentityAndRedirect)
 	queries := [][]string{
 		{"203.0.113.7"},
 		{"203.0.113.7", "from", "10.1.0.2"},
@@ -562,4 +571,70 @@ select:
 	if !strings.Contains(out, "no selector marks cgroup other.slice") || !strings.Contains(out, "via 10.1.0.1 dev eth0") {
 		t.Errorf("another cgroup must not be marked:\n%s", out)
 	}
+}
+
+// TestConfirmWithRenamedBinary: `tunroute confirm` reaches the waiting
+// apply whatever the binary is called (a distribution's wrapper, a copy
+// under another name): the change is kept.
+func TestConfirmWithRenamedBinary(t *testing.T) {
+	ns := clientNS(t, "confrn")
+	cfg := writeConfig(t, dualIdentityAndRedirect)
+	bin := filepath.Join(t.TempDir(), "vpn-routing")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	runDir := t.TempDir()
+	apply := exec.Command(bin, "apply", "-c", cfg, "--netns", ns, "--confirm", "60s", "--run-dir", runDir)
+	stdin, err := apply.StdinPipe() // kept open: nobody presses Enter
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stdin.Close()
+	var out syncBuffer
+	apply.Stdout, apply.Stderr = &out, &out
+	if err := apply.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer apply.Process.Kill()
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(out.String(), "Confirm within") {
+		if time.Now().After(deadline) {
+			t.Fatalf("apply never asked for confirmation:\n%s", out.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if o, err := exec.Command(bin, "confirm", "--netns", ns, "--run-dir", runDir).CombinedOutput(); err != nil {
+		t.Fatalf("confirm: %v\n%s", err, o)
+	}
+	if err := apply.Wait(); err != nil {
+		t.Fatalf("apply after confirm: %v\n%s", err, out.String())
+	}
+	if !strings.Contains(out.String(), "Confirmed.") {
+		t.Fatalf("apply output:\n%s", out.String())
+	}
+	if o, code := tunroute(t, "plan", "-c", cfg, "--netns", ns); code != 0 {
+		t.Fatalf("the confirmed change was not kept:\n%s", o)
+	}
+	if o, err := exec.Command(bin, "confirm", "--netns", ns, "--run-dir", runDir).CombinedOutput(); err == nil || !strings.Contains(string(o), "no apply is waiting") {
+		t.Fatalf("a second confirm: %v\n%s", err, o)
+	}
+}
+
+// syncBuffer is a bytes.Buffer a child process writes while the test
+// reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

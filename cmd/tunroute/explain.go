@@ -11,7 +11,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tunroute/tunroute/internal/fib"
-	"github.com/tunroute/tunroute/internal/plan"
 	"github.com/tunroute/tunroute/internal/state"
 )
 
@@ -82,7 +81,7 @@ shows the mark, the rule it selects and the route.`,
 			if err != nil {
 				return fmt.Errorf("explain: %w", err)
 			}
-			marks := applyMarks(st.Firewall, &q, cgroup)
+			marks := fib.ApplyMarks(st.Firewall, &q, cgroup)
 			r := f.Lookup(q)
 			if !asJSON {
 				for _, m := range marks {
@@ -117,19 +116,22 @@ func explainState(cmd *cobra.Command, g *globalFlags, stateFile string) (*state.
 		st, err := state.LoadFile(stateFile)
 		return st, stateFile, err
 	}
+	e, err := g.engine()
+	if err != nil {
+		return nil, "", err
+	}
 	if cmd.Flags().Changed("config") {
-		s, err := planConfigWith(g, false)
+		s, c, err := e.PlanConfig(false)
 		if err != nil {
 			return nil, "", err
 		}
 		defer s.Close()
-		desired := s.sys.Domains[0].Result.State
-		return plan.Preview(desired, s.observed), g.config, nil
+		return s.Preview(c), e.ConfigFile(), nil
 	}
-	s, err := openPlainSession(g)
+	s, err := e.Observe(false)
 	if err != nil {
 		return nil, "", err
 	}
 	defer s.Close()
-	return s.observed, nsWord(g.netns), nil
+	return s.Top(), e.Where(), nil
 }

@@ -125,7 +125,7 @@ The host's own network namespace is never changed.`,
 		Use:   "demo",
 		Short: "Build the lab, apply examples/lab-demo.yaml in the client, prove the paths with traffic",
 		Long: `demo builds the lab, then runs this binary's plan, apply and status with the
-demo config (seed 000 dual identity + seed 003 default-gateway redirect;
+demo config (dual identity + gateway redirect of the default route;
 examples/lab-demo.yaml, built in) in the client namespace, proves each path
 with real traffic (PASS or FAIL per check), runs down, checks that the
 client's routing is back to what it was, and removes the lab unless --keep.

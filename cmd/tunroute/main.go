@@ -11,6 +11,9 @@ import (
 	"runtime/debug"
 
 	"github.com/spf13/cobra"
+
+	"github.com/tunroute/tunroute/internal/config"
+	"github.com/tunroute/tunroute/internal/engine"
 )
 
 // exitError carries a specific exit status (plan: 2 = changes pending).
@@ -29,9 +32,6 @@ type globalFlags struct {
 	// apply waiting for confirmation.
 	runDir string
 }
-
-// DefaultRunDir is tunroute's runtime directory.
-const DefaultRunDir = "/run/tunroute"
 
 func main() {
 	// A soft memory limit keeps a million-route apply near 250 MB (the
@@ -71,7 +71,7 @@ func newRootCmd() *cobra.Command {
 		},
 	}
 	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "log what tunroute does")
-	root.PersistentFlags().StringVar(&g.runDir, "run-dir", DefaultRunDir, "runtime directory (VPN facts from hooks, pending confirmations)")
+	root.PersistentFlags().StringVar(&g.runDir, "run-dir", engine.DefaultRunDir, "runtime directory (VPN facts from hooks, pending confirmations)")
 	root.AddCommand(
 		newPlanCmd(g),
 		newApplyCmd(g),
@@ -84,13 +84,15 @@ func newRootCmd() *cobra.Command {
 		newExplainCmd(g),
 		newCheckCmd(g),
 		newLabCmd(),
+		newVersionCmd(),
+		newImportCmd(),
 	)
 	return root
 }
 
 // addConfigFlag adds -c/--config.
 func addConfigFlag(cmd *cobra.Command, g *globalFlags) {
-	cmd.Flags().StringVarP(&g.config, "config", "c", "/etc/tunroute/tunroute.yaml", "config file")
+	cmd.Flags().StringVarP(&g.config, "config", "c", config.DefaultPath, "config file")
 }
 
 // addNetnsFlag adds --netns.

@@ -12,15 +12,19 @@ func newPlanCmd(g *globalFlags) *cobra.Command {
 		Short: "Show what apply would change (exit 0: nothing to do, 2: changes pending)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := planConfig(g)
+			e, err := g.engine()
+			if err != nil {
+				return err
+			}
+			s, c, err := e.PlanConfig(true)
 			if err != nil {
 				return err
 			}
 			defer s.Close()
 			out := cmd.OutOrStdout()
-			fmt.Fprint(out, s.plan.Text())
-			printNotes(out, s.notes)
-			if !s.plan.Empty() {
+			fmt.Fprint(out, c.Text())
+			printNotes(out, c.Notes)
+			if !c.Empty() {
 				return &exitError{code: 2}
 			}
 			return nil
@@ -29,10 +33,4 @@ func newPlanCmd(g *globalFlags) *cobra.Command {
 	addConfigFlag(cmd, g)
 	addNetnsFlag(cmd, g)
 	return cmd
-}
-
-func printNotes(out interface{ Write([]byte) (int, error) }, notes []string) {
-	for _, n := range notes {
-		fmt.Fprintf(out, "note: %s\n", n)
-	}
 }

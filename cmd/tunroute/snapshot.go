@@ -15,13 +15,17 @@ func newSnapshotCmd(g *globalFlags) *cobra.Command {
 		Short: "Write the namespace's routing state as JSON (for explain --state, bug reports, diffs)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := openPlainSession(g)
+			e, err := g.engine()
+			if err != nil {
+				return err
+			}
+			s, err := e.Observe(false)
 			if err != nil {
 				return err
 			}
 			defer s.Close()
 			var buf bytes.Buffer
-			if err := s.observed.Write(&buf); err != nil {
+			if err := s.Top().Write(&buf); err != nil {
 				return err
 			}
 			if output == "" || output == "-" {

@@ -6,11 +6,14 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/tunroute/tunroute/internal/bgp"
 	"github.com/tunroute/tunroute/internal/compile"
 	"github.com/tunroute/tunroute/internal/config"
+	"github.com/tunroute/tunroute/internal/engine"
 	"github.com/tunroute/tunroute/internal/state"
 )
 
@@ -26,8 +29,15 @@ type statusReport struct {
 	// InSync: the owned objects equal what the config asks for.
 	InSync *bool `json:"in_sync,omitempty"`
 	// Pending lists the changes apply would make.
-	Pending    []string           `json:"pending,omitempty"`
-	ConfigErr  string             `json:"config_error,omitempty"`
+	Pending   []string `json:"pending,omitempty"`
+	ConfigErr string   `json:"config_error,omitempty"`
+	// WireGuard is every WireGuard peer's latest handshake and what it
+	// says of the tunnel.
+	WireGuard []state.WGPeerHealth `json:"wireguard,omitempty"`
+	// BGP are the speakers of the routing domains: sessions, routes.
+	BGP []bgp.InstanceStatus `json:"bgp,omitempty"`
+	// Notes are the config's remarks (as plan prints them).
+	Notes      []string           `json:"notes,omitempty"`
 	Identities []compile.Identity `json:"identities,omitempty"`
 	// Firewall is tunroute's nftables table, with its counters.
 	Firewall *state.Firewall `json:"firewall,omitempty"`
@@ -42,12 +52,20 @@ func newStatusCmd(g *globalFlags) *cobra.Command {
 		Short: "Show what tunroute owns in the namespace and whether it matches the config",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := openPlainSession(g)
+			e, err := g.engine()
+			if err != nil {
+				return err
+			}
+			s, err := e.Observe(false)
 			if err != nil {
 				return err
 			}
 			defer s.Close()
-			r := buildStatus(g, s)
+			r := buildStatus(e, s)
+			r.WireGuard = state.WireGuardHealth(s.Top(), time.Now())
+			if r.BGP, err = e.BGPStatus(cmd.Context()); err != nil {
+				return err
+			}
 			if asJSON {
 				enc := json.NewEncoder(cmd.OutOrStdout())
 				enc.SetIndent("", "  ")
@@ -73,12 +91,12 @@ type domainStatus struct {
 	Firewall  *state.Firewall `json:"firewall,omitempty"`
 }
 
-func buildStatus(g *globalFlags, s *session) *statusReport {
-	obs := s.observed
+func buildStatus(e *engine.Engine, s *engine.Session) *statusReport {
+	obs := s.Top()
 	r := &statusReport{Namespace: obs.Namespace, Links: []state.Link{}, Addrs: []state.Addr{},
 		Routes: []state.Route{}, Rules: []state.Rule{}, Firewall: obs.Firewall}
-	for _, ns := range s.domainNS {
-		o := s.obs[ns]
+	for _, ns := range s.Domains {
+		o := s.Observed[ns]
 		d := domainStatus{Namespace: ns, Firewall: o.Firewall}
 		for i := range o.Links {
 			if o.Links[i].Owned() {
@@ -122,27 +140,30 @@ func buildStatus(g *globalFlags, s *session) *statusReport {
 			r.Rules = append(r.Rules, obs.Rules[i])
 		}
 	}
-	cfg, err := config.Load(g.config, config.Options{})
+	cfg, err := e.LoadConfig()
 	if errors.Is(err, fs.ErrNotExist) {
 		return r
 	}
-	r.Config = g.config
+	r.Config = e.ConfigFile()
 	if err != nil {
 		r.ConfigErr = err.Error()
 		return r
 	}
-	if err := s.planFor(cfg); err != nil {
+	f, err := e.LoadFacts()
+	if err != nil {
 		r.ConfigErr = err.Error()
 		return r
 	}
-	r.Identities = s.compiled.Identities
-	inSync := s.plan.Empty()
-	r.InSync = &inSync
-	for _, np := range s.plan.Namespaces {
-		for _, op := range np.Plan.Ops {
-			r.Pending = append(r.Pending, nsWord(np.Netns)+": "+op.String())
-		}
+	c, err := s.Plan(cfg, f)
+	if err != nil {
+		r.ConfigErr = err.Error()
+		return r
 	}
+	r.Identities = c.Compiled().Identities
+	r.Notes = c.Notes
+	inSync := c.Empty()
+	r.InSync = &inSync
+	r.Pending = c.Lines()
 	return r
 }
 
@@ -192,6 +213,11 @@ func writeStatus(out io.Writer, r *statusReport) {
 	default:
 		fmt.Fprintf(out, "config %s: %d changes pending (run `tunroute plan`)\n", r.Config, len(r.Pending))
 	}
+	for _, h := range r.WireGuard {
+		fmt.Fprintf(out, "wireguard %s\n", h.String())
+	}
+	fmt.Fprint(out, bgp.StatusText(r.BGP))
+	printNotes(out, r.Notes)
 }
 
 func orDefault(s string) string {

@@ -105,6 +105,7 @@ func newCompiler(cfg *config.Config, observed *state.State, vpns map[string]*fac
 func (c *compiler) body() error {
 	cfg := c.cfg
 	c.vxlans()
+	c.devices()
 	tables := c.allocator()
 	for i, ci := range cfg.Identities {
 		id, err := c.identity(ci, i, tables)
@@ -138,6 +139,9 @@ func (c *compiler) body() error {
 		}
 	}
 	c.pushedRoutes()
+	if err := c.wireGuardRouting(tables); err != nil {
+		return err
+	}
 	if err := c.checkLists(); err != nil {
 		return err
 	}
@@ -149,6 +153,11 @@ func (c *compiler) body() error {
 	if cfg.KillSwitch != nil {
 		if err := c.killswitch(cfg.KillSwitch); err != nil {
 			return err
+		}
+	}
+	if cfg.TakeBackRoutes {
+		for i := range c.res.State.Routes {
+			c.res.State.Routes[i].TakeBack = true
 		}
 	}
 	return nil
@@ -173,8 +182,18 @@ func (c *compiler) allocator() *tableAllocator {
 	for _, l := range c.cfg.Local {
 		a.taken[l.Table] = true
 	}
+	// A route entry's table is the config's too: an identity's default
+	// route must never land in a table a route list fills.
+	for _, r := range c.cfg.Routes {
+		a.taken[r.Table] = true
+	}
 	for _, t := range c.cfg.Tables {
 		a.taken[t] = true
+	}
+	for _, d := range c.cfg.Devices {
+		if d.WireGuard != nil && d.WireGuard.TableGiven {
+			a.taken[d.WireGuard.Table] = true
+		}
 	}
 	return a
 }
@@ -337,7 +356,7 @@ func (id *Identity) drop(v6 bool) {
 	}
 }
 
-// identityObjects emits seed 000's objects for one identity: a table with
+// identityObjects emits the dual identity's objects for one identity: a table with
 // the identity's connected prefixes and a default route, and a
 // `from ADDR iif lo lookup TABLE` rule per address.
 func (c *compiler) identityObjects(id *Identity, ci *config.Identity) error {
@@ -372,7 +391,7 @@ func (c *compiler) identityObjects(id *Identity, ci *config.Identity) error {
 	return nil
 }
 
-// local emits seed 001's "iproute2 alias".
+// local emits the local traffic table, the "iproute2 alias".
 func (c *compiler) local(l *config.Local, index int, tables *tableAllocator) error {
 	id := c.ids[l.Via]
 	if id.Down {
@@ -461,7 +480,7 @@ func (c *compiler) route(cr *config.Route) error {
 	return nil
 }
 
-// redirect emits seed 003: two half-default routes per family into the
+// redirect emits the gateway redirect: two half-default routes per family into the
 // tunnel, host routes to the servers via the original path, and LAN
 // prefixes kept on their original path.
 func (c *compiler) redirect(rd *config.Redirect) error {

@@ -89,7 +89,7 @@ func TestCompile(t *testing.T) {
 		notes []string
 	}{
 		{
-			name: "seed 000: two identities with automatic tables and priorities",
+			name: "dual identity: two identities with automatic tables and priorities",
 			yaml: `
 identities:
   - name: inside
@@ -115,7 +115,7 @@ identities:
 			},
 		},
 		{
-			name: "seed 000: literal address, explicit table and priority, routes and an exemption",
+			name: "dual identity: literal address, explicit table and priority, routes and an exemption",
 			yaml: `
 settings: {table_base: 200, priority_base: 6000}
 identities:
@@ -155,7 +155,7 @@ routes:
 			},
 		},
 		{
-			name: "seed 001: iproute2 alias with a private-side address on lo",
+			name: "local traffic table: iproute2 alias with a private-side address on lo",
 			yaml: `
 identities:
   - name: tunnel
@@ -180,7 +180,7 @@ local:
 			},
 		},
 		{
-			name: "seed 003: gateway redirect, IPv4 and IPv6, server host route and LAN",
+			name: "gateway redirect: IPv4 and IPv6, server host route and LAN",
 			yaml: `
 identities:
   - name: vpn
@@ -209,7 +209,7 @@ redirect:
 			notes: []string{"redirect: LAN 10.1.0.0/24 already has a more specific route (10.1.0.0/24) than the /1 routes; nothing to add"},
 		},
 		{
-			name: "seed 003: redirect limited to IPv4 through a tunnel with a gateway",
+			name: "gateway redirect: limited to IPv4 through a tunnel with a gateway",
 			yaml: `
 identities:
   - name: vpn

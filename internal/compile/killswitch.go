@@ -10,15 +10,25 @@ import (
 )
 
 // ICMPv6 messages IPv6 needs on any link: router solicitation, neighbour
-// solicitation and advertisement, MLDv2 reports.
+// solicitation and advertisement, MLDv2 reports. (The pipes' input guard
+// accepts them by type; what leaves a non-tunnel device is judged by
+// linkLocalICMPv6.)
 var ndTypes = []uint8{133, 135, 136, 143}
 
 // killswitch compiles the security policy: traffic may leave by a
 // non-tunnel interface only if the policy allows it in clear; everything
 // else is counted and dropped. The table is not tied to any process, so
-// it stays when the VPN daemon or tunroute dies; only `down` removes it.
+// it stays when the VPN daemon or tunroute dies.
+//
+// The decision for what the host sends is taken in postrouting, where
+// the output device is final: another tool's route-type output chain at
+// a later priority, or its rule for a mark it sets, may still re-route a
+// packet after any output-hook chain accepted it for the tunnel. The
+// forward chain guards forwarded traffic; its output device is already
+// final there (no re-route after the forward hook).
 func (c *compiler) killswitch(k *config.KillSwitch) error {
 	tunnels := c.tunnelDevices(k)
+	onLink := c.onLinkPrefixes(tunnels)
 	var clear []state.FwRule // what may leave in clear, both chains
 	for _, a := range k.Allow {
 		for _, v6 := range []bool{false, true} {
@@ -31,48 +41,87 @@ func (c *compiler) killswitch(k *config.KillSwitch) error {
 		}
 	}
 	clear = append(clear, c.selectedClear(tunnels)...)
+	seen := map[string]bool{}
 	for _, e := range c.serverEndpoints() {
-		r := state.FwRule{Comment: "VPN server", Family: family(e.Addr),
-			Daddr: []netip.Prefix{netip.PrefixFrom(e.Addr, e.Addr.BitLen())}, Verdict: "accept"}
-		if e.Port != 0 && e.Proto != "" {
-			r.Proto = map[string]uint8{"udp": 17, "tcp": 6}[e.Proto]
-			r.DPorts = []state.PortRange{{Start: e.Port, End: e.Port}}
+		for _, r := range serverRules(e) {
+			// tinc's servers come from the config and the hook, the
+			// latter without a transport: the same rules twice.
+			if !seen[r.String()] {
+				seen[r.String()] = true
+				clear = append(clear, r)
+			}
 		}
-		clear = append(clear, r)
 	}
 	var dhcp []state.FwRule
 	if k.DHCP {
-		dhcp = []state.FwRule{
-			{Comment: "DHCP", Family: 4, Proto: 17, SPorts: []state.PortRange{{Start: 68, End: 68}}, DPorts: []state.PortRange{{Start: 67, End: 67}}, Verdict: "accept"},
-			{Comment: "DHCPv6", Family: 6, Proto: 17, SPorts: []state.PortRange{{Start: 546, End: 546}}, DPorts: []state.PortRange{{Start: 547, End: 547}}, Verdict: "accept"},
-		}
+		dhcp = dhcpRules(onLink)
 	}
-	nd := state.FwRule{Comment: "IPv6 neighbour discovery", Family: 6, Proto: 58, ICMPv6Types: ndTypes, Verdict: "accept"}
 	drop := state.FwRule{Comment: "kill switch: not in a tunnel, not allowed in clear", Counter: true, Verdict: "drop"}
 
 	if len(tunnels) == 0 {
 		c.note("killswitch: no tunnel is up (no identity with a vpn, no redirect, no killswitch.tunnels): everything not allowed in clear is dropped")
 	}
 	fw := c.firewall()
-	out := fw.chain(ChainKillOutput, "filter", "output", 0)
-	out.Rules = append(out.Rules, state.FwRule{Comment: "loopback", OIF: []string{"lo"}, Verdict: "accept"})
-	out.Rules = append(out.Rules, c.dnsRules(k)...)
-	if len(tunnels) > 0 {
-		out.Rules = append(out.Rules, state.FwRule{Comment: "in a tunnel", OIF: tunnels, Verdict: "accept"})
+	post := fw.chain(ChainKillPost, "filter", "postrouting", 0)
+	if !k.Forward {
+		post.Rules = append(post.Rules, state.FwRule{Comment: "forwarded: killswitch.forward is off", Forwarded: true, Verdict: "accept"})
 	}
-	out.Rules = append(out.Rules, clear...)
-	out.Rules = append(out.Rules, dhcp...)
-	out.Rules = append(out.Rules, nd, drop)
+	post.Rules = append(post.Rules, state.FwRule{Comment: "loopback", OIF: []string{"lo"}, Verdict: "accept"})
+	post.Rules = append(post.Rules, c.dnsRules(k)...)
+	if len(tunnels) > 0 {
+		post.Rules = append(post.Rules, state.FwRule{Comment: "in a tunnel", OIF: tunnels, Verdict: "accept"})
+	}
+	post.Rules = append(post.Rules, rerouteRequests()...)
+	post.Rules = append(post.Rules, clear...)
+	post.Rules = append(post.Rules, BGPSessionRules(c.cfg.BGP)...)
+	post.Rules = append(post.Rules, dhcp...)
+	post.Rules = append(post.Rules, linkLocalICMPv6(onLink)...)
+	post.Rules = append(post.Rules, drop)
 	if k.Forward {
 		fwd := fw.chain(ChainKillForward, "filter", "forward", 0)
 		fwd.Rules = append(fwd.Rules, c.dnsRules(k)...)
 		if len(tunnels) > 0 {
 			fwd.Rules = append(fwd.Rules, state.FwRule{Comment: "in a tunnel", OIF: tunnels, Verdict: "accept"})
 		}
-		fwd.Rules = append(fwd.Rules, clear...)
+		fwd.Rules = append(fwd.Rules, rerouteRequests()...)
+		for _, r := range clear {
+			// A forwarded packet has no local socket: a uid or cgroup
+			// (the kernel refuses `socket cgroupv2` in this hook) or the
+			// mark of one never matches it.
+			if r.UID == nil && r.Cgroup == "" && r.MarkMask == 0 {
+				fwd.Rules = append(fwd.Rules, r)
+			}
+		}
 		fwd.Rules = append(fwd.Rules, drop)
 	}
 	return nil
+}
+
+// serverRules allow a VPN server's real address: with the port and
+// transport the hook or config gave, exactly those; a port without a
+// transport (tinc reports none) is UDP and TCP on it; no port, any.
+func serverRules(e facts.Endpoint) []state.FwRule {
+	r := state.FwRule{Comment: "VPN server", Family: family(e.Addr),
+		Daddr: []netip.Prefix{netip.PrefixFrom(e.Addr, e.Addr.BitLen())}, Verdict: "accept"}
+	if e.Proto == "esp" {
+		r.Proto = 50 // IPsec's ESP: no ports
+		return []state.FwRule{r}
+	}
+	if e.Port == 0 {
+		return []state.FwRule{r}
+	}
+	r.DPorts = []state.PortRange{{Start: e.Port, End: e.Port}}
+	protos := []string{"udp", "tcp"}
+	if e.Proto != "" {
+		protos = []string{e.Proto}
+	}
+	var out []state.FwRule
+	for _, p := range protos {
+		x := r
+		x.Proto = map[string]uint8{"udp": 17, "tcp": 6}[p]
+		out = append(out, x)
+	}
+	return out
 }
 
 // tunnelDevices are the devices of the tunnel identities that are up.
@@ -90,6 +139,13 @@ func (c *compiler) tunnelDevices(k *config.KillSwitch) []string {
 	}
 	seen := map[string]bool{}
 	var devs []string
+	if len(k.Tunnels) == 0 {
+		wg, _ := c.routedWireGuard()
+		for _, d := range wg {
+			seen[d] = true
+			devs = append(devs, d)
+		}
+	}
 	for _, n := range names {
 		id := c.ids[n]
 		if id.Down || seen[id.Device] {
@@ -115,6 +171,13 @@ func (c *compiler) serverEndpoints() []facts.Endpoint {
 	}
 	for _, v := range c.cfg.VPNs {
 		for _, e := range v.Servers {
+			if v.Type == "strongswan" && e.Port == 0 && e.Proto == "" {
+				// An IPsec peer: IKE, NAT-T and ESP, nothing else.
+				addOne(facts.Endpoint{Addr: e.Addr, Port: 500, Proto: "udp"})
+				addOne(facts.Endpoint{Addr: e.Addr, Port: 4500, Proto: "udp"})
+				addOne(facts.Endpoint{Addr: e.Addr, Proto: "esp"})
+				continue
+			}
 			addOne(facts.Endpoint{Addr: e.Addr, Port: e.Port, Proto: e.Proto})
 		}
 		if vf := c.vpns[v.Name]; vf != nil {
@@ -127,6 +190,10 @@ func (c *compiler) serverEndpoints() []facts.Endpoint {
 		for _, s := range c.cfg.Redirect.Servers {
 			addOne(facts.Endpoint{Addr: s})
 		}
+	}
+	_, wg := c.routedWireGuard()
+	for _, e := range wg {
+		addOne(e)
 	}
 	return out
 }
@@ -163,7 +230,7 @@ func (c *compiler) dnsRules(k *config.KillSwitch) []state.FwRule {
 }
 
 // selectedClear allows what a selector deliberately sends around the
-// tunnels (seed 001: "ssh around it"): the selector is the policy that
+// tunnels (port selectors: "ssh around it"): the selector is the policy that
 // says this traffic may go in clear, by the identity's device.
 func (c *compiler) selectedClear(tunnels []string) []state.FwRule {
 	isTunnel := map[string]bool{}
@@ -171,7 +238,7 @@ func (c *compiler) selectedClear(tunnels []string) []state.FwRule {
 		isTunnel[t] = true
 	}
 	var out []state.FwRule
-	for _, s := range c.cfg.Select {
+	for i, s := range c.cfg.Select {
 		id := c.ids[s.Via]
 		if id.Down || isTunnel[id.Device] {
 			continue
@@ -186,7 +253,17 @@ func (c *compiler) selectedClear(tunnels []string) []state.FwRule {
 			}
 			r := state.FwRule{Comment: "selected around the tunnel via " + id.Name, Family: fam(v6),
 				OIF: []string{id.Device}, Daddr: to, Saddr: from, Proto: s.Proto,
-				SPorts: ports(s.SPort), DPorts: ports(s.DPort), UID: s.UID, Cgroup: s.Cgroup, Verdict: "accept"}
+				SPorts: ports(s.SPort), DPorts: ports(s.DPort), UID: s.UID, Verdict: "accept"}
+			if s.Cgroup != "" {
+				// Postrouting has no `socket cgroupv2`: the selector's
+				// traffic carries the mark its route chain set.
+				mark, mask, err := c.selectorMark(s, i)
+				if err != nil {
+					continue // reported by the selector itself
+				}
+				r.Mark, r.MarkMask = mark, mask
+				r.Comment += " (cgroup " + s.Cgroup + ")"
+			}
 			if s.IIF != "" {
 				r.IIF = []string{s.IIF}
 			}

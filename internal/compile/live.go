@@ -13,6 +13,10 @@ import (
 type live struct {
 	s     *state.State
 	links map[string]*state.Link
+	// declared are the addresses the config itself puts on the devices
+	// it declares: an identity on such a device sees them before they
+	// exist, so the first plan is already the whole plan.
+	declared map[string][]netip.Prefix
 }
 
 func newLive(s *state.State) *live {
@@ -27,6 +31,14 @@ func newLive(s *state.State) *live {
 // did not add, in kernel order.
 func (f *live) globalAddrs(dev string) []state.Addr {
 	var out []state.Addr
+	for _, p := range f.declared[dev] {
+		if p.Addr().IsGlobalUnicast() || p.Addr().IsPrivate() {
+			out = append(out, state.Addr{Dev: dev, Prefix: p, Scope: state.ScopeUniverse})
+		}
+	}
+	if len(out) > 0 {
+		return out
+	}
 	for _, a := range f.s.Addrs {
 		if a.Dev == dev && a.Scope == state.ScopeUniverse && !a.Owned() &&
 			a.Flags&state.AddrDADFailed == 0 {
@@ -38,6 +50,11 @@ func (f *live) globalAddrs(dev string) []state.Addr {
 
 // addrOn returns the address entry for a on dev, if present.
 func (f *live) addrOn(dev string, a netip.Addr) (state.Addr, bool) {
+	for _, p := range f.declared[dev] {
+		if p.Addr() == a {
+			return state.Addr{Dev: dev, Prefix: p, Scope: state.ScopeUniverse}, true
+		}
+	}
 	for _, x := range f.s.Addrs {
 		if x.Dev == dev && x.Prefix.Addr() == a {
 			return x, true

@@ -89,21 +89,25 @@ func TestVPNUp(t *testing.T) {
     type nat hook postrouting priority 100; policy accept;
     meta nfproto ipv4 oifname "wg0" meta mark & 0x0f000000 == 0x03000000 masquerade "select: source of re-routed cgroup system.slice/backup.service traffic"
   }
-  chain killswitch_output {
-    type filter hook output priority 0; policy accept;
+  chain killswitch_postrouting {
+    type filter hook postrouting priority 0; policy accept;
     oifname "lo" accept "loopback"
     meta nfproto ipv4 ip daddr != 10.30.0.1 meta l4proto udp th dport 53 counter drop "DNS only to the declared resolvers"
     meta nfproto ipv4 ip daddr != 10.30.0.1 meta l4proto tcp th dport 53 counter drop "DNS only to the declared resolvers"
     meta nfproto ipv6 meta l4proto udp th dport 53 counter drop "DNS only to the declared resolvers"
     meta nfproto ipv6 meta l4proto tcp th dport 53 counter drop "DNS only to the declared resolvers"
     oifname "wg0" accept "in a tunnel"
+    meta nfproto ipv4 ip daddr != 224.0.0.0/4 ip hdrlength != 5 counter drop "IPv4 options (source route) outside a tunnel"
+    meta nfproto ipv6 exthdr rt exists counter drop "IPv6 routing header outside a tunnel"
     meta nfproto ipv4 ip daddr 10.1.0.0/24 accept "allowed in clear"
     meta nfproto ipv4 oifname "eth0" meta l4proto tcp th dport 22 accept "selected around the tunnel via outside"
     meta nfproto ipv6 oifname "eth0" meta l4proto tcp th dport 22 accept "selected around the tunnel via outside"
     meta nfproto ipv4 ip daddr 198.51.100.2 meta l4proto udp th dport 1194 accept "VPN server"
-    meta nfproto ipv4 meta l4proto udp th sport 68 th dport 67 accept "DHCP"
-    meta nfproto ipv6 meta l4proto udp th sport 546 th dport 547 accept "DHCPv6"
-    meta nfproto ipv6 meta l4proto ipv6-icmp icmpv6 type { 133, 135, 136, 143 } accept "IPv6 neighbour discovery"
+    meta nfproto ipv4 ip daddr { 255.255.255.255, 10.1.0.0/24 } meta l4proto udp th sport 68 th dport 67 accept "DHCP"
+    meta nfproto ipv6 ip6 daddr { ff02::1:2, fe80::/10, 2001:db8:1::/64 } meta l4proto udp th sport 546 th dport 547 accept "DHCPv6"
+    meta nfproto ipv6 ip6 saddr { fe80::/10, :: } ip6 daddr { fe80::/10, ff02::/16, 2001:db8:1::/64 } meta l4proto ipv6-icmp icmpv6 type { 133, 135, 136 } ip6 hoplimit 255 accept "IPv6 neighbour discovery on the link"
+    meta nfproto ipv6 ip6 daddr { fe80::/10, ff02::/16, 2001:db8:1::/64 } meta l4proto ipv6-icmp icmpv6 type { 133, 135, 136 } ip6 hoplimit 255 fib saddr . oif type local accept "IPv6 neighbour discovery on the link, from the device's address"
+    meta nfproto ipv6 ip6 saddr { fe80::/10, :: } ip6 daddr ff00::/8 meta l4proto ipv6-icmp icmpv6 type { 131, 132, 143 } ip6 hoplimit 1 accept "MLD reports on the link"
     counter drop "kill switch: not in a tunnel, not allowed in clear"
   }
   chain killswitch_forward {
@@ -113,6 +117,8 @@ func TestVPNUp(t *testing.T) {
     meta nfproto ipv6 meta l4proto udp th dport 53 counter drop "DNS only to the declared resolvers"
     meta nfproto ipv6 meta l4proto tcp th dport 53 counter drop "DNS only to the declared resolvers"
     oifname "wg0" accept "in a tunnel"
+    meta nfproto ipv4 ip daddr != 224.0.0.0/4 ip hdrlength != 5 counter drop "IPv4 options (source route) outside a tunnel"
+    meta nfproto ipv6 exthdr rt exists counter drop "IPv6 routing header outside a tunnel"
     meta nfproto ipv4 ip daddr 10.1.0.0/24 accept "allowed in clear"
     meta nfproto ipv4 oifname "eth0" meta l4proto tcp th dport 22 accept "selected around the tunnel via outside"
     meta nfproto ipv6 oifname "eth0" meta l4proto tcp th dport 22 accept "selected around the tunnel via outside"

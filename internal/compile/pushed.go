@@ -58,8 +58,46 @@ func (c *compiler) pushedRoutes() {
 				c.note("vpn %s pushes %s, which a route list routes already; the list wins", id.VPN, p)
 				continue
 			}
+			if other, held := c.foreignRoute(r.Key()); held && !sameButOwner(&r, other) {
+				// One bad pushed route must not block the rest of the
+				// config: the kernel would refuse it, and the plan would
+				// refuse to take another's route.
+				c.note("vpn %s pushes %s, which %s holds already; not added, the rest applies", id.VPN, p, describeHolder(other))
+				continue
+			}
 			c.routes[r.Key()] = config.Pos{Field: "vpn " + id.VPN + " (pushed)"}
 			c.res.State.Routes = append(c.res.State.Routes, r)
 		}
 	}
+}
+
+// foreignRoute is the observed route with this key that tunroute does
+// not own, if any.
+func (c *compiler) foreignRoute(k state.RouteKey) (*state.Route, bool) {
+	for i := range c.f.s.Routes {
+		r := &c.f.s.Routes[i]
+		if !r.Owned() && r.Key() == k {
+			return r, true
+		}
+	}
+	return nil, false
+}
+
+// describeHolder names who put a route there, for a note: its device and
+// routing protocol ("a route of dev eth0, proto kernel").
+func describeHolder(r *state.Route) string {
+	s := "a route"
+	if len(r.Nexthops) > 0 && r.Nexthops[0].Dev != "" {
+		s += " of dev " + r.Nexthops[0].Dev
+	}
+	return s + ", proto " + r.Protocol.String() + ","
+}
+
+// sameButOwner reports whether the route another holds is the one tunroute
+// wants but for its owner (the tunnel's own connected route): the plan
+// keeps it as it is.
+func sameButOwner(want, have *state.Route) bool {
+	mine := *want
+	mine.Protocol = have.Protocol
+	return mine.Equal(have)
 }

@@ -12,7 +12,7 @@ import (
 const (
 	ChainSelectOutput = "select_output"
 	ChainSelectNAT    = "select_nat"
-	ChainKillOutput   = "killswitch_output"
+	ChainKillPost     = "killswitch_postrouting"
 	ChainKillForward  = "killswitch_forward"
 )
 

@@ -42,15 +42,24 @@ type Config struct {
 	// SelectPriorityBase is the rule priority of the first selector.
 	SelectPriorityBase uint32
 	// MarkMask is the part of the packet mark tunroute's selectors use.
-	MarkMask   uint32
-	VPNs       []*VPN
-	VXLANs     []*VXLAN
+	MarkMask uint32
+	// TakeBackRoutes: a route another tool put under the key of one of
+	// tunroute's routes (a DHCP client replacing a /1 of the redirect)
+	// is taken back instead of refusing the apply.
+	TakeBackRoutes bool
+	VPNs           []*VPN
+	VXLANs         []*VXLAN
+	// Devices are the tunnel devices the config creates (IPsec, GRE,
+	// WireGuard).
+	Devices    []*Device
 	Identities []*Identity
 	Routes     []*Route
 	Local      []*Local
 	Redirect   *Redirect
 	Select     []*Selector
 	KillSwitch *KillSwitch
+	// BGP is this namespace's BGP speaker, nil if none.
+	BGP *BGP
 	// Domains and Pipes exist only at the top level.
 	Domains []*Domain
 	Pipes   []*Pipe
@@ -71,7 +80,7 @@ const (
 )
 
 // Identity is a source address (or several) with its own routing table and
-// an `from ADDR iif lo` rule (seed 000).
+// an `from ADDR iif lo` rule (dual identity).
 type Identity struct {
 	Name string
 	// VPN names the connection whose hook supplies the device, the
@@ -107,9 +116,9 @@ type Route struct {
 	at func(string) Pos
 }
 
-// Local is seed 001's "iproute2 alias": a table consulted for all locally
-// generated traffic (`iif lo`) whose routes into the tunnel carry
-// `src Source`, so replies come back through the tunnel.
+// Local is the local traffic table, the "iproute2 alias": a table
+// consulted for all locally generated traffic (`iif lo`) whose routes
+// into the tunnel carry `src Source`, so replies come back through the tunnel.
 type Local struct {
 	To     []netip.Prefix
 	Via    string
@@ -123,7 +132,7 @@ type Local struct {
 	at func(string) Pos
 }
 
-// Redirect is seed 003's gateway redirect: two half-default routes into
+// Redirect is the gateway redirect: two half-default routes into
 // the tunnel, host routes to the VPN servers via the original gateway,
 // LAN prefixes kept local. The original default route is never touched.
 type Redirect struct {

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"net/netip"
 	"regexp"
 	"strings"
@@ -12,7 +13,7 @@ import (
 // runs on: the host's, or --netns) in pipes.
 const HostDomain = "host"
 
-// Domain is a routing domain (seed 004): a network namespace tunroute
+// Domain is a routing domain: a network namespace tunroute
 // creates and owns, with its own routing in the same language as the top
 // level of the config.
 type Domain struct {
@@ -67,19 +68,76 @@ type PipeEnd struct {
 	// addresses leave through the pipe as Outside ones. Two domains with
 	// the same range get two Outside ranges.
 	Netmap *Netmap
+
+	at func(string) Pos
 }
+
+// At returns the position of a field of the pipe end.
+func (e *PipeEnd) At(field string) Pos { return e.at(field) }
 
 // Netmap maps one range onto another of the same size, host bits kept.
 type Netmap struct {
 	Outside, Inside netip.Prefix
 }
 
-// Flow is traffic allowed across a pipe from one domain.
+// Flow is traffic allowed across a pipe, declared by its real origin:
+// a domain's own traffic (what its namespace originates, never what it
+// forwards), or traffic from source prefixes wherever it comes from.
 type Flow struct {
-	From  string
-	To    []netip.Prefix
-	Proto uint8
-	Ports []state.PortRange
+	// From is the domain whose own traffic this is (HostDomain: the top
+	// namespace's); "" when the origin is Sources. A domain that is not
+	// an end of the pipe reaches it through an end it has a pipe to,
+	// which forwards its traffic.
+	From string
+	// Sources are the source prefixes of the traffic, when the origin is
+	// not a domain (a device's LAN, the Internet...).
+	Sources []netip.Prefix
+	To      []netip.Prefix
+	Proto   uint8
+	Ports   []state.PortRange
+
+	at func(string) Pos
+}
+
+// At returns the position of a field of the flow.
+func (f *Flow) At(field string) Pos { return f.at(field) }
+
+// Origin names the flow's origin for messages and firewall comments.
+func (f *Flow) Origin() string {
+	if f.From != "" {
+		return f.From
+	}
+	var ss []string
+	for _, p := range f.Sources {
+		ss = append(ss, p.String())
+	}
+	return strings.Join(ss, ", ")
+}
+
+// End returns the pipe's end in domain dm, or nil.
+func (p *Pipe) End(dm string) *PipeEnd {
+	switch dm {
+	case p.A.Domain:
+		return &p.A
+	case p.B.Domain:
+		return &p.B
+	}
+	return nil
+}
+
+// PipeDevices lists the devices, in domain dm, of the pipes between dm and
+// domain other.
+func (c *Config) PipeDevices(dm, other string) []string {
+	var out []string
+	for _, p := range c.Pipes {
+		if p.A.Domain == dm && p.B.Domain == other {
+			out = append(out, p.A.Device)
+		}
+		if p.B.Domain == dm && p.A.Domain == other {
+			out = append(out, p.B.Device)
+		}
+	}
+	return out
 }
 
 // AnyVPN finds a VPN by name at the top level or in any domain.
@@ -172,6 +230,12 @@ func (d *decoder) domains(v node, top *Config) error {
 				if err := checkDevice(it.pos, s); err != nil {
 					return err
 				}
+				if s == "lo" {
+					return it.pos.Errorf("lo cannot be moved: every namespace has its own loopback device")
+				}
+				if contains(dm.Interfaces, s) {
+					return it.pos.Errorf("%s is listed twice", s)
+				}
 				for _, other := range top.Domains {
 					if contains(other.Interfaces, s) {
 						return it.pos.Errorf("%s is already moved into domain %s", s, other.Name)
@@ -205,6 +269,10 @@ func (d *decoder) pipes(v node, top *Config) error {
 		return err
 	}
 	names := map[string]bool{}
+	// devices: the pipe ends' devices by namespace, with where they are
+	// named (two veths of one name cannot live in one namespace).
+	devices := map[[2]string]Pos{}
+	var flowNodes []node
 	for _, it := range items {
 		m, err := it.mapping("name", "a", "b", "allow")
 		if err != nil {
@@ -236,24 +304,102 @@ func (d *decoder) pipes(v node, top *Config) error {
 		if p.A.Domain == p.B.Domain {
 			return m.at("b").Errorf("both ends are in domain %s", p.A.Domain)
 		}
+		for _, e := range []*PipeEnd{&p.A, &p.B} {
+			if err := checkEndDevice(top, e, devices); err != nil {
+				return err
+			}
+		}
 		for _, v6 := range []bool{false, true} {
 			for _, e := range []struct {
 				end, other *PipeEnd
 				key        string
 			}{{&p.A, &p.B, "a"}, {&p.B, &p.A, "b"}} {
-				if hasFamilyPrefix(e.end.Routes, v6) && !hasFamilyPrefix(e.other.Addrs, v6) {
-					return m.at(e.key).Errorf("routes IPv%d prefixes into the pipe, but the other end has no IPv%d address to route them to", fam(v6), fam(v6))
+				if !hasFamilyPrefix(e.end.Routes, v6) {
+					continue
+				}
+				gw, ok := firstOfFamily(e.other.Addrs, v6)
+				if !ok {
+					return e.end.At("routes").Errorf("routes IPv%d prefixes into the pipe, but the other end has no IPv%d address to route them to", fam(v6), fam(v6))
+				}
+				if !onLink(e.end.Addrs, gw) {
+					return e.end.At("routes").Errorf("routes go via the other end's %s, which is in none of this end's subnets (%s): give both ends addresses in one subnet", gw, prefixList(e.end.Addrs, v6))
 				}
 			}
 		}
 		if n, ok := m.get("allow"); ok {
-			if p.Allow, err = d.flows(n, p); err != nil {
-				return err
-			}
+			flowNodes = append(flowNodes, n)
+		} else {
+			flowNodes = append(flowNodes, node{})
 		}
 		top.Pipes = append(top.Pipes, p)
 	}
+	// Flows after every pipe: a flow's origin may be a domain that
+	// reaches the pipe through another pipe.
+	for i, p := range top.Pipes {
+		if flowNodes[i].n == nil {
+			continue
+		}
+		if p.Allow, err = d.flows(flowNodes[i], top, p); err != nil {
+			return err
+		}
+	}
 	return nil
+}
+
+// checkEndDevice refuses a pipe end whose device another pipe end, a
+// vxlan device or a moved interface of the same namespace already names.
+func checkEndDevice(top *Config, e *PipeEnd, devices map[[2]string]Pos) error {
+	key := [2]string{e.Domain, e.Device}
+	if at, dup := devices[key]; dup {
+		return e.At("device").Errorf("device %s in %s is also the pipe end at %s; give one of them another device name", e.Device, e.Domain, at.short())
+	}
+	devices[key] = e.At("device")
+	body := top
+	if e.Domain != HostDomain {
+		dm := top.Domain(e.Domain)
+		body = dm.Config
+		if contains(dm.Interfaces, e.Device) {
+			return e.At("device").Errorf("%s is also an interface moved into %s; give the pipe end another device name", e.Device, e.Domain)
+		}
+	}
+	for _, x := range body.VXLANs {
+		if x.Name == e.Device {
+			return e.At("device").Errorf("%s is also a vxlan device of %s (%s); give the pipe end another device name", e.Device, e.Domain, x.At("name").short())
+		}
+	}
+	return nil
+}
+
+func firstOfFamily(ps []netip.Prefix, v6 bool) (netip.Addr, bool) {
+	for _, p := range ps {
+		if p.Addr().Is6() == v6 {
+			return p.Addr(), true
+		}
+	}
+	return netip.Addr{}, false
+}
+
+// onLink: a is in the subnet of one of the addresses.
+func onLink(addrs []netip.Prefix, a netip.Addr) bool {
+	for _, p := range addrs {
+		if p.Masked().Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+func prefixList(ps []netip.Prefix, v6 bool) string {
+	var out []string
+	for _, p := range ps {
+		if p.Addr().Is6() == v6 {
+			out = append(out, p.Masked().String())
+		}
+	}
+	if len(out) == 0 {
+		return "none"
+	}
+	return strings.Join(out, ", ")
 }
 
 func (d *decoder) pipeEnd(n node, top *Config, p *Pipe, end *PipeEnd) error {
@@ -261,6 +407,7 @@ func (d *decoder) pipeEnd(n node, top *Config, p *Pipe, end *PipeEnd) error {
 	if err != nil {
 		return err
 	}
+	end.at = m.at
 	if end.Domain, err = requiredString(m, "domain"); err != nil {
 		return err
 	}
@@ -337,23 +484,22 @@ func hostPrefixes(m *mapping, key string) ([]netip.Prefix, error) {
 	return out, nil
 }
 
-func (d *decoder) flows(n node, p *Pipe) ([]Flow, error) {
+func (d *decoder) flows(n node, top *Config, p *Pipe) ([]Flow, error) {
 	items, err := n.seqOnly()
 	if err != nil {
 		return nil, err
 	}
-	var out []Flow
+	// Not nil even when empty: `allow: []` is a closed pipe (replies
+	// only), not an open one.
+	out := []Flow{}
 	for _, it := range items {
 		m, err := it.mapping("from", "to", "proto", "port")
 		if err != nil {
 			return nil, err
 		}
-		var f Flow
-		if f.From, err = requiredString(m, "from"); err != nil {
+		f := Flow{at: m.at}
+		if err := flowOrigin(m, top, p, &f); err != nil {
 			return nil, err
-		}
-		if f.From != p.A.Domain && f.From != p.B.Domain {
-			return nil, m.at("from").Errorf("%s is not an end of pipe %s (%s, %s)", f.From, p.Name, p.A.Domain, p.B.Domain)
 		}
 		if _, ok := m.get("to"); ok {
 			if f.To, err = prefixes(m, "to"); err != nil {
@@ -371,6 +517,37 @@ func (d *decoder) flows(n node, p *Pipe) ([]Flow, error) {
 		out = append(out, f)
 	}
 	return out, nil
+}
+
+// flowOrigin reads `from`: a domain's name (host for the top level), or
+// source prefixes. A domain that is not an end of the pipe must have a
+// pipe to one of its ends: that end forwards its traffic into this pipe.
+func flowOrigin(m *mapping, top *Config, p *Pipe, f *Flow) error {
+	n, ok := m.get("from")
+	if !ok {
+		return m.at("from").Errorf("missing: the flow's origin: a domain (%s) or source prefixes", domainNames(top))
+	}
+	if s, err := n.scalar(); err == nil && (s == HostDomain || top.Domain(s) != nil) {
+		f.From = s
+		if p.End(s) != nil {
+			return nil
+		}
+		for _, e := range []*PipeEnd{&p.A, &p.B} {
+			if len(top.PipeDevices(e.Domain, s)) > 0 {
+				return nil
+			}
+		}
+		return n.pos.Errorf("%s is not an end of pipe %s (%s, %s) and has no pipe to either end to come through; declare its traffic by source prefixes", s, p.Name, p.A.Domain, p.B.Domain)
+	}
+	srcs, err := prefixes(m, "from")
+	if _, scalarErr := n.scalar(); err != nil && scalarErr == nil {
+		return n.pos.Errorf("neither a domain (%s) nor source prefixes", domainNames(top))
+	}
+	if err != nil {
+		return err
+	}
+	f.Sources = srcs
+	return nil
 }
 
 func domainNames(c *Config) string {
@@ -398,8 +575,8 @@ func fam(v6 bool) int {
 }
 
 // VXLAN is a vxlan device the config creates: one VNI carries one
-// domain's traffic over a shared underlay (seed 004's several domains
-// over one tunnel between two sites).
+// domain's traffic over a shared underlay (several routing domains over
+// one tunnel between two sites).
 type VXLAN struct {
 	Name   string
 	VNI    uint32
@@ -491,4 +668,13 @@ func (d *decoder) vxlans(v node) error {
 		d.cfg.VXLANs = append(d.cfg.VXLANs, x)
 	}
 	return nil
+}
+
+// short is the position as LINE:COL, for pointing at another place of
+// the same file.
+func (p Pos) short() string {
+	if p.Line == 0 {
+		return p.Field
+	}
+	return fmt.Sprintf("%d:%d (%s)", p.Line, p.Col, p.Field)
 }

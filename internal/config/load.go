@@ -72,7 +72,7 @@ type decoder struct {
 }
 
 // bodyKeys are what a config and each of its domains may hold.
-var bodyKeys = []string{"settings", "tables", "vpns", "vxlan", "identities", "routes", "local", "redirect", "select", "killswitch"}
+var bodyKeys = []string{"settings", "tables", "vpns", "vxlan", "devices", "identities", "routes", "local", "redirect", "select", "killswitch", "bgp"}
 
 func (d *decoder) config(root node) (*Config, error) {
 	cfg := &Config{File: d.file, TableBase: DefaultTableBase, PriorityBase: DefaultPriorityBase,
@@ -93,6 +93,9 @@ func (d *decoder) config(root node) (*Config, error) {
 		if err := d.pipes(v, cfg); err != nil {
 			return nil, err
 		}
+	}
+	if err := d.resolveBGP(cfg); err != nil {
+		return nil, err
 	}
 	if v, ok := m.get("assert"); ok {
 		d.cfg = cfg
@@ -126,6 +129,11 @@ func (d *decoder) body(m *mapping, cfg *Config) error {
 	}
 	if v, ok := m.get("vxlan"); ok {
 		if err := d.vxlans(v); err != nil {
+			return err
+		}
+	}
+	if v, ok := m.get("devices"); ok {
+		if err := d.devices(v); err != nil {
 			return err
 		}
 	}
@@ -198,11 +206,16 @@ func (d *decoder) body(m *mapping, cfg *Config) error {
 		}
 		cfg.KillSwitch = k
 	}
+	if v, ok := m.get("bgp"); ok {
+		if err := d.bgp(v); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
 func (d *decoder) settings(v node) error {
-	m, err := v.mapping("table_base", "priority_base", "select_priority_base", "mark_mask")
+	m, err := v.mapping("table_base", "priority_base", "select_priority_base", "mark_mask", "take_back_routes")
 	if err != nil {
 		return err
 	}
@@ -239,6 +252,11 @@ func (d *decoder) settings(v node) error {
 			return n.pos.Errorf("0x%x: the mark mask must be one run of at least 2 contiguous bits (e.g. 0x00ff0000)", mk)
 		}
 		d.cfg.MarkMask = uint32(mk)
+	}
+	if n, ok := m.get("take_back_routes"); ok {
+		if d.cfg.TakeBackRoutes, err = boolValue(n); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -69,7 +69,7 @@ redirect:
 func TestParseErrors(t *testing.T) {
 	cases := []struct{ yaml, want string }{
 		{"identities: [\n", "bad.yaml:1:13: yaml: sequence end token ']' not found"},
-		{"identitties: []\n", "bad.yaml:1:1: identitties: unknown field; expected one of: settings, tables, vpns, vxlan, identities, routes, local, redirect, select, killswitch, domains, pipes, assert"},
+		{"identitties: []\n", "bad.yaml:1:1: identitties: unknown field; expected one of: settings, tables, vpns, vxlan, devices, identities, routes, local, redirect, select, killswitch, bgp, domains, pipes, assert"},
 		{"identities:\n  name: x\n", "bad.yaml:2:3: identities: expected a list, found a mapping"},
 		{"identities:\n  - device: wg0\n", "bad.yaml:2:5: identities[0].name: missing"},
 		{"identities:\n  - name: 1x\n    device: wg0\n", `bad.yaml:2:11: identities[0].name: "1x": a name starts with a letter and holds only letters, digits, '_', '.', '-'`},
@@ -105,7 +105,9 @@ func TestParseErrors(t *testing.T) {
 		{"a: 1\n---\nb: 2\n", "bad.yaml: holds 2 YAML documents; tunroute reads one"},
 		{"vpns:\n  - {name: w, type: openvpn, servers: [\"198.51.100.2/udp\"]}\n", `bad.yaml:2:40: vpns[0].servers[0]: "198.51.100.2/udp": a transport needs a port (ADDR:PORT/udp)`},
 		{"vpns:\n  - {name: w, type: openvpn, servers: [\"198.51.100.2:1194/icmp\"]}\n", `bad.yaml:2:40: vpns[0].servers[0]: "198.51.100.2:1194/icmp": the transport after / is udp or tcp`},
-		{"vpns:\n  - {name: w, type: wireguard}\n", `bad.yaml:2:21: vpns[0].type: unknown VPN type "wireguard"; expected one of: openvpn, tinc`},
+		{"vpns:\n  - {name: w, type: wireguard}\n", `bad.yaml:2:21: vpns[0].type: WireGuard has no daemon to call a hook: declare the device under devices: (type: wireguard; table: auto gives wg-quick's full tunnel)`},
+		{"vpns:\n  - {name: w, type: ipsec}\n", `bad.yaml:2:21: vpns[0].type: unknown VPN type "ipsec"; expected one of: openvpn, tinc, strongswan`},
+		{"vpns:\n  - {name: w, type: openvpn, device: tun0}\n", `bad.yaml:2:38: vpns[0].device: device is for a strongswan vpn (its daemon reports no device); openvpn reports its own`},
 	}
 	for _, tc := range cases {
 		_, err := Parse([]byte(tc.yaml), "bad.yaml", Options{TableNames: testTables})

@@ -15,8 +15,11 @@ import (
 // addresses, the server's real address, the original gateway, DNS).
 type VPN struct {
 	Name string
-	// Type is the daemon: "openvpn" or "tinc".
+	// Type is the daemon: "openvpn", "tinc" or "strongswan".
 	Type string
+	// Device is the tunnel device when the daemon does not report one
+	// (strongSwan with kernel-libipsec: ipsec0); "" otherwise.
+	Device string
 	// Servers are the servers' real addresses known in advance, with port
 	// and transport where given: the kill switch lets the daemon reach
 	// them from the first apply, before any hook has run, and after a
@@ -37,9 +40,9 @@ type Endpoint struct {
 }
 
 // VPNTypes are the daemons tunroute has hooks for.
-var VPNTypes = []string{"openvpn", "tinc"}
+var VPNTypes = []string{"openvpn", "tinc", "strongswan"}
 
-// Selector sends matching traffic to an identity's table (seed 001 §3.5:
+// Selector sends matching traffic to an identity's table (port selectors:
 // telnet through the tunnel, ssh around it). Native rule selectors are
 // used where they suffice; a cgroup needs a firewall mark.
 type Selector struct {
@@ -87,8 +90,8 @@ type KillSwitch struct {
 func (k *KillSwitch) At(field string) Pos { return k.at(field) }
 
 // Allow is traffic that may leave in clear: to some destinations, or
-// from some source addresses (e.g. the outside identity's, for seed 000's
-// deliberate `ssh -b OUTSIDE`), optionally only some protocol and ports.
+// from some source addresses (e.g. the outside identity's, for the dual
+// identity's deliberate `ssh -b OUTSIDE`), optionally only some protocol and ports.
 type Allow struct {
 	To     []netip.Prefix
 	From   []netip.Prefix
@@ -103,7 +106,7 @@ func (d *decoder) vpns(v node) error {
 		return err
 	}
 	for _, it := range items {
-		m, err := it.mapping("name", "type", "servers", "pushed_routes")
+		m, err := it.mapping("name", "type", "servers", "pushed_routes", "device")
 		if err != nil {
 			return err
 		}
@@ -119,6 +122,9 @@ func (d *decoder) vpns(v node) error {
 		}
 		if vpn.Type, err = requiredString(m, "type"); err != nil {
 			return err
+		}
+		if vpn.Type == "wireguard" {
+			return m.at("type").Errorf("WireGuard has no daemon to call a hook: declare the device under devices: (type: wireguard; table: auto gives wg-quick's full tunnel)")
 		}
 		if !contains(VPNTypes, vpn.Type) {
 			return m.at("type").Errorf("unknown VPN type %q; expected one of: %s", vpn.Type, strings.Join(VPNTypes, ", "))
@@ -142,6 +148,17 @@ func (d *decoder) vpns(v node) error {
 		}
 		if n, ok := m.get("pushed_routes"); ok {
 			if vpn.PushedRoutes, err = boolValue(n); err != nil {
+				return err
+			}
+		}
+		if n, ok := m.get("device"); ok {
+			if vpn.Type != "strongswan" {
+				return n.pos.Errorf("device is for a strongswan vpn (its daemon reports no device); %s reports its own", vpn.Type)
+			}
+			if vpn.Device, err = n.scalar(); err != nil {
+				return err
+			}
+			if err := checkDevice(n.pos, vpn.Device); err != nil {
 				return err
 			}
 		}

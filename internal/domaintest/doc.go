@@ -1,6 +1,6 @@
-// Package domaintest tests tunroute's routing domains (seed 004, issue 5)
-// end to end: the real tunroute binary applies configs with domains,
-// pipes, moved interfaces and vxlan devices on a namespace the test
+// Package domaintest tests tunroute's routing domains end to end: the
+// real tunroute binary applies configs with domains, pipes, moved
+// interfaces and vxlan devices on a namespace the test
 // creates as the "host" (--netns), a real OpenVPN's hook moves its tunnel
 // into a domain, processes run inside domains with `tunroute exec`, and
 // TCP, UDP and ICMP traffic proves what reaches what.

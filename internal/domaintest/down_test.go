@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tunroute/tunroute/internal/kernel"
+	"github.com/tunroute/tunroute/internal/netnsname"
 )
 
 // foreignRuleset is another tool's nftables table in the host.
@@ -47,7 +48,7 @@ func TestDown(t *testing.T) {
 	e.ip(top, "-6", "rule", "add", "from", "2001:db8:124::/48", "lookup", "100", "pref", "3000")
 	e.nftLoad(top, foreignRuleset)
 	// A namespace another config's tunroute made (marked for another top).
-	e.ip(e.ns("otherdomain"), "link", "set", "lo", "alias", kernel.DomainMark+kernel.OwnerName(e.ns("elsewhere")))
+	e.ip(e.ns("otherdomain"), "link", "set", "lo", "alias", kernel.DomainMark+netnsname.Name(e.ns("elsewhere")).Owner())
 	// The interface d2 takes, and the LAN behind it.
 	e.veth(top, "dtmove0", []string{"10.126.0.2/24", "2001:db8:126::2/64"}, e.ns("lan"), "eth0", []string{"10.126.0.1/24", "2001:db8:126::1/64"})
 	e.serve(e.ns("lan"), "lan", probePort)
@@ -95,7 +96,7 @@ func TestDown(t *testing.T) {
 	// The config drops d2: its namespace goes, its interface comes back.
 	less := e.configAs("down-less.yaml", "down.yaml", map[string]any{"WithD2": false})
 	out = e.apply(less, top)
-	for _, want := range []string{"- namespace " + d2 + " (deleted)", "< move dtmove0 back to namespace " + top} {
+	for _, want := range []string{"- namespace " + d2 + " (deleted)", "> move dtmove0 from namespace " + d2 + " into namespace " + top} {
 		if !strings.Contains(out, want) {
 			t.Errorf("the plan lacks %q:\n%s", want, out)
 		}
@@ -129,7 +130,7 @@ func TestDown(t *testing.T) {
 	if got := ownNamespaces(e.prefix); !slices.Equal(got, nss) {
 		t.Errorf("namespaces after down: %v, want %v", got, nss)
 	}
-	if owner, err := kernel.NamespaceOwner(e.ns("otherdomain")); err != nil || owner != kernel.OwnerName(e.ns("elsewhere")) {
+	if owner, err := kernel.NamespaceOwner(e.ns("otherdomain")); err != nil || owner != netnsname.Name(e.ns("elsewhere")).Owner() {
 		t.Errorf("another config's domain: owner %q, %v", owner, err)
 	}
 	if _, err := os.Stat(filepath.Join("/etc/netns", d1)); err == nil {

@@ -128,7 +128,7 @@ func (e *env) sysctl(ns string, kv ...string) {
 }
 
 // router turns forwarding on in a namespace (a "host" that routes
-// between its domains, as seed 004's does).
+// between its routing domains).
 func (e *env) router(ns string) {
 	e.sysctl(ns, "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1")
 }

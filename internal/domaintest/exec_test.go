@@ -137,6 +137,76 @@ func TestExec(t *testing.T) {
 		}
 	})
 
+	t.Run("private dir made for the command", func(t *testing.T) {
+		e := e.in(t)
+		parent := filepath.Join(e.dir, "made")
+		dir := filepath.Join(parent, "priv")
+		out, code := e.exec(box, []string{"--private-dir", dir}, "", sh, "-c",
+			fmt.Sprintf("echo y > %s/inside && ls -A %s && grep -c ' %s ' /proc/self/mountinfo; exit 7", dir, dir, dir))
+		if code != 7 || out != "inside\n1\n" {
+			t.Errorf("inside, with --private-dir %s (made for it): exit %d, output %q; want 7 and an empty tmpfs", dir, code, out)
+		}
+		for _, d := range []string{dir, parent} {
+			if _, err := os.Lstat(d); err == nil {
+				t.Errorf("%s, made for the command, is left after it", d)
+			}
+		}
+
+		// --user holds in this way of running the command too.
+		if u, err := user.Lookup("nobody"); err == nil {
+			out, code := e.exec(box, []string{"--user", "nobody", "--private-dir", dir}, "", sh, "-c", "id -u; touch "+dir+"/x")
+			if code == 0 || !strings.HasPrefix(out, u.Uid+"\n") {
+				t.Errorf("as --user nobody with a private dir made for it: exit %d, %q; want uid %s, and no writing to the root-owned tmpfs", code, out, u.Uid)
+			}
+		}
+
+		// Signals tunroute gets reach the command; the directory goes
+		// when the command ends.
+		cmd := exec.Command(e.bin, "exec", box, "--private-dir", dir, "--", e.helper)
+		cmd.Env = append(os.Environ(), helperEnv+"=wait")
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		e.procs = append(e.procs, cmd)
+		if line, _ := bufio.NewReader(stdout).ReadString('\n'); line != "ready\n" {
+			t.Fatalf("the command said %q", line)
+		}
+		if _, err := os.Lstat(dir); err != nil {
+			t.Errorf("while the command runs: %v", err)
+		}
+		cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case <-done:
+			if code := cmd.ProcessState.ExitCode(); code != 128+int(syscall.SIGTERM) {
+				t.Errorf("SIGTERM to tunroute: exit %v, want %d (the command killed by SIGTERM)", cmd.ProcessState, 128+int(syscall.SIGTERM))
+			}
+		case <-time.After(3 * time.Second):
+			t.Fatal("tunroute and the command still run 3 s after SIGTERM")
+		}
+		if _, err := os.Lstat(parent); err == nil {
+			t.Errorf("%s is left after the command was killed", parent)
+		}
+
+		// A daemon the command started keeps the directory.
+		out, code = e.exec(box, []string{"--private-dir", dir}, "", sh, "-c", "sleep 30 >/dev/null 2>&1 & echo started")
+		if code != 0 || !strings.HasPrefix(out, "started\n") || !strings.Contains(out, "still uses it") {
+			t.Errorf("a command that leaves a daemon: exit %d\n%s\nwant a message that the directory is left", code, out)
+		}
+		if _, err := os.Lstat(dir); err != nil {
+			t.Errorf("the directory a daemon still uses was removed: %v", err)
+		}
+		for _, pid := range killIn(box) {
+			t.Logf("killed the daemon, pid %d", pid)
+		}
+		os.RemoveAll(parent)
+	})
+
 	t.Run("resolv.conf", func(t *testing.T) {
 		e := e.in(t)
 		before, _ := os.ReadFile("/etc/resolv.conf")

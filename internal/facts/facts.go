@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/tunroute/tunroute/internal/netnsname"
 	"io/fs"
 	"net/netip"
 	"os"
@@ -48,6 +49,10 @@ type VPN struct {
 	DNS []netip.Addr `json:"dns,omitempty"`
 	// Routes are networks the VPN pushes (route_network_N, route_ipv6_network_N).
 	Routes []netip.Prefix `json:"routes,omitempty"`
+	// Selectors are the traffic-selector pairs up now ("MY=PEER", e.g.
+	// "10.40.0.1/32=0.0.0.0/0"), for daemons that report one call per
+	// pair (strongSwan): the connection is down when none is left.
+	Selectors []string `json:"selectors,omitempty"`
 	// Down is set when the connection went down: the identity goes out of
 	// use, but Servers are kept so the kill switch still lets the daemon
 	// reach its server and come back.
@@ -60,7 +65,7 @@ type VPN struct {
 type Endpoint struct {
 	Addr  netip.Addr `json:"addr"`
 	Port  uint16     `json:"port,omitempty"`
-	Proto string     `json:"proto,omitempty"` // "udp", "tcp", or "" for both
+	Proto string     `json:"proto,omitempty"` // "udp", "tcp", "esp" (IPsec, no port), or "" for any
 }
 
 // Store is the facts directory of one namespace.
@@ -76,31 +81,38 @@ func Open(base, netns string) (*Store, error) {
 	if base == "" {
 		base = DefaultDir
 	}
-	name := "host"
-	if netns != "" {
-		if !nsName.MatchString(netns) || len(netns) > 200 {
-			return nil, fmt.Errorf("network namespace name %q cannot name a facts directory", netns)
-		}
-		name = "ns-" + netns
+	if err := netnsname.Check(netns); err != nil {
+		return nil, fmt.Errorf("facts directory: %w", err)
 	}
-	return &Store{dir: filepath.Join(base, name)}, nil
+	return &Store{dir: filepath.Join(base, netnsname.Name(netns).Key())}, nil
 }
 
 // Dir is the store's directory.
 func (s *Store) Dir() string { return s.dir }
 
-func (s *Store) path(vpn string) string { return filepath.Join(s.dir, vpn+".json") }
+// Path is the file that holds a VPN's facts.
+func (s *Store) Path(vpn string) string { return filepath.Join(s.dir, vpn+".json") }
 
-// Put stores the facts of one VPN, replacing what was there.
-func (s *Store) Put(v *VPN) error {
+// Encode renders a VPN's facts as the store keeps them.
+func Encode(v *VPN) ([]byte, error) {
 	if !nsName.MatchString(v.Name) {
-		return fmt.Errorf("vpn name %q is not usable as a file name", v.Name)
-	}
-	if err := os.MkdirAll(s.dir, 0o755); err != nil {
-		return err
+		return nil, fmt.Errorf("vpn name %q is not usable as a file name", v.Name)
 	}
 	data, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
+		return nil, err
+	}
+	return append(data, '\n'), nil
+}
+
+// Put stores the facts of one VPN, replacing what was there (written
+// atomically: write, fsync, rename).
+func (s *Store) Put(v *VPN) error {
+	data, err := Encode(v)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(s.dir, 0o755); err != nil {
 		return err
 	}
 	tmp, err := os.CreateTemp(s.dir, "."+v.Name+".*")
@@ -108,7 +120,7 @@ func (s *Store) Put(v *VPN) error {
 		return err
 	}
 	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(append(data, '\n')); err != nil {
+	if _, err := tmp.Write(data); err != nil {
 		tmp.Close()
 		return err
 	}
@@ -119,13 +131,13 @@ func (s *Store) Put(v *VPN) error {
 	if err := tmp.Close(); err != nil {
 		return err
 	}
-	return os.Rename(tmp.Name(), s.path(v.Name))
+	return os.Rename(tmp.Name(), s.Path(v.Name))
 }
 
 // Remove forgets a VPN's facts (it went down). Removing what is not
 // there is fine.
 func (s *Store) Remove(vpn string) error {
-	err := os.Remove(s.path(vpn))
+	err := os.Remove(s.Path(vpn))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
@@ -193,8 +205,8 @@ func (v *VPN) Validate() error {
 		if !e.Addr.IsValid() {
 			return errors.New("a server without an address")
 		}
-		if e.Proto != "" && e.Proto != "udp" && e.Proto != "tcp" {
-			return fmt.Errorf("server %s: protocol %q is not udp or tcp", e.Addr, e.Proto)
+		if e.Proto != "" && e.Proto != "udp" && e.Proto != "tcp" && e.Proto != "esp" {
+			return fmt.Errorf("server %s: protocol %q is not udp, tcp or esp", e.Addr, e.Proto)
 		}
 	}
 	return nil

@@ -114,7 +114,7 @@ func measure(tb testing.TB, f *FIB, queries []byte, workers int) (wall, cpu floa
 	return float64(n) / el.Seconds(), float64(n) / used.Seconds()
 }
 
-// TestBenchReport prints the figures of issue 3's performance section
+// TestBenchReport prints the figures of explain's performance targets
 // (TUNROUTE_BENCH=1): snapshot load time, memory per route, batch rate.
 func TestBenchReport(t *testing.T) {
 	if os.Getenv("TUNROUTE_BENCH") == "" {

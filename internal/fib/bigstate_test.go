@@ -8,7 +8,7 @@ import (
 	"github.com/tunroute/tunroute/internal/state"
 )
 
-// bigState builds the benchmark state of issue 3 (fibbench.Generate) in
+// bigState builds the full-table benchmark state (fibbench.Generate) in
 // memory: the setup and rules go through the kernel emulator, the bulk
 // routes straight into the state.
 func bigState(seed uint64, n4, n6, nrules int) (*state.State, *fibbench.Spec) {

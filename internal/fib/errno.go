@@ -14,6 +14,9 @@ const (
 	errPROTO             // EOPNOTSUPP with the extack "Unsupported ip proto"
 	errNoDevice          // iproute2 client error: unknown device name
 	errMSGSIZE           // EMSGSIZE
+	// errMissLeaf: internal: a route through a nexthop object suited no
+	// nexthop; the prefixes of the same trie leaf are passed over.
+	errMissLeaf
 )
 
 // Message returns the text iproute2 prints for the error (after

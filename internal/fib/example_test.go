@@ -5,7 +5,7 @@ import (
 	"strings"
 )
 
-// dualIdentity is the seed's "dual identity" host: an outside identity O
+// dualIdentity is a "dual identity" host: an outside identity O
 // (198.51.100.10 on eth0) and an inside one I (10.8.0.2 on the VPN tun0),
 // one table per identity, rules sending traffic from each identity to its
 // table, and main sending 203.0.113.0/24 through the VPN.

@@ -42,6 +42,9 @@ type FIB struct {
 	v4 family4
 	v6 family6
 
+	// nexthop objects by id, for fibmatch's nh_info
+	nhObjects map[uint32]*state.NexthopObject
+
 	// sysctls
 	mpPolicy4, mpPolicy6 int
 	mpSeed               uint32
@@ -228,6 +231,10 @@ func New(s *state.State) (*FIB, error) {
 	f.rulesModified = s.Hidden.RulesModified
 
 	f.labels = buildLabels(s.AddrLabels, f)
+	f.nhObjects = map[uint32]*state.NexthopObject{}
+	for i := range s.NexthopObjects {
+		f.nhObjects[s.NexthopObjects[i].ID] = &s.NexthopObjects[i]
+	}
 
 	if err := f.buildRoutes(s); err != nil {
 		return nil, err
@@ -257,7 +264,7 @@ func New(s *state.State) (*FIB, error) {
 	}
 	for i := range s.Routes {
 		r := &s.Routes[i]
-		if r.Type == state.RouteLocal && !r.Is6() && r.Protocol != 2 {
+		if r.Type == state.RouteLocal && !r.Is6() && r.Protocol != state.ProtoKernel {
 			f.customLocalRoutes = true
 		}
 	}

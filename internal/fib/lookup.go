@@ -8,8 +8,17 @@ import (
 type scratch struct {
 	cur       [][]int32
 	forceMode int // 0: the snapshot's IPv4 mode; 1: merged; 2: unmerged
-	tr        tracer
-	alt       Result
+	// walk6: use the IPv6 rule list as it is rather than the fast path
+	// the kernel takes while no IPv6 rule was ever added.
+	walk6 bool
+	// noOrphans6: IPv6 lookups pass over the source routes of nodes
+	// without plain routes; orphan6 records that a lookup used one.
+	noOrphans6, orphan6 bool
+	// saddrAlt4: the source came from a nexthop object whose cached
+	// source may have been recomputed; useSaddrAlt4 takes that one.
+	saddrAlt4, useSaddrAlt4 bool
+	tr                      tracer
+	alt                     Result
 }
 
 func newScratch(f *FIB) *scratch {
@@ -53,7 +62,30 @@ func (f *FIB) lookup(q *Query, r *Result, sc *scratch) {
 		return
 	}
 	sc.forceMode = 0
+	sc.orphan6, sc.saddrAlt4 = false, false
 	f.run(&qf, r, sc)
+	if !qf.v6 && sc.saddrAlt4 {
+		sc.useSaddrAlt4 = true
+		alt := &sc.alt
+		alt.reset(f, q)
+		f.run(&qf, alt, sc)
+		sc.useSaddrAlt4 = false
+		if !sameAnswer(r, alt) {
+			r.addUncertain(UncertainNexthopSource)
+			r.Otherwise = append(r.Otherwise, Otherwise{If: ifAddrChanged4, Answer: alt.AppendAnswerJSON(nil), Line: string(alt.appendVerdictLine(nil))})
+		}
+	}
+	if qf.v6 && sc.orphan6 {
+		sc.noOrphans6 = true
+		alt := &sc.alt
+		alt.reset(f, q)
+		f.run(&qf, alt, sc)
+		sc.noOrphans6 = false
+		if !sameAnswer(r, alt) {
+			r.addUncertain(UncertainOrphanSubtree)
+			r.Otherwise = append(r.Otherwise, Otherwise{If: ifOrphanSubtree, Answer: alt.AppendAnswerJSON(nil), Line: string(alt.appendVerdictLine(nil))})
+		}
+	}
 	if !qf.v6 {
 		if _, known := f.merged(); !known && (qf.iif != nil || f.localCovers(&qf)) {
 			sc.forceMode = 2
@@ -64,14 +96,36 @@ func (f *FIB) lookup(q *Query, r *Result, sc *scratch) {
 			if !sameAnswer(r, alt) {
 				line := string(alt.appendVerdictLine(nil))
 				r.addUncertain("IPv4 rules look never changed, so the answer assumes the kernel still merges table local into main; " +
-					"if IPv4 rules were ever added or deleted in this namespace the answer is: " + line)
+					"if they were ever added or deleted in this namespace, the answer is the one \"otherwise\" shows")
+				r.Otherwise = append(r.Otherwise, Otherwise{If: ifRulesChanged4, Answer: alt.AppendAnswerJSON(nil), Line: line})
 			}
+		}
+	}
+	if qf.v6 && f.v6.walked != nil {
+		sc.walk6 = true
+		alt := &sc.alt
+		alt.reset(f, q)
+		f.run(&qf, alt, sc)
+		sc.walk6 = false
+		if !sameAnswer(r, alt) {
+			line := string(alt.appendVerdictLine(nil))
+			r.addUncertain("IPv6 rules were deleted but none looks added, so the answer assumes the kernel still looks up tables local and main directly, as it does until a rule is added; " +
+				"if one was ever added in this namespace, the remaining rules are walked and the answer is the one \"otherwise\" shows")
+			r.Otherwise = append(r.Otherwise, Otherwise{If: ifRulesAdded6, Answer: alt.AppendAnswerJSON(nil), Line: line})
 		}
 	}
 	for _, n := range f.assumedRules {
 		r.addUncertain(n)
 	}
 }
+
+// Conditions of Result.Otherwise.
+const (
+	ifRulesChanged4 = "IPv4 rules were ever added or deleted in this namespace"
+	ifRulesAdded6   = "an IPv6 rule was ever added in this namespace"
+	ifAddrChanged4  = "an IPv4 address was added or deleted in this namespace after the nexthop object was made"
+	ifOrphanSubtree = "the source-specific route was added before a plain route of its prefix that is gone now"
+)
 
 func (f *FIB) run(qf *qflow, r *Result, sc *scratch) {
 	switch {

@@ -61,9 +61,19 @@ func (fl *flow4) ruleFlow(rf *ruleFlow) {
 // error route ends the lookup with its error.
 func (f *FIB) tableLookup4(t *table4, fl *flow4, res *fibres4, tr *tracer) errno {
 	node, ok := t.lookup(fl.daddr)
+	var missed uint32
+	missing := false
 	for ok {
-		if err, done := f.tryNode4(t, node, fl, res, t.id); done {
+		if missing && t.nodes[node].addr == missed {
+			node, ok = t.parent(node)
+			continue
+		}
+		err, done := f.tryNode4(t, node, fl, res, t.id)
+		if done {
 			return err
+		}
+		if err == errMissLeaf {
+			missed, missing = t.nodes[node].addr, true
 		}
 		node, ok = t.parent(node)
 	}
@@ -112,6 +122,14 @@ func (f *FIB) tryNode4(t *table4, node int32, fl *flow4, res *fibres4, reportTab
 				tableID: reportTable, tos: al.tos, metric: al.metric, rule: res.rule, lastTOS: res.lastTOS}
 			return errOK, true
 		}
+		if at.nhid != 0 {
+			// A route through a nexthop object none of whose nexthops
+			// suits the flow ends the scan of its trie leaf
+			// (fib_table_lookup "goto miss"): the leaf holds every
+			// prefix of the same address, so those are not tried; the
+			// lookup backtracks to other addresses.
+			return errMissLeaf, false
+		}
 	}
 	return errOK, false
 }
@@ -130,16 +148,30 @@ func (f *FIB) mergedLookup4(fl *flow4, res *fibres4) errno {
 	if local != nil {
 		nl, okl = local.lookup(fl.daddr)
 	}
+	var missed uint32
+	missing := false
 	for okm || okl {
 		useLocal := okl && (!okm || local.nodes[nl].plen >= main.nodes[nm].plen)
 		if useLocal {
-			if err, done := f.tryNode4(local, nl, fl, res, state.TableMain); done {
-				return err
+			if !missing || local.nodes[nl].addr != missed {
+				err, done := f.tryNode4(local, nl, fl, res, state.TableMain)
+				if done {
+					return err
+				}
+				if err == errMissLeaf {
+					missed, missing = local.nodes[nl].addr, true
+				}
 			}
 			nl, okl = local.parent(nl)
 		} else {
-			if err, done := f.tryNode4(main, nm, fl, res, state.TableMain); done {
-				return err
+			if !missing || main.nodes[nm].addr != missed {
+				err, done := f.tryNode4(main, nm, fl, res, state.TableMain)
+				if done {
+					return err
+				}
+				if err == errMissLeaf {
+					missed, missing = main.nodes[nm].addr, true
+				}
 			}
 			nm, okm = main.parent(nm)
 		}

@@ -76,6 +76,10 @@ func (r *Result) appendJSON(b []byte, trace bool) []byte {
 			b = r.SrcPrefix.AppendTo(b)
 			b = append(b, '"')
 		}
+		if r.NHID != 0 {
+			key("nhid")
+			b = appendUint(b, uint64(r.NHID))
+		}
 		if r.TOS != 0 {
 			key("tos")
 			b = append(b, '"', '0', 'x', hexDigits[r.TOS>>4], hexDigits[r.TOS&0xf], '"')
@@ -179,6 +183,10 @@ func (r *Result) appendJSON(b []byte, trace bool) []byte {
 			key("pref")
 			b = appendJSONString(b, prefName(r.Pref))
 		}
+		if r.NHInfo != nil {
+			key("nh_info")
+			b = appendNHInfoJSON(b, r.NHInfo)
+		}
 		if len(r.Nexthops) > 0 {
 			key("nexthops")
 			b = appendNexthopsJSON(b, r.Nexthops, r.Family, true)
@@ -199,6 +207,21 @@ func (r *Result) appendJSON(b []byte, trace bool) []byte {
 		}
 		b = append(b, ']')
 	}
+	if len(r.Otherwise) > 0 {
+		key("otherwise")
+		b = append(b, '[')
+		for i := range r.Otherwise {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, `{"if":`...)
+			b = appendJSONString(b, r.Otherwise[i].If)
+			b = append(b, `,"answer":`...)
+			b = append(b, r.Otherwise[i].Answer...)
+			b = append(b, '}')
+		}
+		b = append(b, ']')
+	}
 	if trace {
 		key("trace")
 		b = r.appendTraceJSON(b)
@@ -211,6 +234,65 @@ func (r *Result) errorText() string {
 		return r.Error
 	}
 	return r.Error
+}
+
+// appendNHInfoJSON appends a nexthop object as `ip -j -d nexthop` shows
+// it.
+func appendNHInfoJSON(b []byte, o *state.NexthopObject) []byte {
+	b = append(b, `{"id":`...)
+	b = appendUint(b, uint64(o.ID))
+	if len(o.Group) > 0 {
+		b = append(b, `,"group":[`...)
+		for i, g := range o.Group {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, `{"id":`...)
+			b = appendUint(b, uint64(g.ID))
+			if g.Weight > 1 {
+				b = append(b, `,"weight":`...)
+				b = appendUint(b, uint64(g.Weight))
+			}
+			b = append(b, '}')
+		}
+		b = append(b, ']')
+		if o.GroupKind == state.NHGroupResilient {
+			b = append(b, `,"type":"resilient"`...)
+		}
+		if rp := o.Resilient; rp != nil {
+			b = append(b, `,"resilient_args":{"buckets":`...)
+			b = appendUint(b, uint64(rp.Buckets))
+			b = append(b, `,"idle_timer":`...)
+			b = appendUint(b, uint64(rp.IdleTimer))
+			b = append(b, `,"unbalanced_timer":`...)
+			b = appendUint(b, uint64(rp.UnbalancedTimer))
+			b = append(b, `,"unbalanced_time":`...)
+			b = appendUint(b, rp.UnbalancedTime)
+			b = append(b, '}')
+		}
+	}
+	if o.Gateway.IsValid() {
+		b = append(b, `,"gateway":`...)
+		b = appendAddrJSON(b, o.Gateway)
+	}
+	if o.Dev != "" {
+		b = append(b, `,"dev":`...)
+		b = appendJSONString(b, o.Dev)
+	}
+	b = append(b, `,"scope":`...)
+	b = appendJSONString(b, scopeName(o.Scope))
+	if o.Blackhole {
+		b = append(b, `,"blackhole":null`...)
+	}
+	b = append(b, `,"protocol":`...)
+	b = appendJSONString(b, protoName(o.Protocol))
+	b = append(b, `,"flags":`...)
+	if o.Flags == 0 {
+		b = append(b, '[', ']')
+	} else {
+		b = appendFlagsJSON(b, uint32(o.Flags))
+	}
+	return append(b, '}')
 }
 
 func appendNexthopsJSON(b []byte, nhs []Nexthop, fam int, weights bool) []byte {
@@ -755,6 +837,14 @@ func (r *Result) Text() string {
 	for _, u := range r.Uncertain {
 		b = append(b, "uncertain: "...)
 		b = append(b, u...)
+		b = append(b, '\n')
+	}
+	for i := range r.Otherwise {
+		o := &r.Otherwise[i]
+		b = append(b, "otherwise, if "...)
+		b = append(b, o.If...)
+		b = append(b, ": "...)
+		b = append(b, o.Line...)
 		b = append(b, '\n')
 	}
 	return string(b)

@@ -100,7 +100,7 @@ func TestRegressions(t *testing.T) {
 }
 
 // TestRegressionsKernel re-checks the recorded answers against the
-// running kernel (root; throw-away namespaces tr-fr-<pid>).
+// running kernel (root; throw-away namespaces tr-fx-r-<pid>).
 // TUNROUTE_RECORD=1 rewrites testdata/regressions.txt with them.
 func TestRegressionsKernel(t *testing.T) {
 	if os.Geteuid() != 0 {
@@ -110,7 +110,7 @@ func TestRegressionsKernel(t *testing.T) {
 		t.Skip("needs iproute2")
 	}
 	regs, lines := readRegressions(t)
-	ns := fmt.Sprintf("tr-fr-%d", os.Getpid())
+	ns := fmt.Sprintf("tr-fx-r-%d", os.Getpid())
 	defer exec.Command("ip", "netns", "del", ns).Run()
 	var answers []string
 	for _, rg := range regs {

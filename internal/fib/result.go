@@ -42,12 +42,19 @@ type Result struct {
 	Pref      uint8 // IPv6 router preference: 0 medium, 1 high, 3 low
 	// Nexthops of a multipath entry (fibmatch).
 	Nexthops []Nexthop
+	// NHID is the nexthop object of the entry (fibmatch), and NHInfo the
+	// object as iproute2 shows it with the answer ("nh_info").
+	NHID   uint32
+	NHInfo *state.NexthopObject
 	// Possible lists the nexthops the kernel may choose when the snapshot
 	// cannot determine its multipath hash; the fields above show the first.
 	Possible []Nexthop
 	// Uncertain explains what the snapshot cannot determine (hidden kernel
 	// state, fib-semantics.md §11) and how it could change the answer.
 	Uncertain []string
+	// Otherwise lists the answers the kernel gives instead when the
+	// hidden state is not what the answer assumes.
+	Otherwise []Otherwise
 	// Trace lists the rules that matched the flow (rules whose selectors
 	// do not match are skipped without being tried), their verdicts, and
 	// the notable decisions of the route resolution.
@@ -85,6 +92,40 @@ type Nexthop struct {
 	PrefSrc netip.Addr
 }
 
+// Otherwise is the kernel's answer under another hidden state.
+type Otherwise struct {
+	// If says which hidden state.
+	If string
+	// Answer is the answer's JSON object (the keys of AppendAnswerJSON).
+	Answer []byte
+	// Line is the answer in the words of Text's last line.
+	Line string
+}
+
+// hasAnswer reports whether ans is r's answer or one of its Otherwise.
+func (r *Result) hasAnswer(ans []byte) bool {
+	c := *r
+	c.Uncertain, c.Otherwise, c.Possible = nil, nil, nil
+	if string(ans) == string(c.AppendAnswerJSON(nil)) {
+		return true
+	}
+	for i := range r.Otherwise {
+		if string(r.Otherwise[i].Answer) == string(ans) {
+			return true
+		}
+	}
+	return false
+}
+
+func (r *Result) hasUncertain(s string) bool {
+	for _, u := range r.Uncertain {
+		if u == s {
+			return true
+		}
+	}
+	return false
+}
+
 // OK reports whether the lookup succeeded.
 func (r *Result) OK() bool { return r.Error == "" }
 
@@ -102,7 +143,7 @@ func (r *Result) Route() string {
 
 func (r *Result) reset(f *FIB, q *Query) {
 	tr, nh, po, un, pn := r.Trace[:0], r.Nexthops[:0], r.Possible[:0], r.Uncertain[:0], r.possibleNH[:0]
-	*r = Result{Query: *q, Trace: tr, Nexthops: nh, Possible: po, Uncertain: un, possibleNH: pn, fib: f}
+	*r = Result{Query: *q, Trace: tr, Nexthops: nh, Possible: po, Uncertain: un, possibleNH: pn, Otherwise: r.Otherwise[:0], fib: f}
 	r.Family = 4
 	if q.To.Is6() && !q.To.Is4In6() {
 		r.Family = 6
@@ -163,8 +204,8 @@ func (r *Result) setRule(f *FIB, res *fibres4, _ bool) {
 
 func (r *Result) setRule6(f *FIB, res *fibres6) {
 	r.ref = routeRef{v6: true, t6: res.t, node: res.node, snode: res.snode, alias: res.alias, at: res.at}
-	if res.rule >= 0 {
-		cr := &f.v6.rules.list[res.rule]
+	if res.rule >= 0 && int(res.rule) < len(res.rules) {
+		cr := &res.rules[res.rule]
 		r.HasRule, r.RulePref, r.RuleText = true, cr.pref, cr.text
 	}
 }
@@ -389,7 +430,7 @@ const (
 	noteMpStaleBounds = "a linkdown nexthop on a device with ignore_routes_with_linkdown: the kernel's multipath bounds depend on the order of past events"
 	noteDefaultNeigh  = "several default routes: the kernel prefers one whose gateway's ARP entry is reachable (the neighbour cache is not in the snapshot; with an empty cache the first is used)"
 	noteCustomLocal   = "had a local route ever been added by hand in this namespace, the kernel would validate the source with a reverse lookup and reject it"
-	noteNHGroup       = "the route uses a nexthop group object (nhid): the simulator chooses among its nexthops like a multipath route, the kernel's group may balance differently (resilient groups, per-group hash thresholds)"
+	noteMemberUnknown = "this member of an IPv6 multipath route has its own src, pref and mtu, which the dump does not show and no lookup could reveal; those of the route's first member are shown"
 	noteL3mdev        = "the namespace has VRF (l3mdev) devices, which the simulator does not model: rules and source selection tied to a VRF may differ"
 )
 
@@ -403,6 +444,25 @@ const (
 	// paths fails the source check (Invalid argument); Possible lists the
 	// others.
 	UncertainMultipathValidation = "multipath: the source check depends on the path the unknown hash picks; over the paths not listed in \"possible\" the kernel answers Invalid argument"
+	// UncertainResilientGroup: the route uses a resilient nexthop group,
+	// whose bucket table is not in the snapshot; the answer is one of
+	// Result.Possible.
+	UncertainResilientGroup = "multipath: the route uses a resilient nexthop group, which maps the flow's hash to a member by a bucket table the snapshot does not show; the path is one of \"possible\""
+	// UncertainMemberPref: the members of the IPv6 multipath route have
+	// different router preferences, and the one printed depends on the
+	// lookups made before (Result.Otherwise lists the others).
+	UncertainMemberPref = "the members of this IPv6 multipath route have different router preferences: the kernel prints that of the member chosen by the lookup that made its cached route (since the last route change), which may not be this one; \"otherwise\" lists the others"
+	// UncertainOrphanSubtree: the answer is a source-specific IPv6 route
+	// whose prefix has no plain route; whether the kernel finds it
+	// depends on the order routes were added and deleted.
+	UncertainOrphanSubtree = "the answer uses a source-specific IPv6 route whose prefix has no plain route: if it was added while the prefix had none, and a plain route was added and deleted since, the kernel no longer finds it (the answer is then the one \"otherwise\" shows)"
+	// UncertainNexthopSource: the source comes from a nexthop object,
+	// whose cached choice depends on when addresses last changed.
+	UncertainNexthopSource = "the source is the one the nexthop object chose when it was made (with its own scope); if an IPv4 address changed in this namespace since, the kernel chooses again with the route's scope (the answer is then the one \"otherwise\" shows)"
+	// UncertainSharedNexthop: several IPv6 routes use the answer's
+	// nexthop object; the kernel's answer carries the attributes of the
+	// one first looked up (Result.Otherwise lists the others).
+	UncertainSharedNexthop = "several IPv6 routes use this nexthop object, and the kernel answers with the table, metric, protocol, pref and src of whichever of them was first looked up since the last route change (it caches one route per object and CPU); the answer assumes this one, \"otherwise\" lists the others"
 	// UncertainGatewayScope: whether the gateway is used was decided
 	// when the route was added.
 	UncertainGatewayScope = "whether the kernel uses the gateway was decided when the route was added; with the routes derived from addresses it is used as shown, with all of today's routes it would not be (or the reverse)"

@@ -244,6 +244,12 @@ func (f *FIB) output4(q *qflow, r *Result, sc *scratch) {
 	if fl.saddr == 0 {
 		if res.at.prefsrc.IsValid() {
 			fl.saddr = v4u(res.at.prefsrc)
+		} else if nh := res.nhop(); nh.saddrAlt != nh.saddr && sc != nil {
+			sc.saddrAlt4 = true
+			fl.saddr = nh.saddr
+			if sc.useSaddrAlt4 {
+				fl.saddr = nh.saddrAlt
+			}
 		} else {
 			fl.saddr = res.nhop().saddr
 		}
@@ -325,10 +331,14 @@ makeRoute:
 func (f *FIB) selectMultipath4(fl *flow4, res *fibres4, r *Result, saddr uint32, output bool, q *qflow) {
 	at := res.at
 	if at.nhid != 0 {
-		r.addUncertain(noteNHGroup)
+		// A nexthop group picks by the hash alone
+		// (nexthop_select_path_hthr): no preference for the path
+		// whose source is the flow's.
+		saddr = 0
 	}
+	resilient := at.nhgroup == state.NHGroupResilient
 	policy := f.mpPolicy4
-	known := f.mpSeedKnown && policy <= 2
+	known := f.mpSeedKnown && policy <= 2 && !resilient
 	var h uint32
 	if known {
 		h = f.mpHash4(policy, fl, q)
@@ -382,6 +392,9 @@ func (f *FIB) selectMultipath4(fl *flow4, res *fibres4, r *Result, saddr uint32,
 			continue
 		}
 		c := choose(uint32(b))
+		if resilient {
+			c = i // the bucket table is not in the snapshot: any member
+		}
 		if c < 64 && seen&(1<<c) != 0 {
 			continue
 		}
@@ -409,9 +422,12 @@ func (f *FIB) selectMultipath4(fl *flow4, res *fibres4, r *Result, saddr uint32,
 	if sel >= 0 {
 		res.nh = sel
 	}
-	if len(r.Possible) > 1 {
+	switch {
+	case len(r.Possible) > 1 && resilient:
+		r.addUncertain(UncertainResilientGroup)
+	case len(r.Possible) > 1:
 		r.addUncertain(UncertainMultipathHash)
-	} else {
+	default:
 		r.Possible = r.Possible[:0]
 	}
 }
@@ -764,7 +780,7 @@ func (f *FIB) validateFull(src, dst uint32, tos uint8, oif int32, dev *link, rpf
 		}
 	}
 	if match {
-		return true, !res.nhop().useGW
+		return true, f.nhScopeHost(&res)
 	}
 	if noAddr {
 		return rpf == 0, false
@@ -775,9 +791,32 @@ func (f *FIB) validateFull(src, dst uint32, tos uint8, oif int32, dev *link, rpf
 	fl.oif = int32(dev.index)
 	fl.ignoreLinkstate = true
 	if f.fibLookup4(&fl, &res, nil, sc) == errOK && res.typ == state.RouteUnicast {
-		return true, !res.nhop().useGW
+		return true, f.nhScopeHost(&res)
 	}
 	return true, false
+}
+
+// nhScopeHost reports whether the result's nexthop has scope host
+// (nhc_scope >= RT_SCOPE_HOST: no gateway in use): what
+// __fib_validate_source returns. An IPv6 nexthop (a gateway of the other
+// family, or an IPv6 nexthop object) has scope link even without a
+// gateway.
+func (f *FIB) nhScopeHost(res *fibres4) bool {
+	nh := res.nhop()
+	if nh.gw.Is6() {
+		return false
+	}
+	if id := res.at.nhid; id != 0 {
+		if o := f.nhObjects[id]; o != nil {
+			if len(o.Group) > res.nh {
+				o = f.nhObjects[o.Group[res.nh].ID]
+			}
+			if o != nil {
+				return o.Scope >= state.ScopeHost
+			}
+		}
+	}
+	return !nh.useGW
 }
 
 // fibmatch4 turns the result into the matched FIB entry (RTM_F_FIB_MATCH).
@@ -810,7 +849,10 @@ func (f *FIB) fibmatch4(res *fibres4, typ state.RouteType, tableID uint32, r *Re
 	r.setIIF(nil)
 	r.Mark = 0
 	r.Possible = r.Possible[:0]
-	if len(at.nhs) == 1 {
+	if at.nhid != 0 {
+		r.NHID, r.NHInfo = at.nhid, f.nhObjects[at.nhid]
+	}
+	if len(at.nhs) == 1 { // a group of one path too (nexthop_num_path)
 		nh := &at.nhs[0]
 		r.Gateway = nh.gw
 		r.setDev(nh.dev)

@@ -2,6 +2,7 @@ package fib
 
 import (
 	"net/netip"
+	"strconv"
 
 	"github.com/tunroute/tunroute/internal/state"
 )
@@ -19,6 +20,9 @@ type flow6 struct {
 	dhi, dlo     uint64
 	shi, slo     uint64
 	hasSrc       bool
+	// noOrphans: the source routes of a node without plain routes are
+	// not found (see orphanSubtree6)
+	noOrphans    bool
 	iif, oif     int32
 	mark, uid    uint32
 	tos          uint8
@@ -35,6 +39,12 @@ type fibres6 struct {
 	at    *rattrs
 	typ   state.RouteType
 	rule  int32
+	// pref is the router preference of the route rt6_select chose: the
+	// kernel keeps it (res->fib6_flags) when the multipath hash then
+	// picks another member, whose own src is used.
+	pref uint8
+	// rules is the rule list rule indexes into.
+	rules []crule
 }
 
 func (r *fibres6) prefix() netip.Prefix { return r.t.nodes[r.node].pfx }
@@ -80,7 +90,7 @@ func (t *table6) initial(fl *flow6) pos6 {
 	d, ok := t.lpm.Lookup(fl.daddr)
 	for ok {
 		nd := &t.nodes[d]
-		if nd.sub >= 0 {
+		if nd.sub >= 0 && !(fl.noOrphans && nd.n == 0) {
 			if s, ok := t.subs[nd.sub].lpm.Lookup(fl.saddr); ok {
 				return pos6{d, s, true}
 			}
@@ -119,7 +129,7 @@ func (t *table6) backtrack(p pos6, fl *flow6) pos6 {
 			return pos6{}
 		}
 		nd := &t.nodes[pn]
-		if nd.sub >= 0 {
+		if nd.sub >= 0 && !(fl.noOrphans && nd.n == 0) {
 			if s, ok := t.subs[nd.sub].lpm.Lookup(fl.saddr); ok {
 				return pos6{pn, s, true}
 			}
@@ -186,15 +196,39 @@ func (f *FIB) rt6Select(t *table6, p pos6, oif int32, strict int) int32 {
 			cont = i
 			break
 		}
+		if f.blackholeObject6(t, i) {
+			return i
+		}
 		match(i)
 	}
 	if best >= 0 || cont < 0 {
 		return best
 	}
 	for i := cont; i < first+n; i++ {
+		if f.blackholeObject6(t, i) {
+			return i
+		}
 		match(i)
 	}
 	return best
+}
+
+// markOrphan6 records that the lookup ended in a source-specific route
+// of a node without plain routes: the kernel may no longer find such a
+// route (fib6_node_lookup skips a node whose leaf is gone, which happens
+// when a plain route added after the source route is deleted again).
+func (sc *scratch) markOrphan6(res *fibres6) {
+	if sc != nil && res.at != nil && res.t != nil && res.snode >= 0 && res.t.nodes[res.node].n == 0 {
+		sc.orphan6 = true
+	}
+}
+
+// blackholeObject6 reports whether alias i is a route through a
+// blackhole nexthop object (or a group of one): __find_rr_leaf takes it
+// at once, whatever the oif and whatever it found before.
+func (f *FIB) blackholeObject6(t *table6, i int32) bool {
+	at := &f.v6.attrs[t.aliases[i].attrs]
+	return at.nhid != 0 && at.typ == state.RouteBlackhole && t.aliases[i].sibFirst == i
 }
 
 // tableLookup6 is ip6_pol_route on one table: errOK with res set, the
@@ -203,9 +237,10 @@ func (f *FIB) tableLookup6(t *table6, fl *flow6, oif int32, strict int, res *fib
 	p := t.initial(fl)
 	for p.valid {
 		if ai := f.rt6Select(t, p, oif, strict); ai >= 0 {
+			pref := f.v6.attrs[t.aliases[ai].attrs].pref
 			ai = f.selectPath6(t, ai, fl, oif, strict, r)
 			at := &f.v6.attrs[t.aliases[ai].attrs]
-			*res = fibres6{t: t, node: p.d, snode: p.s, alias: ai, at: at, typ: at.typ, rule: res.rule}
+			*res = fibres6{t: t, node: p.d, snode: p.s, alias: ai, at: at, typ: at.typ, rule: res.rule, pref: pref, rules: res.rules}
 			return at.err
 		}
 		p = t.backtrack(p, fl)
@@ -219,14 +254,16 @@ func (f *FIB) selectPath6(t *table6, match int32, fl *flow6, oif int32, strict i
 	if al.sibN <= 1 {
 		return match
 	}
-	if r != nil && f.v6.attrs[al.attrs].nhid != 0 {
-		r.addUncertain(noteNHGroup)
-	}
 	first := al.sibFirst
+	// A nexthop group is one route to the kernel: the oif only decided
+	// whether it matched, the hash picks among all its members
+	// (nexthop_select_path); siblings must also suit the oif.
+	group := f.v6.attrs[al.attrs].nhid != 0
+	resilient := group && f.v6.attrs[al.attrs].nhgroup == state.NHGroupResilient
 	pick := func(h uint32) int32 {
 		fa := &t.aliases[first]
 		if int64(h) <= int64(fa.bound) {
-			if score6(&f.v6.attrs[fa.attrs], oif, strict) >= 0 {
+			if group || score6(&f.v6.attrs[fa.attrs], oif, strict) >= 0 {
 				return first
 			}
 			return match
@@ -236,6 +273,9 @@ func (f *FIB) selectPath6(t *table6, match int32, fl *flow6, oif int32, strict i
 			if int64(h) > int64(sa.bound) {
 				continue
 			}
+			if group {
+				return j
+			}
 			if score6(&f.v6.attrs[sa.attrs], oif, strict) < 0 {
 				break
 			}
@@ -243,7 +283,7 @@ func (f *FIB) selectPath6(t *table6, match int32, fl *flow6, oif int32, strict i
 		}
 		return match
 	}
-	if f.mpSeedKnown && f.mpPolicy6 <= 2 {
+	if f.mpSeedKnown && f.mpPolicy6 <= 2 && !resilient {
 		return pick(f.mpHash6(fl))
 	}
 	// Unknown hash: collect what every hash bucket would pick.
@@ -259,6 +299,10 @@ func (f *FIB) selectPath6(t *table6, match int32, fl *flow6, oif int32, strict i
 			continue
 		}
 		c := pick(uint32(b))
+		if resilient {
+			// the bucket table is not in the snapshot: any member
+			c = j
+		}
 		dup := false
 		for k := 0; k < ns && k < len(seen); k++ {
 			if seen[k] == c {
@@ -281,16 +325,18 @@ func (f *FIB) selectPath6(t *table6, match int32, fl *flow6, oif int32, strict i
 			p := Nexthop{Gateway: nh.gw, Dev: linkNameOf(nh.dev), Weight: int(nh.weight)}
 			if at.prefsrc.IsValid() {
 				p.PrefSrc = at.prefsrc
-			} else if fl.iif == 1 && nh.dev != nil {
-				// output path: the source follows the sibling's device
-				if a, ok := f.devGetSaddr6(nh.dev, fl.daddr, fl.dhi, fl.dlo); ok {
+			} else if sd := f.saddrDev6(t, c); fl.iif == 1 && sd != nil {
+				// output path: the source follows the member's device
+				if a, ok := f.devGetSaddr6(sd, fl.daddr, fl.dhi, fl.dlo); ok {
 					p.PrefSrc = a
 				}
 			}
 			r.Possible = append(r.Possible, p)
 		}
 	}
-	if ns > 1 && r != nil {
+	if ns > 1 && r != nil && resilient {
+		r.addUncertain(UncertainResilientGroup)
+	} else if ns > 1 && r != nil {
 		r.addUncertain(UncertainMultipathHash)
 	} else if r != nil {
 		r.Possible = r.Possible[:0]
@@ -301,6 +347,10 @@ func (f *FIB) selectPath6(t *table6, match int32, fl *flow6, oif int32, strict i
 // ruleWalk6 is fib6_rule_lookup.
 func (f *FIB) ruleWalk6(fl *flow6, oif int32, strict int, res *fibres6, tr *tracer, sc *scratch, r *Result) errno {
 	rs := &f.v6.rules
+	if sc != nil && sc.walk6 {
+		rs = f.v6.walked
+	}
+	res.rules = rs.list
 	var rf ruleFlow
 	fl.ruleFlow(&rf)
 	if sc == nil {
@@ -464,6 +514,7 @@ func needStrict6(typ int) bool { return typ&(v6Multicast|v6Linklocal|v6Loopback)
 func (f *FIB) output6(q *qflow, r *Result, sc *scratch) {
 	tr := sc.tracer(r)
 	fl := f.flow6(q)
+	fl.noOrphans = sc != nil && sc.noOrphans6
 	fl.iif = 1
 	if q.oif != nil {
 		fl.oif = int32(q.oif.index)
@@ -482,9 +533,10 @@ func (f *FIB) output6(q *qflow, r *Result, sc *scratch) {
 	var res fibres6
 	res.rule = -1
 	err := f.ruleWalk6(&fl, fl.oif, strict, &res, tr, sc, r)
+	sc.markOrphan6(&res)
 	if err != errOK {
 		r.fail(err)
-		r.failRule(f.v6.rules.list, res.rule)
+		r.failRule(res.rules, res.rule)
 		if res.at != nil && res.at.err == err {
 			r.ref = routeRef{v6: true, t6: res.t, node: res.node, snode: res.snode, alias: res.alias, at: res.at}
 		}
@@ -498,6 +550,7 @@ func (f *FIB) output6(q *qflow, r *Result, sc *scratch) {
 func (f *FIB) input6(q *qflow, r *Result, sc *scratch) {
 	tr := sc.tracer(r)
 	fl := f.flow6(q)
+	fl.noOrphans = sc != nil && sc.noOrphans6
 	fl.iif = int32(q.iif.index)
 	fl.uid = invalidUID
 	if q.uidSet {
@@ -514,9 +567,10 @@ func (f *FIB) input6(q *qflow, r *Result, sc *scratch) {
 	var res fibres6
 	res.rule = -1
 	err := f.ruleWalk6(&fl, fl.iif, strict, &res, tr, sc, r)
+	sc.markOrphan6(&res)
 	if err != errOK {
 		r.fail(err)
-		r.failRule(f.v6.rules.list, res.rule)
+		r.failRule(res.rules, res.rule)
 		return
 	}
 	f.fill6(q, &fl, &res, r, false)
@@ -553,7 +607,10 @@ func (f *FIB) fill6(q *qflow, fl *flow6, res *fibres6, r *Result, output bool) {
 	r.Protocol, r.Scope = at.proto, state.ScopeUniverse
 	r.has |= hasProtocol | hasScope | hasMetric | hasPref
 	r.Metric = res.t.aliases[res.alias].metric
-	r.Pref = at.pref
+	r.Pref = res.pref
+	if at.memberUnknown {
+		r.addUncertain(noteMemberUnknown)
+	}
 	r.MTU = at.mtu
 	if nh.gw.IsValid() {
 		r.Gateway = nh.gw
@@ -567,14 +624,136 @@ func (f *FIB) fill6(q *qflow, fl *flow6, res *fibres6, r *Result, output bool) {
 	r.setDev(dev)
 	if at.prefsrc.IsValid() {
 		r.PrefSrc = at.prefsrc
-	} else if output && nh.dev != nil {
-		if a, ok := f.devGetSaddr6(nh.dev, fl.daddr, fl.dhi, fl.dlo); ok {
+	} else if sd := f.saddrDev6(res.t, res.alias); output && sd != nil {
+		if a, ok := f.devGetSaddr6(sd, fl.daddr, fl.dhi, fl.dlo); ok {
 			r.PrefSrc = a
 		}
 	}
 	if q.fibmatch {
 		f.fibmatch6(res, r)
+		f.fibmatchMembers6(res, r)
+	} else {
+		f.memberPrefs6(res, r)
 	}
+	f.sharedNexthop6(q, fl, res, r, output)
+}
+
+// fibmatchMembers6: with the hash unknown, a fibmatch answer is the
+// entry of whichever member the hash picks (its own src and pref, the
+// nexthops listed from it): the other members' are the alternatives.
+func (f *FIB) fibmatchMembers6(res *fibres6, r *Result) {
+	al := &res.t.aliases[res.alias]
+	if al.sibN <= 1 || !r.hasUncertain(UncertainMultipathHash) && !r.hasUncertain(UncertainResilientGroup) {
+		return
+	}
+	for j := al.sibFirst; j < al.sibFirst+al.sibN; j++ {
+		if j == res.alias || res.t.aliases[j].bound < 0 {
+			continue
+		}
+		alt := *r
+		alt.Uncertain, alt.Otherwise, alt.Nexthops, alt.Possible = nil, nil, nil, nil
+		at := &f.v6.attrs[res.t.aliases[j].attrs]
+		f.fibmatch6(&fibres6{t: res.t, node: res.node, snode: res.snode, alias: j, at: at}, &alt)
+		ans := alt.AppendAnswerJSON(nil)
+		if r.hasAnswer(ans) {
+			continue
+		}
+		nh := &at.nhs[0]
+		r.Otherwise = append(r.Otherwise, Otherwise{If: "the hash picks the member via " + nh.gw.String() + " dev " + linkNameOf(nh.dev),
+			Answer: ans, Line: string(alt.appendVerdictLine(nil))})
+	}
+}
+
+// memberPrefs6: the kernel answers from the member's cached dst, which
+// keeps the router preference of the lookup that made it (the member
+// rt6_select chose then); when the members' preferences differ, any of
+// them may be printed.
+func (f *FIB) memberPrefs6(res *fibres6, r *Result) {
+	al := &res.t.aliases[res.alias]
+	if al.sibN <= 1 || f.v6.attrs[al.attrs].nhid != 0 {
+		return
+	}
+	var seen [4]bool
+	seen[r.Pref&3] = true
+	for j := al.sibFirst; j < al.sibFirst+al.sibN; j++ {
+		p := f.v6.attrs[res.t.aliases[j].attrs].pref & 3
+		if seen[p] {
+			continue
+		}
+		seen[p] = true
+		alt := *r
+		alt.Uncertain, alt.Otherwise, alt.Nexthops = nil, nil, nil // Possible stays: the path is as uncertain
+		alt.Pref = p
+		ans := alt.AppendAnswerJSON(nil)
+		if r.hasAnswer(ans) {
+			continue
+		}
+		r.addUncertain(UncertainMemberPref)
+		r.Otherwise = append(r.Otherwise, Otherwise{If: "the kernel's cached route for this member was made by a lookup that chose a member with pref " + prefName(p),
+			Answer: ans, Line: string(alt.appendVerdictLine(nil))})
+	}
+}
+
+// sharedNexthop6: a route through a nexthop object answers with the
+// route attributes (table, metric, protocol, pref, src; for fibmatch the
+// whole entry) of whichever route using the same object first made the
+// kernel's cached dst on the CPU that answers (rt6_get_pcpu_route shares
+// the object's dst among its routes). The answer assumes this route; the
+// others are the alternatives.
+func (f *FIB) sharedNexthop6(q *qflow, fl *flow6, res *fibres6, r *Result, output bool) {
+	leaf := res.t.aliases[res.alias].leaf
+	users := f.v6.users[leaf]
+	if leaf == 0 || len(users) < 2 {
+		return
+	}
+	noted := false
+	for _, u := range users {
+		if u.t == res.t && u.alias == res.alias {
+			continue
+		}
+		alt := *r
+		alt.Uncertain, alt.Otherwise, alt.Nexthops = nil, nil, nil
+		at := &f.v6.attrs[u.t.aliases[u.alias].attrs]
+		alt.Type = at.typ
+		alt.Table = at.table
+		alt.Protocol = at.proto
+		alt.Metric = u.t.aliases[u.alias].metric
+		alt.Pref = at.pref
+		alt.MTU = at.mtu
+		alt.PrefSrc = netip.Addr{}
+		if at.prefsrc.IsValid() {
+			alt.PrefSrc = at.prefsrc
+		} else if sd := f.saddrDev6(u.t, u.alias); output && sd != nil {
+			if a, ok := f.devGetSaddr6(sd, fl.daddr, fl.dhi, fl.dlo); ok {
+				alt.PrefSrc = a
+			}
+		}
+		if q.fibmatch {
+			f.fibmatch6(&fibres6{t: u.t, node: u.node, snode: -1, alias: u.alias, at: at}, &alt)
+		}
+		ans := alt.AppendAnswerJSON(nil)
+		if r.hasAnswer(ans) {
+			continue
+		}
+		if !noted {
+			r.addUncertain(UncertainSharedNexthop)
+			noted = true
+		}
+		r.Otherwise = append(r.Otherwise, Otherwise{If: "the kernel's cached route through nexthop object " +
+			strconv.FormatUint(uint64(leaf), 10) + " was made by a lookup of " + string(f.appendRoute(nil, &routeRef{v6: true, t6: u.t, node: u.node, snode: -1, alias: u.alias, at: at}, true)),
+			Answer: ans, Line: string(alt.appendVerdictLine(nil))})
+	}
+}
+
+// saddrDev6 is the device ip6_route_get_saddr selects the source on for
+// alias i: its own, or for a nexthop group the first member's
+// (nexthop_fib6_nh), whichever member the hash chose.
+func (f *FIB) saddrDev6(t *table6, i int32) *link {
+	al := &t.aliases[i]
+	if f.v6.attrs[al.attrs].nhid != 0 && al.sibN > 1 {
+		return f.v6.attrs[t.aliases[al.sibFirst].attrs].nhs[0].dev
+	}
+	return f.v6.attrs[al.attrs].nhs[0].dev
 }
 
 // fibmatch6 renders the matched FIB entry; a multipath entry lists its
@@ -591,6 +770,10 @@ func (f *FIB) fibmatch6(res *fibres6, r *Result) {
 		r.SrcPrefix = at.src
 	}
 	r.PrefSrc = at.prefsrc
+	r.Pref = at.pref // the chosen member's own
+	if at.nhid != 0 {
+		r.NHID, r.NHInfo = at.nhid, f.nhObjects[at.nhid]
+	}
 	r.Possible = r.Possible[:0]
 	flagsOf := func(nh *nhop) uint32 {
 		fl := uint32(nh.flags) & 0xff &^ uint32(state.NexthopDead|state.NexthopLinkdown)
@@ -605,8 +788,9 @@ func (f *FIB) fibmatch6(res *fibres6, r *Result) {
 		}
 		return fl
 	}
-	if al.sibN <= 1 {
+	if al.sibN <= 1 && at.nhgroup == state.NHGroupNone {
 		nh := &at.nhs[0]
+		r.Gateway = nh.gw
 		r.Flags = flagsOf(nh)
 		r.setDev(nh.dev)
 		if at.typ == state.RouteLocal || at.typ == state.RouteAnycast {
@@ -620,6 +804,9 @@ func (f *FIB) fibmatch6(res *fibres6, r *Result) {
 	r.Nexthops = r.Nexthops[:0]
 	for k := int32(0); k < al.sibN; k++ {
 		j := al.sibFirst + (res.alias-al.sibFirst+k)%al.sibN
+		if at.nhid != 0 {
+			j = al.sibFirst + k // a group lists its members in order
+		}
 		nh := &f.v6.attrs[t.aliases[j].attrs].nhs[0]
 		r.Nexthops = append(r.Nexthops, Nexthop{Gateway: nh.gw, Dev: linkNameOf(nh.dev), Weight: int(nh.weight), Flags: flagsOf(nh)})
 	}

@@ -191,6 +191,17 @@ func (f *FIB) buildRules(s *state.State) error {
 	if f.v6.rules, err = f.compileRules(r6, true); err != nil {
 		return err
 	}
+	if defaultSubset(r6, 6) {
+		// Only deletions: the kernel has not started walking rules.
+		walked := f.v6.rules
+		f.v6.walked = &walked
+		if f.v6.rules, err = f.compileRules(defaultRules(6), true); err != nil {
+			return err
+		}
+		for i := range f.v6.rules.list {
+			f.v6.rules.list[i].text += " (the kernel's fast path: no IPv6 rule was ever added)"
+		}
+	}
 	f.v4.rules.dflt = isDefault4(r4)
 	for i := range r4 {
 		r := &r4[i]
@@ -212,6 +223,33 @@ func defaultRules(fam int) []state.Rule {
 		return []state.Rule{mk(0, state.TableLocal), mk(32766, state.TableMain), mk(32767, state.TableDefault)}
 	}
 	return []state.Rule{mk(0, state.TableLocal), mk(32766, state.TableMain)}
+}
+
+// defaultSubset reports whether rs are some of the kernel's default rules
+// of family fam, but not all: what deleting default rules leaves.
+func defaultSubset(rs []state.Rule, fam int) bool {
+	want := defaultRules(fam)
+	if len(rs) >= len(want) {
+		return false
+	}
+	j := 0
+	for i := range rs {
+		a := rs[i]
+		if a.SPort != nil || a.DPort != nil || a.UID != nil {
+			return false
+		}
+		for j < len(want) {
+			b := want[j]
+			j++
+			a.Protocol = b.Protocol
+			if a == b {
+				goto next
+			}
+		}
+		return false
+	next:
+	}
+	return true
 }
 
 // isDefault4 reports whether the IPv4 rules are exactly the kernel's

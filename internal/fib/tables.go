@@ -27,7 +27,12 @@ type nhop struct {
 	// on a connected subnet would have when the route was added.
 	gwUncertain bool
 	saddr       uint32 // v4 nh_saddr: inet_select_addr(dev, gw, route scope)
-	bound       int32  // multipath upper bound (v4; v6 keeps it per sibling alias)
+	// saddrAlt: for a nexthop object, the source the kernel selects
+	// once an IPv4 address changed after the object was made (with the
+	// route's scope; saddr is the one made with the object, with its
+	// own scope less one).
+	saddrAlt uint32
+	bound    int32 // multipath upper bound (v4; v6 keeps it per sibling alias)
 }
 
 // rattrs are the attributes of a route other than its prefix, TOS and
@@ -43,11 +48,15 @@ type rattrs struct {
 	mtu     uint32
 	pref    uint8
 	nhid    uint32
-	nhs     []nhop
-	err     errno // route type error (blackhole, unreachable, ...)
-	dead    bool  // all nexthops dead (fib_flags RTNH_F_DEAD)
-	v6      bool
-	src     netip.Prefix // v6 source prefix (for display)
+	nhgroup state.NHGroupKind // the kind of group nhid is, if one
+	// memberUnknown: an IPv6 multipath member whose own src and pref
+	// the snapshot could not learn (state.Member.Unknown).
+	memberUnknown bool
+	nhs           []nhop
+	err           errno // route type error (blackhole, unreachable, ...)
+	dead          bool  // all nexthops dead (fib_flags RTNH_F_DEAD)
+	v6            bool
+	src           netip.Prefix // v6 source prefix (for display)
 	// rtext is the route's text after its prefix and TOS, up to its
 	// metric (" via GW dev D proto P scope S src A"); rjson is the same,
 	// JSON-escaped. Empty for IPv6 sibling groups (rendered on demand).
@@ -83,6 +92,14 @@ type family6 struct {
 	tables map[uint32]*table6
 	attrs  []rattrs
 	rules  rules
+	// users maps a nexthop object to the IPv6 route members using it
+	// (the kernel caches one dst per object and CPU, remembering the
+	// route that made it).
+	users map[uint32][]nhUser
+	// walked is the rule list as the snapshot shows it when rules holds
+	// the kernel's fast path instead (default rules deleted, none added:
+	// fib6_has_custom_rules is still false); nil otherwise.
+	walked *rules
 }
 
 type table6 struct {
@@ -118,6 +135,15 @@ type alias6 struct {
 	bound    int32 // multipath upper bound of this sibling
 	sibFirst int32 // first alias of the sibling group (itself if none)
 	sibN     int32 // size of the sibling group (1 if none)
+	// leaf is the nexthop object whose fib6_nh this member uses (the
+	// route's own object, or its group's member), 0 if none.
+	leaf uint32
+}
+
+// nhUser is an IPv6 route member using a nexthop object's fib6_nh.
+type nhUser struct {
+	t           *table6
+	node, alias int32
 }
 
 // buildRoutes compiles the routes of both families into per-table prefix
@@ -214,9 +240,13 @@ func (f *FIB) buildRoutes(s *state.State) error {
 				src = netip.Prefix{}
 			}
 		}
-		for _, id := range ids {
+		for k, id := range ids {
+			leaf := r.NHID
+			if o := f.nhObjects[r.NHID]; o != nil && len(o.Group) == len(ids) {
+				leaf = o.Group[k].ID
+			}
 			p6[r.Table] = append(p6[r.Table], item6{dst: dst, src: src, route: int32(ri),
-				alias: alias6{attrs: id, metric: r.Metric, sibN: int32(len(ids))}})
+				alias: alias6{attrs: id, metric: r.Metric, sibN: int32(len(ids)), leaf: leaf}})
 		}
 	}
 
@@ -296,6 +326,14 @@ func (f *FIB) buildRoutes(s *state.State) error {
 				t.lpm.Insert(k.dst, dn)
 			}
 			nd := &t.nodes[dn]
+			for i := first; i < int32(len(t.aliases)); i++ {
+				if l := t.aliases[i].leaf; l != 0 {
+					if f.v6.users == nil {
+						f.v6.users = map[uint32][]nhUser{}
+					}
+					f.v6.users[l] = append(f.v6.users[l], nhUser{t: t, node: dn, alias: i})
+				}
+			}
 			if !k.src.IsValid() {
 				nd.first, nd.n = first, int32(len(g))
 				continue
@@ -340,7 +378,12 @@ func (f *FIB) buildRoutes(s *state.State) error {
 		}
 		f.v6.tables[id] = t
 	}
-
+	for _, us := range f.v6.users {
+		// in table and entry order, not the map's
+		slices.SortFunc(us, func(a, b nhUser) int {
+			return cmp.Or(cmp.Compare(a.t.id, b.t.id), cmp.Compare(a.alias, b.alias))
+		})
+	}
 	return nil
 }
 
@@ -356,7 +399,7 @@ func (f *FIB) v6dead(nh *nhop) bool {
 // slice is buf's storage (the caller uses it before the next call).
 func (f *FIB) internRoute(r *state.Route, v6 bool, intern map[attrKey]int32, attrs *[]rattrs, buf *[1]int32) ([]int32, error) {
 	base := rattrs{typ: r.Type, table: r.Table, proto: r.Protocol, scope: r.Scope, prefsrc: r.PrefSrc,
-		flags: r.Flags, mtu: r.MTU, pref: r.Pref, nhid: r.NHID, v6: v6, err: routeTypeErr(uint8(r.Type))}
+		flags: r.Flags, mtu: r.MTU, pref: r.Pref, nhid: r.NHID, nhgroup: r.NHGroup, v6: v6, err: routeTypeErr(uint8(r.Type))}
 	if v6 && r.Src.IsValid() && r.Src.Bits() > 0 {
 		base.src = r.Src.Masked()
 	}
@@ -455,6 +498,10 @@ func (f *FIB) internRoute(r *state.Route, v6 bool, intern map[attrKey]int32, att
 	ids := make([]int32, len(nhs))
 	for i := range nhs {
 		a := base
+		if m := r.Nexthops[i].Member; m != nil && i > 0 {
+			// each member is a route of its own in the kernel
+			a.prefsrc, a.pref, a.mtu, a.memberUnknown = m.PrefSrc, m.Pref, m.MTU, m.Unknown
+		}
 		a.nhs = []nhop{nhs[i]}
 		a.dead = nhs[i].dead
 		ids[i] = int32(len(*attrs))
@@ -481,6 +528,12 @@ func (f *FIB) finishAttrs4() {
 					gw = v4u(nh.gw)
 				}
 				nh.saddr = f.selectAddr4(nh.dev, gw, uint8(a.scope))
+				nh.saddrAlt = nh.saddr
+				if o := f.nhObject4(a, j); o != nil && o.Scope != 0 {
+					// nh_create_ipv4: fib_info_update_nhc_saddr with the
+					// nexthop's scope less one
+					nh.saddr = f.selectAddr4(nh.dev, gw, uint8(o.Scope)-1)
+				}
 			}
 			if !f.mpDead4(nh) {
 				total += int64(nh.weight)
@@ -498,6 +551,25 @@ func (f *FIB) finishAttrs4() {
 			}
 		}
 	}
+}
+
+// nhObject4 is the nexthop object behind nexthop j of a route through
+// one (a group's member j), or nil.
+func (f *FIB) nhObject4(a *rattrs, j int) *state.NexthopObject {
+	if a.nhid == 0 {
+		return nil
+	}
+	o := f.nhObjects[a.nhid]
+	if o != nil && len(o.Group) > 0 {
+		if j >= len(o.Group) {
+			return nil
+		}
+		o = f.nhObjects[o.Group[j].ID]
+	}
+	if o == nil || o.Family != 4 {
+		return nil
+	}
+	return o
 }
 
 func (f *FIB) mpDead4(nh *nhop) bool {

@@ -2,6 +2,8 @@ package hook
 
 import (
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -178,4 +180,37 @@ func FuzzTinc(f *testing.F) {
 			t.Fatalf("accepted facts that do not validate: %v", err)
 		}
 	})
+}
+
+// TestTincOwnSubnets: tinc 1.0 runs subnet-up for the node's own Subnets
+// too (NODE is this node); they are not routes pushed to it. The local
+// name comes from NAME, else from NETNAME's tinc.conf.
+func TestTincOwnSubnets(t *testing.T) {
+	dir := t.TempDir()
+	old := TincConfRoot
+	TincConfRoot = dir
+	t.Cleanup(func() { TincConfRoot = old })
+	if err := os.MkdirAll(filepath.Join(dir, "mesh"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "mesh", "tinc.conf"), []byte("# this node\nName = laptop\nConnectTo = vpnserver\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		env  Env
+		want int // routes taken
+	}{
+		{"own, NAME", Env{"INTERFACE": "tinc0", "NAME": "client", "NODE": "client", "SUBNET": "10.1.0.0/24"}, 0},
+		{"peer's, NAME", Env{"INTERFACE": "tinc0", "NAME": "client", "NODE": "vpnserver", "SUBNET": "10.1.0.0/24"}, 1},
+		{"own, tinc.conf", Env{"INTERFACE": "tinc0", "NETNAME": "mesh", "NODE": "laptop", "SUBNET": "10.1.0.0/24"}, 0},
+		{"peer's, tinc.conf", Env{"INTERFACE": "tinc0", "NETNAME": "mesh", "NODE": "vpnserver", "SUBNET": "10.1.0.0/24"}, 1},
+		{"no local name known", Env{"INTERFACE": "tinc0", "NETNAME": "other", "NODE": "laptop", "SUBNET": "10.1.0.0/24"}, 1},
+		{"hostile NETNAME", Env{"INTERFACE": "tinc0", "NETNAME": "../mesh", "NODE": "laptop", "SUBNET": "10.1.0.0/24"}, 1},
+	} {
+		v, err := Tinc("home", "subnet-up", c.env, nil)
+		if err != nil || len(v.Routes) != c.want {
+			t.Errorf("%s: routes %v, err %v; want %d routes", c.name, v.Routes, err, c.want)
+		}
+	}
 }

@@ -1,8 +1,11 @@
 package hook
 
 import (
+	"bufio"
 	"fmt"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -71,6 +74,13 @@ func Tinc(name, verb string, env Env, prev *facts.VPN) (*facts.VPN, error) {
 			v.Servers = append(v.Servers, e)
 		}
 	case "subnet-up", "subnet-down":
+		// tinc 1.0 runs subnet-up for the node's own Subnets too: they
+		// are this host's, not routes the mesh pushes to it (taken as
+		// pushed, a LAN subnet would go into the tunnel, or clash with
+		// the LAN's connected route).
+		if node, err := env.nodeName("NODE"); err == nil && node == tincLocalName(env) {
+			return v, nil
+		}
 		s := env["SUBNET"]
 		p, err := parseTincSubnet(s)
 		if err != nil {
@@ -82,6 +92,36 @@ func Tinc(name, verb string, env Env, prev *facts.VPN) (*facts.VPN, error) {
 		}
 	}
 	return v, nil
+}
+
+// TincConfRoot holds tinc's networks, /etc/tinc/NETNAME/tinc.conf.
+var TincConfRoot = "/etc/tinc"
+
+// tincLocalName is this node's name: NAME from the environment (tinc 1.0
+// sets it), else the Name in NETNAME's tinc.conf; "" if neither says.
+func tincLocalName(env Env) string {
+	if n, err := env.nodeName("NAME"); err == nil {
+		return n
+	}
+	net := env["NETNAME"]
+	if net == "" || strings.ContainsAny(net, "/\x00") || net == "." || net == ".." {
+		return ""
+	}
+	f, err := os.Open(filepath.Join(TincConfRoot, net, "tinc.conf"))
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		k, v, ok := strings.Cut(sc.Text(), "=")
+		if ok && strings.EqualFold(strings.TrimSpace(k), "Name") {
+			if n, err := (Env{"NAME": strings.TrimSpace(v)}).nodeName("NAME"); err == nil {
+				return n
+			}
+		}
+	}
+	return ""
 }
 
 // parseTincSubnet reads "10.20.0.1/32", "10.20.0.0/24#10" (weight) or a

@@ -5,8 +5,11 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"syscall"
 	"unsafe"
 
@@ -41,13 +44,7 @@ type ExecOptions struct {
 // exec`: the process keeps its pid, so signals and the exit status pass
 // through untouched. It returns only on failure.
 func ExecIn(o ExecOptions) error {
-	if err := checkNamespaceName(o.Netns); err != nil {
-		return err
-	}
-	ns, err := netns.GetFromName(o.Netns)
-	if errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("network namespace %q does not exist", o.Netns)
-	}
+	ns, err := openExecNamespace(o.Netns)
 	if err != nil {
 		return err
 	}
@@ -55,6 +52,135 @@ func ExecIn(o ExecOptions) error {
 	// From here on this thread's namespaces change: it execs or the
 	// process exits, so it is never unlocked.
 	runtime.LockOSThread()
+	if err := enter(o, ns); err != nil {
+		return err
+	}
+	if o.SetUser {
+		// On this thread only (raw system calls): it is the one that
+		// execs, and the new program inherits its credentials.
+		if err := setIDs(o.UID, o.GID, o.Groups); err != nil {
+			return err
+		}
+	}
+	err = syscall.Exec(o.Path, o.Argv, o.Env)
+	return fmt.Errorf("exec %s: %w", o.Path, err)
+}
+
+// RunResult is how a command RunIn ran ended.
+type RunResult struct {
+	Status syscall.WaitStatus
+	// StillUsedBy is a process still in the command's mount namespace
+	// after the command exited (a daemon it started), 0 if none: the
+	// private directories are still its mount points.
+	StillUsedBy int
+}
+
+// RunIn runs the command as a child of tunroute, in the same namespaces
+// ExecIn would give it, waits for it and returns how it ended. Only one
+// thread of tunroute enters the namespaces (the one that forks the
+// child, and that ends with it): the caller stays where it is, so that
+// it can remove what it made for the command. The signals tunroute gets
+// are passed to the command, but the terminal's SIGINT and SIGQUIT,
+// which reach both (they are in one process group).
+func RunIn(o ExecOptions, stdin, stdout, stderr *os.File) (RunResult, error) {
+	ns, err := openExecNamespace(o.Netns)
+	if err != nil {
+		return RunResult{}, err
+	}
+	defer ns.Close()
+	type started struct {
+		cmd   *exec.Cmd
+		mntNS unix.Stat_t
+		err   error
+	}
+	// Caught from before the command starts to after it ends: until
+	// then they would end tunroute and leave the command alone.
+	sigs := make(chan os.Signal, 8)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGWINCH)
+	defer signal.Stop(sigs)
+	ch := make(chan started, 1)
+	exited := make(chan struct{})
+	go func() {
+		// This thread's namespaces change and are never restored: the
+		// goroutine ends locked, which ends the thread.
+		runtime.LockOSThread()
+		var st started
+		if st.err = enter(o, ns); st.err != nil {
+			ch <- st
+			return
+		}
+		if st.err = unix.Stat("/proc/thread-self/ns/mnt", &st.mntNS); st.err != nil {
+			ch <- st
+			return
+		}
+		st.cmd = &exec.Cmd{Path: o.Path, Args: o.Argv, Env: o.Env, Stdin: stdin, Stdout: stdout, Stderr: stderr,
+			SysProcAttr: &syscall.SysProcAttr{}}
+		if o.SetUser {
+			gs := make([]uint32, len(o.Groups))
+			for i, g := range o.Groups {
+				gs[i] = uint32(g)
+			}
+			st.cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(o.UID), Gid: uint32(o.GID), Groups: gs}
+		}
+		// Forked from this thread: the child starts in its namespaces.
+		st.err = st.cmd.Start()
+		ch <- st
+		if st.err == nil {
+			st.cmd.Wait()
+		}
+		close(exited)
+	}()
+	st := <-ch
+	if st.err != nil {
+		return RunResult{}, fmt.Errorf("running %s in %s: %w", o.Path, o.Netns, st.err)
+	}
+	for done := false; !done; {
+		select {
+		case s := <-sigs:
+			if s != syscall.SIGINT && s != syscall.SIGQUIT {
+				st.cmd.Process.Signal(s)
+			}
+		case <-exited:
+			done = true
+		}
+	}
+	res := RunResult{Status: st.cmd.ProcessState.Sys().(syscall.WaitStatus)}
+	res.StillUsedBy = processInMountNS(st.mntNS)
+	return res, nil
+}
+
+// processInMountNS returns a process (not this one) whose mount namespace
+// is ns, or 0.
+func processInMountNS(ns unix.Stat_t) int {
+	procs, _ := os.ReadDir("/proc")
+	for _, p := range procs {
+		pid, err := strconv.Atoi(p.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		var st unix.Stat_t
+		if unix.Stat("/proc/"+p.Name()+"/ns/mnt", &st) == nil && st.Dev == ns.Dev && st.Ino == ns.Ino {
+			return pid
+		}
+	}
+	return 0
+}
+
+func openExecNamespace(name string) (netns.NsHandle, error) {
+	if err := checkNamespaceName(name); err != nil {
+		return netns.None(), err
+	}
+	ns, err := netns.GetFromName(name)
+	if errors.Is(err, fs.ErrNotExist) {
+		return netns.None(), fmt.Errorf("network namespace %q does not exist", name)
+	}
+	return ns, err
+}
+
+// enter moves the calling thread, locked to its goroutine, into a mount
+// namespace of its own and the network namespace ns, with the domain's
+// /etc files and the private directories mounted there.
+func enter(o ExecOptions, ns netns.NsHandle) error {
 	if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
 		return fmt.Errorf("new mount namespace: %w", err)
 	}
@@ -82,15 +208,7 @@ func ExecIn(o ExecOptions) error {
 			return fmt.Errorf("private directory %s: %w", d, err)
 		}
 	}
-	if o.SetUser {
-		// On this thread only (raw system calls): it is the one that
-		// execs, and the new program inherits its credentials.
-		if err := setIDs(o.UID, o.GID, o.Groups); err != nil {
-			return err
-		}
-	}
-	err = syscall.Exec(o.Path, o.Argv, o.Env)
-	return fmt.Errorf("exec %s: %w", o.Path, err)
+	return nil
 }
 
 // bindEtc binds each file of dir over the same name in /etc.

@@ -429,8 +429,14 @@ func (x *executor) link(i int) error {
 			return errors.New("a new link needs a name and a kind")
 		}
 		switch {
+		case l.Userspace:
+			return fmt.Errorf("%s is made by a userspace WireGuard (start wireguard-go %s first); tunroute only configures it", l.Name, l.Name)
 		case l.Kind == "vxlan":
 			if err := x.newVXLAN(l); err != nil {
+				return err
+			}
+		case state.IsTunnelKind(l.Kind):
+			if err := x.newTunnel(l); err != nil {
 				return err
 			}
 		default:
@@ -462,13 +468,18 @@ func (x *executor) link(i int) error {
 		}
 		c.enc.end(off)
 		return c.do(seq, nil)
+	case state.Replace:
+		return x.reconfigure(l)
 	default:
 		return fmt.Errorf("%s is not supported for links", op.Action)
+	}
+	x.applied[i] = true // the link exists now, whatever follows
+	if err := x.setDevice(l); err != nil {
+		return fmt.Errorf("created, but %w", err)
 	}
 	if !l.Up && l.Alias == "" {
 		return nil
 	}
-	x.applied[i] = true // the link exists now, whatever follows
 	if err := c.setLink(l.Name, l.Up, l.Alias); err != nil {
 		return fmt.Errorf("created, but setting it up failed: %w", err)
 	}
@@ -583,7 +594,7 @@ type newLinkArgs struct {
 	// not the one the request is sent in (IFLA_NET_NS_FD).
 	nsFd int
 	// underIndex is a vxlan's underlay device, in the namespace the
-	// request is sent in; 0 for none.
+	// request is sent in, or a tunnel's underlying device; 0 for none.
 	underIndex int
 }
 
@@ -653,6 +664,10 @@ func (e *encoder) encodeNewLink(l *state.Link, args newLinkArgs, seq uint32) err
 		}
 		e.be16(unix.IFLA_VXLAN_PORT, port)
 		e.endNest(data)
+	case state.KindXFRM, state.KindVTI, state.KindVTI6, state.KindGRE, state.KindIP6GRE:
+		if err := e.encodeTunnelData(l, args.underIndex); err != nil {
+			return err
+		}
 	case "veth":
 		data := e.nest(unix.IFLA_INFO_DATA)
 		peer := e.nest(vethInfoPeer)

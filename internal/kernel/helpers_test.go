@@ -24,7 +24,11 @@ func needRoot(t testing.TB) {
 // when the test ends, whatever the outcome.
 func newNS(t testing.TB, short string) string {
 	t.Helper()
-	name := fmt.Sprintf("tr-k-%s-%d", short, os.Getpid())
+	prefix := "tr-k"
+	if p := os.Getenv("TUNROUTE_TEST_NS_PREFIX"); p != "" {
+		prefix = p // engineers sharing a machine keep to their own names
+	}
+	name := fmt.Sprintf("%s-%s-%d", prefix, short, os.Getpid())
 	exec.Command("ip", "netns", "del", name).Run() // a leftover of a killed run
 	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
 		t.Fatalf("ip netns add %s: %v: %s", name, err, out)

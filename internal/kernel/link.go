@@ -79,8 +79,11 @@ func decodeLink(data []byte) (linkInfo, bool) {
 					data = in.val
 				}
 			}
-			if l.Kind == "vxlan" && data != nil {
+			switch {
+			case l.Kind == "vxlan" && data != nil:
 				l.VXLAN, l.underIndex = decodeVXLAN(data)
+			case state.IsTunnelKind(l.Kind):
+				l.Tunnel, l.underIndex = decodeTunnel(l.Kind, data)
 			}
 		}
 	}
@@ -235,6 +238,10 @@ func (c *conn) resolveLinks(links []linkInfo) {
 			}
 			if p, err := c.getLink("", l.peerIndex, l.peerNSID); err == nil {
 				l.Peer, l.PeerNamespace = p.Name, ns
+			}
+		case l.Tunnel != nil:
+			if l.underIndex > 0 && l.peerNSID < 0 {
+				l.Tunnel.Dev = local(l.underIndex)
 			}
 		case l.VXLAN != nil:
 			if l.peerNSID < 0 {

@@ -3,6 +3,7 @@ package kernel
 import (
 	"errors"
 	"fmt"
+	"github.com/tunroute/tunroute/internal/netnsname"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -22,14 +23,6 @@ import (
 // tunroute working on another namespace leaves it alone.
 const DomainMark = "tunroute-domain of "
 
-// OwnerName is how a domain's mark names the namespace whose config has it.
-func OwnerName(top string) string {
-	if top == "" {
-		return "host"
-	}
-	return "netns " + top
-}
-
 // CreateNamespace creates the named network namespace (like `ip netns
 // add`) for a domain of the config applied in namespace top, sets its
 // loopback up and marks it. A namespace of that name that exists already
@@ -43,7 +36,7 @@ func CreateNamespace(name, top string) error {
 		if err != nil {
 			return err
 		}
-		if owner != OwnerName(top) {
+		if owner != netnsname.Name(top).Owner() {
 			return fmt.Errorf("network namespace %q exists and is not a domain of this config; rename the domain or remove the namespace", name)
 		}
 		return nil
@@ -87,7 +80,7 @@ func markNamespace(name, top string) error {
 	if err != nil {
 		return err
 	}
-	if err := nh.LinkSetAlias(lo, DomainMark+OwnerName(top)); err != nil {
+	if err := nh.LinkSetAlias(lo, DomainMark+netnsname.Name(top).Owner()); err != nil {
 		return fmt.Errorf("marking network namespace %q: %w", name, err)
 	}
 	return nh.LinkSetUp(lo)
@@ -129,7 +122,7 @@ func DomainNamespaces(top string) ([]string, error) {
 	}
 	var out []string
 	for _, n := range names {
-		if owner, err := NamespaceOwner(n); err == nil && owner == OwnerName(top) {
+		if owner, err := NamespaceOwner(n); err == nil && owner == netnsname.Name(top).Owner() {
 			out = append(out, n)
 		}
 	}
@@ -146,7 +139,7 @@ func DeleteNamespace(name, top string) error {
 	if err != nil {
 		return err
 	}
-	if owner != OwnerName(top) {
+	if owner != netnsname.Name(top).Owner() {
 		if _, err := os.Stat(filepath.Join(NetnsDir, name)); errors.Is(err, fs.ErrNotExist) {
 			return nil
 		}

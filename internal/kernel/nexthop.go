@@ -35,7 +35,17 @@ type nexthopInfo struct {
 	// other: a group, a blackhole, an encapsulation, a master: not one
 	// of tunroute's plain gateway-and-device objects.
 	other bool
+	// group: the object is a group of kind groupKind.
+	group     bool
+	groupKind state.NHGroupKind
+	// obj is the whole object, for the snapshot.
+	obj state.NexthopObject
 }
+
+const (
+	nhaGroupType = 3  // NHA_GROUP_TYPE: 0 mpath, 1 resilient
+	nhaResGroup  = 12 // NHA_RES_GROUP (nested)
+)
 
 // mine reports whether the object is one Execute makes for route sets.
 func (n *nexthopInfo) mine() bool { return n.proto == state.Proto && !n.other }
@@ -45,16 +55,61 @@ func decodeNexthop(data []byte) (nexthopInfo, bool) {
 		return nexthopInfo{}, false
 	}
 	n := nexthopInfo{family: data[0], proto: state.Protocol(data[2]), flags: ne.Uint32(data[4:])}
+	o := &n.obj
+	o.Scope, o.Protocol, o.Flags = state.Scope(data[1]), n.proto, state.NexthopFlags(n.flags)
+	switch data[0] {
+	case unix.AF_INET:
+		o.Family = 4
+	case unix.AF_INET6:
+		o.Family = 6
+	}
 	a := attrs{b: data[unix.SizeofNhmsg:]}
 	for a.next() {
 		switch a.typ {
 		case unix.NHA_ID:
 			n.id = a.u32()
+			o.ID = n.id
 		case unix.NHA_OIF:
 			n.oif = int(a.u32())
 		case unix.NHA_GATEWAY:
 			n.gw = ipAddr(a.val)
-		case unix.NHA_GROUP, unix.NHA_BLACKHOLE, unix.NHA_ENCAP, unix.NHA_ENCAP_TYPE, unix.NHA_MASTER, unix.NHA_GROUPS:
+			o.Gateway = n.gw
+		case unix.NHA_BLACKHOLE:
+			o.Blackhole = true
+		case unix.NHA_GROUP:
+			for b := a.val; len(b) >= 8; b = b[8:] {
+				// struct nexthop_grp: id, weight-1, weight_high, reserved
+				w := int(b[4]) | int(b[5])<<8
+				o.Group = append(o.Group, state.GroupEntry{ID: ne.Uint32(b), Weight: w + 1})
+			}
+		case nhaGroupType:
+			if a.u16() == 1 {
+				n.groupKind = state.NHGroupResilient
+			}
+		case nhaResGroup:
+			rp := &state.ResilientParams{}
+			r := attrs{b: a.val}
+			for r.next() {
+				switch r.typ {
+				case 1:
+					rp.Buckets = r.u16()
+				case 2:
+					rp.IdleTimer = r.u32() / userHZ
+				case 3:
+					rp.UnbalancedTimer = r.u32() / userHZ
+				case 4:
+					if len(r.val) >= 8 {
+						rp.UnbalancedTime = ne.Uint64(r.val) / userHZ
+					}
+				}
+			}
+			o.Resilient = rp
+		}
+		switch a.typ {
+		case unix.NHA_GROUP:
+			n.group = true
+			n.other = true
+		case unix.NHA_BLACKHOLE, unix.NHA_ENCAP, unix.NHA_ENCAP_TYPE, unix.NHA_MASTER, unix.NHA_GROUPS:
 			n.other = true
 		}
 	}
@@ -86,6 +141,38 @@ func (c *conn) dumpNexthops() ([]nexthopInfo, error) {
 		return nil, nil
 	}
 	return out, err
+}
+
+// annotateGroups records the nexthop objects in the snapshot and, on the
+// routes through a group, what kind of group it is.
+func (c *conn) annotateGroups(s *state.State, d *devNames) error {
+	all, err := c.dumpNexthops()
+	if err != nil {
+		return err
+	}
+	kinds := map[uint32]state.NHGroupKind{}
+	for _, n := range all {
+		if n.group {
+			kinds[n.id] = max(n.groupKind, state.NHGroupMpath)
+			n.obj.GroupKind = kinds[n.id]
+			n.obj.Family = 0
+		}
+		if !n.mine() {
+			n.obj.Dev = d.name(n.oif)
+			s.NexthopObjects = append(s.NexthopObjects, n.obj)
+		}
+	}
+	for i := range s.Routes {
+		if r := &s.Routes[i]; r.NHID != 0 {
+			r.NHGroup = kinds[r.NHID]
+		}
+	}
+	for i := range s.RouteSets {
+		if r := &s.RouteSets[i].Template; r.NHID != 0 {
+			r.NHGroup = kinds[r.NHID]
+		}
+	}
+	return nil
 }
 
 // setNexthops maps the ids of tunroute's own nexthop objects to them, for

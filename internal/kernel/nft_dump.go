@@ -186,6 +186,10 @@ func decodeExpr(name string, data []byte) (any, error) {
 		e = &expr.NAT{}
 	case "immediate":
 		e = &expr.Immediate{}
+	case "fib":
+		e = &expr.Fib{}
+	case "exthdr":
+		e = &expr.Exthdr{}
 	case "byteorder":
 		// google/nftables v0.3.0 does not decode it.
 		bo := &expr.Byteorder{}

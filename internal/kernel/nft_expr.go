@@ -59,7 +59,7 @@ var ctStates = map[string]uint32{
 // setFields are the FwRule lists (by JSON name) that can be encoded as
 // sets, in the order encodeRule looks their sets up. A list is a set when
 // it has more than one element.
-var setFields = []string{"iif", "oif", "not_oif", "saddr", "daddr", "not_daddr", "sports", "dports", "icmpv6_types"}
+var setFields = []string{"iif", "oif", "not_oif", "not_iif", "saddr", "daddr", "not_daddr", "sports", "dports", "icmpv6_types"}
 
 // encodeRule translates r. Cgroup matches need r.CgroupID resolved;
 // nextSetID numbers the anonymous sets.
@@ -119,6 +119,9 @@ func (b *ruleBuilder) rule(r *state.FwRule) error {
 	if err := b.ifnames(expr.MetaKeyOIFNAME, "not_oif", r.NotOIF, true); err != nil {
 		return err
 	}
+	if err := b.ifnames(expr.MetaKeyIIFNAME, "not_iif", r.NotIIF, true); err != nil {
+		return err
+	}
 	for _, a := range []struct {
 		field  string
 		ps     []netip.Prefix
@@ -171,6 +174,9 @@ func (b *ruleBuilder) rule(r *state.FwRule) error {
 		b.add(&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4,
 			Mask: ne.AppendUint32(nil, bits), Xor: make([]byte, 4)})
 		b.cmp(expr.CmpOpNeq, make([]byte, 4))
+	}
+	if err := b.packetShape(r); err != nil {
+		return err
 	}
 	if r.Counter {
 		// A rule carried back by a rollback keeps its counts.
@@ -370,6 +376,46 @@ func (b *ruleBuilder) icmpv6(r *state.FwRule) error {
 	}
 	s.elems = dedupElems(s.elems)
 	b.lookup(s, false)
+	return nil
+}
+
+// packetShape encodes the matches on header fields the kill switch
+// needs for what is link-local by nature and for what asks routers to
+// route it elsewhere: hop limit, a source on the outgoing device, IPv4
+// options, IPv6 routing headers, forwarded packets.
+func (b *ruleBuilder) packetShape(r *state.FwRule) error {
+	if r.HopLimit != 0 {
+		if r.Family != 6 {
+			return errors.New("hop_limit needs family 6")
+		}
+		b.add(&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 7, Len: 1})
+		b.cmp(expr.CmpOpEq, []byte{r.HopLimit})
+	}
+	if r.SaddrLocalOIF {
+		b.add(&expr.Fib{Register: 1, ResultADDRTYPE: true, FlagSADDR: true, FlagOIF: true})
+		b.cmp(expr.CmpOpEq, ne.AppendUint32(nil, unix.RTN_LOCAL))
+	}
+	if r.IPOptions {
+		if r.Family != 4 {
+			return errors.New("ip_options needs family 4")
+		}
+		// The header length is the low nibble of the first byte.
+		b.add(&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 0, Len: 1})
+		b.add(&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 1, Mask: []byte{0x0f}, Xor: []byte{0}})
+		b.cmp(expr.CmpOpNeq, []byte{5})
+	}
+	if r.RoutingHeader {
+		if r.Family != 6 {
+			return errors.New("routing_header needs family 6")
+		}
+		b.add(&expr.Exthdr{DestRegister: 1, Type: unix.IPPROTO_ROUTING, Offset: 0, Len: 1,
+			Flags: unix.NFT_EXTHDR_F_PRESENT, Op: expr.ExthdrOpIpv6})
+		b.cmp(expr.CmpOpEq, []byte{1})
+	}
+	if r.Forwarded {
+		b.meta(expr.MetaKeyIIF)
+		b.cmp(expr.CmpOpNeq, make([]byte, 4))
+	}
 	return nil
 }
 

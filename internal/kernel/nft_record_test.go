@@ -99,6 +99,12 @@ func TestNftRuleRoundTrip(t *testing.T) {
 		state.FwRule{Family: 6, Saddr: pfxs("::/0", "2001:db8::/32"), Verdict: "accept"},                // overlapping: merged
 		state.FwRule{Proto: 6, DPorts: []state.PortRange{{Start: 0, End: 65535}, {Start: 80, End: 80}}}, // whole range
 		state.FwRule{IIF: []string{"a", "a", "b"}, ICMPv6Types: []uint8{1, 1, 2}, Proto: 58},            // duplicates
+		// the kill switch's link-local and re-route matches
+		state.FwRule{Family: 6, Proto: 58, ICMPv6Types: []uint8{133, 135, 136}, HopLimit: 255, SaddrLocalOIF: true,
+			Daddr: pfxs("fe80::/10", "ff02::/16"), Verdict: "accept"},
+		state.FwRule{Family: 4, IPOptions: true, NotDaddr: pfxs("224.0.0.0/4"), Counter: true, Verdict: "drop"},
+		state.FwRule{Family: 6, RoutingHeader: true, Counter: true, Verdict: "drop"},
+		state.FwRule{Forwarded: true, Verdict: "accept"},
 	)
 	for _, r := range rules {
 		t.Run(r.String(), func(t *testing.T) {

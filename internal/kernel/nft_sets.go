@@ -180,7 +180,7 @@ func log2Count(d []byte) int {
 // field into that list's values, in canonical (ascending) order.
 func setValues(field string, es []setElem) (any, error) {
 	switch field {
-	case "iif", "oif", "not_oif":
+	case "iif", "oif", "not_oif", "not_iif":
 		var names []string
 		for _, e := range es {
 			names = append(names, cstring(e.key))
@@ -236,6 +236,8 @@ func listField(r *state.FwRule, field string) any {
 		return &r.OIF
 	case "not_oif":
 		return &r.NotOIF
+	case "not_iif":
+		return &r.NotIIF
 	case "saddr":
 		return &r.Saddr
 	case "daddr":

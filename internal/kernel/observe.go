@@ -70,17 +70,28 @@ func (h *Handle) observe(c *conn, o ObserveOptions) (*state.State, error) {
 		if err != nil {
 			return nil, fmt.Errorf("rules: %w", err)
 		}
-		if af == unix.AF_INET {
-			modified := !defaultRules4(rules)
+		if af == unix.AF_INET && !defaultRules4(rules) {
+			// A rule list like the default one says nothing: a rule
+			// added and deleted again leaves it so, and the kernel
+			// still no longer merges table local into main.
+			modified := true
 			s.Hidden.RulesModified = &modified
 		}
 		s.Rules = append(s.Rules, rules...)
+	}
+	if !o.CompactRoutes {
+		// the planner (compact reads) needs no member attributes; fib does
+		c.learnMembers(s.Routes, s.Rules, d)
+	}
+	if err := c.annotateGroups(s, d); err != nil {
+		return nil, fmt.Errorf("nexthop objects: %w", err)
 	}
 	if s.AddrLabels, err = c.dumpAddrLabels(d); err != nil {
 		return nil, fmt.Errorf("address labels: %w", err)
 	}
 	err = inNetns(h.ns, func() error {
 		s.Sysctls = readSysctls(sysctlNames(devs))
+		readDisablePolicy(s.Links)
 		return nil
 	})
 	if err != nil {
@@ -89,6 +100,9 @@ func (h *Handle) observe(c *conn, o ObserveOptions) (*state.State, error) {
 	if v, err := strconv.ParseUint(s.Sysctls["net.ipv4.fib_multipath_hash_seed"], 10, 32); err == nil && v != 0 {
 		seed := uint32(v)
 		s.Hidden.MultipathHashSeed = &seed
+	}
+	if err := h.readWireGuard(s.Links); err != nil {
+		return nil, err
 	}
 	if s.Firewall, err = h.readFirewall(); err != nil {
 		return nil, fmt.Errorf("firewall: %w", err)

@@ -3,6 +3,7 @@ package kernel
 import (
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"os/exec"
 	"reflect"
 	"strings"
@@ -159,7 +160,11 @@ func compareWithIP(t *testing.T, ns string, s *state.State) []string {
 		r.Flags &= 0x7f // ip prints the RTM_F_* bits under other names
 		if len(r.Nexthops) > 0 {
 			r.Nexthops = append([]state.Nexthop(nil), r.Nexthops...)
+			for k := range r.Nexthops {
+				r.Nexthops[k].Member = nil // ip shows the first member's src and pref only
+			}
 		}
+		r.NHGroup = 0 // ip shows the group only in `ip nexthop`
 		if i < len(want) && near(r.Expires, want[i].Expires) {
 			r.Expires = want[i].Expires
 		}
@@ -308,8 +313,9 @@ func TestObserveFreshNamespace(t *testing.T) {
 	if s.Namespace != ns || len(s.Links) != 1 || s.Links[0].Name != "lo" || !s.Links[0].Loopback {
 		t.Errorf("fresh namespace: links %s", js(s.Links))
 	}
-	if s.Hidden.RulesModified == nil || *s.Hidden.RulesModified {
-		t.Errorf("fresh namespace: RulesModified = %v, want false", s.Hidden.RulesModified)
+	if s.Hidden.RulesModified != nil {
+		// default-looking rules may still have been added and deleted
+		t.Errorf("fresh namespace: RulesModified = %v, want unknown", *s.Hidden.RulesModified)
 	}
 	if len(s.Rules) != 5 {
 		t.Errorf("fresh namespace: %d rules, want 3 IPv4 + 2 IPv6", len(s.Rules))
@@ -318,8 +324,48 @@ func TestObserveFreshNamespace(t *testing.T) {
 	if s, err = openT(t, ns).Observe(); err != nil {
 		t.Fatal(err)
 	}
-	if !*s.Hidden.RulesModified {
-		t.Error("RulesModified stays false after an IPv4 rule was added")
+	if s.Hidden.RulesModified == nil || !*s.Hidden.RulesModified {
+		t.Error("RulesModified is not true after an IPv4 rule was added")
+	}
+}
+
+// TestObserveMultipathMembers: the members of an IPv6 multipath route
+// keep their own src and pref, which a dump shows only for the first.
+func TestObserveMultipathMembers(t *testing.T) {
+	needRoot(t)
+	ns := newNS(t, "members")
+	for _, c := range [][]string{
+		{"link", "add", "va0", "type", "veth", "peer", "name", "vb0"},
+		{"link", "set", "va0", "up"}, {"link", "set", "vb0", "up"},
+		{"addr", "add", "2001:db8:1::1/64", "dev", "va0", "nodad"},
+		{"addr", "add", "2001:db8:2::1/64", "dev", "vb0", "nodad"},
+		{"-6", "route", "add", "2001:db8:9::/48", "via", "2001:db8:1::2", "dev", "va0"},
+		{"-6", "route", "append", "2001:db8:9::/48", "via", "2001:db8:1::3", "dev", "va0", "pref", "high"},
+		{"-6", "route", "append", "2001:db8:9::/48", "via", "2001:db8:2::3", "dev", "vb0", "src", "2001:db8:2::1"},
+	} {
+		ipn(t, ns, c...)
+	}
+	s, err := openT(t, ns).Observe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r *state.Route
+	for i := range s.Routes {
+		if s.Routes[i].Dst.String() == "2001:db8:9::/48" {
+			r = &s.Routes[i]
+		}
+	}
+	if r == nil || len(r.Nexthops) != 3 {
+		t.Fatalf("multipath route: %s", js(r))
+	}
+	if r.Nexthops[0].Member != nil {
+		t.Errorf("first member: %s, want the route's own", js(r.Nexthops[0].Member))
+	}
+	want := []state.Member{{}, {Pref: 1}, {PrefSrc: netip.MustParseAddr("2001:db8:2::1")}}
+	for i := 1; i < 3; i++ {
+		if m := r.Nexthops[i].Member; m == nil || *m != want[i] {
+			t.Errorf("member %d: %s, want %s", i, js(m), js(want[i]))
+		}
 	}
 }
 

@@ -83,11 +83,12 @@ func sendSlowly(t *testing.T, ns string, to netip.AddrPort, payload string, n in
 	}
 }
 
-// TestVXLANDomainsOverOneUnderlay builds issue 5's multiplexing: two
-// sites joined by one underlay (a veth pair), and on each site two domain
-// namespaces whose vxlan devices (VNI 100 and 200) are created from the
-// site's namespace, so their UDP sockets stay there. Both VNIs use the
-// same overlay addresses; traffic crosses within a VNI and never between.
+// TestVXLANDomainsOverOneUnderlay builds routing domains multiplexed over
+// one link: two sites joined by one underlay (a veth pair), and on each
+// site two domain namespaces whose vxlan devices (VNI 100 and 200) are
+// created from the site's namespace, so their UDP sockets stay there.
+// Both VNIs use the same overlay addresses; traffic crosses within a VNI
+// and never between.
 func TestVXLANDomainsOverOneUnderlay(t *testing.T) {
 	needRoot(t)
 	siteA, siteB := newNS(t, "vxsa"), newNS(t, "vxsb")

@@ -170,8 +170,8 @@ func (l *Lab) Demo(ctx context.Context, o DemoOptions) (err error) {
 		want netip.Addr
 		why  string
 	}{
-		{netip.Addr{}, inet4, ServerEth4.Addr(), "through the VPN: seed 003 gateway redirect"},
-		{ClientEth4.Addr(), inet4, ClientEth4.Addr(), "outside identity, `ssh -b O` of seed 000: around the VPN"},
+		{netip.Addr{}, inet4, ServerEth4.Addr(), "through the VPN: gateway redirect"},
+		{ClientEth4.Addr(), inet4, ClientEth4.Addr(), "outside identity, `ssh -b O` (dual identity): around the VPN"},
 		{ClientWG4.Addr(), inet4, ServerEth4.Addr(), "inside identity: through the VPN"},
 		{netip.Addr{}, inet6, ServerEth6.Addr(), "IPv6 through the VPN"},
 		{ClientEth6.Addr(), inet6, ClientEth6.Addr(), "IPv6 outside identity: around the VPN"},

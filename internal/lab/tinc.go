@@ -15,7 +15,7 @@ import (
 	"time"
 )
 
-// tinc 1.0 in the lab, seed 003's setup: two nodes in router mode over
+// tinc 1.0 in the lab, set up for a gateway redirect: two nodes in router mode over
 // IPv4 (TCP and UDP 655 on 198.51.100.2), the server node owning
 // 0.0.0.0/0 so that the client can send everything to it, NAT of the
 // tunnel range out of the server's eth0. The tunnel carries IPv4 only: a
@@ -48,6 +48,13 @@ type TincConfig struct {
 	// (e.g. "/x/tunroute --run-dir D hook tinc host-up -c CFG"); nil: no
 	// hook. tinc-up assigns the tunnel address before it.
 	Hook func(verb string) string
+	// SubnetScripts also installs the client's subnet-up and
+	// subnet-down scripts (with NAME=client in their environment: tinc
+	// 1.0 gives no NAME, and its tinc.conf is not under /etc/tinc here).
+	SubnetScripts bool
+	// ClientSubnets and ServerSubnets are more Subnet lines of the two
+	// nodes' host files.
+	ClientSubnets, ServerSubnets []netip.Prefix
 }
 
 // Tinc is the lab's tinc server and client.
@@ -105,6 +112,11 @@ func (l *Lab) SetupTinc(cfg TincConfig) (*Tinc, error) {
 			return nil, err
 		}
 	}
+	for name, extra := range map[string][]netip.Prefix{"vpnserver": cfg.ServerSubnets, "client": cfg.ClientSubnets} {
+		for _, p := range extra {
+			hostFile[name] += fmt.Sprintf("Subnet = %s\n", p)
+		}
+	}
 	for _, n := range nodes {
 		pub := pem.EncodeToMemory(&pem.Block{Type: "RSA PUBLIC KEY", Bytes: x509.MarshalPKCS1PublicKey(&n.key.PublicKey)})
 		for _, into := range nodes {
@@ -118,13 +130,21 @@ func (l *Lab) SetupTinc(cfg TincConfig) (*Tinc, error) {
 	if err := writeScript(filepath.Join(t.serverDir(), "tinc-up"), tincUpLines(TincServer4)); err != nil {
 		return nil, err
 	}
-	for _, verb := range TincScripts {
+	scripts := TincScripts
+	if cfg.SubnetScripts {
+		scripts = append(append([]string(nil), scripts...), "subnet-up", "subnet-down")
+	}
+	for _, verb := range scripts {
 		var lines []string
 		if verb == "tinc-up" {
 			lines = tincUpLines(TincClient4)
 		}
 		if cfg.Hook != nil {
-			lines = append(lines, cfg.Hook(verb)+" >>"+shellQuote(t.HookLog())+" 2>&1")
+			env := ""
+			if strings.HasPrefix(verb, "subnet-") {
+				env = "NAME=client "
+			}
+			lines = append(lines, env+cfg.Hook(verb)+" >>"+shellQuote(t.HookLog())+" 2>&1")
 		} else {
 			lines = append(lines, "true")
 		}

@@ -21,7 +21,7 @@ type RollbackError struct {
 }
 
 func (e *RollbackError) Error() string {
-	return fmt.Sprintf("%v; rolling back also failed, the namespace may hold part of the change: %v", e.Apply, e.Rollback)
+	return fmt.Sprintf("%v; rolling back also failed: %v", e.Apply, e.Rollback)
 }
 
 func (e *RollbackError) Unwrap() error { return e.Apply }
@@ -58,17 +58,23 @@ func Undo(ex Executor, ops []state.Op, applied []bool) error {
 	if err == nil {
 		return nil
 	}
-	// Keep undoing what can be undone, one by one; report what still fails.
+	// Keep undoing what can be undone, one by one; report what still fails
+	// and so remains in place.
 	var errs []error
+	var remains []string
 	for i := range undo {
 		if i < len(done) && done[i] {
 			continue
 		}
 		if _, err := ex.Execute(undo[i : i+1]); err != nil {
 			errs = append(errs, err)
+			remains = append(remains, undo[i].Inverse().String())
 		}
 	}
-	return errors.Join(errs...)
+	if len(errs) == 0 {
+		return nil
+	}
+	return &UndoError{Remains: remains, Err: errors.Join(errs...)}
 }
 
 // All returns an applied mask that marks every op, for undoing a whole

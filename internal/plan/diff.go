@@ -19,6 +19,10 @@ type Plan struct {
 	// Kept lists desired objects that exist already, made by someone else;
 	// tunroute leaves them alone and will not remove them on down.
 	Kept []string
+	// TakenBack lists the routes of others that held the key of one of
+	// tunroute's routes and are replaced by it (settings.take_back_routes),
+	// each as "ROUTE (held by PROTO ROUTE)": who held it.
+	TakenBack []string
 }
 
 // Empty reports whether there is nothing to do.
@@ -47,7 +51,9 @@ func Diff(desired, observed *state.State) (*Plan, error) {
 		return nil, err
 	}
 	b.rules(desired, observed)
-	b.links(desired, observed)
+	if err := b.links(p, desired, observed); err != nil {
+		return nil, err
+	}
 	b.firewall(desired, observed)
 	p.Ops = b.ordered()
 	return p, nil
@@ -149,6 +155,13 @@ func (b *builder) routes(p *Plan, desired, observed *state.State) error {
 		default:
 			mine := *d
 			mine.Protocol = o.Protocol
+			if !mine.Equal(o) && d.TakeBack {
+				// TunnelVision: a DHCP client or another tool replaced
+				// one of ours; the config says to take it back.
+				b.addRoutes = append(b.addRoutes, state.Op{Action: state.Replace, Route: d, PrevRoute: o})
+				p.TakenBack = append(p.TakenBack, fmt.Sprintf("route %s (held by proto %s: %s)", d.String(), o.Protocol, o.String()))
+				return nil
+			}
 			if !mine.Equal(o) {
 				return &ConflictError{Want: "route " + d.String(), Have: "route " + o.String()}
 			}
@@ -225,7 +238,7 @@ func (b *builder) rules(desired, observed *state.State) {
 	}
 }
 
-func (b *builder) links(desired, observed *state.State) {
+func (b *builder) links(p *Plan, desired, observed *state.State) error {
 	have := make(map[string]*state.Link, len(observed.Links))
 	for i := range observed.Links {
 		have[observed.Links[i].Name] = &observed.Links[i]
@@ -234,8 +247,19 @@ func (b *builder) links(desired, observed *state.State) {
 	for i := range desired.Links {
 		d := &desired.Links[i]
 		want[d.Name] = true
-		if _, ok := have[d.Name]; !ok && !d.CreatedByPeer {
-			b.addLinks = append(b.addLinks, state.Op{Action: state.Add, Link: d})
+		o, ok := have[d.Name]
+		if !ok {
+			if !d.CreatedByPeer && !d.Userspace {
+				b.addLinks = append(b.addLinks, state.Op{Action: state.Add, Link: d})
+			}
+			continue
+		}
+		op, err := deviceChange(p, d, o)
+		if err != nil {
+			return err
+		}
+		if op != nil {
+			b.addLinks = append(b.addLinks, *op)
 		}
 	}
 	for i := range observed.Links {
@@ -244,6 +268,7 @@ func (b *builder) links(desired, observed *state.State) {
 			b.delLinks = append(b.delLinks, state.Op{Action: state.Delete, Link: o})
 		}
 	}
+	return nil
 }
 
 func (b *builder) firewall(desired, observed *state.State) {

@@ -77,7 +77,7 @@ func Preview(desired, observed *state.State) *state.State {
 // madeFor reports whether r is a route the kernel made for one of
 // tunroute's own addresses (it goes with the address).
 func madeFor(r state.Route, addrs []state.Addr) bool {
-	if r.Protocol != 2 { // kernel
+	if r.Protocol != state.ProtoKernel {
 		return false
 	}
 	for _, a := range addrs {
@@ -92,13 +92,13 @@ func madeFor(r state.Route, addrs []state.Addr) bool {
 func kernelRoutes(a state.Addr) []state.Route {
 	nh := []state.Nexthop{{Dev: a.Dev}}
 	local := state.Route{Table: state.TableLocal, Type: state.RouteLocal, Dst: netip.PrefixFrom(a.Prefix.Addr(), a.Prefix.Addr().BitLen()),
-		Protocol: 2, Scope: state.ScopeHost, PrefSrc: a.Prefix.Addr(), Nexthops: nh}
+		Protocol: state.ProtoKernel, Scope: state.ScopeHost, PrefSrc: a.Prefix.Addr(), Nexthops: nh}
 	out := []state.Route{local}
 	if a.Is6() {
 		out[0].Scope, out[0].PrefSrc = state.ScopeUniverse, netip.Addr{}
 	}
 	if a.Prefix.Bits() < a.Prefix.Addr().BitLen() && a.Flags&state.AddrNoPrefixRoute == 0 {
-		net := state.Route{Table: state.TableMain, Type: state.RouteUnicast, Dst: a.Prefix.Masked(), Protocol: 2,
+		net := state.Route{Table: state.TableMain, Type: state.RouteUnicast, Dst: a.Prefix.Masked(), Protocol: state.ProtoKernel,
 			Scope: state.ScopeLink, PrefSrc: a.Prefix.Addr(), Nexthops: nh}
 		if a.Is6() {
 			net.Scope, net.PrefSrc, net.Metric = state.ScopeUniverse, netip.Addr{}, 256

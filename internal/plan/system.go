@@ -3,7 +3,7 @@ package plan
 import (
 	"errors"
 	"fmt"
-	"sort"
+	"github.com/tunroute/tunroute/internal/netnsname"
 	"strings"
 
 	"github.com/tunroute/tunroute/internal/state"
@@ -20,87 +20,157 @@ type Namespace struct {
 	Desired *state.State
 	// Observed is what it holds now; nil when it does not exist yet.
 	Observed *state.State
-	// MovesIn are devices to move in from the top namespace.
-	MovesIn []string
+	// MovesIn are devices to move in from the top namespace; MovesOut
+	// devices to move back to it (a domain that stays but no longer
+	// lists them).
+	MovesIn, MovesOut []string
 	// Sysctls wanted in an owned namespace (forwarding).
 	Sysctls map[string]string
 }
 
-// NamespacePlan is what happens to one namespace.
-type NamespacePlan struct {
-	Netns  string
-	Create bool
-	Delete bool
-	// MovesIn are devices moved in from the top namespace before the
-	// plan; MovesOut devices moved back to it before the namespace goes.
-	MovesIn, MovesOut []string
-	// Sysctls to set (those that differ), and what they were.
-	Sysctls, PrevSysctls map[string]string
-	Plan                 *Plan
+// File is a file the system plan makes hold Want (nil: absent). Have is
+// what it holds now (nil: absent); About says what it is for.
+type File struct {
+	Path        string
+	Want, Have  []byte
+	About       string
+	Permissions uint32
 }
 
-// SystemPlan covers the top namespace and every domain.
+// SystemPlan is every effect an apply has, in the order it has them.
 type SystemPlan struct {
-	Top        string
-	Namespaces []NamespacePlan
+	// Top is the namespace tunroute works on (--netns, "" for its own).
+	Top   string
+	Steps []Step
+	// Kept lists desired objects that exist already, made by someone
+	// else, by namespace; tunroute leaves them alone.
+	Kept []Kept
+	// TakenBack lists, in plan words, the routes of other tools that
+	// held the keys of tunroute's and are replaced (take_back_routes),
+	// with who held them.
+	TakenBack []string
 }
 
-// DiffSystem plans every namespace; the first is the top one.
-func DiffSystem(nss []Namespace) (*SystemPlan, error) {
+// Kept is an object tunroute wanted and found already there, not its own.
+type Kept struct {
+	Netns, Object string
+}
+
+// DiffSystem plans every namespace (the first is the top one) and the
+// files: namespaces are created, devices moved in, sysctls set, every
+// namespace's additions made (top first), files written, then every
+// namespace's removals (last first, in three rounds: objects, links, the
+// firewall), devices moved back and namespaces deleted.
+func DiffSystem(nss []Namespace, files ...File) (*SystemPlan, error) {
 	if len(nss) == 0 {
 		return nil, errors.New("no namespace to plan")
 	}
 	sp := &SystemPlan{Top: nss[0].Netns}
-	for _, ns := range nss {
+	plans := make([]*Plan, len(nss))
+	var creates, moves, sysctls, deletes, movesOut []Step
+	for i, ns := range nss {
 		obs := ns.Observed
 		if obs == nil {
 			obs = &state.State{Version: state.Version, Namespace: ns.Netns}
 		}
-		np := NamespacePlan{Netns: ns.Netns, Create: ns.Observed == nil && ns.Desired != nil, MovesIn: ns.MovesIn}
-		for k, v := range ns.Sysctls {
-			if old, ok := obs.Sysctls[k]; !ok || old != v {
-				if np.Sysctls == nil {
-					np.Sysctls, np.PrevSysctls = map[string]string{}, map[string]string{}
-				}
-				np.Sysctls[k] = v
-				if ok {
-					np.PrevSysctls[k] = old // a new namespace has none: it goes on undo
-				}
-			}
+		if ns.Observed == nil && ns.Desired != nil {
+			creates = append(creates, Step{Kind: StepCreateNamespace, Netns: ns.Netns})
+		}
+		for _, dev := range ns.MovesIn {
+			moves = append(moves, Step{Kind: StepMoveLink, Dev: dev, Netns: sp.Top, To: ns.Netns})
+		}
+		if s := sysctlStep(ns, obs); s != nil {
+			sysctls = append(sysctls, *s)
 		}
 		var err error
 		if ns.Desired == nil {
-			np.Plan = Down(obs)
+			plans[i] = Down(obs)
 			if ns.Owned {
-				np.Delete = true
+				deletes = append(deletes, Step{Kind: StepDeleteNamespace, Netns: ns.Netns})
 				for i := range obs.Links {
 					l := &obs.Links[i]
 					if !l.Loopback && !l.Owned() && l.Name != "lo" {
-						np.MovesOut = append(np.MovesOut, l.Name)
+						movesOut = append(movesOut, Step{Kind: StepMoveLink, Dev: l.Name, Netns: ns.Netns, To: sp.Top})
 					}
 				}
 			}
-		} else if np.Plan, err = Diff(ns.Desired, obs); err != nil {
-			return nil, fmt.Errorf("%s: %w", nsWord(ns.Netns), err)
+		} else if plans[i], err = Diff(ns.Desired, obs); err != nil {
+			return nil, fmt.Errorf("%s: %w", netnsname.Word(ns.Netns), err)
 		}
-		np.Plan.Namespace = ns.Netns
-		sp.Namespaces = append(sp.Namespaces, np)
+		for _, dev := range ns.MovesOut {
+			movesOut = append(movesOut, Step{Kind: StepMoveLink, Dev: dev, Netns: ns.Netns, To: sp.Top})
+		}
+		plans[i].Namespace = ns.Netns
+		for _, k := range plans[i].Kept {
+			sp.Kept = append(sp.Kept, Kept{Netns: ns.Netns, Object: k})
+		}
+		for _, t := range plans[i].TakenBack {
+			sp.TakenBack = append(sp.TakenBack, netnsname.Word(ns.Netns)+": "+t)
+		}
 	}
-	sp.dropPeerDeletes()
+	dropPeerDeletes(plans)
+
+	sp.Steps = append(sp.Steps, creates...)
+	sp.Steps = append(sp.Steps, moves...)
+	sp.Steps = append(sp.Steps, sysctls...)
+	for _, p := range plans {
+		adds, _ := split(p.Ops)
+		sp.addOps(p.Namespace, adds)
+	}
+	for _, f := range files {
+		if !sameBytes(f.Have, f.Want) {
+			sp.Steps = append(sp.Steps, Step{Kind: StepFile, Path: f.Path, Data: f.Want, Prev: f.Have, About: f.About, Permissions: f.Permissions})
+		}
+	}
+	// Deleting a veth end deletes its peer and everything on it, so every
+	// explicit removal comes before any link goes; the kill switch last.
+	for round := 0; round < 3; round++ {
+		for i := len(plans) - 1; i >= 0; i-- {
+			_, dels := split(plans[i].Ops)
+			sp.addOps(plans[i].Namespace, removalRound(dels, round))
+		}
+	}
+	sp.Steps = append(sp.Steps, movesOut...)
+	sp.Steps = append(sp.Steps, deletes...)
 	return sp, nil
+}
+
+func (sp *SystemPlan) addOps(netns string, ops []state.Op) {
+	if len(ops) > 0 {
+		sp.Steps = append(sp.Steps, Step{Kind: StepOps, Netns: netns, Ops: ops})
+	}
+}
+
+// sysctlStep sets the namespace's wanted sysctls that differ.
+func sysctlStep(ns Namespace, obs *state.State) *Step {
+	var s *Step
+	for k, v := range ns.Sysctls {
+		old, ok := obs.Sysctls[k]
+		if ok && old == v {
+			continue
+		}
+		if s == nil {
+			s = &Step{Kind: StepSysctls, Netns: ns.Netns, Sysctls: map[string]string{}, PrevSysctls: map[string]string{}}
+		}
+		s.Sysctls[k] = v
+		if ok {
+			s.PrevSysctls[k] = old // a new namespace has none: nothing to restore
+		}
+	}
+	return s
 }
 
 // dropPeerDeletes: deleting one end of a veth pair deletes the other, so
 // when both ends are to be deleted only the first deletion (in execution
-// order: delete phases run last namespace first) is kept.
-func (sp *SystemPlan) dropPeerDeletes() {
+// order: removals run last namespace first) is kept.
+func dropPeerDeletes(plans []*Plan) {
 	gone := map[string]bool{} // "netns\x00dev" deleted by an earlier op
-	for i := len(sp.Namespaces) - 1; i >= 0; i-- {
-		np := &sp.Namespaces[i]
-		kept := np.Plan.Ops[:0]
-		for _, op := range np.Plan.Ops {
+	for i := len(plans) - 1; i >= 0; i-- {
+		p := plans[i]
+		kept := p.Ops[:0]
+		for _, op := range p.Ops {
 			if op.Link != nil && op.Action == state.Delete {
-				if gone[np.Netns+"\x00"+op.Link.Name] {
+				if gone[p.Namespace+"\x00"+op.Link.Name] {
 					continue
 				}
 				if op.Link.Peer != "" {
@@ -109,210 +179,110 @@ func (sp *SystemPlan) dropPeerDeletes() {
 			}
 			kept = append(kept, op)
 		}
-		np.Plan.Ops = kept
+		p.Ops = kept
 	}
 }
 
 // Empty reports whether nothing would change anywhere.
-func (sp *SystemPlan) Empty() bool {
-	for _, np := range sp.Namespaces {
-		if np.Create || np.Delete || len(np.MovesIn) > 0 || len(np.MovesOut) > 0 || len(np.Sysctls) > 0 || !np.Plan.Empty() {
-			return false
-		}
+func (sp *SystemPlan) Empty() bool { return len(sp.Steps) == 0 }
+
+// Tally counts what the plan does.
+func (sp *SystemPlan) Tally() Tally {
+	var t Tally
+	for _, s := range sp.Steps {
+		s.count(&t)
 	}
-	return true
+	return t
 }
 
-// Counts adds up the objects added, changed and deleted everywhere.
+// Counts adds up the kernel objects added, changed and deleted.
 func (sp *SystemPlan) Counts() (add, change, del int) {
-	for _, np := range sp.Namespaces {
-		a, c, d := np.Plan.Counts()
-		add, change, del = add+a, change+c, del+d
-	}
-	return
+	t := sp.Tally()
+	return t.Added, t.Changed, t.Deleted
 }
 
-// Text renders the system plan: each namespace's plan, with the
-// namespaces created, deleted and the devices moved.
+// Effects lists every effect of the plan in canonical form, in order.
+func (sp *SystemPlan) Effects() []string {
+	var out []string
+	for _, s := range sp.Steps {
+		out = append(out, s.Effects()...)
+	}
+	return out
+}
+
+// Lines lists the plan's steps as people read them, with the namespace
+// each kernel change happens in.
+func (sp *SystemPlan) Lines() []string {
+	var out []string
+	for _, s := range sp.Steps {
+		prefix := ""
+		if s.Kind == StepOps {
+			prefix = netnsname.Word(s.Netns) + ": "
+		}
+		for _, l := range s.Lines() {
+			out = append(out, prefix+strings.TrimSpace(l))
+		}
+	}
+	return out
+}
+
+// Text renders the plan, Terraform style: a summary, then every step in
+// the order apply takes them, kernel changes under the namespace they
+// happen in.
 func (sp *SystemPlan) Text() string {
-	if len(sp.Namespaces) == 1 && !sp.Namespaces[0].Create && !sp.Namespaces[0].Delete {
-		return sp.Namespaces[0].Plan.Text()
-	}
 	var b strings.Builder
-	if sp.Empty() {
+	multi := sp.touchesOthers()
+	where := netnsname.Word(sp.Top)
+	switch {
+	case sp.Empty() && multi:
 		b.WriteString("No changes: every namespace already matches the config.\n")
-		return b.String()
+	case sp.Empty():
+		fmt.Fprintf(&b, "No changes: %s already matches the config.\n", where)
+	case multi:
+		fmt.Fprintf(&b, "Plan: %s.\n", sp.Tally().Pending())
+	default:
+		fmt.Fprintf(&b, "Plan for %s: %s.\n", where, sp.Tally().Pending())
 	}
-	for _, np := range sp.Namespaces {
-		switch {
-		case np.Create:
-			fmt.Fprintf(&b, "+ %s (created)\n", nsWord(np.Netns))
-		case np.Delete:
-			fmt.Fprintf(&b, "- %s (deleted)\n", nsWord(np.Netns))
+	current := sp.Top
+	for _, s := range sp.Steps {
+		if s.Kind == StepOps && multi && s.Netns != current {
+			fmt.Fprintf(&b, "in %s:\n", netnsname.Word(s.Netns))
+			current = s.Netns
 		}
-		for _, dev := range np.MovesIn {
-			fmt.Fprintf(&b, "  > move %s from %s into %s\n", dev, nsWord(sp.Top), nsWord(np.Netns))
+		indent := ""
+		if s.Kind != StepOps {
+			indent = "  "
 		}
-		for _, dev := range np.MovesOut {
-			fmt.Fprintf(&b, "  < move %s back to %s\n", dev, nsWord(sp.Top))
+		for _, l := range s.Lines() {
+			b.WriteString(indent + l + "\n")
 		}
-		for _, k := range sortedKeys(np.Sysctls) {
-			fmt.Fprintf(&b, "  ~ sysctl %s = %s in %s\n", k, np.Sysctls[k], nsWord(np.Netns))
+	}
+	for _, k := range sp.Kept {
+		where := ""
+		if multi {
+			where = " in " + netnsname.Word(k.Netns)
 		}
-		if np.Plan.Empty() && (np.Create || np.Delete || len(np.MovesIn)+len(np.MovesOut)+len(np.Sysctls) > 0) {
-			continue
-		}
-		b.WriteString(np.Plan.Text())
+		fmt.Fprintf(&b, "  = %s%s (already there, not tunroute's: left alone)\n", k.Object, where)
+	}
+	for _, t := range sp.TakenBack {
+		fmt.Fprintf(&b, "  ! taking back %s\n", t)
 	}
 	return b.String()
 }
 
-func nsWord(ns string) string {
-	if ns == "" {
-		return "the host namespace"
-	}
-	return "namespace " + ns
-}
-
-// System carries out what a system plan needs beyond one namespace's ops.
-type System interface {
-	// Executor returns the executor of a namespace (opened on demand).
-	Executor(netns string) (Executor, error)
-	CreateNamespace(name string) error
-	DeleteNamespace(name string) error
-	MoveLink(dev, from, to string) error
-	SetSysctls(netns string, values map[string]string) error
-}
-
-// Journal records what an applied system plan did, so it can be undone
-// (apply --confirm that is not confirmed).
-type Journal struct {
-	undo []func() error
-}
-
-// Undo reverses everything, last first, and reports every failure.
-func (j *Journal) Undo() error {
-	var errs []error
-	for i := len(j.undo) - 1; i >= 0; i-- {
-		if e := j.undo[i](); e != nil {
-			errs = append(errs, e)
+// touchesOthers: the plan acts beyond the top namespace.
+func (sp *SystemPlan) touchesOthers() bool {
+	for _, s := range sp.Steps {
+		if s.Netns != sp.Top || s.Kind == StepMoveLink {
+			return true
 		}
 	}
-	j.undo = nil
-	return errors.Join(errs...)
-}
-
-// ApplySystem carries out a system plan all-or-nothing: namespaces are
-// created, devices moved in, every namespace's additions made (top
-// first), then every namespace's removals (last first), devices moved
-// back and namespaces deleted. On a failure, everything done is undone in
-// reverse order and the error returned; on success the journal can undo
-// the whole change.
-func ApplySystem(sys System, sp *SystemPlan) (*Journal, error) {
-	j := &Journal{}
-	undo := j.undo
-	defer func() { j.undo = undo }()
-	fail := func(err error) (*Journal, error) {
-		j.undo = undo
-		if rerr := j.Undo(); rerr != nil {
-			return nil, &RollbackError{Apply: err, Rollback: rerr}
-		}
-		return nil, err
-	}
-	for _, np := range sp.Namespaces {
-		if np.Create {
-			if err := sys.CreateNamespace(np.Netns); err != nil {
-				return fail(err)
-			}
-			name := np.Netns
-			undo = append(undo, func() error { return sys.DeleteNamespace(name) })
+	for _, k := range sp.Kept {
+		if k.Netns != sp.Top {
+			return true
 		}
 	}
-	for _, np := range sp.Namespaces {
-		for _, dev := range np.MovesIn {
-			if err := sys.MoveLink(dev, sp.Top, np.Netns); err != nil {
-				return fail(err)
-			}
-			dev, to := dev, np.Netns
-			undo = append(undo, func() error { return sys.MoveLink(dev, to, sp.Top) })
-		}
-	}
-	run := func(np NamespacePlan, ops []state.Op) error {
-		if len(ops) == 0 {
-			return nil
-		}
-		ex, err := sys.Executor(np.Netns)
-		if err != nil {
-			return err
-		}
-		applied, err := ex.Execute(ops)
-		done := append([]bool(nil), applied...)
-		ns := np.Netns
-		undo = append(undo, func() error {
-			// Fetched again: the namespace may have been deleted and
-			// created anew since.
-			ex, err := sys.Executor(ns)
-			if err != nil {
-				return err
-			}
-			return Undo(ex, ops, done)
-		})
-		if err != nil {
-			return fmt.Errorf("%s: %w", nsWord(np.Netns), err)
-		}
-		return nil
-	}
-	for _, np := range sp.Namespaces {
-		if len(np.Sysctls) == 0 {
-			continue
-		}
-		if err := sys.SetSysctls(np.Netns, np.Sysctls); err != nil {
-			return fail(err)
-		}
-		ns, prev := np.Netns, np.PrevSysctls
-		if len(prev) > 0 {
-			undo = append(undo, func() error { return sys.SetSysctls(ns, prev) })
-		}
-	}
-	for _, np := range sp.Namespaces {
-		adds, _ := split(np.Plan.Ops)
-		if err := run(np, adds); err != nil {
-			return fail(err)
-		}
-	}
-	// Removals in three rounds over all namespaces (last first): objects,
-	// then links, then firewalls. Deleting a veth end deletes its peer and
-	// everything on it, so every explicit removal must come before any
-	// link goes; and the kill switch goes last.
-	for round := 0; round < 3; round++ {
-		for i := len(sp.Namespaces) - 1; i >= 0; i-- {
-			np := sp.Namespaces[i]
-			_, dels := split(np.Plan.Ops)
-			if err := run(np, removalRound(dels, round)); err != nil {
-				return fail(err)
-			}
-		}
-	}
-	for _, np := range sp.Namespaces {
-		for _, dev := range np.MovesOut {
-			if err := sys.MoveLink(dev, np.Netns, sp.Top); err != nil {
-				return fail(err)
-			}
-			dev, from := dev, np.Netns
-			undo = append(undo, func() error { return sys.MoveLink(dev, sp.Top, from) })
-		}
-	}
-	for _, np := range sp.Namespaces {
-		if np.Delete {
-			if err := sys.DeleteNamespace(np.Netns); err != nil {
-				return fail(err)
-			}
-			name := np.Netns
-			undo = append(undo, func() error { return sys.CreateNamespace(name) })
-		}
-	}
-	j.undo = undo
-	return j, nil
+	return false
 }
 
 // removalRound picks the removals of one round: 0 objects (rules,
@@ -343,13 +313,4 @@ func split(ops []state.Op) (adds, dels []state.Op) {
 		}
 	}
 	return ops, nil
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

@@ -83,6 +83,8 @@ func parseFast(data []byte) (s *State, ok bool) {
 				bit = 1 << 9
 			case "hidden":
 				bit = 1 << 10
+			case "nexthop_objects":
+				bit = 1 << 11
 			default:
 				return nil, false
 			}
@@ -680,6 +682,9 @@ func (p *fastParser) routeField(r *Route, key []byte, seen *uint32) bool {
 	case "mtu":
 		r.MTU, ok = p.u32()
 		return ok && once(seen, 1<<14)
+	case "nhgroup":
+		b, ok := p.str()
+		return ok && r.NHGroup.UnmarshalText(b) == nil && once(seen, 1<<15)
 	}
 	return false
 }
@@ -747,6 +752,36 @@ func (p *fastParser) nexthopField(nh *Nexthop, key []byte, seen *uint32) bool {
 		v, ok = p.flags(nexthopFlagNames)
 		nh.Flags = NexthopFlags(v)
 		return ok && once(seen, 1<<4)
+	case "member":
+		if p.lit("null") {
+			return once(seen, 1<<5)
+		}
+		m := &Member{}
+		nh.Member = m
+		return p.object(func(key []byte, seen *uint32) bool {
+			var ok bool
+			switch string(key) {
+			case "prefsrc":
+				m.PrefSrc, ok = p.addr()
+				return ok && once(seen, 1<<0)
+			case "pref":
+				m.Pref, ok = p.u8()
+				return ok && once(seen, 1<<1)
+			case "mtu":
+				m.MTU, ok = p.u32()
+				return ok && once(seen, 1<<3)
+			case "unknown":
+				switch {
+				case p.lit("true"):
+					m.Unknown = true
+				case p.lit("false"):
+				default:
+					return false
+				}
+				return once(seen, 1<<2)
+			}
+			return false
+		}) && once(seen, 1<<5)
 	}
 	return false
 }

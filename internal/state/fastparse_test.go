@@ -117,7 +117,7 @@ func (g randState) route(unknown bool) Route {
 	r := Route{Table: g.u32(), Type: RouteType(g.n(256)), Dst: g.maybePrefix(), Src: g.maybePrefix(),
 		TOS: uint8(g.n(256)), Metric: g.u32(), Protocol: Protocol(g.n(256)), Scope: Scope(g.n(256)),
 		PrefSrc: g.maybeAddr(), Flags: NexthopFlags(g.flags(unknown) & 0x7f), Pref: uint8(g.n(4)),
-		Expires: g.u32(), NHID: g.u32(), MTU: g.u32()}
+		Expires: g.u32(), NHID: g.u32(), MTU: g.u32(), NHGroup: NHGroupKind(g.n(3))}
 	if g.n(3) == 0 {
 		r.Type = RouteType(1 + g.n(11))
 		r.Protocol = Protocol([]int{0, 2, 3, 4, 116, 186}[g.n(6)])
@@ -128,6 +128,9 @@ func (g randState) route(unknown bool) Route {
 	}
 	for k := g.n(4); k > 0; k-- {
 		nh := Nexthop{Gateway: g.maybeAddr(), Dev: g.name(), Index: g.int(), Weight: g.int(), Flags: NexthopFlags(g.flags(unknown) & 0x7f)}
+		if g.n(4) == 0 {
+			nh.Member = &Member{PrefSrc: g.maybeAddr(), Pref: uint8(g.n(4)), MTU: g.u32(), Unknown: g.n(2) == 0}
+		}
 		r.Nexthops = append(r.Nexthops, nh)
 	}
 	return r
@@ -161,6 +164,14 @@ func (g randState) state(unknown bool) *State {
 			ru.DPort = &PortRange{uint16(g.n(100)), uint16(g.n(100))}
 		}
 		s.Rules = append(s.Rules, ru)
+	}
+	for k := g.n(3); k > 0; k-- {
+		o := NexthopObject{ID: g.u32(), Family: 4, Gateway: g.maybeAddr(), Dev: g.name(), Scope: Scope(g.n(256))}
+		if g.n(2) == 0 {
+			o.Group, o.GroupKind = []GroupEntry{{ID: 1, Weight: g.n(5)}, {ID: 2}}, NHGroupKind(1+g.n(2))
+			o.Resilient = &ResilientParams{Buckets: uint16(g.n(100)), IdleTimer: 120}
+		}
+		s.NexthopObjects = append(s.NexthopObjects, o)
 	}
 	if g.n(2) == 0 {
 		s.Sysctls = map[string]string{"net.ipv4.ip_forward": "1"}

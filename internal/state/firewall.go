@@ -42,6 +42,8 @@ type FwRule struct {
 	IIF    []string `json:"iif,omitempty"`
 	OIF    []string `json:"oif,omitempty"`
 	NotOIF []string `json:"not_oif,omitempty"`
+	// NotIIF matches packets that came in by any other interface.
+	NotIIF []string `json:"not_iif,omitempty"`
 	// Proto is the layer 4 protocol (meta l4proto), 0 any.
 	Proto  uint8       `json:"proto,omitempty"`
 	SPorts []PortRange `json:"sports,omitempty"`
@@ -65,6 +67,23 @@ type FwRule struct {
 	ICMPv6Types []uint8 `json:"icmpv6_types,omitempty"`
 	// CtState matches connection tracking states ("established", "related").
 	CtState []string `json:"ct_state,omitempty"`
+	// HopLimit != 0 matches IPv6 packets with this hop limit (ip6
+	// hoplimit): neighbour discovery is sent with 255, MLD with 1.
+	HopLimit uint8 `json:"hop_limit,omitempty"`
+	// SaddrLocalOIF matches packets whose source address is one of the
+	// outgoing device's own addresses, looked up when the packet passes
+	// (fib saddr . oif type local; output, forward and postrouting).
+	SaddrLocalOIF bool `json:"saddr_local_oif,omitempty"`
+	// IPOptions matches IPv4 packets that carry options (ip hdrlength
+	// != 5): source routes, record route, timestamps, router alert.
+	IPOptions bool `json:"ip_options,omitempty"`
+	// RoutingHeader matches IPv6 packets with a routing extension header
+	// (exthdr rt exists): source routes, segment routing.
+	RoutingHeader bool `json:"routing_header,omitempty"`
+	// Forwarded matches packets the host did not originate: in
+	// postrouting, a forwarded packet has an input device and one the
+	// host sends has none (meta iif != 0).
+	Forwarded bool `json:"forwarded,omitempty"`
 
 	// Counter counts the packets and bytes the rule sees (matches).
 	Counter bool `json:"counter,omitempty"`

@@ -27,6 +27,9 @@ func (r *FwRule) String() string {
 	if len(r.NotOIF) > 0 {
 		add("oifname != " + strSet(r.NotOIF))
 	}
+	if len(r.NotIIF) > 0 {
+		add("iifname != " + strSet(r.NotIIF))
+	}
 	ip := "ip"
 	if r.Family == 6 {
 		ip = "ip6"
@@ -71,6 +74,21 @@ func (r *FwRule) String() string {
 	}
 	if len(r.CtState) > 0 {
 		add("ct state { " + strings.Join(r.CtState, ", ") + " }")
+	}
+	if r.HopLimit != 0 {
+		add(fmt.Sprintf("ip6 hoplimit %d", r.HopLimit))
+	}
+	if r.SaddrLocalOIF {
+		add("fib saddr . oif type local")
+	}
+	if r.IPOptions {
+		add("ip hdrlength != 5")
+	}
+	if r.RoutingHeader {
+		add("exthdr rt exists")
+	}
+	if r.Forwarded {
+		add("meta iif != 0")
 	}
 	if r.Counter {
 		add("counter")

@@ -33,6 +33,9 @@ func (l *Link) String() string {
 			b.WriteString(" netns " + l.PeerNamespace)
 		}
 	}
+	if d := l.DeviceString(); d != "" {
+		b.WriteString(" " + d)
+	}
 	if l.Up {
 		b.WriteString(" up")
 	}

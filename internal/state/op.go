@@ -37,9 +37,10 @@ type Op struct {
 	// RouteSet adds or deletes many routes in one op; it takes effect
 	// for all of them or none (an executor undoes a part-done set).
 	RouteSet *RouteSet
-	// PrevRoute, PrevAddr and PrevFirewall are what a Replace overwrites.
+	// PrevRoute, PrevAddr, PrevLink and PrevFirewall are what a Replace overwrites.
 	PrevRoute    *Route
 	PrevAddr     *Addr
+	PrevLink     *Link
 	PrevFirewall *Firewall
 }
 
@@ -53,6 +54,7 @@ func (o Op) Inverse() Op {
 	case Replace:
 		o.Route, o.PrevRoute = o.PrevRoute, o.Route
 		o.Addr, o.PrevAddr = o.PrevAddr, o.Addr
+		o.Link, o.PrevLink = o.PrevLink, o.Link
 		o.Firewall, o.PrevFirewall = o.PrevFirewall, o.Firewall
 	}
 	return o

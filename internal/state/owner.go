@@ -11,6 +11,10 @@ package state
 // rt_protos, and no common routing daemon uses it.
 const Proto Protocol = 116
 
+// ProtoKernel is the protocol of the routes the kernel makes itself
+// (connected and local routes of an address).
+const ProtoKernel Protocol = 2
+
 // ProtoName is the name tunroute gives its protocol number in output.
 const ProtoName = "tunroute"
 

@@ -22,6 +22,10 @@ type State struct {
 	RouteSets []RouteSet `json:"route_sets,omitempty"`
 	// Rules of both families, each family in list order.
 	Rules []Rule `json:"rules"`
+	// NexthopObjects are the namespace's nexthop objects (`ip nexthop`)
+	// other than those tunroute makes for its route sets (which Observe
+	// reads back as plain routes), in id order.
+	NexthopObjects []NexthopObject `json:"nexthop_objects,omitempty"`
 	// Sysctls that routing depends on, by full dotted name
 	// ("net.ipv4.conf.all.rp_filter").
 	Sysctls map[string]string `json:"sysctls,omitempty"`
@@ -74,6 +78,14 @@ type Link struct {
 	HardwareAddr  string `json:"address,omitempty"`
 	// VXLAN describes a vxlan device.
 	VXLAN *VXLAN `json:"vxlan,omitempty"`
+	// Tunnel describes an xfrm, vti, vti6, gre or ip6gre device.
+	Tunnel *Tunnel `json:"tunnel,omitempty"`
+	// WireGuard describes a WireGuard device (kernel or userspace).
+	WireGuard *WireGuard `json:"wireguard,omitempty"`
+	// Userspace marks, in a desired state, a WireGuard device that a
+	// userspace implementation (wireguard-go over TUN) creates: tunroute
+	// configures it but neither creates nor deletes it.
+	Userspace bool `json:"-"`
 	// CreatedByPeer marks, in a desired state, the far end of a veth pair
 	// that the other namespace's op creates together with its own end.
 	CreatedByPeer bool `json:"-"`
@@ -133,7 +145,15 @@ type Route struct {
 	Expires uint32 `json:"expires,omitempty"`
 	// NHID is the nexthop object id, 0 if none.
 	NHID uint32 `json:"nhid,omitempty"`
-	MTU  uint32 `json:"mtu,omitempty"`
+	// TakeBack (desired routes only; not part of Equal): a route another
+	// put in place under this route's key is replaced by this one instead
+	// of refusing the plan (settings.take_back_routes: TunnelVision).
+	TakeBack bool `json:"take_back,omitempty"`
+	// NHGroup says what kind of object NHID is when it is a group
+	// (Nexthops then lists its members): the kernel balances a
+	// resilient group by a bucket table the route does not show.
+	NHGroup NHGroupKind `json:"nhgroup,omitempty"`
+	MTU     uint32      `json:"mtu,omitempty"`
 }
 
 // Is6 reports whether the route is IPv6.
@@ -146,7 +166,72 @@ type Nexthop struct {
 	Index   int          `json:"index,omitempty"`
 	Weight  int          `json:"weight,omitempty"` // 1..256; 0 means 1
 	Flags   NexthopFlags `json:"flags"`
+	// Member holds what a member of an IPv6 multipath route keeps for
+	// itself; nil: the route's own PrefSrc and Pref.
+	Member *Member `json:"member,omitempty"`
 }
+
+// Member is what one member of an IPv6 multipath route keeps for itself.
+// The kernel stores each member as a route of its own, with its own
+// preferred source, router preference and metrics (mtu), but a dump shows
+// the first member's for all of them; Observe asks the kernel for the
+// others.
+type Member struct {
+	PrefSrc netip.Addr `json:"prefsrc,omitzero"`
+	Pref    uint8      `json:"pref,omitempty"`
+	MTU     uint32     `json:"mtu,omitempty"`
+	// Unknown: the snapshot could not learn them (no lookup reaches
+	// this member); PrefSrc and Pref are then the route's.
+	Unknown bool `json:"unknown,omitempty"`
+}
+
+// NexthopObject is a nexthop object: a gateway and/or device, a
+// blackhole, or a group of other objects.
+type NexthopObject struct {
+	ID uint32 `json:"id"`
+	// Family is 4 or 6 (0 for a group).
+	Family    int          `json:"family,omitempty"`
+	Gateway   netip.Addr   `json:"gateway,omitzero"`
+	Dev       string       `json:"dev,omitempty"`
+	Blackhole bool         `json:"blackhole,omitempty"`
+	Group     []GroupEntry `json:"group,omitempty"`
+	// GroupKind, for a group; a resilient one has Resilient too.
+	GroupKind NHGroupKind      `json:"group_kind,omitempty"`
+	Resilient *ResilientParams `json:"resilient,omitempty"`
+	Scope     Scope            `json:"scope"`
+	Protocol  Protocol         `json:"protocol"`
+	Flags     NexthopFlags     `json:"flags"`
+}
+
+// GroupEntry is one member of a nexthop group.
+type GroupEntry struct {
+	ID     uint32 `json:"id"`
+	Weight int    `json:"weight,omitempty"` // 1..65536; 0 means 1
+}
+
+// ResilientParams are a resilient group's parameters, as iproute2
+// prints them (timers in seconds).
+type ResilientParams struct {
+	Buckets         uint16 `json:"buckets"`
+	IdleTimer       uint32 `json:"idle_timer"`
+	UnbalancedTimer uint32 `json:"unbalanced_timer"`
+	UnbalancedTime  uint64 `json:"unbalanced_time"`
+}
+
+// NHGroupKind is the kind of a nexthop group object.
+type NHGroupKind uint8
+
+const (
+	NHGroupNone      NHGroupKind = 0
+	NHGroupMpath     NHGroupKind = 1 // hash-threshold
+	NHGroupResilient NHGroupKind = 2
+)
+
+var nhGroupNames = nameTable{1: "mpath", 2: "resilient"}
+
+func (k NHGroupKind) String() string                { return nhGroupNames.name(uint32(k)) }
+func (k NHGroupKind) MarshalText() ([]byte, error)  { return []byte(k.String()), nil }
+func (k *NHGroupKind) UnmarshalText(b []byte) error { return parseInto(nhGroupNames, b, 255, k) }
 
 // Rule is a policy routing rule.
 type Rule struct {
@@ -247,8 +332,8 @@ func (s *RouteSet) Route(dst netip.Prefix) Route {
 
 // VXLAN is a vxlan device's configuration. Its underlay socket lives in
 // the namespace the device is created from, which may differ from the one
-// it sits in: a domain's vxlan rides a tunnel of the host (seed 004's
-// several domains over one tunnel).
+// it sits in: a domain's vxlan rides a tunnel of the host (several
+// routing domains over one tunnel).
 type VXLAN struct {
 	VNI    uint32     `json:"vni"`
 	Local  netip.Addr `json:"local,omitzero"`

@@ -35,7 +35,11 @@ type transport struct {
 //	transport4/6  the VPN's encapsulated traffic to the server
 //	server4/6     anything else to the server's real address (allowed in
 //	              clear by the policy, e.g. an ICMP error to it)
-//	nd6           IPv6 neighbour discovery and MLD (link-local plumbing)
+//	options4      IPv4 with options (a source route: a leak whatever the
+//	              destination, since a router may follow the route)
+//	rh6           IPv6 with a routing header (the same)
+//	nd6           IPv6 neighbour discovery and MLD to a link-local,
+//	              multicast or on-link address (link-local plumbing)
 //	selected4/6   TCP to port 22, which the config sends around the tunnel
 //	clear4/6      everything else: a leak
 //
@@ -47,6 +51,8 @@ const (
 	cServer4    = "server4"
 	cServer6    = "server6"
 	cND6        = "nd6"
+	cOptions4   = "options4"
+	cRH6        = "rh6"
 	cSelected4  = "selected4"
 	cSelected6  = "selected6"
 	cClear4     = "clear4"
@@ -143,6 +149,42 @@ func mAddr(a netip.Addr, src bool) []expr.Any {
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: a.AsSlice()})
 }
 
+// mPrefix matches the destination address against a prefix, after the
+// family.
+func mPrefix(p netip.Prefix) []expr.Any {
+	off, n := uint32(16), uint32(4)
+	if p.Addr().Is6() {
+		off, n = 24, 16
+	}
+	mask := make([]byte, n)
+	for i := 0; i < p.Bits(); i++ {
+		mask[i/8] |= 0x80 >> (i % 8)
+	}
+	out := mFamily(p.Addr().Is6())
+	return append(out, &expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: n},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: n, Mask: mask, Xor: make([]byte, n)},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: p.Masked().Addr().AsSlice()})
+}
+
+// mIPOptions matches IPv4 packets whose header is longer than 20 bytes.
+func mIPOptions() []expr.Any {
+	return append(mFamily(false), &expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 0, Len: 1},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 1, Mask: []byte{0x0f}, Xor: []byte{0}},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: []byte{5}})
+}
+
+// mRoutingHeader matches IPv6 packets with a routing header.
+func mRoutingHeader() []expr.Any {
+	return append(mFamily(true), &expr.Exthdr{DestRegister: 1, Type: unix.IPPROTO_ROUTING, Offset: 0, Len: 1,
+		Flags: unix.NFT_EXTHDR_F_PRESENT, Op: expr.ExthdrOpIpv6},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{1}})
+}
+
+// linkPrefixes6 are the destinations neighbour discovery and MLD have on
+// the client's link: link-local, multicast, the LAN's prefix.
+var linkPrefixes6 = []netip.Prefix{netip.MustParsePrefix("fe80::/10"), netip.MustParsePrefix("ff00::/8"),
+	netip.MustParsePrefix("2001:db8:1::/64")}
+
 func mProto(p uint8) []expr.Any {
 	return []expr.Any{&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{p}}}
@@ -206,8 +248,12 @@ func newCounters(ispNS string, server [2]netip.Addr, tr []transport, resolvers [
 		}
 		add(sname, cat(c0, mAddr(s, false), counted, ret))
 	}
-	add(cND6, cat(c0, mFamily(true), mICMPv6Range(133, 137), counted, ret))
-	add(cND6, cat(c0, mFamily(true), mICMPv6Range(143, 143), counted, ret))
+	add(cOptions4, cat(c0, mIPOptions(), counted, ret))
+	add(cRH6, cat(c0, mRoutingHeader(), counted, ret))
+	for _, p := range linkPrefixes6 {
+		add(cND6, cat(c0, mPrefix(p), mICMPv6Range(130, 137), counted, ret))
+		add(cND6, cat(c0, mPrefix(p), mICMPv6Range(143, 143), counted, ret))
+	}
 	add(cSelected4, cat(c0, mFamily(false), mProto(unix.IPPROTO_TCP), mDPort(22), counted, ret))
 	add(cSelected6, cat(c0, mFamily(true), mProto(unix.IPPROTO_TCP), mDPort(22), counted, ret))
 	add(cClear4, cat(c0, mFamily(false), counted))

@@ -16,8 +16,8 @@ var wireguardKind = &kind{name: "wireguard", short: "wg", clientDev: lab.WGDevic
 	transport: []transport{{unix.IPPROTO_UDP, lab.WGPort}}, tunnel6: true}
 
 // TestWireGuardExamples applies the examples that use wg0 in the lab,
-// with traffic: a full tunnel that keeps the LAN, and seed 001's telnet
-// through / ssh around. Nothing may leave the uplink in clear but what
+// with traffic: a full tunnel that keeps the LAN, and the port selectors'
+// telnet through / ssh around. Nothing may leave the uplink in clear but what
 // each allows.
 func TestWireGuardExamples(t *testing.T) {
 	t.Parallel()

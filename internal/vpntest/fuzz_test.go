@@ -52,6 +52,7 @@ func (w *world) hookFuzz(t *testing.T) {
 	}
 	failed := 0
 	for i, c := range cases {
+		mark := w.vpn.mark()
 		out, code := w.hook(t, c.env, c.args...)
 		bad := ""
 		switch {
@@ -62,8 +63,16 @@ func (w *world) hookFuzz(t *testing.T) {
 		case !c.ignored && !namesVar(out, c.bad):
 			bad = fmt.Sprintf("the message does not name the variable %s", c.bad)
 		}
+		w.settle()
 		if after := w.fuzzSnapshot(t); after != before {
-			bad += "; it CHANGED the namespace or the facts:\n" + lineDiff(before, after)
+			if w.k.name == "tinc" && w.daemonRanScript(mark) {
+				// tincd itself ran a script meanwhile (it lost and found
+				// its server under load): its hook changed the facts.
+				t.Logf("case %d: tincd ran a script meanwhile (%s); the change is its hook's:\n%s", i,
+					strings.TrimSpace(lastLine(w.vpn.(*tinc).EventFile())), lineDiff(before, after))
+			} else {
+				bad += "; it CHANGED the namespace or the facts:\n" + lineDiff(before, after)
+			}
 			before = after
 		}
 		if bad != "" {
@@ -349,4 +358,25 @@ func lineDiff(a, b string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// lastLine is the last line of a file, "" if it cannot be read.
+func lastLine(p string) string {
+	b, _ := os.ReadFile(p)
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	return lines[len(lines)-1]
+}
+
+// daemonRanScript reports whether the daemon ran a script since mark; its
+// script records the event only after its hook returned, so this waits
+// a little for it.
+func (w *world) daemonRanScript(mark int64) bool {
+	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if w.vpn.mark() != mark {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+	}
 }

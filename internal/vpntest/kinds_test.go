@@ -14,11 +14,11 @@ import (
 // The configs under test are the shipped examples for each daemon
 // (examples/openvpn-route-noexec.yaml, examples/tinc-redirect.yaml): a
 // full tunnel through the VPN with a kill switch, IPv4 and IPv6, the LAN
-// in clear, DNS only to the VPN's resolver; plus seed 001's selectors
+// in clear, DNS only to the VPN's resolver; plus the port selectors
 // (examples/telnet-ssh-selectors.yaml): telnet (23) through the tunnel,
 // ssh (22) around it.
 func selectBlock(tunnel string) string {
-	return "\n# added by internal/vpntest: seed 001's selectors\nselect:\n" +
+	return "\n# added by internal/vpntest: port selectors\nselect:\n" +
 		"  - {proto: tcp, dport: 23, via: " + tunnel + "}\n" +
 		"  - {proto: tcp, dport: 22, via: outside}\n"
 }

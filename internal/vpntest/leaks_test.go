@@ -129,7 +129,7 @@ func (w *world) leak(t *testing.T, s *scenario) {
 	}
 	d := w.read(t).sub(before)
 	row := leakRow{kind: w.k.name, scenario: s.name,
-		clear4: d[cClear4] + d[cSelected4], clear6: d[cClear6] + d[cSelected6], dns: d[cDNS4] + d[cDNS6]}
+		clear4: d[cClear4] + d[cSelected4] + d[cOptions4], clear6: d[cClear6] + d[cSelected6] + d[cRH6], dns: d[cDNS4] + d[cDNS6]}
 	if n := d[cServer4] + d[cServer6]; n > 0 {
 		row.note = fmt.Sprintf("%d non-transport packets to the VPN server", n)
 	}

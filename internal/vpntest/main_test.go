@@ -110,10 +110,20 @@ func tunroute(t *testing.T) string {
 	return buildBin
 }
 
-// labPrefix is the namespace prefix of one test's lab.
-func labPrefix(kind string) string { return fmt.Sprintf("tr-vt%d-%s-", os.Getpid(), kind) }
+// nsPrefix starts every namespace name of these tests; TUNROUTE_TEST_NS
+// changes it (short letters and digits), so that several people testing
+// on one machine never touch each other's labs.
+var nsPrefix = func() string {
+	if p := os.Getenv("TUNROUTE_TEST_NS"); regexp.MustCompile(`^[a-z][a-z-]{0,7}$`).MatchString(p) {
+		return p
+	}
+	return "tr-vt"
+}()
 
-var staleNS = regexp.MustCompile(`^tr-vt(\d+)-([a-z0-9]+)-(client|isp|vpnserver|inet)$`)
+// labPrefix is the namespace prefix of one test's lab.
+func labPrefix(kind string) string { return fmt.Sprintf("%s%d-%s-", nsPrefix, os.Getpid(), kind) }
+
+var staleNS = regexp.MustCompile(`^` + regexp.QuoteMeta(nsPrefix) + `(\d+)-([a-z0-9]+)-(client|isp|vpnserver|inet)$`)
 
 // sweepStale removes what an earlier run of these tests left behind when
 // it was killed before its cleanup (a timeout panic runs no cleanup): the
@@ -135,7 +145,7 @@ func sweepStale() {
 			continue
 		}
 		killIn(filepath.Join("/run/netns", e.Name()))
-		l := &lab.Lab{Prefix: fmt.Sprintf("tr-vt%s-%s-", m[1], m[2])}
+		l := &lab.Lab{Prefix: fmt.Sprintf("%s%s-%s-", nsPrefix, m[1], m[2])}
 		if err := l.Destroy(); err != nil {
 			fmt.Fprintf(os.Stderr, "vpntest: removing the stale lab %s: %v\n", l.Prefix, err)
 		} else {

@@ -46,6 +46,8 @@ func runVPN(t *testing.T, k *kind) {
 	t.Run("FullTunnel", w.fullTunnel)
 	t.Run("Selectors", w.selectors)
 	t.Run("Leaks", w.leaks)
+	t.Run("Attacks", w.attacks)
+	t.Run("TakeBack", w.takeBack)
 	t.Run("HookFuzz", w.hookFuzz)
 	t.Run("Coexistence", w.coexistence)
 	t.Logf("%s: whole run %v", k.name, time.Since(t0).Round(time.Millisecond))
@@ -78,7 +80,7 @@ func (w *world) fullTunnel(t *testing.T) {
 	if d[cTransport4] == 0 {
 		t.Errorf("no VPN transport packets counted on isp c0: %v", d)
 	}
-	for _, c := range []string{cClear4, cClear6, cSelected4, cSelected6, cServer4, cServer6, cTransport6} {
+	for _, c := range []string{cClear4, cClear6, cSelected4, cSelected6, cServer4, cServer6, cTransport6, cOptions4, cRH6} {
 		if d[c] != 0 {
 			t.Errorf("isp c0 saw %d packets of %s from the client, want only the VPN transport", d[c], c)
 		}

@@ -1,4 +1,4 @@
-// Package fibbench generates the full-table benchmark of issue 3: a host
+// Package fibbench generates the full-table benchmark of explain: a host
 // with four uplinks, n4 IPv4 routes with an Internet-like prefix-length
 // mix, n6 IPv6 routes, and rules a plain query does not match, plus random
 // queries. The same spec builds an in-memory state (package fib's

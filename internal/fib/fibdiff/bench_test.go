@@ -16,7 +16,7 @@ import (
 	"github.com/tunroute/tunroute/internal/state"
 )
 
-// TestBenchKernel is the performance comparison of issue 3 (run by
+// TestBenchKernel is explain's performance comparison with the kernel (run by
 // bench/explain.sh; root, TUNROUTE_BENCH=1): a namespace tr-fb-<pid> with
 // the full-table state of fibbench (1,000,000 IPv4 routes, 100,000 IPv6
 // routes; TUNROUTE_BENCH_ROUTES scales the IPv4 count), the same random

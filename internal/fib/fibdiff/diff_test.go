@@ -22,7 +22,7 @@ import (
 )
 
 // TestDifferential builds random routing states in throw-away network
-// namespaces (tr-fd-<pid>-<n>), asks the kernel `ip -j -d route get` for
+// namespaces (tr-fx-d-<pid>-<n>), asks the kernel `ip -j -d route get` for
 // random queries (through `ip -batch`), and compares every answer with
 // Lookup on the Observe()d state and on the same state after a JSON round
 // trip. It needs root; it never touches the host's own namespace.
@@ -49,13 +49,19 @@ func TestDifferential(t *testing.T) {
 		compared += c
 		disagreements += d
 		uncertain += u
-		if disagreements >= 5 {
+		if disagreements >= 5 && !measure {
 			t.Errorf("stopping after %d disagreements", disagreements)
 			break
 		}
 	}
 	t.Logf("differential: %d states, %d queries compared, %d disagreements, %d answers with an Uncertain note, %.1fs",
 		states, compared, disagreements, uncertain, time.Since(start).Seconds())
+	for fam := 4; fam <= 6; fam += 2 {
+		c, d := famCount[fam][0], famCount[fam][1]
+		if c > 0 {
+			t.Logf("IPv%d: %d queries, %d disagreements: %.3f%% agree", fam, c, d, 100*float64(c-d)/float64(c))
+		}
+	}
 }
 
 func envInt(name string, def int) int {
@@ -164,6 +170,15 @@ func delNS(name string) { _ = exec.Command("ip", "netns", "del", name).Run() }
 // their local routes from a workqueue (DAD completion, even with nodad),
 // so a busy machine may show them a moment after the address.
 func observe(t testing.TB, ns string, unmerged bool) *state.State {
+	s := observeSnapshot(t, ns)
+	// We know whether IPv4 rules were ever changed in this namespace.
+	s.Hidden.RulesModified = &unmerged
+	return s
+}
+
+// observeSnapshot is what `tunroute explain` would read: the hidden facts
+// are only what the snapshot itself shows.
+func observeSnapshot(t testing.TB, ns string) *state.State {
 	h, err := kernel.Open(ns)
 	if err != nil {
 		t.Fatalf("open %s: %v", ns, err)
@@ -175,20 +190,46 @@ func observe(t testing.TB, ns string, unmerged bool) *state.State {
 		if err != nil {
 			t.Fatalf("observe %s: %v", ns, err)
 		}
-		if s != nil && len(s1.Routes) == len(s.Routes) && len(s1.Addrs) == len(s.Addrs) {
+		if s != nil && len(s1.Routes) == len(s.Routes) && len(s1.Addrs) == len(s.Addrs) && (localRoutes6(s1) || i > 50) {
 			s = s1
 			break
 		}
 		s = s1
 		time.Sleep(20 * time.Millisecond)
 	}
-	// We know whether IPv4 rules were ever changed in this namespace.
-	s.Hidden.RulesModified = &unmerged
 	return s
 }
 
+// localRoutes6 reports whether every IPv6 address of a working link has
+// its local route yet.
+func localRoutes6(s *state.State) bool {
+	up := map[string]bool{}
+	for _, l := range s.Links {
+		up[l.Name] = l.Up && l.Carrier
+	}
+	have := map[netip.Addr]bool{}
+	for _, r := range s.Routes {
+		if r.Table == state.TableLocal && r.Type == state.RouteLocal && r.Dst.IsSingleIP() {
+			have[r.Dst.Addr()] = true
+		}
+	}
+	for _, a := range s.Addrs {
+		if a.Is6() && up[a.Dev] && a.Flags&state.AddrTentative == 0 && !have[a.Prefix.Addr()] {
+			return false
+		}
+	}
+	return true
+}
+
+// measure (TUNROUTE_DIFF_MEASURE=1) runs every query however many
+// disagree, to measure agreement rather than to find a bug.
+var measure = os.Getenv("TUNROUTE_DIFF_MEASURE") != ""
+
+// famCount counts compared queries and disagreements by family.
+var famCount = map[int]*[2]int{4: {}, 6: {}}
+
 func runDiffState(t *testing.T, seed uint64, n, queries int) (compared, disagreements, uncertain int) {
-	ns := fmt.Sprintf("tr-fd-%d-%d", os.Getpid(), n)
+	ns := fmt.Sprintf("tr-fx-d-%d-%d", os.Getpid(), n)
 	newNS(t, ns)
 	defer delNS(ns)
 	t.Cleanup(func() { delNS(ns) })
@@ -204,6 +245,11 @@ func runDiffState(t *testing.T, seed uint64, n, queries int) (compared, disagree
 	var buf bytes.Buffer
 	if err := st.Write(&buf); err != nil {
 		t.Fatal(err)
+	}
+	if dir := os.Getenv("TUNROUTE_DIFF_DUMP"); dir != "" {
+		// the snapshot and setup of every state, to look into one
+		_ = os.WriteFile(fmt.Sprintf("%s/%d.json", dir, seed), buf.Bytes(), 0o644)
+		_ = os.WriteFile(fmt.Sprintf("%s/%d.setup", dir, seed), []byte(strings.Join(setup.steps(), "\n")+"\n"), 0o644)
 	}
 	st2, err := state.Parse(buf.Bytes(), "roundtrip")
 	if err != nil {
@@ -232,16 +278,19 @@ func runDiffState(t *testing.T, seed uint64, n, queries int) (compared, disagree
 			disagreements++
 		}
 		compared++
+		fc := famCount[r1.Family]
+		fc[0]++
 		if len(r1.Uncertain) > 0 {
 			uncertain++
 		}
 		if why := agree(answers[i], &r1); why != "" {
 			disagreements++
+			fc[1]++
 			t.Errorf("seed %d (state %d): ip route get %s\n kernel: %s\n fib:    %s\n %s\n%s", seed, n, q, answers[i], r1.JSON(), why, r1.Text())
-			if disagreements == 1 && os.Getenv("TUNROUTE_DIFF_NOMIN") == "" {
+			if disagreements == 1 && os.Getenv("TUNROUTE_DIFF_NOMIN") == "" && !measure {
 				minimize(t, seed, setup, q)
 			}
-			if disagreements >= 3 {
+			if disagreements >= 3 && !measure {
 				return
 			}
 		}
@@ -306,32 +355,50 @@ func kernelAnswers(t testing.TB, ns string, qs []string) []string {
 	return out
 }
 
-// agree compares the kernel's answer with ours; "" when they agree.
+// agree compares the kernel's answer with ours; "" when they agree: the
+// answer is the kernel's (or the kernel's path is among the possible
+// ones), or one of the answers under another hidden state is.
 func agree(kern string, r *fib.Result) string {
+	why := agreeAnswer(kern, r.AppendAnswerJSON(nil), r)
+	if why == "" {
+		return ""
+	}
+	for _, o := range r.Otherwise {
+		if agreeAnswer(kern, o.Answer, r) == "" {
+			return ""
+		}
+	}
+	return why
+}
+
+func agreeAnswer(kern string, answer []byte, r *fib.Result) string {
+	var fm map[string]any
+	if err := json.Unmarshal(answer, &fm); err != nil {
+		return "fib JSON: " + err.Error()
+	}
+	ferr, _ := fm["error"].(string)
 	if msg, ok := strings.CutPrefix(kern, "error: "); ok {
 		want := strings.TrimPrefix(msg, "RTNETLINK answers: ")
 		want = strings.TrimSuffix(strings.TrimPrefix(want, "Error: "), ".")
-		if r.Error == "" && want == "Invalid argument" && hasNote(r, fib.UncertainMultipathValidation) {
+		if ferr == "" && want == "Invalid argument" && hasNote(r, fib.UncertainMultipathValidation) {
 			return "" // the kernel's hash picked a path that fails the source check
 		}
-		if r.Error == "" {
+		if ferr == "" {
 			return "kernel failed, fib did not"
 		}
-		if r.Error != want {
-			return fmt.Sprintf("error %q, kernel %q", r.Error, want)
+		if ferr != want {
+			return fmt.Sprintf("error %q, kernel %q", ferr, want)
 		}
 		return ""
 	}
-	if r.Error != "" {
+	if ferr != "" {
 		return "fib failed, kernel did not"
 	}
-	var km, fm map[string]any
+	var km map[string]any
 	if err := json.Unmarshal([]byte(kern), &km); err != nil {
 		return "kernel JSON: " + err.Error()
 	}
-	if err := json.Unmarshal(r.AppendAnswerJSON(nil), &fm); err != nil {
-		return "fib JSON: " + err.Error()
-	}
+	delete(fm, "otherwise")
 	possible, _ := fm["possible"].([]any)
 	delete(fm, "possible")
 	delete(fm, "uncertain")
@@ -413,7 +480,7 @@ func agree(kern string, r *fib.Result) string {
 // makes the kernel and the simulator disagree on q (delta debugging),
 // rebuilding a namespace for every attempt, and prints it.
 func minimize(t *testing.T, seed uint64, setup diffSetup, q string) {
-	ns := fmt.Sprintf("tr-fd-%d-min", os.Getpid())
+	ns := fmt.Sprintf("tr-fx-d-%d-min", os.Getpid())
 	defer delNS(ns)
 	steps := setup.steps()
 	deadline := time.Now().Add(90 * time.Second)
@@ -487,6 +554,117 @@ type diffGen struct {
 	uids     []uint32
 	ports    []uint16
 	observed *state.State
+	// nexthop object ids usable by IPv4 routes (nh4: IPv4 and IPv6
+	// nexthops, groups, blackholes) and by IPv6 routes (nh6)
+	nh4, nh6 []int
+}
+
+// nexthopObjects creates nexthop objects: gateways (IPv4, IPv6,
+// link-local), devices, blackholes, and groups of them with weights,
+// hash-threshold and resilient.
+func (g *diffGen) nexthopObjects() []string {
+	if !g.p(0.5) {
+		return nil
+	}
+	var out []string
+	id := 1
+	var single4, single6 []int
+	for k, n := 0, 2+g.n(5); k < n; k++ {
+		dev := g.dev()
+		switch x := g.n(10); {
+		case x < 4:
+			out = append(out, fmt.Sprintf("nexthop add id %d via %s dev %s", id, pick(g, g.gw4), dev))
+			single4 = append(single4, id)
+		case x < 7:
+			gw := pick(g, g.gw6)
+			out = append(out, fmt.Sprintf("nexthop add id %d via %s dev %s", id, gw, dev))
+			single6 = append(single6, id)
+		case x < 8:
+			out = append(out, fmt.Sprintf("nexthop add id %d dev %s", id, dev))
+			if g.p(0.5) {
+				single4 = append(single4, id)
+			} else {
+				out[len(out)-1] = "-6 " + out[len(out)-1]
+				single6 = append(single6, id)
+			}
+		default:
+			if g.p(0.5) {
+				out = append(out, fmt.Sprintf("nexthop add id %d blackhole", id))
+				g.nh4 = append(g.nh4, id)
+			} else {
+				out = append(out, fmt.Sprintf("-6 nexthop add id %d blackhole", id))
+				g.nh6 = append(g.nh6, id)
+			}
+			id++
+			continue
+		}
+		id++
+	}
+	g.nh4 = append(g.nh4, single4...)
+	g.nh4 = append(g.nh4, single6...) // IPv4 routes may use IPv6 nexthops
+	g.nh6 = append(g.nh6, single6...)
+	group := func(members []int, v6 bool) {
+		if len(members) == 0 {
+			return
+		}
+		var b strings.Builder
+		fmt.Fprintf(&b, "nexthop add id %d group ", id)
+		used := map[int]bool{}
+		for k, n := 0, 1+g.n(3); k < n; k++ {
+			m := pick(g, members)
+			if used[m] {
+				continue
+			}
+			used[m] = true
+			if b.Len() > 0 && !strings.HasSuffix(b.String(), " ") {
+				b.WriteString("/")
+			}
+			fmt.Fprintf(&b, "%d", m)
+			if g.p(0.4) {
+				fmt.Fprintf(&b, ",%d", 1+g.n(4))
+			}
+		}
+		if g.p(0.3) {
+			fmt.Fprintf(&b, " type resilient buckets %d", pick(g, []int{8, 16, 32}))
+		}
+		out = append(out, b.String())
+		if v6 {
+			g.nh6 = append(g.nh6, id)
+		}
+		g.nh4 = append(g.nh4, id)
+		id++
+	}
+	for k, n := 0, g.n(3); k < n; k++ {
+		if g.p(0.5) {
+			group(single4, false)
+		} else {
+			group(single6, true)
+		}
+	}
+	return out
+}
+
+// nhidRoute is a route through a nexthop object.
+func (g *diffGen) nhidRoute() string {
+	v6 := len(g.nh4) == 0 || len(g.nh6) > 0 && g.p(0.5)
+	var dst netip.Prefix
+	var id int
+	fam := ""
+	if v6 {
+		dst, id, fam = g.prefix6(), pick(g, g.nh6), "-6 "
+	} else {
+		dst, id = g.prefix4(), pick(g, g.nh4)
+	}
+	g.dsts = append(g.dsts, dst)
+	verb := "add"
+	if g.p(0.3) {
+		verb = "append"
+	}
+	s := fmt.Sprintf("%sroute %s %s nhid %d%s", fam, verb, dst, id, g.table())
+	if g.p(0.4) {
+		s += " metric " + strconv.Itoa(pick(g, []int{0, 1, 100, 1024}))
+	}
+	return s
 }
 
 func newDiffGen(seed uint64) *diffGen {
@@ -625,14 +803,20 @@ func (g *diffGen) setup() diffSetup {
 		g.gw6 = append(g.gw6, netip.MustParseAddr(fmt.Sprintf("2001:db8:%d::fe", i)), netip.MustParseAddr(fmt.Sprintf("2001:db8:%d::2", i)))
 	}
 	g.gw4 = append(g.gw4, netip.MustParseAddr("10.1.0.1")) // an own address
-	g.gw6 = append(g.gw6, netip.MustParseAddr("fe80::1"))
+	g.gw6 = append(g.gw6, netip.MustParseAddr("fe80::1"), netip.MustParseAddr("fe80::ff:fe00:1"), netip.MustParseAddr("fe80::2"))
+
+	// nexthop objects and groups of every kind, used by some routes
+	d.general = append(d.general, g.nexthopObjects()...)
 
 	// routes
 	nroutes := 15 + g.n(40)
 	for i := 0; i < nroutes; i++ {
-		if g.p(0.65) {
+		switch {
+		case g.p(0.1) && (len(g.nh4) > 0 || len(g.nh6) > 0):
+			d.general = append(d.general, g.nhidRoute())
+		case g.p(0.5):
 			d.general = append(d.general, g.route4())
-		} else {
+		default:
 			d.general = append(d.general, g.route6()...)
 		}
 	}
@@ -644,6 +828,11 @@ func (g *diffGen) setup() diffSetup {
 		for i, n := 0, g.n(8); i < n; i++ {
 			d.rules6 = append(d.rules6, g.rule(true))
 		}
+	}
+	if len(d.rules6) == 0 && g.p(0.08) {
+		// default IPv6 rules deleted, none added: the kernel keeps its
+		// fast path
+		d.rules6 = append(d.rules6, pick(g, []string{"rule del pref 32766", "rule del pref 0"}))
 	}
 	if len(d.rules4) > 0 || g.p(0.4) {
 		// make sure some IPv4 rule change succeeded (random ones may all
@@ -824,9 +1013,10 @@ func (g *diffGen) route6() []string {
 		b.WriteString(" dev " + g.dev())
 	default:
 		if g.p(0.55) {
-			b.WriteString(" via " + pick(g, g.gw6).String())
+			gw := pick(g, g.gw6)
+			b.WriteString(" via " + gw.String())
 			gwRoute = true
-			if g.p(0.4) {
+			if g.p(0.4) || gw.IsLinkLocalUnicast() {
 				b.WriteString(" dev " + g.dev())
 			}
 		} else {
@@ -858,11 +1048,23 @@ func (g *diffGen) route6() []string {
 		src = " src " + pick(g, g.addrs6).Addr().String()
 	}
 	b.WriteString(src)
-	if gwRoute && g.p(0.3) {
-		// ECMP sibling
-		// ECMP sibling; the dump shows one router preference for the
-		// group, so siblings share it here
-		extra = append(extra, "route append "+dst.String()+" via "+pick(g, g.gw6).String()+tbl+metric+pref+src+mtu)
+	for k := 0; gwRoute && k < 2 && g.p(0.3); k++ {
+		// an ECMP member, with its own device, src and pref at times
+		m := "route append " + dst.String() + " via " + pick(g, g.gw6).String()
+		if g.p(0.5) {
+			m += " dev " + g.dev()
+		}
+		mpref, msrc := pref, src
+		if g.p(0.4) {
+			mpref = " pref " + pick(g, []string{"low", "medium", "high"})
+		}
+		if g.p(0.3) && len(g.addrs6) > 0 {
+			msrc = " src " + pick(g, g.addrs6).Addr().String()
+		}
+		if g.p(0.2) {
+			m += fmt.Sprintf(" weight %d", 1+g.n(4))
+		}
+		extra = append(extra, m+tbl+metric+mpref+msrc+mtu)
 	}
 	if typ == "" && !gwRoute && g.p(0.2) {
 		extra = append(extra, "route append "+dst.String()+" dev "+g.dev()+tbl+metric+" pref "+pick(g, []string{"low", "high"}))
@@ -981,7 +1183,7 @@ func (g *diffGen) hostIn(p netip.Prefix) netip.Addr {
 }
 
 func (g *diffGen) query() string {
-	v6 := g.p(0.35)
+	v6 := g.p(0.5)
 	var dst netip.Addr
 	var locals []netip.Addr
 	for _, a := range g.observed.Addrs {
@@ -1101,7 +1303,7 @@ func gwUncertain(r *fib.Result) bool {
 
 func mpUncertain(r *fib.Result) bool {
 	for _, u := range r.Uncertain {
-		if u == fib.UncertainMultipathHash {
+		if u == fib.UncertainMultipathHash || u == fib.UncertainResilientGroup {
 			return true
 		}
 	}

@@ -1,46 +1,26 @@
-package main
+package fib
 
 import (
 	"fmt"
 	"strings"
 
-	"github.com/tunroute/tunroute/internal/compile"
-	"github.com/tunroute/tunroute/internal/fib"
 	"github.com/tunroute/tunroute/internal/state"
 )
 
-// takeCgroup removes "cgroup PATH" from explain's words: the kernel's
-// `ip route get` has no such word, but tunroute's selectors mark a
-// cgroup's packets in its firewall before routing them again.
-func takeCgroup(args []string) ([]string, string, error) {
-	var out []string
-	cgroup := ""
-	for i := 0; i < len(args); i++ {
-		if args[i] != "cgroup" {
-			out = append(out, args[i])
-			continue
-		}
-		if i+1 >= len(args) {
-			return nil, "", fmt.Errorf("explain: cgroup needs a value (a cgroup v2 path, e.g. system.slice/foo.service)")
-		}
-		i++
-		cgroup = strings.Trim(args[i], "/")
-	}
-	return out, cgroup, nil
-}
-
-// applyMarks runs the query through the route-type output chain of
-// tunroute's firewall, as the kernel does for a local packet: a rule that
-// matches sets the mark (and the kernel routes the packet again with it).
-// It returns the lines that tell what happened.
-func applyMarks(fw *state.Firewall, q *fib.Query, cgroup string) []string {
+// ApplyMarks runs a locally generated query through the firewall's
+// route-type output chains, as the kernel does for a local packet: a rule
+// that matches sets the mark, and the kernel routes the packet again with
+// it (tunroute's port, uid and cgroup selectors work this way). cgroup is
+// the sending socket's cgroup v2 path ("" for none). It returns the lines
+// that tell what happened. A forwarded query (with iif) is not marked.
+func ApplyMarks(fw *state.Firewall, q *Query, cgroup string) []string {
 	if fw == nil {
 		return nil
 	}
 	var notes []string
 	for ci := range fw.Chains {
 		c := &fw.Chains[ci]
-		if c.Name != compile.ChainSelectOutput {
+		if c.Type != "route" || c.Hook != "output" || q.IIF != "" {
 			continue
 		}
 		for i := range c.Rules {
@@ -58,7 +38,7 @@ func applyMarks(fw *state.Firewall, q *fib.Query, cgroup string) []string {
 	return notes
 }
 
-func markRuleMatches(r *state.FwRule, q *fib.Query, cgroup string) bool {
+func markRuleMatches(r *state.FwRule, q *Query, cgroup string) bool {
 	v6 := q.To.Is6()
 	if r.Family == 4 && v6 || r.Family == 6 && !v6 {
 		return false

@@ -25,13 +25,13 @@ var (
 	vpnAddr6   = netip.MustParsePrefix("2001:db8:99::2/64")
 )
 
-// TestSeed004 is seed 004 end to end: domains internet, private and
+// TestRoutingDomains is routing domains end to end: domains internet, private and
 // hostile around a host that routes between them; a far site reachable
 // only through the VPN interface inside private, reached by a process
 // that `tunroute exec` runs there; hostile reaches neither private, nor
 // the host, nor the far site by any of their addresses with TCP, UDP or
 // ICMP, while its one declared flow (TCP to a service in internet) works.
-func TestSeed004(t *testing.T) {
+func TestRoutingDomains(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, "s4")
 	top, far := e.ns("top"), e.ns("far")
@@ -43,7 +43,7 @@ func TestSeed004(t *testing.T) {
 		far, "farvpn0", []string{farTunnel4.String(), farTunnel6.String()})
 	e.ip(far, "addr", "add", farHost4.String()+"/32", "dev", "lo")
 	e.ip(far, "addr", "add", farHost6.String()+"/128", "dev", "lo")
-	cfg := e.config("seed004.yaml", nil)
+	cfg := e.config("routing-domains.yaml", nil)
 
 	t0 := time.Now()
 	out := e.apply(cfg, top)

@@ -1,0 +1,156 @@
+package devtest
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/tunroute/tunroute/internal/kernel"
+	"github.com/tunroute/tunroute/internal/lab"
+)
+
+var binDir string
+
+func TestMain(m *testing.M) {
+	var host string
+	if os.Geteuid() == 0 {
+		host = lab.HostState("trdev")
+	}
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	if host != "" {
+		if now := lab.HostState("trdev"); now != host {
+			fmt.Fprintf(os.Stderr, "FAIL: the host's own namespace changed while these tests ran:\n--- before ---\n%s--- after ---\n%s", host, now)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+func needRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (network namespaces)")
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		t.Skip("needs iproute2")
+	}
+}
+
+var (
+	buildOnce sync.Once
+	buildBin  string
+	buildErr  error
+)
+
+// tunroute builds cmd/tunroute once per test binary (TUNROUTE_TEST_BIN
+// names one built elsewhere).
+func tunroute(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		if b := os.Getenv("TUNROUTE_TEST_BIN"); b != "" {
+			buildBin, buildErr = filepath.Abs(b)
+			return
+		}
+		gobin, err := exec.LookPath("go")
+		if err != nil {
+			buildErr = errors.New("no go command to build cmd/tunroute")
+			return
+		}
+		out, err := exec.Command(gobin, "env", "GOMOD").Output()
+		if err != nil {
+			buildErr = fmt.Errorf("go env GOMOD: %v", err)
+			return
+		}
+		root := filepath.Dir(strings.TrimSpace(string(out)))
+		if binDir, err = os.MkdirTemp("", "tr-dev-bin-"); err != nil {
+			buildErr = err
+			return
+		}
+		bin := filepath.Join(binDir, "tunroute")
+		cmd := exec.Command(gobin, "build", "-o", bin, "./cmd/tunroute")
+		cmd.Dir = root
+		if b, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build ./cmd/tunroute: %v\n%s", err, b)
+			return
+		}
+		buildBin = bin
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return buildBin
+}
+
+// tr runs tunroute with args and returns its output and exit code.
+func tr(t *testing.T, args ...string) (string, int) {
+	t.Helper()
+	cmd := exec.Command(tunroute(t), args...)
+	cmd.Env = append(os.Environ(), "NO_COLOR=1")
+	out, err := cmd.CombinedOutput()
+	code := 0
+	if err != nil {
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) {
+			t.Fatalf("tunroute %s: %v", strings.Join(args, " "), err)
+		}
+		code = ee.ExitCode()
+	}
+	return string(out), code
+}
+
+// mustTR runs tunroute and fails the test unless it exits with want.
+func mustTR(t *testing.T, want int, args ...string) string {
+	t.Helper()
+	out, code := tr(t, args...)
+	if code != want {
+		t.Fatalf("tunroute %s: exit %d, want %d:\n%s", strings.Join(args, " "), code, want, out)
+	}
+	return out
+}
+
+// serveUAPI gives a lab WireGuard device a UAPI socket where wgctrl (and
+// wg(8)) look for userspace devices, removed when the test ends.
+func serveUAPI(t *testing.T, w *lab.WG) {
+	t.Helper()
+	if _, err := os.Stat(kernel.WireGuardSocketDir); os.IsNotExist(err) {
+		if err := os.MkdirAll(kernel.WireGuardSocketDir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		// Leave the host as it was: the directory goes when empty.
+		t.Cleanup(func() { os.Remove(kernel.WireGuardSocketDir) })
+	}
+	path := filepath.Join(kernel.WireGuardSocketDir, w.Config.Name+".sock")
+	os.Remove(path)
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go w.Device().IpcHandle(c)
+		}
+	}()
+	t.Cleanup(func() { ln.Close(); os.Remove(path) })
+}
+
+func ip(t *testing.T, ns string, args ...string) string {
+	t.Helper()
+	out, err := exec.Command("ip", append([]string{"-n", ns}, args...)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("ip -n %s %s: %v: %s", ns, strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}

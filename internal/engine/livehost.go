@@ -1,0 +1,95 @@
+package engine
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/tunroute/tunroute/internal/kernel"
+	"github.com/tunroute/tunroute/internal/state"
+)
+
+// LiveHost is the real machine: the kernel through internal/kernel, and
+// files on disk.
+type LiveHost struct{}
+
+func (LiveHost) Open(netns string) (Handle, error) {
+	h, err := kernel.Open(netns)
+	if err != nil {
+		return nil, err
+	}
+	return liveHandle{h}, nil
+}
+
+func (LiveHost) CurrentNamespace() (string, error)             { return kernel.CurrentNamespace() }
+func (LiveHost) NamespaceOwner(name string) (string, error)    { return kernel.NamespaceOwner(name) }
+func (LiveHost) ListNamespaces() ([]string, error)             { return kernel.ListNamespaces() }
+func (LiveHost) DomainNamespaces(top string) ([]string, error) { return kernel.DomainNamespaces(top) }
+func (LiveHost) CreateNamespace(name, top string) error        { return kernel.CreateNamespace(name, top) }
+func (LiveHost) DeleteNamespace(name, top string) error        { return kernel.DeleteNamespace(name, top) }
+func (LiveHost) MoveLink(dev, from, to string) error           { return kernel.MoveLink(dev, from, to) }
+func (LiveHost) SetSysctls(netns string, v map[string]string) error {
+	return kernel.SetSysctls(netns, v)
+}
+
+func (LiveHost) ReadFile(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err == nil && b == nil {
+		b = []byte{}
+	}
+	return b, err
+}
+
+// WriteFile writes through a temporary file, synced and renamed, so a
+// reader sees the old content or the new, never a part.
+func (LiveHost) WriteFile(path string, data []byte, perm uint32) error {
+	if data == nil {
+		err := os.Remove(path)
+		if errors.Is(err, fs.ErrNotExist) {
+			err = nil
+		}
+		os.Remove(filepath.Dir(path)) // only succeeds when empty
+		return err
+	}
+	if perm == 0 {
+		perm = 0o644
+	}
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(fs.FileMode(perm)); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+type liveHandle struct{ h *kernel.Handle }
+
+func (l liveHandle) Observe(compact bool) (*state.State, error) {
+	return l.h.ObserveWith(kernel.ObserveOptions{CompactRoutes: compact})
+}
+func (l liveHandle) Execute(ops []state.Op) ([]bool, error) { return l.h.Execute(ops) }
+func (l liveHandle) SetProgress(fn func(done, total int))   { l.h.SetProgress(fn) }
+func (l liveHandle) Close() error                           { return l.h.Close() }

@@ -1,0 +1,196 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+
+	"github.com/tunroute/tunroute/internal/netnsname"
+	"github.com/tunroute/tunroute/internal/plan"
+	"github.com/tunroute/tunroute/internal/state"
+)
+
+// memHost is a machine in memory: namespaces with fixed contents, files,
+// and a log of every change asked of it, in the plan's effect words. It
+// can fail the Nth change, to test rollback at every step.
+type memHost struct {
+	nss    map[string]*state.State
+	owners map[string]string // domain namespace -> owner mark
+	files  map[string][]byte
+	log    []string
+	// failAt fails the failAt-th change (1-based; 0: never).
+	failAt, n int
+}
+
+var errInjected = errors.New("injected failure")
+
+func newMemHost(top *state.State) *memHost {
+	return &memHost{nss: map[string]*state.State{"": top}, owners: map[string]string{}, files: map[string][]byte{}}
+}
+
+// change counts one change and fails it if it is the chosen one.
+func (h *memHost) change(effect string) error {
+	h.n++
+	if h.n == h.failAt {
+		return fmt.Errorf("%s: %w", effect, errInjected)
+	}
+	h.log = append(h.log, effect)
+	return nil
+}
+
+func (h *memHost) Open(ns string) (Handle, error) {
+	if _, ok := h.nss[ns]; !ok {
+		return nil, fmt.Errorf("namespace %q does not exist", ns)
+	}
+	return &memHandle{h: h, ns: ns}, nil
+}
+
+func (h *memHost) CurrentNamespace() (string, error) { return "", nil }
+
+func (h *memHost) NamespaceOwner(name string) (string, error) { return h.owners[name], nil }
+
+func (h *memHost) ListNamespaces() ([]string, error) {
+	var out []string
+	for n := range h.nss {
+		if n != "" {
+			out = append(out, n)
+		}
+	}
+	return out, nil
+}
+
+func (h *memHost) DomainNamespaces(top string) ([]string, error) {
+	var out []string
+	for n, o := range h.owners {
+		if o == netnsname.Name(top).Owner() {
+			out = append(out, n)
+		}
+	}
+	return out, nil
+}
+
+func (h *memHost) CreateNamespace(name, top string) error {
+	if err := h.change("create namespace " + name); err != nil {
+		return err
+	}
+	h.nss[name] = &state.State{Version: state.Version, Namespace: name,
+		Links: []state.Link{{Index: 1, Name: "lo", Up: true, Loopback: true}}}
+	h.owners[name] = netnsname.Name(top).Owner()
+	return nil
+}
+
+func (h *memHost) DeleteNamespace(name, top string) error {
+	if err := h.change("delete namespace " + name); err != nil {
+		return err
+	}
+	delete(h.nss, name)
+	delete(h.owners, name)
+	return nil
+}
+
+func (h *memHost) MoveLink(dev, from, to string) error {
+	return h.change(plan.MoveEffect(dev, from, to))
+}
+
+func (h *memHost) SetSysctls(ns string, values map[string]string) error {
+	keys := make([]string, 0, len(values))
+	for k := range values {
+		keys = append(keys, k)
+	}
+	sortStrings(keys)
+	for _, k := range keys {
+		if err := h.change(plan.SysctlEffect(ns, k, values[k])); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (h *memHost) ReadFile(path string) ([]byte, error) { return h.files[path], nil }
+
+func (h *memHost) WriteFile(path string, data []byte, perm uint32) error {
+	if err := h.change(plan.FileEffect(path, data)); err != nil {
+		return err
+	}
+	if data == nil {
+		delete(h.files, path)
+	} else {
+		h.files[path] = data
+	}
+	return nil
+}
+
+type memHandle struct {
+	h  *memHost
+	ns string
+}
+
+func (m *memHandle) Observe(compact bool) (*state.State, error) { return m.h.nss[m.ns], nil }
+
+func (m *memHandle) Execute(ops []state.Op) ([]bool, error) {
+	applied := make([]bool, len(ops))
+	for i, op := range ops {
+		if err := m.h.change(plan.OpEffect(m.ns, op)); err != nil {
+			return applied, err
+		}
+		applied[i] = true
+	}
+	return applied, nil
+}
+
+func (m *memHandle) SetProgress(func(done, total int)) {}
+func (m *memHandle) Close() error                      { return nil }
+
+func sortStrings(s []string) {
+	for i := 1; i < len(s); i++ {
+		for j := i; j > 0 && s[j] < s[j-1]; j-- {
+			s[j], s[j-1] = s[j-1], s[j]
+		}
+	}
+}
+
+// labClient is a host with a LAN uplink and a VPN tunnel up, and the
+// devices the test configs move into domains.
+func labClient() *state.State {
+	p := netip.MustParsePrefix
+	a := netip.MustParseAddr
+	nh := func(gw, dev string) []state.Nexthop {
+		n := state.Nexthop{Dev: dev}
+		if gw != "" {
+			n.Gateway = a(gw)
+		}
+		return []state.Nexthop{n}
+	}
+	links := []state.Link{{Index: 1, Name: "lo", Up: true, Loopback: true},
+		{Index: 2, Name: "eth0", Kind: "veth", Up: true, Carrier: true},
+		{Index: 3, Name: "tun0", Kind: "tun", Up: true, Carrier: true, PointToPoint: true},
+		{Index: 4, Name: "wg0", Kind: "tun", Up: true, Carrier: true, PointToPoint: true}}
+	for i, name := range strings.Fields("dtvpn0 dtmv0") {
+		links = append(links, state.Link{Index: 5 + i, Name: name, Kind: "veth", Up: true, Carrier: true})
+	}
+	return &state.State{
+		Version: state.Version,
+		Links:   links,
+		Addrs: []state.Addr{
+			{Dev: "lo", Index: 1, Prefix: p("127.0.0.1/8"), Scope: state.ScopeHost},
+			{Dev: "eth0", Index: 2, Prefix: p("10.1.0.2/24"), Scope: state.ScopeUniverse},
+			{Dev: "eth0", Index: 2, Prefix: p("2001:db8:1::2/64"), Scope: state.ScopeUniverse},
+			{Dev: "tun0", Index: 3, Prefix: p("10.8.0.2/24"), Scope: state.ScopeUniverse},
+			{Dev: "wg0", Index: 4, Prefix: p("10.30.0.2/24"), Scope: state.ScopeUniverse},
+			{Dev: "wg0", Index: 4, Prefix: p("2001:db8:30::2/64"), Scope: state.ScopeUniverse},
+			{Dev: "dtvpn0", Index: 5, Prefix: p("10.99.0.2/24"), Scope: state.ScopeUniverse},
+			{Dev: "dtvpn0", Index: 5, Prefix: p("2001:db8:99::2/64"), Scope: state.ScopeUniverse},
+		},
+		Routes: []state.Route{
+			{Table: 254, Type: state.RouteUnicast, Dst: p("0.0.0.0/0"), Protocol: 4, Nexthops: nh("10.1.0.1", "eth0")},
+			{Table: 254, Type: state.RouteUnicast, Dst: p("10.1.0.0/24"), Protocol: 2, Scope: state.ScopeLink, PrefSrc: a("10.1.0.2"), Nexthops: nh("", "eth0")},
+			{Table: 254, Type: state.RouteUnicast, Dst: p("10.30.0.0/24"), Protocol: 2, Scope: state.ScopeLink, PrefSrc: a("10.30.0.2"), Nexthops: nh("", "wg0")},
+			{Table: 254, Type: state.RouteUnicast, Dst: p("2001:db8:1::/64"), Protocol: 2, Metric: 256, Nexthops: nh("", "eth0")},
+			{Table: 254, Type: state.RouteUnicast, Dst: p("10.99.0.0/24"), Protocol: 2, Scope: state.ScopeLink, PrefSrc: a("10.99.0.2"), Nexthops: nh("", "dtvpn0")},
+			{Table: 254, Type: state.RouteUnicast, Dst: p("2001:db8:99::/64"), Protocol: 2, Metric: 256, Nexthops: nh("", "dtvpn0")},
+			{Table: 254, Type: state.RouteUnicast, Dst: p("::/0"), Protocol: 4, Metric: 1024, Nexthops: nh("2001:db8:1::1", "eth0")},
+		},
+		Rules: []state.Rule{},
+	}
+}

@@ -1,0 +1,112 @@
+package engine
+
+import (
+	"fmt"
+
+	"github.com/tunroute/tunroute/internal/compile"
+	"github.com/tunroute/tunroute/internal/netnsname"
+	"github.com/tunroute/tunroute/internal/plan"
+	"github.com/tunroute/tunroute/internal/state"
+)
+
+// Session is one observation of the system: the namespace tunroute works
+// on and the domain namespaces it made for it, each read once. Plans are
+// made against it and applied through its open handles. Close it.
+type Session struct {
+	e *Engine
+	// Observed holds every namespace read, by name.
+	Observed compile.Observed
+	// Domains are the existing namespaces tunroute made for this
+	// namespace's config.
+	Domains []string
+	handles map[string]Handle
+}
+
+// Observe reads the namespace tunroute works on and its domains. compact
+// reads tunroute's big route lists as route sets (for planning: a
+// million routes in 32 MB); explain, status and snapshots want plain
+// routes.
+func (e *Engine) Observe(compact bool) (*Session, error) {
+	s := &Session{e: e, Observed: compile.Observed{}, handles: map[string]Handle{}}
+	if err := s.read(e.Netns, compact); err != nil {
+		return nil, err
+	}
+	var err error
+	if s.Domains, err = e.Host.DomainNamespaces(e.Netns); err != nil {
+		s.Close()
+		return nil, err
+	}
+	for _, ns := range s.Domains {
+		if err := s.read(ns, compact); err != nil {
+			s.Close()
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+func (s *Session) read(ns string, compact bool) error {
+	h, err := s.e.Host.Open(ns)
+	if err != nil {
+		return err
+	}
+	obs, err := h.Observe(compact)
+	if err != nil {
+		h.Close()
+		return fmt.Errorf("reading %s: %w", netnsname.Word(ns), err)
+	}
+	s.handles[ns], s.Observed[ns] = h, obs
+	return nil
+}
+
+// Top is what the namespace tunroute works on holds.
+func (s *Session) Top() *state.State { return s.Observed[s.e.Netns] }
+
+// Close releases the namespaces' handles.
+func (s *Session) Close() {
+	for ns, h := range s.handles {
+		h.Close()
+		delete(s.handles, ns)
+	}
+}
+
+// planSystem lets plan.ApplySystem reach every namespace through the
+// session's handles (opening new namespaces on demand) and the host.
+type planSystem struct{ s *Session }
+
+func (p planSystem) Executor(ns string) (plan.Executor, error) {
+	if h, ok := p.s.handles[ns]; ok {
+		return h, nil
+	}
+	h, err := p.s.e.Host.Open(ns)
+	if err != nil {
+		return nil, err
+	}
+	if p.s.e.Progress != nil {
+		h.SetProgress(p.s.e.Progress)
+	}
+	p.s.handles[ns] = h
+	return h, nil
+}
+
+func (p planSystem) CreateNamespace(name string) error {
+	return p.s.e.Host.CreateNamespace(name, p.s.e.Netns)
+}
+
+func (p planSystem) DeleteNamespace(name string) error {
+	if h, ok := p.s.handles[name]; ok {
+		h.Close()
+		delete(p.s.handles, name)
+	}
+	return p.s.e.Host.DeleteNamespace(name, p.s.e.Netns)
+}
+
+func (p planSystem) MoveLink(dev, from, to string) error { return p.s.e.Host.MoveLink(dev, from, to) }
+
+func (p planSystem) SetSysctls(ns string, values map[string]string) error {
+	return p.s.e.Host.SetSysctls(ns, values)
+}
+
+func (p planSystem) WriteFile(path string, data []byte, perm uint32) error {
+	return p.s.e.Host.WriteFile(path, data, perm)
+}
