@@ -32,7 +32,21 @@ type Packet struct {
 	UID    uint32
 	Cgroup string
 	Mark   uint32
+	// HopLimit is an IPv6 packet's hop limit (ip6 hoplimit).
+	HopLimit uint8
+	// SrcOnOIF: Src is one of OIF's own addresses (what `fib saddr . oif
+	// type local` finds); the caller knows the devices' addresses.
+	SrcOnOIF bool
+	// IPOptions: an IPv4 header longer than 20 bytes (ip hdrlength != 5).
+	IPOptions bool
+	// RoutingHeader: an IPv6 routing extension header (exthdr rt exists).
+	RoutingHeader bool
 }
+
+// Forwarded reports whether the packet came in by a device: `meta iif`
+// is then not 0 (a packet this host sends has no input device; in
+// prerouting, one it sends to itself came in by lo).
+func (p *Packet) Forwarded() bool { return p.IIF != "" }
 
 // Verdict of a hook for one packet.
 type Verdict struct {
@@ -151,6 +165,10 @@ func Matches(r *state.FwRule, p *Packet) bool {
 	if len(r.NotOIF) > 0 && slices.Contains(r.NotOIF, p.OIF) {
 		return false
 	}
+	// iifname of a packet without an input device is "": not in any set.
+	if len(r.NotIIF) > 0 && slices.Contains(r.NotIIF, p.IIF) {
+		return false
+	}
 	if r.Proto != 0 && r.Proto != p.Proto {
 		return false
 	}
@@ -183,7 +201,47 @@ func Matches(r *state.FwRule, p *Packet) bool {
 	if len(r.CtState) > 0 && !slices.Contains(r.CtState, "new") {
 		return false
 	}
+	return matchesShape(r, p)
+}
+
+// matchesShape: the header fields the kill switch looks at for what is
+// link-local by nature and for what asks routers to route it elsewhere.
+// Each needs its family (internal/kernel refuses the rule otherwise).
+func matchesShape(r *state.FwRule, p *Packet) bool {
+	if r.HopLimit != 0 && (p.Family != 6 || p.HopLimit != r.HopLimit) {
+		return false
+	}
+	if r.SaddrLocalOIF && (p.OIF == "" || !p.SrcOnOIF) {
+		return false
+	}
+	if r.IPOptions && (p.Family != 4 || !p.IPOptions) {
+		return false
+	}
+	if r.RoutingHeader && (p.Family != 6 || !p.RoutingHeader) {
+		return false
+	}
+	if r.Forwarded && !p.Forwarded() {
+		return false
+	}
 	return true
+}
+
+// Handled lists the fields of state.FwRule this package evaluates: the
+// matches in Matches, the statements in runChain, and what describes a
+// rule without changing its verdict. A test fails when FwRule gains a
+// field that is not here, so a new match is never silently ignored.
+var Handled = []string{
+	// descriptions and observations
+	"Comment", "Packets", "Bytes", "Counter",
+	// the kernel matches the cgroup by its inode, resolved from Cgroup
+	// at apply time: the path is the same match
+	"CgroupID",
+	// matches
+	"Family", "IIF", "OIF", "NotOIF", "NotIIF", "Proto", "SPorts", "DPorts", "Saddr", "Daddr", "NotDaddr",
+	"UID", "Cgroup", "Mark", "MarkMask", "ICMPv6Types", "CtState", "HopLimit", "SaddrLocalOIF",
+	"IPOptions", "RoutingHeader", "Forwarded",
+	// statements
+	"SetMark", "SetMarkMask", "Verdict", "Masquerade", "DNATPrefix", "SNATPrefix",
 }
 
 // CgroupMatches is `socket cgroupv2 level N "PATH"`: the socket's cgroup
