@@ -29,6 +29,8 @@ type Match struct {
 	// IIF: forwarded packets that came in on one of these; "lo" stands
 	// for the traffic this host generates.
 	IIF []string
+	// NotIIF: packets that came in on none of these (same convention).
+	NotIIF []string
 	// Local and Forwarded restrict to one kind of traffic.
 	Local, Forwarded bool
 }
@@ -77,6 +79,15 @@ func (m *Match) Contains(p *Packet) bool {
 			iif = "lo"
 		}
 		if !contains(m.IIF, iif) {
+			return false
+		}
+	}
+	if len(m.NotIIF) > 0 {
+		iif := p.IIF
+		if iif == "" {
+			iif = "lo"
+		}
+		if contains(m.NotIIF, iif) {
 			return false
 		}
 	}
@@ -157,12 +168,16 @@ func ruleMatch(r *state.Rule) Match {
 	return m
 }
 
-// fwMatch is the packet set a firewall rule matches (its interface and
-// source matches aside: the outgoing device and the chosen source are
-// the same for a whole class, being decided by its route).
+// fwMatch is the packet set a firewall rule matches (its output device
+// aside: the outgoing device and the chosen source are the same for a
+// whole class, being decided by its route; a source on the output
+// device is then told apart by the cuts at each of the host's
+// addresses). The header fields check's packets do not vary are left
+// out too: see hostShape.
 func fwMatch(r *state.FwRule) Match {
 	m := Match{Family: r.Family, Src: r.Saddr, Dst: r.Daddr, NotDst: r.NotDaddr, SPorts: r.SPorts,
-		DPorts: r.DPorts, ICMP: r.ICMPv6Types, UID: r.UID, Cgroup: r.Cgroup, IIF: r.IIF}
+		DPorts: r.DPorts, ICMP: r.ICMPv6Types, UID: r.UID, Cgroup: r.Cgroup, IIF: r.IIF, NotIIF: r.NotIIF,
+		Forwarded: r.Forwarded}
 	if r.Proto != 0 {
 		m.Protos = []uint8{r.Proto}
 	}

@@ -238,6 +238,7 @@ func (e *evaluator) fateSrc(p *Packet) (Fate, netip.Addr) {
 	}
 	np := nfteval.Packet{Family: p.Family, Src: p.Src, Dst: p.Dst, Proto: p.Proto, SPort: p.SPort,
 		DPort: p.DPort, ICMPType: p.ICMPType, Mark: p.Mark}
+	hostShape(p, &np)
 	drop := func(v nfteval.Verdict) (Fate, netip.Addr) { return Fate{Kind: Dropped, Reason: v.Reason()}, np.Src }
 	if p.Forwarded() {
 		q.IIF, np.IIF = p.IIF, p.IIF
@@ -259,6 +260,7 @@ func (e *evaluator) fateSrc(p *Packet) (Fate, netip.Addr) {
 			return Fate{Kind: Refused, Reason: "IPv6 forwarding is off"}, np.Src
 		}
 		np.OIF = r.dev
+		np.SrcOnOIF = srcOnDev(e.st, np.OIF, np.Src)
 		if v := nfteval.Hook(fw, "forward", np); v.Drop {
 			return drop(v)
 		}
@@ -277,6 +279,7 @@ func (e *evaluator) fateSrc(p *Packet) (Fate, netip.Addr) {
 		np.Src = r.src
 	}
 	np.OIF = r.dev
+	np.SrcOnOIF = srcOnDev(e.st, np.OIF, np.Src)
 	// A route-type chain that changes the mark makes the kernel route the
 	// packet again, from the source it now has.
 	v := nfteval.Hook(fw, "output", np, "route")
@@ -292,6 +295,7 @@ func (e *evaluator) fateSrc(p *Packet) (Fate, netip.Addr) {
 			return Fate{Kind: Refused, Reason: r.err}, np.Src
 		}
 		np.OIF = r.dev
+		np.SrcOnOIF = srcOnDev(e.st, np.OIF, np.Src)
 	}
 	if v := nfteval.Hook(fw, "output", np, "filter"); v.Drop {
 		return drop(v)

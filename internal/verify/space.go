@@ -123,6 +123,7 @@ func buildSpace(fam int, states []*state.State, extra []Match) (*space, error) {
 		setMarks = append(setMarks, sm...)
 	}
 	all = append(all, extra...)
+	all = append(all, shapeCuts(states)...)
 	// The kernel looks at what a source is (one of this host's addresses,
 	// loopback, broadcast, multicast, zero...) before any rule: the space
 	// is cut along those too.
@@ -248,6 +249,9 @@ func buildSpace(fam int, states []*state.State, extra []Match) (*space, error) {
 		}
 		addName(&s.cgroup, m.Cgroup)
 		for _, n := range m.IIF {
+			addName(&s.iif, n)
+		}
+		for _, n := range m.NotIIF {
 			addName(&s.iif, n)
 		}
 	}
@@ -560,6 +564,15 @@ func (s *space) pred(m *Match) (cube, bool) {
 			}
 		}
 		restrictIIF(b)
+	}
+	if len(m.NotIIF) > 0 {
+		not := newBitset(len(s.iif.names))
+		for _, n := range m.NotIIF {
+			if i := s.iif.index(n); i >= 0 {
+				not.set(i)
+			}
+		}
+		restrictIIF(fullBitset(len(s.iif.names)).andNot(not))
 	}
 	if m.Local {
 		restrictIIF(lo)
