@@ -195,7 +195,11 @@ func newEvaluator(st *state.State, tunnels []string) (*evaluator, error) {
 			return routeAnswer{err: r.Error}
 		}
 		a := routeAnswer{typ: r.Type, local: r.Type == state.RouteLocal, dev: r.Dev, src: r.PrefSrc}
-		if !a.src.IsValid() {
+		// An IPv6 route that finds no source answers "from ::", the
+		// query's own: the kernel has no source to give the packet (ip
+		// route get prints none; a send fails), so the firewall sees
+		// none either, not the unspecified address DAD and MLD use.
+		if !a.src.IsValid() && !(r.From.Is6() && r.From.IsUnspecified()) {
 			a.src = r.From
 		}
 		return a
