@@ -135,9 +135,9 @@ func PolicyOf(cfg *config.Config, res *compile.Result, st *state.State, vpns map
 	tunnels := TunnelDevices(cfg, res)
 	isTunnel := func(dev string) bool { return slices.Contains(tunnels, dev) }
 	p.Infra = []Allowed{
+		linkPlumbing,
 		{Why: "DHCP", Match: Match{Family: 4, Protos: []uint8{17}, SPorts: []state.PortRange{{Start: 68, End: 68}}, DPorts: []state.PortRange{{Start: 67, End: 67}}}},
 		{Why: "DHCPv6", Match: Match{Family: 6, Protos: []uint8{17}, SPorts: []state.PortRange{{Start: 546, End: 546}}, DPorts: []state.PortRange{{Start: 547, End: 547}}}},
-		{Why: "IPv6 neighbour discovery", Match: Match{Family: 6, Protos: []uint8{58}, ICMP: []uint8{133, 135, 136, 143}}},
 	}
 	for _, e := range servers(cfg, vpns) {
 		p.Infra = append(p.Infra, Allowed{Why: "VPN server", Match: endpointMatch(e)})
@@ -156,7 +156,8 @@ func PolicyOf(cfg *config.Config, res *compile.Result, st *state.State, vpns map
 				Allowed{Why: "DHCP", Match: Match{Family: 4, Protos: []uint8{17}, SPorts: []state.PortRange{{Start: 68, End: 68}}, DPorts: []state.PortRange{{Start: 67, End: 67}}}},
 				Allowed{Why: "DHCPv6", Match: Match{Family: 6, Protos: []uint8{17}, SPorts: []state.PortRange{{Start: 546, End: 546}}, DPorts: []state.PortRange{{Start: 547, End: 547}}}})
 		}
-		p.Clear = append(p.Clear, Allowed{Why: "IPv6 neighbour discovery", Match: Match{Family: 6, Protos: []uint8{58}, ICMP: []uint8{133, 135, 136, 143}}})
+		p.Clear = append(p.Clear, linkPlumbing)
+		p.Clear = append(p.Clear, bgpSessions(cfg.BGP)...)
 		for _, e := range servers(cfg, vpns) {
 			p.Clear = append(p.Clear, Allowed{Why: "VPN server", Match: endpointMatch(e)})
 		}
@@ -235,6 +236,14 @@ func TunnelDevices(cfg *config.Config, res *compile.Result) []string {
 		}
 	}
 	var devs []string
+	if cfg.KillSwitch == nil || len(cfg.KillSwitch.Tunnels) == 0 {
+		// The kill switch counts a routed WireGuard device as a tunnel.
+		for _, d := range cfg.Devices {
+			if d.WireGuard != nil && d.WireGuard.Routing {
+				devs = append(devs, d.Name)
+			}
+		}
+	}
 	for _, n := range names {
 		for _, id := range res.Identities {
 			if id.Name == n && id.Device != "" && !slices.Contains(devs, id.Device) {
@@ -248,8 +257,54 @@ func TunnelDevices(cfg *config.Config, res *compile.Result) []string {
 	return devs
 }
 
+// linkPlumbing is what IPv6 needs on a link and the kill switch lets out
+// (only on the link: the firewall also checks hop limit and addresses):
+// router and neighbour solicitation, neighbour advertisement, MLD
+// reports and done.
+var linkPlumbing = Allowed{Why: "IPv6 neighbour discovery and MLD", Match: Match{Family: 6, Protos: []uint8{58},
+	ICMP: []uint8{131, 132, 133, 135, 136, 143}}}
+
+// bgpSessions are the declared BGP sessions the kill switch lets out in
+// clear: TCP 179 to each peer (from our address when declared), either
+// side opening it, and BFD when the speaker uses it; only what this host
+// sends (the forward chain has no such exception).
+func bgpSessions(b *config.BGP) []Allowed {
+	if b == nil {
+		return nil
+	}
+	var out []Allowed
+	for _, nb := range b.Neighbors {
+		m := Match{Local: true, Dst: hostPrefixes([]netip.Addr{nb.Address})}
+		if nb.Local.IsValid() {
+			m.Src = hostPrefixes([]netip.Addr{nb.Local})
+		}
+		why := "BGP session " + nb.Name
+		bgp := []state.PortRange{{Start: 179, End: 179}}
+		dst, src := m, m
+		dst.Protos, dst.DPorts = []uint8{6}, bgp
+		src.Protos, src.SPorts = []uint8{6}, bgp
+		out = append(out, Allowed{Why: why, Match: dst}, Allowed{Why: why, Match: src})
+		if b.BFD {
+			bfd := m
+			bfd.Protos, bfd.DPorts = []uint8{17}, []state.PortRange{{Start: 3784, End: 3784}}
+			out = append(out, Allowed{Why: "BFD of " + why, Match: bfd})
+		}
+	}
+	return out
+}
+
 func servers(cfg *config.Config, vpns map[string]*facts.VPN) []facts.Endpoint {
 	var out []facts.Endpoint
+	// A routed WireGuard device's peers are its servers.
+	for _, d := range cfg.Devices {
+		if d.WireGuard != nil && d.WireGuard.Routing {
+			for _, pe := range d.WireGuard.Peers {
+				if pe.Endpoint.IsValid() {
+					out = append(out, facts.Endpoint{Addr: pe.Endpoint.Addr(), Port: pe.Endpoint.Port(), Proto: "udp"})
+				}
+			}
+		}
+	}
 	for _, v := range cfg.VPNs {
 		for _, e := range v.Servers {
 			out = append(out, facts.Endpoint{Addr: e.Addr, Port: e.Port, Proto: e.Proto})
