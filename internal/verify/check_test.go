@@ -120,15 +120,15 @@ func TestExamplesHold(t *testing.T) {
 				}
 				var b strings.Builder
 				if err := tmpl.Execute(&b, map[string]any{"P": "tr-ck-", "WithD2": true, "Local": "10.1.0.2",
-					"Remote": "10.1.0.1", "Me": "1", "Site": "a"}); err != nil {
+					"Remote": "10.1.0.1", "Me": "1", "Site": "a", "Dev": "dtforeign1", "A": "host"}); err != nil {
 					t.Fatal(err)
 				}
 				data = []byte(b.String())
 			}
 			obs, fs := exampleFacts(t, f)
-			if b := filepath.Base(f); b == "move.yaml" || b == "seed004.yaml" {
+			if b := filepath.Base(f); b == "move.yaml" || b == "routing-domains.yaml" {
 				// The interface these tests move into a domain.
-				dev := map[string]string{"move.yaml": "dtmv0", "seed004.yaml": "dtvpn0"}[b]
+				dev := map[string]string{"move.yaml": "dtmv0", "routing-domains.yaml": "dtvpn0"}[b]
 				obs.Links = append(obs.Links, state.Link{Index: 8, Name: dev, Kind: "veth", Up: true, Carrier: true})
 				for _, a := range []string{"10.99.0.2/24", "2001:db8:99::2/64"} {
 					p := netip.MustParsePrefix(a)

@@ -149,7 +149,7 @@ func checkClear(c *Cell, sc *Scenario, i int) string {
 			return ""
 		}
 	}
-	return fmt.Sprintf("it leaves by %s in clear, and nothing in the kill switch's policy (allow, DHCP, neighbour discovery, the VPN servers, a selector) allows it", f.Dev)
+	return fmt.Sprintf("it leaves by %s in clear, and nothing in the kill switch's policy (allow, DHCP, neighbour discovery and MLD, the VPN servers, a BGP session, a selector) allows it", f.Dev)
 }
 
 func checkFallback(c *Cell, sc *Scenario, i int) string {
