@@ -25,6 +25,7 @@ type shaped struct {
 	proto    uint8 // 17 (UDP to port 9) or 58 (ICMPv6 of type icmp)
 	icmp     uint8
 	options  []byte // IP_OPTIONS
+	rthdr    []byte // IPV6_RTHDR
 	hops     int    // IPV6_UNICAST_HOPS / IPV6_MULTICAST_HOPS; 0: the default
 }
 
@@ -66,6 +67,8 @@ func TestKernelShape(t *testing.T) {
 		{name: "UDP to the LAN with a loose source route", src: a("10.1.0.2"), dst: a("10.1.0.1"), proto: 17,
 			options: []byte{131, 7, 4, 10, 1, 0, 1, 1}},
 		{name: "UDP to the IPv6 LAN", src: a("2001:db8:1::2"), dst: a("2001:db8:1::1"), proto: 17},
+		{name: "UDP to the IPv6 LAN with a segment routing header", src: a("2001:db8:1::2"), dst: a("2001:db8:1::1"), proto: 17,
+			rthdr: srh(a("2001:db8:1::1"))},
 		{name: "NS from the device's address, hop limit 255", src: a("2001:db8:1::2"), dst: a("2001:db8:1::1"), proto: 58, icmp: 135, hops: 255},
 		{name: "NS from the device's address, hop limit 64", src: a("2001:db8:1::2"), dst: a("2001:db8:1::1"), proto: 58, icmp: 135, hops: 64},
 		{name: "NS from wg0's address out of eth0", src: a("2001:db8:30::2"), dst: a("2001:db8:1::1"), proto: 58, icmp: 135, hops: 255},
@@ -80,7 +83,7 @@ func TestKernelShape(t *testing.T) {
 			continue
 		}
 		p := nfteval.Packet{Family: 4, OIF: "eth0", Src: c.src, Dst: c.dst, Proto: c.proto, DPort: 9, SPort: 40000,
-			ICMPType: c.icmp, Socket: true, IPOptions: len(c.options) > 0, SrcOnOIF: srcOnDev(st, "eth0", c.src)}
+			ICMPType: c.icmp, Socket: true, IPOptions: len(c.options) > 0, RoutingHeader: len(c.rthdr) > 0, SrcOnOIF: srcOnDev(st, "eth0", c.src)}
 		if c.dst.Is6() {
 			p.Family = 6
 			p.HopLimit = uint8(c.hops)
@@ -147,6 +150,11 @@ func sendShaped(ns netns.NsHandle, c shaped) (drop bool, err error) {
 			return false, fmt.Errorf("IP_OPTIONS: %w", err)
 		}
 	}
+	if len(c.rthdr) > 0 {
+		if err := syscall.SetsockoptString(fd, syscall.IPPROTO_IPV6, syscall.IPV6_RTHDR, string(c.rthdr)); err != nil {
+			return false, fmt.Errorf("IPV6_RTHDR: %w", err)
+		}
+	}
 	if c.hops != 0 {
 		opt := syscall.IPV6_UNICAST_HOPS
 		if c.dst.IsMulticast() {
@@ -178,4 +186,12 @@ func shapedAddr(a netip.Addr, port, index int) syscall.Sockaddr {
 		sa.ZoneId = uint32(index)
 	}
 	return sa
+}
+
+// srh is a segment routing header (type 4) whose one segment is the
+// destination itself: segments left 0, so the packet still goes to dst,
+// carrying a routing header.
+func srh(dst netip.Addr) []byte {
+	b := []byte{0, 2, 4, 0, 0, 0, 0, 0} // next header (the kernel's), length, type 4, segments left, last entry, flags, tag
+	return append(b, dst.AsSlice()...)
 }
