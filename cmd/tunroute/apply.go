@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -14,10 +15,11 @@ import (
 	"github.com/tunroute/tunroute/internal/engine"
 	"github.com/tunroute/tunroute/internal/netnsname"
 	"github.com/tunroute/tunroute/internal/plan"
+	"github.com/tunroute/tunroute/internal/verify"
 )
 
 func newApplyCmd(g *globalFlags) *cobra.Command {
-	var dryRun bool
+	var dryRun, check bool
 	var confirm time.Duration
 	cmd := &cobra.Command{
 		Use:   "apply",
@@ -43,6 +45,18 @@ func newApplyCmd(g *globalFlags) *cobra.Command {
 				return err
 			}
 			defer s.Close()
+			if check {
+				// Prove the config's properties in every tunnel state
+				// before anything is printed or changed.
+				if err := verify.Gate(verify.Input{Config: c.Config, Observed: s.Top(), Facts: c.VPNs}); err != nil {
+					var ge *verify.GateError
+					if errors.As(err, &ge) {
+						fmt.Fprintln(cmd.ErrOrStderr(), ge.Error())
+						return &exitError{code: 3}
+					}
+					return err
+				}
+			}
 			out := cmd.OutOrStdout()
 			fmt.Fprint(out, c.Text())
 			printNotes(out, c.Notes)
@@ -73,6 +87,7 @@ func newApplyCmd(g *globalFlags) *cobra.Command {
 	addConfigFlag(cmd, g)
 	addNetnsFlag(cmd, g)
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print the plan and change nothing")
+	cmd.Flags().BoolVar(&check, "check", false, "prove the config's properties (tunroute check) first; exit 3 and change nothing if one fails")
 	cmd.Flags().DurationVar(&confirm, "confirm", 0, "roll the change back unless confirmed within this time (e.g. 60s): press Enter, or run `tunroute confirm`")
 	return cmd
 }

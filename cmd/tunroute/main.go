@@ -82,6 +82,7 @@ func newRootCmd() *cobra.Command {
 		newHookCmd(g),
 		newExecCmd(g),
 		newExplainCmd(g),
+		newCheckCmd(g),
 		newLabCmd(),
 		newVersionCmd(),
 		newImportCmd(),

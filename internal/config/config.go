@@ -65,6 +65,8 @@ type Config struct {
 	// Domains and Pipes exist only at the top level.
 	Domains []*Domain
 	Pipes   []*Pipe
+	// Asserts are the properties `tunroute check` proves (assert.go).
+	Asserts []*Assertion
 }
 
 // GatewayMode says how an identity reaches beyond its device.

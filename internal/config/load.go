@@ -77,7 +77,7 @@ var bodyKeys = []string{"settings", "tables", "vpns", "vxlan", "devices", "ident
 func (d *decoder) config(root node) (*Config, error) {
 	cfg := &Config{File: d.file, TableBase: DefaultTableBase, PriorityBase: DefaultPriorityBase,
 		SelectPriorityBase: DefaultSelectPriorityBase, MarkMask: DefaultMarkMask, Tables: map[string]uint32{}}
-	m, err := root.mapping(append(bodyKeys, "domains", "pipes")...)
+	m, err := root.mapping(append(bodyKeys, "domains", "pipes", "assert")...)
 	if err != nil {
 		return nil, err
 	}
@@ -96,6 +96,12 @@ func (d *decoder) config(root node) (*Config, error) {
 	}
 	if err := d.resolveBGP(cfg); err != nil {
 		return nil, err
+	}
+	if v, ok := m.get("assert"); ok {
+		d.cfg = cfg
+		if err := d.asserts(v); err != nil {
+			return nil, err
+		}
 	}
 	return cfg, nil
 }

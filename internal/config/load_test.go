@@ -69,7 +69,7 @@ redirect:
 func TestParseErrors(t *testing.T) {
 	cases := []struct{ yaml, want string }{
 		{"identities: [\n", "bad.yaml:1:13: yaml: sequence end token ']' not found"},
-		{"identitties: []\n", "bad.yaml:1:1: identitties: unknown field; expected one of: settings, tables, vpns, vxlan, devices, identities, groups, routes, local, redirect, select, killswitch, bgp, domains, pipes"},
+		{"identitties: []\n", "bad.yaml:1:1: identitties: unknown field; expected one of: settings, tables, vpns, vxlan, devices, identities, groups, routes, local, redirect, select, killswitch, bgp, domains, pipes, assert"},
 		{"identities:\n  name: x\n", "bad.yaml:2:3: identities: expected a list, found a mapping"},
 		{"identities:\n  - device: wg0\n", "bad.yaml:2:5: identities[0].name: missing"},
 		{"identities:\n  - name: 1x\n    device: wg0\n", `bad.yaml:2:11: identities[0].name: "1x": a name starts with a letter and holds only letters, digits, '_', '.', '-'`},

@@ -7,6 +7,7 @@ import (
 	"github.com/tunroute/tunroute/internal/bgp"
 	"github.com/tunroute/tunroute/internal/compile"
 	"github.com/tunroute/tunroute/internal/config"
+	"github.com/tunroute/tunroute/internal/facts"
 	"github.com/tunroute/tunroute/internal/netnsconf"
 	"github.com/tunroute/tunroute/internal/plan"
 	"github.com/tunroute/tunroute/internal/state"
@@ -23,6 +24,8 @@ type Change struct {
 	Notes []string
 	// BGP are the speakers to start, reload or stop.
 	BGP []bgp.Change
+	// VPNs are the runtime facts the config was compiled with.
+	VPNs map[string]*facts.VPN
 }
 
 // Empty: nothing to do.
@@ -109,7 +112,7 @@ func (s *Session) Plan(cfg *config.Config, f *Facts) (*Change, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Change{Config: cfg, System: sys}
+	c := &Change{Config: cfg, System: sys, VPNs: f.VPNs}
 	var nss []plan.Namespace
 	inConfig := map[string]bool{}
 	for i, d := range sys.Domains {
