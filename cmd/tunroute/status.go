@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -36,6 +37,9 @@ type statusReport struct {
 	WireGuard []state.WGPeerHealth `json:"wireguard,omitempty"`
 	// BGP are the speakers of the routing domains: sessions, routes.
 	BGP []bgp.InstanceStatus `json:"bgp,omitempty"`
+	// Groups say which members of each failover or balance group carry
+	// the traffic, and why (from the health checks' last verdict).
+	Groups []compile.GroupState `json:"groups,omitempty"`
 	// TakenBack lists tunroute's routes another tool holds now, and who
 	// (apply takes them back: settings.take_back_routes).
 	TakenBack []string `json:"taken_back,omitempty"`
@@ -163,6 +167,7 @@ func buildStatus(e *engine.Engine, s *engine.Session) *statusReport {
 		return r
 	}
 	r.Identities = c.Compiled().Identities
+	r.Groups = c.Compiled().Groups
 	r.Notes = c.Notes
 	inSync := c.Empty()
 	r.InSync = &inSync
@@ -216,6 +221,9 @@ func writeStatus(out io.Writer, r *statusReport) {
 		fmt.Fprintf(out, "config %s: in sync\n", r.Config)
 	default:
 		fmt.Fprintf(out, "config %s: %d changes pending (run `tunroute plan`)\n", r.Config, len(r.Pending))
+	}
+	for _, g := range r.Groups {
+		fmt.Fprintf(out, "%s group %s: %s carries the traffic (%s)\n", g.Kind, g.Name, strings.Join(g.Active, ", "), g.Why)
 	}
 	for _, t := range r.TakenBack {
 		fmt.Fprintf(out, "held by another tool (apply takes it back): %s\n", t)

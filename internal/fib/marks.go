@@ -2,8 +2,8 @@ package fib
 
 import (
 	"fmt"
-	"strings"
 
+	"github.com/tunroute/tunroute/internal/nfteval"
 	"github.com/tunroute/tunroute/internal/state"
 )
 
@@ -38,55 +38,20 @@ func ApplyMarks(fw *state.Firewall, q *Query, cgroup string) []string {
 	return notes
 }
 
+// markRuleMatches decides a rule with the firewall evaluator check uses,
+// so that explain and check never differ on what a rule matches.
 func markRuleMatches(r *state.FwRule, q *Query, cgroup string) bool {
-	v6 := q.To.Is6()
-	if r.Family == 4 && v6 || r.Family == 6 && !v6 {
-		return false
+	p := nfteval.Packet{Family: 4, Src: q.From, Dst: q.To, Proto: q.IPProto, SPort: q.SPort, DPort: q.DPort,
+		Socket: true, UID: q.UID, Cgroup: cgroup, Mark: q.Mark}
+	if q.To.Is6() {
+		p.Family = 6
 	}
-	if r.Cgroup != "" {
-		// socket cgroupv2 level N compares the socket's ancestor at level N.
-		parts := strings.Split(cgroup, "/")
-		level := state.CgroupLevel(r.Cgroup)
-		if cgroup == "" || len(parts) < level || strings.Join(parts[:level], "/") != r.Cgroup {
-			return false
-		}
+	if !q.HasIPProto && p.Family == 4 {
+		p.Proto = 17 // ip route get's default for IPv4
 	}
-	proto := q.IPProto
-	if !q.HasIPProto && !v6 {
-		proto = 17 // ip route get's default for IPv4
+	if r.UID != nil && !q.HasUID {
+		return false // a query without uid names no socket owner
 	}
-	if r.Proto != 0 && r.Proto != proto {
-		return false
-	}
-	if !inPorts(r.DPorts, q.DPort) || !inPorts(r.SPorts, q.SPort) {
-		return false
-	}
-	if len(r.Daddr) > 0 {
-		ok := false
-		for _, p := range r.Daddr {
-			ok = ok || p.Contains(q.To)
-		}
-		if !ok {
-			return false
-		}
-	}
-	if r.UID != nil && (!q.HasUID || q.UID < r.UID.Start || q.UID > r.UID.End) {
-		return false
-	}
-	if r.MarkMask != 0 && q.Mark&r.MarkMask != r.Mark {
-		return false
-	}
-	return len(r.OIF) == 0 && len(r.IIF) == 0 // a route chain at output has no interface yet
-}
-
-func inPorts(ps []state.PortRange, p uint16) bool {
-	if len(ps) == 0 {
-		return true
-	}
-	for _, r := range ps {
-		if p >= r.Start && p <= r.End {
-			return true
-		}
-	}
-	return false
+	// A route chain at output sees no device yet.
+	return len(r.OIF) == 0 && nfteval.Matches(r, &p)
 }
