@@ -84,6 +84,7 @@ func newRootCmd() *cobra.Command {
 		newExplainCmd(g),
 		newLabCmd(),
 		newImportCmd(),
+		newRunCmd(g), newReloadCmd(g),
 	)
 	return root
 }

@@ -1,0 +1,491 @@
+// Package daemon is `tunroute run`: it applies the config, then keeps the
+// kernel matching it while the network changes underneath. It listens
+// to the kernel's events (internal/kernel.Watch) in the namespace
+// tunroute works on and in every routing domain it made, and after a
+// change that can matter it plans again with the engine and applies the
+// plan if it is not empty: the same all-or-nothing apply as `tunroute
+// apply`, under the same lock as commands and hooks.
+//
+// Hooks are not routed through the daemon: `tunroute hook` takes the
+// engine lock, records its facts and applies by itself; the daemon,
+// which takes the same lock for every repair, sees the result through
+// kernel events and plans with the new facts (an empty plan).
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tunroute/tunroute/internal/config"
+	"github.com/tunroute/tunroute/internal/engine"
+	"github.com/tunroute/tunroute/internal/kernel"
+	"github.com/tunroute/tunroute/internal/netnsname"
+)
+
+// DefaultDebounce gathers the events of one change (a route deleted with
+// its link, a ruleset flush) into one repair.
+const DefaultDebounce = 5 * time.Millisecond
+
+// busyInterval is the least time between two plans while every pending
+// repair is in back-off: a fight costs one read of the system a second.
+const busyInterval = time.Second
+
+// Options configure a daemon.
+type Options struct {
+	Engine *engine.Engine
+	// Log gets the daemon's log (slog.Default() if nil).
+	Log *slog.Logger
+	// Debounce (DefaultDebounce if zero).
+	Debounce time.Duration
+	// Notify hears of systemd states: "READY=1", "RELOADING=1",
+	// "STOPPING=1", "STATUS=..." (nil: nobody).
+	Notify func(state string)
+	// OnRepair hears of every repair (tests and benchmarks measure with it).
+	OnRepair func(Repair)
+	// Listen: serve status and reload on the control socket.
+	Listen bool
+}
+
+// Repair is one apply made because the kernel drifted from the config.
+type Repair struct {
+	// Objects are what was put back, by kind.
+	Objects []object
+	// Cause is the first event of the drift; Latency runs from reading it
+	// to the kernel's acknowledgement of the last change.
+	Cause   kernel.WatchEvent
+	Latency time.Duration
+	Err     error
+}
+
+// Kinds lists the kinds of objects a repair put back.
+func (r Repair) Kinds() []string {
+	var k []string
+	for _, o := range r.Objects {
+		if !slices.Contains(k, o.Kind) {
+			k = append(k, o.Kind)
+		}
+	}
+	return k
+}
+
+// Status is what `tunroute status` shows of a running daemon.
+type Status struct {
+	Netns     string         `json:"netns"`
+	Config    string         `json:"config"`
+	Started   time.Time      `json:"started"`
+	Uptime    string         `json:"uptime"`
+	Events    uint64         `json:"events"`
+	Relevant  uint64         `json:"relevant_events"`
+	Resyncs   uint64         `json:"resyncs"`
+	Checks    uint64         `json:"checks"`
+	Repairs   map[string]int `json:"repairs"`
+	LastError string         `json:"last_error,omitempty"`
+	InSync    bool           `json:"in_sync"`
+	Fights    []string       `json:"fights,omitempty"`
+	Watching  []string       `json:"watching"`
+}
+
+// Daemon keeps one namespace (and its domains) matching the config.
+type Daemon struct {
+	opts     Options
+	e        *engine.Engine
+	log      *slog.Logger
+	cfg      *config.Config
+	events   chan kernel.WatchEvent
+	watchers map[string]*kernel.Watcher
+	interest interest
+	fights   *fights
+	reloads  chan chan error
+	pings    chan chan struct{}
+
+	mu     sync.Mutex
+	status Status
+}
+
+// New prepares a daemon; Run starts it.
+func New(opts Options) *Daemon {
+	d := &Daemon{
+		opts:     opts,
+		e:        opts.Engine,
+		log:      opts.Log,
+		events:   make(chan kernel.WatchEvent, 4096),
+		watchers: map[string]*kernel.Watcher{},
+		fights:   newFights(),
+		reloads:  make(chan chan error),
+		pings:    make(chan chan struct{}),
+	}
+	if d.log == nil {
+		d.log = slog.Default()
+	}
+	if d.opts.Debounce == 0 {
+		d.opts.Debounce = DefaultDebounce
+	}
+	d.status = Status{Netns: netnsname.Word(d.e.Netns), Config: d.e.ConfigFile(), Repairs: map[string]int{}}
+	return d
+}
+
+func (d *Daemon) notify(s string) {
+	if d.opts.Notify != nil {
+		d.opts.Notify(s)
+	}
+}
+
+// Run applies the config and repairs drift until ctx ends. It returns an
+// error if the first apply fails (a config that cannot be applied is not
+// guarded). Stopping changes nothing in the kernel.
+func (d *Daemon) Run(ctx context.Context) error {
+	cfg, err := d.e.LoadConfig()
+	if err != nil {
+		return err
+	}
+	d.cfg = cfg
+	d.mu.Lock()
+	d.status.Started = time.Now()
+	d.mu.Unlock()
+	defer d.stopWatching()
+	// Watch before the first apply: nothing that happens after it is missed.
+	if err := d.watch(d.e.Netns); err != nil {
+		return err
+	}
+	again, err := d.check(kernel.WatchEvent{}, true)
+	if err != nil {
+		return fmt.Errorf("first apply: %w", err)
+	}
+	if d.opts.Listen {
+		srv, err := d.listen()
+		if err != nil {
+			return err
+		}
+		defer srv.Close()
+	}
+	d.notify("READY=1")
+	d.log.Info("running", "netns", d.status.Netns, "config", d.e.ConfigFile())
+
+	var (
+		timer   = time.NewTimer(time.Hour)
+		pending bool
+		cause   kernel.WatchEvent
+	)
+	timer.Stop()
+	schedule := func(at time.Time) {
+		timer.Reset(max(time.Until(at), 0))
+	}
+	if !again.IsZero() {
+		pending = true
+		schedule(again)
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			d.notify("STOPPING=1")
+			d.log.Info("stopping; the kernel keeps what tunroute made")
+			return nil
+		case ev := <-d.events:
+			d.mu.Lock()
+			d.status.Events++
+			if ev.Kind == kernel.WatchLost {
+				d.status.Resyncs++
+			}
+			d.mu.Unlock()
+			if ev.Kind != kernel.WatchLost && !d.interest.wants(ev) {
+				continue
+			}
+			d.mu.Lock()
+			d.status.Relevant++
+			d.mu.Unlock()
+			if !pending {
+				pending, cause = true, ev
+				schedule(ev.At.Add(d.opts.Debounce))
+			}
+		case reply := <-d.pings:
+			close(reply)
+		case reply := <-d.reloads:
+			err := d.reload()
+			if err == nil {
+				if again, err = d.check(kernel.WatchEvent{}, true); err == nil && !again.IsZero() {
+					pending = true
+					schedule(again)
+				}
+			}
+			reply <- err
+		case <-timer.C:
+			pending = false
+			again, _ := d.check(cause, false)
+			cause = kernel.WatchEvent{}
+			if !again.IsZero() {
+				pending = true
+				schedule(again)
+			}
+		}
+	}
+}
+
+// Alive says whether the daemon's loop answers within timeout (the
+// systemd watchdog's question).
+func (d *Daemon) Alive(timeout time.Duration) bool {
+	reply := make(chan struct{})
+	select {
+	case d.pings <- reply:
+		<-reply
+		return true
+	case <-time.After(timeout):
+		return false
+	}
+}
+
+// Reload reads the config again and applies it; the error says why the
+// old config is kept.
+func (d *Daemon) Reload() error {
+	reply := make(chan error, 1)
+	d.reloads <- reply
+	return <-reply
+}
+
+func (d *Daemon) reload() error {
+	d.notify("RELOADING=1")
+	defer d.notify("READY=1")
+	cfg, err := d.e.LoadConfig()
+	if err != nil {
+		d.setError(err)
+		d.log.Error("reload: the config is not valid; keeping the one in force", "err", err)
+		return err
+	}
+	d.cfg = cfg
+	d.log.Info("reload: config read", "config", d.e.ConfigFile())
+	return nil
+}
+
+// Status is a snapshot of the daemon's figures.
+func (d *Daemon) Status() Status {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	s := d.status
+	s.Uptime = time.Since(s.Started).Round(time.Second).String()
+	s.Repairs = map[string]int{}
+	for k, v := range d.status.Repairs {
+		s.Repairs[k] = v
+	}
+	s.Fights = slices.Clone(d.status.Fights)
+	s.Watching = slices.Clone(d.status.Watching)
+	return s
+}
+
+func (d *Daemon) setError(err error) {
+	d.mu.Lock()
+	d.status.LastError = time.Now().UTC().Format(time.RFC3339) + ": " + err.Error()
+	d.mu.Unlock()
+}
+
+// check plans against the kernel and applies the plan if it is not
+// empty. first: the start or a reload (the plan is logged whole, and
+// back-off does not apply). It returns when to check again (zero: when
+// an event comes).
+func (d *Daemon) check(cause kernel.WatchEvent, first bool) (time.Time, error) {
+	unlock, err := d.e.Lock()
+	if err != nil {
+		d.setError(err)
+		return time.Time{}, err
+	}
+	defer unlock()
+	d.mu.Lock()
+	d.status.Checks++
+	d.mu.Unlock()
+	s, err := d.e.Observe(true)
+	if err != nil {
+		d.setError(err)
+		d.log.Error("reading the system", "err", err)
+		return time.Now().Add(busyInterval), err
+	}
+	defer s.Close()
+	f, err := d.e.LoadFacts()
+	if err != nil {
+		d.setError(err)
+		return time.Now().Add(busyInterval), err
+	}
+	c, err := s.Plan(d.cfg, f)
+	if err != nil {
+		d.setError(err)
+		d.log.Error("planning", "err", err)
+		return time.Now().Add(busyInterval), err
+	}
+	d.interest.update(c.System)
+	now := time.Now()
+	d.fights.forget(now)
+	if c.Plan.Empty() {
+		d.setInSync(true, now)
+		return d.watchDomains()
+	}
+	objs := objectsOf(c.Plan)
+	if !first {
+		if held, until := d.fights.hold(objs, now); held {
+			d.setInSync(false, now)
+			return min2(until, now.Add(busyInterval)), nil
+		}
+	}
+	if first {
+		d.log.Info("applying", "plan", c.Plan.Text())
+	}
+	_, err = s.Apply(c)
+	done := time.Now()
+	rep := Repair{Objects: objs, Cause: cause, Err: err}
+	if !cause.At.IsZero() {
+		rep.Latency = done.Sub(cause.At)
+	}
+	if err != nil {
+		d.setError(err)
+		d.setInSync(false, done)
+		d.log.Error("repair failed, nothing was changed", "err", err, "plan", strings.Join(c.Plan.Lines(), "; "))
+		if d.opts.OnRepair != nil && !first {
+			d.opts.OnRepair(rep)
+		}
+		return done.Add(busyInterval), err
+	}
+	d.setInSync(true, done)
+	if !first {
+		d.mu.Lock()
+		for _, o := range objs {
+			d.status.Repairs[o.Kind]++
+		}
+		d.mu.Unlock()
+		d.log.Info("repaired", "objects", keys(objs), "cause", describe(cause), "latency", rep.Latency.Round(time.Microsecond))
+		for _, n := range d.fights.repaired(objs, done) {
+			competitor := n.Competitor
+			if competitor == "" {
+				competitor = "unknown (the kernel does not say who deletes an object)"
+			}
+			d.log.Warn("another program keeps undoing an object of tunroute's; repairing it with back-off",
+				"object", n.Object, "repairs", n.Repairs, "competing_protocol", competitor,
+				"next_repair_after", n.Backoff, "fix", fixFor(n.Kind, n.Competitor))
+		}
+		if d.opts.OnRepair != nil {
+			d.opts.OnRepair(rep)
+		}
+	}
+	return d.watchDomains()
+}
+
+func min2(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
+func (d *Daemon) setInSync(ok bool, now time.Time) {
+	d.mu.Lock()
+	d.status.InSync = ok
+	d.status.Fights = d.fights.active(now)
+	sort.Strings(d.status.Fights)
+	d.mu.Unlock()
+}
+
+func keys(objs []object) []string {
+	out := make([]string, len(objs))
+	for i, o := range objs {
+		out[i] = o.Key
+	}
+	return out
+}
+
+func describe(ev kernel.WatchEvent) string {
+	if ev.Kind == "" {
+		return "start"
+	}
+	verb := "changed"
+	if ev.Deleted {
+		verb = "deleted"
+	}
+	s := fmt.Sprintf("%s %s in %s", ev.Kind, verb, netnsname.Word(ev.Netns))
+	if ev.Kind == kernel.WatchRoute || ev.Kind == kernel.WatchRule {
+		if ev.Dst.IsValid() {
+			s += " " + ev.Dst.String()
+		}
+		s += " proto " + ev.Protocol.String()
+	}
+	if ev.Kind == kernel.WatchFirewall && ev.FirewallTable != "" {
+		s += " table " + ev.FirewallTable
+	}
+	return s
+}
+
+// watch starts a watcher on a namespace.
+func (d *Daemon) watch(ns string) error {
+	if _, ok := d.watchers[ns]; ok {
+		return nil
+	}
+	w, err := kernel.Watch(ns, d.events)
+	if err != nil {
+		return fmt.Errorf("watching %s: %w", netnsname.Word(ns), err)
+	}
+	d.watchers[ns] = w
+	d.setWatching()
+	return nil
+}
+
+// watchDomains keeps one watcher per domain namespace tunroute made:
+// new domains are watched, deleted ones dropped. A new watcher asks for
+// one more check (what changed before it listened).
+func (d *Daemon) watchDomains() (time.Time, error) {
+	doms, err := d.e.Host.DomainNamespaces(d.e.Netns)
+	if err != nil {
+		return time.Time{}, err
+	}
+	want := map[string]bool{d.e.Netns: true}
+	var errs []error
+	var again time.Time
+	for _, ns := range doms {
+		want[ns] = true
+		if _, ok := d.watchers[ns]; ok {
+			continue
+		}
+		if err := d.watch(ns); err != nil {
+			errs = append(errs, err)
+		}
+		again = time.Now().Add(d.opts.Debounce)
+	}
+	for ns, w := range d.watchers {
+		if !want[ns] {
+			w.Close()
+			delete(d.watchers, ns)
+		}
+	}
+	d.setWatching()
+	return again, errors.Join(errs...)
+}
+
+func (d *Daemon) setWatching() {
+	var names []string
+	for ns := range d.watchers {
+		names = append(names, netnsname.Word(ns))
+	}
+	sort.Strings(names)
+	d.mu.Lock()
+	d.status.Watching = names
+	d.mu.Unlock()
+}
+
+func (d *Daemon) stopWatching() {
+	// A reader blocked on a full channel must not keep Close waiting.
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-d.events:
+			case <-done:
+				return
+			}
+		}
+	}()
+	for ns, w := range d.watchers {
+		w.Close()
+		delete(d.watchers, ns)
+	}
+	close(done)
+}
