@@ -200,8 +200,12 @@ func (d *Daemon) Run(ctx context.Context) error {
 			d.mu.Lock()
 			d.status.Relevant++
 			d.mu.Unlock()
+			d.log.Debug("event", "what", describe(ev))
+			if cause.At.IsZero() {
+				cause = ev
+			}
 			if !pending {
-				pending, cause = true, ev
+				pending = true
 				schedule(ev.At.Add(d.opts.Debounce))
 			}
 		case reply := <-d.pings:
