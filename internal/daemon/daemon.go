@@ -51,6 +51,9 @@ type Options struct {
 	OnRepair func(Repair)
 	// Listen: serve status and reload on the control socket.
 	Listen bool
+	// FightAfter is how many quick repairs of one object make a fight
+	// (default 3; benchmarks that undo one object on purpose raise it).
+	FightAfter int
 }
 
 // Repair is one apply made because the kernel drifted from the config.
@@ -104,6 +107,11 @@ type Daemon struct {
 	fights   *fights
 	reloads  chan chan error
 	pings    chan chan struct{}
+	// lastRead is when the last read of the system began: events read
+	// before it are in it.
+	lastRead time.Time
+	// lastLogged is the last error logged (not repeated while it stays).
+	lastLogged string
 
 	mu     sync.Mutex
 	status Status
@@ -117,7 +125,7 @@ func New(opts Options) *Daemon {
 		log:      opts.Log,
 		events:   make(chan kernel.WatchEvent, 4096),
 		watchers: map[string]*kernel.Watcher{},
-		fights:   newFights(),
+		fights:   newFights(opts.FightAfter),
 		reloads:  make(chan chan error),
 		pings:    make(chan chan struct{}),
 	}
@@ -194,6 +202,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 				d.status.Resyncs++
 			}
 			d.mu.Unlock()
+			if ev.At.Before(d.lastRead) {
+				continue // the last read of the system saw it already
+			}
 			if ev.Kind != kernel.WatchLost && !d.interest.wants(ev) {
 				continue
 			}
@@ -281,6 +292,17 @@ func (d *Daemon) Status() Status {
 	return s
 }
 
+// fail records an error, and logs it unless it is the one logged last
+// (a conflict that stays must not fill the log).
+func (d *Daemon) fail(what string, err error) {
+	d.setError(err)
+	d.setInSync(false, time.Now())
+	if msg := what + ": " + err.Error(); msg != d.lastLogged {
+		d.lastLogged = msg
+		d.log.Error(what, "err", err)
+	}
+}
+
 func (d *Daemon) setError(err error) {
 	d.mu.Lock()
 	d.status.LastError = time.Now().UTC().Format(time.RFC3339) + ": " + err.Error()
@@ -301,26 +323,32 @@ func (d *Daemon) check(cause kernel.WatchEvent, first bool) (time.Time, error) {
 	d.mu.Lock()
 	d.status.Checks++
 	d.mu.Unlock()
+	t0 := time.Now()
+	d.lastRead = t0
 	s, err := d.e.Observe(true)
+	tObserved := time.Now()
 	if err != nil {
-		d.setError(err)
-		d.log.Error("reading the system", "err", err)
+		d.fail("reading the system (trying again in a second)", err)
 		return time.Now().Add(busyInterval), err
 	}
 	defer s.Close()
 	f, err := d.e.LoadFacts()
 	if err != nil {
-		d.setError(err)
+		d.fail("reading the VPN facts (trying again in a second)", err)
 		return time.Now().Add(busyInterval), err
 	}
 	c, err := s.Plan(d.cfg, f)
 	if err != nil {
-		d.setError(err)
-		d.log.Error("planning", "err", err)
-		return time.Now().Add(busyInterval), err
+		// A conflict (another program's object where the config wants
+		// tunroute's) is not fought: the next event that can matter
+		// (that object going away) plans again.
+		d.fail("cannot plan; waiting for the system to change", err)
+		return time.Time{}, err
 	}
+	d.lastLogged = ""
 	d.interest.update(c.System)
 	now := time.Now()
+	d.log.Debug("checked", "read", tObserved.Sub(t0).Round(time.Microsecond), "planned", now.Sub(tObserved).Round(time.Microsecond), "steps", len(c.Plan.Steps))
 	d.fights.forget(now)
 	if c.Plan.Empty() {
 		d.setInSync(true, now)

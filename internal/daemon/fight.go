@@ -25,10 +25,16 @@ type fight struct {
 }
 
 type fights struct {
-	m map[string]*fight
+	m     map[string]*fight
+	after int
 }
 
-func newFights() *fights { return &fights{m: map[string]*fight{}} }
+func newFights(after int) *fights {
+	if after <= 0 {
+		after = fightAfter
+	}
+	return &fights{m: map[string]*fight{}, after: after}
+}
 
 // hold says whether every object of a repair is in back-off, and until
 // when the first of them is.
@@ -68,7 +74,7 @@ func (f *fights) repaired(objs []object, now time.Time) []fightNews {
 		if o.Competitor != "" {
 			fi.competitor = o.Competitor
 		}
-		if fi.repairs < fightAfter {
+		if fi.repairs < f.after {
 			continue
 		}
 		grew := fi.backoff < maxBackoff
