@@ -110,6 +110,8 @@ type Daemon struct {
 	// lastRead is when the last read of the system began: events read
 	// before it are in it.
 	lastRead time.Time
+	// holdUntil: every pending repair is in back-off until then.
+	holdUntil time.Time
 	// lastLogged is the last error logged (not repeated while it stays).
 	lastLogged string
 
@@ -217,7 +219,13 @@ func (d *Daemon) Run(ctx context.Context) error {
 			}
 			if !pending {
 				pending = true
-				schedule(ev.At.Add(d.opts.Debounce))
+				at := ev.At.Add(d.opts.Debounce)
+				if ev.At.Before(d.holdUntil) {
+					// A fight is on: whatever changes meanwhile is looked
+					// at once a second, not at every event.
+					at = maxTime(at, d.lastRead.Add(busyInterval))
+				}
+				schedule(at)
 			}
 		case reply := <-d.pings:
 			close(reply)
@@ -358,7 +366,8 @@ func (d *Daemon) check(cause kernel.WatchEvent, first bool) (time.Time, error) {
 	if !first {
 		if held, until := d.fights.hold(objs, now); held {
 			d.setInSync(false, now)
-			return min2(until, now.Add(busyInterval)), nil
+			d.holdUntil = until
+			return until, nil
 		}
 	}
 	if first {
@@ -403,8 +412,8 @@ func (d *Daemon) check(cause kernel.WatchEvent, first bool) (time.Time, error) {
 	return d.watchDomains()
 }
 
-func min2(a, b time.Time) time.Time {
-	if a.Before(b) {
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
 		return a
 	}
 	return b

@@ -22,7 +22,9 @@ const (
 // tunroute fills, has the key of a route tunroute wants in a shared
 // table, or is a default route (the uplink gateway that server host
 // routes and `gateway: auto` follow). Links, addresses and rules always
-// matter; nftables events matter for tunroute's table only.
+// matter; nftables events matter for tunroute's table only. Routes,
+// rules and nexthops tunroute adds itself (a repair, a hook's apply) do
+// not: the plan that added them is applied already.
 type interest struct {
 	known  bool
 	tables map[string]map[uint32]bool
@@ -65,6 +67,9 @@ func shared(t uint32) bool { return t == tableMain || t == tableLocal || t == ta
 func (in *interest) wants(ev kernel.WatchEvent) bool {
 	switch ev.Kind {
 	case kernel.WatchRoute:
+		if ev.Protocol == state.Proto && !ev.Deleted {
+			return false // tunroute's own addition (a repair, a hook)
+		}
 		if !in.known || ev.Protocol == state.Proto || ev.Dst.Bits() == 0 {
 			return true
 		}
@@ -74,8 +79,10 @@ func (in *interest) wants(ev kernel.WatchEvent) bool {
 		return in.keys[ev.Netns][routeKey{ev.Table, ev.Dst}]
 	case kernel.WatchFirewall:
 		return ev.FirewallTable == "" || ev.FirewallTable == state.FirewallTable
+	case kernel.WatchRule:
+		return ev.Protocol != state.Proto || ev.Deleted
 	case kernel.WatchNexthop:
-		return ev.Protocol == state.Proto
+		return ev.Protocol == state.Proto && ev.Deleted
 	}
 	return true
 }
