@@ -136,3 +136,23 @@ func (w *world) kernelState() string {
 	}
 	return b.String()
 }
+
+// settled waits until the kernel's own work on the new links (IPv6
+// duplicate address detection of their link-local addresses) is done,
+// and returns the state.
+func (w *world) settled() string {
+	w.tb.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	prev := ""
+	for {
+		s := w.kernelState()
+		if s == prev && !strings.Contains(s, "tentative") {
+			return s
+		}
+		if time.Now().After(deadline) {
+			w.tb.Fatalf("the kernel does not settle:\n%s", s)
+		}
+		prev = s
+		time.Sleep(200 * time.Millisecond)
+	}
+}
