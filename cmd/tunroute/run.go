@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -11,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tunroute/tunroute/internal/daemon"
+	"github.com/tunroute/tunroute/internal/engine"
 )
 
 func newRunCmd(g *globalFlags) *cobra.Command {
@@ -96,4 +99,18 @@ func newReloadCmd(g *globalFlags) *cobra.Command {
 	}
 	addNetnsFlag(cmd, g)
 	return cmd
+}
+
+// writeDaemonStatus adds what the daemon working on the namespace says,
+// when one runs (`tunroute run`).
+func writeDaemonStatus(out io.Writer, e *engine.Engine) {
+	st, err := daemon.Ask(e.RunDir, e.Netns, "status")
+	switch {
+	case errors.Is(err, daemon.ErrNotRunning):
+		fmt.Fprintln(out, "daemon: not running (`tunroute run` keeps the kernel matching the config)")
+	case err != nil:
+		fmt.Fprintf(out, "daemon: %v\n", err)
+	default:
+		fmt.Fprint(out, st.Text())
+	}
 }
