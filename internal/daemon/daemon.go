@@ -27,6 +27,7 @@ import (
 	"github.com/tunroute/tunroute/internal/engine"
 	"github.com/tunroute/tunroute/internal/kernel"
 	"github.com/tunroute/tunroute/internal/netnsname"
+	"github.com/tunroute/tunroute/internal/plan"
 )
 
 // DefaultDebounce gathers the events of one change (a route deleted with
@@ -360,7 +361,7 @@ func (d *Daemon) check(cause kernel.WatchEvent, first bool) (time.Time, error) {
 	d.fights.forget(now)
 	if c.Plan.Empty() {
 		d.setInSync(true, now)
-		return d.watchDomains()
+		return d.watchDomains(s.Domains)
 	}
 	objs := objectsOf(c.Plan)
 	if !first {
@@ -409,7 +410,23 @@ func (d *Daemon) check(cause kernel.WatchEvent, first bool) (time.Time, error) {
 			d.opts.OnRepair(rep)
 		}
 	}
-	return d.watchDomains()
+	doms := s.Domains
+	if namespacesChanged(c.Plan) {
+		if doms, err = d.e.Host.DomainNamespaces(d.e.Netns); err != nil {
+			return time.Time{}, err
+		}
+	}
+	return d.watchDomains(doms)
+}
+
+// namespacesChanged: the plan creates or deletes a domain namespace.
+func namespacesChanged(p *plan.SystemPlan) bool {
+	for _, st := range p.Steps {
+		if st.Kind == plan.StepCreateNamespace || st.Kind == plan.StepDeleteNamespace {
+			return true
+		}
+	}
+	return false
 }
 
 func maxTime(a, b time.Time) time.Time {
@@ -470,14 +487,10 @@ func (d *Daemon) watch(ns string) error {
 	return nil
 }
 
-// watchDomains keeps one watcher per domain namespace tunroute made:
-// new domains are watched, deleted ones dropped. A new watcher asks for
-// one more check (what changed before it listened).
-func (d *Daemon) watchDomains() (time.Time, error) {
-	doms, err := d.e.Host.DomainNamespaces(d.e.Netns)
-	if err != nil {
-		return time.Time{}, err
-	}
+// watchDomains keeps one watcher per domain namespace tunroute made
+// (doms): new domains are watched, deleted ones dropped. A new watcher
+// asks for one more check (what changed before it listened).
+func (d *Daemon) watchDomains(doms []string) (time.Time, error) {
 	want := map[string]bool{d.e.Netns: true}
 	var errs []error
 	var again time.Time
