@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -111,6 +112,8 @@ type Daemon struct {
 	// lastRead is when the last read of the system began: events read
 	// before it are in it.
 	lastRead time.Time
+	// cfgStamp is the config file's when cfg was read from it.
+	cfgStamp fileStamp
 	// holdUntil: every pending repair is in back-off until then.
 	holdUntil time.Time
 	// lastLogged is the last error logged (not repeated while it stays).
@@ -152,6 +155,7 @@ func (d *Daemon) notify(s string) {
 // error if the first apply fails (a config that cannot be applied is not
 // guarded). Stopping changes nothing in the kernel.
 func (d *Daemon) Run(ctx context.Context) error {
+	d.cfgStamp = stampOf(d.e.ConfigFile())
 	cfg, err := d.e.LoadConfig()
 	if err != nil {
 		return err
@@ -275,6 +279,7 @@ func (d *Daemon) Reload() error {
 func (d *Daemon) reload() error {
 	d.notify("RELOADING=1")
 	defer d.notify("READY=1")
+	d.cfgStamp = stampOf(d.e.ConfigFile())
 	cfg, err := d.e.LoadConfig()
 	if err != nil {
 		d.setError(err)
@@ -284,6 +289,40 @@ func (d *Daemon) reload() error {
 	d.cfg = cfg
 	d.log.Info("reload: config read", "config", d.e.ConfigFile())
 	return nil
+}
+
+// fileStamp tells whether a file changed.
+type fileStamp struct {
+	mod  time.Time
+	size int64
+}
+
+func stampOf(path string) fileStamp {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fileStamp{}
+	}
+	return fileStamp{fi.ModTime(), fi.Size()}
+}
+
+// followConfig adopts the config file when it changed since it was read:
+// `tunroute apply` and the hooks read the file, and the daemon must not
+// undo what they applied from it. A file that does not load is not
+// adopted (the error is logged once).
+func (d *Daemon) followConfig() {
+	st := stampOf(d.e.ConfigFile())
+	if st == d.cfgStamp {
+		return
+	}
+	d.cfgStamp = st
+	cfg, err := d.e.LoadConfig()
+	if err != nil {
+		d.setError(err)
+		d.log.Error("the config file changed and does not load; keeping the config in force", "err", err)
+		return
+	}
+	d.cfg = cfg
+	d.log.Info("the config file changed; following it", "config", d.e.ConfigFile())
 }
 
 // Status is a snapshot of the daemon's figures.
@@ -341,6 +380,7 @@ func (d *Daemon) check(cause kernel.WatchEvent, first bool) (time.Time, error) {
 		return time.Now().Add(busyInterval), err
 	}
 	defer s.Close()
+	d.followConfig()
 	f, err := d.e.LoadFacts()
 	if err != nil {
 		d.fail("reading the VPN facts (trying again in a second)", err)
