@@ -566,20 +566,8 @@ func (d *Daemon) setWatching() {
 }
 
 func (d *Daemon) stopWatching() {
-	// A reader blocked on a full channel must not keep Close waiting.
-	done := make(chan struct{})
-	go func() {
-		for {
-			select {
-			case <-d.events:
-			case <-done:
-				return
-			}
-		}
-	}()
 	for ns, w := range d.watchers {
 		w.Close()
 		delete(d.watchers, ns)
 	}
-	close(done)
 }

@@ -51,7 +51,7 @@ type WatchEvent struct {
 // (a routing daemon loading a full table) is not lost; when it still
 // overflows the kernel says ENOBUFS and the caller reads everything
 // again.
-const watchRecvBuffer = 32 << 20
+var watchRecvBuffer = 32 << 20 // a variable for the test of lost events
 
 // Netlink multicast groups (linux/rtnetlink.h, linux/netfilter/nfnetlink.h).
 const (
@@ -85,6 +85,7 @@ const (
 type Watcher struct {
 	netns string
 	files []*os.File
+	done  chan struct{}
 	wg    sync.WaitGroup
 }
 
@@ -98,7 +99,7 @@ func Watch(netns string, events chan<- WatchEvent) (*Watcher, error) {
 		return nil, err
 	}
 	defer ns.Close()
-	w := &Watcher{netns: netns}
+	w := &Watcher{netns: netns, done: make(chan struct{})}
 	var rt, nf int = -1, -1
 	err = inNetns(ns, func() error {
 		var err error
@@ -149,8 +150,10 @@ func subscribe(proto int, groups ...int) (int, error) {
 	return fd, nil
 }
 
-// Close stops the watcher and waits for its readers.
+// Close stops the watcher and waits for its readers (a reader blocked on
+// a full channel gives up).
 func (w *Watcher) Close() error {
+	close(w.done)
 	for _, f := range w.files {
 		f.Close()
 	}
@@ -177,7 +180,9 @@ func (w *Watcher) read(f *os.File, netfilter bool, events chan<- WatchEvent) {
 			return // closed
 		}
 		if errors.Is(rerr, unix.ENOBUFS) {
-			events <- WatchEvent{Netns: w.netns, Kind: WatchLost, At: now}
+			if !w.send(events, WatchEvent{Netns: w.netns, Kind: WatchLost, At: now}) {
+				return
+			}
 			continue
 		}
 		if rerr != nil {
@@ -200,9 +205,20 @@ func (w *Watcher) read(f *os.File, netfilter bool, events chan<- WatchEvent) {
 			}
 			if ok {
 				ev.Netns, ev.At = w.netns, now
-				events <- ev
+				if !w.send(events, ev) {
+					return
+				}
 			}
 		}
+	}
+}
+
+func (w *Watcher) send(events chan<- WatchEvent, ev WatchEvent) bool {
+	select {
+	case events <- ev:
+		return true
+	case <-w.done:
+		return false
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"strings"
 	"testing"
 	"time"
 
@@ -81,4 +82,47 @@ func TestWatch(t *testing.T) {
 	expect("nft flush", func(e WatchEvent) bool { return e.Kind == WatchFirewall && e.FirewallTable == "tunroute" && e.Deleted })
 	ipn(t, ns, "link", "del", "trw0")
 	expect("link del", func(e WatchEvent) bool { return e.Kind == WatchLink && e.Deleted })
+}
+
+// TestWatchLost: when the socket's buffer overflows the watcher says so
+// (WatchLost), so the daemon reads everything again.
+func TestWatchLost(t *testing.T) {
+	needRoot(t)
+	ns := fmt.Sprintf("tr-dn-wl-%d", os.Getpid())
+	exec.Command("ip", "netns", "del", ns).Run()
+	if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
+		t.Fatalf("ip netns add: %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+	ipn(t, ns, "link", "add", "trw0", "type", "veth", "peer", "name", "trw1")
+	ipn(t, ns, "link", "set", "trw0", "up")
+	old := watchRecvBuffer
+	watchRecvBuffer = 4096
+	defer func() { watchRecvBuffer = old }()
+	events := make(chan WatchEvent) // nobody reads yet: the socket fills
+	w, err := Watch(ns, events)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	var script strings.Builder
+	for i := 0; i < 2000; i++ {
+		fmt.Fprintf(&script, "route add 10.%d.%d.0/24 dev trw0\n", i/256, i%256)
+	}
+	cmd := exec.Command("ip", "-n", ns, "-batch", "-")
+	cmd.Stdin = strings.NewReader(script.String())
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("ip -batch: %v %s", err, out)
+	}
+	deadline := time.After(5 * time.Second)
+	for {
+		select {
+		case ev := <-events:
+			if ev.Kind == WatchLost {
+				return
+			}
+		case <-deadline:
+			t.Fatal("no lost-events report after overflowing the socket")
+		}
+	}
 }
