@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -89,12 +90,15 @@ func (d *Daemon) serve(c *net.UnixConn) {
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(5 * time.Minute))
 	enc := json.NewEncoder(c)
-	if err := peerAllowed(c); err != nil {
-		enc.Encode(answer{Error: err.Error()})
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	// The request is read first, so the refusal reaches the client
+	// (instead of a broken pipe on its write).
+	line, err := bufio.NewReader(io.LimitReader(c, 4096)).ReadString('\n')
+	if err != nil {
 		return
 	}
-	line, err := bufio.NewReader(c).ReadString('\n')
-	if err != nil {
+	if err := peerAllowed(c); err != nil {
+		enc.Encode(answer{Error: err.Error()})
 		return
 	}
 	switch strings.TrimSpace(line) {
