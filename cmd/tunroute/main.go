@@ -86,6 +86,7 @@ func newRootCmd() *cobra.Command {
 		newLabCmd(),
 		newVersionCmd(),
 		newImportCmd(),
+		newRunCmd(g), newReloadCmd(g),
 	)
 	return root
 }

@@ -79,6 +79,7 @@ func newStatusCmd(g *globalFlags) *cobra.Command {
 				return enc.Encode(r)
 			}
 			writeStatus(cmd.OutOrStdout(), r)
+			writeDaemonStatus(cmd.OutOrStdout(), e)
 			return nil
 		},
 	}

@@ -469,7 +469,7 @@ func (x *executor) link(i int) error {
 		c.enc.end(off)
 		return c.do(seq, nil)
 	case state.Replace:
-		return x.reconfigure(l)
+		return x.reconfigure(l, op.PrevLink)
 	default:
 		return fmt.Errorf("%s is not supported for links", op.Action)
 	}
@@ -685,6 +685,21 @@ func (e *encoder) encodeNewLink(l *state.Link, args newLinkArgs, seq uint32) err
 	e.endNest(info)
 	e.end(off)
 	return nil
+}
+
+// setAdminState puts a link up or down.
+func (c *conn) setAdminState(name string, up bool) error {
+	seq := c.nextSeq()
+	c.enc.reset()
+	off := c.enc.begin(unix.RTM_NEWLINK, unix.NLM_F_REQUEST|unix.NLM_F_ACK, seq)
+	h := c.enc.zeros(unix.SizeofIfInfomsg)
+	if up {
+		ne.PutUint32(h[8:], unix.IFF_UP)
+	}
+	ne.PutUint32(h[12:], unix.IFF_UP) // change mask: IFF_UP either way
+	c.enc.str(unix.IFLA_IFNAME, name)
+	c.enc.end(off)
+	return c.do(seq, nil)
 }
 
 // ifinfo appends a struct ifinfomsg that sets IFF_UP when up.

@@ -288,15 +288,22 @@ func (x *executor) setDevice(l *state.Link) error {
 }
 
 // reconfigure changes an existing device's settings in place: a
-// tunnel's through changelink, a WireGuard device's through its API.
+// tunnel's through changelink, a WireGuard device's through its API,
+// and its administrative state (up or down) when it differs from prev's.
 // Addresses and routes on it stay.
-func (x *executor) reconfigure(l *state.Link) error {
+func (x *executor) reconfigure(l, prev *state.Link) error {
 	if l.Tunnel != nil {
 		if err := x.changeTunnel(l); err != nil {
 			return err
 		}
 	}
-	return x.setDevice(l)
+	if err := x.setDevice(l); err != nil {
+		return err
+	}
+	if prev != nil && prev.Up != l.Up {
+		return x.c.setAdminState(l.Name, l.Up)
+	}
+	return nil
 }
 
 // readDisablePolicy fills in the tunnels' disable_policy from the calling

@@ -1,0 +1,119 @@
+package daemon
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// drift is one way the kernel is changed under tunroute: a command another
+// program (an admin, networkd, a firewall script) runs, and the kind of
+// object the repair must put back.
+type drift struct {
+	name, cmd, kind string
+}
+
+func drifts(w *world) []drift {
+	top := "ip -n " + w.top + " "
+	nft := "ip netns exec " + w.top + " nft "
+	return []drift{
+		{"route v4 deleted", top + "route del 198.51.100.0/24", "route"},
+		{"route v6 deleted", top + "-6 route del 2001:db8:77::/48", "route"},
+		{"route v4 in tunroute's table deleted", top + "route del default table 10", "route"},
+		{"route v6 in tunroute's table deleted", top + "-6 route del default table 10", "route"},
+		{"rule v4 deleted", top + "rule del pref 5000 from 192.0.2.2", "rule"},
+		{"rule v6 deleted", top + "-6 rule del pref 5000", "rule"},
+		{"address deleted", top + "addr del 10.250.2.1/30 dev trdn0", "address"},
+		{"owned link down", top + "link set trdn0 down", "link"},
+		{"nft delete table inet tunroute", nft + "delete table inet tunroute", "firewall"},
+		{"nft flush ruleset", nft + "flush ruleset", "firewall"},
+		{"route in a domain deleted", "ip -n " + w.d1 + " route del default", "route"},
+	}
+}
+
+// waitRepair waits for the repair of an object of kind.
+func waitRepair(tb testing.TB, reps <-chan Repair, kind string) Repair {
+	tb.Helper()
+	deadline := time.After(5 * time.Second)
+	for {
+		select {
+		case r := <-reps:
+			if r.Err != nil {
+				tb.Fatalf("repair failed: %v", r.Err)
+			}
+			if slices.Contains(r.Kinds(), kind) {
+				return r
+			}
+		case <-deadline:
+			tb.Fatalf("no repair of a %s within 5 s", kind)
+		}
+	}
+}
+
+func drain(reps <-chan Repair) {
+	for {
+		select {
+		case <-reps:
+		default:
+			return
+		}
+	}
+}
+
+// TestDriftRepaired: every drift of the table is put back, and a fresh
+// plan is empty afterwards; the repair latency (from reading the event
+// to the kernel's acknowledgement) is printed.
+func TestDriftRepaired(t *testing.T) {
+	w := newWorld(t, "dr")
+	d, reps := w.daemonRun(Options{Log: testLog(t)})
+	if ok, plan := w.inSync(); !ok {
+		t.Fatalf("not in sync after the first apply:\n%s", plan)
+	}
+	var table strings.Builder
+	for _, dr := range drifts(w) {
+		drain(reps)
+		w.sh(dr.cmd)
+		r := waitRepair(t, reps, dr.kind)
+		// The repair is applied; let the echo of its own events settle.
+		deadline := time.Now().Add(3 * time.Second)
+		for {
+			ok, plan := w.inSync()
+			if ok {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: not in sync after the repair:\n%s", dr.name, plan)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		fmt.Fprintf(&table, "  %-50s %-9s %8.2f ms  %s\n", dr.name, dr.kind, float64(r.Latency.Microseconds())/1000, strings.Join(keys(r.Objects), "; "))
+	}
+	// A foreign route that takes the key of one of tunroute's: tunroute
+	// never overwrites another program's object; the daemon says so
+	// (status, log) and puts its route back when the other one goes.
+	for _, fr := range []struct{ add, del string }{
+		{"route replace 198.51.100.0/24 via 192.0.2.1 dev up0 proto static", "route del 198.51.100.0/24 proto static"},
+		{"-6 route replace 2001:db8:77::/48 via 2001:db8:1::1 dev up0 proto dhcp", "-6 route del 2001:db8:77::/48 proto dhcp"},
+	} {
+		w.sh("ip -n " + w.top + " " + fr.add)
+		deadline := time.Now().Add(3 * time.Second)
+		for st := d.Status(); st.InSync || !strings.Contains(st.LastError, "not tunroute's"); st = d.Status() {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: the daemon does not report the conflict: %+v", fr.add, st)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		drain(reps)
+		w.sh("ip -n " + w.top + " " + fr.del)
+		r := waitRepair(t, reps, "route")
+		fmt.Fprintf(&table, "  %-50s %-9s %8.2f ms  %s\n", "foreign route with the same key, then removed", "route", float64(r.Latency.Microseconds())/1000, strings.Join(keys(r.Objects), "; "))
+	}
+	t.Logf("repair latency (event read -> kernel ack):\n%s", table.String())
+	st := d.Status()
+	if !st.InSync || st.Repairs["rule"] < 2 || st.Repairs["firewall"] < 2 || len(st.Watching) != 2 {
+		t.Errorf("status: %+v", st)
+	}
+	t.Logf("status:\n%s", st.Text())
+}
