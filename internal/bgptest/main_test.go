@@ -6,8 +6,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strings"
-	"sync"
 	"testing"
 
 	"github.com/tunroute/tunroute/internal/lab"
@@ -21,9 +19,7 @@ func TestMain(m *testing.M) {
 		host = lab.HostState("tr-bgp")
 	}
 	code := m.Run()
-	if binDir != "" {
-		os.RemoveAll(binDir)
-	}
+	testns.RemoveBinary()
 	if host != "" {
 		if now := lab.HostState("tr-bgp"); now != host {
 			fmt.Fprintf(os.Stderr, "FAIL: the tests changed the host's own namespace:\n--- before ---\n%s--- after ---\n%s", host, now)
@@ -71,47 +67,15 @@ func lookProg(p string) (string, error) {
 	return "", fmt.Errorf("%s not found", p)
 }
 
-var (
-	buildOnce sync.Once
-	binDir    string
-	buildBin  string
-	buildErr  error
-)
-
-// binary builds cmd/tunroute once (TUNROUTE_TEST_BIN names one to use
-// instead): the tests make the domains with `tunroute apply`.
+// binary is the tunroute the tests run: they make the domains with
+// `tunroute apply`.
 func binary(t *testing.T) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		if b := os.Getenv("TUNROUTE_TEST_BIN"); b != "" {
-			buildBin, buildErr = filepath.Abs(b)
-			return
-		}
-		if binDir, buildErr = os.MkdirTemp("", "tr-bgp-bin-"); buildErr != nil {
-			return
-		}
-		gobin, err := lookProg("go")
-		if err != nil {
-			gobin = "/usr/local/go/bin/go"
-		}
-		out, err := exec.Command(gobin, "env", "GOMOD").Output()
-		if err != nil {
-			buildErr = fmt.Errorf("go env GOMOD: %v", err)
-			return
-		}
-		bin := filepath.Join(binDir, "tunroute")
-		cmd := exec.Command(gobin, "build", "-o", bin, "./cmd/tunroute")
-		cmd.Dir = filepath.Dir(strings.TrimSpace(string(out)))
-		if b, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build ./cmd/tunroute: %v\n%s", err, b)
-			return
-		}
-		buildBin = bin
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
+	bin, err := testns.Binary()
+	if err != nil {
+		t.Fatal(err)
 	}
-	return buildBin
+	return bin
 }
 
 var staleNS = regexp.MustCompile(`^tr-bgp(\d+)-`)

@@ -8,14 +8,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/tunroute/tunroute/internal/kernel"
 	"github.com/tunroute/tunroute/internal/lab"
+	"github.com/tunroute/tunroute/internal/testns"
 )
-
-var binDir string
 
 func TestMain(m *testing.M) {
 	var host string
@@ -23,9 +21,7 @@ func TestMain(m *testing.M) {
 		host = lab.HostState("trdev")
 	}
 	code := m.Run()
-	if binDir != "" {
-		os.RemoveAll(binDir)
-	}
+	testns.RemoveBinary()
 	if host != "" {
 		if now := lab.HostState("trdev"); now != host {
 			fmt.Fprintf(os.Stderr, "FAIL: the host's own namespace changed while these tests ran:\n--- before ---\n%s--- after ---\n%s", host, now)
@@ -45,49 +41,15 @@ func needRoot(t *testing.T) {
 	}
 }
 
-var (
-	buildOnce sync.Once
-	buildBin  string
-	buildErr  error
-)
-
-// tunroute builds cmd/tunroute once per test binary (TUNROUTE_TEST_BIN
-// names one built elsewhere).
+// tunroute is the binary the tests run (testns.Binary: built once, or
+// TUNROUTE_TEST_BIN).
 func tunroute(t *testing.T) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		if b := os.Getenv("TUNROUTE_TEST_BIN"); b != "" {
-			buildBin, buildErr = filepath.Abs(b)
-			return
-		}
-		gobin, err := exec.LookPath("go")
-		if err != nil {
-			buildErr = errors.New("no go command to build cmd/tunroute")
-			return
-		}
-		out, err := exec.Command(gobin, "env", "GOMOD").Output()
-		if err != nil {
-			buildErr = fmt.Errorf("go env GOMOD: %v", err)
-			return
-		}
-		root := filepath.Dir(strings.TrimSpace(string(out)))
-		if binDir, err = os.MkdirTemp("", "tr-dev-bin-"); err != nil {
-			buildErr = err
-			return
-		}
-		bin := filepath.Join(binDir, "tunroute")
-		cmd := exec.Command(gobin, "build", "-o", bin, "./cmd/tunroute")
-		cmd.Dir = root
-		if b, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build ./cmd/tunroute: %v\n%s", err, b)
-			return
-		}
-		buildBin = bin
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
+	bin, err := testns.Binary()
+	if err != nil {
+		t.Fatal(err)
 	}
-	return buildBin
+	return bin
 }
 
 // tr runs tunroute with args and returns its output and exit code.

@@ -1,22 +1,15 @@
 package vpntest
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
-	"strings"
-	"sync"
 	"testing"
 
 	"github.com/tunroute/tunroute/internal/lab"
 	"github.com/tunroute/tunroute/internal/testns"
 )
-
-// binDir holds the tunroute binary, built once for the package's tests.
-var binDir string
 
 func TestMain(m *testing.M) {
 	var host string
@@ -25,9 +18,7 @@ func TestMain(m *testing.M) {
 		host = lab.HostState()
 	}
 	code := m.Run()
-	if binDir != "" {
-		os.RemoveAll(binDir)
-	}
+	testns.RemoveBinary()
 	printLeakTable(os.Stdout)
 	if host != "" {
 		if now := lab.HostState(); now != host {
@@ -55,56 +46,15 @@ func needs(t *testing.T, progs ...string) {
 
 var debPackage = map[string]string{"openvpn": "openvpn", "tincd": "tinc", "nft": "nftables", "ip": "iproute2"}
 
-var (
-	buildOnce sync.Once
-	buildBin  string
-	buildErr  error
-)
-
-// tunroute builds cmd/tunroute once per test binary and returns its path.
-// TUNROUTE_TEST_BIN names a binary to use instead (built elsewhere, e.g.
-// from another revision).
+// tunroute is the binary the tests run (testns.Binary: built once, or
+// TUNROUTE_TEST_BIN).
 func tunroute(t *testing.T) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		if b := os.Getenv("TUNROUTE_TEST_BIN"); b != "" {
-			buildBin, buildErr = filepath.Abs(b)
-			return
-		}
-		gobin, err := exec.LookPath("go")
-		if err != nil {
-			if _, err2 := os.Stat("/usr/local/go/bin/go"); err2 == nil {
-				gobin = "/usr/local/go/bin/go"
-			} else {
-				buildErr = errors.New("no go command to build cmd/tunroute")
-				return
-			}
-		}
-		out, err := exec.Command(gobin, "env", "GOMOD").Output()
-		if err != nil {
-			buildErr = fmt.Errorf("go env GOMOD: %v", err)
-			return
-		}
-		root := filepath.Dir(strings.TrimSpace(string(out)))
-		if binDir, err = os.MkdirTemp("", "tr-vt-bin-"); err != nil {
-			buildErr = err
-			return
-		}
-		// Readable by the daemons' scripts whatever the umask.
-		os.Chmod(binDir, 0o755)
-		bin := filepath.Join(binDir, "tunroute")
-		cmd := exec.Command(gobin, "build", "-o", bin, "./cmd/tunroute")
-		cmd.Dir = root
-		if b, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build ./cmd/tunroute: %v\n%s", err, b)
-			return
-		}
-		buildBin = bin
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
+	bin, err := testns.Binary()
+	if err != nil {
+		t.Fatal(err)
 	}
-	return buildBin
+	return bin
 }
 
 // nsPrefix starts every namespace name of these tests; TUNROUTE_TEST_NS
