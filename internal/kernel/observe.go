@@ -11,7 +11,8 @@ import (
 // Observe reads the complete routing state of the namespace: links,
 // addresses, routes of all tables, rules, sysctls and IPv6 address labels,
 // both families, each in the kernel's order, and tunroute's nftables table
-// (nft_observe.go).
+// (nft_observe.go). ObserveWith with a RouteScope reads tunroute's routes
+// and only the routes of others that a plan can depend on.
 func (h *Handle) Observe() (*state.State, error) {
 	return h.ObserveWith(ObserveOptions{})
 }
@@ -51,10 +52,14 @@ func (h *Handle) observe(c *conn, o ObserveOptions) (*state.State, error) {
 		return nil, fmt.Errorf("nexthop objects: %w", err)
 	}
 	var groups routeGroups
+	own := RouteFilter{}
+	if o.Routes != nil {
+		own.Protocol = state.Proto
+	}
 	for _, af := range []uint8{unix.AF_INET, unix.AF_INET6} {
 		if !o.CompactRoutes {
-			s.Routes, err = c.dumpRoutes(s.Routes, af, RouteFilter{}, d, nhs)
-		} else if s.Routes, err = c.dumpRoutesCompact(s.Routes, &groups, af, d, nhs); err == nil {
+			s.Routes, err = c.dumpRoutes(s.Routes, af, own, d, nhs)
+		} else if s.Routes, err = c.dumpRoutesCompact(s.Routes, &groups, af, d, nhs, o.Routes != nil); err == nil {
 			min := o.CompactMin
 			if min <= 0 {
 				min = defaultCompactMin
@@ -63,6 +68,14 @@ func (h *Handle) observe(c *conn, o ObserveOptions) (*state.State, error) {
 		}
 		if err != nil {
 			return nil, fmt.Errorf("routes: %w", err)
+		}
+		if o.Routes == nil {
+			continue
+		}
+		for _, t := range o.Routes.Tables {
+			if s.Routes, err = c.dumpForeignScoped(s.Routes, af, t, o.Routes, d, nhs); err != nil {
+				return nil, fmt.Errorf("routes of table %d: %w", t, err)
+			}
 		}
 	}
 	for _, af := range []uint8{unix.AF_INET, unix.AF_INET6} {
