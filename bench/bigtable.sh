@@ -19,12 +19,12 @@
 #          and N6 foreign IPv6 routes in main (inside 2001:db8::/32, dev eth0,
 #          proto bgp), inserted with `ip -batch`.
 # Then it times whole processes, wall clock and peak RSS (/usr/bin/time):
-#   ipget      `ip route get 203.0.113.7`: the reference for one query
+#   ipget      `ip route get 10.77.0.1`: the reference for one query
 #   plan       `tunroute plan` of examples/lab-demo.yaml (changes pending)
 #   apply      `tunroute apply` of it, from nothing tunroute owns
 #   apply0     `tunroute apply` again: nothing to change
 #   status     `tunroute status`
-#   explain    `tunroute explain --netns NS 203.0.113.7`
+#   explain    `tunroute explain --netns NS 10.77.0.1`
 #   hook       `tunroute hook openvpn` (script_type=up) with a config of one
 #              OpenVPN connection redirecting the default route, the facts
 #              changing (a new tunnel address) at every run: what OpenVPN
@@ -129,12 +129,12 @@ hookenv=(script_type=up dev=wg0 ifconfig_netmask=255.255.255.0 route_vpn_gateway
 	trusted_ip=198.51.100.2 trusted_port=1194 proto_1=udp route_net_gateway=192.0.2.1)
 for ((rep = 1; rep <= repeat; rep++)); do
 	echo "run $rep/$repeat..." >&2
-	run ipget ip -n "$ns" route get 203.0.113.7
+	run ipget ip -n "$ns" route get 10.77.0.1
 	run plan "${tr[@]}" plan -c "$tmp/demo.yaml" --netns "$ns"
 	run apply "${tr[@]}" apply -c "$tmp/demo.yaml" --netns "$ns"
 	run apply0 "${tr[@]}" apply -c "$tmp/demo.yaml" --netns "$ns"
 	run status "${tr[@]}" status -c "$tmp/demo.yaml" --netns "$ns"
-	run explain "${tr[@]}" explain --netns "$ns" 203.0.113.7
+	run explain "${tr[@]}" explain --netns "$ns" 10.77.0.1
 	grep -q 'dev wg0' "$tmp/out" || { echo "bench/bigtable.sh: explain did not go through wg0:" >&2; cat "$tmp/out" >&2; exit 1; }
 	run down "${tr[@]}" down -c "$tmp/demo.yaml" --netns "$ns"
 	# The hook: first apply of the OpenVPN config (kill-switch-less, the
