@@ -49,7 +49,7 @@ func observeScoped(h Handle, compact bool, scope *kernel.RouteScope) (*state.Sta
 	if err != nil {
 		return nil, err
 	}
-	st.Routes = scope.Filter(st.Routes)
+	scope.FilterState(st)
 	return st, nil
 }
 
@@ -279,4 +279,13 @@ func (e *Engine) planScoped() (*Session, *Change, error) {
 		return nil, nil, err
 	}
 	return s, c, nil
+}
+
+// ObserveForLookup observes for explaining route lookups whose routes
+// are those covering points (fib.LookupPoints): the rules first, then of
+// the tables they reach the small ones whole and of the big ones only the
+// routes covering the points. Exact for those queries (internal/fib's
+// lazy tests); a batch of arbitrary queries wants Observe.
+func (e *Engine) ObserveForLookup(points []netip.Prefix) (*Session, error) {
+	return e.observe(false, &kernel.RouteScope{RuleTables: true, Points: points})
 }

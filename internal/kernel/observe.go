@@ -51,33 +51,6 @@ func (h *Handle) observe(c *conn, o ObserveOptions) (*state.State, error) {
 	if err != nil {
 		return nil, fmt.Errorf("nexthop objects: %w", err)
 	}
-	var groups routeGroups
-	own := RouteFilter{}
-	if o.Routes != nil {
-		own.Protocol = state.Proto
-	}
-	for _, af := range []uint8{unix.AF_INET, unix.AF_INET6} {
-		if !o.CompactRoutes {
-			s.Routes, err = c.dumpRoutes(s.Routes, af, own, d, nhs)
-		} else if s.Routes, err = c.dumpRoutesCompact(s.Routes, &groups, af, d, nhs, o.Routes != nil); err == nil {
-			min := o.CompactMin
-			if min <= 0 {
-				min = defaultCompactMin
-			}
-			s.RouteSets, s.Routes = groups.finish(s.RouteSets, s.Routes, min)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("routes: %w", err)
-		}
-		if o.Routes == nil {
-			continue
-		}
-		for _, t := range o.Routes.Tables {
-			if s.Routes, err = c.dumpForeignScoped(s.Routes, af, t, o.Routes, d, nhs); err != nil {
-				return nil, fmt.Errorf("routes of table %d: %w", t, err)
-			}
-		}
-	}
 	for _, af := range []uint8{unix.AF_INET, unix.AF_INET6} {
 		rules, err := c.dumpRules(af)
 		if err != nil {
@@ -88,6 +61,37 @@ func (h *Handle) observe(c *conn, o ObserveOptions) (*state.State, error) {
 			s.Hidden.RulesModified = &modified
 		}
 		s.Rules = append(s.Rules, rules...)
+	}
+	scope := o.Routes
+	if scope != nil {
+		scope = scope.withRuleTables(s.Rules) // rules first: they say which tables a lookup reaches
+	}
+	var groups routeGroups
+	own := RouteFilter{}
+	if scope != nil {
+		own.Protocol = state.Proto
+	}
+	for _, af := range []uint8{unix.AF_INET, unix.AF_INET6} {
+		if !o.CompactRoutes {
+			s.Routes, err = c.dumpRoutes(s.Routes, af, own, d, nhs)
+		} else if s.Routes, err = c.dumpRoutesCompact(s.Routes, &groups, af, d, nhs, scope != nil); err == nil {
+			min := o.CompactMin
+			if min <= 0 {
+				min = defaultCompactMin
+			}
+			s.RouteSets, s.Routes = groups.finish(s.RouteSets, s.Routes, min)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("routes: %w", err)
+		}
+		if scope == nil {
+			continue
+		}
+		for _, t := range scope.Tables {
+			if s.Routes, err = c.dumpForeignScoped(s.Routes, af, t, scope, d, nhs); err != nil {
+				return nil, fmt.Errorf("routes of table %d: %w", t, err)
+			}
+		}
 	}
 	if s.AddrLabels, err = c.dumpAddrLabels(d); err != nil {
 		return nil, fmt.Errorf("address labels: %w", err)

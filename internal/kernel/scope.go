@@ -24,6 +24,9 @@ import (
 // decoding only those.
 type RouteScope struct {
 	Tables []uint32
+	// RuleTables adds every table a rule looks up, and main, local and
+	// default: what a route lookup can reach (explain).
+	RuleTables bool
 	// Whole is the largest table kept whole; 0 means DefaultWhole.
 	Whole int
 	// Points are the destinations a plan looks at: its route keys, and
@@ -64,9 +67,39 @@ func (s *RouteScope) Covers(dst netip.Prefix, proto state.Protocol) bool {
 	return false
 }
 
+// withRuleTables returns s with the tables of rules added when
+// s.RuleTables asks for them.
+func (s *RouteScope) withRuleTables(rules []state.Rule) *RouteScope {
+	if !s.RuleTables {
+		return s
+	}
+	w := *s
+	w.Tables = slices.Clone(s.Tables)
+	add := func(t uint32) {
+		if !w.HasTable(t) {
+			w.Tables = append(w.Tables, t)
+		}
+	}
+	add(state.TableLocal)
+	add(state.TableMain)
+	add(state.TableDefault)
+	for _, r := range rules {
+		if r.Action == state.ActionLookup && r.Table != 0 {
+			add(r.Table)
+		}
+	}
+	return &w
+}
+
+// FilterState drops from a complete observation the routes a read with
+// this scope does not keep: the same selection the kernel read makes, for
+// hosts that read everything (tests, snapshots).
+func (s *RouteScope) FilterState(st *state.State) {
+	st.Routes = s.withRuleTables(st.Rules).Filter(st.Routes)
+}
+
 // Filter returns the routes of a complete observation that a read with
-// this scope keeps, in their order: the same selection the kernel read
-// makes, for hosts that read everything (tests, snapshots).
+// this scope keeps, in their order (without RuleTables: see FilterState).
 func (s *RouteScope) Filter(routes []state.Route) []state.Route {
 	count := map[uint32]int{}
 	for i := range routes {
