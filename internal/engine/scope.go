@@ -2,6 +2,7 @@ package engine
 
 import (
 	"net/netip"
+	"slices"
 
 	"github.com/tunroute/tunroute/internal/compile"
 	"github.com/tunroute/tunroute/internal/config"
@@ -60,7 +61,7 @@ func scopeFor(cfg *config.Config, vpns map[string]*facts.VPN) *kernel.RouteScope
 	if cfg == nil || len(cfg.Domains) > 0 {
 		return nil
 	}
-	s := &kernel.RouteScope{Tables: []uint32{state.TableMain, state.TableLocal}}
+	s := &kernel.RouteScope{Tables: []uint32{state.TableMain, state.TableLocal}, AddrPrefixes: true}
 	table := func(t uint32) {
 		if t != 0 && !s.HasTable(t) {
 			s.Tables = append(s.Tables, t)
@@ -96,6 +97,18 @@ func scopeFor(cfg *config.Config, vpns map[string]*facts.VPN) *kernel.RouteScope
 			point(p)
 		}
 	}
+	// The tables compile hands out come from the base up, one per
+	// identity or local section, skipping reserved and taken numbers:
+	// read a few more than that (a table that does not exist costs one
+	// message), so that a first apply needs no second read.
+	for t := range uint32(len(cfg.Identities) + len(cfg.Local) + len(cfg.Devices) + 4) {
+		if _, reserved := state.ReservedTables[cfg.TableBase+t]; !reserved && cfg.TableBase != 0 {
+			table(cfg.TableBase + t)
+		}
+	}
+	for _, t := range cfg.Tables {
+		table(t)
+	}
 	for _, id := range cfg.Identities {
 		table(id.Table)
 		for _, g := range id.Gateways {
@@ -119,6 +132,9 @@ func scopeFor(cfg *config.Config, vpns map[string]*facts.VPN) *kernel.RouteScope
 		}
 	}
 	if rd := cfg.Redirect; rd != nil {
+		for _, half := range []string{"0.0.0.0/1", "128.0.0.0/1", "::/1", "8000::/1"} {
+			point(netip.MustParsePrefix(half))
+		}
 		for _, a := range rd.Servers {
 			host(a)
 		}
@@ -136,8 +152,8 @@ func scopeFor(cfg *config.Config, vpns map[string]*facts.VPN) *kernel.RouteScope
 // the tables and destinations of the routes compile made. ok is false
 // when nothing was missing.
 func widen(scope *kernel.RouteScope, sys *compile.System) (wider *kernel.RouteScope, ok bool) {
-	w := &kernel.RouteScope{Tables: append([]uint32(nil), scope.Tables...), Whole: scope.Whole,
-		Points: append([]netip.Prefix(nil), scope.Points...)}
+	w := *scope
+	w.Tables, w.Points = slices.Clone(scope.Tables), slices.Clone(scope.Points)
 	grew := false
 	want := func(table uint32, dst netip.Prefix) {
 		if table == 0 {
@@ -161,7 +177,7 @@ func widen(scope *kernel.RouteScope, sys *compile.System) (wider *kernel.RouteSc
 			}
 		}
 	}
-	return w, grew
+	return &w, grew
 }
 
 // ObserveForPlan observes for planning cfg with the facts f: tunroute's
@@ -221,7 +237,8 @@ func (s *Session) compile(cfg *config.Config, f *Facts) (*compile.System, error)
 			}
 			continue
 		}
-		w, grew := widen(s.scope, sys)
+		top := s.Top()
+		w, grew := widen(s.scope.Resolve(top.Rules, top.Addrs), sys)
 		for _, p := range need.Points {
 			if !w.Covers(p, 0) {
 				w.Points, grew = append(w.Points, p), true

@@ -137,3 +137,32 @@ func TestScopeWidens(t *testing.T) {
 		t.Errorf("tables %v: want local too", s2.scope.Tables)
 	}
 }
+
+// countingHost counts the namespaces opened (each open is one read).
+type countingHost struct {
+	*memHost
+	opens int
+}
+
+func (h *countingHost) Open(ns string) (Handle, error) {
+	h.opens++
+	return h.memHost.Open(ns)
+}
+
+// TestScopeReadsOnce: the scope a config's own words give covers what
+// compile makes of the usual configs, so a plan reads the namespace once.
+func TestScopeReadsOnce(t *testing.T) {
+	for _, cfg := range []string{"lab-demo.yaml", "redirect-gateway.yaml", "dual-identity.yaml", "openvpn-route-noexec.yaml", "full-tunnel-lan.yaml"} {
+		h := &countingHost{memHost: newMemHost(bigClient())}
+		e := &Engine{Host: h, ConfigPath: "../../examples/" + cfg, RunDir: t.TempDir(), EtcNetns: "/etc/netns"}
+		s, _, err := e.PlanConfig(true)
+		if err != nil {
+			t.Errorf("%s: %v", cfg, err)
+			continue
+		}
+		if h.opens != 1 || s.scope == nil {
+			t.Errorf("%s: %d reads (scope %v), want 1 scoped", cfg, h.opens, s.scope)
+		}
+		s.Close()
+	}
+}

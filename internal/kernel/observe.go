@@ -64,7 +64,7 @@ func (h *Handle) observe(c *conn, o ObserveOptions) (*state.State, error) {
 	}
 	scope := o.Routes
 	if scope != nil {
-		scope = scope.withRuleTables(s.Rules) // rules first: they say which tables a lookup reaches
+		scope = scope.Resolve(s.Rules, s.Addrs) // rules first: they say which tables a lookup reaches
 	}
 	var groups routeGroups
 	own := RouteFilter{}

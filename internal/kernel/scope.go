@@ -27,6 +27,10 @@ type RouteScope struct {
 	// RuleTables adds every table a rule looks up, and main, local and
 	// default: what a route lookup can reach (explain).
 	RuleTables bool
+	// AddrPrefixes adds the prefix of every address of the namespace to
+	// Points: the routes to the connected networks, which an identity's
+	// table copies.
+	AddrPrefixes bool
 	// Whole is the largest table kept whole; 0 means DefaultWhole.
 	Whole int
 	// Points are the destinations a plan looks at: its route keys, and
@@ -67,14 +71,25 @@ func (s *RouteScope) Covers(dst netip.Prefix, proto state.Protocol) bool {
 	return false
 }
 
-// withRuleTables returns s with the tables of rules added when
-// s.RuleTables asks for them.
-func (s *RouteScope) withRuleTables(rules []state.Rule) *RouteScope {
-	if !s.RuleTables {
+// Resolve returns s with the tables of rules and the prefixes of
+// addresses added, when s asks for them.
+func (s *RouteScope) Resolve(rules []state.Rule, addrs []state.Addr) *RouteScope {
+	if !s.RuleTables && !s.AddrPrefixes {
 		return s
 	}
 	w := *s
 	w.Tables = slices.Clone(s.Tables)
+	w.Points = slices.Clone(s.Points)
+	if s.AddrPrefixes {
+		for _, a := range addrs {
+			if p := a.Prefix.Masked(); !w.Covers(p, 0) {
+				w.Points = append(w.Points, p)
+			}
+		}
+	}
+	if !s.RuleTables {
+		return &w
+	}
 	add := func(t uint32) {
 		if !w.HasTable(t) {
 			w.Tables = append(w.Tables, t)
@@ -95,7 +110,7 @@ func (s *RouteScope) withRuleTables(rules []state.Rule) *RouteScope {
 // this scope does not keep: the same selection the kernel read makes, for
 // hosts that read everything (tests, snapshots).
 func (s *RouteScope) FilterState(st *state.State) {
-	st.Routes = s.withRuleTables(st.Rules).Filter(st.Routes)
+	st.Routes = s.Resolve(st.Rules, st.Addrs).Filter(st.Routes)
 }
 
 // Filter returns the routes of a complete observation that a read with
