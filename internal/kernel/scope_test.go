@@ -136,6 +136,23 @@ func TestObserveScope(t *testing.T) {
 			t.Errorf("route %s proto %d metric %d kept: %v, want %v", c.dst, c.proto, c.metric, !c.want, c.want)
 		}
 	}
+	// With the tables the rules reach and the prefixes of the addresses:
+	// table 200 comes in through its rule, 192.0.2.0/24 as a point.
+	ipn(t, ns, "rule", "add", "from", "10.9.0.0/16", "lookup", "200", "pref", "100")
+	full, err = h.Observe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lookup := &RouteScope{RuleTables: true, AddrPrefixes: true, Whole: 1000, Points: []netip.Prefix{netip.MustParsePrefix("10.100.3.9/32")}}
+	got2, err := h.ObserveWith(ObserveOptions{Routes: lookup})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want2 := *full
+	lookup.FilterState(&want2)
+	if g, w := routeStrings(got2.Routes), routeStrings(want2.Routes); !slices.Equal(g, w) || !slices.ContainsFunc(got2.Routes, func(r state.Route) bool { return r.Table == 200 }) {
+		t.Errorf("scoped read by rules: %d routes, the filter of the full read %d:\n%s\nwant\n%s", len(g), len(w), strings.Join(g, "\n"), strings.Join(w, "\n"))
+	}
 	// The compact read keeps the same routes of others, and every one of
 	// tunroute's.
 	compact, err := h.ObserveWith(ObserveOptions{Routes: scope, CompactRoutes: true, CompactMin: 1})
