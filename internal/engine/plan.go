@@ -35,7 +35,7 @@ func (c *Change) Compiled() *compile.Result {
 // change towards the config with the recorded runtime facts. The caller
 // closes the session.
 func (e *Engine) PlanConfig(compact bool) (*Session, *Change, error) {
-	if compact {
+	if compact && !e.hasRouteLists() {
 		return e.planScoped()
 	}
 	type loaded struct {

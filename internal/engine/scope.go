@@ -1,7 +1,9 @@
 package engine
 
 import (
+	"bytes"
 	"net/netip"
+	"os"
 	"slices"
 
 	"github.com/tunroute/tunroute/internal/compile"
@@ -273,6 +275,14 @@ func (s *Session) reread(scope *kernel.RouteScope) error {
 		delete(s.handles, s.e.Netns)
 	}
 	return s.read(s.e.Netns, s.compact)
+}
+
+// hasRouteLists reports whether the config file names route lists
+// (to_file), read without parsing it: such a config is big, reads
+// everything, and is best loaded while the kernel is read.
+func (e *Engine) hasRouteLists() bool {
+	b, err := os.ReadFile(e.ConfigFile()) // where LoadConfig reads it
+	return err != nil || bytes.Contains(b, []byte("to_file"))
 }
 
 // planScoped is PlanConfig for planning: the config and the facts first,
