@@ -72,6 +72,24 @@ func (h *Handle) observe(c *conn, o ObserveOptions) (*state.State, error) {
 		own.Protocol = state.Proto
 	}
 	for _, af := range []uint8{unix.AF_INET, unix.AF_INET6} {
+		if scope != nil && scope.HasTable(state.TableMain) {
+			// The big table is main, if any: one pass (dumpScoped).
+			var g *routeGroups
+			if o.CompactRoutes {
+				g = &groups
+			}
+			if s.Routes, err = c.dumpScoped(s.Routes, g, af, scope, d, nhs); err != nil {
+				return nil, fmt.Errorf("routes: %w", err)
+			}
+			if g != nil {
+				min := o.CompactMin
+				if min <= 0 {
+					min = defaultCompactMin
+				}
+				s.RouteSets, s.Routes = groups.finish(s.RouteSets, s.Routes, min)
+			}
+			continue
+		}
 		if !o.CompactRoutes {
 			s.Routes, err = c.dumpRoutes(s.Routes, af, own, d, nhs)
 		} else if s.Routes, err = c.dumpRoutesCompact(s.Routes, &groups, af, d, nhs, scope != nil); err == nil {
