@@ -12,16 +12,20 @@ import (
 // not own, so that planning costs what the config costs, not what the
 // host's tables hold (a full BGP table in main is a million routes of
 // which a plan needs a handful). tunroute's own routes are always read
-// whole, in every table (a kernel-side protocol filter).
+// whole, in every table.
 //
-// Of the routes of others, only tables in Tables are read (a kernel-side
-// table filter: the others cost nothing). A table with at most Whole such
-// routes is kept whole; of a bigger one only the routes a plan can depend
-// on are kept: those whose destination covers one of Points (the default
-// route covers them all), and the kernel's own routes (proto kernel: the
-// connected prefixes of the addresses, one per address). The reader still
-// streams a big table once through the kernel, but keeps a few routes of it,
-// decoding only those.
+// Of the routes of others, only tables in Tables are kept. A table with at
+// most Whole such routes is kept whole; of a bigger one only the routes a
+// plan can depend on are kept: those whose destination covers one of
+// Points (the default route covers them all), and the kernel's own routes
+// (proto kernel: the connected prefixes of the addresses, one per
+// address). The kernel cannot filter a dump by destination, so a big
+// table of the scope still streams through once; what is dropped is not
+// decoded. With main in the scope (plans, explain) that is one dump of
+// every table per family (dumpScoped); without, a dump the kernel filters
+// by protocol for tunroute's routes and one it filters by table for each
+// table of the scope, so that a big table outside the scope costs only
+// the kernel's walk.
 type RouteScope struct {
 	Tables []uint32
 	// RuleTables adds every table a rule looks up, and main, local and
