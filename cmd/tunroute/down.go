@@ -25,7 +25,7 @@ func newDownCmd(g *globalFlags) *cobra.Command {
 				}
 				defer unlock()
 			}
-			s, err := e.Observe(true)
+			s, err := e.ObserveOwned(true)
 			if err != nil {
 				return err
 			}

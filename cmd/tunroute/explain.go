@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net/netip"
 	"os"
 	"runtime/debug"
 
 	"github.com/spf13/cobra"
 
+	"github.com/tunroute/tunroute/internal/engine"
 	"github.com/tunroute/tunroute/internal/fib"
 	"github.com/tunroute/tunroute/internal/state"
 )
@@ -50,7 +52,23 @@ shows the mark, the rule it selects and the route.`,
 			if stateFile != "" && sources > 1 {
 				return fmt.Errorf("explain: --state explains a snapshot; it cannot go with --netns or -c")
 			}
-			st, where, err := explainState(cmd, g, stateFile)
+			// One query: parsed first, so that a live namespace is read
+			// only as far as its answer needs (the routes covering its
+			// addresses), not a whole BGP table.
+			var q fib.Query
+			var cgroup string
+			var points []netip.Prefix
+			if batch == "" {
+				var err error
+				if args, cgroup, err = takeCgroup(args); err != nil {
+					return err
+				}
+				if q, err = fib.ParseQuery(args); err != nil {
+					return fmt.Errorf("explain: %w", err)
+				}
+				points = fib.LookupPoints(q)
+			}
+			st, where, err := explainState(cmd, g, stateFile, points)
 			if err != nil {
 				return err
 			}
@@ -72,14 +90,6 @@ shows the mark, the rule it selects and the route.`,
 				}
 				_, err := f.Batch(in, out, fib.BatchOptions{})
 				return err
-			}
-			args, cgroup, err := takeCgroup(args)
-			if err != nil {
-				return err
-			}
-			q, err := fib.ParseQuery(args)
-			if err != nil {
-				return fmt.Errorf("explain: %w", err)
 			}
 			marks := fib.ApplyMarks(st.Firewall, &q, cgroup)
 			r := f.Lookup(q)
@@ -111,7 +121,8 @@ shows the mark, the rule it selects and the route.`,
 
 // explainState is the state to explain from: a snapshot, the preview of a
 // config, or the live namespace.
-func explainState(cmd *cobra.Command, g *globalFlags, stateFile string) (*state.State, string, error) {
+// points, if set, are the lookup points of the one query to answer.
+func explainState(cmd *cobra.Command, g *globalFlags, stateFile string, points []netip.Prefix) (*state.State, string, error) {
 	if stateFile != "" {
 		st, err := state.LoadFile(stateFile)
 		return st, stateFile, err
@@ -128,7 +139,11 @@ func explainState(cmd *cobra.Command, g *globalFlags, stateFile string) (*state.
 		defer s.Close()
 		return s.Preview(c), e.ConfigFile(), nil
 	}
-	s, err := e.Observe(false)
+	observe := func() (*engine.Session, error) { return e.Observe(false) }
+	if points != nil {
+		observe = func() (*engine.Session, error) { return e.ObserveForLookup(points) }
+	}
+	s, err := observe()
 	if err != nil {
 		return nil, "", err
 	}

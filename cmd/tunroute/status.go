@@ -63,7 +63,7 @@ func newStatusCmd(g *globalFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			s, err := e.Observe(false)
+			s, err := e.ObserveForConfig(false)
 			if err != nil {
 				return err
 			}

@@ -98,7 +98,7 @@ func (e *Engine) Hook(call HookCall) (*HookResult, error) {
 	if err := f.Record(e, v); err != nil {
 		return nil, err
 	}
-	s, err := e.Observe(true)
+	s, err := e.ObserveForPlan(cfg, f, true)
 	if err != nil {
 		return nil, err
 	}

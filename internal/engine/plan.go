@@ -71,6 +71,9 @@ func (c *Change) Compiled() *compile.Result {
 // change towards the config with the recorded runtime facts. The caller
 // closes the session.
 func (e *Engine) PlanConfig(compact bool) (*Session, *Change, error) {
+	if compact && !e.hasRouteLists() {
+		return e.planScoped()
+	}
 	type loaded struct {
 		cfg *config.Config
 		err error
@@ -108,7 +111,7 @@ func (s *Session) Plan(cfg *config.Config, f *Facts) (*Change, error) {
 	if err := s.checkDomainNames(cfg); err != nil {
 		return nil, err
 	}
-	sys, err := compile.CompileSystemHealth(cfg, s.e.Netns, s.Observed, f.VPNs, f.Health)
+	sys, err := s.compile(cfg, f)
 	if err != nil {
 		return nil, err
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/tunroute/tunroute/internal/compile"
+	"github.com/tunroute/tunroute/internal/kernel"
 	"github.com/tunroute/tunroute/internal/netnsname"
 	"github.com/tunroute/tunroute/internal/plan"
 	"github.com/tunroute/tunroute/internal/state"
@@ -20,14 +21,22 @@ type Session struct {
 	// namespace's config.
 	Domains []string
 	handles map[string]Handle
+	// scope is what was read of the top namespace's routes of others
+	// (nil: all); compact as given to Observe.
+	scope   *kernel.RouteScope
+	compact bool
 }
 
 // Observe reads the namespace tunroute works on and its domains. compact
 // reads tunroute's big route lists as route sets (for planning: a
 // million routes in 32 MB); explain, status and snapshots want plain
 // routes.
-func (e *Engine) Observe(compact bool) (*Session, error) {
-	s := &Session{e: e, Observed: compile.Observed{}, handles: map[string]Handle{}}
+func (e *Engine) Observe(compact bool) (*Session, error) { return e.observe(compact, nil) }
+
+// observe reads the top namespace with scope (scope.go), its domains
+// whole.
+func (e *Engine) observe(compact bool, scope *kernel.RouteScope) (*Session, error) {
+	s := &Session{e: e, Observed: compile.Observed{}, handles: map[string]Handle{}, scope: scope, compact: compact}
 	if err := s.read(e.Netns, compact); err != nil {
 		return nil, err
 	}
@@ -50,7 +59,11 @@ func (s *Session) read(ns string, compact bool) error {
 	if err != nil {
 		return err
 	}
-	obs, err := h.Observe(compact)
+	var scope *kernel.RouteScope
+	if ns == s.e.Netns {
+		scope = s.scope
+	}
+	obs, err := observeScoped(h, compact, scope)
 	if err != nil {
 		h.Close()
 		return fmt.Errorf("reading %s: %w", netnsname.Word(ns), err)

@@ -21,6 +21,9 @@ type ObserveOptions struct {
 	CompactRoutes bool
 	// CompactMin is the smallest group kept as a set; 0 means 64.
 	CompactMin int
+	// Routes, if set, limits the routes of others that are read
+	// (RouteScope); nil reads every route of every table.
+	Routes *RouteScope
 }
 
 const defaultCompactMin = 64
@@ -190,8 +193,9 @@ func sameShape(prev, cur []byte) (netip.Prefix, bool) {
 }
 
 // dumpRoutesCompact dumps one family's routes: tunroute's own go into g,
-// where they fit, the rest are appended to out.
-func (c *conn) dumpRoutesCompact(out []state.Route, g *routeGroups, af uint8, d *devNames, nhs setNexthops) ([]state.Route, error) {
+// where they fit, the rest are appended to out. onlyOwn asks the kernel
+// for tunroute's routes only.
+func (c *conn) dumpRoutesCompact(out []state.Route, g *routeGroups, af uint8, d *devNames, nhs setNexthops, onlyOwn bool) ([]state.Route, error) {
 	mark := len(out)
 	err := retryDump(func() error {
 		out = out[:mark]
@@ -204,9 +208,15 @@ func (c *conn) dumpRoutesCompact(out []state.Route, g *routeGroups, af uint8, d 
 		off := c.enc.begin(unix.RTM_GETROUTE, unix.NLM_F_REQUEST|unix.NLM_F_DUMP, seq)
 		h := c.enc.zeros(unix.SizeofRtMsg)
 		h[0] = af
+		if onlyOwn && c.strict {
+			h[5] = uint8(state.Proto)
+		}
 		c.enc.end(off)
 		return c.dump(seq, func(m message) error {
 			if m.typ != unix.RTM_NEWROUTE {
+				return nil
+			}
+			if onlyOwn && (len(m.data) <= 5 || state.Protocol(m.data[5]) != state.Proto) {
 				return nil
 			}
 			if g.last != nil && len(m.data) > 5 && state.Protocol(m.data[5]) == state.Proto {

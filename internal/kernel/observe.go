@@ -11,7 +11,8 @@ import (
 // Observe reads the complete routing state of the namespace: links,
 // addresses, routes of all tables, rules, sysctls and IPv6 address labels,
 // both families, each in the kernel's order, and tunroute's nftables table
-// (nft_observe.go).
+// (nft_observe.go). ObserveWith with a RouteScope reads tunroute's routes
+// and only the routes of others that a plan can depend on.
 func (h *Handle) Observe() (*state.State, error) {
 	return h.ObserveWith(ObserveOptions{})
 }
@@ -50,21 +51,6 @@ func (h *Handle) observe(c *conn, o ObserveOptions) (*state.State, error) {
 	if err != nil {
 		return nil, fmt.Errorf("nexthop objects: %w", err)
 	}
-	var groups routeGroups
-	for _, af := range []uint8{unix.AF_INET, unix.AF_INET6} {
-		if !o.CompactRoutes {
-			s.Routes, err = c.dumpRoutes(s.Routes, af, RouteFilter{}, d, nhs)
-		} else if s.Routes, err = c.dumpRoutesCompact(s.Routes, &groups, af, d, nhs); err == nil {
-			min := o.CompactMin
-			if min <= 0 {
-				min = defaultCompactMin
-			}
-			s.RouteSets, s.Routes = groups.finish(s.RouteSets, s.Routes, min)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("routes: %w", err)
-		}
-	}
 	for _, af := range []uint8{unix.AF_INET, unix.AF_INET6} {
 		rules, err := c.dumpRules(af)
 		if err != nil {
@@ -78,6 +64,55 @@ func (h *Handle) observe(c *conn, o ObserveOptions) (*state.State, error) {
 			s.Hidden.RulesModified = &modified
 		}
 		s.Rules = append(s.Rules, rules...)
+	}
+	scope := o.Routes
+	if scope != nil {
+		scope = scope.Resolve(s.Rules, s.Addrs) // rules first: they say which tables a lookup reaches
+	}
+	var groups routeGroups
+	own := RouteFilter{}
+	if scope != nil {
+		own.Protocol = state.Proto
+	}
+	for _, af := range []uint8{unix.AF_INET, unix.AF_INET6} {
+		if scope != nil && scope.HasTable(state.TableMain) {
+			// The big table is main, if any: one pass (dumpScoped).
+			var g *routeGroups
+			if o.CompactRoutes {
+				g = &groups
+			}
+			if s.Routes, err = c.dumpScoped(s.Routes, g, af, scope, d, nhs); err != nil {
+				return nil, fmt.Errorf("routes: %w", err)
+			}
+			if g != nil {
+				min := o.CompactMin
+				if min <= 0 {
+					min = defaultCompactMin
+				}
+				s.RouteSets, s.Routes = groups.finish(s.RouteSets, s.Routes, min)
+			}
+			continue
+		}
+		if !o.CompactRoutes {
+			s.Routes, err = c.dumpRoutes(s.Routes, af, own, d, nhs)
+		} else if s.Routes, err = c.dumpRoutesCompact(s.Routes, &groups, af, d, nhs, scope != nil); err == nil {
+			min := o.CompactMin
+			if min <= 0 {
+				min = defaultCompactMin
+			}
+			s.RouteSets, s.Routes = groups.finish(s.RouteSets, s.Routes, min)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("routes: %w", err)
+		}
+		if scope == nil {
+			continue
+		}
+		for _, t := range scope.Tables {
+			if s.Routes, err = c.dumpForeignScoped(s.Routes, af, t, scope, d, nhs); err != nil {
+				return nil, fmt.Errorf("routes of table %d: %w", t, err)
+			}
+		}
 	}
 	if !o.CompactRoutes {
 		// the planner (compact reads) needs no member attributes; fib does

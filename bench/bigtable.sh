@@ -1,0 +1,156 @@
+#!/usr/bin/env bash
+# Cost on a big host: tunroute's everyday commands on a namespace whose main
+# table holds a full BGP table that is not tunroute's (issue "cost
+# proportional to the config"). Prints figures; it is not a test. Needs root,
+# go, iproute2 and /usr/bin/time.
+#
+#   bash bench/bigtable.sh                    # 1,000,000 IPv4 + 100,000 IPv6 foreign routes
+#   N4=100000 N6=10000 bash bench/bigtable.sh # smaller
+#   TUNROUTE=/path/to/tunroute bash bench/bigtable.sh   # a binary built elsewhere
+#   REPEAT=3 bash bench/bigtable.sh           # best time of 3 runs per command
+#
+# It builds, in a throw-away namespace tr-co-big-<pid> (deleted at the end,
+# also when interrupted) with a peer namespace tr-co-bigp-<pid>:
+#   eth0   a veth with 192.0.2.10/24 and the default route via 192.0.2.1
+#          (proto static), the ISP uplink of the lab-demo config;
+#   wg0    a tun device with 10.66.0.2/32 and fd00:66::2/128 (the tunnel);
+#   N4 foreign IPv4 routes in main (Internet-like prefix mix outside
+#          private and documentation space, via 192.0.2.1 dev eth0, proto bgp)
+#          and N6 foreign IPv6 routes in main (inside 2001:db8::/32, dev eth0,
+#          proto bgp), inserted with `ip -batch`.
+# Then it times whole processes, wall clock and peak RSS (/usr/bin/time):
+#   ipget      `ip route get 10.77.0.1`: the reference for one query
+#   plan       `tunroute plan` of examples/lab-demo.yaml (changes pending)
+#   apply      `tunroute apply` of it, from nothing tunroute owns
+#   apply0     `tunroute apply` again: nothing to change
+#   status     `tunroute status`
+#   explain    `tunroute explain --netns NS 10.77.0.1`
+#   hook       `tunroute hook openvpn` (script_type=up) with a config of one
+#              OpenVPN connection redirecting the default route, the facts
+#              changing (a new tunnel address) at every run: what OpenVPN
+#              waits for at each up/down
+#   down       `tunroute down`
+# No packet leaves the namespaces; every address is documentation or private.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" != 0 ]; then
+	echo "bench/bigtable.sh: needs root (network namespaces)" >&2
+	exit 1
+fi
+command -v go >/dev/null || export PATH="$PATH:/usr/local/go/bin"
+for c in go ip /usr/bin/time; do
+	command -v "$c" >/dev/null || { echo "bench/bigtable.sh: needs $c" >&2; exit 1; }
+done
+
+n4=${N4:-1000000}
+n6=${N6:-100000}
+repeat=${REPEAT:-1}
+ns=tr-co-big-$$
+peer=tr-co-bigp-$$
+tmp=$(mktemp -d /tmp/tr-co-big.XXXXXX)
+cleanup() {
+	ip netns del "$ns" 2>/dev/null || true
+	ip netns del "$peer" 2>/dev/null || true
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+echo "building routegen and tunroute..." >&2
+go build -o "$tmp/routegen" ./bench/routegen
+if [ -n "${TUNROUTE:-}" ]; then
+	cp "$TUNROUTE" "$tmp/tunroute"
+else
+	go build -o "$tmp/tunroute" ./cmd/tunroute
+fi
+tr=("$tmp/tunroute" --run-dir "$tmp/run")
+
+echo "building $ns with $n4 IPv4 and $n6 IPv6 foreign routes..." >&2
+ip netns add "$ns"
+ip netns add "$peer"
+ip -n "$ns" link add eth0 type veth peer name eth0p netns "$peer"
+ip -n "$ns" link set lo up
+ip -n "$ns" addr add 192.0.2.10/24 dev eth0
+ip -n "$ns" link set eth0 up
+ip -n "$peer" link set eth0p up
+ip -n "$peer" addr add 192.0.2.1/24 dev eth0p
+ip -n "$ns" route add default via 192.0.2.1 dev eth0 proto static
+ip -n "$ns" tuntap add wg0 mode tun
+ip -n "$ns" addr add 10.66.0.2/32 dev wg0
+ip -n "$ns" addr add fd00:66::2/128 dev wg0 nodad
+ip -n "$ns" link set wg0 up
+{
+	"$tmp/routegen" list -family 4 -n "$n4" -seed 7 | sed 's|.*|route add & via 192.0.2.1 dev eth0 proto bgp|'
+	"$tmp/routegen" list -family 6 -n "$n6" -seed 8 | sed 's|.*|route add & dev eth0 proto bgp|'
+} >"$tmp/routes.batch"
+ip -n "$ns" -batch "$tmp/routes.batch"
+have4=$(ip -n "$ns" -4 route show | wc -l)
+have6=$(ip -n "$ns" -6 route show | wc -l)
+echo "main table: $have4 IPv4, $have6 IPv6 routes" >&2
+
+cp examples/lab-demo.yaml "$tmp/demo.yaml"
+cat >"$tmp/hook.yaml" <<'EOF'
+vpns:
+  - name: work
+    type: openvpn
+    servers: ["198.51.100.2:1194/udp"]
+identities:
+  - name: inside
+    vpn: work
+  - name: outside
+    device: eth0
+redirect:
+  via: inside
+EOF
+
+# run NAME CMD...: runs CMD, records its wall time (best over REPEAT) and
+# peak RSS (largest) as t_NAME and m_NAME. Exit 2 of `tunroute plan`
+# (changes pending) is success.
+run() {
+	local name=$1
+	shift
+	local start end rc=0 t m tv="t_$name" mv="m_$name"
+	start=$(date +%s.%N)
+	/usr/bin/time -f '%M' -o "$tmp/rss" "$@" >"$tmp/out" 2>&1 || rc=$?
+	end=$(date +%s.%N)
+	if [ "$rc" != 0 ] && ! { [ "$name" = plan ] && [ "$rc" = 2 ]; }; then
+		echo "bench/bigtable.sh: $name: $* failed ($rc):" >&2
+		tail -20 "$tmp/out" >&2
+		exit 1
+	fi
+	t=$(awk "BEGIN {printf \"%.3f\", $end - $start}")
+	m=$(($(tail -1 "$tmp/rss") / 1024))
+	if [ -z "${!tv:-}" ] || awk "BEGIN {exit !($t < ${!tv})}"; then printf -v "$tv" '%s' "$t"; fi
+	if [ -z "${!mv:-}" ] || [ "$m" -gt "${!mv}" ]; then printf -v "$mv" '%s' "$m"; fi
+}
+
+hookenv=(script_type=up dev=wg0 ifconfig_netmask=255.255.255.0 route_vpn_gateway=10.8.0.1
+	trusted_ip=198.51.100.2 trusted_port=1194 proto_1=udp route_net_gateway=192.0.2.1)
+for ((rep = 1; rep <= repeat; rep++)); do
+	echo "run $rep/$repeat..." >&2
+	run ipget ip -n "$ns" route get 10.77.0.1
+	run plan "${tr[@]}" plan -c "$tmp/demo.yaml" --netns "$ns"
+	run apply "${tr[@]}" apply -c "$tmp/demo.yaml" --netns "$ns"
+	run apply0 "${tr[@]}" apply -c "$tmp/demo.yaml" --netns "$ns"
+	run status "${tr[@]}" status -c "$tmp/demo.yaml" --netns "$ns"
+	run explain "${tr[@]}" explain --netns "$ns" 10.77.0.1
+	grep -q 'dev wg0' "$tmp/out" || { echo "bench/bigtable.sh: explain did not go through wg0:" >&2; cat "$tmp/out" >&2; exit 1; }
+	run down "${tr[@]}" down -c "$tmp/demo.yaml" --netns "$ns"
+	# The hook: first apply of the OpenVPN config (kill-switch-less, the
+	# tunnel not up), then an up with a new tunnel address each time.
+	"${tr[@]}" apply -c "$tmp/hook.yaml" --netns "$ns" >/dev/null
+	ip -n "$ns" addr add 10.8.0.$((10 + rep))/24 dev wg0 # as OpenVPN does before its up script
+	run hook env "${hookenv[@]}" ifconfig_local=10.8.0.$((10 + rep)) "${tr[@]}" hook openvpn -c "$tmp/hook.yaml" --netns "$ns"
+	"${tr[@]}" down -c "$tmp/hook.yaml" --netns "$ns" >/dev/null
+	ip -n "$ns" addr del 10.8.0.$((10 + rep))/24 dev wg0
+	rm -rf "$tmp/run"
+	left=$(ip -n "$ns" route show proto 116 | wc -l)
+	[ "$left" = 0 ] || { echo "bench/bigtable.sh: $left routes of tunroute left after down" >&2; exit 1; }
+done
+
+printf '%-8s %10s %8s   %s\n' command seconds "RSS MB" "(main: $have4 IPv4, $have6 IPv6 foreign routes)"
+for c in ipget plan apply apply0 status explain hook down; do
+	tv="t_$c" mv="m_$c"
+	printf '%-8s %10s %8s\n' "$c" "${!tv}" "${!mv}"
+done
