@@ -14,6 +14,7 @@ import (
 	"github.com/tunroute/tunroute/internal/bgp"
 	"github.com/tunroute/tunroute/internal/compile"
 	"github.com/tunroute/tunroute/internal/config"
+	"github.com/tunroute/tunroute/internal/daemon"
 	"github.com/tunroute/tunroute/internal/engine"
 	"github.com/tunroute/tunroute/internal/state"
 )
@@ -50,6 +51,8 @@ type statusReport struct {
 	Firewall *state.Firewall `json:"firewall,omitempty"`
 	// Domains are the namespaces tunroute made for this config's domains.
 	Domains []domainStatus `json:"domains,omitempty"`
+	// Daemon is what `tunroute run` reports, when it runs.
+	Daemon *daemon.Status `json:"daemon,omitempty"`
 }
 
 func newStatusCmd(g *globalFlags) *cobra.Command {
@@ -74,6 +77,7 @@ func newStatusCmd(g *globalFlags) *cobra.Command {
 				return err
 			}
 			if asJSON {
+				r.Daemon, _ = daemon.Ask(e.RunDir, e.Netns, "status") // none when it does not run
 				enc := json.NewEncoder(cmd.OutOrStdout())
 				enc.SetIndent("", "  ")
 				return enc.Encode(r)

@@ -1,10 +1,13 @@
 package daemon
 
 import (
+	"encoding/json"
 	"os"
 	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/tunroute/tunroute/internal/testns"
 )
 
 // TestControlSocket: status and reload through the socket; a reload of a
@@ -21,6 +24,18 @@ func TestControlSocket(t *testing.T) {
 	if err != nil || !st.InSync || len(st.Watching) != 2 {
 		t.Fatalf("status: %+v %v", st, err)
 	}
+	// tunroute status --json carries the daemon's report.
+	bin, err := testns.Binary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(bin, "status", "--json", "--netns", w.top, "--run-dir", w.runDir, "-c", w.cfgPath).CombinedOutput()
+	var rep struct {
+		Daemon *Status `json:"daemon"`
+	}
+	if err != nil || json.Unmarshal(out, &rep) != nil || rep.Daemon == nil || !rep.Daemon.InSync {
+		t.Fatalf("tunroute status --json: %v\n%s", err, out)
+	}
 	good, _ := os.ReadFile(w.cfgPath)
 	os.WriteFile(w.cfgPath, append(good, []byte("routes: [nonsense\n")...), 0o644)
 	if _, err := Ask(w.runDir, w.top, "reload"); err == nil || !strings.Contains(err.Error(), w.cfgPath+":") {
@@ -33,7 +48,7 @@ func TestControlSocket(t *testing.T) {
 	if _, err := Ask(w.runDir, w.top, "reload"); err != nil {
 		t.Fatal(err)
 	}
-	out, _ := exec.Command("ip", "-n", w.top, "route", "show", "203.0.113.0/24").CombinedOutput()
+	out, _ = exec.Command("ip", "-n", w.top, "route", "show", "203.0.113.0/24").CombinedOutput()
 	if !strings.Contains(string(out), "via 192.0.2.1") {
 		t.Fatalf("the reloaded config's route is not there: %q", out)
 	}
