@@ -11,20 +11,8 @@ cd "$(dirname "$0")/.."
 # kernel-libipsec comes in libcharon-extra-plugins); bird2 is the BGP
 # engine the BGP tests run.
 packages=(iproute2 nftables openvpn tinc strongswan-charon strongswan-swanctl libcharon-extra-plugins bird2)
-missing=()
-for p in "${packages[@]}"; do
-	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if ((${#missing[@]})); then
-	if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-		echo "installing: ${missing[*]}"
-		apt-get update -qq
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-	else
-		echo "missing Debian packages: ${missing[*]} (run as root to have them installed)" >&2
-		exit 1
-	fi
-fi
+. scripts/debian-packages.sh
+install_packages "${packages[@]}" || exit 1
 if ! command -v go >/dev/null; then
 	export PATH="$PATH:/usr/local/go/bin"
 fi

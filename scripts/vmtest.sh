@@ -21,19 +21,10 @@ start=$(date +%s.%N)
 say() { printf 'vmtest: %s\n' "$*"; }
 
 packages=(qemu-system-x86 busybox-static kmod cpio xz-utils iproute2)
-missing=()
-for p in "${packages[@]}"; do
-	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if ((${#missing[@]})); then
-	if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-		say "installing: ${missing[*]}"
-		apt-get update -qq
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-	else
-		say "missing Debian packages: ${missing[*]}; not running the VM tests" >&2
-		exit 77
-	fi
+. scripts/debian-packages.sh
+if ! install_packages "${packages[@]}"; then
+	say "not running the VM tests" >&2
+	exit 77
 fi
 command -v go >/dev/null || export PATH="$PATH:/usr/local/go/bin"
 
