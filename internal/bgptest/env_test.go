@@ -14,10 +14,10 @@ import (
 	"sort"
 	"strings"
 	"testing"
-	"text/template"
 	"time"
 
 	"github.com/tunroute/tunroute/internal/bgp"
+	"github.com/tunroute/tunroute/internal/testns"
 )
 
 // env is one test's world: namespaces named prefix+NAME, the tunroute
@@ -151,20 +151,8 @@ func (e *env) tr(args ...string) (string, int) {
 // config writes testdata/NAME as OUT, with .P the namespace prefix.
 func (e *env) config(out, name string, data map[string]any) string {
 	e.t.Helper()
-	tmpl, err := template.ParseFiles(filepath.Join("testdata", name))
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	d := map[string]any{"P": e.prefix}
-	for k, v := range data {
-		d[k] = v
-	}
-	var b bytes.Buffer
-	if err := tmpl.Option("missingkey=error").Execute(&b, d); err != nil {
-		e.t.Fatal(err)
-	}
 	p := filepath.Join(e.dir, out)
-	if err := os.WriteFile(p, b.Bytes(), 0o644); err != nil {
+	if err := testns.Config(p, filepath.Join("testdata", name), e.prefix, data); err != nil {
 		e.t.Fatal(err)
 	}
 	return p

@@ -13,10 +13,10 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"text/template"
 	"time"
 
 	"github.com/tunroute/tunroute/internal/lab"
+	"github.com/tunroute/tunroute/internal/testns"
 )
 
 // env is one test's world as seen from one (sub)test: failures go to t.
@@ -210,20 +210,8 @@ func (e *env) config(name string, data map[string]any) string {
 // configAs is config writing to a file of another name.
 func (e *env) configAs(out, name string, data map[string]any) string {
 	e.t.Helper()
-	tmpl, err := template.ParseFiles(filepath.Join("testdata", name))
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	d := map[string]any{"P": e.prefix}
-	for k, v := range data {
-		d[k] = v
-	}
-	var b bytes.Buffer
-	if err := tmpl.Option("missingkey=error").Execute(&b, d); err != nil {
-		e.t.Fatal(err)
-	}
 	p := filepath.Join(e.dir, out)
-	if err := os.WriteFile(p, b.Bytes(), 0o644); err != nil {
+	if err := testns.Config(p, filepath.Join("testdata", name), e.prefix, data); err != nil {
 		e.t.Fatal(err)
 	}
 	return p

@@ -1,16 +1,14 @@
 package engine
 
 import (
-	"bytes"
 	"errors"
-	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
-	"text/template"
 
 	"github.com/tunroute/tunroute/internal/plan"
+	"github.com/tunroute/tunroute/internal/testns"
 )
 
 // testConfigs are the shipped examples and a routing-domains config
@@ -20,16 +18,8 @@ func testConfigs(t *testing.T) []string {
 	if err != nil || len(files) < 5 {
 		t.Fatalf("examples: %v %v", files, err)
 	}
-	tpl, err := template.ParseFiles("../domaintest/testdata/routing-domains.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var b bytes.Buffer
-	if err := tpl.Execute(&b, map[string]string{"P": "tr-mem-"}); err != nil {
-		t.Fatal(err)
-	}
 	domains := filepath.Join(t.TempDir(), "domains.yaml")
-	if err := os.WriteFile(domains, b.Bytes(), 0o644); err != nil {
+	if err := testns.Config(domains, "../domaintest/testdata/routing-domains.yaml", "tr-mem-", nil); err != nil {
 		t.Fatal(err)
 	}
 	return append(files, domains)
