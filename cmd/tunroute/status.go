@@ -66,12 +66,24 @@ func newStatusCmd(g *globalFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			s, err := e.ObserveForConfig(false)
+			// The config and facts are read once: they say what to read
+			// of the kernel, and what to compare it with.
+			cfg, cfgErr := e.LoadConfig()
+			var f *engine.Facts
+			if cfgErr == nil {
+				f, cfgErr = e.LoadFacts()
+			}
+			var s *engine.Session
+			if cfgErr == nil {
+				s, err = e.ObserveForPlan(cfg, f, false)
+			} else {
+				s, err = e.Observe(false)
+			}
 			if err != nil {
 				return err
 			}
 			defer s.Close()
-			r := buildStatus(e, s)
+			r := buildStatus(e, s, cfg, f, cfgErr)
 			r.WireGuard = state.WireGuardHealth(s.Top(), time.Now())
 			if r.BGP, err = e.BGPStatus(cmd.Context()); err != nil {
 				return err
@@ -103,7 +115,9 @@ type domainStatus struct {
 	Firewall  *state.Firewall `json:"firewall,omitempty"`
 }
 
-func buildStatus(e *engine.Engine, s *engine.Session) *statusReport {
+// buildStatus reports what tunroute owns, and how it compares with cfg
+// compiled with the facts f (cfgErr: why there is no config to compare).
+func buildStatus(e *engine.Engine, s *engine.Session, cfg *config.Config, f *engine.Facts, cfgErr error) *statusReport {
 	obs := s.Top()
 	r := &statusReport{Namespace: obs.Namespace, Links: []state.Link{}, Addrs: []state.Addr{},
 		Routes: []state.Route{}, Rules: []state.Rule{}, Firewall: obs.Firewall}
@@ -152,18 +166,12 @@ func buildStatus(e *engine.Engine, s *engine.Session) *statusReport {
 			r.Rules = append(r.Rules, obs.Rules[i])
 		}
 	}
-	cfg, err := e.LoadConfig()
-	if errors.Is(err, fs.ErrNotExist) {
+	if errors.Is(cfgErr, fs.ErrNotExist) {
 		return r
 	}
 	r.Config = e.ConfigFile()
-	if err != nil {
-		r.ConfigErr = err.Error()
-		return r
-	}
-	f, err := e.LoadFacts()
-	if err != nil {
-		r.ConfigErr = err.Error()
+	if cfgErr != nil {
+		r.ConfigErr = cfgErr.Error()
 		return r
 	}
 	c, err := s.Plan(cfg, f)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 
 	"github.com/tunroute/tunroute/internal/netnsname"
@@ -98,7 +99,7 @@ func (h *memHost) SetSysctls(ns string, values map[string]string) error {
 	for k := range values {
 		keys = append(keys, k)
 	}
-	sortStrings(keys)
+	slices.Sort(keys)
 	for _, k := range keys {
 		if err := h.change(plan.SysctlEffect(ns, k, values[k])); err != nil {
 			return err
@@ -141,14 +142,6 @@ func (m *memHandle) Execute(ops []state.Op) ([]bool, error) {
 
 func (m *memHandle) SetProgress(func(done, total int)) {}
 func (m *memHandle) Close() error                      { return nil }
-
-func sortStrings(s []string) {
-	for i := 1; i < len(s); i++ {
-		for j := i; j > 0 && s[j] < s[j-1]; j-- {
-			s[j], s[j-1] = s[j-1], s[j]
-		}
-	}
-}
 
 // labClient is a host with a LAN uplink and a VPN tunnel up, and the
 // devices the test configs move into domains.

@@ -193,21 +193,6 @@ func (e *Engine) ObserveForPlan(cfg *config.Config, f *Facts, compact bool) (*Se
 	return e.observe(compact, scopeFor(cfg, vpns))
 }
 
-// ObserveForConfig is ObserveForPlan with the config and facts the engine
-// finds; when they cannot be read, it reads everything (the caller then
-// reports the error, and has the full state to show).
-func (e *Engine) ObserveForConfig(compact bool) (*Session, error) {
-	cfg, err := e.LoadConfig()
-	if err != nil {
-		return e.Observe(compact)
-	}
-	f, err := e.LoadFacts()
-	if err != nil {
-		return e.Observe(compact)
-	}
-	return e.ObserveForPlan(cfg, f, compact)
-}
-
 // ObserveOwned observes for removing what tunroute owns (down): no route
 // of others is read.
 func (e *Engine) ObserveOwned(compact bool) (*Session, error) {
