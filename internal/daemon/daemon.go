@@ -404,19 +404,21 @@ func (d *Daemon) check(cause kernel.WatchEvent, first bool) (time.Time, error) {
 	d.mu.Unlock()
 	t0 := time.Now()
 	d.lastRead = t0
-	s, err := d.e.Observe(true)
-	tObserved := time.Now()
-	if err != nil {
-		d.fail("reading the system (trying again in a second)", err)
-		return time.Now().Add(busyInterval), err
-	}
-	defer s.Close()
 	d.followConfig()
 	f, err := d.e.LoadFacts()
 	if err != nil {
 		d.fail("reading the VPN facts (trying again in a second)", err)
 		return time.Now().Add(busyInterval), err
 	}
+	// Only what the plan depends on: beside a full foreign table, a
+	// repair must not read it all (the plan widens the read if needed).
+	s, err := d.e.ObserveForPlan(d.cfg, f, true)
+	tObserved := time.Now()
+	if err != nil {
+		d.fail("reading the system (trying again in a second)", err)
+		return time.Now().Add(busyInterval), err
+	}
+	defer s.Close()
 	if h := health.WithPassive(d.prober.Health(), health.WireGuardDown(s.Top(), identitiesOf(d.lastCompiled), time.Now())); len(h) > 0 || f.Health != nil {
 		if err := f.RecordHealth(d.e, h); err != nil {
 			d.fail("recording the health checks' verdict", err)
