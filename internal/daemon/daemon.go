@@ -150,6 +150,11 @@ func New(opts Options) *Daemon {
 	if d.log == nil {
 		d.log = slog.Default()
 	}
+	if d.e.Domains == nil {
+		// Repairs read the system often: the domain list is kept between
+		// them (the engine forgets it when a plan changes namespaces).
+		d.e.Domains = &engine.DomainCache{}
+	}
 	if d.opts.Debounce == 0 {
 		d.opts.Debounce = DefaultDebounce
 	}
@@ -419,6 +424,9 @@ func (d *Daemon) check(cause kernel.WatchEvent, first bool) (time.Time, error) {
 		return time.Now().Add(busyInterval), err
 	}
 	defer s.Close()
+	// A domain namespace someone deleted lives on while a watcher holds
+	// it (with the pipe end in this namespace): let it go now.
+	d.unwatchGone(s.Domains)
 	if h := health.WithPassive(d.prober.Health(), health.WireGuardDown(s.Top(), identitiesOf(d.lastCompiled), time.Now())); len(h) > 0 || f.Health != nil {
 		if err := f.RecordHealth(d.e, h); err != nil {
 			d.fail("recording the health checks' verdict", err)
@@ -579,12 +587,20 @@ func (d *Daemon) watch(ns string) error {
 // watchDomains keeps one watcher per domain namespace tunroute made
 // (doms): new domains are watched, deleted ones dropped. A new watcher
 // asks for one more check (what changed before it listened).
+// unwatchGone stops watching the domain namespaces not in doms.
+func (d *Daemon) unwatchGone(doms []string) {
+	for ns, w := range d.watchers {
+		if ns != d.e.Netns && !slices.Contains(doms, ns) {
+			w.Close()
+			delete(d.watchers, ns)
+		}
+	}
+}
+
 func (d *Daemon) watchDomains(doms []string) (time.Time, error) {
-	want := map[string]bool{d.e.Netns: true}
 	var errs []error
 	var again time.Time
 	for _, ns := range doms {
-		want[ns] = true
 		if _, ok := d.watchers[ns]; ok {
 			continue
 		}
@@ -593,12 +609,7 @@ func (d *Daemon) watchDomains(doms []string) (time.Time, error) {
 		}
 		again = time.Now().Add(d.opts.Debounce)
 	}
-	for ns, w := range d.watchers {
-		if !want[ns] {
-			w.Close()
-			delete(d.watchers, ns)
-		}
-	}
+	d.unwatchGone(doms)
 	d.setWatching()
 	return again, errors.Join(errs...)
 }

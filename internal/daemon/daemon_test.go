@@ -110,6 +110,35 @@ func TestDriftRepaired(t *testing.T) {
 		r := waitRepair(t, reps, "route")
 		fmt.Fprintf(&table, "  %-50s %-9s %8.2f ms  %s\n", "foreign route with the same key, then removed", "route", float64(r.Latency.Microseconds())/1000, strings.Join(keys(r.Objects), "; "))
 	}
+	// A routing domain's namespace deleted: the daemon keeps the list of
+	// domains between repairs, so this checks that a gone one is noticed
+	// (its pipe end in the top namespace goes with it) and made again.
+	drain(reps)
+	w.sh("ip netns del " + w.d1)
+	// The kernel takes the namespace apart after the command returns (the
+	// pipe's other end goes later): a repair planned in between fails, and
+	// the next one, after the pipe end is gone, succeeds.
+	var r Repair
+	for deadline := time.After(5 * time.Second); r.Latency == 0; {
+		select {
+		case got := <-reps:
+			if got.Err == nil && slices.Contains(got.Kinds(), "namespace") {
+				r = got
+			} else if got.Err != nil {
+				t.Logf("a repair while the namespace was being taken apart: %v", got.Err)
+			}
+		case <-deadline:
+			t.Fatal("the deleted routing domain was not made again within 5 s")
+		}
+	}
+	fmt.Fprintf(&table, "  %-50s %-9s %8.2f ms  %s\n", "routing domain's namespace deleted", "namespace", float64(r.Latency.Microseconds())/1000, strings.Join(keys(r.Objects), "; "))
+	deadline := time.Now().Add(3 * time.Second)
+	for ok, plan := w.inSync(); !ok; ok, plan = w.inSync() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not in sync after the domain was made again:\n%s", plan)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	t.Logf("repair latency (event read -> kernel ack):\n%s", table.String())
 	st := d.Status()
 	if !st.InSync || st.Repairs["rule"] < 2 || st.Repairs["firewall"] < 2 || len(st.Watching) != 2 {

@@ -17,7 +17,8 @@ type ObserveOptions struct {
 	// set once it has CompactMin routes; smaller groups, multipath routes
 	// and routes that expire stay in Routes. The planner (plan.Diff)
 	// takes either form; other readers of a State (fib, explain,
-	// snapshots) expect plain Routes and should use Observe.
+	// snapshots) expect plain Routes and should use Observe. A compact
+	// read also leaves out the per-device sysctls, which no plan sets.
 	CompactRoutes bool
 	// CompactMin is the smallest group kept as a set; 0 means 64.
 	CompactMin int

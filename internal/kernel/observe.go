@@ -125,7 +125,13 @@ func (h *Handle) observe(c *conn, o ObserveOptions) (*state.State, error) {
 		return nil, fmt.Errorf("address labels: %w", err)
 	}
 	err = inNetns(h.ns, func() error {
-		s.Sysctls = readSysctls(sysctlNames(devs))
+		names := sysctlNames(devs)
+		if o.CompactRoutes {
+			// A plan sets only namespace-wide sysctls (forwarding in a
+			// routing domain); the per-device ones are for explain.
+			names = sysctlNames(nil)
+		}
+		s.Sysctls = readSysctls(names)
 		readDisablePolicy(s.Links)
 		return nil
 	})
