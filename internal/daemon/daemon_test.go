@@ -30,6 +30,10 @@ func drifts(w *world) []drift {
 		{"nft delete table inet tunroute", nft + "delete table inet tunroute", "firewall"},
 		{"nft flush ruleset", nft + "flush ruleset", "firewall"},
 		{"route in a domain deleted", "ip -n " + w.d1 + " route del default", "route"},
+		// Another program's objects claiming tunroute's protocol where the
+		// config wants none: tunroute owns them by that mark, and removes them.
+		{"route claiming tunroute's protocol added", top + "route add 203.0.113.0/24 via 192.0.2.1 dev up0 proto 116", "route"},
+		{"rule claiming tunroute's protocol added", top + "rule add pref 7777 to 203.0.113.0/24 lookup 99 proto 116", "rule"},
 	}
 }
 

@@ -43,6 +43,8 @@ type WatchEvent struct {
 	Table  uint32
 	Dst    netip.Prefix
 	Family uint8
+	// Priority is a rule's preference.
+	Priority uint32
 	// FirewallTable is the nftables table an nftables event is about.
 	FirewallTable string
 }
@@ -70,6 +72,7 @@ const (
 	rtmDelNexthop      = 105
 	fraProtocol        = 21
 	fraDst             = 1
+	fraPriority        = 6
 	nftaTableName      = 1 // NFTA_{TABLE_NAME,CHAIN_TABLE,RULE_TABLE,SET_TABLE,SET_ELEM_LIST_TABLE}
 	nftMsgNewGen       = 15
 	nftMsgDelTable     = 2
@@ -264,6 +267,8 @@ func parseRouteEvent(m syscall.NetlinkMessage) (WatchEvent, bool) {
 			switch a.typ {
 			case fraProtocol:
 				ev.Protocol = state.Protocol(a.u8())
+			case fraPriority:
+				ev.Priority = a.u32()
 			case fraDst:
 				if ip := ipAddr(a.val); ip.IsValid() {
 					ev.Dst = netip.PrefixFrom(ip, int(d[1]))
