@@ -131,6 +131,10 @@ type Daemon struct {
 	// the traffic leaves them).
 	lastCompiled *compile.Result
 
+	// routes keeps what plans read of the routes between repairs (nil
+	// on a host that is not the live kernel).
+	routes *kernel.RouteCache
+
 	mu     sync.Mutex
 	status Status
 }
@@ -149,6 +153,14 @@ func New(opts Options) *Daemon {
 	}
 	if d.log == nil {
 		d.log = slog.Default()
+	}
+	if h, ok := d.e.Host.(engine.LiveHost); ok && h.Routes == nil {
+		// Plans read the routes from what the last read found while the
+		// watchers report nothing that can change it: beside a full BGP
+		// table, a repair or a hook does not stream it again.
+		d.routes = kernel.NewRouteCache()
+		h.Routes = d.routes
+		d.e.Host = h
 	}
 	if d.e.Domains == nil {
 		// Repairs read the system often: the domain list is kept between
@@ -575,7 +587,13 @@ func (d *Daemon) watch(ns string) error {
 	if _, ok := d.watchers[ns]; ok {
 		return nil
 	}
-	w, err := kernel.Watch(ns, d.events)
+	var w *kernel.Watcher
+	var err error
+	if d.routes != nil {
+		w, err = d.routes.Watch(ns, d.events)
+	} else {
+		w, err = kernel.Watch(ns, d.events)
+	}
 	if err != nil {
 		return fmt.Errorf("watching %s: %w", netnsname.Word(ns), err)
 	}
@@ -584,19 +602,27 @@ func (d *Daemon) watch(ns string) error {
 	return nil
 }
 
-// watchDomains keeps one watcher per domain namespace tunroute made
-// (doms): new domains are watched, deleted ones dropped. A new watcher
-// asks for one more check (what changed before it listened).
+// unwatch closes the watcher of ns.
+func (d *Daemon) unwatch(ns string, w *kernel.Watcher) {
+	if d.routes != nil {
+		d.routes.Unwatch(ns)
+	}
+	w.Close()
+}
+
 // unwatchGone stops watching the domain namespaces not in doms.
 func (d *Daemon) unwatchGone(doms []string) {
 	for ns, w := range d.watchers {
 		if ns != d.e.Netns && !slices.Contains(doms, ns) {
-			w.Close()
+			d.unwatch(ns, w)
 			delete(d.watchers, ns)
 		}
 	}
 }
 
+// watchDomains keeps one watcher per domain namespace tunroute made
+// (doms): new domains are watched, deleted ones dropped. A new watcher
+// asks for one more check (what changed before it listened).
 func (d *Daemon) watchDomains(doms []string) (time.Time, error) {
 	var errs []error
 	var again time.Time
@@ -627,7 +653,7 @@ func (d *Daemon) setWatching() {
 
 func (d *Daemon) stopWatching() {
 	for ns, w := range d.watchers {
-		w.Close()
+		d.unwatch(ns, w)
 		delete(d.watchers, ns)
 	}
 }

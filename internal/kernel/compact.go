@@ -22,6 +22,9 @@ type ObserveOptions struct {
 	CompactRoutes bool
 	// CompactMin is the smallest group kept as a set; 0 means 64.
 	CompactMin int
+	// Cache, if set, serves and keeps the routes of a read whose scope
+	// has main (RouteCache): a daemon's plans.
+	Cache *RouteCache
 	// Routes, if set, limits the routes of others that are read
 	// (RouteScope); nil reads every route of every table.
 	Routes *RouteScope
