@@ -37,6 +37,7 @@ const hookLatencyRuns = 30
 
 func runThroughDaemon(t *testing.T, k *kind) {
 	w := newWorld(t, k)
+	w.fuzzRuns = 40 // TestOpenVPN and TestTinc try more
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	w.apply(t, w.cfg)

@@ -82,6 +82,9 @@ type world struct {
 	// tunroute's first apply.
 	foreign string
 	rules0  string
+	// fuzzRuns is how many random environments the hook fuzz tries
+	// (hookFuzzRuns if 0).
+	fuzzRuns int
 	example string // the example config the test config is made of
 }
 
