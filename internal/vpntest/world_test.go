@@ -85,7 +85,7 @@ type world struct {
 	// fuzzRuns is how many random environments the hook fuzz tries
 	// (hookFuzzRuns if 0).
 	fuzzRuns int
-	example string // the example config the test config is made of
+	example  string // the example config the test config is made of
 }
 
 // newWorld builds the lab with the daemons of k (not started), the
