@@ -152,6 +152,7 @@ func (w *world) hookLatency(t *testing.T, run *lab.Daemon) {
 	if n := w.runStatus(t).Hooks - hooks0; n < hookLatencyRuns {
 		t.Errorf("%d of %d calls went through tunroute run", n, hookLatencyRuns)
 	}
+	inRun := tookInLog(readFile(run.Log), hookLatencyRuns)
 	if !run.Stop(5 * time.Second) {
 		t.Errorf("tunroute run did not stop on SIGTERM")
 	}
@@ -159,14 +160,35 @@ func (w *world) hookLatency(t *testing.T, run *lab.Daemon) {
 		t.Fatalf("tunroute run stopped, yet: %v", err)
 	}
 	direct := series("by itself")
-	t.Logf("%s hook latency (the tunroute hook process, %d calls each, lab config %s): through tunroute run %s; by itself %s",
-		w.k.name, hookLatencyRuns, w.k.example, figures(through), figures(direct))
+	t.Logf("%s hook latency (the tunroute hook process, %d calls each, lab config %s): through tunroute run %s (of which recording, planning and applying in the daemon %s); by itself %s",
+		w.k.name, hookLatencyRuns, w.k.example, figures(through), figures(inRun), figures(direct))
 	if _, err := os.Stat(daemon.SocketPath(w.runDir, w.client)); err == nil {
 		t.Errorf("tunroute run left its socket behind")
 	}
 }
 
+// tookInLog reads the last n hook durations (took=) of tunroute run's log.
+func tookInLog(log string, n int) []time.Duration {
+	var ds []time.Duration
+	for _, line := range strings.Split(log, "\n") {
+		if !strings.Contains(line, "msg=hook ") {
+			continue
+		}
+		for _, f := range strings.Fields(line) {
+			if v, ok := strings.CutPrefix(f, "took="); ok {
+				if d, err := time.ParseDuration(v); err == nil {
+					ds = append(ds, d)
+				}
+			}
+		}
+	}
+	return ds[max(len(ds)-n, 0):]
+}
+
 func figures(ds []time.Duration) string {
+	if len(ds) == 0 {
+		return "none"
+	}
 	s := append([]time.Duration(nil), ds...)
 	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
 	q := func(p float64) time.Duration { return s[int(p*float64(len(s)-1))].Round(100 * time.Microsecond) }
