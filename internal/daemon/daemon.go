@@ -119,6 +119,9 @@ type Daemon struct {
 	reloads  chan chan error
 	pings    chan chan struct{}
 	hooks    chan hookCall
+	// stopped is closed when Run returns (a hook waiting for the loop
+	// then applies by itself).
+	stopped chan struct{}
 	// lastRead is when the last read of the system began: events read
 	// before it are in it.
 	lastRead time.Time
@@ -153,6 +156,7 @@ func New(opts Options) *Daemon {
 		reloads:  make(chan chan error),
 		pings:    make(chan chan struct{}),
 		hooks:    make(chan hookCall),
+		stopped:  make(chan struct{}),
 	}
 	if d.log == nil {
 		d.log = slog.Default()
@@ -174,6 +178,7 @@ func (d *Daemon) notify(s string) {
 // error if the first apply fails (a config that cannot be applied is not
 // guarded). Stopping changes nothing in the kernel.
 func (d *Daemon) Run(ctx context.Context) error {
+	defer close(d.stopped)
 	d.cfgStamp = stampOf(d.e.ConfigFile())
 	cfg, err := d.e.LoadConfig()
 	if err != nil {

@@ -29,8 +29,13 @@ import (
 //
 // answered by one JSON line whose "hook" member is a HookAnswer.
 
-// DefaultHookTimeout is how long a hook waits for the daemon's answer.
-const DefaultHookTimeout = 30 * time.Second
+// DefaultHookTimeout is how long a hook waits for the daemon's answer;
+// maxHookWait, the most it may ask for (the control socket closes a
+// connection after 5 minutes).
+const (
+	DefaultHookTimeout = 30 * time.Second
+	maxHookWait        = 4 * time.Minute
+)
 
 // maxRequest bounds a request line (a hook's environment: OpenVPN's
 // pushed routes are four variables each).
@@ -53,6 +58,8 @@ type HookAnswer struct {
 	Plan    string   `json:"plan,omitempty"`
 	Notes   []string `json:"notes,omitempty"`
 	Error   string   `json:"error,omitempty"`
+	// stopping: the daemon stopped before it took the call.
+	stopping bool
 }
 
 // hookCall is a hook call waiting for the loop.
@@ -89,7 +96,11 @@ func (d *Daemon) serveJSON(line string) answer {
 	if r.Deadline.IsZero() {
 		r.Deadline = time.Now().Add(DefaultHookTimeout)
 	}
+	r.Deadline = minTime(r.Deadline, time.Now().Add(maxHookWait))
 	a := d.Hook(r.Hook, r.Deadline)
+	if a.stopping {
+		return answer{Error: ErrNotRunning.Error(), NotRunning: true}
+	}
 	return answer{Hook: &a}
 }
 
@@ -142,6 +153,8 @@ func (d *Daemon) Hook(v *engine.ValidHook, deadline time.Time) HookAnswer {
 	defer timer.Stop()
 	select {
 	case d.hooks <- c:
+	case <-d.stopped:
+		return HookAnswer{stopping: true}
 	case <-timer.C:
 		return HookAnswer{Error: "tunroute run was busy until the hook's deadline; nothing was changed"}
 	}
@@ -197,6 +210,7 @@ func AskHook(runDir, netns string, v *engine.ValidHook, timeout time.Duration) (
 	if timeout <= 0 {
 		timeout = DefaultHookTimeout
 	}
+	timeout = min(timeout, maxHookWait)
 	path := SocketPath(runDir, netns)
 	deadline := time.Now().Add(timeout)
 	line, err := json.Marshal(request{Request: "hook", Hook: v, Deadline: deadline})
@@ -228,6 +242,9 @@ func AskHook(runDir, netns string, v *engine.ValidHook, timeout time.Duration) (
 		}
 		return nil, fmt.Errorf("tunroute run at %s: %w", path, err)
 	}
+	if a.NotRunning {
+		return nil, ErrNotRunning // it stopped before taking the call
+	}
 	if a.Error != "" {
 		return nil, errors.New(a.Error)
 	}
@@ -238,4 +255,11 @@ func AskHook(runDir, netns string, v *engine.ValidHook, timeout time.Duration) (
 		return a.Hook, errors.New(a.Hook.Error)
 	}
 	return a.Hook, nil
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
 }

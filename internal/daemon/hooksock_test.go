@@ -240,3 +240,24 @@ func TestHookWithoutDaemon(t *testing.T) {
 		t.Errorf("a dead daemon's socket: %v", err)
 	}
 }
+
+// TestHookWhileStopping: a daemon that stops before its loop takes the
+// call tells the hook so at once, and the hook applies by itself.
+func TestHookWhileStopping(t *testing.T) {
+	s := newSocketOnly(t) // no loop
+	done := make(chan error, 1)
+	go func() {
+		_, err := AskHook(s.runDir, "", s.call(), 20*time.Second)
+		done <- err
+	}()
+	time.Sleep(100 * time.Millisecond)
+	close(s.d.stopped) // Run returned
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrNotRunning) {
+			t.Errorf("a stopping daemon: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the hook still waits for a daemon that stopped")
+	}
+}

@@ -35,6 +35,9 @@ type answer struct {
 	Status *Status     `json:"status,omitempty"`
 	Hook   *HookAnswer `json:"hook,omitempty"`
 	Error  string      `json:"error,omitempty"`
+	// NotRunning: the daemon stopped before it took a hook's call (the
+	// hook applies by itself).
+	NotRunning bool `json:"not_running,omitempty"`
 }
 
 type server struct {
