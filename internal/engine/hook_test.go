@@ -2,6 +2,7 @@ package engine
 
 import (
 	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -133,5 +134,33 @@ func TestRecordHookChecksAgain(t *testing.T) {
 	}
 	if h.n != 0 {
 		t.Errorf("a refused call changed the host: %v", h.log)
+	}
+}
+
+// TestValidateStrongSwanHook: charon names the connection; only the
+// PLUTO_* variables are kept (every one is checked); the check needs no
+// facts of earlier calls (the pairs of selectors so far).
+func TestValidateStrongSwanHook(t *testing.T) {
+	cfg := filepath.Join(t.TempDir(), "tunroute.yaml")
+	os.WriteFile(cfg, []byte("vpns:\n  - name: feas\n    type: strongswan\n    device: ipsec0\nidentities:\n  - name: inside\n    vpn: feas\nroutes:\n  - to: [10.50.0.0/16]\n    via: inside\n"), 0o644)
+	h := newMemHost(labClient())
+	e := memEngine(t, h, cfg)
+	k, _ := hook.Lookup("strongswan")
+	env := hook.Env{"PLUTO_VERSION": "1.1", "PLUTO_VERB": "up-client", "PLUTO_CONNECTION": "feas", "PLUTO_PROTO": "esp",
+		"PLUTO_ME": "10.1.0.2", "PLUTO_PEER": "198.51.100.2", "PLUTO_MY_CLIENT": "10.40.0.1/32", "PLUTO_PEER_CLIENT": "10.50.0.0/16",
+		"PATH": "/usr/bin", "HOME": "/root"}
+	v, _, err := e.ValidateHook(HookCall{Kind: k, Env: env})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.VPN != "feas" || v.Verb != "up-client" || len(v.Env) != 8 || v.Env["PATH"] != "" {
+		t.Errorf("checked call: %+v", v)
+	}
+	env["PLUTO_XAUTH_ID"] = "x\x1b[2J"
+	if _, _, err := e.ValidateHook(HookCall{Kind: k, Env: env}); err == nil || !strings.Contains(err.Error(), "PLUTO_XAUTH_ID") {
+		t.Errorf("a control character in a variable tunroute does not use: %v", err)
+	}
+	if h.n != 0 {
+		t.Errorf("checking changed the host: %v", h.log)
 	}
 }
