@@ -80,7 +80,7 @@ func runHook(cmd *cobra.Command, g *globalFlags, vpnName string, timeout time.Du
 	out := cmd.OutOrStdout()
 	ans, err := daemon.AskHook(e.RunDir, e.Netns, call, timeout)
 	if !errors.Is(err, daemon.ErrNotRunning) {
-		if ans != nil && !ans.Ignored {
+		if ans != nil && ans.Said != "" {
 			fmt.Fprintf(out, "tunroute: %s\n", ans.Said)
 			fmt.Fprint(out, ans.Plan)
 			printNotes(out, ans.Notes)

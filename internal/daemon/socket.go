@@ -19,9 +19,10 @@ import (
 )
 
 // The control socket: one request line ("status", "reload", or a JSON
-// object: a hook's call, see hook.go), one JSON answer line. It is 0600 under the run directory, and the peer's
-// credentials are checked too (a socket file's mode is not enough when
-// the directory is shared): only root, or the daemon's own user.
+// object: a hook's call, see hook.go), one JSON answer line. It is 0600
+// under the run directory, and the peer's credentials are checked too (a
+// socket file's mode is not enough when the directory is shared): only
+// root, or the daemon's own user.
 
 // SocketPath is the control socket of the daemon that works on netns.
 func SocketPath(runDir, netns string) string {
@@ -126,7 +127,7 @@ func (d *Daemon) serve(c *net.UnixConn) {
 		a.Status = &st
 		enc.Encode(a)
 	default:
-		enc.Encode(answer{Error: fmt.Sprintf("unknown request %q (status, reload, or a hook's JSON call)", strings.TrimSpace(line))})
+		enc.Encode(answer{Error: fmt.Sprintf("unknown request %.80q (status, reload, or a hook's JSON call)", strings.TrimSpace(line))})
 	}
 }
 
