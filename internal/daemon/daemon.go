@@ -6,10 +6,11 @@
 // plan if it is not empty: the same all-or-nothing apply as `tunroute
 // apply`, under the same lock as commands and hooks.
 //
-// Hooks are not routed through the daemon: `tunroute hook` takes the
-// engine lock, records its facts and applies by itself; the daemon,
-// which takes the same lock for every repair, sees the result through
-// kernel events and plans with the new facts (an empty plan).
+// Hooks go through the daemon when it listens on its control socket:
+// `tunroute hook` checks its call, hands it over (hook.go), and the
+// loop records it and applies between repairs. Without a daemon, the
+// hook takes the engine lock and applies by itself; a daemon started
+// later plans with the facts it recorded.
 package daemon
 
 import (
@@ -97,6 +98,10 @@ type Status struct {
 	InSync    bool           `json:"in_sync"`
 	Fights    []string       `json:"fights,omitempty"`
 	Watching  []string       `json:"watching"`
+	// Hooks counts the VPN hook calls handed to the daemon; LastHook
+	// says what the last one reported.
+	Hooks    uint64 `json:"hooks"`
+	LastHook string `json:"last_hook,omitempty"`
 	// Health is every health-checked identity's state, with its targets.
 	Health []health.Status `json:"health,omitempty"`
 }
@@ -113,6 +118,10 @@ type Daemon struct {
 	fights   *fights
 	reloads  chan chan error
 	pings    chan chan struct{}
+	hooks    chan hookCall
+	// stopped is closed when Run returns (a hook waiting for the loop
+	// then applies by itself).
+	stopped chan struct{}
 	// lastRead is when the last read of the system began: events read
 	// before it are in it.
 	lastRead time.Time
@@ -150,6 +159,8 @@ func New(opts Options) *Daemon {
 		fights:   newFights(opts.FightAfter),
 		reloads:  make(chan chan error),
 		pings:    make(chan chan struct{}),
+		hooks:    make(chan hookCall),
+		stopped:  make(chan struct{}),
 	}
 	if d.log == nil {
 		d.log = slog.Default()
@@ -184,6 +195,7 @@ func (d *Daemon) notify(s string) {
 // error if the first apply fails (a config that cannot be applied is not
 // guarded). Stopping changes nothing in the kernel.
 func (d *Daemon) Run(ctx context.Context) error {
+	defer close(d.stopped)
 	d.cfgStamp = stampOf(d.e.ConfigFile())
 	cfg, err := d.e.LoadConfig()
 	if err != nil {
@@ -272,6 +284,14 @@ func (d *Daemon) Run(ctx context.Context) error {
 			}
 		case reply := <-d.pings:
 			close(reply)
+		case c := <-d.hooks:
+			c.reply <- d.hook(c)
+			// A check follows (empty unless the world moved meanwhile):
+			// it learns the new objects' events and the domains to watch.
+			if !pending {
+				pending = true
+				schedule(time.Now().Add(d.opts.Debounce))
+			}
 		case <-d.healthChanged:
 			// A health check changed its verdict: switch now.
 			again, _ := d.check(kernel.WatchEvent{}, true)
