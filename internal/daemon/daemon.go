@@ -98,6 +98,11 @@ type Status struct {
 	InSync    bool           `json:"in_sync"`
 	Fights    []string       `json:"fights,omitempty"`
 	Watching  []string       `json:"watching"`
+	// RouteReadsCached and RouteReadsKernel count the plans' reads of the
+	// routes (per family) served from what the watchers kept, and read
+	// from the kernel.
+	RouteReadsCached uint64 `json:"route_reads_cached"`
+	RouteReadsKernel uint64 `json:"route_reads_kernel"`
 	// Hooks counts the VPN hook calls handed to the daemon; LastHook
 	// says what the last one reported.
 	Hooks    uint64 `json:"hooks"`
@@ -143,6 +148,8 @@ type Daemon struct {
 	// routes keeps what plans read of the routes between repairs (nil
 	// on a host that is not the live kernel).
 	routes *kernel.RouteCache
+	// lastWarm is when a check was last made only to fill the cache.
+	lastWarm time.Time
 
 	mu     sync.Mutex
 	status Status
@@ -405,6 +412,9 @@ func (d *Daemon) Status() Status {
 	if d.prober != nil {
 		s.Health = d.prober.Status()
 	}
+	if d.routes != nil {
+		s.RouteReadsCached, s.RouteReadsKernel = d.routes.Stats()
+	}
 	return s
 }
 
@@ -482,7 +492,8 @@ func (d *Daemon) check(cause kernel.WatchEvent, first bool) (time.Time, error) {
 	if c.Empty() {
 		d.setInSync(true, now)
 		d.lastCompiled = c.Compiled()
-		return d.watchDomains(s.Domains)
+		again, err := d.watchDomains(s.Domains)
+		return d.warm(again), err
 	}
 	objs := objectsOf(c.Plan)
 	if !first {
@@ -545,7 +556,28 @@ func (d *Daemon) check(cause kernel.WatchEvent, first bool) (time.Time, error) {
 			return time.Time{}, err
 		}
 	}
-	return d.watchDomains(doms)
+	again, err := d.watchDomains(doms)
+	return d.warm(again), err
+}
+
+// warmAfter is how long after a check whose read the route cache could
+// not keep (its own apply's events, or changes that came while it read)
+// the daemon reads again, so that the next hook or repair finds the
+// routes kept; warmEvery is the least time between two such reads, so a
+// table that keeps changing where plans look is not read in a loop.
+const (
+	warmAfter = 50 * time.Millisecond
+	warmEvery = time.Second
+)
+
+// warm returns when to check next: again, or soon if the route cache
+// does not hold the routes of this namespace's plans.
+func (d *Daemon) warm(again time.Time) time.Time {
+	if !again.IsZero() || !d.routes.Serves(d.e.Netns) || d.routes.Holds(d.e.Netns) || time.Since(d.lastWarm) < warmEvery {
+		return again
+	}
+	d.lastWarm = time.Now()
+	return d.lastWarm.Add(warmAfter)
 }
 
 // namespacesChanged: the plan creates or deletes a domain namespace.

@@ -1,10 +1,12 @@
 package kernel
 
 import (
+	"net/netip"
 	"slices"
 	"sync"
 
 	"github.com/tunroute/tunroute/internal/state"
+	"golang.org/x/sys/unix"
 )
 
 // RouteCache keeps, between two reads of a namespace, the routes a scoped
@@ -33,6 +35,8 @@ type RouteCache struct {
 	pending map[string][]WatchEvent
 	// hits and misses count the reads served from the cache and not.
 	hits, misses uint64
+	// served: a read of the namespace was kept once.
+	served map[string]bool
 }
 
 // maxPending bounds the events kept during a read; past it, the read is
@@ -58,7 +62,7 @@ type cachedRoutes struct {
 // NewRouteCache returns an empty cache.
 func NewRouteCache() *RouteCache {
 	return &RouteCache{entries: map[cacheKey]*cachedRoutes{}, synced: map[string]func() bool{},
-		reading: map[string]int{}, pending: map[string][]WatchEvent{}}
+		reading: map[string]int{}, pending: map[string][]WatchEvent{}, served: map[string]bool{}}
 }
 
 // Watch is kernel.Watch for a namespace whose plans' reads the cache
@@ -86,6 +90,28 @@ func (c *RouteCache) Unwatch(netns string) {
 			delete(c.entries, k)
 		}
 	}
+}
+
+// Serves reports whether the cache has ever kept a read of netns: its
+// plans' reads are of the kind it serves (a scope with main in it).
+func (c *RouteCache) Serves(netns string) bool {
+	if c == nil {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.served[netns]
+}
+
+// Holds reports whether the cache holds the routes of both families of
+// netns.
+func (c *RouteCache) Holds(netns string) bool {
+	if c == nil {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.entries[cacheKey{netns, unix.AF_INET}] != nil && c.entries[cacheKey{netns, unix.AF_INET6}] != nil
 }
 
 // Stats returns how many reads the cache served and how many it did not.
@@ -166,7 +192,7 @@ func (r *cacheRead) get(af uint8, scope *RouteScope, compact bool) (*cachedRoute
 	c.mu.Unlock()
 	// Synced waits for the watcher's reader, which takes c.mu to touch
 	// the cache: not called under c.mu.
-	ok := e != nil && synced != nil && e.compact == compact && sameScope(e.scope, scope) && synced()
+	ok := e != nil && synced != nil && e.compact == compact && e.scope.keepsAll(scope) && synced()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if ok && c.entries[cacheKey{r.netns, af}] == e { // not touched meanwhile
@@ -203,6 +229,7 @@ func (r *cacheRead) put(af uint8, scope *RouteScope, compact bool, routes []stat
 		}
 	}
 	c.entries[cacheKey{r.netns, af}] = e
+	c.served[r.netns] = true
 }
 
 // end finishes the read.
@@ -219,21 +246,28 @@ func (r *cacheRead) end() {
 	}
 }
 
-// sameScope: two resolved scopes keep the same routes.
-func sameScope(a, b *RouteScope) bool {
-	if a == nil || b == nil {
-		return a == b
+// keepsAll reports whether a read with the resolved scope s keeps every
+// route a read with the resolved scope o keeps (and maybe more: routes
+// of others that no plan of o looks at, which change no plan, as a full
+// read gives the plan a scoped one does). So a plan whose VPN went down
+// (fewer points) is served by the read made while it was up.
+func (s *RouteScope) keepsAll(o *RouteScope) bool {
+	if s == nil || o == nil {
+		return s == o
 	}
-	if a.whole() != b.whole() || len(a.Tables) != len(b.Tables) || len(a.Points) != len(b.Points) {
+	if s.whole() != o.whole() {
 		return false
 	}
-	for _, t := range a.Tables {
-		if !b.HasTable(t) {
+	for _, t := range o.Tables {
+		if !s.HasTable(t) {
 			return false
 		}
 	}
-	for _, p := range a.Points {
-		if !slices.Contains(b.Points, p) {
+	// A route covering o's point p covers any point of s inside p.
+	for _, p := range o.Points {
+		if !slices.ContainsFunc(s.Points, func(q netip.Prefix) bool {
+			return q.Addr().Is4() == p.Addr().Is4() && p.Bits() <= q.Bits() && p.Contains(q.Addr())
+		}) {
 			return false
 		}
 	}

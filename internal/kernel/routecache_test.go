@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -109,6 +110,40 @@ func TestRouteCacheAgreesWithTheKernel(t *testing.T) {
 			t.Errorf("after %q (which the scope drops) the cache did not serve the read", c.cmd)
 		}
 	}
+	// A plan that looks at fewer points (a VPN went down) is served by the
+	// wider read: what it gets holds all a fresh read of its own scope
+	// has, and nothing a full read does not.
+	narrow := &RouteScope{Tables: []uint32{state.TableMain, state.TableLocal}, Whole: 500, Points: []netip.Prefix{
+		netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("::/0"), netip.MustParsePrefix("10.100.3.0/24")}}
+	readScope := func(sc *RouteScope, c *RouteCache) []string {
+		h := openT(t, ns)
+		defer h.Close()
+		st, err := h.ObserveWith(ObserveOptions{CompactRoutes: true, Routes: sc, Cache: c})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range st.Routes {
+			st.Routes[i].Expires = 0
+		}
+		return routeStrings(st.Routes)
+	}
+	read(true)
+	hits0, _ := cache.Stats()
+	served, own, all := readScope(narrow, cache), readScope(narrow, nil), readScope(nil, nil)
+	if hits, _ := cache.Stats(); hits != hits0+2 {
+		t.Errorf("a narrower plan's read was not served by the cache")
+	}
+	for _, r := range own {
+		if !slices.Contains(served, r) {
+			t.Errorf("the served read lacks %s", r)
+		}
+	}
+	for _, r := range served {
+		if !slices.Contains(all, r) {
+			t.Errorf("the served read has %s, which the kernel does not", r)
+		}
+	}
+
 	// A link going down changes what routes say: the cache forgets.
 	ipn(t, ns, "link", "set", "vb", "down")
 	if got, want := read(true), read(false); got != want {
@@ -118,5 +153,30 @@ func TestRouteCacheAgreesWithTheKernel(t *testing.T) {
 	t.Logf("cache: %d reads served, %d read from the kernel", hits, misses)
 	if hits < 10 {
 		t.Errorf("the cache served only %d reads", hits)
+	}
+}
+
+func TestRouteScopeKeepsAll(t *testing.T) {
+	pp := func(ss ...string) (out []netip.Prefix) {
+		for _, s := range ss {
+			out = append(out, netip.MustParsePrefix(s))
+		}
+		return out
+	}
+	wide := &RouteScope{Tables: []uint32{254, 255, 100}, Points: pp("0.0.0.0/0", "10.8.0.1/32", "198.51.100.0/24", "::/0")}
+	for _, c := range []struct {
+		o    *RouteScope
+		want bool
+	}{
+		{&RouteScope{Tables: []uint32{254, 255}, Points: pp("0.0.0.0/0", "10.8.0.1/32")}, true},
+		{&RouteScope{Tables: []uint32{254}, Points: pp("10.8.0.0/24")}, true},      // a point of wide inside it
+		{&RouteScope{Tables: []uint32{254}, Points: pp("198.51.100.7/32")}, false}, // inside a point of wide: a /25 covering it was dropped
+		{&RouteScope{Tables: []uint32{254, 300}, Points: pp("0.0.0.0/0")}, false},  // a table wide does not read
+		{&RouteScope{Tables: []uint32{254}, Points: pp("::/0", "2001:db8::/32")}, false},
+		{&RouteScope{Tables: []uint32{254}, Points: pp("0.0.0.0/0"), Whole: 10}, false},
+	} {
+		if got := wide.keepsAll(c.o); got != c.want {
+			t.Errorf("keepsAll(%v %v) = %v, want %v", c.o.Tables, c.o.Points, got, c.want)
+		}
 	}
 }
