@@ -217,6 +217,14 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if err := d.watch(d.e.Netns); err != nil {
 		return err
 	}
+	// A domain's namespace deleted (`ip netns del`) lives on while its
+	// watcher holds it, and nothing changes in this namespace until it
+	// goes: the names under /run/netns are watched too.
+	nsw, err := kernel.WatchNamespaces(d.events)
+	if err != nil {
+		return fmt.Errorf("watching %s: %w", kernel.NetnsDir, err)
+	}
+	defer nsw.Close()
 	d.healthChanged = make(chan struct{}, 1)
 	d.prober = health.New(health.SocketProbe(d.e.Netns), d.log)
 	d.prober.OnChange = func(string, health.State) {
@@ -266,10 +274,21 @@ func (d *Daemon) Run(ctx context.Context) error {
 				d.status.Resyncs++
 			}
 			d.mu.Unlock()
+			if ev.Kind == kernel.WatchNamespace {
+				w := d.watchers[ev.Netns]
+				if !ev.Deleted || w == nil || ev.Netns == d.e.Netns {
+					continue // not a domain of this daemon's
+				}
+				// Let the namespace go now; the check makes it again.
+				d.unwatch(ev.Netns, w)
+				delete(d.watchers, ev.Netns)
+				d.e.Domains.Forget()
+				d.setWatching()
+			}
 			if ev.At.Before(d.lastRead) {
 				continue // the last read of the system saw it already
 			}
-			if ev.Kind != kernel.WatchLost && !d.interest.wants(ev) {
+			if ev.Kind != kernel.WatchLost && ev.Kind != kernel.WatchNamespace && !d.interest.wants(ev) {
 				continue
 			}
 			d.mu.Lock()
@@ -620,6 +639,9 @@ func describe(ev kernel.WatchEvent) string {
 	verb := "changed"
 	if ev.Deleted {
 		verb = "deleted"
+	}
+	if ev.Kind == kernel.WatchNamespace {
+		return fmt.Sprintf("%s %s", netnsname.Word(ev.Netns), verb)
 	}
 	s := fmt.Sprintf("%s %s in %s", ev.Kind, verb, netnsname.Word(ev.Netns))
 	if ev.Kind == kernel.WatchRoute || ev.Kind == kernel.WatchRule {
