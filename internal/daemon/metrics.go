@@ -6,9 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
-	"net/http"
 	"net/netip"
 	"sort"
 	"strconv"
@@ -24,7 +22,9 @@ import (
 // The daemon's Prometheus endpoint (`tunroute run --metrics ADDR`),
 // written in the text exposition format (version 0.0.4) with the
 // standard library: a dozen families do not need a client library (and
-// its protobuf dependencies in a routing tool's binary).
+// its protobuf dependencies in a routing tool's binary), and one GET
+// does not need net/http either (metrics_http.go; net/http alone made
+// the binary 3.5 MB, 25%, larger).
 
 // latencyBucketsMS are the upper bounds of the repair latency histogram,
 // in milliseconds (the drift goal is p99 < 20 ms; Tailscale waits 250 ms).
@@ -230,19 +230,12 @@ func escapeLabel(s string) string {
 	return strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`).Replace(s)
 }
 
-// MetricsHandler serves /metrics: the daemon's figures, and the
-// counters of tunroute's nftables table read at each scrape.
-func (d *Daemon) MetricsHandler() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("/metrics", func(rw http.ResponseWriter, r *http.Request) {
-		st := d.Status()
-		fw, err := readFirewall(d.e.Netns)
-		rw.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-		if err := writeMetrics(rw, st, d.metrics.snapshot(), countersOf(fw, err)); err != nil {
-			d.log.Debug("metrics: writing the answer", "err", err)
-		}
-	})
-	return mux
+// writeMetricsNow writes one scrape: the daemon's figures, and the
+// counters of tunroute's nftables table read now.
+func (d *Daemon) writeMetricsNow(w io.Writer) error {
+	st := d.Status()
+	fw, err := readFirewall(d.e.Netns)
+	return writeMetrics(w, st, d.metrics.snapshot(), countersOf(fw, err))
 }
 
 func readFirewall(netns string) (*state.Firewall, error) {
@@ -293,16 +286,10 @@ func (d *Daemon) ServeMetrics(ctx context.Context, addr string) (net.Addr, error
 	if err != nil {
 		return nil, fmt.Errorf("--metrics: %w", err)
 	}
-	srv := &http.Server{Handler: d.MetricsHandler(), ReadHeaderTimeout: 5 * time.Second,
-		ErrorLog: slog.NewLogLogger(d.log.Handler(), slog.LevelDebug)}
 	go func() {
 		<-ctx.Done()
-		srv.Close()
+		l.Close()
 	}()
-	go func() {
-		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			d.log.Error("metrics: serving stopped", "err", err)
-		}
-	}()
+	go d.serveMetrics(l)
 	return l.Addr(), nil
 }

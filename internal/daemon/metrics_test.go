@@ -3,8 +3,8 @@ package daemon
 import (
 	"bufio"
 	"io"
+	"net"
 	"net/http"
-	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
@@ -50,10 +50,15 @@ const killSwitchDrops = `tunroute_killswitch_dropped_packets_total{chain="killsw
 func TestMetricsScrape(t *testing.T) {
 	w := newWorld(t, "mt")
 	d, reps := w.daemonRun(Options{Log: testLog(t)})
-	srv := httptest.NewServer(d.MetricsHandler())
-	defer srv.Close()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go d.serveMetrics(l)
+	url := "http://" + l.Addr().String()
 
-	before := scrape(t, srv.URL)
+	before := scrape(t, url)
 	for _, name := range []string{"tunroute_daemon_in_sync", "tunroute_killswitch_table_present"} {
 		if before[name] != 1 {
 			t.Errorf("%s = %v, want 1", name, before[name])
@@ -65,7 +70,7 @@ func TestMetricsScrape(t *testing.T) {
 
 	// Clear packets the kill switch drops (nothing here is a tunnel).
 	w.sh("ip netns exec " + w.top + ` bash -c 'for i in 1 2 3 4 5; do echo x >/dev/udp/203.0.113.9/9 || true; done' 2>/dev/null || true`)
-	if mid := scrape(t, srv.URL); mid[killSwitchDrops] < before[killSwitchDrops]+5 {
+	if mid := scrape(t, url); mid[killSwitchDrops] < before[killSwitchDrops]+5 {
 		t.Errorf("5 packets in clear sent: kill switch drops %v -> %v", before[killSwitchDrops], mid[killSwitchDrops])
 	}
 	drain(reps)
@@ -74,7 +79,7 @@ func TestMetricsScrape(t *testing.T) {
 	w.sh("ip netns exec " + w.top + " nft delete table inet tunroute")
 	waitRepair(t, reps, "firewall")
 
-	after := scrape(t, srv.URL)
+	after := scrape(t, url)
 	t.Logf("before -> after:")
 	for _, name := range []string{
 		`tunroute_daemon_repairs_total{kind="rule"}`, `tunroute_daemon_repairs_total{kind="firewall"}`,
@@ -96,7 +101,7 @@ func TestMetricsScrape(t *testing.T) {
 	w.sh("ip netns exec " + w.top + ` bash -c 'for i in 1 2 3; do echo x >/dev/udp/203.0.113.9/9 || true; done' 2>/dev/null || true`)
 	deadline := time.Now().Add(3 * time.Second)
 	for {
-		now := scrape(t, srv.URL)
+		now := scrape(t, url)
 		if now[killSwitchDrops] >= 3 && now["tunroute_daemon_in_sync"] == 1 {
 			t.Logf("  kill switch drops after the rebuild: %v", now[killSwitchDrops])
 			break

@@ -1,7 +1,9 @@
 package daemon
 
 import (
+	"bytes"
 	"errors"
+	"io"
 	"net/netip"
 	"regexp"
 	"strings"
@@ -142,6 +144,41 @@ func TestParseMetricsAddr(t *testing.T) {
 			t.Errorf("%q: %q, %v; want %q", c.in, got, err, c.want)
 		case c.err != "" && (err == nil || !strings.Contains(err.Error(), c.err) || !strings.Contains(err.Error(), "e.g. 127.0.0.1:9712")):
 			t.Errorf("%q: error %v, want one with %q and an example", c.in, err, c.err)
+		}
+	}
+}
+
+// TestAnswerScrape: the endpoint's small HTTP, as a scraper, curl and a
+// port scanner talk to it.
+func TestAnswerScrape(t *testing.T) {
+	body := func(w io.Writer) error { _, err := io.WriteString(w, "tunroute_daemon_in_sync 1\n"); return err }
+	for _, c := range []struct {
+		name, req string
+		want      []string
+		wantErr   bool
+	}{
+		{"scrape", "GET /metrics HTTP/1.1\r\nHost: x\r\nAccept: text/plain\r\n\r\n",
+			[]string{"HTTP/1.1 200 OK\r\n", "Content-Type: text/plain; version=0.0.4; charset=utf-8\r\n", "Content-Length: 26\r\n", "Connection: close\r\n\r\ntunroute_daemon_in_sync 1\n"}, false},
+		{"query string", "GET /metrics?x=1 HTTP/1.0\n\n", []string{"200 OK", "\r\n\r\ntunroute_daemon_in_sync 1\n"}, false},
+		{"head", "HEAD /metrics HTTP/1.1\r\n\r\n", []string{"200 OK", "Content-Length: 26\r\n"}, false},
+		{"elsewhere", "GET / HTTP/1.1\r\n\r\n", []string{"404 Not Found", "at /metrics"}, false},
+		{"post", "POST /metrics HTTP/1.1\r\nContent-Length: 0\r\n\r\n", []string{"405 Method Not Allowed", "Allow: GET, HEAD\r\n"}, false},
+		{"not http", "SSH-2.0-OpenSSH_9.6\r\n", []string{"400 Bad Request"}, true},
+		{"cut short", "GET /metrics HTTP/1.1\r\nHost: x\r\n", []string{"400 Bad Request"}, true},
+		{"endless header", "GET /metrics HTTP/1.1\r\nX: " + strings.Repeat("a", 20000) + "\r\n\r\n", []string{"400 Bad Request"}, true},
+	} {
+		var out bytes.Buffer
+		err := answerScrape(strings.NewReader(c.req), &out, body)
+		if (err != nil) != c.wantErr {
+			t.Errorf("%s: error %v", c.name, err)
+		}
+		for _, w := range c.want {
+			if !strings.Contains(out.String(), w) {
+				t.Errorf("%s: answer %q lacks %q", c.name, out.String(), w)
+			}
+		}
+		if c.name == "head" && strings.Contains(out.String(), "in_sync") {
+			t.Errorf("head: a body: %q", out.String())
 		}
 	}
 }
