@@ -84,14 +84,17 @@ func (f *fights) repaired(objs []object, now time.Time) []fightNews {
 			continue
 		}
 		if o.Kind == kindFirewall {
-			// The kill switch is never held back: while its table is gone
+			// The kill switch does not back off: while its table is gone
 			// nothing stops packets in clear (measured: every packet of a
-			// socket bound to the uplink leaves during the repair window),
-			// so a fight over it costs CPU, not leaks. It is still warned
-			// about, at the 3rd, 6th, 12th... repair.
+			// socket bound to the uplink leaves during the repair window).
+			// In a fight its repairs are only spaced by minBackoff, which
+			// bounds both the window and the CPU (at most 10 repairs a
+			// second). It is warned about at the 3rd, 6th, 12th... repair.
+			fi.backoff = minBackoff
+			fi.until = now.Add(minBackoff)
 			if fi.repairs == fi.warnAt || fi.warnAt == 0 {
 				fi.warnAt = 2 * fi.repairs
-				news = append(news, fightNews{Object: o.Key, Kind: fi.kind, Competitor: fi.competitor, Repairs: fi.repairs})
+				news = append(news, fightNews{Object: o.Key, Kind: fi.kind, Competitor: fi.competitor, Repairs: fi.repairs, Backoff: minBackoff})
 			}
 			continue
 		}
