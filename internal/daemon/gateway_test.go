@@ -58,6 +58,7 @@ func TestGatewayMovesOpenVPNReconnects(t *testing.T) {
 	time.Sleep(200 * time.Millisecond)
 	c0 := v.counts()
 	mark := v.ovpn.Client.LogSize()
+	drain(v.reps)
 
 	// The roam: the router's address changes, the default route follows.
 	// (Deleted first: deleting a primary address takes its secondaries.)
@@ -72,6 +73,7 @@ func TestGatewayMovesOpenVPNReconnects(t *testing.T) {
 		time.Sleep(2 * time.Millisecond)
 	}
 	followed = time.Since(tMove)
+	rep := waitRepair(t, v.reps, "route")
 
 	// OpenVPN reconnects: its down scripts, then up and route-up, run the hook.
 	if err := syscall.Kill(v.ovpn.Client.PID(), syscall.SIGUSR1); err != nil {
@@ -91,8 +93,8 @@ func TestGatewayMovesOpenVPNReconnects(t *testing.T) {
 	time.Sleep(200 * time.Millisecond)
 	s.stop()
 	d := diffCounts(c0, v.counts())
-	t.Logf("gateway %s -> %s: host route followed in %.1f ms, OpenVPN up again %.0f ms after the move, traffic through the tunnel %.0f ms after that",
-		oldGW, newGW, ms(followed), ms(reconnected), ms(flows))
+	t.Logf("gateway %s -> %s: host route followed %.1f ms after the move (the daemon's repair: %.1f ms from the event, %s), OpenVPN up again %.0f ms after the move, traffic through the tunnel %.0f ms after that",
+		oldGW, newGW, ms(followed), ms(rep.Latency), strings.Join(keys(rep.Objects), "; "), ms(reconnected), ms(flows))
 	t.Logf("stream: %d routed, %d bound to the uplink accepted by the kernel; on the uplink: tunnel %d, in clear: routed %d, bound %d, neighbour discovery %d, other %d",
 		s.routed.Load(), s.bound.Load(), d["tunnel"], d["stream routed"], d["stream bound"], d["neighbour discovery"], d["other"])
 	if d["tunnel"] == 0 {
