@@ -5,6 +5,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -110,5 +112,24 @@ func TestMetricsScrape(t *testing.T) {
 			t.Fatalf("kill switch drops: %v, in sync %v", now[killSwitchDrops], now["tunroute_daemon_in_sync"])
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestMetricsFlagRefused: `tunroute run --metrics` with a bad address
+// stops with an error naming the flag, before applying anything.
+func TestMetricsFlagRefused(t *testing.T) {
+	w := newWorld(t, "mf")
+	for _, addr := range []string{"9712", "localhost:9712", "127.0.0.1:99999"} {
+		cmd := exec.Command(binary(t), "--run-dir", w.runDir, "run", "--netns", w.top, "-c", w.cfgPath, "--metrics", addr)
+		out, err := cmd.CombinedOutput()
+		if err == nil || !strings.Contains(string(out), `--metrics "`+addr+`"`) || !strings.Contains(string(out), "127.0.0.1:9712") {
+			t.Errorf("--metrics %s: %v\n%s", addr, err, out)
+		}
+		if ruleset, _ := exec.Command("ip", "netns", "exec", w.top, "nft", "list", "ruleset").CombinedOutput(); len(strings.TrimSpace(string(ruleset))) != 0 {
+			t.Fatalf("--metrics %s: something was applied:\n%s", addr, ruleset)
+		}
+		if _, err := os.Stat("/run/netns/" + w.d1); err == nil {
+			t.Fatalf("--metrics %s: the domain %s was made", addr, w.d1)
+		}
 	}
 }
