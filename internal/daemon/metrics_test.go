@@ -133,3 +133,49 @@ func TestMetricsFlagRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestMetricsHealth: a health-checked identity's state, its targets' RTT
+// and loss, as the daemon's prober measures them, on the endpoint: the
+// peer answers ICMP echo, and its TCP port 9 refuses.
+func TestMetricsHealth(t *testing.T) {
+	w := newWorld(t, "mh")
+	cfg, err := os.ReadFile(w.cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	withHealth := strings.Replace(string(cfg), "    priority: 5000\n", "    priority: 5000\n"+
+		"    health: {targets: [icmp 192.0.2.1, tcp 192.0.2.1:9], interval: 100ms, timeout: 100ms, up: 2, down: 2}\n", 1)
+	if withHealth == string(cfg) {
+		t.Fatal("the test config has changed: no place for the health check")
+	}
+	if err := os.WriteFile(w.cfgPath, []byte(withHealth), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d, _ := w.daemonRun(Options{Log: testLog(t)})
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go d.serveMetrics(l)
+	url := "http://" + l.Addr().String()
+	const (
+		up      = `tunroute_health_state{identity="up",state="up"}`
+		changes = `tunroute_health_state_changes_total{identity="up"}`
+		rtt     = `tunroute_health_target_rtt_seconds{identity="up",target="icmp 192.0.2.1"}`
+		lossTCP = `tunroute_health_target_loss_ratio{identity="up",target="tcp 192.0.2.1:9"}`
+		lossICM = `tunroute_health_target_loss_ratio{identity="up",target="icmp 192.0.2.1"}`
+	)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		m := scrape(t, url)
+		if m[up] == 1 && m[changes] >= 1 && m[rtt] > 0 && m[lossTCP] == 1 && m[lossICM] == 0 {
+			t.Logf("%s %v, %s %v, %s %v, %s %v", up, m[up], changes, m[changes], rtt, m[rtt], lossTCP, m[lossTCP])
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("health metrics: %s %v, %s %v, %s %v, %s %v, %s %v", up, m[up], changes, m[changes], rtt, m[rtt], lossTCP, m[lossTCP], lossICM, m[lossICM])
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
