@@ -77,7 +77,8 @@ func TestObserveFirewallCounters(t *testing.T) {
 // is open, and refuses changes from other sockets; with
 // NFT_TABLE_F_PERSIST (Linux 6.9) it stays when the owner's socket
 // closes (a killed daemon leaves it: fail closed) and a new socket can
-// claim it again. An orphan is flushed like any table.
+// claim it again. An orphan is anybody's (changed, flushed like any
+// table). A table made without the flags cannot be claimed.
 func TestKernelKeepsOwnedTableFromFlush(t *testing.T) {
 	needNft(t)
 	ns := newDm2NS(t, "own")
@@ -92,6 +93,12 @@ func TestKernelKeepsOwnedTableFromFlush(t *testing.T) {
 		}
 		t.Fatal(err)
 	}
+	// A table made without the flags (as tunroute makes its table today)
+	// cannot be claimed later: the flags must be there from the start.
+	nftIn(t, ns, "add", "table", "inet", "tr-dm2-plain")
+	if err := nfNewTable(s1, "tr-dm2-plain", owner|persist); err != unix.EOPNOTSUPP {
+		t.Errorf("claiming a table made without the flags: %v, want EOPNOTSUPP", err)
+	}
 	nftIn(t, ns, "flush", "ruleset")
 	if !present() {
 		t.Fatal("the owned table did not survive nft flush ruleset")
@@ -102,6 +109,10 @@ func TestKernelKeepsOwnedTableFromFlush(t *testing.T) {
 	unix.Close(s1)
 	if !present() {
 		t.Fatal("the persistent table went with its owner's socket")
+	}
+	// An orphan is anybody's: a command changes it.
+	if out, err := exec.Command("ip", "netns", "exec", ns, "nft", "add", "chain", "inet", "tr-dm2-owned", "other").CombinedOutput(); err != nil {
+		t.Errorf("changing the orphan from another process: %v %s", err, out)
 	}
 	s2 := nfSocketIn(t, ns)
 	defer unix.Close(s2)
