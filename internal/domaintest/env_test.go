@@ -48,9 +48,14 @@ func (e *env) in(t *testing.T) *env { return &env{t: t, world: e.world} }
 // test ends, pass or fail: `tunroute down` on every top namespace, the
 // processes the test started, then every namespace prefix+*.
 func newEnv(t *testing.T, short string, progs ...string) *env {
+	return newEnvAt(t, "tr-dt", short, progs...)
+}
+
+// newEnvAt is newEnv with namespaces named PREFIX<pid>-<short>-*.
+func newEnvAt(t *testing.T, prefix, short string, progs ...string) *env {
 	needRoot(t, progs...)
 	bin, helper := binaries(t)
-	e := &env{t: t, world: &world{prefix: fmt.Sprintf("tr-dt%d-%s-", os.Getpid(), short), bin: bin, helper: helper, dir: t.TempDir()}}
+	e := &env{t: t, world: &world{prefix: fmt.Sprintf("%s%d-%s-", prefix, os.Getpid(), short), bin: bin, helper: helper, dir: t.TempDir()}}
 	e.runDir = filepath.Join(e.dir, "run")
 	if left := ownNamespaces(e.prefix); len(left) > 0 {
 		t.Fatalf("namespaces of an earlier test with this prefix exist: %v", left)

@@ -23,11 +23,19 @@ func openvpnEnv(scriptType, dev string) []string {
 // the tunnel; the down verb withdraws the routes again.
 func TestHookInsideDomain(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, "hk")
+	hookInsideDomain(t, newEnv(t, "hk"), nil)
+}
+
+// hookInsideDomain is the story of TestHookInsideDomain; started (if not
+// nil) runs after the first apply, with the top namespace and the config.
+func hookInsideDomain(t *testing.T, e *env, started func(top, cfg string)) {
 	top, far, inner := e.ns("top"), e.ns("far"), e.ns("inner")
 	e.addNS("top", "far")
 	cfg := e.config("hook-inside.yaml", nil)
 	e.apply(cfg, top)
+	if started != nil {
+		started(top, cfg)
+	}
 	// The daemon's tunnel, made inside the domain (a veth standing in).
 	e.veth(inner, "dttun0", []string{"10.8.0.2/24"}, far, "srv0", []string{"10.8.0.1/24"})
 	e.ip(far, "addr", "add", "10.99.1.1/32", "dev", "lo")
