@@ -95,6 +95,7 @@ func newVPNWorld(t *testing.T, short string, opts Options) *vpnWorld {
 	// The daemon starts first, as at boot (the kill switch is in place
 	// before the VPN); then OpenVPN connects and its hook applies.
 	opts.Log = testLog(t)
+	opts.Listen = true // the hooks go through the daemon, as with `tunroute run`
 	v.d, v.reps = v.daemonRun(opts)
 	if err := v.ovpn.StartClient(ctx, true); err != nil {
 		t.Fatalf("%v\n%s", err, v.ovpn.Client.LogTail())
