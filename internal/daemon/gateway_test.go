@@ -104,7 +104,7 @@ func TestGatewayMovesOpenVPNReconnects(t *testing.T) {
 		t.Errorf("%d packets left the uplink in clear", n)
 	}
 	st := v.d.Status()
-	t.Logf("daemon: %d events, repairs %v, in sync %v", st.Events, st.Repairs, st.InSync)
+	t.Logf("daemon: %d events, %d hook calls, repairs %v, in sync %v", st.Events, st.Hooks, st.Repairs, st.InSync)
 }
 
 // dump shows the client's routing and the ISP's addresses (a failure's

@@ -143,6 +143,8 @@ func writeMetrics(out io.Writer, st Status, m metricsSnapshot, fc firewallCounte
 	sample("tunroute_daemon_resyncs_total", nil, float64(st.Resyncs))
 	family("tunroute_daemon_checks_total", "counter", "Reads of the system followed by a plan.")
 	sample("tunroute_daemon_checks_total", nil, float64(st.Checks))
+	family("tunroute_daemon_hooks_total", "counter", "VPN hook calls (tunroute hook) handed to the daemon over its control socket.")
+	sample("tunroute_daemon_hooks_total", nil, float64(st.Hooks))
 	family("tunroute_daemon_repairs_total", "counter", "Objects of tunroute's put back after another program deleted or changed them, by kind.")
 	kinds := make([]string, 0, len(st.Repairs))
 	for k := range st.Repairs {

@@ -29,7 +29,7 @@ func TestMetricsText(t *testing.T) {
 	m.observe(Repair{Latency: 0})                                    // after back-off: no event, no latency
 	m.observe(Repair{Cause: cause, Err: errors.New("apply failed")}) // a failure
 	st := Status{
-		Started: time.Unix(1700000000, 500000000), Events: 42, Relevant: 7, Resyncs: 1, Checks: 9,
+		Started: time.Unix(1700000000, 500000000), Events: 42, Relevant: 7, Resyncs: 1, Checks: 9, Hooks: 5,
 		Repairs: map[string]int{"rule": 3, "firewall": 2}, InSync: true, Fights: []string{"top: rule pref 5000"},
 		Health: []health.Status{{Identity: `vpn"a`, State: "down", Changes: 4, Targets: []health.TargetStatus{
 			{Target: config.HealthTarget{Kind: config.ProbeICMP, Addr: netip.MustParseAddr("192.0.2.9")}, RTT: 12500 * time.Microsecond, Loss: 0.25},
@@ -79,6 +79,7 @@ func TestMetricsText(t *testing.T) {
 		"tunroute_daemon_relevant_events_total 7\n",
 		"tunroute_daemon_resyncs_total 1\n",
 		"tunroute_daemon_checks_total 9\n",
+		"tunroute_daemon_hooks_total 5\n",
 		"tunroute_daemon_repairs_total{kind=\"firewall\"} 2\ntunroute_daemon_repairs_total{kind=\"rule\"} 3\n",
 		"tunroute_daemon_repair_failures_total 1\n",
 		// 0.5 ms | 3 ms | 20 ms (on the bound: in it) | 21 ms | 2 s (only +Inf)
