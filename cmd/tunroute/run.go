@@ -17,6 +17,7 @@ import (
 )
 
 func newRunCmd(g *globalFlags) *cobra.Command {
+	var metricsAddr string
 	cmd := &cobra.Command{
 		Use:   "run",
 		Short: "Apply the config, then keep the kernel matching it while the network changes (a daemon)",
@@ -26,9 +27,15 @@ another program deletes or changes, within milliseconds. An object that
 keeps being undone is repaired with back-off, and the log names it and
 what fights over it. SIGHUP or ` + "`tunroute reload`" + ` reads the config again;
 ` + "`tunroute status`" + ` shows the daemon's figures. Stopping or killing the
-daemon changes nothing in the kernel.`,
+daemon changes nothing in the kernel. --metrics ADDR serves Prometheus
+metrics on http://ADDR/metrics.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if metricsAddr != "" {
+				if _, err := daemon.ParseMetricsAddr(metricsAddr); err != nil {
+					return err
+				}
+			}
 			e, err := g.engine()
 			if err != nil {
 				return err
@@ -41,6 +48,13 @@ daemon changes nothing in the kernel.`,
 			hup := make(chan os.Signal, 1)
 			signal.Notify(hup, syscall.SIGHUP)
 			defer signal.Stop(hup)
+			if metricsAddr != "" {
+				at, err := d.ServeMetrics(ctx, metricsAddr)
+				if err != nil {
+					return err
+				}
+				log.Info("serving metrics", "url", "http://"+at.String()+"/metrics")
+			}
 			go func() {
 				for range hup {
 					if err := d.Reload(); err != nil {
@@ -56,6 +70,7 @@ daemon changes nothing in the kernel.`,
 	}
 	addConfigFlag(cmd, g)
 	addNetnsFlag(cmd, g)
+	cmd.Flags().StringVar(&metricsAddr, "metrics", "", "serve Prometheus metrics on http://`ADDR`/metrics (ADDR: e.g. 127.0.0.1:9712 or [::1]:9712)")
 	return cmd
 }
 

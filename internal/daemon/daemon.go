@@ -153,6 +153,8 @@ type Daemon struct {
 
 	mu     sync.Mutex
 	status Status
+	// metrics: the repair latency histogram (metrics.go).
+	metrics Metrics
 }
 
 // New prepares a daemon; Run starts it.
@@ -530,6 +532,9 @@ func (d *Daemon) check(cause kernel.WatchEvent, first bool) (time.Time, error) {
 	rep := Repair{Objects: objs, Cause: cause, Err: err}
 	if !cause.At.IsZero() {
 		rep.Latency = done.Sub(cause.At)
+	}
+	if !first {
+		d.metrics.observe(rep)
 	}
 	if err != nil {
 		d.setError(err)

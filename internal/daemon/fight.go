@@ -22,7 +22,13 @@ type fight struct {
 	until      time.Time
 	competitor string
 	kind       string
+	// warnAt is the repair count of the next warning about a fight that
+	// is not backed off (the kill switch's table).
+	warnAt int
 }
+
+// kindFirewall is the kind of tunroute's nftables table (the kill switch).
+const kindFirewall = "firewall"
 
 type fights struct {
 	m     map[string]*fight
@@ -75,6 +81,21 @@ func (f *fights) repaired(objs []object, now time.Time) []fightNews {
 			fi.competitor = o.Competitor
 		}
 		if fi.repairs < f.after {
+			continue
+		}
+		if o.Kind == kindFirewall {
+			// The kill switch does not back off: while its table is gone
+			// nothing stops packets in clear (measured: every packet of a
+			// socket bound to the uplink leaves during the repair window).
+			// In a fight its repairs are only spaced by minBackoff, which
+			// bounds both the window and the CPU (at most 10 repairs a
+			// second). It is warned about at the 3rd, 6th, 12th... repair.
+			fi.backoff = minBackoff
+			fi.until = now.Add(minBackoff)
+			if fi.repairs == fi.warnAt || fi.warnAt == 0 {
+				fi.warnAt = 2 * fi.repairs
+				news = append(news, fightNews{Object: o.Key, Kind: fi.kind, Competitor: fi.competitor, Repairs: fi.repairs, Backoff: minBackoff})
+			}
 			continue
 		}
 		grew := fi.backoff < maxBackoff
