@@ -409,32 +409,53 @@ func (p *fastParser) flags(names flagNames) (uint32, bool) {
 	}
 }
 
-// array reads null (nil), or a JSON array whose elements elem reads;
-// empty reports "[]", which decodes to an empty non-nil slice.
-func (p *fastParser) array(elem func() bool) (null, empty, ok bool) {
+// arrayForm is what array read: how encoding/json sets the slice.
+type arrayForm int
+
+const (
+	arrayBad      arrayForm = iota // outside the fast path's subset
+	arrayNull                      // null: a nil slice
+	arrayEmpty                     // []: an empty, non-nil slice
+	arrayElements                  // elements, each read by elem
+)
+
+// array reads null or a JSON array whose elements elem reads.
+func (p *fastParser) array(elem func() bool) arrayForm {
 	if p.lit("null") {
-		return true, false, true
+		return arrayNull
 	}
 	if !p.eat('[') {
-		return false, false, false
+		return arrayBad
 	}
 	p.ws()
 	if p.eat(']') {
-		return false, true, true
+		return arrayEmpty
 	}
 	for {
 		p.ws()
 		if !elem() {
-			return false, false, false
+			return arrayBad
 		}
 		p.ws()
 		if p.eat(']') {
-			return false, false, true
+			return arrayElements
 		}
 		if !p.eat(',') {
-			return false, false, false
+			return arrayBad
 		}
 	}
+}
+
+// slice is the slice encoding/json makes of an array of form k whose
+// elements are xs.
+func slice[T any](k arrayForm, xs []T) []T {
+	switch k {
+	case arrayNull:
+		return nil
+	case arrayEmpty:
+		return []T{}
+	}
+	return xs
 }
 
 // once marks bit in seen and fails if it was already set.
@@ -584,7 +605,7 @@ func (p *fastParser) route(r *Route) bool { return p.fields(routeFields, unsafe.
 // million small ones.
 func (p *fastParser) nexthopList(out *[]Nexthop, nexthop *objectFields) bool {
 	n := 0
-	null, empty, ok := p.array(func() bool {
+	k := p.array(func() bool {
 		if n == len(p.nexthops) {
 			slab := make([]Nexthop, max(4096, 2*n))
 			copy(slab, p.nexthops[:n])
@@ -594,18 +615,9 @@ func (p *fastParser) nexthopList(out *[]Nexthop, nexthop *objectFields) bool {
 		n++
 		return p.fields(nexthop, unsafe.Pointer(&p.nexthops[n-1]))
 	})
-	switch {
-	case !ok:
-		return false
-	case null:
-		*out = nil
-	case empty:
-		*out = []Nexthop{}
-	default:
-		*out = p.nexthops[:n:n]
-		p.nexthops = p.nexthops[n:]
-	}
-	return true
+	*out = slice(k, p.nexthops[:n:n])
+	p.nexthops = p.nexthops[n:]
+	return k != arrayBad
 }
 
 // skip passes over one JSON value without checking it (encoding/json

@@ -277,19 +277,10 @@ func readerFor(t reflect.Type) fieldReader {
 // elements elem reads into *out, as encoding/json fills a slice.
 func list[T any](p *fastParser, out *[]T, elem func(*T) bool) bool {
 	var xs []T
-	null, empty, ok := p.array(func() bool {
+	k := p.array(func() bool {
 		xs = append(xs, *new(T))
 		return elem(&xs[len(xs)-1])
 	})
-	switch {
-	case !ok:
-		return false
-	case null:
-		*out = nil
-	case empty:
-		*out = []T{}
-	default:
-		*out = xs
-	}
-	return true
+	*out = slice(k, xs)
+	return k != arrayBad
 }
