@@ -242,70 +242,34 @@ func (f *FIB) ruleWalk4(fl *flow4, res *fibres4, tr *tracer, sc *scratch) errno 
 			break
 		}
 		pos = i + 1
+		if !rs.list[i].match(&rf) {
+			continue
+		}
+		i, out, err := rs.act(i, &rf, tr, false)
+		pos = i + 1
+		switch out {
+		case ruleNext:
+			continue
+		case ruleEnd:
+			res.rule = i
+			return err
+		}
 		r := &rs.list[i]
-		if !r.match(&rf) {
-			continue
+		res.rule = i
+		res.at = nil
+		last := res.lastTOS
+		err = f.tableLookup4(r.t4, fl, res, tr)
+		if err == errOK {
+			last = res.tos
 		}
-	again:
-		var err errno
-		switch r.action {
-		case state.ActionGoto:
-			if r.gotoIdx < 0 || r.gotoIdx <= i {
-				tr.rule(i, r, vUnresolved, 0, nil)
-				continue
-			}
-			tr.rule(i, r, vGoto, 0, nil)
-			i = r.gotoIdx
-			r = &rs.list[i]
-			pos = i + 1
-			if !r.match(&rf) {
-				tr.rule(i, r, vTargetNoMatch, 0, nil)
-				continue
-			}
-			goto again
-		case state.ActionNop:
-			tr.rule(i, r, vNop, 0, nil)
-			continue
-		case state.ActionLookup:
-			if r.t4 == nil {
-				tr.rule(i, r, vNoTable, r.table, nil)
-				continue
-			}
-			res.rule = i
-			res.at = nil
-			last := res.lastTOS
-			err = f.tableLookup4(r.t4, fl, res, tr)
-			if err == errOK {
-				last = res.tos
-			}
-			res.lastTOS = last
-		case state.ActionUnreachable:
-			tr.rule(i, r, vActionUnreachable, 0, nil)
-			res.rule = i
-			return errNETUNREACH
-		case state.ActionProhibit:
-			tr.rule(i, r, vActionProhibit, 0, nil)
-			res.rule = i
-			return errACCES
-		default: // blackhole and unknown actions
-			tr.rule(i, r, vActionBlackhole, 0, nil)
-			res.rule = i
-			return errINVAL
-		}
+		res.lastTOS = last
 		switch err {
 		case errOK:
-			if r.supPlen >= 0 && int32(res.plen) <= r.supPlen {
-				tr.rule(i, r, vSuppressedPlen, r.table, res)
-				continue
+			v := r.suppressed(int(res.plen), res.at.nhs[0].dev)
+			tr.rule(i, r, v, r.table, res)
+			if v == vRoute {
+				return errOK
 			}
-			if r.supGroup >= 0 {
-				if d := res.at.nhs[0].dev; d != nil && int64(d.group) == r.supGroup {
-					tr.rule(i, r, vSuppressedGroup, r.table, res)
-					continue
-				}
-			}
-			tr.rule(i, r, vRoute, r.table, res)
-			return errOK
 		case errAGAIN:
 			if res.at != nil && res.rule == i && res.typ == state.RouteThrow && res.t == r.t4 {
 				tr.rule(i, r, vThrow, r.table, res)
@@ -314,7 +278,6 @@ func (f *FIB) ruleWalk4(fl *flow4, res *fibres4, tr *tracer, sc *scratch) errno 
 			}
 			res.at = nil
 			res.rule = -1
-			continue
 		default:
 			tr.rule(i, r, vErrorRoute, r.table, res)
 			return err
