@@ -228,37 +228,13 @@ func (f *FIB) fibLookup4(fl *flow4, res *fibres4, tr *tracer, sc *scratch) errno
 
 // ruleWalk4 is fib_rules_lookup over the IPv4 rules.
 func (f *FIB) ruleWalk4(fl *flow4, res *fibres4, tr *tracer, sc *scratch) errno {
-	rs := &f.v4.rules
 	var rf ruleFlow
 	fl.ruleFlow(&rf)
-	if sc == nil {
-		sc = &scratch{} // build time (gateway resolution) only
-	}
-	cur := rs.idx.collect(&rf, sc.cursors(f))
-	pos := int32(0)
-	for {
-		i := nextCandidate(cur, pos)
-		if i < 0 {
-			break
-		}
-		pos = i + 1
-		if !rs.list[i].match(&rf) {
-			continue
-		}
-		i, out, err := rs.act(i, &rf, tr, false)
-		pos = i + 1
-		switch out {
-		case ruleNext:
-			continue
-		case ruleEnd:
-			res.rule = i
-			return err
-		}
-		r := &rs.list[i]
+	rule, err := f.v4.rules.walk(f, &rf, sc, tr, false, func(i int32, r *crule) (errno, bool) {
 		res.rule = i
 		res.at = nil
 		last := res.lastTOS
-		err = f.tableLookup4(r.t4, fl, res, tr)
+		err := f.tableLookup4(r.t4, fl, res, tr)
 		if err == errOK {
 			last = res.tos
 		}
@@ -267,9 +243,7 @@ func (f *FIB) ruleWalk4(fl *flow4, res *fibres4, tr *tracer, sc *scratch) errno 
 		case errOK:
 			v := r.suppressed(int(res.plen), res.at.nhs[0].dev)
 			tr.rule(i, r, v, r.table, res)
-			if v == vRoute {
-				return errOK
-			}
+			return errOK, v == vRoute
 		case errAGAIN:
 			if res.at != nil && res.rule == i && res.typ == state.RouteThrow && res.t == r.t4 {
 				tr.rule(i, r, vThrow, r.table, res)
@@ -278,11 +252,11 @@ func (f *FIB) ruleWalk4(fl *flow4, res *fibres4, tr *tracer, sc *scratch) errno 
 			}
 			res.at = nil
 			res.rule = -1
-		default:
-			tr.rule(i, r, vErrorRoute, r.table, res)
-			return err
+			return err, false
 		}
-	}
-	res.rule = -1
-	return errNETUNREACH
+		tr.rule(i, r, vErrorRoute, r.table, res)
+		return err, true
+	})
+	res.rule = rule
+	return err
 }

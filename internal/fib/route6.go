@@ -353,39 +353,14 @@ func (f *FIB) ruleWalk6(fl *flow6, oif int32, strict int, res *fibres6, tr *trac
 	res.rules = rs.list
 	var rf ruleFlow
 	fl.ruleFlow(&rf)
-	if sc == nil {
-		sc = &scratch{} // build time (gateway resolution) only
-	}
-	cur := rs.idx.collect(&rf, sc.cursors(f))
-	pos := int32(0)
-	for {
-		i := nextCandidate(cur, pos)
-		if i < 0 {
-			break
-		}
-		pos = i + 1
-		if !rs.list[i].match(&rf) {
-			continue
-		}
-		i, out, err := rs.act(i, &rf, tr, true)
-		pos = i + 1
-		switch out {
-		case ruleNext:
-			continue
-		case ruleEnd:
-			res.rule = i
-			return err
-		}
-		r6 := &rs.list[i]
+	rule, err := rs.walk(f, &rf, sc, tr, true, func(i int32, r6 *crule) (errno, bool) {
 		res.at = nil
 		res.rule = i
-		switch err = f.tableLookup6(r6.t6, fl, oif, strict, res, r); err {
+		switch err := f.tableLookup6(r6.t6, fl, oif, strict, res, r); err {
 		case errOK:
 			v := r6.suppressed(res.prefix().Bits(), res.at.nhs[0].dev)
 			tr.rule6(i, r6, v, r6.table, res)
-			if v == vRoute {
-				return errOK
-			}
+			return errOK, v == vRoute
 		case errAGAIN:
 			if res.at != nil && res.typ == state.RouteThrow {
 				tr.rule6(i, r6, vThrow, r6.table, res)
@@ -394,13 +369,14 @@ func (f *FIB) ruleWalk6(fl *flow6, oif int32, strict int, res *fibres6, tr *trac
 			}
 			res.at = nil
 			res.rule = -1
+			return err, false
 		default:
 			tr.rule6(i, r6, vErrorRoute, r6.table, res)
-			return err
+			return err, true
 		}
-	}
-	res.rule = -1
-	return errNETUNREACH
+	})
+	res.rule = rule
+	return err
 }
 
 // addrType6 is __ipv6_addr_type.

@@ -7,6 +7,41 @@ import "github.com/tunroute/tunroute/internal/state"
 // whether a rule suppresses the route its table gave. ruleWalk4 and
 // ruleWalk6 keep only their family's table lookup and result.
 
+// walk is fib_rules_lookup: it visits the rules that match rf in order,
+// runs their actions, and calls lookup for each rule whose table is to be
+// looked up, until lookup says the walk is done. It returns the rule that
+// ended the walk (-1 when none did) and the walk's error.
+func (rs *rules) walk(f *FIB, rf *ruleFlow, sc *scratch, tr *tracer, v6 bool, lookup func(i int32, r *crule) (errno, bool)) (int32, errno) {
+	if sc == nil {
+		sc = &scratch{} // build time (gateway resolution) only
+	}
+	cur := rs.idx.collect(rf, sc.cursors(f))
+	pos := int32(0)
+	for {
+		i := nextCandidate(cur, pos)
+		if i < 0 {
+			return -1, errNETUNREACH
+		}
+		pos = i + 1
+		if !rs.list[i].match(rf) {
+			continue
+		}
+		out, err := ruleLookup, errOK
+		if r := &rs.list[i]; r.action != state.ActionLookup || (v6 && r.t6 == nil) || (!v6 && r.t4 == nil) {
+			i, out, err = rs.act(i, rf, tr, v6) // the usual lookup rule goes straight on
+			pos = i + 1
+		}
+		switch out {
+		case ruleEnd:
+			return i, err
+		case ruleLookup:
+			if err, done := lookup(i, &rs.list[i]); done {
+				return i, err
+			}
+		}
+	}
+}
+
 // ruleOutcome is what the walk does after a rule's action.
 type ruleOutcome uint8
 
