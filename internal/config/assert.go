@@ -146,23 +146,14 @@ func (d *decoder) assertion(v node) (*Assertion, error) {
 	if (a.UID != nil || a.Cgroup != "") && a.Traffic == "forwarded" {
 		return nil, m.at("uid").Errorf("uid and cgroup select what local processes send; they cannot go with forwarded traffic")
 	}
-	for _, key := range []string{"from_domain", "to_domain"} {
-		n, ok := m.get(key)
-		if !ok {
-			continue
-		}
-		s, err := n.scalar()
-		if err != nil {
-			return nil, err
-		}
+	err = scalarsInto(m, []keyed[string]{{"from_domain", &a.FromDomain}, {"to_domain", &a.ToDomain}}, func(n node, s string) (string, error) {
 		if s != "host" && d.cfg.Domain(s) == nil {
-			return nil, n.pos.Errorf("no domain %q (host is the top level)", s)
+			return "", n.pos.Errorf("no domain %q (host is the top level)", s)
 		}
-		if key == "from_domain" {
-			a.FromDomain = s
-		} else {
-			a.ToDomain = s
-		}
+		return s, nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	if (a.FromDomain == "") != (a.ToDomain == "") {
 		return nil, m.at("to_domain").Errorf("from_domain and to_domain go together")

@@ -620,24 +620,8 @@ func (d *decoder) vxlans(v node) error {
 			return err
 		}
 		x.VNI = uint32(vni)
-		for _, key := range []string{"local", "remote"} {
-			n, ok := m.get(key)
-			if !ok {
-				continue
-			}
-			s, err := n.scalar()
-			if err != nil {
-				return err
-			}
-			a, err := parseAddr(n.pos, s)
-			if err != nil {
-				return err
-			}
-			if key == "local" {
-				x.Local = a
-			} else {
-				x.Remote = a
-			}
+		if err := scalarsInto(m, []keyed[netip.Addr]{{"local", &x.Local}, {"remote", &x.Remote}}, addrScalar); err != nil {
+			return err
 		}
 		if !x.Remote.IsValid() {
 			return m.at("remote").Errorf("missing: the other site's underlay address")
