@@ -93,15 +93,7 @@ func (d *decoder) assertion(v node) (*Assertion, error) {
 			a.To = ps
 		}
 	}
-	if n, ok := m.get("proto"); ok {
-		if a.Proto, err = protoValue(n); err != nil {
-			return nil, err
-		}
-	}
-	if a.Ports, err = portList(m, "port", a.Proto); err != nil {
-		return nil, err
-	}
-	if a.SPorts, err = portList(m, "sport", a.Proto); err != nil {
+	if err := protoPorts(m, &a.Proto, []keyed[[]state.PortRange]{{"port", &a.Ports}, {"sport", &a.SPorts}}); err != nil {
 		return nil, err
 	}
 	if n, ok := m.get("uid"); ok {

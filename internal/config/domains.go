@@ -506,12 +506,7 @@ func (d *decoder) flows(n node, top *Config, p *Pipe) ([]Flow, error) {
 				return nil, err
 			}
 		}
-		if pn, ok := m.get("proto"); ok {
-			if f.Proto, err = protoValue(pn); err != nil {
-				return nil, err
-			}
-		}
-		if f.Ports, err = portList(m, "port", f.Proto); err != nil {
+		if err := protoPorts(m, &f.Proto, []keyed[[]state.PortRange]{{"port", &f.Ports}}); err != nil {
 			return nil, err
 		}
 		out = append(out, f)

@@ -317,15 +317,7 @@ func (d *decoder) killswitch(v node) (*KillSwitch, error) {
 					return nil, err
 				}
 			}
-			if pn, ok := am.get("proto"); ok {
-				if a.Proto, err = protoValue(pn); err != nil {
-					return nil, err
-				}
-			}
-			if a.Ports, err = portList(am, "port", a.Proto); err != nil {
-				return nil, err
-			}
-			if a.SPorts, err = portList(am, "sport", a.Proto); err != nil {
+			if err := protoPorts(am, &a.Proto, []keyed[[]state.PortRange]{{"port", &a.Ports}, {"sport", &a.SPorts}}); err != nil {
 				return nil, err
 			}
 			k.Allow = append(k.Allow, a)
@@ -459,6 +451,26 @@ func ParseEndpoint(s string) (Endpoint, error) {
 
 // portList reads an optional list of ports and ranges under key, which
 // needs a protocol with ports.
+// protoPorts reads the proto key, then the port lists of ports, which
+// need it.
+func protoPorts(m *mapping, proto *uint8, ports []keyed[[]state.PortRange]) error {
+	if n, ok := m.get("proto"); ok {
+		p, err := protoValue(n)
+		if err != nil {
+			return err
+		}
+		*proto = p
+	}
+	for _, f := range ports {
+		ps, err := portList(m, f.key, *proto)
+		if err != nil {
+			return err
+		}
+		*f.dst = ps
+	}
+	return nil
+}
+
 func portList(m *mapping, key string, proto uint8) ([]state.PortRange, error) {
 	n, ok := m.get(key)
 	if !ok {
