@@ -152,22 +152,14 @@ func (d *decoder) assertion(v node) (*Assertion, error) {
 	}
 	names := func(key string) ([]string, error) {
 		n, _ := m.get(key)
-		items, err := n.list()
+		out, err := scalarItems(n, func(it node, s string) (string, error) {
+			if d.cfg.Identity(s) == nil && checkDevice(it.pos, s) != nil {
+				return s, it.pos.Errorf("%q is neither an identity nor a device name", s)
+			}
+			return s, nil
+		})
 		if err != nil {
 			return nil, err
-		}
-		var out []string
-		for _, it := range items {
-			s, err := it.scalar()
-			if err != nil {
-				return nil, err
-			}
-			if d.cfg.Identity(s) == nil {
-				if err := checkDevice(it.pos, s); err != nil {
-					return nil, it.pos.Errorf("%q is neither an identity nor a device name", s)
-				}
-			}
-			out = append(out, s)
 		}
 		if len(out) == 0 {
 			return nil, n.pos.Errorf("name at least one identity or device")

@@ -201,32 +201,13 @@ func (d *decoder) domains(v node, top *Config) error {
 			}
 		}
 		if n, ok := m.get("resolv_conf"); ok {
-			items, err := n.list()
+			dm.ResolvConf, err = scalarItems(n, func(it node, s string) (netip.Addr, error) { return parseAddr(it.pos, s) })
 			if err != nil {
 				return err
-			}
-			for _, it := range items {
-				s, err := it.scalar()
-				if err != nil {
-					return err
-				}
-				a, err := parseAddr(it.pos, s)
-				if err != nil {
-					return err
-				}
-				dm.ResolvConf = append(dm.ResolvConf, a)
 			}
 		}
 		if n, ok := m.get("interfaces"); ok {
-			items, err := n.list()
-			if err != nil {
-				return err
-			}
-			for _, it := range items {
-				s, err := it.scalar()
-				if err != nil {
-					return err
-				}
+			err := eachScalar(n, func(it node, s string) error {
 				if err := checkDevice(it.pos, s); err != nil {
 					return err
 				}
@@ -242,6 +223,10 @@ func (d *decoder) domains(v node, top *Config) error {
 					}
 				}
 				dm.Interfaces = append(dm.Interfaces, s)
+				return nil
+			})
+			if err != nil {
+				return err
 			}
 		}
 		// A domain inherits the top level's settings and table names.

@@ -130,20 +130,15 @@ func (d *decoder) vpns(v node) error {
 			return m.at("type").Errorf("unknown VPN type %q; expected one of: %s", vpn.Type, strings.Join(VPNTypes, ", "))
 		}
 		if n, ok := m.get("servers"); ok {
-			items, err := n.list()
-			if err != nil {
-				return err
-			}
-			for _, it := range items {
-				s, err := it.scalar()
-				if err != nil {
-					return err
-				}
+			vpn.Servers, err = scalarItems(n, func(it node, s string) (Endpoint, error) {
 				e, err := ParseEndpoint(s)
 				if err != nil {
-					return it.pos.Errorf("%v", err)
+					return e, it.pos.Errorf("%v", err)
 				}
-				vpn.Servers = append(vpn.Servers, e)
+				return e, nil
+			})
+			if err != nil {
+				return err
 			}
 		}
 		if n, ok := m.get("pushed_routes"); ok {
