@@ -145,25 +145,9 @@ func (r *Result) appendJSON(b []byte, trace bool) []byte {
 			key("uid")
 			b = appendUint(b, uint64(r.UID))
 		}
-		if r.has&hasCache != 0 && r.Family == 4 && r.Cache == 0 {
+		if r.has&hasCache != 0 && r.Family == 4 {
 			key("cache")
-			b = append(b, '[', ']')
-		} else if r.has&hasCache != 0 && r.Family == 4 {
-			key("cache")
-			b = append(b, '[')
-			n := 0
-			for _, c := range cacheFlagNames {
-				if r.Cache&c.bit != 0 {
-					if n > 0 {
-						b = append(b, ',')
-					}
-					n++
-					b = append(b, '"')
-					b = append(b, c.name...)
-					b = append(b, '"')
-				}
-			}
-			b = append(b, ']')
+			b = appendFlagNamesJSON(b, r.Cache, cacheFlagNames)
 		}
 		if r.MTU != 0 {
 			key("metrics")
@@ -346,9 +330,15 @@ func appendNexthopsJSON(b []byte, nhs []Nexthop, fam int, weights bool) []byte {
 }
 
 func appendFlagsJSON(b []byte, flags uint32) []byte {
+	return appendFlagNamesJSON(b, flags, rtFlagNames)
+}
+
+// appendFlagNamesJSON renders the names of the bits set in flags as a
+// JSON array, in the order of names.
+func appendFlagNamesJSON(b []byte, flags uint32, names []flagName) []byte {
 	b = append(b, '[')
 	n := 0
-	for _, fl := range rtFlagNames {
+	for _, fl := range names {
 		if flags&fl.bit != 0 {
 			if n > 0 {
 				b = append(b, ',')
