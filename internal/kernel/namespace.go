@@ -6,7 +6,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 
 	"github.com/tunroute/tunroute/internal/netnsname"
@@ -147,18 +146,6 @@ func checkNamespaceName(name string) error {
 		return fmt.Errorf("network namespace %q: not a valid name", name)
 	}
 	return nil
-}
-
-// onFreshThread runs fn on a goroutine locked to its OS thread and lets
-// the thread die with it, so a thread whose namespace could not be
-// restored never runs anything else.
-func onFreshThread(fn func() error) error {
-	done := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		done <- fn() // no UnlockOSThread: the thread exits with the goroutine
-	}()
-	return <-done
 }
 
 // MoveLink moves the device dev from the namespace `from` to the namespace
