@@ -57,48 +57,40 @@ type statusReport struct {
 
 func newStatusCmd(g *globalFlags) *cobra.Command {
 	var asJSON bool
-	cmd := &cobra.Command{
-		Use:   "status",
-		Short: "Show what tunroute owns in the namespace and whether it matches the config",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			e, err := g.engine()
-			if err != nil {
-				return err
-			}
-			// The config and facts are read once: they say what to read
-			// of the kernel, and what to compare it with.
-			cfg, cfgErr := e.LoadConfig()
-			var f *engine.Facts
-			if cfgErr == nil {
-				f, cfgErr = e.LoadFacts()
-			}
-			var s *engine.Session
-			if cfgErr == nil {
-				s, err = e.ObserveForPlan(cfg, f, false)
-			} else {
-				s, err = e.Observe(false)
-			}
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			r := buildStatus(e, s, cfg, f, cfgErr)
-			r.WireGuard = state.WireGuardHealth(s.Top(), time.Now())
-			if r.BGP, err = e.BGPStatus(cmd.Context()); err != nil {
-				return err
-			}
-			if asJSON {
-				r.Daemon, _ = daemon.Ask(e.RunDir, e.Netns, "status") // none when it does not run
-				enc := json.NewEncoder(cmd.OutOrStdout())
-				enc.SetIndent("", "  ")
-				return enc.Encode(r)
-			}
-			writeStatus(cmd.OutOrStdout(), r)
-			writeDaemonStatus(cmd.OutOrStdout(), e)
-			return nil
-		},
-	}
+	cmd := g.engineCommand("status", "Show what tunroute owns in the namespace and whether it matches the config", func(cmd *cobra.Command, e *engine.Engine) error {
+		// The config and facts are read once: they say what to read
+		// of the kernel, and what to compare it with.
+		cfg, cfgErr := e.LoadConfig()
+		var f *engine.Facts
+		if cfgErr == nil {
+			f, cfgErr = e.LoadFacts()
+		}
+		var s *engine.Session
+		var err error
+		if cfgErr == nil {
+			s, err = e.ObserveForPlan(cfg, f, false)
+		} else {
+			s, err = e.Observe(false)
+		}
+		if err != nil {
+			return err
+		}
+		defer s.Close()
+		r := buildStatus(e, s, cfg, f, cfgErr)
+		r.WireGuard = state.WireGuardHealth(s.Top(), time.Now())
+		if r.BGP, err = e.BGPStatus(cmd.Context()); err != nil {
+			return err
+		}
+		if asJSON {
+			r.Daemon, _ = daemon.Ask(e.RunDir, e.Netns, "status") // none when it does not run
+			enc := json.NewEncoder(cmd.OutOrStdout())
+			enc.SetIndent("", "  ")
+			return enc.Encode(r)
+		}
+		writeStatus(cmd.OutOrStdout(), r)
+		writeDaemonStatus(cmd.OutOrStdout(), e)
+		return nil
+	})
 	addConfigFlag(cmd, g)
 	addNetnsFlag(cmd, g)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")

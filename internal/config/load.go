@@ -655,16 +655,7 @@ func (d *decoder) redirectRest(m *mapping, r *Redirect) error {
 		}
 	}
 	if n, ok := m.get("families"); ok {
-		items, err := n.list()
-		if err != nil {
-			return err
-		}
-		r.FamiliesGiven = true
-		for _, it := range items {
-			s, err := it.scalar()
-			if err != nil {
-				return err
-			}
+		err := eachScalar(n, func(it node, s string) error {
 			switch s {
 			case "ipv4":
 				r.IPv4 = true
@@ -673,7 +664,12 @@ func (d *decoder) redirectRest(m *mapping, r *Redirect) error {
 			default:
 				return it.pos.Errorf("unknown family %q; expected ipv4 or ipv6", s)
 			}
+			return nil
+		})
+		if err != nil {
+			return err
 		}
+		r.FamiliesGiven = true
 		if !r.IPv4 && !r.IPv6 {
 			return n.pos.Errorf("name at least one family")
 		}

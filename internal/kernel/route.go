@@ -314,15 +314,8 @@ func (e *encoder) encodeRoute(act state.Action, r *state.Route, ifindex []int, s
 		return fmt.Errorf("route has no destination")
 	}
 	v6 := r.Is6()
-	var typ, flags uint16 = unix.RTM_NEWROUTE, unix.NLM_F_REQUEST
-	switch act {
-	case state.Add:
-		flags |= unix.NLM_F_CREATE | unix.NLM_F_EXCL
-	case state.Replace:
-		flags |= unix.NLM_F_CREATE | unix.NLM_F_REPLACE
-	case state.Delete:
-		typ = unix.RTM_DELROUTE
-	default:
+	typ, flags, ok := request(act, unix.RTM_NEWROUTE, unix.RTM_DELROUTE)
+	if !ok {
 		return fmt.Errorf("unknown action %d", act)
 	}
 	table := r.Table
