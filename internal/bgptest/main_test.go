@@ -8,7 +8,6 @@ import (
 	"regexp"
 	"testing"
 
-	"github.com/tunroute/tunroute/internal/lab"
 	"github.com/tunroute/tunroute/internal/testns"
 )
 
@@ -16,12 +15,12 @@ func TestMain(m *testing.M) {
 	var host string
 	if os.Geteuid() == 0 {
 		sweepStale()
-		host = lab.HostState("tr-bgp")
+		host = testns.HostState("tr-bgp")
 	}
 	code := m.Run()
 	testns.RemoveBinary()
 	if host != "" {
-		if now := lab.HostState("tr-bgp"); now != host {
+		if now := testns.HostState("tr-bgp"); now != host {
 			fmt.Fprintf(os.Stderr, "FAIL: the tests changed the host's own namespace:\n--- before ---\n%s--- after ---\n%s", host, now)
 			code = 1
 		}

@@ -18,12 +18,12 @@ import (
 func TestMain(m *testing.M) {
 	var host string
 	if os.Geteuid() == 0 {
-		host = lab.HostState("trdev")
+		host = testns.HostState("trdev")
 	}
 	code := m.Run()
 	testns.RemoveBinary()
 	if host != "" {
-		if now := lab.HostState("trdev"); now != host {
+		if now := testns.HostState("trdev"); now != host {
 			fmt.Fprintf(os.Stderr, "FAIL: the host's own namespace changed while these tests ran:\n--- before ---\n%s--- after ---\n%s", host, now)
 			code = 1
 		}

@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tunroute/tunroute/internal/lab"
 	"github.com/tunroute/tunroute/internal/testns"
 )
 
@@ -30,14 +29,14 @@ func TestMain(m *testing.M) {
 	var host string
 	if os.Geteuid() == 0 {
 		sweepStale()
-		host = lab.HostState("dt")
+		host = testns.HostState("dt")
 	}
 	code := m.Run()
 	if binDir != "" {
 		os.RemoveAll(binDir)
 	}
 	if host != "" {
-		if now := lab.HostState("dt"); now != host {
+		if now := testns.HostState("dt"); now != host {
 			fmt.Fprintf(os.Stderr, "FAIL: the tests changed the host's own namespace:\n--- before ---\n%s--- after ---\n%s", host, now)
 			code = 1
 		}

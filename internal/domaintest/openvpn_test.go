@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tunroute/tunroute/internal/lab"
+	"github.com/tunroute/tunroute/internal/labtest"
 )
 
 // countRuleset counts, in the isp, what arrives from the host's uplink
@@ -55,7 +56,7 @@ func TestOpenVPNDomain(t *testing.T) {
 	if err := os.Mkdir(ovpnDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	o, err := l.SetupOpenVPN(lab.OpenVPNConfig{Dir: ovpnDir,
+	o, err := labtest.SetupOpenVPN(l, labtest.OpenVPNConfig{Dir: ovpnDir,
 		Hook:   fmt.Sprintf("%s --run-dir %s hook openvpn -c %s", e.bin, e.runDir, cfg),
 		Setenv: map[string]string{"TUNROUTE_VPN": "work"}})
 	if err != nil {

@@ -1,7 +1,8 @@
 // Package testns holds what the root tests share to keep the host clean:
 // finding, emptying and removing their own network namespaces, and
 // sweeping those an earlier run left when it was killed before its
-// cleanup. Only tests import it; the product never does.
+// cleanup, and checking that the host's own namespace is untouched
+// (HostState). Only tests import it; the product never does.
 package testns
 
 import (

@@ -15,13 +15,13 @@ func TestMain(m *testing.M) {
 	var host string
 	if os.Geteuid() == 0 {
 		sweepStale()
-		host = lab.HostState()
+		host = testns.HostState()
 	}
 	code := m.Run()
 	testns.RemoveBinary()
 	printLeakTable(os.Stdout)
 	if host != "" {
-		if now := lab.HostState(); now != host {
+		if now := testns.HostState(); now != host {
 			fmt.Fprintf(os.Stderr, "FAIL: the host's own namespace changed while these tests ran (its rules, routes marked as tunroute's or nftables tables; a hook run outside the lab would do that):\n--- before ---\n%s--- after ---\n%s", host, now)
 			code = 1
 		}

@@ -19,14 +19,15 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/tunroute/tunroute/internal/lab"
+	"github.com/tunroute/tunroute/internal/labtest"
 )
 
 // daemons is what the tests need of a VPN's pair of daemons.
 type daemons interface {
 	StartServer(ctx context.Context) error
 	StartClient(ctx context.Context, wait bool) error
-	client() *lab.Daemon
-	server() *lab.Daemon
+	client() *labtest.Daemon
+	server() *labtest.Daemon
 	// mark returns a position in the client's output; waitUp waits for
 	// the connection to be up again after it (the hook ran), waitLost
 	// for the client to notice its server is gone (the hook ran).
@@ -329,7 +330,7 @@ func (w *world) diagnose() string {
 	if w.vpn == nil {
 		return b.String()
 	}
-	for _, d := range []*lab.Daemon{w.vpn.client(), w.vpn.server()} {
+	for _, d := range []*labtest.Daemon{w.vpn.client(), w.vpn.server()} {
 		if d != nil {
 			fmt.Fprintf(&b, "--- %s (exited: %v) ---\n%s\n", d.Log, d.Exited(), d.LogTail())
 		}
