@@ -3,8 +3,6 @@ package bgptest
 import (
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"regexp"
 	"testing"
 
@@ -12,58 +10,19 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	var host string
-	if os.Geteuid() == 0 {
-		sweepStale()
-		host = testns.HostState("tr-bgp")
-	}
-	code := m.Run()
-	testns.RemoveBinary()
-	if host != "" {
-		if now := testns.HostState("tr-bgp"); now != host {
-			fmt.Fprintf(os.Stderr, "FAIL: the tests changed the host's own namespace:\n--- before ---\n%s--- after ---\n%s", host, now)
-			code = 1
-		}
-		if left := ownNamespaces(fmt.Sprintf("tr-bgp%d-", os.Getpid())); len(left) > 0 {
-			fmt.Fprintf(os.Stderr, "FAIL: namespaces left behind: %v\n", left)
-			code = 1
-		}
-	}
-	os.Exit(code)
+	os.Exit(testns.Main{Name: "bgptest", Links: []string{"tr-bgp"},
+		Namespaces: fmt.Sprintf("tr-bgp%d-", os.Getpid()), Sweep: sweepStale}.Run(m))
 }
 
 // needRoot skips the test unless it runs as root with ip, BIRD (the
 // attacker and the default engine) and the engine under test.
 func needRoot(t *testing.T, engine string) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (network namespaces)")
-	}
 	progs := []string{"ip", "bird", "birdc"}
 	if engine == "frr" {
 		progs = append(progs, "vtysh", "/usr/lib/frr/bgpd")
 	}
-	for _, p := range progs {
-		if _, err := lookProg(p); err != nil {
-			t.Skipf("needs %s (apt-get install iproute2 bird2 frr)", p)
-		}
-	}
-}
-
-func lookProg(p string) (string, error) {
-	if filepath.IsAbs(p) {
-		_, err := os.Stat(p)
-		return p, err
-	}
-	if path, err := exec.LookPath(p); err == nil {
-		return path, nil
-	}
-	for _, d := range []string{"/usr/sbin", "/sbin", "/usr/bin"} {
-		if _, err := os.Stat(filepath.Join(d, p)); err == nil {
-			return filepath.Join(d, p), nil
-		}
-	}
-	return "", fmt.Errorf("%s not found", p)
+	testns.Need(t, progs...)
 }
 
 // binary is the tunroute the tests run: they make the domains with

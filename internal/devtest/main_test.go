@@ -2,7 +2,6 @@ package devtest
 
 import (
 	"errors"
-	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -16,30 +15,10 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	var host string
-	if os.Geteuid() == 0 {
-		host = testns.HostState("trdev")
-	}
-	code := m.Run()
-	testns.RemoveBinary()
-	if host != "" {
-		if now := testns.HostState("trdev"); now != host {
-			fmt.Fprintf(os.Stderr, "FAIL: the host's own namespace changed while these tests ran:\n--- before ---\n%s--- after ---\n%s", host, now)
-			code = 1
-		}
-	}
-	os.Exit(code)
+	os.Exit(testns.Main{Name: "devtest", Links: []string{"trdev"}}.Run(m))
 }
 
-func needRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (network namespaces)")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("needs iproute2")
-	}
-}
+func needRoot(t *testing.T) { testns.Need(t, "ip") }
 
 // tunroute is the binary the tests run (testns.Binary: built once, or
 // TUNROUTE_TEST_BIN).
