@@ -39,7 +39,7 @@ type env struct {
 
 func newEnv(t *testing.T, short, engine string) *env {
 	needRoot(t, engine)
-	e := &env{t: t, prefix: fmt.Sprintf("tr-bgp%d-%s-", os.Getpid(), short), bin: binary(t), dir: t.TempDir(),
+	e := &env{t: t, prefix: fmt.Sprintf("tr-bgp%d-%s-", os.Getpid(), short), bin: testns.Tunroute(t), dir: t.TempDir(),
 		engine: engine, proto: map[string]string{"bird": "bird", "frr": "bgp"}[engine]}
 	// FRR's daemons drop to user frr: the way to their run directory
 	// must be open to traverse (as /run/tunroute is).
@@ -48,7 +48,7 @@ func newEnv(t *testing.T, short, engine string) *env {
 	}
 	e.runDir = filepath.Join(e.dir, "run")
 	e.bgp = &bgp.Manager{RunDir: e.runDir}
-	if left := ownNamespaces(e.prefix); len(left) > 0 {
+	if left := testns.Own(e.prefix); len(left) > 0 {
 		t.Fatalf("namespaces of an earlier test with this prefix exist: %v", left)
 	}
 	t.Cleanup(e.cleanup)
@@ -73,11 +73,11 @@ func (e *env) cleanup() {
 			t.Errorf("cleanup: tunroute down --netns %s: exit %d, %v\n%s", top, code, err, out)
 		}
 	}
-	for _, ns := range ownNamespaces(e.prefix) {
-		if pids := killIn(ns); len(pids) > 0 {
+	for _, ns := range testns.Own(e.prefix) {
+		if pids := testns.KillIn(ns); len(pids) > 0 {
 			t.Logf("cleanup: killed processes %v left in %s", pids, ns)
 		}
-		if err := deleteNamespace(ns); err != nil {
+		if err := testns.Delete(ns); err != nil {
 			t.Errorf("cleanup: %v", err)
 		}
 	}

@@ -25,23 +25,6 @@ func needRoot(t *testing.T, engine string) {
 	testns.Need(t, progs...)
 }
 
-// binary is the tunroute the tests run: they make the domains with
-// `tunroute apply`.
-func binary(t *testing.T) string {
-	t.Helper()
-	bin, err := testns.Binary()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return bin
-}
-
 var staleNS = regexp.MustCompile(`^tr-bgp(\d+)-`)
 
 func sweepStale() { testns.SweepStale(staleNS) }
-
-var (
-	ownNamespaces   = testns.Own
-	deleteNamespace = testns.Delete
-	killIn          = testns.KillIn
-)

@@ -20,21 +20,10 @@ func TestMain(m *testing.M) {
 
 func needRoot(t *testing.T) { testns.Need(t, "ip") }
 
-// tunroute is the binary the tests run (testns.Binary: built once, or
-// TUNROUTE_TEST_BIN).
-func tunroute(t *testing.T) string {
-	t.Helper()
-	bin, err := testns.Binary()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return bin
-}
-
 // tr runs tunroute with args and returns its output and exit code.
 func tr(t *testing.T, args ...string) (string, int) {
 	t.Helper()
-	cmd := exec.Command(tunroute(t), args...)
+	cmd := exec.Command(testns.Tunroute(t), args...)
 	cmd.Env = append(os.Environ(), "NO_COLOR=1")
 	out, err := cmd.CombinedOutput()
 	code := 0

@@ -12,6 +12,7 @@ import (
 
 	"github.com/tunroute/tunroute/internal/kernel"
 	"github.com/tunroute/tunroute/internal/netnsname"
+	"github.com/tunroute/tunroute/internal/testns"
 )
 
 // foreignRuleset is another tool's nftables table in the host.
@@ -54,7 +55,7 @@ func TestDown(t *testing.T) {
 	e.serve(e.ns("lan"), "lan", probePort)
 	e.waitLinks(top)
 	before := e.snapshot(top)
-	nss := ownNamespaces(e.prefix)
+	nss := testns.Own(e.prefix)
 
 	full := e.configAs("down-full.yaml", "down.yaml", map[string]any{"WithD2": true})
 	e.tops = append(e.tops, top)
@@ -67,7 +68,7 @@ func TestDown(t *testing.T) {
 	if after := e.snapshot(top); after != before {
 		t.Errorf("the host after a rolled back apply differs from before:\n%s", lineDiff(before, after))
 	}
-	if got := ownNamespaces(e.prefix); !slices.Equal(got, nss) {
+	if got := testns.Own(e.prefix); !slices.Equal(got, nss) {
 		t.Errorf("namespaces after a rolled back apply: %v, want %v", got, nss)
 	}
 	for _, d := range []string{d1, d2} {
@@ -127,7 +128,7 @@ func TestDown(t *testing.T) {
 	if after := e.snapshot(top); after != before {
 		t.Errorf("the host after down differs from before apply:\n%s", lineDiff(before, after))
 	}
-	if got := ownNamespaces(e.prefix); !slices.Equal(got, nss) {
+	if got := testns.Own(e.prefix); !slices.Equal(got, nss) {
 		t.Errorf("namespaces after down: %v, want %v", got, nss)
 	}
 	if owner, err := kernel.NamespaceOwner(e.ns("otherdomain")); err != nil || owner != netnsname.Name(e.ns("elsewhere")).Owner() {

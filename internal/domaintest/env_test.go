@@ -52,7 +52,7 @@ func newEnv(t *testing.T, short string, progs ...string) *env {
 	bin, helper := binaries(t)
 	e := &env{t: t, world: &world{prefix: fmt.Sprintf("tr-dt%d-%s-", os.Getpid(), short), bin: bin, helper: helper, dir: t.TempDir()}}
 	e.runDir = filepath.Join(e.dir, "run")
-	if left := ownNamespaces(e.prefix); len(left) > 0 {
+	if left := testns.Own(e.prefix); len(left) > 0 {
 		t.Fatalf("namespaces of an earlier test with this prefix exist: %v", left)
 	}
 	t.Cleanup(e.cleanup)
@@ -78,11 +78,11 @@ func (e *env) cleanup() {
 			c.Wait()
 		}
 	}
-	for _, ns := range ownNamespaces(e.prefix) {
-		if pids := killIn(ns); len(pids) > 0 {
+	for _, ns := range testns.Own(e.prefix) {
+		if pids := testns.KillIn(ns); len(pids) > 0 {
 			t.Logf("cleanup: killed processes %v left in %s", pids, ns)
 		}
-		if err := deleteNamespace(ns); err != nil {
+		if err := testns.Delete(ns); err != nil {
 			t.Errorf("cleanup: %v", err)
 		}
 	}
@@ -90,7 +90,7 @@ func (e *env) cleanup() {
 	for _, d := range etc {
 		if strings.HasPrefix(d.Name(), e.prefix) {
 			t.Errorf("cleanup: /etc/netns/%s is left after tunroute down", d.Name())
-			removeEtc(d.Name())
+			testns.RemoveEtc(d.Name())
 		}
 	}
 }

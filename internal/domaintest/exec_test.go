@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tunroute/tunroute/internal/testns"
 )
 
 // TestExec: `tunroute exec DOMAIN -- CMD` runs CMD in the domain in place
@@ -201,7 +203,7 @@ func TestExec(t *testing.T) {
 		if _, err := os.Lstat(dir); err != nil {
 			t.Errorf("the directory a daemon still uses was removed: %v", err)
 		}
-		for _, pid := range killIn(box) {
+		for _, pid := range testns.KillIn(box) {
 			t.Logf("killed the daemon, pid %d", pid)
 		}
 		os.RemoveAll(parent)

@@ -3,6 +3,8 @@ package domaintest
 import (
 	"strings"
 	"testing"
+
+	"github.com/tunroute/tunroute/internal/testns"
 )
 
 // TestForeignPipeDevice: a pipe whose device exists in the namespace of
@@ -27,7 +29,7 @@ func TestForeignPipeDevice(t *testing.T) {
 			t.Errorf("tunroute %s with a pipe end on the foreign dtforeign1: exit %d\n%s\nwant a failure saying %q", cmd, code, out, want)
 		}
 	}
-	if left := ownNamespaces(e.ns("d")); len(left) > 0 {
+	if left := testns.Own(e.ns("d")); len(left) > 0 {
 		t.Errorf("namespaces made by a refused apply: %v", left)
 	}
 	if after := e.snapshot(top); after != before {

@@ -101,11 +101,7 @@ func binaries(t *testing.T) (tunroute, helper string) {
 	if helperErr != nil {
 		t.Fatal(helperErr)
 	}
-	bin, err := testns.Binary()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return bin, helperBin
+	return testns.Tunroute(t), helperBin
 }
 
 func copyExecutable(to string) error {
@@ -132,10 +128,3 @@ func copyExecutable(to string) error {
 var staleNS = regexp.MustCompile(`^tr-dt(\d+)-`)
 
 func sweepStale() { testns.SweepStale(staleNS) }
-
-var (
-	ownNamespaces   = testns.Own
-	deleteNamespace = testns.Delete
-	killIn          = testns.KillIn
-	removeEtc       = testns.RemoveEtc
-)

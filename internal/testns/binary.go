@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"testing"
 )
 
 var (
@@ -62,4 +63,14 @@ func RemoveBinary() {
 	if buildDir != "" {
 		os.RemoveAll(buildDir)
 	}
+}
+
+// Tunroute is Binary for one test: a failed build fails the test.
+func Tunroute(tb testing.TB) string {
+	tb.Helper()
+	bin, err := Binary()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return bin
 }

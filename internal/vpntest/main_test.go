@@ -17,17 +17,6 @@ func TestMain(m *testing.M) {
 // needs skips the test unless it runs as root with the programs given.
 func needs(t *testing.T, progs ...string) { testns.Need(t, progs...) }
 
-// tunroute is the binary the tests run (testns.Binary: built once, or
-// TUNROUTE_TEST_BIN).
-func tunroute(t *testing.T) string {
-	t.Helper()
-	bin, err := testns.Binary()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return bin
-}
-
 // nsPrefix starts every namespace name of these tests; TUNROUTE_TEST_NS
 // changes it (short letters and digits), so that several people testing
 // on one machine never touch each other's labs.

@@ -20,6 +20,7 @@ import (
 
 	"github.com/tunroute/tunroute/internal/lab"
 	"github.com/tunroute/tunroute/internal/labtest"
+	"github.com/tunroute/tunroute/internal/testns"
 )
 
 // daemons is what the tests need of a VPN's pair of daemons.
@@ -119,7 +120,7 @@ func newLab(t *testing.T, k *kind) *world {
 		progs = append(progs, k.prog)
 	}
 	needs(t, progs...)
-	w := &world{k: k, bin: tunroute(t), dir: t.TempDir()}
+	w := &world{k: k, bin: testns.Tunroute(t), dir: t.TempDir()}
 	w.runDir = filepath.Join(w.dir, "run")
 	w.cfg = filepath.Join(w.dir, "tunroute.yaml")
 	w.lab = &lab.Lab{Prefix: labPrefix(k.short), RunDir: filepath.Join(w.dir, "lab")}
