@@ -12,9 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tunroute/tunroute/internal/compile"
-	"github.com/tunroute/tunroute/internal/config"
 	"github.com/tunroute/tunroute/internal/kernel"
+	"github.com/tunroute/tunroute/internal/kerneltest"
 	"github.com/tunroute/tunroute/internal/plan"
 	"github.com/tunroute/tunroute/internal/state"
 	"github.com/tunroute/tunroute/internal/testns"
@@ -289,15 +288,7 @@ func TestForeignObjectsUntouched(t *testing.T) {
 
 func ownedAddr(t *testing.T, ns, prefix string) bool {
 	t.Helper()
-	h, err := kernel.Open(ns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
-	s, err := h.Observe()
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := kerneltest.Observe(t, ns)
 	for i := range s.Addrs {
 		if s.Addrs[i].Prefix.String() == prefix {
 			return s.Addrs[i].Owned()
@@ -340,27 +331,7 @@ func TestInjectedFailureRollsBack(t *testing.T) {
 		t.Fatalf("apply: %s", out)
 	}
 	before := dump(t, ns)
-	cfg, err := config.Load(cfgPath, config.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, err := kernel.Open(ns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
-	obs, err := h.Observe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := compile.Compile(cfg, obs, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := plan.Diff(res.State, obs)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p, h := kerneltest.Plan(t, ns, cfgPath)
 	if len(p.Ops) < 2 {
 		t.Fatalf("plan too small: %s", p.Text())
 	}

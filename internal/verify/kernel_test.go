@@ -24,7 +24,7 @@ import (
 	"github.com/tunroute/tunroute/internal/config"
 	"github.com/tunroute/tunroute/internal/facts"
 	"github.com/tunroute/tunroute/internal/fib"
-	"github.com/tunroute/tunroute/internal/kernel"
+	"github.com/tunroute/tunroute/internal/kerneltest"
 	"github.com/tunroute/tunroute/internal/state"
 )
 
@@ -173,24 +173,8 @@ func labNamespace(t *testing.T, ns string, vpnUp bool) {
 }
 
 func observeNS(t *testing.T, ns string) *state.State {
-	h, err := kernel.Open(ns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
-	var s *state.State
-	for i := 0; i < 50; i++ {
-		s1, err := h.Observe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if s != nil && len(s1.Routes) == len(s.Routes) && len(s1.Addrs) == len(s.Addrs) {
-			return s1
-		}
-		s = s1
-		runtime.Gosched()
-	}
-	return s
+	t.Helper()
+	return kerneltest.Settled(t, ns, 50, 0, nil)
 }
 
 // applyDesired adds the compiled objects to the namespace.
@@ -214,12 +198,7 @@ func applyDesired(t *testing.T, ns string, d *state.State) {
 	for i := range d.Rules {
 		ops = append(ops, state.Op{Action: state.Add, Rule: &d.Rules[i]})
 	}
-	h, err := kernel.Open(ns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
-	if _, err := h.Execute(ops); err != nil {
+	if _, err := kerneltest.Open(t, ns).Execute(ops); err != nil {
 		t.Fatalf("apply: %v", err)
 	}
 }

@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/tunroute/tunroute/internal/fib"
-	"github.com/tunroute/tunroute/internal/kernel"
+	"github.com/tunroute/tunroute/internal/kerneltest"
 	"github.com/tunroute/tunroute/internal/state"
 )
 
@@ -179,25 +179,8 @@ func observe(t testing.TB, ns string, unmerged bool) *state.State {
 // observeSnapshot is what `tunroute explain` would read: the hidden facts
 // are only what the snapshot itself shows.
 func observeSnapshot(t testing.TB, ns string) *state.State {
-	h, err := kernel.Open(ns)
-	if err != nil {
-		t.Fatalf("open %s: %v", ns, err)
-	}
-	defer h.Close()
-	var s *state.State
-	for i := 0; i < 100; i++ {
-		s1, err := h.Observe()
-		if err != nil {
-			t.Fatalf("observe %s: %v", ns, err)
-		}
-		if s != nil && len(s1.Routes) == len(s.Routes) && len(s1.Addrs) == len(s.Addrs) && (localRoutes6(s1) || i > 50) {
-			s = s1
-			break
-		}
-		s = s1
-		time.Sleep(20 * time.Millisecond)
-	}
-	return s
+	t.Helper()
+	return kerneltest.Settled(t, ns, 100, 20*time.Millisecond, func(s *state.State, try int) bool { return localRoutes6(s) || try > 50 })
 }
 
 // localRoutes6 reports whether every IPv6 address of a working link has
