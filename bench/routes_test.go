@@ -18,11 +18,13 @@ import (
 	"strings"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/tunroute/tunroute/internal/compile"
 	"github.com/tunroute/tunroute/internal/config"
 	"github.com/tunroute/tunroute/internal/kernel"
 	"github.com/tunroute/tunroute/internal/plan"
-	"golang.org/x/sys/unix"
+	"github.com/tunroute/tunroute/internal/testns"
 )
 
 const table = 1000
@@ -103,11 +105,7 @@ func writeList(t *testing.T, path string, ps []netip.Prefix) {
 
 func ip(t *testing.T, ns string, args ...string) string {
 	t.Helper()
-	out, err := exec.Command("ip", append([]string{"-n", ns}, args...)...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("ip -n %s %s: %v: %s", ns, strings.Join(args, " "), err, out)
-	}
-	return string(out)
+	return testns.IP(t, ns, args...)
 }
 
 // ipRoute is a route as `ip -j route show` prints it.

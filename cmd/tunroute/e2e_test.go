@@ -23,23 +23,11 @@ import (
 // tr-e2e-*, built with iproute2 (the independent oracle), and compare
 // what the kernel holds afterwards with `ip -j`.
 
-func needRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root for network namespaces")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("needs iproute2's ip as the test oracle")
-	}
-}
+func needRoot(t *testing.T) { testns.Need(t, "ip") }
 
 func ipCmd(t *testing.T, args ...string) string {
 	t.Helper()
-	out, err := exec.Command("ip", args...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("ip %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return string(out)
+	return testns.IP(t, "", args...)
 }
 
 // clientNS builds a namespace like a VPN client: eth0 to an ISP (v4+v6,

@@ -78,9 +78,5 @@ func serveUAPI(t *testing.T, w *lab.WG) {
 
 func ip(t *testing.T, ns string, args ...string) string {
 	t.Helper()
-	out, err := exec.Command("ip", append([]string{"-n", ns}, args...)...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("ip -n %s %s: %v: %s", ns, strings.Join(args, " "), err, out)
-	}
-	return string(out)
+	return testns.IP(t, ns, args...)
 }

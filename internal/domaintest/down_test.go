@@ -15,19 +15,6 @@ import (
 	"github.com/tunroute/tunroute/internal/testns"
 )
 
-// foreignRuleset is another tool's nftables table in the host.
-const foreignRuleset = `table inet foreign {
-	set blocked {
-		type ipv4_addr
-		elements = { 10.255.0.1 }
-	}
-	chain out {
-		type filter hook output priority 10; policy accept;
-		ip daddr @blocked counter drop comment "another tool's rule"
-	}
-}
-`
-
 // TestDown: applying a config with domains, then one without one of
 // them, then `tunroute down`, leaves the host exactly as it was (links,
 // addresses, routes of every table, rules, nftables), with the other
@@ -47,7 +34,7 @@ func TestDown(t *testing.T) {
 	e.ip(top, "-6", "route", "add", "blackhole", "2001:db8:123::/48", "proto", "static")
 	e.ip(top, "rule", "add", "from", "10.124.0.0/24", "lookup", "100", "pref", "3000")
 	e.ip(top, "-6", "rule", "add", "from", "2001:db8:124::/48", "lookup", "100", "pref", "3000")
-	e.nftLoad(top, foreignRuleset)
+	e.nftLoad(top, testns.ForeignNftables)
 	// A namespace another config's tunroute made (marked for another top).
 	e.ip(e.ns("otherdomain"), "link", "set", "lo", "alias", kernel.DomainMark+netnsname.Name(e.ns("elsewhere")).Owner())
 	// The interface d2 takes, and the LAN behind it.

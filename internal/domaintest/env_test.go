@@ -136,22 +136,7 @@ func (e *env) router(ns string) {
 // ip runs ip(8), in the namespace if given, and fails the test on error.
 func (e *env) ip(ns string, args ...string) string {
 	e.t.Helper()
-	out, err := ipErr(ns, args...)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return out
-}
-
-func ipErr(ns string, args ...string) (string, error) {
-	if ns != "" {
-		args = append([]string{"-n", ns}, args...)
-	}
-	out, err := exec.Command("ip", args...).CombinedOutput()
-	if err != nil {
-		return string(out), fmt.Errorf("ip %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return string(out), nil
+	return testns.IP(e.t, ns, args...)
 }
 
 // veth makes a veth pair: dev in namespace a, peer in namespace b, both
@@ -341,13 +326,7 @@ func (e *env) links(ns string) []string {
 }
 
 // nft runs nft(8) inside a namespace.
-func nft(ns string, args ...string) (string, error) {
-	out, err := exec.Command("ip", append([]string{"netns", "exec", ns, "nft"}, args...)...).CombinedOutput()
-	if err != nil {
-		return string(out), fmt.Errorf("nft %s in %s: %v\n%s", strings.Join(args, " "), ns, err, out)
-	}
-	return string(out), nil
-}
+func nft(ns string, args ...string) (string, error) { return testns.Nft(ns, "", args...) }
 
 // dropCount sums the packets counted by the rules of tunroute's table in
 // a namespace whose comment contains what.
@@ -373,29 +352,9 @@ func (e *env) counters(ns, table string) map[string]uint64 {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	var doc struct {
-		Nftables []struct {
-			Rule *struct {
-				Comment string           `json:"comment"`
-				Expr    []map[string]any `json:"expr"`
-			} `json:"rule"`
-		} `json:"nftables"`
-	}
-	if err := json.Unmarshal([]byte(out), &doc); err != nil {
+	n, err := testns.NftCounters([]byte(out))
+	if err != nil {
 		e.t.Fatal(err)
-	}
-	n := map[string]uint64{}
-	for _, x := range doc.Nftables {
-		if x.Rule == nil {
-			continue
-		}
-		for _, ex := range x.Rule.Expr {
-			if c, ok := ex["counter"].(map[string]any); ok {
-				if p, ok := c["packets"].(float64); ok {
-					n[x.Rule.Comment] += uint64(p)
-				}
-			}
-		}
 	}
 	return n
 }

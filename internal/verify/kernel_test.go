@@ -26,6 +26,7 @@ import (
 	"github.com/tunroute/tunroute/internal/fib"
 	"github.com/tunroute/tunroute/internal/kerneltest"
 	"github.com/tunroute/tunroute/internal/state"
+	"github.com/tunroute/tunroute/internal/testns"
 )
 
 // TestKernelDifferential replays random packets of every class check
@@ -547,29 +548,9 @@ func (pc *postCounters) read(t *testing.T) map[string]uint64 {
 	if err != nil {
 		t.Fatalf("nft list: %v", err)
 	}
-	var doc struct {
-		Nftables []struct {
-			Rule *struct {
-				Comment string           `json:"comment"`
-				Expr    []map[string]any `json:"expr"`
-			} `json:"rule"`
-		} `json:"nftables"`
-	}
-	if err := json.Unmarshal(out, &doc); err != nil {
+	m, err := testns.NftCounters(out)
+	if err != nil {
 		t.Fatal(err)
-	}
-	m := map[string]uint64{}
-	for _, e := range doc.Nftables {
-		if e.Rule == nil {
-			continue
-		}
-		for _, x := range e.Rule.Expr {
-			if c, ok := x["counter"].(map[string]any); ok {
-				if n, ok := c["packets"].(float64); ok {
-					m[e.Rule.Comment] = uint64(n)
-				}
-			}
-		}
 	}
 	return m
 }
