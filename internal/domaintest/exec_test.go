@@ -22,7 +22,7 @@ import (
 func TestExec(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, "ex")
-	top, box := e.ns("top"), e.ns("box")
+	top, box := e.NS("top"), e.NS("box")
 	e.addNS("top")
 	e.apply(e.config("exec.yaml", nil), top)
 	sh, err := lookProg("sh")
@@ -41,7 +41,7 @@ func TestExec(t *testing.T) {
 
 	t.Run("signals", func(t *testing.T) {
 		e := e.in(t)
-		cmd := exec.Command(e.bin, "exec", box, "--", e.helper)
+		cmd := exec.Command(e.Bin, "exec", box, "--", e.helper)
 		cmd.Env = append(os.Environ(), helperEnv+"=wait")
 		stdout, err := cmd.StdoutPipe()
 		if err != nil {
@@ -118,7 +118,7 @@ func TestExec(t *testing.T) {
 
 	t.Run("private dir", func(t *testing.T) {
 		e := e.in(t)
-		dir := filepath.Join(e.dir, "priv")
+		dir := filepath.Join(e.Dir, "priv")
 		if err := os.Mkdir(dir, 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -141,7 +141,7 @@ func TestExec(t *testing.T) {
 
 	t.Run("private dir made for the command", func(t *testing.T) {
 		e := e.in(t)
-		parent := filepath.Join(e.dir, "made")
+		parent := filepath.Join(e.Dir, "made")
 		dir := filepath.Join(parent, "priv")
 		out, code := e.exec(box, []string{"--private-dir", dir}, "", sh, "-c",
 			fmt.Sprintf("echo y > %s/inside && ls -A %s && grep -c ' %s ' /proc/self/mountinfo; exit 7", dir, dir, dir))
@@ -164,7 +164,7 @@ func TestExec(t *testing.T) {
 
 		// Signals tunroute gets reach the command; the directory goes
 		// when the command ends.
-		cmd := exec.Command(e.bin, "exec", box, "--private-dir", dir, "--", e.helper)
+		cmd := exec.Command(e.Bin, "exec", box, "--private-dir", dir, "--", e.helper)
 		cmd.Env = append(os.Environ(), helperEnv+"=wait")
 		stdout, err := cmd.StdoutPipe()
 		if err != nil {
@@ -223,7 +223,7 @@ func TestExec(t *testing.T) {
 
 	t.Run("not a domain", func(t *testing.T) {
 		e := e.in(t)
-		for _, ns := range []string{top, e.ns("nonexistent")} {
+		for _, ns := range []string{top, e.NS("nonexistent")} {
 			out, code := e.exec(ns, nil, "", "/bin/true")
 			if code == 0 || !strings.Contains(out, "not a domain") {
 				t.Errorf("tunroute exec %s (not a domain): exit %d\n%s", ns, code, out)

@@ -40,24 +40,24 @@ const countRuleset = `table inet tr-dt-count {
 func TestOpenVPNDomain(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, "vp", "openvpn")
-	l := &lab.Lab{Prefix: e.prefix, RunDir: filepath.Join(e.dir, "lab")}
+	l := &lab.Lab{Prefix: e.Prefix, RunDir: filepath.Join(e.Dir, "lab")}
 	if err := l.Build(); err != nil {
 		t.Fatal(err)
 	}
 	top, isp, inet := l.NS(lab.Client), l.NS(lab.ISP), l.NS(lab.Inet)
-	domain := e.ns("vpn")
+	domain := e.NS("vpn")
 	// The host routes: were the domain to send anything to it, it could
 	// go out of the uplink.
 	e.router(top)
 	e.serve(inet, "inet", probePort)
 	e.nftLoad(isp, countRuleset)
 	cfg := e.config("vpn-domain.yaml", nil)
-	ovpnDir := filepath.Join(e.dir, "ovpn")
+	ovpnDir := filepath.Join(e.Dir, "ovpn")
 	if err := os.Mkdir(ovpnDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	o, err := labtest.SetupOpenVPN(l, labtest.OpenVPNConfig{Dir: ovpnDir,
-		Hook:   fmt.Sprintf("%s --run-dir %s hook openvpn -c %s", e.bin, e.runDir, cfg),
+		Hook:   fmt.Sprintf("%s --run-dir %s hook openvpn -c %s", e.Bin, e.RunDir, cfg),
 		Setenv: map[string]string{"TUNROUTE_VPN": "work"}})
 	if err != nil {
 		t.Fatal(err)
