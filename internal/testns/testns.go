@@ -10,11 +10,13 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
+	"testing"
 
 	"golang.org/x/sys/unix"
 
@@ -117,4 +119,22 @@ func RemoveEtc(name string) {
 		os.Remove(p)
 	}
 	os.Remove(dir) // only when empty
+}
+
+// NewNS creates the named namespace with lo up (after deleting one a
+// killed run left under that name) and deletes it when the test ends,
+// whatever the outcome.
+func NewNS(tb testing.TB, name string) string {
+	tb.Helper()
+	exec.Command("ip", "netns", "del", name).Run() // a leftover of a killed run
+	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
+		tb.Fatalf("ip netns add %s: %v: %s", name, err, out)
+	}
+	tb.Cleanup(func() {
+		if out, err := exec.Command("ip", "netns", "del", name).CombinedOutput(); err != nil {
+			tb.Errorf("ip netns del %s: %v: %s", name, err, out)
+		}
+	})
+	IP(tb, name, "link", "set", "lo", "up")
+	return name
 }

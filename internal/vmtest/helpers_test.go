@@ -18,6 +18,7 @@ import (
 	"github.com/tunroute/tunroute/internal/kerneltest"
 	"github.com/tunroute/tunroute/internal/plan"
 	"github.com/tunroute/tunroute/internal/state"
+	"github.com/tunroute/tunroute/internal/testns"
 )
 
 func inVM(t *testing.T) {
@@ -31,12 +32,7 @@ func inVM(t *testing.T) {
 // the test ends.
 func newNS(t *testing.T, name string) string {
 	t.Helper()
-	ns := "tr-dev-vm-" + name
-	exec.Command("ip", "netns", "del", ns).Run()
-	run(t, "ip", "netns", "add", ns)
-	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
-	run(t, "ip", "-n", ns, "link", "set", "lo", "up")
-	return ns
+	return testns.NewNS(t, "tr-dev-vm-"+name)
 }
 
 func run(t *testing.T, argv ...string) string {
