@@ -123,7 +123,7 @@ func RemoveEtc(name string) {
 
 // NewNS creates the named namespace with lo up (after deleting one a
 // killed run left under that name) and deletes it when the test ends,
-// whatever the outcome.
+// whatever the outcome, unless the test deleted it itself.
 func NewNS(tb testing.TB, name string) string {
 	tb.Helper()
 	exec.Command("ip", "netns", "del", name).Run() // a leftover of a killed run
@@ -131,6 +131,9 @@ func NewNS(tb testing.TB, name string) string {
 		tb.Fatalf("ip netns add %s: %v: %s", name, err, out)
 	}
 	tb.Cleanup(func() {
+		if _, err := os.Stat(filepath.Join(Dir, name)); err != nil {
+			return
+		}
 		if out, err := exec.Command("ip", "netns", "del", name).CombinedOutput(); err != nil {
 			tb.Errorf("ip netns del %s: %v: %s", name, err, out)
 		}

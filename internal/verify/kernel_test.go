@@ -41,14 +41,7 @@ import (
 // Every counterexample of the seeded bugs is replayed the same way.
 // TUNROUTE_CHECK_PACKETS (default 10000) sets the number of packets.
 func TestKernelDifferential(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (network namespaces)")
-	}
-	for _, tool := range []string{"ip", "nft"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("needs %s", tool)
-		}
-	}
+	testns.Need(t, "ip", "nft")
 	total := 10000
 	if v, err := strconv.Atoi(os.Getenv("TUNROUTE_CHECK_PACKETS")); err == nil && v > 0 {
 		total = v

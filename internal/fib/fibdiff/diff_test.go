@@ -19,6 +19,7 @@ import (
 	"github.com/tunroute/tunroute/internal/fib"
 	"github.com/tunroute/tunroute/internal/kerneltest"
 	"github.com/tunroute/tunroute/internal/state"
+	"github.com/tunroute/tunroute/internal/testns"
 )
 
 // TestDifferential builds random routing states in throw-away network
@@ -31,12 +32,7 @@ import (
 //	TUNROUTE_DIFF_SEED     first seed (default 1); state n uses seed+n
 //	TUNROUTE_DIFF_STATES   number of states (default: queries/500, at least 8)
 func TestDifferential(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (network namespaces)")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("needs iproute2")
-	}
+	testns.Need(t, "ip")
 	total := envInt("TUNROUTE_DIFF_QUERIES", 4000)
 	seed := uint64(envInt("TUNROUTE_DIFF_SEED", 1))
 	states := envInt("TUNROUTE_DIFF_STATES", max(8, total/500))
@@ -154,15 +150,9 @@ func applySteps(t testing.TB, ns string, steps []string) {
 	flushSys()
 }
 
-func newNS(t testing.TB, name string) {
-	_ = exec.Command("ip", "netns", "del", name).Run()
-	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
-		t.Fatalf("ip netns add %s: %v: %s", name, err, out)
-	}
-	if out, err := exec.Command("ip", "-n", name, "link", "set", "lo", "up").CombinedOutput(); err != nil {
-		t.Fatalf("lo up in %s: %v: %s", name, err, out)
-	}
-}
+// newNS (re)creates the namespace with lo up; the test deletes it, and
+// it goes at the latest when the test ends.
+func newNS(t testing.TB, name string) { testns.NewNS(t, name) }
 
 func delNS(name string) { _ = exec.Command("ip", "netns", "del", name).Run() }
 
