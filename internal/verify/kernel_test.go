@@ -21,7 +21,6 @@ import (
 	"github.com/vishvananda/netns"
 
 	"github.com/tunroute/tunroute/internal/compile"
-	"github.com/tunroute/tunroute/internal/config"
 	"github.com/tunroute/tunroute/internal/facts"
 	"github.com/tunroute/tunroute/internal/fib"
 	"github.com/tunroute/tunroute/internal/kerneltest"
@@ -207,10 +206,7 @@ type sample struct {
 func differential(t *testing.T, ns, yaml string, vpn, up bool, n int, rng *rand.Rand, replay []sample, foreign []string) (compared, sent, disagree int) {
 	labNamespace(t, ns, vpn && up)
 	obs := observeNS(t, ns)
-	cfg, err := config.Parse([]byte(yaml), "test.yaml", config.Options{TableNames: testTables})
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := parseConfig(t, yaml)
 	var fs map[string]*facts.VPN
 	if vpn {
 		f := vpnFacts("work", "openvpn", "tun0", "10.8.0.2/24")
