@@ -2,7 +2,6 @@ package devtest
 
 import (
 	"errors"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -58,22 +57,11 @@ func serveUAPI(t *testing.T, w *lab.WG) {
 		// Leave the host as it was: the directory goes when empty.
 		t.Cleanup(func() { os.Remove(kernel.WireGuardSocketDir) })
 	}
-	path := filepath.Join(kernel.WireGuardSocketDir, w.Config.Name+".sock")
-	os.Remove(path)
-	ln, err := net.Listen("unix", path)
+	stop, err := w.ServeUAPI(filepath.Join(kernel.WireGuardSocketDir, w.Config.Name+".sock"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go w.Device().IpcHandle(c)
-		}
-	}()
-	t.Cleanup(func() { ln.Close(); os.Remove(path) })
+	t.Cleanup(stop)
 }
 
 func ip(t *testing.T, ns string, args ...string) string {
