@@ -3,7 +3,6 @@ package domaintest
 import (
 	"bufio"
 	"crypto/rand"
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -21,10 +20,11 @@ import (
 
 // A server answers every TCP connection and every UDP datagram on its
 // port, on all addresses of its namespace, with one line "NAME PEER":
-// which server answered and where the question came from.
+// which server answered and where the question came from. TCP is the
+// lab's echo server.
 type server struct {
 	name    string
-	lns     []net.Listener
+	tcp     *lab.EchoServer
 	fds     []int
 	stopped atomic.Bool
 	wg      sync.WaitGroup
@@ -34,30 +34,23 @@ type server struct {
 func (e *env) serve(ns, name string, port int) {
 	e.t.Helper()
 	s := &server{name: name}
-	err := lab.Do(ns, func() error {
-		for _, nw := range []string{"tcp4", "tcp6"} {
-			ln, err := net.Listen(nw, fmt.Sprintf(":%d", port))
-			if err != nil {
-				return err
+	tcp, err := lab.ListenEchoAs(ns, port, name)
+	if err == nil {
+		s.tcp = tcp
+		err = lab.Do(ns, func() error {
+			for _, v6 := range []bool{false, true} {
+				fd, err := udpSocket(v6, port)
+				if err != nil {
+					return err
+				}
+				s.fds = append(s.fds, fd)
 			}
-			s.lns = append(s.lns, ln)
-		}
-		for _, v6 := range []bool{false, true} {
-			fd, err := udpSocket(v6, port)
-			if err != nil {
-				return err
-			}
-			s.fds = append(s.fds, fd)
-		}
-		return nil
-	})
+			return nil
+		})
+	}
 	if err != nil {
 		s.close()
 		e.t.Fatalf("server %s in %s: %v", name, ns, err)
-	}
-	for _, ln := range s.lns {
-		s.wg.Add(1)
-		go s.tcp(ln)
 	}
 	for _, fd := range s.fds {
 		s.wg.Add(1)
@@ -89,25 +82,6 @@ func udpSocket(v6 bool, port int) (int, error) {
 	return fd, nil
 }
 
-func (s *server) tcp(ln net.Listener) {
-	defer s.wg.Done()
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			time.Sleep(5 * time.Millisecond)
-			continue
-		}
-		go func() {
-			defer c.Close()
-			c.SetDeadline(time.Now().Add(3 * time.Second))
-			fmt.Fprintf(c, "%s %s\n", s.name, c.RemoteAddr())
-		}()
-	}
-}
-
 // udp answers datagrams with raw system calls: the peer's address goes
 // back exactly as it came (an IPv6 link-local peer keeps its interface
 // index; Go's interface names are per process, not per namespace).
@@ -134,8 +108,8 @@ func (s *server) close() {
 	if s.stopped.Swap(true) {
 		return
 	}
-	for _, ln := range s.lns {
-		ln.Close()
+	if s.tcp != nil {
+		s.tcp.Close()
 	}
 	s.wg.Wait()
 	for _, fd := range s.fds {
