@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"testing"
 )
 
 var (
@@ -63,14 +62,4 @@ func RemoveBinary() {
 	if buildDir != "" {
 		os.RemoveAll(buildDir)
 	}
-}
-
-// Tunroute is Binary for one test: a failed build fails the test.
-func Tunroute(tb testing.TB) string {
-	tb.Helper()
-	bin, err := Binary()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return bin
 }

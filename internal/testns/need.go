@@ -39,3 +39,34 @@ func LookProg(p string) (string, error) {
 	}
 	return "", fmt.Errorf("%s not found", p)
 }
+
+// Tunroute is Binary for one test: a failed build fails the test.
+func Tunroute(tb testing.TB) string {
+	tb.Helper()
+	bin, err := Binary()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return bin
+}
+
+// NewNS creates the named namespace with lo up (after deleting one a
+// killed run left under that name) and deletes it when the test ends,
+// whatever the outcome, unless the test deleted it itself.
+func NewNS(tb testing.TB, name string) string {
+	tb.Helper()
+	exec.Command("ip", "netns", "del", name).Run() // a leftover of a killed run
+	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
+		tb.Fatalf("ip netns add %s: %v: %s", name, err, out)
+	}
+	tb.Cleanup(func() {
+		if _, err := os.Stat(filepath.Join(Dir, name)); err != nil {
+			return
+		}
+		if out, err := exec.Command("ip", "netns", "del", name).CombinedOutput(); err != nil {
+			tb.Errorf("ip netns del %s: %v: %s", name, err, out)
+		}
+	})
+	IP(tb, name, "link", "set", "lo", "up")
+	return name
+}

@@ -1,11 +1,15 @@
 package testns
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 )
 
 // The independent oracles: the tests read and change namespaces with
@@ -92,3 +96,24 @@ const ForeignNftables = `table inet foreign {
 	}
 }
 `
+
+// Run runs argv with the environment environ (nil: the test's own) for
+// at most 30 seconds and returns its output and exit status; err is
+// set only when it could not run or did not exit by itself.
+func Run(argv, environ []string) (string, int, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.Env = environ
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		if ee.Exited() {
+			return out.String(), ee.ExitCode(), nil
+		}
+		return out.String(), -1, fmt.Errorf("%v (%s)", err, out.String())
+	}
+	return out.String(), 0, err
+}

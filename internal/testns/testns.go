@@ -15,8 +15,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"syscall"
-	"testing"
 
 	"golang.org/x/sys/unix"
 
@@ -54,22 +52,18 @@ func Delete(name string) error {
 // KillIn kills, by pid, the processes inside the named namespace (only
 // ever the tests' own daemons) and returns their pids.
 func KillIn(name string) []int {
-	var ns unix.Stat_t
-	if unix.Stat(filepath.Join(Dir, name), &ns) != nil {
+	out, err := exec.Command("ip", "netns", "pids", name).Output()
+	if err != nil {
 		return nil
 	}
 	var killed []int
-	procs, _ := os.ReadDir("/proc")
-	for _, p := range procs {
-		pid, err := strconv.Atoi(p.Name())
+	for _, f := range strings.Fields(string(out)) {
+		pid, err := strconv.Atoi(f)
 		if err != nil || pid == os.Getpid() {
 			continue
 		}
-		var st unix.Stat_t
-		if unix.Stat(fmt.Sprintf("/proc/%d/ns/net", pid), &st) == nil && st.Dev == ns.Dev && st.Ino == ns.Ino {
-			if syscall.Kill(pid, syscall.SIGKILL) == nil {
-				killed = append(killed, pid)
-			}
+		if unix.Kill(pid, unix.SIGKILL) == nil {
+			killed = append(killed, pid)
 		}
 	}
 	return killed
@@ -87,7 +81,7 @@ func Stale(dir string, re *regexp.Regexp) []string {
 			continue
 		}
 		pid, _ := strconv.Atoi(m[1])
-		if pid == os.Getpid() || syscall.Kill(pid, 0) == nil {
+		if pid == os.Getpid() || unix.Kill(pid, 0) == nil {
 			continue
 		}
 		out = append(out, e.Name())
@@ -119,25 +113,4 @@ func RemoveEtc(name string) {
 		os.Remove(p)
 	}
 	os.Remove(dir) // only when empty
-}
-
-// NewNS creates the named namespace with lo up (after deleting one a
-// killed run left under that name) and deletes it when the test ends,
-// whatever the outcome, unless the test deleted it itself.
-func NewNS(tb testing.TB, name string) string {
-	tb.Helper()
-	exec.Command("ip", "netns", "del", name).Run() // a leftover of a killed run
-	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
-		tb.Fatalf("ip netns add %s: %v: %s", name, err, out)
-	}
-	tb.Cleanup(func() {
-		if _, err := os.Stat(filepath.Join(Dir, name)); err != nil {
-			return
-		}
-		if out, err := exec.Command("ip", "netns", "del", name).CombinedOutput(); err != nil {
-			tb.Errorf("ip netns del %s: %v: %s", name, err, out)
-		}
-	})
-	IP(tb, name, "link", "set", "lo", "up")
-	return name
 }

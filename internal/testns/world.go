@@ -1,16 +1,10 @@
 package testns
 
 import (
-	"bytes"
-	"context"
-	"errors"
-	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"testing"
-	"time"
 )
 
 // World is one root test's world: namespaces all named Prefix+NAME, the
@@ -66,27 +60,6 @@ func (w *World) Veth(tb testing.TB, a, dev string, aAddrs []string, b, peer stri
 	}
 	IP(tb, a, "link", "set", dev, "up")
 	IP(tb, b, "link", "set", peer, "up")
-}
-
-// Run runs argv with the environment environ (nil: the test's own) for
-// at most 30 seconds and returns its output and exit status; err is
-// set only when it could not run or did not exit by itself.
-func Run(argv, environ []string) (string, int, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	cmd.Env = environ
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	err := cmd.Run()
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		if ee.Exited() {
-			return out.String(), ee.ExitCode(), nil
-		}
-		return out.String(), -1, fmt.Errorf("%v (%s)", err, out.String())
-	}
-	return out.String(), 0, err
 }
 
 // TR runs the tunroute binary with the world's --run-dir and returns its
