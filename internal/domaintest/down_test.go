@@ -23,7 +23,6 @@ import (
 // domain from the config deletes its namespace and moves its interface
 // back to the host, addresses and all.
 func TestDown(t *testing.T) {
-	t.Parallel()
 	e := newEnv(t, "dn")
 	top, d1, d2 := e.NS("top"), e.NS("d1"), e.NS("d2")
 	e.addNS("top", "foreign", "lan", "otherdomain")

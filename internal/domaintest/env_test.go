@@ -34,11 +34,14 @@ type world struct {
 // in is the same world for a subtest.
 func (e *env) in(t *testing.T) *env { return &env{t: t, world: e.world} }
 
-// newEnv prepares a test's world; everything in it is removed when the
-// test ends, pass or fail: `tunroute down` on every top namespace, the
-// processes the test started, then every namespace prefix+*.
+// newEnv prepares a test's world and runs the test in parallel with the
+// others (each has its own namespaces); everything in the world is
+// removed when the test ends, pass or fail: `tunroute down` on every top
+// namespace, the processes the test started, then every namespace
+// prefix+*.
 func newEnv(t *testing.T, short string, progs ...string) *env {
 	needRoot(t, progs...)
+	t.Parallel()
 	_, helper := binaries(t)
 	e := &env{t: t, world: &world{World: testns.NewWorld(t, fmt.Sprintf("tr-dt%d-%s-", os.Getpid(), short)), helper: helper}}
 	t.Cleanup(e.cleanup)

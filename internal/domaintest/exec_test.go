@@ -20,7 +20,6 @@ import (
 // privileges, --private-dir gives an empty tmpfs that nobody else sees,
 // and /etc/resolv.conf is the domain's.
 func TestExec(t *testing.T) {
-	t.Parallel()
 	e := newEnv(t, "ex")
 	top, box := e.NS("top"), e.NS("box")
 	e.addNS("top")

@@ -15,7 +15,6 @@ import (
 // same name for a pipe between two domains is no clash: those ends live
 // in the domains' namespaces.
 func TestForeignPipeDevice(t *testing.T) {
-	t.Parallel()
 	e := newEnv(t, "fd")
 	top := e.NS("top")
 	e.addNS("top", "other")

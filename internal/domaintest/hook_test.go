@@ -22,7 +22,6 @@ func openvpnEnv(scriptType, dev string) []string {
 // facts with that config's and applies it, so the domain routes through
 // the tunnel; the down verb withdraws the routes again.
 func TestHookInsideDomain(t *testing.T) {
-	t.Parallel()
 	e := newEnv(t, "hk")
 	top, far, inner := e.NS("top"), e.NS("far"), e.NS("inner")
 	e.addNS("top", "far")

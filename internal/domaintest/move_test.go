@@ -13,7 +13,6 @@ import (
 // still tentative in its new namespace, and the domain reaches the far
 // end over IPv6.
 func TestMoveIPv6(t *testing.T) {
-	t.Parallel()
 	e := newEnv(t, "mv")
 	top, far, dom := e.NS("top"), e.NS("far"), e.NS("dom")
 	e.addNS("top", "far")

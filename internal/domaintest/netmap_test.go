@@ -10,7 +10,6 @@ import (
 // identical 10.0.0.0/24 at once, each under a range of its own, and each
 // server sees the host's pipe address.
 func TestNetmap(t *testing.T) {
-	t.Parallel()
 	e := newEnv(t, "nm")
 	top := e.NS("top")
 	e.addNS("top", "worklan", "homelan")

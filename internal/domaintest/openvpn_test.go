@@ -38,7 +38,6 @@ const countRuleset = `table inet tr-dt-count {
 // domain has no route out and nothing it sends reaches the host's uplink.
 // A new daemon's tunnel is moved in again.
 func TestOpenVPNDomain(t *testing.T) {
-	t.Parallel()
 	e := newEnv(t, "vp", "openvpn")
 	l := &lab.Lab{Prefix: e.Prefix, RunDir: filepath.Join(e.Dir, "lab")}
 	if err := l.Build(); err != nil {

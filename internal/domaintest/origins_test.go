@@ -14,7 +14,6 @@ import (
 // in both directions between a and b, and through a netmap (n); the
 // host's guard of what it forwards into a pipe is what stops the rest.
 func TestFlowOrigins(t *testing.T) {
-	t.Parallel()
 	e := newEnv(t, "or")
 	top, a, b, c, n := e.NS("top"), e.NS("a"), e.NS("b"), e.NS("c"), e.NS("n")
 	outside, stranger := e.NS("outside"), e.NS("stranger")

@@ -11,7 +11,6 @@ import (
 // exec` reaches the server at 10.0.0.1 of its own network, which answers
 // with its name.
 func TestOverlap(t *testing.T) {
-	t.Parallel()
 	e := newEnv(t, "ov")
 	top := e.NS("top")
 	e.addNS("top", "worklan", "homelan", "toplan")

@@ -32,7 +32,6 @@ var (
 // the host, nor the far site by any of their addresses with TCP, UDP or
 // ICMP, while its one declared flow (TCP to a service in internet) works.
 func TestRoutingDomains(t *testing.T) {
-	t.Parallel()
 	e := newEnv(t, "s4")
 	top, far := e.NS("top"), e.NS("far")
 	internet, private, hostile := e.NS("internet"), e.NS("private"), e.NS("hostile")

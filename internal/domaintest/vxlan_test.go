@@ -13,7 +13,6 @@ import (
 // addresses: a process in each domain reaches its own twin (which
 // answers with its name), and nothing of the other colour.
 func TestVXLANSites(t *testing.T) {
-	t.Parallel()
 	e := newEnv(t, "vx")
 	siteA, siteB := e.NS("a"), e.NS("b")
 	e.addNS("a", "b")
