@@ -649,6 +649,69 @@ func (g *diffGen) n(k int) int         { return g.rnd.IntN(k) }
 
 func pick[T any](g *diffGen, xs []T) T { return xs[g.rnd.IntN(len(xs))] }
 
+// maybeSysctl is a sysctl set with probability p, to a value drawn only
+// then (the random stream stays what it was when each had its own if).
+type maybeSysctl struct {
+	p   float64
+	key string
+	val func() string
+}
+
+func (g *diffGen) maybe(set func(k, v string), opts []maybeSysctl) {
+	for _, o := range opts {
+		if g.p(o.p) {
+			set(o.key, o.val())
+		}
+	}
+}
+
+// maybeAddr is an address added with probability p.
+type maybeAddr struct {
+	p           float64
+	dev         string
+	addr, extra string
+}
+
+// routeTypes4 and routeTypes6 are the route types drawn out of 100: each
+// below its bound, the rest unicast.
+var (
+	routeTypes4 = []routeTypeBound{{6, "blackhole"}, {12, "unreachable"}, {17, "prohibit"}, {23, "throw"},
+		{28, "local"}, {31, "broadcast"}, {33, "anycast"}, {35, "multicast"}}
+	routeTypes6 = []routeTypeBound{{6, "blackhole"}, {12, "unreachable"}, {17, "prohibit"}, {23, "throw"},
+		{27, "local"}, {29, "anycast"}}
+)
+
+type routeTypeBound struct {
+	below int
+	typ   string
+}
+
+func (g *diffGen) routeType(bounds []routeTypeBound) string {
+	x := g.n(100)
+	for _, b := range bounds {
+		if x < b.below {
+			return b.typ
+		}
+	}
+	return ""
+}
+
+// prefix is a random prefix of the family.
+func (g *diffGen) prefix(v6 bool) netip.Prefix {
+	if v6 {
+		return g.prefix6()
+	}
+	return g.prefix4()
+}
+
+// ipproto is a random IP protocol name of the family.
+func (g *diffGen) ipproto(v6 bool) string {
+	if v6 {
+		return pick(g, []string{"tcp", "udp", "ipv6-icmp"})
+	}
+	return pick(g, []string{"tcp", "udp", "icmp"})
+}
+
 func (g *diffGen) setup() diffSetup {
 	var d diffSetup
 	d.sysctls = [][2]string{{"net.ipv6.conf.all.accept_dad", "0"}, {"net.ipv6.conf.default.accept_dad", "0"}}
@@ -672,47 +735,26 @@ func (g *diffGen) setup() diffSetup {
 		set("net.ipv4.conf.all.forwarding", "1")
 	}
 	set("net.ipv4.conf.all.rp_filter", strconv.Itoa(pick(g, []int{0, 0, 1, 2})))
+	one, zero := func() string { return "1" }, func() string { return "0" }
 	for _, l := range g.links {
-		if g.p(0.15) {
-			set("net.ipv4.conf."+l+".rp_filter", strconv.Itoa(g.n(3)))
-		}
-		if g.p(0.1) {
-			set("net.ipv4.conf."+l+".ignore_routes_with_linkdown", "1")
-		}
-		if g.p(0.1) {
-			set("net.ipv4.conf."+l+".forwarding", strconv.Itoa(g.n(2)))
-		}
-		if g.p(0.08) {
-			set("net.ipv4.conf."+l+".send_redirects", "0")
-		}
-		if g.p(0.08) {
-			set("net.ipv6.conf."+l+".ignore_routes_with_linkdown", "1")
-		}
+		g.maybe(set, []maybeSysctl{
+			{0.15, "net.ipv4.conf." + l + ".rp_filter", func() string { return strconv.Itoa(g.n(3)) }},
+			{0.1, "net.ipv4.conf." + l + ".ignore_routes_with_linkdown", one},
+			{0.1, "net.ipv4.conf." + l + ".forwarding", func() string { return strconv.Itoa(g.n(2)) }},
+			{0.08, "net.ipv4.conf." + l + ".send_redirects", zero},
+			{0.08, "net.ipv6.conf." + l + ".ignore_routes_with_linkdown", one},
+		})
 	}
-	if g.p(0.15) {
-		set("net.ipv4.conf.all.ignore_routes_with_linkdown", "1")
-	}
-	if g.p(0.1) {
-		set("net.ipv4.conf.all.accept_local", "1")
-	}
-	if g.p(0.1) {
-		set("net.ipv4.conf.all.src_valid_mark", "1")
-	}
-	if g.p(0.08) {
-		set("net.ipv4.conf.all.shared_media", "0")
-	}
-	if g.p(0.3) {
-		set("net.ipv6.conf.all.forwarding", "1")
-	}
-	if g.p(0.75) {
-		set("net.ipv4.fib_multipath_hash_seed", strconv.Itoa(1+g.n(1<<30)))
-	}
-	if g.p(0.3) {
-		set("net.ipv4.fib_multipath_hash_policy", "1")
-	}
-	if g.p(0.3) {
-		set("net.ipv6.fib_multipath_hash_policy", "1")
-	}
+	g.maybe(set, []maybeSysctl{
+		{0.15, "net.ipv4.conf.all.ignore_routes_with_linkdown", one},
+		{0.1, "net.ipv4.conf.all.accept_local", one},
+		{0.1, "net.ipv4.conf.all.src_valid_mark", one},
+		{0.08, "net.ipv4.conf.all.shared_media", zero},
+		{0.3, "net.ipv6.conf.all.forwarding", one},
+		{0.75, "net.ipv4.fib_multipath_hash_seed", func() string { return strconv.Itoa(1 + g.n(1<<30)) }},
+		{0.3, "net.ipv4.fib_multipath_hash_policy", one},
+		{0.3, "net.ipv6.fib_multipath_hash_policy", one},
+	})
 
 	// addresses
 	for i := 1; i <= g.pairs; i++ {
@@ -728,42 +770,30 @@ func (g *diffGen) setup() diffSetup {
 			d.general = append(d.general, strings.TrimSpace("addr add "+a+" dev "+dev+" nodad "+extra))
 		}
 		add4(v, fmt.Sprintf("10.%d.0.1/24", i), "")
-		if g.p(0.7) {
-			add4(p, fmt.Sprintf("10.%d.0.2/24", i), "")
-		}
-		if g.p(0.3) {
-			add4(v, fmt.Sprintf("10.%d.0.3/24", i), "") // secondary
-		}
-		if g.p(0.3) {
-			add4(v, fmt.Sprintf("10.%d.1.1/24", i), "")
-		}
-		if g.p(0.2) {
-			add4(v, fmt.Sprintf("10.%d.2.1/30", i), "")
-		}
-		if g.p(0.15) {
-			add4(p, fmt.Sprintf("10.%d.3.1/32", i), "")
-		}
-		if g.p(0.15) {
-			add4(v, fmt.Sprintf("10.%d.4.1/24", i), "scope link")
-		}
-		if g.p(0.1) {
-			add4(v, fmt.Sprintf("10.%d.5.1/24", i), "noprefixroute")
-		}
-		if g.p(0.1) {
-			add4(v, fmt.Sprintf("198.51.100.%d/28", 16*i+1), "")
+		for _, o := range []maybeAddr{
+			{0.7, p, fmt.Sprintf("10.%d.0.2/24", i), ""},
+			{0.3, v, fmt.Sprintf("10.%d.0.3/24", i), ""}, // secondary
+			{0.3, v, fmt.Sprintf("10.%d.1.1/24", i), ""},
+			{0.2, v, fmt.Sprintf("10.%d.2.1/30", i), ""},
+			{0.15, p, fmt.Sprintf("10.%d.3.1/32", i), ""},
+			{0.15, v, fmt.Sprintf("10.%d.4.1/24", i), "scope link"},
+			{0.1, v, fmt.Sprintf("10.%d.5.1/24", i), "noprefixroute"},
+			{0.1, v, fmt.Sprintf("198.51.100.%d/28", 16*i+1), ""},
+		} {
+			if g.p(o.p) {
+				add4(o.dev, o.addr, o.extra)
+			}
 		}
 		add6(v, fmt.Sprintf("2001:db8:%d::1/64", i), "")
-		if g.p(0.6) {
-			add6(p, fmt.Sprintf("2001:db8:%d::2/64", i), "")
-		}
-		if g.p(0.3) {
-			add6(v, fmt.Sprintf("2001:db8:%d:1::1/64", i), "")
-		}
-		if g.p(0.15) {
-			add6(v, fmt.Sprintf("2001:db8:%d:2::1/64", i), "preferred_lft 0")
-		}
-		if g.p(0.15) {
-			add6(p, fmt.Sprintf("2001:db8:%d:3::1/128", i), "")
+		for _, o := range []maybeAddr{
+			{0.6, p, fmt.Sprintf("2001:db8:%d::2/64", i), ""},
+			{0.3, v, fmt.Sprintf("2001:db8:%d:1::1/64", i), ""},
+			{0.15, v, fmt.Sprintf("2001:db8:%d:2::1/64", i), "preferred_lft 0"},
+			{0.15, p, fmt.Sprintf("2001:db8:%d:3::1/128", i), ""},
+		} {
+			if g.p(o.p) {
+				add6(o.dev, o.addr, o.extra)
+			}
 		}
 		for _, a := range g.addrs4 {
 			if a.Bits() < 31 {
@@ -881,25 +911,7 @@ func (g *diffGen) route4() string {
 		verb = "route append "
 	}
 	b.WriteString(verb)
-	typ := ""
-	switch x := g.n(100); {
-	case x < 6:
-		typ = "blackhole"
-	case x < 12:
-		typ = "unreachable"
-	case x < 17:
-		typ = "prohibit"
-	case x < 23:
-		typ = "throw"
-	case x < 28:
-		typ = "local"
-	case x < 31:
-		typ = "broadcast"
-	case x < 33:
-		typ = "anycast"
-	case x < 35:
-		typ = "multicast"
-	}
+	typ := g.routeType(routeTypes4)
 	if typ != "" {
 		b.WriteString(typ + " ")
 	}
@@ -952,21 +964,7 @@ func (g *diffGen) route6() []string {
 	g.dsts = append(g.dsts, dst)
 	var b strings.Builder
 	b.WriteString("route add ")
-	typ := ""
-	switch x := g.n(100); {
-	case x < 6:
-		typ = "blackhole"
-	case x < 12:
-		typ = "unreachable"
-	case x < 17:
-		typ = "prohibit"
-	case x < 23:
-		typ = "throw"
-	case x < 27:
-		typ = "local"
-	case x < 29:
-		typ = "anycast"
-	}
+	typ := g.routeType(routeTypes6)
 	if typ != "" {
 		b.WriteString(typ + " ")
 	}
@@ -1061,11 +1059,7 @@ func (g *diffGen) rule(v6 bool) string {
 		b.WriteString(" from " + src())
 	}
 	if g.p(0.25) {
-		if v6 {
-			b.WriteString(" to " + g.prefix6().String())
-		} else {
-			b.WriteString(" to " + g.prefix4().String())
-		}
+		b.WriteString(" to " + g.prefix(v6).String())
 	}
 	if g.p(0.1) {
 		if v6 {
@@ -1095,11 +1089,7 @@ func (g *diffGen) rule(v6 bool) string {
 		b.WriteString(fmt.Sprintf(" uidrange %d-%d", lo, lo+g.n(10)))
 	}
 	if g.p(0.12) {
-		if v6 {
-			b.WriteString(" ipproto " + pick(g, []string{"tcp", "udp", "ipv6-icmp"}))
-		} else {
-			b.WriteString(" ipproto " + pick(g, []string{"tcp", "udp", "icmp"}))
-		}
+		b.WriteString(" ipproto " + g.ipproto(v6))
 	}
 	if g.p(0.1) {
 		lo := 1 + g.n(2000)
@@ -1174,10 +1164,8 @@ func (g *diffGen) query() string {
 		}
 		if len(ps) > 0 {
 			dst = g.hostIn(pick(g, ps))
-		} else if v6 {
-			dst = g.hostIn(g.prefix6())
 		} else {
-			dst = g.hostIn(g.prefix4())
+			dst = g.hostIn(g.prefix(v6))
 		}
 	case x < 55 && len(locals) > 0:
 		dst = pick(g, locals)
@@ -1191,11 +1179,7 @@ func (g *diffGen) query() string {
 			dst = netip.MustParseAddr(pick(g, []string{"224.0.0.1", "224.0.0.5", "239.1.2.3", "255.255.255.255", "127.0.0.1", "0.0.0.0", "10.1.0.255", "10.2.0.255", "10.1.0.0"}))
 		}
 	default:
-		if v6 {
-			dst = g.hostIn(g.prefix6())
-		} else {
-			dst = g.hostIn(g.prefix4())
-		}
+		dst = g.hostIn(g.prefix(v6))
 	}
 	var b strings.Builder
 	if g.p(0.04) {
@@ -1215,11 +1199,7 @@ func (g *diffGen) query() string {
 				src = g.hostIn(netip.MustParsePrefix(fmt.Sprintf("10.%d.0.0/22", 1+g.n(g.pairs))))
 			}
 		default:
-			if v6 {
-				src = g.hostIn(g.prefix6())
-			} else {
-				src = g.hostIn(g.prefix4())
-			}
+			src = g.hostIn(g.prefix(v6))
 		}
 		b.WriteString(" from " + src.String())
 	}
@@ -1244,11 +1224,7 @@ func (g *diffGen) query() string {
 		b.WriteString(fmt.Sprintf(" uid %d", u))
 	}
 	if g.p(0.3) {
-		if v6 {
-			b.WriteString(" ipproto " + pick(g, []string{"tcp", "udp", "ipv6-icmp"}))
-		} else {
-			b.WriteString(" ipproto " + pick(g, []string{"tcp", "udp", "icmp"}))
-		}
+		b.WriteString(" ipproto " + g.ipproto(v6))
 		if g.p(0.7) {
 			port := func() uint16 {
 				if len(g.ports) > 0 && g.p(0.7) {
