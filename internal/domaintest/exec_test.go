@@ -40,29 +40,7 @@ func TestExec(t *testing.T) {
 
 	t.Run("signals", func(t *testing.T) {
 		e := e.in(t)
-		cmd := exec.Command(e.Bin, "exec", box, "--", e.helper)
-		cmd.Env = append(os.Environ(), helperEnv+"=wait")
-		stdout, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		e.procs = append(e.procs, cmd)
-		ready := make(chan string, 1)
-		go func() {
-			line, _ := bufio.NewReader(stdout).ReadString('\n')
-			ready <- line
-		}()
-		select {
-		case line := <-ready:
-			if line != "ready\n" {
-				t.Fatalf("the command said %q", line)
-			}
-		case <-time.After(5 * time.Second):
-			t.Fatal("the command did not start within 5 s")
-		}
+		cmd := e.startWaiting(box)
 		// tunroute's pid is the command's, and it runs in the domain.
 		exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", cmd.Process.Pid))
 		if exe != e.helper {
@@ -163,19 +141,7 @@ func TestExec(t *testing.T) {
 
 		// Signals tunroute gets reach the command; the directory goes
 		// when the command ends.
-		cmd := exec.Command(e.Bin, "exec", box, "--private-dir", dir, "--", e.helper)
-		cmd.Env = append(os.Environ(), helperEnv+"=wait")
-		stdout, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		e.procs = append(e.procs, cmd)
-		if line, _ := bufio.NewReader(stdout).ReadString('\n'); line != "ready\n" {
-			t.Fatalf("the command said %q", line)
-		}
+		cmd := e.startWaiting(box, "--private-dir", dir)
 		if _, err := os.Lstat(dir); err != nil {
 			t.Errorf("while the command runs: %v", err)
 		}
@@ -241,4 +207,36 @@ func sameNetns(t *testing.T, a, b string) bool {
 		t.Fatal(err)
 	}
 	return sa.Dev == sb.Dev && sa.Ino == sb.Ino
+}
+
+// startWaiting runs `tunroute exec DOMAIN [FLAGS...] -- helper` with the
+// helper waiting to be killed, and returns once the helper runs (it
+// said "ready"); the process is killed when the test ends.
+func (e *env) startWaiting(domain string, flags ...string) *exec.Cmd {
+	e.t.Helper()
+	args := append(append([]string{"exec", domain}, flags...), "--", e.helper)
+	cmd := exec.Command(e.Bin, args...)
+	cmd.Env = append(os.Environ(), helperEnv+"=wait")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		e.t.Fatal(err)
+	}
+	e.procs = append(e.procs, cmd)
+	ready := make(chan string, 1)
+	go func() {
+		line, _ := bufio.NewReader(stdout).ReadString('\n')
+		ready <- line
+	}()
+	select {
+	case line := <-ready:
+		if line != "ready\n" {
+			e.t.Fatalf("the command said %q", line)
+		}
+	case <-time.After(5 * time.Second):
+		e.t.Fatal("the command did not start within 5 s")
+	}
+	return cmd
 }
