@@ -2,6 +2,7 @@ package fibdiff
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -1130,19 +1131,32 @@ func (g *diffGen) learn(s *state.State) { g.observed = s }
 func (g *diffGen) hostIn(p netip.Prefix) netip.Addr {
 	a := p.Masked().Addr()
 	if a.Is4() {
-		v := v4u(a)
-		host := ^mask4(p.Bits())
-		v |= g.rnd.Uint32() & host
-		return u4(v)
+		b := a.As4()
+		v := binary.BigEndian.Uint32(b[:]) | g.rnd.Uint32()&uint32(hostMask(p.Bits(), 32))
+		binary.BigEndian.PutUint32(b[:], v)
+		return netip.AddrFrom4(b)
 	}
-	hi, lo := split6(a)
-	mh, ml := mask6(p.Bits())
-	hi |= g.rnd.Uint64() &^ mh
-	lo |= g.rnd.Uint64() &^ ml
+	b := a.As16()
+	hi := binary.BigEndian.Uint64(b[:8]) | g.rnd.Uint64()&hostMask(p.Bits(), 64)
+	lo := binary.BigEndian.Uint64(b[8:]) | g.rnd.Uint64()&hostMask(p.Bits()-64, 64)
 	if g.p(0.5) {
 		lo = lo&^0xffff | uint64(g.n(16))
 	}
-	return join6(hi, lo)
+	binary.BigEndian.PutUint64(b[:8], hi)
+	binary.BigEndian.PutUint64(b[8:], lo)
+	return netip.AddrFrom16(b)
+}
+
+// hostMask is the host part of a width-bit word whose first bits bits
+// belong to the prefix (bits may be below 0 or above width).
+func hostMask(bits, width int) uint64 {
+	switch {
+	case bits <= 0:
+		return ^uint64(0) >> (64 - width)
+	case bits >= width:
+		return 0
+	}
+	return uint64(1)<<(width-bits) - 1
 }
 
 func (g *diffGen) query() string {
@@ -1257,58 +1271,6 @@ func mpUncertain(r *fib.Result) bool {
 		}
 	}
 	return false
-}
-
-// ---- address helpers ----
-
-func v4u(a netip.Addr) uint32 {
-	b := a.As4()
-	return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
-}
-
-func u4(v uint32) netip.Addr {
-	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
-}
-
-func mask4(bits int) uint32 {
-	if bits <= 0 {
-		return 0
-	}
-	return ^uint32(0) << (32 - bits)
-}
-
-func split6(a netip.Addr) (hi, lo uint64) {
-	b := a.As16()
-	for i := 0; i < 8; i++ {
-		hi = hi<<8 | uint64(b[i])
-		lo = lo<<8 | uint64(b[8+i])
-	}
-	return
-}
-
-func join6(hi, lo uint64) netip.Addr {
-	var b [16]byte
-	for i := 7; i >= 0; i-- {
-		b[i] = byte(hi)
-		b[8+i] = byte(lo)
-		hi >>= 8
-		lo >>= 8
-	}
-	return netip.AddrFrom16(b)
-}
-
-func mask6(bits int) (hi, lo uint64) {
-	switch {
-	case bits <= 0:
-		return 0, 0
-	case bits < 64:
-		return ^uint64(0) << (64 - bits), 0
-	case bits == 64:
-		return ^uint64(0), 0
-	case bits < 128:
-		return ^uint64(0), ^uint64(0) << (128 - bits)
-	}
-	return ^uint64(0), ^uint64(0)
 }
 
 func hasNote(r *fib.Result, n string) bool {
