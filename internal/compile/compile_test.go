@@ -2,7 +2,6 @@ package compile
 
 import (
 	"net/netip"
-	"slices"
 	"strings"
 	"testing"
 
@@ -13,10 +12,10 @@ import (
 
 // labClient is the lab's client namespace before tunroute (an uplink
 // eth0 and a tunnel wg0), with a link-local address on eth0 and its
-// local route.
+// local route, which compile must leave alone.
 func labClient() *state.State {
 	s := statetest.LabClient()
-	s.Addrs = slices.Insert(s.Addrs, 3, state.Addr{Dev: "eth0", Index: 2, Prefix: netip.MustParsePrefix("fe80::1/64"), Scope: state.ScopeLink})
+	s.Addrs = append(s.Addrs, state.Addr{Dev: "eth0", Index: 2, Prefix: netip.MustParsePrefix("fe80::1/64"), Scope: state.ScopeLink})
 	s.Routes = append(s.Routes, state.Route{Table: 255, Type: state.RouteLocal, Dst: netip.MustParsePrefix("10.1.0.2/32"), Protocol: 2,
 		Scope: state.ScopeHost, PrefSrc: netip.MustParseAddr("10.1.0.2"), Nexthops: statetest.Nexthops("", "eth0")})
 	return s

@@ -19,12 +19,13 @@ func Nexthops(gw, dev string) []state.Nexthop {
 	return []state.Nexthop{n}
 }
 
-// LabClient is the lab's client namespace before tunroute: lo, an uplink
-// eth0 towards the ISP (10.1.0.2/24 with gateway 10.1.0.1, and
-// 2001:db8:1::2/64 with gateway 2001:db8:1::1) and a point-to-point
-// tunnel wg0 (10.30.0.2/24, 2001:db8:30::2/64), with the main table's
-// routes the kernel and the uplink put there. It has no rules: a test
-// that needs the kernel's default ones adds DefaultRules.
+// LabClient is the lab's client namespace before tunroute: lo (with
+// ::1), an uplink eth0 towards the ISP (10.1.0.2/24 with gateway
+// 10.1.0.1, and 2001:db8:1::2/64 with gateway 2001:db8:1::1) and a
+// point-to-point tunnel wg0 (10.30.0.2/24, 2001:db8:30::2/64), with the
+// main table's routes the kernel and the uplink put there and the
+// kernel's default rules. internal/verify/testdata/lab-client.json is
+// this state as a snapshot (TestLabClientSnapshot keeps it so).
 func LabClient() *state.State {
 	p := netip.MustParsePrefix
 	a := netip.MustParseAddr
@@ -35,6 +36,7 @@ func LabClient() *state.State {
 			{Index: 3, Name: "wg0", Kind: "tun", Up: true, Carrier: true, PointToPoint: true, NoARP: true}},
 		Addrs: []state.Addr{
 			{Dev: "lo", Index: 1, Prefix: p("127.0.0.1/8"), Scope: state.ScopeHost},
+			{Dev: "lo", Index: 1, Prefix: p("::1/128"), Scope: state.ScopeHost},
 			{Dev: "eth0", Index: 2, Prefix: p("10.1.0.2/24"), Scope: state.ScopeUniverse},
 			{Dev: "eth0", Index: 2, Prefix: p("2001:db8:1::2/64"), Scope: state.ScopeUniverse},
 			{Dev: "wg0", Index: 3, Prefix: p("10.30.0.2/24"), Scope: state.ScopeUniverse},
@@ -48,7 +50,7 @@ func LabClient() *state.State {
 			{Table: 254, Type: state.RouteUnicast, Dst: p("2001:db8:30::/64"), Protocol: 2, Metric: 256, Nexthops: Nexthops("", "wg0")},
 			{Table: 254, Type: state.RouteUnicast, Dst: p("::/0"), Protocol: 4, Metric: 1024, Nexthops: Nexthops("2001:db8:1::1", "eth0")},
 		},
-		Rules: []state.Rule{},
+		Rules: DefaultRules(),
 	}
 }
 

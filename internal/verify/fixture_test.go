@@ -1,8 +1,6 @@
 package verify
 
 import (
-	"net/netip"
-	"slices"
 	"testing"
 
 	"github.com/tunroute/tunroute/internal/compile"
@@ -13,16 +11,7 @@ import (
 	"github.com/tunroute/tunroute/internal/statetest"
 )
 
-// labClient is the lab's client namespace before tunroute (an uplink
-// eth0 and a tunnel wg0), with ::1 on lo and the kernel's default rules.
-func labClient() *state.State {
-	s := statetest.LabClient()
-	s.Addrs = slices.Insert(s.Addrs, 1, state.Addr{Dev: "lo", Index: 1, Prefix: netip.MustParsePrefix("::1/128"), Scope: state.ScopeHost})
-	s.Rules = defaultRules()
-	return s
-}
-
-var defaultRules = statetest.DefaultRules
+var labClient = statetest.LabClient
 
 var testTables = map[string]uint32{"main": 254, "local": 255, "default": 253, "from.this.host": 2}
 
