@@ -8,6 +8,7 @@
 #   N4=100000 N6=10000 bash bench/bigtable.sh # smaller
 #   TUNROUTE=/path/to/tunroute bash bench/bigtable.sh   # a binary built elsewhere
 #   REPEAT=3 bash bench/bigtable.sh           # best time of 3 runs per command
+#   SHOW_DAEMON_LOG=1 bash bench/bigtable.sh  # and the log of tunroute run
 #
 # It builds, in a throw-away namespace tr-co-big-<pid> (deleted at the end,
 # also when interrupted) with a peer namespace tr-co-bigp-<pid>:
@@ -29,6 +30,8 @@
 #              OpenVPN connection redirecting the default route, the facts
 #              changing (a new tunnel address) at every run: what OpenVPN
 #              waits for at each up/down
+#   hookd      the same hook with `tunroute run` working on the namespace
+#              (the hook hands its call to the daemon)
 #   down       `tunroute down`
 # No packet leaves the namespaces; every address is documentation or private.
 set -euo pipefail
@@ -110,8 +113,32 @@ for ((rep = 1; rep <= repeat; rep++)); do
 	[ "$left" = 0 ] || { echo "bench/bigtable.sh: $left routes of tunroute left after down" >&2; exit 1; }
 done
 
+# The hook again, with `tunroute run` working on the namespace: the hook
+# hands its call to the daemon, whose plans read the routes from what its
+# watchers keep (they do not stream the big table again).
+"${tr[@]}" run -c "$tmp/hook.yaml" --netns "$ns" ${SHOW_DAEMON_LOG:+-v} >"$tmp/run.log" 2>&1 &
+runpid=$!
+for ((i = 0; i < 600; i++)); do
+	"${tr[@]}" status -c "$tmp/hook.yaml" --netns "$ns" 2>/dev/null | grep -q 'tunroute run: up' && break
+	sleep 0.1
+done
+for ((rep = 1; rep <= repeat + 2; rep++)); do
+	ip -n "$ns" addr add 10.8.0.$((50 + rep))/24 dev wg0
+	sleep 2 # the daemon's check after the last hook has read the routes again
+	run hookd env "${hookenv[@]}" ifconfig_local=10.8.0.$((50 + rep)) "${tr[@]}" hook openvpn -c "$tmp/hook.yaml" --netns "$ns"
+	grep -q 'tunroute:' "$tmp/out" || { echo "bench/bigtable.sh: the hook through the daemon said nothing:" >&2; cat "$tmp/out" >&2; exit 1; }
+done
+"${tr[@]}" status -c "$tmp/hook.yaml" --netns "$ns" | grep -q 'VPN hooks through the daemon: [1-9]' ||
+	{ echo "bench/bigtable.sh: the hooks did not go through the daemon" >&2; "${tr[@]}" status -c "$tmp/hook.yaml" --netns "$ns" >&2; exit 1; }
+"${tr[@]}" status -c "$tmp/hook.yaml" --netns "$ns" | grep 'route reads' | sed 's/^ */  daemon: /' >&2 || true
+kill "$runpid"
+wait "$runpid" || true
+grep -o 'msg=hook .*took=[^ ]*' "$tmp/run.log" | sed 's/plan=.*//; s/^/  daemon: /' >&2 || true
+[ -z "${SHOW_DAEMON_LOG:-}" ] || cat "$tmp/run.log" >&2
+"${tr[@]}" down -c "$tmp/hook.yaml" --netns "$ns" >/dev/null
+
 printf '%-8s %10s %8s   %s\n' command seconds "RSS MB" "(main: $have4 IPv4, $have6 IPv6 foreign routes)"
-for c in ipget plan apply apply0 status explain hook down; do
+for c in ipget plan apply apply0 status explain hook hookd down; do
 	tv="t_$c" mv="m_$c"
 	printf '%-8s %10s %8s\n' "$c" "${!tv}" "${!mv}"
 done

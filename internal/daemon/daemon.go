@@ -6,10 +6,11 @@
 // plan if it is not empty: the same all-or-nothing apply as `tunroute
 // apply`, under the same lock as commands and hooks.
 //
-// Hooks are not routed through the daemon: `tunroute hook` takes the
-// engine lock, records its facts and applies by itself; the daemon,
-// which takes the same lock for every repair, sees the result through
-// kernel events and plans with the new facts (an empty plan).
+// Hooks go through the daemon when it listens on its control socket:
+// `tunroute hook` checks its call, hands it over (hook.go), and the
+// loop records it and applies between repairs. Without a daemon, the
+// hook takes the engine lock and applies by itself; a daemon started
+// later plans with the facts it recorded.
 package daemon
 
 import (
@@ -97,6 +98,15 @@ type Status struct {
 	InSync    bool           `json:"in_sync"`
 	Fights    []string       `json:"fights,omitempty"`
 	Watching  []string       `json:"watching"`
+	// RouteReadsCached and RouteReadsKernel count the plans' reads of the
+	// routes (per family) served from what the watchers kept, and read
+	// from the kernel.
+	RouteReadsCached uint64 `json:"route_reads_cached"`
+	RouteReadsKernel uint64 `json:"route_reads_kernel"`
+	// Hooks counts the VPN hook calls handed to the daemon; LastHook
+	// says what the last one reported.
+	Hooks    uint64 `json:"hooks"`
+	LastHook string `json:"last_hook,omitempty"`
 	// Health is every health-checked identity's state, with its targets.
 	Health []health.Status `json:"health,omitempty"`
 }
@@ -113,6 +123,10 @@ type Daemon struct {
 	fights   *fights
 	reloads  chan chan error
 	pings    chan chan struct{}
+	hooks    chan hookCall
+	// stopped is closed when Run returns (a hook waiting for the loop
+	// then applies by itself).
+	stopped chan struct{}
 	// lastRead is when the last read of the system began: events read
 	// before it are in it.
 	lastRead time.Time
@@ -131,6 +145,12 @@ type Daemon struct {
 	// the traffic leaves them).
 	lastCompiled *compile.Result
 
+	// routes keeps what plans read of the routes between repairs (nil
+	// on a host that is not the live kernel).
+	routes *kernel.RouteCache
+	// lastWarm is when a check was last made only to fill the cache.
+	lastWarm time.Time
+
 	mu     sync.Mutex
 	status Status
 }
@@ -146,9 +166,24 @@ func New(opts Options) *Daemon {
 		fights:   newFights(opts.FightAfter),
 		reloads:  make(chan chan error),
 		pings:    make(chan chan struct{}),
+		hooks:    make(chan hookCall),
+		stopped:  make(chan struct{}),
 	}
 	if d.log == nil {
 		d.log = slog.Default()
+	}
+	if h, ok := d.e.Host.(engine.LiveHost); ok && h.Routes == nil {
+		// Plans read the routes from what the last read found while the
+		// watchers report nothing that can change it: beside a full BGP
+		// table, a repair or a hook does not stream it again.
+		d.routes = kernel.NewRouteCache()
+		h.Routes = d.routes
+		d.e.Host = h
+	}
+	if d.e.Domains == nil {
+		// Repairs read the system often: the domain list is kept between
+		// them (the engine forgets it when a plan changes namespaces).
+		d.e.Domains = &engine.DomainCache{}
 	}
 	if d.opts.Debounce == 0 {
 		d.opts.Debounce = DefaultDebounce
@@ -167,6 +202,7 @@ func (d *Daemon) notify(s string) {
 // error if the first apply fails (a config that cannot be applied is not
 // guarded). Stopping changes nothing in the kernel.
 func (d *Daemon) Run(ctx context.Context) error {
+	defer close(d.stopped)
 	d.cfgStamp = stampOf(d.e.ConfigFile())
 	cfg, err := d.e.LoadConfig()
 	if err != nil {
@@ -255,6 +291,14 @@ func (d *Daemon) Run(ctx context.Context) error {
 			}
 		case reply := <-d.pings:
 			close(reply)
+		case c := <-d.hooks:
+			c.reply <- d.hook(c)
+			// A check follows (empty unless the world moved meanwhile):
+			// it learns the new objects' events and the domains to watch.
+			if !pending {
+				pending = true
+				schedule(time.Now().Add(d.opts.Debounce))
+			}
 		case <-d.healthChanged:
 			// A health check changed its verdict: switch now.
 			again, _ := d.check(kernel.WatchEvent{}, true)
@@ -368,6 +412,9 @@ func (d *Daemon) Status() Status {
 	if d.prober != nil {
 		s.Health = d.prober.Status()
 	}
+	if d.routes != nil {
+		s.RouteReadsCached, s.RouteReadsKernel = d.routes.Stats()
+	}
 	return s
 }
 
@@ -419,6 +466,9 @@ func (d *Daemon) check(cause kernel.WatchEvent, first bool) (time.Time, error) {
 		return time.Now().Add(busyInterval), err
 	}
 	defer s.Close()
+	// A domain namespace someone deleted lives on while a watcher holds
+	// it (with the pipe end in this namespace): let it go now.
+	d.unwatchGone(s.Domains)
 	if h := health.WithPassive(d.prober.Health(), health.WireGuardDown(s.Top(), identitiesOf(d.lastCompiled), time.Now())); len(h) > 0 || f.Health != nil {
 		if err := f.RecordHealth(d.e, h); err != nil {
 			d.fail("recording the health checks' verdict", err)
@@ -442,7 +492,8 @@ func (d *Daemon) check(cause kernel.WatchEvent, first bool) (time.Time, error) {
 	if c.Empty() {
 		d.setInSync(true, now)
 		d.lastCompiled = c.Compiled()
-		return d.watchDomains(s.Domains)
+		again, err := d.watchDomains(s.Domains)
+		return d.warm(again), err
 	}
 	objs := objectsOf(c.Plan)
 	if !first {
@@ -505,7 +556,28 @@ func (d *Daemon) check(cause kernel.WatchEvent, first bool) (time.Time, error) {
 			return time.Time{}, err
 		}
 	}
-	return d.watchDomains(doms)
+	again, err := d.watchDomains(doms)
+	return d.warm(again), err
+}
+
+// warmAfter is how long after a check whose read the route cache could
+// not keep (its own apply's events, or changes that came while it read)
+// the daemon reads again, so that the next hook or repair finds the
+// routes kept; warmEvery is the least time between two such reads, so a
+// table that keeps changing where plans look is not read in a loop.
+const (
+	warmAfter = 50 * time.Millisecond
+	warmEvery = time.Second
+)
+
+// warm returns when to check next: again, or soon if the route cache
+// does not hold the routes of this namespace's plans.
+func (d *Daemon) warm(again time.Time) time.Time {
+	if !again.IsZero() || !d.routes.Serves(d.e.Netns) || d.routes.Holds(d.e.Netns) || time.Since(d.lastWarm) < warmEvery {
+		return again
+	}
+	d.lastWarm = time.Now()
+	return d.lastWarm.Add(warmAfter)
 }
 
 // namespacesChanged: the plan creates or deletes a domain namespace.
@@ -567,7 +639,13 @@ func (d *Daemon) watch(ns string) error {
 	if _, ok := d.watchers[ns]; ok {
 		return nil
 	}
-	w, err := kernel.Watch(ns, d.events)
+	var w *kernel.Watcher
+	var err error
+	if d.routes != nil {
+		w, err = d.routes.Watch(ns, d.events)
+	} else {
+		w, err = kernel.Watch(ns, d.events)
+	}
 	if err != nil {
 		return fmt.Errorf("watching %s: %w", netnsname.Word(ns), err)
 	}
@@ -576,15 +654,31 @@ func (d *Daemon) watch(ns string) error {
 	return nil
 }
 
+// unwatch closes the watcher of ns.
+func (d *Daemon) unwatch(ns string, w *kernel.Watcher) {
+	if d.routes != nil {
+		d.routes.Unwatch(ns)
+	}
+	w.Close()
+}
+
+// unwatchGone stops watching the domain namespaces not in doms.
+func (d *Daemon) unwatchGone(doms []string) {
+	for ns, w := range d.watchers {
+		if ns != d.e.Netns && !slices.Contains(doms, ns) {
+			d.unwatch(ns, w)
+			delete(d.watchers, ns)
+		}
+	}
+}
+
 // watchDomains keeps one watcher per domain namespace tunroute made
 // (doms): new domains are watched, deleted ones dropped. A new watcher
 // asks for one more check (what changed before it listened).
 func (d *Daemon) watchDomains(doms []string) (time.Time, error) {
-	want := map[string]bool{d.e.Netns: true}
 	var errs []error
 	var again time.Time
 	for _, ns := range doms {
-		want[ns] = true
 		if _, ok := d.watchers[ns]; ok {
 			continue
 		}
@@ -593,12 +687,7 @@ func (d *Daemon) watchDomains(doms []string) (time.Time, error) {
 		}
 		again = time.Now().Add(d.opts.Debounce)
 	}
-	for ns, w := range d.watchers {
-		if !want[ns] {
-			w.Close()
-			delete(d.watchers, ns)
-		}
-	}
+	d.unwatchGone(doms)
 	d.setWatching()
 	return again, errors.Join(errs...)
 }
@@ -616,7 +705,7 @@ func (d *Daemon) setWatching() {
 
 func (d *Daemon) stopWatching() {
 	for ns, w := range d.watchers {
-		w.Close()
+		d.unwatch(ns, w)
 		delete(d.watchers, ns)
 	}
 }

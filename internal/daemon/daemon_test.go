@@ -30,6 +30,10 @@ func drifts(w *world) []drift {
 		{"nft delete table inet tunroute", nft + "delete table inet tunroute", "firewall"},
 		{"nft flush ruleset", nft + "flush ruleset", "firewall"},
 		{"route in a domain deleted", "ip -n " + w.d1 + " route del default", "route"},
+		// Another program's objects claiming tunroute's protocol where the
+		// config wants none: tunroute owns them by that mark, and removes them.
+		{"route claiming tunroute's protocol added", top + "route add 203.0.113.0/24 via 192.0.2.1 dev up0 proto 116", "route"},
+		{"rule claiming tunroute's protocol added", top + "rule add pref 7777 to 203.0.113.0/24 lookup 99 proto 116", "rule"},
 	}
 }
 
@@ -109,6 +113,35 @@ func TestDriftRepaired(t *testing.T) {
 		w.sh("ip -n " + w.top + " " + fr.del)
 		r := waitRepair(t, reps, "route")
 		fmt.Fprintf(&table, "  %-50s %-9s %8.2f ms  %s\n", "foreign route with the same key, then removed", "route", float64(r.Latency.Microseconds())/1000, strings.Join(keys(r.Objects), "; "))
+	}
+	// A routing domain's namespace deleted: the daemon keeps the list of
+	// domains between repairs, so this checks that a gone one is noticed
+	// (its pipe end in the top namespace goes with it) and made again.
+	drain(reps)
+	w.sh("ip netns del " + w.d1)
+	// The kernel takes the namespace apart after the command returns (the
+	// pipe's other end goes later): a repair planned in between fails, and
+	// the next one, after the pipe end is gone, succeeds.
+	var r Repair
+	for deadline := time.After(5 * time.Second); r.Latency == 0; {
+		select {
+		case got := <-reps:
+			if got.Err == nil && slices.Contains(got.Kinds(), "namespace") {
+				r = got
+			} else if got.Err != nil {
+				t.Logf("a repair while the namespace was being taken apart: %v", got.Err)
+			}
+		case <-deadline:
+			t.Fatal("the deleted routing domain was not made again within 5 s")
+		}
+	}
+	fmt.Fprintf(&table, "  %-50s %-9s %8.2f ms  %s\n", "routing domain's namespace deleted", "namespace", float64(r.Latency.Microseconds())/1000, strings.Join(keys(r.Objects), "; "))
+	deadline := time.Now().Add(3 * time.Second)
+	for ok, plan := w.inSync(); !ok; ok, plan = w.inSync() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not in sync after the domain was made again:\n%s", plan)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	t.Logf("repair latency (event read -> kernel ack):\n%s", table.String())
 	st := d.Status()

@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/tunroute/tunroute/internal/kernel"
 	"github.com/tunroute/tunroute/internal/state"
 )
@@ -72,6 +74,7 @@ func TestInterest(t *testing.T) {
 	in.known = true
 	in.tables = map[string]map[uint32]bool{"top": {10: true}}
 	in.keys = map[string]map[routeKey]bool{"top": {{tableMain, netip.MustParsePrefix("198.51.100.0/24")}: true}}
+	in.rules = map[string]map[ruleKey]bool{"top": {{unix.AF_INET, 5000}: true}}
 	for _, c := range []struct {
 		ev   kernel.WatchEvent
 		want bool
@@ -82,7 +85,10 @@ func TestInterest(t *testing.T) {
 		{kernel.WatchEvent{Netns: "top", Kind: kernel.WatchRoute, Table: tableMain, Dst: netip.MustParsePrefix("0.0.0.0/0"), Protocol: 16}, true},
 		{kernel.WatchEvent{Netns: "top", Kind: kernel.WatchRoute, Table: tableMain, Dst: netip.MustParsePrefix("203.0.113.0/24"), Protocol: state.Proto, Deleted: true}, true},
 		{kernel.WatchEvent{Netns: "top", Kind: kernel.WatchRoute, Table: 10, Dst: netip.MustParsePrefix("0.0.0.0/0"), Protocol: state.Proto}, false},
-		{kernel.WatchEvent{Netns: "top", Kind: kernel.WatchRule, Protocol: state.Proto}, false},
+		{kernel.WatchEvent{Netns: "top", Kind: kernel.WatchRule, Protocol: state.Proto, Family: unix.AF_INET, Priority: 5000}, false},
+		// tunroute's protocol where the config wants nothing: another program's
+		{kernel.WatchEvent{Netns: "top", Kind: kernel.WatchRule, Protocol: state.Proto, Family: unix.AF_INET6, Priority: 5000}, true},
+		{kernel.WatchEvent{Netns: "top", Kind: kernel.WatchRoute, Table: tableMain, Dst: netip.MustParsePrefix("203.0.113.0/24"), Protocol: state.Proto}, true},
 		{kernel.WatchEvent{Netns: "top", Kind: kernel.WatchRule, Protocol: state.Proto, Deleted: true}, true},
 		{kernel.WatchEvent{Netns: "top", Kind: kernel.WatchRule, Protocol: 4}, true},
 		{kernel.WatchEvent{Netns: "top", Kind: kernel.WatchFirewall, FirewallTable: "filter"}, false},

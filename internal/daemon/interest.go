@@ -3,6 +3,8 @@ package daemon
 import (
 	"net/netip"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/tunroute/tunroute/internal/compile"
 	"github.com/tunroute/tunroute/internal/kernel"
 	"github.com/tunroute/tunroute/internal/state"
@@ -29,6 +31,14 @@ type interest struct {
 	known  bool
 	tables map[string]map[uint32]bool
 	keys   map[string]map[routeKey]bool
+	// rules are the (family, preference) pairs of the rules the config
+	// wants, per namespace.
+	rules map[string]map[ruleKey]bool
+}
+
+type ruleKey struct {
+	family   uint8
+	priority uint32
 }
 
 type routeKey struct {
@@ -44,9 +54,14 @@ func (in *interest) update(sys *compile.System) {
 	in.known = true
 	in.tables = map[string]map[uint32]bool{}
 	in.keys = map[string]map[routeKey]bool{}
+	in.rules = map[string]map[ruleKey]bool{}
 	for _, d := range sys.Domains {
-		tables, keys := map[uint32]bool{}, map[routeKey]bool{}
+		tables, keys, rules := map[uint32]bool{}, map[routeKey]bool{}, map[ruleKey]bool{}
 		st := d.Result.State
+		for _, r := range st.Rules {
+			rules[ruleKey{familyOf(r.Family), r.Priority}] = true
+		}
+		in.rules[d.Netns] = rules
 		for _, r := range st.Routes {
 			if shared(r.Table) {
 				keys[routeKey{r.Table, r.Dst}] = true
@@ -68,7 +83,10 @@ func (in *interest) wants(ev kernel.WatchEvent) bool {
 	switch ev.Kind {
 	case kernel.WatchRoute:
 		if ev.Protocol == state.Proto && !ev.Deleted {
-			return false // tunroute's own addition (a repair, a hook)
+			// tunroute's own addition (a repair, a hook) is where the
+			// config wants a route; one elsewhere is another program's
+			// claiming tunroute's protocol, and the plan removes it.
+			return !in.known || !(in.tables[ev.Netns][ev.Table] || in.keys[ev.Netns][routeKey{ev.Table, ev.Dst}])
 		}
 		if !in.known || ev.Protocol == state.Proto || ev.Dst.Bits() == 0 {
 			return true
@@ -80,9 +98,20 @@ func (in *interest) wants(ev kernel.WatchEvent) bool {
 	case kernel.WatchFirewall:
 		return ev.FirewallTable == "" || ev.FirewallTable == state.FirewallTable
 	case kernel.WatchRule:
-		return ev.Protocol != state.Proto || ev.Deleted
+		if ev.Protocol == state.Proto && !ev.Deleted {
+			return !in.known || !in.rules[ev.Netns][ruleKey{ev.Family, ev.Priority}]
+		}
+		return true
 	case kernel.WatchNexthop:
 		return ev.Protocol == state.Proto && ev.Deleted
 	}
 	return true
+}
+
+// familyOf is the address family (AF_INET, AF_INET6) of a state's 4 or 6.
+func familyOf(v int) uint8 {
+	if v == 6 {
+		return unix.AF_INET6
+	}
+	return unix.AF_INET
 }

@@ -18,10 +18,11 @@ import (
 	"github.com/tunroute/tunroute/internal/netnsname"
 )
 
-// The control socket: one request line ("status" or "reload"), one JSON
-// answer line. It is 0600 under the run directory, and the peer's
-// credentials are checked too (a socket file's mode is not enough when
-// the directory is shared): only root, or the daemon's own user.
+// The control socket: one request line ("status", "reload", or a JSON
+// object: a hook's call, see hook.go), one JSON answer line. It is 0600
+// under the run directory, and the peer's credentials are checked too (a
+// socket file's mode is not enough when the directory is shared): only
+// root, or the daemon's own user.
 
 // SocketPath is the control socket of the daemon that works on netns.
 func SocketPath(runDir, netns string) string {
@@ -32,8 +33,12 @@ func SocketPath(runDir, netns string) string {
 }
 
 type answer struct {
-	Status *Status `json:"status,omitempty"`
-	Error  string  `json:"error,omitempty"`
+	Status *Status     `json:"status,omitempty"`
+	Hook   *HookAnswer `json:"hook,omitempty"`
+	Error  string      `json:"error,omitempty"`
+	// NotRunning: the daemon stopped before it took a hook's call (the
+	// hook applies by itself).
+	NotRunning bool `json:"not_running,omitempty"`
 }
 
 type server struct {
@@ -93,12 +98,20 @@ func (d *Daemon) serve(c *net.UnixConn) {
 	c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	// The request is read first, so the refusal reaches the client
 	// (instead of a broken pipe on its write).
-	line, err := bufio.NewReader(io.LimitReader(c, 4096)).ReadString('\n')
+	line, err := bufio.NewReader(io.LimitReader(c, maxRequest+1)).ReadString('\n')
+	if len(line) > maxRequest {
+		enc.Encode(answer{Error: fmt.Sprintf("request longer than %d bytes; nothing was changed", maxRequest)})
+		return
+	}
 	if err != nil {
 		return
 	}
 	if err := peerAllowed(c); err != nil {
 		enc.Encode(answer{Error: err.Error()})
+		return
+	}
+	if strings.HasPrefix(strings.TrimSpace(line), "{") {
+		enc.Encode(d.serveJSON(line))
 		return
 	}
 	switch strings.TrimSpace(line) {
@@ -114,7 +127,7 @@ func (d *Daemon) serve(c *net.UnixConn) {
 		a.Status = &st
 		enc.Encode(a)
 	default:
-		enc.Encode(answer{Error: fmt.Sprintf("unknown request %q (status, reload)", strings.TrimSpace(line))})
+		enc.Encode(answer{Error: fmt.Sprintf("unknown request %.80q (status, reload, or a hook's JSON call)", strings.TrimSpace(line))})
 	}
 }
 
@@ -176,6 +189,9 @@ func (s *Status) Text() string {
 	fmt.Fprintf(&b, "tunroute run: up %s, %s\n", s.Uptime, sync)
 	fmt.Fprintf(&b, "  watching: %s\n", strings.Join(s.Watching, ", "))
 	fmt.Fprintf(&b, "  events: %d (%d that can matter), %d resyncs after lost events, %d checks\n", s.Events, s.Relevant, s.Resyncs, s.Checks)
+	if n := s.RouteReadsCached + s.RouteReadsKernel; n > 0 {
+		fmt.Fprintf(&b, "  route reads: %d of %d from what the watchers kept, %d from the kernel\n", s.RouteReadsCached, n, s.RouteReadsKernel)
+	}
 	if len(s.Repairs) == 0 {
 		b.WriteString("  repairs: none\n")
 	} else {
@@ -184,6 +200,11 @@ func (s *Status) Text() string {
 			parts = append(parts, fmt.Sprintf("%s %d", k, s.Repairs[k]))
 		}
 		fmt.Fprintf(&b, "  repairs: %s\n", strings.Join(parts, ", "))
+	}
+	if s.Hooks > 0 {
+		fmt.Fprintf(&b, "  VPN hooks through the daemon: %d (last: %s)\n", s.Hooks, s.LastHook)
+	} else {
+		b.WriteString("  VPN hooks through the daemon: none\n")
 	}
 	for _, f := range s.Fights {
 		fmt.Fprintf(&b, "  fighting over (repairs backed off): %s\n", f)

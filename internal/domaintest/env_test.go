@@ -40,10 +40,15 @@ func (e *env) in(t *testing.T) *env { return &env{t: t, world: e.world} }
 // namespace, the processes the test started, then every namespace
 // prefix+*.
 func newEnv(t *testing.T, short string, progs ...string) *env {
+	return newEnvAt(t, "tr-dt", short, progs...)
+}
+
+// newEnvAt is newEnv with namespaces named PREFIX<pid>-<short>-*.
+func newEnvAt(t *testing.T, prefix, short string, progs ...string) *env {
 	needRoot(t, progs...)
 	t.Parallel()
 	_, helper := binaries(t)
-	e := &env{t: t, world: &world{World: testns.NewWorld(t, fmt.Sprintf("tr-dt%d-%s-", os.Getpid(), short)), helper: helper}}
+	e := &env{t: t, world: &world{World: testns.NewWorld(t, fmt.Sprintf("%s%d-%s-", prefix, os.Getpid(), short)), helper: helper}}
 	t.Cleanup(e.cleanup)
 	return e
 }

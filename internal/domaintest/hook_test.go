@@ -22,11 +22,19 @@ func openvpnEnv(scriptType, dev string) []string {
 // facts with that config's and applies it, so the domain routes through
 // the tunnel; the down verb withdraws the routes again.
 func TestHookInsideDomain(t *testing.T) {
-	e := newEnv(t, "hk")
+	hookInsideDomain(t, newEnv(t, "hk"), nil)
+}
+
+// hookInsideDomain is the story of TestHookInsideDomain; started (if not
+// nil) runs after the first apply, with the top namespace and the config.
+func hookInsideDomain(t *testing.T, e *env, started func(top, cfg string)) {
 	top, far, inner := e.NS("top"), e.NS("far"), e.NS("inner")
 	e.addNS("top", "far")
 	cfg := e.config("hook-inside.yaml", nil)
 	e.apply(cfg, top)
+	if started != nil {
+		started(top, cfg)
+	}
 	// The daemon's tunnel, made inside the domain (a veth standing in).
 	e.veth(inner, "dttun0", []string{"10.8.0.2/24"}, far, "srv0", []string{"10.8.0.1/24"})
 	e.ip(far, "addr", "add", "10.99.1.1/32", "dev", "lo")

@@ -28,6 +28,9 @@ type Engine struct {
 	EtcNetns string
 	// Progress hears of long applies (nil: nothing).
 	Progress func(done, total int)
+	// Domains, if set, keeps the list of domain namespaces between reads
+	// (a daemon's repairs); nil lists them at every read.
+	Domains *DomainCache
 }
 
 // New returns an engine on the real host.

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"path/filepath"
 	"time"
 
 	"github.com/tunroute/tunroute/internal/config"
@@ -31,27 +32,64 @@ type HookResult struct {
 	Store string
 }
 
+// ValidHook is a hook call checked against the config: the kind, the
+// verb, the config's vpn it is about and the environment variables the
+// kind reads, every one checked. It is what a hook hands to `tunroute
+// run` over its socket (JSON), and what RecordHook records.
+type ValidHook struct {
+	Kind string   `json:"kind"`
+	Verb string   `json:"verb"`
+	VPN  string   `json:"vpn"`
+	Env  hook.Env `json:"env"`
+	// Config is the config file the call was checked against (absolute).
+	Config string `json:"config"`
+	// Ignored: the verb changes nothing tunroute cares about (never
+	// sent: there is nothing to record).
+	Ignored bool `json:"-"`
+}
+
 // Hook records what a VPN daemon's hook reports and applies the config
 // with it, all-or-nothing: the new facts and the kernel change land
 // together or not at all. A down verb keeps the connection's server
 // endpoints (the kill switch must let the daemon reconnect) and drops
 // the rest, so what went through the tunnel is withdrawn.
 func (e *Engine) Hook(call HookCall) (*HookResult, error) {
+	v, cfg, err := e.ValidateHook(call)
+	if err != nil {
+		return nil, err
+	}
+	if v.Ignored {
+		return &HookResult{Ignored: true}, nil
+	}
+	return e.RecordHook(cfg, v)
+}
+
+// ValidateHook checks a hook call against the config (which it returns),
+// touching nothing: no lock, no kernel, no facts; a verb that changes
+// nothing is not checked further (nor is the config read). A malformed or hostile environment is an
+// error naming the variable. The environment is checked as for an up
+// verb even for a down, which uses none of it: such a call is not the
+// VPN daemon's, and must not take the connection down.
+func (e *Engine) ValidateHook(call HookCall) (*ValidHook, *config.Config, error) {
 	kind := call.Kind.Name()
 	verb, err := call.Kind.Verb(call.Args, call.Env)
 	if err != nil {
-		return nil, fmt.Errorf("hook %s: %w", kind, err)
+		return nil, nil, fmt.Errorf("hook %s: %w", kind, err)
 	}
 	ev, err := call.Kind.Event(verb)
 	if err != nil {
-		return nil, fmt.Errorf("hook %s: %w", kind, err)
+		return nil, nil, fmt.Errorf("hook %s: %w", kind, err)
+	}
+	file, err := filepath.Abs(e.ConfigFile())
+	if err != nil {
+		return nil, nil, err
 	}
 	if ev == hook.Ignore {
-		return &HookResult{Ignored: true}, nil
+		return &ValidHook{Kind: kind, Verb: verb, Config: file, Ignored: true}, nil, nil
 	}
 	cfg, err := e.LoadConfig()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	name := call.VPN
 	if n, ok := call.Kind.(hook.VPNNamer); ok && name == "" && call.Env["TUNROUTE_VPN"] == "" {
@@ -61,8 +99,40 @@ func (e *Engine) Hook(call HookCall) (*HookResult, error) {
 	}
 	vpn, err := pickVPN(cfg, kind, name, call.Env)
 	if err != nil {
+		return nil, nil, fmt.Errorf("hook %s: %w", kind, err)
+	}
+	env := hook.Relevant(call.Kind, call.Env)
+	// The facts so far only seed what a call adds (tinc's servers,
+	// strongSwan's selector pairs): the checks of the environment are
+	// the same without them.
+	if _, _, err := call.Kind.Facts(hook.Call{VPN: vpn.Name, Verb: verb, Env: env, Setup: deviceSetup(cfg, vpn)}); err != nil {
+		return nil, nil, fmt.Errorf("hook %s %s: %w; nothing was changed", kind, verb, err)
+	}
+	return &ValidHook{Kind: kind, Verb: verb, VPN: vpn.Name, Env: env, Config: file}, cfg, nil
+}
+
+// RecordHook records a validated hook call and applies cfg with it,
+// under the engine lock. The call is checked again against cfg (the
+// config may have changed since, and a call from a socket is checked
+// like one from an environment).
+func (e *Engine) RecordHook(cfg *config.Config, call *ValidHook) (*HookResult, error) {
+	k, err := hook.Lookup(call.Kind)
+	if err != nil {
+		return nil, fmt.Errorf("hook: %w", err)
+	}
+	kind := k.Name()
+	ev, err := k.Event(call.Verb)
+	if err != nil {
 		return nil, fmt.Errorf("hook %s: %w", kind, err)
 	}
+	if ev == hook.Ignore {
+		return &HookResult{Ignored: true}, nil
+	}
+	vpn := cfg.AnyVPN(call.VPN)
+	if vpn == nil || vpn.Type != kind {
+		return nil, fmt.Errorf("hook %s: the config %s has no %s vpn named %q; nothing was changed", kind, cfg.File, kind, call.VPN)
+	}
+	verb, env := call.Verb, hook.Relevant(k, call.Env)
 	unlock, err := e.Lock()
 	if err != nil {
 		return nil, err
@@ -72,10 +142,7 @@ func (e *Engine) Hook(call HookCall) (*HookResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	// The environment is checked as for an up verb even for a down,
-	// which uses none of it: a malformed or hostile one means the call is
-	// not the daemon's, and must not take the connection down.
-	v, ev, err := call.Kind.Facts(hook.Call{VPN: vpn.Name, Verb: verb, Env: call.Env, Prev: f.VPNs[vpn.Name], Setup: deviceSetup(cfg, vpn)})
+	v, ev, err := k.Facts(hook.Call{VPN: vpn.Name, Verb: verb, Env: env, Prev: f.VPNs[vpn.Name], Setup: deviceSetup(cfg, vpn)})
 	if err != nil {
 		return nil, fmt.Errorf("hook %s %s: %w; nothing was changed", kind, verb, err)
 	}
@@ -89,8 +156,8 @@ func (e *Engine) Hook(call HookCall) (*HookResult, error) {
 		res.Said = fmt.Sprintf("vpn %s (%s %s) is down; withdrawing what went through it", vpn.Name, kind, verb)
 	} else {
 		what := verb
-		if d, ok := call.Kind.(hook.Detailer); ok {
-			what += " " + d.Detail(call.Env)
+		if d, ok := k.(hook.Detailer); ok {
+			what += " " + d.Detail(env)
 		}
 		res.Said = fmt.Sprintf("vpn %s (%s %s) on %s", vpn.Name, kind, what, v.Device)
 	}

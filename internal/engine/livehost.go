@@ -12,14 +12,19 @@ import (
 
 // LiveHost is the real machine: the kernel through internal/kernel, and
 // files on disk.
-type LiveHost struct{}
+type LiveHost struct {
+	// Routes, if set, serves plans' reads of the routes from what the
+	// last read found, while the watchers that follow it (a daemon's)
+	// report nothing that can change it (kernel.RouteCache).
+	Routes *kernel.RouteCache
+}
 
-func (LiveHost) Open(netns string) (Handle, error) {
+func (l LiveHost) Open(netns string) (Handle, error) {
 	h, err := kernel.Open(netns)
 	if err != nil {
 		return nil, err
 	}
-	return liveHandle{h}, nil
+	return liveHandle{h, l.Routes}, nil
 }
 
 func (LiveHost) CurrentNamespace() (string, error)             { return kernel.CurrentNamespace() }
@@ -85,7 +90,10 @@ func (LiveHost) WriteFile(path string, data []byte, perm uint32) error {
 	return os.Rename(tmp.Name(), path)
 }
 
-type liveHandle struct{ h *kernel.Handle }
+type liveHandle struct {
+	h      *kernel.Handle
+	routes *kernel.RouteCache
+}
 
 func (l liveHandle) Observe(compact bool) (*state.State, error) {
 	return l.h.ObserveWith(kernel.ObserveOptions{CompactRoutes: compact})

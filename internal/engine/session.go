@@ -40,18 +40,39 @@ func (e *Engine) observe(compact bool, scope *kernel.RouteScope) (*Session, erro
 	if err := s.read(e.Netns, compact); err != nil {
 		return nil, err
 	}
-	var err error
-	if s.Domains, err = e.Host.DomainNamespaces(e.Netns); err != nil {
-		s.Close()
-		return nil, err
-	}
-	for _, ns := range s.Domains {
-		if err := s.read(ns, compact); err != nil {
+	for {
+		doms, cached, err := e.domainNamespaces()
+		if err != nil {
 			s.Close()
 			return nil, err
 		}
+		if err = s.readDomains(doms, compact); err == nil {
+			s.Domains = doms
+			return s, nil
+		}
+		if !cached {
+			s.Close()
+			return nil, err
+		}
+		// A domain the cache knew is gone (or unreadable): list again.
+		e.Domains.Forget()
+		for _, ns := range doms {
+			if h, ok := s.handles[ns]; ok {
+				h.Close()
+				delete(s.handles, ns)
+				delete(s.Observed, ns)
+			}
+		}
 	}
-	return s, nil
+}
+
+func (s *Session) readDomains(doms []string, compact bool) error {
+	for _, ns := range doms {
+		if err := s.read(ns, compact); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (s *Session) read(ns string, compact bool) error {

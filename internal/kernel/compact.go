@@ -17,10 +17,14 @@ type ObserveOptions struct {
 	// set once it has CompactMin routes; smaller groups, multipath routes
 	// and routes that expire stay in Routes. The planner (plan.Diff)
 	// takes either form; other readers of a State (fib, explain,
-	// snapshots) expect plain Routes and should use Observe.
+	// snapshots) expect plain Routes and should use Observe. A compact
+	// read also leaves out the per-device sysctls, which no plan sets.
 	CompactRoutes bool
 	// CompactMin is the smallest group kept as a set; 0 means 64.
 	CompactMin int
+	// Cache, if set, serves and keeps the routes of a read whose scope
+	// has main (RouteCache): a daemon's plans.
+	Cache *RouteCache
 	// Routes, if set, limits the routes of others that are read
 	// (RouteScope); nil reads every route of every table.
 	Routes *RouteScope

@@ -76,12 +76,21 @@ func (h *Handle) observe(c *conn, o ObserveOptions) (*state.State, error) {
 	}
 	for _, af := range []uint8{unix.AF_INET, unix.AF_INET6} {
 		if scope != nil && scope.HasTable(state.TableMain) {
-			// The big table is main, if any: one pass (dumpScoped).
+			// The big table is main, if any: one pass (dumpScoped), or
+			// what the cache kept of the last one.
+			read := o.Cache.begin(h.name)
+			if e, ok := read.get(af, scope, o.CompactRoutes); ok {
+				s.Routes, s.RouteSets = append(s.Routes, e.routes...), append(s.RouteSets, e.sets...)
+				read.end()
+				continue
+			}
 			var g *routeGroups
 			if o.CompactRoutes {
 				g = &groups
 			}
-			if s.Routes, err = c.dumpScoped(s.Routes, g, af, scope, d, nhs); err != nil {
+			markRoutes, markSets, big := len(s.Routes), len(s.RouteSets), map[uint32]bool{}
+			if s.Routes, err = c.dumpScoped(s.Routes, g, af, scope, d, nhs, big); err != nil {
+				read.end()
 				return nil, fmt.Errorf("routes: %w", err)
 			}
 			if g != nil {
@@ -91,6 +100,8 @@ func (h *Handle) observe(c *conn, o ObserveOptions) (*state.State, error) {
 				}
 				s.RouteSets, s.Routes = groups.finish(s.RouteSets, s.Routes, min)
 			}
+			read.put(af, scope, o.CompactRoutes, s.Routes[markRoutes:], s.RouteSets[markSets:], big)
+			read.end()
 			continue
 		}
 		if !o.CompactRoutes {
@@ -125,7 +136,13 @@ func (h *Handle) observe(c *conn, o ObserveOptions) (*state.State, error) {
 		return nil, fmt.Errorf("address labels: %w", err)
 	}
 	err = inNetns(h.ns, func() error {
-		s.Sysctls = readSysctls(sysctlNames(devs))
+		names := sysctlNames(devs)
+		if o.CompactRoutes {
+			// A plan sets only namespace-wide sysctls (forwarding in a
+			// routing domain); the per-device ones are for explain.
+			names = sysctlNames(nil)
+		}
+		s.Sysctls = readSysctls(names)
 		readDisablePolicy(s.Links)
 		return nil
 	})

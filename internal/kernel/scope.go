@@ -230,7 +230,10 @@ func routeDst(data []byte) netip.Prefix {
 // protocol-filtered walk of all of them and a dump of each table of the
 // scope: the walk alone costs as much as a third of a full dump when
 // main holds a million routes.
-func (c *conn) dumpScoped(out []state.Route, g *routeGroups, af uint8, s *RouteScope, d *devNames, nhs setNexthops) ([]state.Route, error) {
+//
+// The tables found too big to keep whole are added to bigTables (if not
+// nil).
+func (c *conn) dumpScoped(out []state.Route, g *routeGroups, af uint8, s *RouteScope, d *devNames, nhs setNexthops, bigTables map[uint32]bool) ([]state.Route, error) {
 	mark := len(out)
 	err := retryDump(func() error {
 		out = out[:mark]
@@ -296,6 +299,11 @@ func (c *conn) dumpScoped(out []state.Route, g *routeGroups, af uint8, s *RouteS
 		})
 		if err != nil {
 			return err
+		}
+		for t := range big {
+			if bigTables != nil {
+				bigTables[t] = true
+			}
 		}
 		// The routes of a big table read before it showed it was big.
 		if len(big) > 0 {

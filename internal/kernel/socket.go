@@ -15,7 +15,8 @@ type conn struct {
 	seq uint32
 	enc encoder
 	// rbuf receives one datagram at a time. A dump datagram is at most
-	// 32KiB (the kernel caps its allocation), a single reply fits too.
+	// 32KiB (the kernel caps its allocation), a single reply fits too;
+	// a longer one is reported, not cut silently (MSG_TRUNC).
 	rbuf []byte
 	// strict is true when NETLINK_GET_STRICT_CHK is on, so the kernel
 	// filters dumps by table and protocol.
@@ -37,6 +38,9 @@ var (
 )
 
 const (
+	// recvBufLen is twice the largest datagram the kernel sends: a
+	// socket is opened per read, and a larger buffer was most of its cost.
+	recvBufLen  = 64 << 10
 	sndBufSize  = 4 << 20
 	rcvBufSize  = 32 << 20
 	recvTimeout = 60 * time.Second
@@ -56,7 +60,7 @@ func newConnProto(proto int) (*conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("netlink socket: %w", err)
 	}
-	c := &conn{fd: fd, seq: uint32(time.Now().UnixNano()), rbuf: make([]byte, 1<<20)}
+	c := &conn{fd: fd, seq: uint32(time.Now().UnixNano()), rbuf: make([]byte, recvBufLen)}
 	if err := c.setup(); err != nil {
 		unix.Close(fd)
 		return nil, err
@@ -135,7 +139,7 @@ func (c *conn) send(buf []byte) error {
 // recv reads one datagram and returns its messages' bytes.
 func (c *conn) recv() ([]byte, error) {
 	for {
-		n, _, err := unix.Recvfrom(c.fd, c.rbuf, 0)
+		n, _, err := unix.Recvfrom(c.fd, c.rbuf, unix.MSG_TRUNC)
 		if err == unix.EINTR {
 			continue
 		}
@@ -146,7 +150,7 @@ func (c *conn) recv() ([]byte, error) {
 			return nil, fmt.Errorf("netlink receive: %w", err)
 		}
 		if n > len(c.rbuf) {
-			return nil, errors.New("netlink: reply truncated")
+			return nil, fmt.Errorf("netlink: a reply of %d bytes is longer than the %d-byte receive buffer", n, len(c.rbuf))
 		}
 		return c.rbuf[:n], nil
 	}

@@ -1,8 +1,9 @@
 package kernel
 
 import (
-	"os"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 // The sysctls routing decisions depend on (fib-semantics.md §1.1).
@@ -50,14 +51,24 @@ func sysctlPath(name string) string {
 // namespace (files under /proc/sys/net belong to the namespace of the
 // thread that opens them). Missing ones (no IPv6 on a device, an older
 // kernel) are left out.
+//
+// The files are read with plain system calls into one buffer: a namespace
+// has a hundred of them, and os.ReadFile's poller registration and
+// allocations were most of the cost of a daemon's repair.
 func readSysctls(names []string) map[string]string {
 	out := make(map[string]string, len(names))
+	var buf [256]byte
 	for _, n := range names {
-		b, err := os.ReadFile(sysctlPath(n))
+		fd, err := unix.Open(sysctlPath(n), unix.O_RDONLY|unix.O_CLOEXEC, 0)
 		if err != nil {
 			continue
 		}
-		out[n] = strings.Join(strings.Fields(string(b)), " ")
+		m, err := unix.Read(fd, buf[:])
+		unix.Close(fd)
+		if err != nil || m < 0 {
+			continue
+		}
+		out[n] = strings.Join(strings.Fields(string(buf[:m])), " ")
 	}
 	return out
 }

@@ -43,8 +43,12 @@ type WatchEvent struct {
 	Table  uint32
 	Dst    netip.Prefix
 	Family uint8
+	// Priority is a rule's preference.
+	Priority uint32
 	// FirewallTable is the nftables table an nftables event is about.
 	FirewallTable string
+	// cloned: a route cache entry (an exception), not a route.
+	cloned bool
 }
 
 // watchRecvBuffer is the socket receive buffer: large, so that a burst
@@ -70,6 +74,7 @@ const (
 	rtmDelNexthop      = 105
 	fraProtocol        = 21
 	fraDst             = 1
+	fraPriority        = 6
 	nftaTableName      = 1 // NFTA_{TABLE_NAME,CHAIN_TABLE,RULE_TABLE,SET_TABLE,SET_ELEM_LIST_TABLE}
 	nftMsgNewGen       = 15
 	nftMsgDelTable     = 2
@@ -85,8 +90,32 @@ const (
 type Watcher struct {
 	netns string
 	files []*os.File
+	fds   []int
 	done  chan struct{}
 	wg    sync.WaitGroup
+	// mu is held by a reader from taking a datagram off its socket until
+	// the cache has been told of its events: Synced takes it to know
+	// that nothing the kernel sent is on its way.
+	mu     sync.Mutex
+	cache  *RouteCache
+	closed bool
+}
+
+// Synced reports whether every event the kernel has queued for the
+// watcher so far has been read and handed to its RouteCache: nothing is
+// waiting on its sockets and no reader is between reading and telling.
+func (w *Watcher) Synced() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return false
+	}
+	fds := make([]unix.PollFd, len(w.fds))
+	for i, fd := range w.fds {
+		fds[i] = unix.PollFd{Fd: int32(fd), Events: unix.POLLIN}
+	}
+	n, err := unix.Poll(fds, 0)
+	return err == nil && n == 0
 }
 
 // Watch subscribes to the events of netns ("" for the caller's own) and
@@ -94,12 +123,16 @@ type Watcher struct {
 // and the kernel then reports lost events (WatchLost): nothing is missed
 // silently.
 func Watch(netns string, events chan<- WatchEvent) (*Watcher, error) {
+	return watch(netns, events, nil)
+}
+
+func watch(netns string, events chan<- WatchEvent, cache *RouteCache) (*Watcher, error) {
 	ns, err := openNamespace(netns)
 	if err != nil {
 		return nil, err
 	}
 	defer ns.Close()
-	w := &Watcher{netns: netns, done: make(chan struct{})}
+	w := &Watcher{netns: netns, done: make(chan struct{}), cache: cache}
 	var rt, nf int = -1, -1
 	err = inNetns(ns, func() error {
 		var err error
@@ -121,6 +154,7 @@ func Watch(netns string, events chan<- WatchEvent) (*Watcher, error) {
 		// reader.
 		f := os.NewFile(uintptr(fd), "netlink")
 		w.files = append(w.files, f)
+		w.fds = append(w.fds, fd)
 		w.wg.Add(1)
 		go w.read(f, fd == nf, events)
 	}
@@ -153,6 +187,9 @@ func subscribe(proto int, groups ...int) (int, error) {
 // Close stops the watcher and waits for its readers (a reader blocked on
 // a full channel gives up).
 func (w *Watcher) Close() error {
+	w.mu.Lock()
+	w.closed = true
+	w.mu.Unlock()
 	close(w.done)
 	for _, f := range w.files {
 		f.Close()
@@ -168,46 +205,56 @@ func (w *Watcher) read(f *os.File, netfilter bool, events chan<- WatchEvent) {
 		return
 	}
 	buf := make([]byte, 1<<16)
+	var evs []WatchEvent
 	for {
 		var n int
 		var rerr error
 		err := rc.Read(func(fd uintptr) bool {
+			w.mu.Lock() // released once the cache knows (below)
 			n, _, rerr = unix.Recvfrom(int(fd), buf, 0)
-			return rerr != unix.EAGAIN
+			if rerr == unix.EAGAIN {
+				w.mu.Unlock()
+				return false
+			}
+			return true
 		})
 		now := time.Now()
 		if err != nil {
 			return // closed
 		}
-		if errors.Is(rerr, unix.ENOBUFS) {
-			if !w.send(events, WatchEvent{Netns: w.netns, Kind: WatchLost, At: now}) {
-				return
-			}
-			continue
-		}
-		if rerr != nil {
-			if errors.Is(rerr, unix.EINTR) {
-				continue
-			}
+		evs = evs[:0]
+		switch {
+		case errors.Is(rerr, unix.ENOBUFS):
+			evs = append(evs, WatchEvent{Netns: w.netns, Kind: WatchLost, At: now})
+		case rerr != nil && errors.Is(rerr, unix.EINTR):
+		case rerr != nil:
+			w.mu.Unlock()
 			return
-		}
-		msgs, err := syscall.ParseNetlinkMessage(buf[:n])
-		if err != nil {
-			continue
-		}
-		for _, m := range msgs {
-			var ev WatchEvent
-			var ok bool
-			if netfilter {
-				ev, ok = parseNftEvent(m)
-			} else {
-				ev, ok = parseRouteEvent(m)
-			}
-			if ok {
-				ev.Netns, ev.At = w.netns, now
-				if !w.send(events, ev) {
-					return
+		default:
+			msgs, _ := syscall.ParseNetlinkMessage(buf[:n])
+			for _, m := range msgs {
+				var ev WatchEvent
+				var ok bool
+				if netfilter {
+					ev, ok = parseNftEvent(m)
+				} else {
+					ev, ok = parseRouteEvent(m)
 				}
+				if ok && !ev.cloned {
+					ev.Netns, ev.At = w.netns, now
+					evs = append(evs, ev)
+				}
+			}
+		}
+		if w.cache != nil {
+			for _, ev := range evs {
+				w.cache.touch(ev)
+			}
+		}
+		w.mu.Unlock()
+		for _, ev := range evs {
+			if !w.send(events, ev) {
+				return
 			}
 		}
 	}
@@ -239,7 +286,8 @@ func parseRouteEvent(m syscall.NetlinkMessage) (WatchEvent, bool) {
 		if len(d) < unix.SizeofRtMsg {
 			return WatchEvent{}, false
 		}
-		ev := WatchEvent{Kind: WatchRoute, Deleted: t == unix.RTM_DELROUTE, Family: d[0], Table: uint32(d[4]), Protocol: state.Protocol(d[5])}
+		ev := WatchEvent{Kind: WatchRoute, Deleted: t == unix.RTM_DELROUTE, Family: d[0], Table: uint32(d[4]), Protocol: state.Protocol(d[5]),
+			cloned: ne.Uint32(d[8:])&unix.RTM_F_CLONED != 0}
 		dstLen := int(d[1])
 		for a := (attrs{b: d[unix.SizeofRtMsg:]}); a.next(); {
 			switch a.typ {
@@ -264,6 +312,8 @@ func parseRouteEvent(m syscall.NetlinkMessage) (WatchEvent, bool) {
 			switch a.typ {
 			case fraProtocol:
 				ev.Protocol = state.Protocol(a.u8())
+			case fraPriority:
+				ev.Priority = a.u32()
 			case fraDst:
 				if ip := ipAddr(a.val); ip.IsValid() {
 					ev.Dst = netip.PrefixFrom(ip, int(d[1]))

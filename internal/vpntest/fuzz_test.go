@@ -47,7 +47,11 @@ func (w *world) hookFuzz(t *testing.T) {
 	t0 := time.Now()
 	var cases []hookCase
 	cases = append(cases, fixedCases(w.k.name)...)
-	for i := 0; i < hookFuzzRuns; i++ {
+	runs := hookFuzzRuns
+	if w.fuzzRuns > 0 {
+		runs = w.fuzzRuns
+	}
+	for i := 0; i < runs; i++ {
 		cases = append(cases, gen(rng))
 	}
 	failed := 0

@@ -84,7 +84,10 @@ type world struct {
 	// tunroute's first apply.
 	foreign string
 	rules0  string
-	example string // the example config the test config is made of
+	// fuzzRuns is how many random environments the hook fuzz tries
+	// (hookFuzzRuns if 0).
+	fuzzRuns int
+	example  string // the example config the test config is made of
 }
 
 // newWorld builds the lab with the daemons of k (not started), the
