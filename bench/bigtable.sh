@@ -37,36 +37,18 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if [ "$(id -u)" != 0 ]; then
-	echo "bench/bigtable.sh: needs root (network namespaces)" >&2
-	exit 1
-fi
-command -v go >/dev/null || export PATH="$PATH:/usr/local/go/bin"
-for c in go ip /usr/bin/time; do
-	command -v "$c" >/dev/null || { echo "bench/bigtable.sh: needs $c" >&2; exit 1; }
-done
+. bench/lib.sh
+bench_init bench/bigtable.sh
 
 n4=${N4:-1000000}
 n6=${N6:-100000}
 repeat=${REPEAT:-1}
 ns=tr-co-big-$$
 peer=tr-co-bigp-$$
-tmp=$(mktemp -d /tmp/tr-co-big.XXXXXX)
-cleanup() {
-	ip netns del "$ns" 2>/dev/null || true
-	ip netns del "$peer" 2>/dev/null || true
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bench_on_exit 'ip netns del "$ns" 2>/dev/null'
+bench_on_exit 'ip netns del "$peer" 2>/dev/null'
 
-echo "building routegen and tunroute..." >&2
-go build -o "$tmp/routegen" ./bench/routegen
-if [ -n "${TUNROUTE:-}" ]; then
-	cp "$TUNROUTE" "$tmp/tunroute"
-else
-	go build -o "$tmp/tunroute" ./cmd/tunroute
-fi
+bench_build
 tr=("$tmp/tunroute" --run-dir "$tmp/run")
 
 echo "building $ns with $n4 IPv4 and $n6 IPv6 foreign routes..." >&2
@@ -106,27 +88,6 @@ identities:
 redirect:
   via: inside
 EOF
-
-# run NAME CMD...: runs CMD, records its wall time (best over REPEAT) and
-# peak RSS (largest) as t_NAME and m_NAME. Exit 2 of `tunroute plan`
-# (changes pending) is success.
-run() {
-	local name=$1
-	shift
-	local start end rc=0 t m tv="t_$name" mv="m_$name"
-	start=$(date +%s.%N)
-	/usr/bin/time -f '%M' -o "$tmp/rss" "$@" >"$tmp/out" 2>&1 || rc=$?
-	end=$(date +%s.%N)
-	if [ "$rc" != 0 ] && ! { [ "$name" = plan ] && [ "$rc" = 2 ]; }; then
-		echo "bench/bigtable.sh: $name: $* failed ($rc):" >&2
-		tail -20 "$tmp/out" >&2
-		exit 1
-	fi
-	t=$(awk "BEGIN {printf \"%.3f\", $end - $start}")
-	m=$(($(tail -1 "$tmp/rss") / 1024))
-	if [ -z "${!tv:-}" ] || awk "BEGIN {exit !($t < ${!tv})}"; then printf -v "$tv" '%s' "$t"; fi
-	if [ -z "${!mv:-}" ] || [ "$m" -gt "${!mv}" ]; then printf -v "$mv" '%s' "$m"; fi
-}
 
 hookenv=(script_type=up dev=wg0 ifconfig_netmask=255.255.255.0 route_vpn_gateway=10.8.0.1
 	trusted_ip=198.51.100.2 trusted_port=1194 proto_1=udp route_net_gateway=192.0.2.1)

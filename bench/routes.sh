@@ -32,63 +32,19 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if [ "$(id -u)" != 0 ]; then
-	echo "bench/routes.sh: needs root (network namespaces)" >&2
-	exit 1
-fi
-command -v go >/dev/null || export PATH="$PATH:/usr/local/go/bin"
-for c in go ip /usr/bin/time; do
-	command -v "$c" >/dev/null || { echo "bench/routes.sh: needs $c" >&2; exit 1; }
-done
+. bench/lib.sh
+bench_init bench/routes.sh
+bench_digits=2
 
 cases=("$@")
 ((${#cases[@]})) || cases=(4:100000 4:1000000 6:100000)
 repeat=${REPEAT:-1}
 table=1000
 
-tmp=$(mktemp -d /tmp/tr-bench.XXXXXX)
 namespaces=()
-cleanup() {
-	for ns in "${namespaces[@]}"; do ip netns del "$ns" 2>/dev/null || true; done
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bench_on_exit 'for ns in "${namespaces[@]}"; do ip netns del "$ns" 2>/dev/null; done'
 
-echo "building routegen and tunroute..." >&2
-go build -o "$tmp/routegen" ./bench/routegen
-if [ -n "${TUNROUTE:-}" ]; then
-	cp "$TUNROUTE" "$tmp/tunroute" # a binary built elsewhere
-else
-	go build -o "$tmp/tunroute" ./cmd/tunroute
-fi
-
-# run NAME CMD...: runs CMD and records its wall time and peak RSS as
-# t_NAME and m_NAME (seconds, MB): over repetitions, the shortest time
-# and the largest RSS. It fails the benchmark if CMD fails (but for exit
-# 2, tunroute plan's "changes pending").
-run() {
-	local name=$1
-	shift
-	local start end rc=0 t m
-	start=$(date +%s.%N)
-	/usr/bin/time -f '%M' -o "$tmp/rss" "$@" >"$tmp/out" 2>&1 || rc=$?
-	end=$(date +%s.%N)
-	if [ "$rc" != 0 ] && ! { [ "$1" = "$tmp/tunroute" ] && [ "$2" = plan ] && [ "$rc" = 2 ]; }; then
-		echo "bench/routes.sh: $* failed ($rc):" >&2
-		tail -20 "$tmp/out" >&2
-		exit 1
-	fi
-	t=$(awk "BEGIN {printf \"%.2f\", $end - $start}")
-	m=$(($(tail -1 "$tmp/rss") / 1024))
-	local tv="t_$name" mv="m_$name"
-	if [ -z "${!tv:-}" ] || awk "BEGIN {exit !($t < ${!tv})}"; then
-		printf -v "$tv" '%s' "$t"
-	fi
-	if [ -z "${!mv:-}" ] || [ "$m" -gt "${!mv}" ]; then
-		printf -v "$mv" '%s' "$m"
-	fi
-}
+bench_build
 
 # count NS FAMILY: routes in the benchmark's table.
 count() {

@@ -1,0 +1,70 @@
+# Shared by the benchmark scripts (sourced, not run): the checks they
+# start with, building the binaries, and timing a command.
+#
+#   . bench/lib.sh
+#   bench_init bench/NAME.sh   # root, go, ip, /usr/bin/time; $tmp and its cleanup
+#   bench_build                # $tmp/routegen and $tmp/tunroute (TUNROUTE: use that binary)
+#   run NAME CMD...            # t_NAME and m_NAME: best time, largest RSS
+#
+# A script adds its own cleanup steps with bench_on_exit 'COMMANDS'.
+
+# bench_init NAME: fails unless root with go, ip and /usr/bin/time; makes
+# the scratch directory $tmp, removed (with what bench_on_exit adds) when
+# the script ends or is interrupted.
+bench_init() {
+	bench=$1
+	if [ "$(id -u)" != 0 ]; then
+		echo "$bench: needs root (network namespaces)" >&2
+		exit 1
+	fi
+	command -v go >/dev/null || export PATH="$PATH:/usr/local/go/bin"
+	for c in go ip /usr/bin/time; do
+		command -v "$c" >/dev/null || { echo "$bench: needs $c" >&2; exit 1; }
+	done
+	tmp=$(mktemp -d "/tmp/tr-bench-$(basename "$bench" .sh).XXXXXX")
+	bench_exit=()
+	trap bench_cleanup EXIT
+	trap 'exit 130' INT TERM
+}
+
+bench_on_exit() { bench_exit+=("$1"); }
+
+bench_cleanup() {
+	local c
+	for c in "${bench_exit[@]}"; do eval "$c" || true; done
+	rm -rf "$tmp"
+}
+
+# bench_build: the route list generator and tunroute, into $tmp.
+bench_build() {
+	echo "building routegen and tunroute..." >&2
+	go build -o "$tmp/routegen" ./bench/routegen
+	if [ -n "${TUNROUTE:-}" ]; then
+		cp "$TUNROUTE" "$tmp/tunroute" # a binary built elsewhere
+	else
+		go build -o "$tmp/tunroute" ./cmd/tunroute
+	fi
+}
+
+# run NAME CMD...: runs CMD and records its wall time and peak RSS as
+# t_NAME and m_NAME (seconds with $bench_digits decimals, default 3; MB):
+# over repetitions, the shortest time and the largest RSS. It fails the
+# benchmark if CMD fails, but for exit 2 of a tunroute plan ("changes
+# pending").
+run() {
+	local name=$1
+	shift
+	local start end rc=0 t m tv="t_$name" mv="m_$name"
+	start=$(date +%s.%N)
+	/usr/bin/time -f '%M' -o "$tmp/rss" "$@" >"$tmp/out" 2>&1 || rc=$?
+	end=$(date +%s.%N)
+	if [ "$rc" != 0 ] && ! { [ "$rc" = 2 ] && [ "$1" = "$tmp/tunroute" ] && [[ " $* " == *" plan "* ]]; }; then
+		echo "$bench: $name: $* failed ($rc):" >&2
+		tail -20 "$tmp/out" >&2
+		exit 1
+	fi
+	t=$(awk "BEGIN {printf \"%.${bench_digits:-3}f\", $end - $start}")
+	m=$(($(tail -1 "$tmp/rss") / 1024))
+	if [ -z "${!tv:-}" ] || awk "BEGIN {exit !($t < ${!tv})}"; then printf -v "$tv" '%s' "$t"; fi
+	if [ -z "${!mv:-}" ] || [ "$m" -gt "${!mv}" ]; then printf -v "$mv" '%s' "$m"; fi
+}
