@@ -27,10 +27,10 @@ import (
 // main table prefers ISP 2 for everything, so a probe of ISP 1 that is
 // not bound to it would be answered through ISP 2: the lying probe.
 const (
-	nsHost = "tr-fo-h"
-	nsISP1 = "tr-fo-i1"
-	nsISP2 = "tr-fo-i2"
-	nsNet  = "tr-fo-n"
+	nsHost = "tr-fo2-h"
+	nsISP1 = "tr-fo2-i1"
+	nsISP2 = "tr-fo2-i2"
+	nsNet  = "tr-fo2-n"
 )
 
 var setup = []string{

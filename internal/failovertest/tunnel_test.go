@@ -45,7 +45,7 @@ killswitch:
 // destination leaves in clear by either uplink, before, during or after.
 func TestTunnelDead(t *testing.T) {
 	buildLab(t)
-	const nsA, nsB = "tr-fo-a", "tr-fo-b"
+	const nsA, nsB = "tr-fo2-a", "tr-fo2-b"
 	t.Cleanup(func() {
 		exec.Command("ip", "netns", "del", nsA).Run()
 		exec.Command("ip", "netns", "del", nsB).Run()

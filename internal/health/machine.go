@@ -62,6 +62,7 @@ type Machine struct {
 	suppressed bool
 	lastChange time.Time
 	why        string
+	changeWhy  string
 	changes    int
 }
 
@@ -73,6 +74,10 @@ func (m *Machine) State() State { return m.state }
 
 // Why says what made the last change (or why a change is held back).
 func (m *Machine) Why() string { return m.why }
+
+// ChangeWhy says what made the last change (Why without the reasons a
+// change is held back: it changes only with the state).
+func (m *Machine) ChangeWhy() string { return m.changeWhy }
 
 // LastChange is when the state last changed (zero if never).
 func (m *Machine) LastChange() time.Time { return m.lastChange }
@@ -146,6 +151,7 @@ func (m *Machine) Observe(now time.Time, answered, total int) bool {
 
 func (m *Machine) change(now time.Time, s State, format string, args ...any) bool {
 	m.state, m.lastChange, m.why = s, now, sprintf(format, args...)
+	m.changeWhy = m.why
 	m.changes++
 	return true
 }

@@ -35,13 +35,13 @@ func Replan(e *engine.Engine, p *Prober, last *compile.Result) (*compile.Result,
 	if err != nil {
 		return nil, err
 	}
-	h := p.Health()
+	v := p.Verdicts()
 	if last != nil {
-		h = WithPassive(h, WireGuardDown(s.Top(), last.Identities, time.Now()))
+		v = WithPassiveVerdicts(v, WireGuardDown(s.Top(), last.Identities, time.Now()), f.Verdicts, time.Now())
 	}
 	// Recorded by the apply, so that an apply by hand or a VPN hook
-	// keeps the failover.
-	if err := f.RecordHealth(e, h); err != nil {
+	// keeps the failover (and status and explain say why).
+	if err := f.RecordVerdicts(e, v); err != nil {
 		return nil, err
 	}
 	c, err := s.Plan(cfg, f)
