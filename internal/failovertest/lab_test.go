@@ -21,8 +21,8 @@ import (
 	"github.com/tunroute/tunroute/internal/health"
 )
 
-// The lab: the host (tr-fo-h) has eth0 to ISP 1 (tr-fo-i1) and eth1 to
-// ISP 2 (tr-fo-i2); both ISPs reach "the internet" (tr-fo-n), which holds
+// The lab: the host (tr-fo2-h) has eth0 to ISP 1 (tr-fo2-i1) and eth1 to
+// ISP 2 (tr-fo2-i2); both ISPs reach "the internet" (tr-fo2-n), which holds
 // the probe target 203.0.113.1 and a server 198.51.100.10. The host's
 // main table prefers ISP 2 for everything, so a probe of ISP 1 that is
 // not bound to it would be answered through ISP 2: the lying probe.

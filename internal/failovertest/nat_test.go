@@ -10,7 +10,7 @@ import (
 	"time"
 )
 
-// TestNATedFlowMoves: the host is a router: a LAN (tr-fo-l) behind
+// TestNATedFlowMoves: the host is a router: a LAN (tr-fo2-l) behind
 // it, masqueraded on the uplinks (the user's NAT), and a UDP flow from the
 // LAN runs through the failover group.
 // After ISP 1 dies, its connection tracking entry would keep the flow on

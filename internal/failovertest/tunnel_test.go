@@ -12,7 +12,7 @@ import (
 )
 
 // Two tunnels (stand-ins: veth links to two VPN servers' namespaces,
-// tr-fo-a and tr-fo-b, each routing on to the internet) besides the two
+// tr-fo2-a and tr-fo2-b, each routing on to the internet) besides the two
 // ISPs. The kill switch names them as tunnels.
 const tunnelConfig = `
 identities:
