@@ -51,8 +51,8 @@ type Config struct {
 	// balance group's paths: MultipathL4 (addresses and ports, the
 	// default) or MultipathL3 (addresses only).
 	MultipathHash string
-	VPNs           []*VPN
-	VXLANs         []*VXLAN
+	VPNs          []*VPN
+	VXLANs        []*VXLAN
 	// Devices are the tunnel devices the config creates (IPsec, GRE,
 	// WireGuard).
 	Devices    []*Device
