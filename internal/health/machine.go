@@ -149,6 +149,36 @@ func (m *Machine) Observe(now time.Time, answered, total int) bool {
 	return false
 }
 
+// Fall records a passive signal at now (the device down or without
+// carrier): the identity is down at once, without waiting for probes to
+// time out, and it counts as a fall for the damping, so a flapping link
+// is held down like flapping probes. A fall while down during a recovery
+// (some good rounds already) is flapping too. It reports whether the
+// state changed.
+func (m *Machine) Fall(now time.Time, why string) bool {
+	m.penalty, m.penaltyAt = m.Penalty(now), now
+	if m.suppressed && m.penalty < m.P.Damping.Reuse {
+		m.suppressed = false
+	}
+	recovering := m.state == Down && m.good > 0
+	m.good = 0
+	if m.state == Down && !recovering {
+		return false
+	}
+	m.penalty += m.P.Damping.Penalty
+	if ceiling := m.P.Damping.Suppress + m.P.Damping.Penalty; m.penalty > ceiling {
+		m.penalty = ceiling
+	}
+	if m.P.Damping.Suppress > 0 && m.penalty >= m.P.Damping.Suppress {
+		m.suppressed = true
+	}
+	if m.state == Down {
+		m.why = sprintf("%s again while recovering (flapping)", why)
+		return false
+	}
+	return m.change(now, Down, "%s", why)
+}
+
 func (m *Machine) change(now time.Time, s State, format string, args ...any) bool {
 	m.state, m.lastChange, m.why = s, now, sprintf(format, args...)
 	m.changeWhy = m.why

@@ -41,6 +41,9 @@ type tracked struct {
 	probe   compile.Probe
 	m       *Machine
 	targets []TargetStatus
+	// linkLost: the device was down or without carrier at the last
+	// ObserveLinks (a fall is counted once per loss).
+	linkLost bool
 }
 
 // TargetStatus is what one target's probes measured.

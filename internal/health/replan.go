@@ -35,6 +35,7 @@ func Replan(e *engine.Engine, p *Prober, last *compile.Result) (*compile.Result,
 	if err != nil {
 		return nil, err
 	}
+	p.ObserveLinks(s.Top())
 	v := p.Verdicts()
 	if last != nil {
 		v = WithPassiveVerdicts(v, WireGuardDown(s.Top(), last.Identities, time.Now()), f.Verdicts, time.Now())
