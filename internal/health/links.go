@@ -1,6 +1,7 @@
 package health
 
 import (
+	"github.com/tunroute/tunroute/internal/compile"
 	"github.com/tunroute/tunroute/internal/state"
 )
 
@@ -10,20 +11,30 @@ import (
 // and a link that comes back must pass `up` rounds of probes like any
 // recovery, with the damping of a flapping link. Call it with every
 // observation of the namespace, before Verdicts (the daemon's re-plan on
-// a link event). It reports whether a state changed.
-func (p *Prober) ObserveLinks(observed *state.State) bool {
-	if observed == nil {
-		return false
-	}
-	links := map[string]*state.Link{}
-	for i := range observed.Links {
-		links[observed.Links[i].Name] = &observed.Links[i]
+// a link event). observed holds the namespaces by name, as a session
+// reads them (the top one and the routing domains): an identity is
+// judged by the links of its probe's namespace, and not at all when that
+// namespace was not read. It reports whether a state changed.
+func (p *Prober) ObserveLinks(observed compile.Observed) bool {
+	links := map[string]map[string]*state.Link{}
+	for ns, st := range observed {
+		if st == nil {
+			continue
+		}
+		links[ns] = map[string]*state.Link{}
+		for i := range st.Links {
+			links[ns][st.Links[i].Name] = &st.Links[i]
+		}
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	changed := false
 	for name, t := range p.ids {
-		l, ok := links[t.probe.Device]
+		in, read := links[t.probe.Netns]
+		if !read {
+			continue
+		}
+		l, ok := in[t.probe.Device]
 		why := ""
 		switch {
 		case !ok:

@@ -23,8 +23,8 @@ func TestObserveLinks(t *testing.T) {
 	p.Update([]compile.Probe{{Identity: "isp1", Device: "eth0", Health: h}, {Identity: "isp2", Device: "eth1", Health: h}})
 	p.Round(context.Background(), "isp1")
 	p.Round(context.Background(), "isp2")
-	links := func(carrier0 bool) *state.State {
-		return &state.State{Links: []state.Link{{Name: "eth0", Up: true, Carrier: carrier0}, {Name: "eth1", Up: true, Carrier: true}}}
+	links := func(carrier0 bool) compile.Observed {
+		return compile.Observed{"": &state.State{Links: []state.Link{{Name: "eth0", Up: true, Carrier: carrier0}, {Name: "eth1", Up: true, Carrier: true}}}}
 	}
 	if p.ObserveLinks(links(true)) {
 		t.Errorf("links as they were changed a state")
@@ -44,5 +44,44 @@ func TestObserveLinks(t *testing.T) {
 		if s.Identity == "isp1" && s.Changes != 2 {
 			t.Errorf("isp1: %d changes, want 2 (up, then down)", s.Changes)
 		}
+	}
+}
+
+// TestObserveLinksByNamespace: an identity of a routing domain is judged
+// by its domain's links, never by a device of the same name elsewhere,
+// and not at all when its namespace was not read.
+func TestObserveLinksByNamespace(t *testing.T) {
+	p := New(func(context.Context, *compile.Probe, config.HealthTarget) (time.Duration, error) {
+		return time.Millisecond, nil
+	}, nil)
+	p.Now = func() time.Time { return t0 }
+	h := config.Health{Interval: time.Second, Timeout: time.Second, Down: 3, Up: 5, MinTargets: 1,
+		Targets: []config.HealthTarget{{Kind: config.ProbeICMP}}}
+	p.Update([]compile.Probe{{Identity: "isp1", Device: "eth0", Health: h}, {Identity: "dom/a", Netns: "dom", Device: "eth0", Health: h}})
+	p.Round(context.Background(), "isp1")
+	p.Round(context.Background(), "dom/a")
+	up := &state.State{Links: []state.Link{{Name: "eth0", Up: true, Carrier: true}}}
+	down := &state.State{Links: []state.Link{{Name: "eth0", Up: true}}}
+	p.ObserveLinks(compile.Observed{"": up})
+	if v := p.Verdicts(); !v["isp1"].Up || !v["dom/a"].Up {
+		t.Errorf("the domain's identity judged without its namespace: %+v", v)
+	}
+	p.ObserveLinks(compile.Observed{"": up, "dom": down})
+	if v := p.Verdicts(); !v["isp1"].Up || v["dom/a"].Up {
+		t.Errorf("dom's eth0 lost its carrier: %+v", v)
+	}
+}
+
+// TestSystemProbes: the routing domains' probes are named
+// DOMAIN/IDENTITY, the names compile reads their verdicts by, and run
+// in the domain's namespace.
+func TestSystemProbes(t *testing.T) {
+	sys := &compile.System{Domains: []compile.Domain{
+		{Name: "host", Netns: "", Result: &compile.Result{Probes: []compile.Probe{{Identity: "isp1", Device: "eth0"}}}},
+		{Name: "dom", Netns: "dom", Result: &compile.Result{Probes: []compile.Probe{{Identity: "a", Device: "eth0"}}}},
+	}}
+	got := SystemProbes(sys)
+	if len(got) != 2 || got[0].Identity != "isp1" || got[0].Netns != "" || got[1].Identity != "dom/a" || got[1].Netns != "dom" {
+		t.Errorf("probes %+v", got)
 	}
 }

@@ -108,7 +108,7 @@ func (p *Prober) Update(probes []compile.Probe) {
 }
 
 func sameProbe(a, b *compile.Probe) bool {
-	if a.Device != b.Device || a.Source4 != b.Source4 || a.Source6 != b.Source6 || a.Mark != b.Mark ||
+	if a.Device != b.Device || a.Netns != b.Netns || a.Source4 != b.Source4 || a.Source6 != b.Source6 || a.Mark != b.Mark ||
 		a.Table != b.Table || a.Health.Interval != b.Health.Interval || a.Health.Timeout != b.Health.Timeout ||
 		a.Health.Down != b.Health.Down || a.Health.Up != b.Health.Up || a.Health.MinTargets != b.Health.MinTargets ||
 		len(a.Health.Targets) != len(b.Health.Targets) {

@@ -35,7 +35,7 @@ func Replan(e *engine.Engine, p *Prober, last *compile.Result) (*compile.Result,
 	if err != nil {
 		return nil, err
 	}
-	p.ObserveLinks(s.Top())
+	p.ObserveLinks(s.Observed)
 	v := p.Verdicts()
 	if last != nil {
 		v = WithPassiveVerdicts(v, WireGuardDown(s.Top(), last.Identities, time.Now()), f.Verdicts, time.Now())
@@ -53,7 +53,7 @@ func Replan(e *engine.Engine, p *Prober, last *compile.Result) (*compile.Result,
 		return nil, err
 	}
 	res := c.Compiled()
-	p.Update(res.Probes)
+	p.Update(SystemProbes(c.System))
 	if gone := Abandoned(last, res); len(gone) > 0 {
 		if _, err := kernel.ForgetConnections(e.Netns, gone); err != nil {
 			return res, fmt.Errorf("applied, but forgetting the connections of %v: %w", gone, err)
