@@ -55,6 +55,9 @@ type TargetStatus struct {
 	Loss    float64
 	LastErr string `json:",omitempty"`
 	history []bool
+	// sent and lost count every probe since the identity's probes last
+	// changed (Metrics).
+	sent, lost uint64
 }
 
 // Status is an identity's health for `status`.
@@ -202,6 +205,10 @@ func (p *Prober) Round(ctx context.Context, name string) bool {
 	for i, a := range answers {
 		ts := &t.targets[i]
 		ts.history = append(ts.history, a.err == nil)
+		ts.sent++
+		if a.err != nil {
+			ts.lost++
+		}
 		if len(ts.history) > lossWindow {
 			ts.history = ts.history[1:]
 		}
