@@ -129,11 +129,17 @@ type daemon struct {
 	forget    bool
 	forgotten uint
 	last      *compile.Result
+	// closed: the test is over; an apply a late change starts does
+	// nothing (its run directory is being removed).
+	closed bool
 }
 
 func (d *daemon) apply() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if d.closed {
+		return nil
+	}
 	if !d.forget {
 		// The control: everything Replan does but forgetting.
 		return d.applyWithoutForgetting()
@@ -193,6 +199,13 @@ func startDaemonWith(t *testing.T, ctx context.Context, config string) *daemon {
 		t.Fatal(err)
 	}
 	d := &daemon{t: t, e: engine.New(nsHost, cfgPath, filepath.Join(dir, "run")), prober: health.New(health.SocketProbe(nsHost), nil), forget: true}
+	// Before the run directory is removed (cleanups run last first): wait
+	// for an apply in flight, and let none start.
+	t.Cleanup(func() {
+		d.mu.Lock()
+		d.closed = true
+		d.mu.Unlock()
+	})
 	d.prober.OnChange = func(id string, s health.State) {
 		// After the test's end (ctx done) its run directory is gone.
 		if err := d.apply(); err != nil && ctx.Err() == nil {
@@ -484,6 +497,29 @@ func uplinkCut(t *testing.T, kind cutKind, timeout string) {
 		}
 	}
 	fmt.Printf("recovery (up 5): first packet through ISP 1 again %.2fs after it healed\n", back.at.Sub(healed).Seconds())
+}
+
+// currentSystemProbes are the probes of every namespace the last compile
+// asked for, as the prober runs them.
+func (d *daemon) currentSystemProbes(t *testing.T) []healthProbe {
+	s, err := d.e.Observe(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	cfg, err := d.e.LoadConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := d.e.LoadFacts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := s.Plan(cfg, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return health.SystemProbes(c.System)
 }
 
 // currentProbes are the probes the last compile asked for, isp1's first.
