@@ -392,10 +392,26 @@ func uplinkCut(t *testing.T, kind cutKind, timeout string) {
 		t.Fatalf("no traffic through ISP 1 before the cut")
 	}
 
-	// The kill switch allows exactly the probes: an unmarked ping of the
-	// same target from the host is dropped.
-	if out, err := exec.Command("ip", "netns", "exec", nsHost, "ping", "-c1", "-W1", "203.0.113.1").CombinedOutput(); err == nil {
-		t.Errorf("an unmarked ping of the probe target left the host:\n%s", out)
+	// The kill switch allows exactly the probes: isp2's echo of the same
+	// target from the same address and device, without the probe's mark,
+	// is dropped (the marked one, the control, is answered).
+	{
+		probe := health.SocketProbe(nsHost)
+		marked := d.currentProbes(t)[1]
+		unmarked := marked
+		unmarked.Mark = 0
+		target := marked.Health.Targets[0]
+		for _, c := range []struct {
+			p    *healthProbe
+			pass bool
+		}{{&marked, true}, {&unmarked, false}} {
+			pctx, pc := context.WithTimeout(ctx, 500*time.Millisecond)
+			_, err := probe(pctx, c.p, target)
+			pc()
+			if (err == nil) != c.pass {
+				t.Errorf("echo of %s from isp2 with mark 0x%x: error %v, want answered %v", target, c.p.Mark, err, c.pass)
+			}
+		}
 	}
 
 	// Count what crosses ISP 2 from isp1's address from now on.
