@@ -128,7 +128,7 @@ type daemon struct {
 	// the switches that abandoned an identity.
 	forget    bool
 	forgotten uint
-	last      *compile.Result
+	last      *compile.System
 	// closed: the test is over; an apply a late change starts does
 	// nothing (its run directory is being removed).
 	closed bool
@@ -150,7 +150,7 @@ func (d *daemon) apply() error {
 		return err
 	}
 	d.applied = append(d.applied, time.Now())
-	if gone := health.Abandoned(d.last, res); len(gone) > 0 {
+	if gone := health.AbandonedByNamespace(d.last, res); len(gone) > 0 {
 		d.forgotten++ // Replan forgot them; the count is of switches here
 	}
 	d.last = res
@@ -184,7 +184,7 @@ func (d *daemon) applyWithoutForgetting() error {
 	}
 	d.prober.Update(c.Compiled().Probes)
 	d.applied = append(d.applied, time.Now())
-	d.last = c.Compiled()
+	d.last = c.System
 	return nil
 }
 
