@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -39,8 +38,9 @@ type statusReport struct {
 	// BGP are the speakers of the routing domains: sessions, routes.
 	BGP []bgp.InstanceStatus `json:"bgp,omitempty"`
 	// Groups say which members of each failover or balance group carry
-	// the traffic, and why (from the health checks' last verdict).
-	Groups []compile.GroupState `json:"groups,omitempty"`
+	// the traffic, and why (from the health checks' last verdict, with
+	// each member's recorded health).
+	Groups []compile.GroupView `json:"groups,omitempty"`
 	// TakenBack lists tunroute's routes another tool holds now, and who
 	// (apply takes them back: settings.take_back_routes).
 	TakenBack []string `json:"taken_back,omitempty"`
@@ -172,7 +172,9 @@ func buildStatus(e *engine.Engine, s *engine.Session, cfg *config.Config, f *eng
 		return r
 	}
 	r.Identities = c.Compiled().Identities
-	r.Groups = c.Compiled().Groups
+	if gs := c.Compiled().Groups; len(gs) > 0 {
+		r.Groups = compile.DescribeGroups(cfg, gs, f.Verdicts)
+	}
 	r.Notes = c.Notes
 	inSync := c.Empty()
 	r.InSync = &inSync
@@ -227,8 +229,8 @@ func writeStatus(out io.Writer, r *statusReport) {
 	default:
 		fmt.Fprintf(out, "config %s: %d changes pending (run `tunroute plan`)\n", r.Config, len(r.Pending))
 	}
-	for _, g := range r.Groups {
-		fmt.Fprintf(out, "%s group %s: %s carries the traffic (%s)\n", g.Kind, g.Name, strings.Join(g.Active, ", "), g.Why)
+	for i := range r.Groups {
+		fmt.Fprintln(out, r.Groups[i].Text())
 	}
 	for _, t := range r.TakenBack {
 		fmt.Fprintf(out, "held by another tool (apply takes it back): %s\n", t)
