@@ -9,6 +9,9 @@
 #   ip -batch      inserting the list (route add P via GW dev wg0 table T src ADDR proto 116)
 #   ip -batch nh   the same through a nexthop object (route add P nhid 1 table T src ADDR
 #                  proto 116), which is how tunroute inserts a list: the kernel's fast path
+#   stream         bench/routestream: the bare stream of the same RTM_NEWROUTE messages
+#                  tunroute sends (nexthop object, 1,000 per sendmsg, ack on the last),
+#                  the reference a full apply is measured against (apply/stream)
 #   ip show        `ip route show table T` of the full table, to /dev/null
 #   ip flush       `ip route flush table T`
 #   apply          `tunroute apply` of a config whose routes come from the
@@ -55,8 +58,9 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-echo "building routegen and tunroute..." >&2
+echo "building routegen, routestream and tunroute..." >&2
 go build -o "$tmp/routegen" ./bench/routegen
+go build -o "$tmp/routestream" ./bench/routestream
 if [ -n "${TUNROUTE:-}" ]; then
 	cp "$TUNROUTE" "$tmp/tunroute" # a binary built elsewhere
 else
@@ -98,14 +102,14 @@ count() {
 # div A B FORMAT: A / B.
 div() { awk -v a="$1" -v b="$2" -v f="$3" 'BEGIN { if (b > 0) printf f, a / b; else printf "-" }'; }
 
-fmt='%-4s %8s | %8s %6s %6s %6s %8s | %7s %6s | %8s %6s | %8s %7s | %9s %5s %5s %5s | %6s\n'
+fmt='%-4s %8s | %8s %6s %6s %6s %8s %6s %8s | %7s %6s | %8s %6s | %8s %7s | %9s %5s %5s %5s | %6s\n'
 
 rows=()
 for c in "${cases[@]}"; do
 	fam=${c%%:*}
 	n=${c#*:}
 	case "$fam" in 4 | 6) ;; *) echo "bench/routes.sh: case $c: family must be 4 or 6" >&2; exit 1 ;; esac
-	ns="tr-bench-$$-$fam-$n"
+	ns="${NS_PREFIX:-tr-bench}-$$-$fam-$n" # NS_PREFIX: the namespace name's start
 	namespaces+=("$ns")
 	dir="$tmp/$fam-$n"
 	mkdir -p "$dir"
@@ -133,7 +137,7 @@ routes:
 EOF
 	cp "$dir/full.txt" "$dir/list.txt"
 
-	for v in ipadd ipnh ipshow ipflush apply plan0 change down; do unset "t_$v" "m_$v"; done
+	for v in ipadd ipnh stream apply plan0 change down ipshow ipflush; do unset "t_$v" "m_$v"; done
 	for ((rep = 1; rep <= repeat; rep++)); do
 		cp "$dir/full.txt" "$dir/list.txt"
 		ip netns del "$ns" 2>/dev/null || true
@@ -159,6 +163,13 @@ EOF
 		[ "$got" = "$n" ] || { echo "bench/routes.sh: ip -batch (nhid) left $got routes, want $n" >&2; exit 1; }
 		ip -n "$ns" nexthop del id 1 # and its routes
 		[ "$(count "$ns" "$fam")" = 0 ] || { echo "bench/routes.sh: routes left after deleting the nexthop" >&2; exit 1; }
+		echo "case IPv$fam, $n routes, run $rep: bare netlink stream..." >&2
+		ip -n "$ns" nexthop add id 1 via "$gw" dev wg0
+		run stream "$tmp/routestream" -netns "$ns" -list "$dir/full.txt" -table "$table" -nhid 1 -src "$src"
+		got=$(count "$ns" "$fam")
+		[ "$got" = "$n" ] || { echo "bench/routes.sh: the stream left $got routes, want $n" >&2; exit 1; }
+		ip -n "$ns" nexthop del id 1
+		[ "$(count "$ns" "$fam")" = 0 ] || { echo "bench/routes.sh: routes left after deleting the nexthop" >&2; exit 1; }
 
 		tr=("$tmp/tunroute" --run-dir "$tmp/run" --netns "$ns" -c "$dir/tunroute.yaml")
 		echo "case IPv$fam, $n routes, run $rep: tunroute apply..." >&2
@@ -180,6 +191,7 @@ EOF
 	done
 	# shellcheck disable=SC2059
 	rows+=("$(printf "$fmt" "v$fam" "$n" "$t_ipadd" "$t_ipnh" "$t_apply" "$(div "$t_ipadd" "$t_apply" '%.1fx')" "$(div "$t_ipnh" "$t_apply" '%.1fx')" \
+		"$t_stream" "$(div "$t_apply" "$t_stream" '%.2fx')" \
 		"$t_ipshow" "$t_plan0" "$t_ipflush" "$t_down" "$t_change" "$(div "$t_change" "$t_apply" '%.4f' | awk '{ printf "%.1f%%", $1 * 100 }')" \
 		"$m_apply" "$m_plan0" "$m_change" "$m_down" "$m_ipadd")")
 done
@@ -187,6 +199,6 @@ done
 echo
 echo "kernel $(uname -r), $(nproc) CPUs, $(go version | cut -d' ' -f3), load $(cut -d' ' -f1-3 /proc/loadavg); times in seconds (best of $repeat), RSS in MB"
 # shellcheck disable=SC2059
-printf "$fmt" "" "routes" "ip-batch" "ip-nh" "apply" "ratio" "ratio-nh" "ip-show" "plan0" "ip-flush" "down" "1%-apply" "of-full" \
+printf "$fmt" "" "routes" "ip-batch" "ip-nh" "apply" "ratio" "ratio-nh" "stream" "ap/strm" "ip-show" "plan0" "ip-flush" "down" "1%-apply" "of-full" \
 	"RSS:apply" "plan0" "1%" "down" "ip-RSS"
 for r in "${rows[@]}"; do printf '%s\n' "$r"; done
