@@ -149,15 +149,25 @@ func (x *setIndex) missing() []state.Op {
 	var ops []state.Op
 	for si := range x.sets {
 		set := &x.sets[si]
-		var dsts []netip.Prefix
-		for di, f := range x.found[si] {
+		// Counted first: a set applied from scratch (nothing found) is
+		// added as it is, without a copy of its million destinations.
+		n := 0
+		for _, f := range x.found[si] {
 			if !f {
-				dsts = append(dsts, set.Dsts[di])
+				n++
 			}
 		}
-		if len(dsts) == len(set.Dsts) {
+		switch {
+		case n == 0:
+		case n == len(set.Dsts):
 			ops = append(ops, state.Op{Action: state.Add, RouteSet: set})
-		} else if len(dsts) > 0 {
+		default:
+			dsts := make([]netip.Prefix, 0, n)
+			for di, f := range x.found[si] {
+				if !f {
+					dsts = append(dsts, set.Dsts[di])
+				}
+			}
 			ops = append(ops, state.Op{Action: state.Add, RouteSet: &state.RouteSet{Template: set.Template, Dsts: dsts}})
 		}
 	}
