@@ -67,16 +67,16 @@ else
 	go build -o "$tmp/tunroute" ./cmd/tunroute
 fi
 
-# run NAME CMD...: runs CMD and records its wall time and peak RSS as
-# t_NAME and m_NAME (seconds, MB): over repetitions, the shortest time
-# and the largest RSS. It fails the benchmark if CMD fails (but for exit
+# run NAME CMD...: runs CMD and records its wall time, CPU time (user +
+# system) and peak RSS as t_NAME, c_NAME and m_NAME (seconds, MB): over
+# repetitions, the shortest times and the largest RSS. It fails the benchmark if CMD fails (but for exit
 # 2, tunroute plan's "changes pending").
 run() {
 	local name=$1
 	shift
 	local start end rc=0 t m
 	start=$(date +%s.%N)
-	/usr/bin/time -f '%M' -o "$tmp/rss" "$@" >"$tmp/out" 2>&1 || rc=$?
+	/usr/bin/time -f '%M %U %S' -o "$tmp/rss" "$@" >"$tmp/out" 2>&1 || rc=$?
 	end=$(date +%s.%N)
 	if [ "$rc" != 0 ] && ! { [ "$1" = "$tmp/tunroute" ] && [ "$2" = plan ] && [ "$rc" = 2 ]; }; then
 		echo "bench/routes.sh: $* failed ($rc):" >&2
@@ -84,10 +84,16 @@ run() {
 		exit 1
 	fi
 	t=$(awk "BEGIN {printf \"%.2f\", $end - $start}")
-	m=$(($(tail -1 "$tmp/rss") / 1024))
-	local tv="t_$name" mv="m_$name"
+	read -r m u s < <(tail -1 "$tmp/rss")
+	m=$((m / 1024))
+	local c
+	c=$(awk "BEGIN {printf \"%.2f\", $u + $s}")
+	local tv="t_$name" mv="m_$name" cv="c_$name"
 	if [ -z "${!tv:-}" ] || awk "BEGIN {exit !($t < ${!tv})}"; then
 		printf -v "$tv" '%s' "$t"
+	fi
+	if [ -z "${!cv:-}" ] || awk "BEGIN {exit !($c < ${!cv})}"; then
+		printf -v "$cv" '%s' "$c"
 	fi
 	if [ -z "${!mv:-}" ] || [ "$m" -gt "${!mv}" ]; then
 		printf -v "$mv" '%s' "$m"
@@ -103,8 +109,12 @@ count() {
 div() { awk -v a="$1" -v b="$2" -v f="$3" 'BEGIN { if (b > 0) printf f, a / b; else printf "-" }'; }
 
 fmt='%-4s %8s | %8s %6s %6s %6s %8s %6s %8s | %7s %6s | %8s %6s | %8s %7s | %9s %5s %5s %5s | %6s\n'
+# CPU time (user + system) of the stream and of apply: on a busy machine
+# the wall clock also counts waiting for a CPU.
+cfmt='%-4s %8s | %10s %10s %8s\n'
 
 rows=()
+crows=()
 for c in "${cases[@]}"; do
 	fam=${c%%:*}
 	n=${c#*:}
@@ -137,7 +147,7 @@ routes:
 EOF
 	cp "$dir/full.txt" "$dir/list.txt"
 
-	for v in ipadd ipnh stream apply plan0 change down ipshow ipflush; do unset "t_$v" "m_$v"; done
+	for v in ipadd ipnh stream apply plan0 change down ipshow ipflush; do unset "t_$v" "m_$v" "c_$v"; done
 	for ((rep = 1; rep <= repeat; rep++)); do
 		cp "$dir/full.txt" "$dir/list.txt"
 		ip netns del "$ns" 2>/dev/null || true
@@ -194,6 +204,8 @@ EOF
 		"$t_stream" "$(div "$t_apply" "$t_stream" '%.2fx')" \
 		"$t_ipshow" "$t_plan0" "$t_ipflush" "$t_down" "$t_change" "$(div "$t_change" "$t_apply" '%.4f' | awk '{ printf "%.1f%%", $1 * 100 }')" \
 		"$m_apply" "$m_plan0" "$m_change" "$m_down" "$m_ipadd")")
+	# shellcheck disable=SC2059
+	crows+=("$(printf "$cfmt" "v$fam" "$n" "$c_stream" "$c_apply" "$(div "$c_apply" "$c_stream" '%.2fx')")")
 done
 
 echo
@@ -202,3 +214,8 @@ echo "kernel $(uname -r), $(nproc) CPUs, $(go version | cut -d' ' -f3), load $(c
 printf "$fmt" "" "routes" "ip-batch" "ip-nh" "apply" "ratio" "ratio-nh" "stream" "ap/strm" "ip-show" "plan0" "ip-flush" "down" "1%-apply" "of-full" \
 	"RSS:apply" "plan0" "1%" "down" "ip-RSS"
 for r in "${rows[@]}"; do printf '%s\n' "$r"; done
+echo
+echo "CPU time (user + system, seconds, best of $repeat):"
+# shellcheck disable=SC2059
+printf "$cfmt" "" "routes" "cpu:stream" "cpu:apply" "ap/strm"
+for r in "${crows[@]}"; do printf '%s\n' "$r"; done

@@ -16,7 +16,7 @@
 package main
 
 import (
-	"bufio"
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"flag"
@@ -26,6 +26,7 @@ import (
 	"os"
 	"runtime"
 	"time"
+	"unsafe"
 
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
@@ -125,26 +126,32 @@ func run(nsName, list string, table, nhid uint32, src string, shuffle bool) erro
 	return nil
 }
 
+// readList reads the list whole and parses it in place (the reference
+// should not be slowed by its own input).
 func readList(path string) ([]netip.Prefix, error) {
-	f, err := os.Open(path)
+	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	var out []netip.Prefix
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" || line[0] == '#' {
+	out := make([]netip.Prefix, 0, bytes.Count(data, []byte{'\n'})+1)
+	for len(data) > 0 {
+		var line []byte
+		if i := bytes.IndexByte(data, '\n'); i >= 0 {
+			line, data = data[:i], data[i+1:]
+		} else {
+			line, data = data, nil
+		}
+		line = bytes.TrimSpace(line)
+		if len(line) == 0 || line[0] == '#' {
 			continue
 		}
-		p, err := netip.ParsePrefix(line)
+		p, err := netip.ParsePrefix(unsafe.String(&line[0], len(line)))
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
+			return nil, fmt.Errorf("%s: %q: not a prefix", path, line)
 		}
 		out = append(out, p.Masked())
 	}
-	return out, sc.Err()
+	return out, nil
 }
 
 // appendRoute appends one RTM_NEWROUTE: rtmsg, RTA_TABLE, RTA_DST,
@@ -168,24 +175,27 @@ func appendRoute(b []byte, dst netip.Prefix, table, nhid uint32, prefsrc netip.A
 	b = ne.AppendUint32(b, 0) // rtm_flags
 	b = attrU32(b, unix.RTA_TABLE, table)
 	if dst.Bits() > 0 {
-		b = attr(b, unix.RTA_DST, dst.Addr().AsSlice())
+		b = attrAddr(b, unix.RTA_DST, dst.Addr())
 	}
 	if prefsrc.IsValid() {
-		b = attr(b, unix.RTA_PREFSRC, prefsrc.AsSlice())
+		b = attrAddr(b, unix.RTA_PREFSRC, prefsrc)
 	}
 	b = attrU32(b, rtaNHID, nhid)
 	ne.PutUint32(b[off:], uint32(len(b)-off))
 	return b
 }
 
-func attr(b []byte, typ uint16, val []byte) []byte {
-	b = ne.AppendUint16(b, uint16(4+len(val)))
-	b = ne.AppendUint16(b, typ)
-	b = append(b, val...)
-	for len(b)%4 != 0 {
-		b = append(b, 0)
+func attrAddr(b []byte, typ uint16, a netip.Addr) []byte {
+	if a.Is4() {
+		v := a.As4()
+		b = ne.AppendUint16(b, 4+4)
+		b = ne.AppendUint16(b, typ)
+		return append(b, v[:]...)
 	}
-	return b
+	v := a.As16()
+	b = ne.AppendUint16(b, 4+16)
+	b = ne.AppendUint16(b, typ)
+	return append(b, v[:]...)
 }
 
 func attrU32(b []byte, typ uint16, v uint32) []byte {
