@@ -78,6 +78,13 @@ run() {
 	start=$(date +%s.%N)
 	/usr/bin/time -f '%M %U %S' -o "$tmp/rss" "$@" >"$tmp/out" 2>&1 || rc=$?
 	end=$(date +%s.%N)
+	# ip route flush gives up after 30 s on a busy machine ("Flush not
+	# completed"): its time is then a lower bound, marked with ">", and
+	# the flush is finished below.
+	if [ "$rc" != 0 ] && [ "$name" = ipflush ]; then
+		printf -v "t_$name" '>%s' "$(awk "BEGIN {printf \"%.2f\", $(date +%s.%N) - $start}")"
+		return 0
+	fi
 	if [ "$rc" != 0 ] && ! { [ "$1" = "$tmp/tunroute" ] && [ "$2" = plan ] && [ "$rc" = 2 ]; }; then
 		echo "bench/routes.sh: $* failed ($rc):" >&2
 		tail -20 "$tmp/out" >&2
@@ -166,6 +173,9 @@ EOF
 		[ "$got" = "$n" ] || { echo "bench/routes.sh: ip -batch left $got routes, want $n" >&2; exit 1; }
 		run ipshow ip -n "$ns" "-$fam" route show table "$table"
 		run ipflush ip -n "$ns" "-$fam" route flush table "$table"
+		for ((try = 0; try < 20 && $(count "$ns" "$fam") > 0; try++)); do
+			ip -n "$ns" "-$fam" route flush table "$table" 2>/dev/null || true
+		done
 		[ "$(count "$ns" "$fam")" = 0 ] || { echo "bench/routes.sh: ip route flush left routes" >&2; exit 1; }
 		ip -n "$ns" nexthop add id 1 via "$gw" dev wg0
 		run ipnh ip -n "$ns" -batch "$dir/batchnh.txt"
