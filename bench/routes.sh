@@ -21,6 +21,7 @@
 #                  the prefixes removed and as many new ones added: plan,
 #                  diff and apply, the whole command)
 #   down           `tunroute down`
+# IP_PLAIN=0 leaves out ip -batch, ip show and ip flush (slow on a busy machine);
 # TUNROUTE=/path/to/tunroute uses that binary instead of building one;
 # REPEAT=N runs each case N times and keeps each command's shortest time
 # (and largest RSS), for machines that are busy with other work.
@@ -113,7 +114,7 @@ count() {
 }
 
 # div A B FORMAT: A / B.
-div() { awk -v a="$1" -v b="$2" -v f="$3" 'BEGIN { if (b > 0) printf f, a / b; else printf "-" }'; }
+div() { awk -v a="$1" -v b="$2" -v f="$3" 'BEGIN { if (a != "" && b > 0) printf f, a / b; else printf "-" }'; }
 
 fmt='%-4s %8s | %8s %6s %6s %6s %8s %6s %8s | %7s %6s | %8s %6s | %8s %7s | %9s %5s %5s %5s | %6s\n'
 # CPU time (user + system) of the stream and of apply: on a busy machine
@@ -167,16 +168,18 @@ EOF
 		ip -n "$ns" link set wg0 up
 		ip -n "$ns" link set wgpeer up
 
-		echo "case IPv$fam, $n routes, run $rep: ip -batch..." >&2
-		run ipadd ip -n "$ns" -batch "$dir/batch.txt"
-		got=$(count "$ns" "$fam")
-		[ "$got" = "$n" ] || { echo "bench/routes.sh: ip -batch left $got routes, want $n" >&2; exit 1; }
-		run ipshow ip -n "$ns" "-$fam" route show table "$table"
-		run ipflush ip -n "$ns" "-$fam" route flush table "$table"
-		for ((try = 0; try < 20 && $(count "$ns" "$fam") > 0; try++)); do
-			ip -n "$ns" "-$fam" route flush table "$table" 2>/dev/null || true
-		done
-		[ "$(count "$ns" "$fam")" = 0 ] || { echo "bench/routes.sh: ip route flush left routes" >&2; exit 1; }
+		if [ "${IP_PLAIN:-1}" != 0 ]; then
+			echo "case IPv$fam, $n routes, run $rep: ip -batch..." >&2
+			run ipadd ip -n "$ns" -batch "$dir/batch.txt"
+			got=$(count "$ns" "$fam")
+			[ "$got" = "$n" ] || { echo "bench/routes.sh: ip -batch left $got routes, want $n" >&2; exit 1; }
+			run ipshow ip -n "$ns" "-$fam" route show table "$table"
+			run ipflush ip -n "$ns" "-$fam" route flush table "$table"
+			for ((try = 0; try < 20 && $(count "$ns" "$fam") > 0; try++)); do
+				ip -n "$ns" "-$fam" route flush table "$table" 2>/dev/null || true
+			done
+			[ "$(count "$ns" "$fam")" = 0 ] || { echo "bench/routes.sh: ip route flush left routes" >&2; exit 1; }
+		fi
 		ip -n "$ns" nexthop add id 1 via "$gw" dev wg0
 		run ipnh ip -n "$ns" -batch "$dir/batchnh.txt"
 		got=$(count "$ns" "$fam")
@@ -210,10 +213,10 @@ EOF
 		ip netns del "$ns"
 	done
 	# shellcheck disable=SC2059
-	rows+=("$(printf "$fmt" "v$fam" "$n" "$t_ipadd" "$t_ipnh" "$t_apply" "$(div "$t_ipadd" "$t_apply" '%.1fx')" "$(div "$t_ipnh" "$t_apply" '%.1fx')" \
+	rows+=("$(printf "$fmt" "v$fam" "$n" "${t_ipadd:--}" "$t_ipnh" "$t_apply" "$(div "${t_ipadd:-}" "$t_apply" '%.1fx')" "$(div "$t_ipnh" "$t_apply" '%.1fx')" \
 		"$t_stream" "$(div "$t_apply" "$t_stream" '%.2fx')" \
-		"$t_ipshow" "$t_plan0" "$t_ipflush" "$t_down" "$t_change" "$(div "$t_change" "$t_apply" '%.4f' | awk '{ printf "%.1f%%", $1 * 100 }')" \
-		"$m_apply" "$m_plan0" "$m_change" "$m_down" "$m_ipadd")")
+		"${t_ipshow:--}" "$t_plan0" "${t_ipflush:--}" "$t_down" "$t_change" "$(div "$t_change" "$t_apply" '%.4f' | awk '{ printf "%.1f%%", $1 * 100 }')" \
+		"$m_apply" "$m_plan0" "$m_change" "$m_down" "${m_ipadd:--}")")
 	# shellcheck disable=SC2059
 	crows+=("$(printf "$cfmt" "v$fam" "$n" "$c_stream" "$c_apply" "$(div "$c_apply" "$c_stream" '%.2fx')")")
 done
