@@ -182,10 +182,13 @@ func (f *FIB) buildRoutes(s *state.State) error {
 	p6 := map[uint32][]item6{}
 	// IPv4 routes per table, to size the pending tables once.
 	n4 := map[uint32]int{}
+	n6 := map[uint32]int{} // and IPv6 routes (a multipath one counts once)
 	var idbuf [1]int32
 	for ri := range s.Routes {
 		if r := &s.Routes[ri]; r.Dst.Addr().Is4() {
 			n4[r.Table]++
+		} else {
+			n6[r.Table]++
 		}
 	}
 
@@ -240,6 +243,9 @@ func (f *FIB) buildRoutes(s *state.State) error {
 				src = netip.Prefix{}
 			}
 		}
+		if p6[r.Table] == nil {
+			p6[r.Table] = make([]item6, 0, n6[r.Table])
+		}
 		for k, id := range ids {
 			leaf := r.NHID
 			if o := f.nhObjects[r.NHID]; o != nil && len(o.Group) == len(ids) {
@@ -282,8 +288,10 @@ func (f *FIB) buildRoutes(s *state.State) error {
 		// Group by (dst, src) keeping dump order; then order each group by
 		// metric (insertion order within a metric).
 		type key struct{ dst, src netip.Prefix }
-		groups := map[key][]item6{}
-		var order []key
+		groups := make(map[key][]item6, len(items))
+		order := make([]key, 0, len(items))
+		t.aliases = make([]alias6, 0, len(items))
+		t.nodes = make([]node6, 0, len(items))
 		for _, it := range items {
 			k := key{it.dst, it.src}
 			if _, ok := groups[k]; !ok {
@@ -291,7 +299,7 @@ func (f *FIB) buildRoutes(s *state.State) error {
 			}
 			groups[k] = append(groups[k], it)
 		}
-		dnodes := map[netip.Prefix]int32{}
+		dnodes := make(map[netip.Prefix]int32, len(order))
 		for _, k := range order {
 			g := groups[k]
 			slices.SortStableFunc(g, func(a, b item6) int { return cmp.Compare(a.alias.metric, b.alias.metric) })
