@@ -35,6 +35,9 @@ func SocketPath(runDir, netns string) string {
 type answer struct {
 	Status *Status     `json:"status,omitempty"`
 	Hook   *HookAnswer `json:"hook,omitempty"`
+	Plan   *PlanAnswer `json:"plan,omitempty"`
+	// OtherConfig: a plan was asked for another config than the daemon's.
+	OtherConfig bool `json:"other_config,omitempty"`
 	Error  string      `json:"error,omitempty"`
 	// NotRunning: the daemon stopped before it took a hook's call (the
 	// hook applies by itself).
