@@ -35,6 +35,9 @@ func (d *Daemon) planFor(config string) answer {
 	if !sameFile(config, d.e.ConfigFile()) {
 		return answer{Error: ErrOtherConfig.Error(), OtherConfig: true}
 	}
+	d.mu.Lock()
+	d.status.Plans++
+	d.mu.Unlock()
 	s, c, err := d.e.PlanConfig(true)
 	if err != nil {
 		return answer{Plan: &PlanAnswer{Error: err.Error()}}
