@@ -85,4 +85,5 @@ awk -v a="$start" -v r="$ready" -v t0="$t0" -v t1="$t1" -v w0="$w0" -v w1="$w1" 
 	printf "RSS now %.1f MB, peak %.1f MB (VmHWM, includes the first apply)\n", rss / 1024, hwm / 1024
 }'
 echo "$status" | grep -E 'events|repairs|in sync|uptime' || true
-echo "repair after the idle minute: $(grep -c 'msg=repaired' "$tmp/log") repair(s) logged"
+echo "repair after the idle minute: $(grep -c 'msg=repaired' "$tmp/log") repair(s) logged, latency (event read to kernel ack): $(grep 'msg=repaired' "$tmp/log" | grep -o 'latency=[^ ]*' | cut -d= -f2 | paste -sd' ')"
+"${tr[@]}" status -c "$tmp/demo.yaml" --netns "$ns" | grep 'route reads' || true
