@@ -34,6 +34,8 @@
 #              (the hook hands its call to the daemon)
 #   pland      `tunroute plan` of that config with `tunroute run` working
 #              on it (the daemon answers)
+#   apply0d    `tunroute apply` of it, nothing to change, the daemon
+#              applying
 #   down       `tunroute down`
 # No packet leaves the namespaces; every address is documentation or private.
 set -euo pipefail
@@ -108,8 +110,9 @@ for ((rep = 1; rep <= repeat + 2; rep++)); do
 	grep -q 'tunroute:' "$tmp/out" || { echo "bench/bigtable.sh: the hook through the daemon said nothing:" >&2; cat "$tmp/out" >&2; exit 1; }
 	sleep 2
 	run pland "${tr[@]}" plan -c "$tmp/hook.yaml" --netns "$ns"
+	run apply0d "${tr[@]}" apply -c "$tmp/hook.yaml" --netns "$ns"
 done
-"${tr[@]}" status -c "$tmp/hook.yaml" --netns "$ns" | grep -q 'plans made for tunroute plan: [1-9]' ||
+"${tr[@]}" status -c "$tmp/hook.yaml" --netns "$ns" | grep -q 'made for the commands: [1-9]' ||
 	{ echo "bench/bigtable.sh: tunroute plan was not answered by the daemon" >&2; exit 1; }
 "${tr[@]}" status -c "$tmp/hook.yaml" --netns "$ns" | grep -q 'VPN hooks through the daemon: [1-9]' ||
 	{ echo "bench/bigtable.sh: the hooks did not go through the daemon" >&2; "${tr[@]}" status -c "$tmp/hook.yaml" --netns "$ns" >&2; exit 1; }
@@ -121,7 +124,7 @@ grep -o 'msg=hook .*took=[^ ]*' "$tmp/run.log" | sed 's/plan=.*//; s/^/  daemon:
 "${tr[@]}" down -c "$tmp/hook.yaml" --netns "$ns" >/dev/null
 
 printf '%-8s %10s %8s   %s\n' command seconds "RSS MB" "(main: $have4 IPv4, $have6 IPv6 foreign routes)"
-for c in ipget plan apply apply0 status explain hook hookd pland down; do
+for c in ipget plan apply apply0 status explain hook hookd pland apply0d down; do
 	tv="t_$c" mv="m_$c"
 	printf '%-8s %10s %8s\n' "$c" "${!tv}" "${!mv}"
 done

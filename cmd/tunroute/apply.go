@@ -7,11 +7,13 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/tunroute/tunroute/internal/daemon"
 	"github.com/tunroute/tunroute/internal/engine"
 	"github.com/tunroute/tunroute/internal/netnsname"
 	"github.com/tunroute/tunroute/internal/plan"
@@ -32,6 +34,12 @@ func newApplyCmd(g *globalFlags) *cobra.Command {
 			return nil
 		},
 		RunE: g.withEngine(func(cmd *cobra.Command, e *engine.Engine) error {
+			// With tunroute run working on the namespace and this
+			// config, it plans (--dry-run) or applies: the same change,
+			// between two of its repairs, from the routes it keeps.
+			if done, err := applyThroughDaemon(cmd, e, dryRun, check || confirm > 0); done {
+				return err
+			}
 			if !dryRun {
 				unlock, err := e.Lock()
 				if err != nil {
@@ -152,3 +160,42 @@ func newConfirmCmd(g *globalFlags) *cobra.Command {
 	addNetnsFlag(cmd, g)
 	return cmd
 }
+
+// applyThroughDaemon has tunroute run make a plain apply or a dry run;
+// done false: no daemon for this namespace and config (or --check and
+// --confirm, which stay with the command), so the command does it.
+func applyThroughDaemon(cmd *cobra.Command, e *engine.Engine, dryRun, own bool) (done bool, err error) {
+	if own {
+		return false, nil
+	}
+	out := cmd.OutOrStdout()
+	if dryRun {
+		a, err := askDaemonPlan(e)
+		if a == nil {
+			return false, nil
+		}
+		if err == nil {
+			fmt.Fprint(out, a.Plan)
+			printNotes(out, a.Notes)
+		}
+		return true, err
+	}
+	cfg, err := filepath.Abs(e.ConfigFile())
+	if err != nil {
+		return false, nil
+	}
+	a, err := daemon.AskApply(e.RunDir, e.Netns, cfg, daemonApplyTimeout)
+	if errors.Is(err, daemon.ErrNotRunning) || errors.Is(err, daemon.ErrOtherConfig) {
+		return false, nil
+	}
+	if a != nil {
+		fmt.Fprint(out, a.Plan)
+		printNotes(out, a.Notes)
+		fmt.Fprint(out, a.Applied)
+	}
+	return true, err
+}
+
+// daemonApplyTimeout is how long apply waits for tunroute run (a million
+// routes take seconds).
+const daemonApplyTimeout = 4 * time.Minute

@@ -103,7 +103,9 @@ type Status struct {
 	// from the kernel.
 	RouteReadsCached uint64 `json:"route_reads_cached"`
 	// Plans counts the plans it made for `tunroute plan`.
-	Plans            uint64 `json:"plans"`
+	Plans uint64 `json:"plans"`
+	// Applies counts the applies it made for `tunroute apply`.
+	Applies          uint64 `json:"applies"`
 	RouteReadsKernel uint64 `json:"route_reads_kernel"`
 	// Hooks counts the VPN hook calls handed to the daemon; LastHook
 	// says what the last one reported.
@@ -126,6 +128,7 @@ type Daemon struct {
 	reloads  chan chan error
 	pings    chan chan struct{}
 	hooks    chan hookCall
+	applies  chan applyCall
 	// stopped is closed when Run returns (a hook waiting for the loop
 	// then applies by itself).
 	stopped chan struct{}
@@ -173,6 +176,7 @@ func New(opts Options) *Daemon {
 		reloads:  make(chan chan error),
 		pings:    make(chan chan struct{}),
 		hooks:    make(chan hookCall),
+		applies:  make(chan applyCall),
 		stopped:  make(chan struct{}),
 	}
 	if d.log == nil {
@@ -316,6 +320,16 @@ func (d *Daemon) Run(ctx context.Context) error {
 			}
 		case reply := <-d.pings:
 			close(reply)
+		case c := <-d.applies:
+			a := d.apply()
+			d.mu.Lock()
+			d.status.Applies++
+			d.mu.Unlock()
+			c.reply <- a
+			if !pending {
+				pending = true
+				schedule(time.Now().Add(d.opts.Debounce))
+			}
 		case c := <-d.hooks:
 			c.reply <- d.hook(c)
 			// A check follows (empty unless the world moved meanwhile):

@@ -67,3 +67,55 @@ func TestPlanThroughDaemon(t *testing.T) {
 	st, _ := Ask(w.runDir, w.top, "status")
 	t.Logf("plan through the daemon:\n%s(route reads kept %d, read %d)", viaDaemon, st.RouteReadsCached, st.RouteReadsKernel)
 }
+
+// TestApplyThroughDaemon: plain `tunroute apply` with tunroute run up is
+// made by the daemon (its status counts it): an edited config is applied,
+// a broken one is refused with the place of the error and changes
+// nothing, and with nothing to change it says so.
+func TestApplyThroughDaemon(t *testing.T) {
+	w := newWorld(t, "ap")
+	w.daemonRun(Options{Log: testLog(t), Listen: true})
+	bin, err := testns.Binary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	apply := func(args ...string) (string, error) {
+		out, err := exec.Command(bin, append([]string{"apply", "--netns", w.top, "--run-dir", w.runDir, "-c", w.cfgPath}, args...)...).CombinedOutput()
+		return string(out), err
+	}
+	applies := func() uint64 {
+		st, err := Ask(w.runDir, w.top, "status")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.Applies
+	}
+	n0 := applies()
+	if out, err := apply(); err != nil || !strings.Contains(out, "No changes") || applies() != n0+1 {
+		t.Fatalf("apply with nothing to change: %v\n%s", err, out)
+	}
+	good, _ := os.ReadFile(w.cfgPath)
+	os.WriteFile(w.cfgPath, []byte(strings.Replace(string(good), "198.51.100.0/24,", "198.51.100.0/24, 203.0.113.0/24,", 1)), 0o644)
+	if out, err := apply("--dry-run"); err != nil || !strings.Contains(out, "+ route 203.0.113.0/24") {
+		t.Fatalf("apply --dry-run: %v\n%s", err, out)
+	}
+	if out, _ := exec.Command("ip", "-n", w.top, "route", "show", "203.0.113.0/24").CombinedOutput(); len(out) != 0 {
+		t.Fatalf("--dry-run changed something: %s", out)
+	}
+	out, err := apply()
+	if err != nil || !strings.Contains(out, "Applied:") || applies() != n0+2 {
+		t.Fatalf("apply of an edited config: %v\n%s", err, out)
+	}
+	if out, _ := exec.Command("ip", "-n", w.top, "route", "show", "203.0.113.0/24").CombinedOutput(); !strings.Contains(string(out), "via 192.0.2.1") {
+		t.Fatalf("the edited config's route is not there: %q", out)
+	}
+	edited, _ := os.ReadFile(w.cfgPath)
+	os.WriteFile(w.cfgPath, append(edited, []byte("routes: [nonsense\n")...), 0o644)
+	if out, err := apply(); err == nil || !strings.Contains(out, w.cfgPath+":") {
+		t.Fatalf("apply of a broken config: %v\n%s", err, out)
+	}
+	if ok, plan := w.inSyncWith(edited); !ok {
+		t.Fatalf("a refused apply changed something:\n%s", plan)
+	}
+	t.Logf("applies made by the daemon: %d", applies()-n0)
+}
