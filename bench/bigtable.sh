@@ -36,6 +36,7 @@
 #              on it (the daemon answers)
 #   apply0d    `tunroute apply` of it, nothing to change, the daemon
 #              applying
+#   statusd    `tunroute status` of it, the daemon reading
 #   down       `tunroute down`
 # No packet leaves the namespaces; every address is documentation or private.
 set -euo pipefail
@@ -111,6 +112,7 @@ for ((rep = 1; rep <= repeat + 2; rep++)); do
 	sleep 2
 	run pland "${tr[@]}" plan -c "$tmp/hook.yaml" --netns "$ns"
 	run apply0d "${tr[@]}" apply -c "$tmp/hook.yaml" --netns "$ns"
+	run statusd "${tr[@]}" status -c "$tmp/hook.yaml" --netns "$ns"
 done
 "${tr[@]}" status -c "$tmp/hook.yaml" --netns "$ns" | grep -q 'made for the commands: [1-9]' ||
 	{ echo "bench/bigtable.sh: tunroute plan was not answered by the daemon" >&2; exit 1; }
@@ -124,7 +126,7 @@ grep -o 'msg=hook .*took=[^ ]*' "$tmp/run.log" | sed 's/plan=.*//; s/^/  daemon:
 "${tr[@]}" down -c "$tmp/hook.yaml" --netns "$ns" >/dev/null
 
 printf '%-8s %10s %8s   %s\n' command seconds "RSS MB" "(main: $have4 IPv4, $have6 IPv6 foreign routes)"
-for c in ipget plan apply apply0 status explain hook hookd pland apply0d down; do
+for c in ipget plan apply apply0 status explain hook hookd pland apply0d statusd down; do
 	tv="t_$c" mv="m_$c"
 	printf '%-8s %10s %8s\n' "$c" "${!tv}" "${!mv}"
 done

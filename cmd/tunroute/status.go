@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -68,7 +69,11 @@ func newStatusCmd(g *globalFlags) *cobra.Command {
 		var s *engine.Session
 		var err error
 		if cfgErr == nil {
-			s, err = e.ObserveForPlan(cfg, f, false)
+			// tunroute run, when it works on the namespace with this
+			// config, reads it from the routes its watchers keep.
+			if s = observedByDaemon(e); s == nil {
+				s, err = e.ObserveForPlan(cfg, f, false)
+			}
 		} else {
 			s, err = e.Observe(false)
 		}
@@ -262,4 +267,29 @@ func writeCounters(out io.Writer, indent string, fw *state.Firewall) {
 			}
 		}
 	}
+}
+
+// observedByDaemon is what tunroute run read for status, as a session;
+// nil when no daemon answers for this namespace and config.
+func observedByDaemon(e *engine.Engine) *engine.Session {
+	cfg, err := filepath.Abs(e.ConfigFile())
+	if err != nil {
+		return nil
+	}
+	a, err := daemon.AskObserve(e.RunDir, e.Netns, cfg, 10*time.Second)
+	if err != nil {
+		return nil
+	}
+	observed := compile.Observed{}
+	for ns, raw := range a.States {
+		st, err := state.Parse(raw, "tunroute run's read of "+ns)
+		if err != nil {
+			return nil
+		}
+		observed[ns] = st
+	}
+	if observed[e.Netns] == nil {
+		return nil
+	}
+	return e.SessionOf(observed, a.Domains)
 }

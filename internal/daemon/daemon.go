@@ -105,7 +105,9 @@ type Status struct {
 	// Plans counts the plans it made for `tunroute plan`.
 	Plans uint64 `json:"plans"`
 	// Applies counts the applies it made for `tunroute apply`.
-	Applies          uint64 `json:"applies"`
+	Applies uint64 `json:"applies"`
+	// StatusReads counts the reads it made for `tunroute status`.
+	StatusReads      uint64 `json:"status_reads"`
 	RouteReadsKernel uint64 `json:"route_reads_kernel"`
 	// Hooks counts the VPN hook calls handed to the daemon; LastHook
 	// says what the last one reported.

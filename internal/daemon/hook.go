@@ -88,10 +88,12 @@ func (d *Daemon) serveJSON(line string) answer {
 		return d.planFor(r.Config)
 	case "apply":
 		return d.applyFor(r.Config)
+	case "observe":
+		return d.observeFor(r.Config)
 	case "status", "reload":
 		return answer{Error: fmt.Sprintf("request %q is a plain line, not JSON", r.Request)}
 	default:
-		return answer{Error: fmt.Sprintf("unknown request %q (hook, plan, apply); nothing was changed", r.Request)}
+		return answer{Error: fmt.Sprintf("unknown request %q (hook, plan, apply, observe); nothing was changed", r.Request)}
 	}
 	if r.Hook == nil {
 		return answer{Error: `malformed request: "hook" without its call; nothing was changed`}

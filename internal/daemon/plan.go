@@ -49,8 +49,81 @@ func (d *Daemon) planFor(config string) answer {
 // AskPlan asks the daemon working on netns for a plan of config (an
 // absolute path). ErrNotRunning and ErrOtherConfig: plan by yourself.
 func AskPlan(runDir, netns, config string, timeout time.Duration) (*PlanAnswer, error) {
+	a, err := ask(runDir, netns, request{Request: "plan", Config: config}, timeout)
+	switch {
+	case err != nil:
+		return nil, err
+	case a.Plan == nil:
+		return nil, errors.New("tunroute run answered without a plan")
+	case a.Plan.Error != "":
+		return a.Plan, errors.New(a.Plan.Error)
+	}
+	return a.Plan, nil
+}
+
+// ObserveAnswer is what the daemon read of the system for `tunroute
+// status` (the states of the namespace and its domains, as snapshots).
+type ObserveAnswer struct {
+	States  map[string]json.RawMessage `json:"states"`
+	Domains []string                   `json:"domains"`
+	Error   string                     `json:"error,omitempty"`
+}
+
+// observeFor answers an observe request: the read status makes (what a
+// plan of the config depends on, plain routes), from the routes the
+// watchers keep.
+func (d *Daemon) observeFor(config string) answer {
+	if !sameFile(config, d.e.ConfigFile()) {
+		return answer{Error: ErrOtherConfig.Error(), OtherConfig: true}
+	}
+	d.mu.Lock()
+	d.status.StatusReads++
+	d.mu.Unlock()
+	cfg, err := d.e.LoadConfig()
+	if err != nil {
+		return answer{Error: ErrOtherConfig.Error(), OtherConfig: true} // the command says why
+	}
+	f, err := d.e.LoadFacts()
+	if err != nil {
+		return answer{Error: ErrOtherConfig.Error(), OtherConfig: true}
+	}
+	s, err := d.e.ObserveForPlan(cfg, f, false)
+	if err != nil {
+		return answer{Observed: &ObserveAnswer{Error: err.Error()}}
+	}
+	defer s.Close()
+	a := &ObserveAnswer{States: map[string]json.RawMessage{}, Domains: s.Domains}
+	for ns, st := range s.Observed {
+		b, err := json.Marshal(st)
+		if err != nil {
+			return answer{Observed: &ObserveAnswer{Error: err.Error()}}
+		}
+		a.States[ns] = b
+	}
+	return answer{Observed: a}
+}
+
+// AskObserve asks the daemon working on netns for the read `tunroute
+// status` makes of config. ErrNotRunning and ErrOtherConfig: read by
+// yourself.
+func AskObserve(runDir, netns, config string, timeout time.Duration) (*ObserveAnswer, error) {
+	a, err := ask(runDir, netns, request{Request: "observe", Config: config}, timeout)
+	if err != nil {
+		return nil, err
+	}
+	if a.Observed == nil {
+		return nil, errors.New("tunroute run answered without what it read")
+	}
+	if a.Observed.Error != "" {
+		return nil, errors.New(a.Observed.Error)
+	}
+	return a.Observed, nil
+}
+
+// ask sends one JSON request and reads the answer.
+func ask(runDir, netns string, r request, timeout time.Duration) (*answer, error) {
 	path := SocketPath(runDir, netns)
-	line, err := json.Marshal(request{Request: "plan", Config: config})
+	line, err := json.Marshal(r)
 	if err != nil {
 		return nil, err
 	}
@@ -67,18 +140,17 @@ func AskPlan(runDir, netns, config string, timeout time.Duration) (*PlanAnswer, 
 		return nil, fmt.Errorf("tunroute run at %s: %w", path, err)
 	}
 	var a answer
-	if err := json.NewDecoder(c).Decode(&a); err != nil {
+	dec := json.NewDecoder(c)
+	if err := dec.Decode(&a); err != nil {
 		return nil, fmt.Errorf("tunroute run at %s: %w", path, err)
 	}
 	switch {
+	case a.NotRunning:
+		return nil, ErrNotRunning
 	case a.OtherConfig:
 		return nil, ErrOtherConfig
 	case a.Error != "":
 		return nil, errors.New(a.Error)
-	case a.Plan == nil:
-		return nil, fmt.Errorf("tunroute run at %s answered without a plan", path)
-	case a.Plan.Error != "":
-		return a.Plan, errors.New(a.Plan.Error)
 	}
-	return a.Plan, nil
+	return &a, nil
 }

@@ -61,8 +61,23 @@ func TestPlanThroughDaemon(t *testing.T) {
 	if code != 0 || code2 != 0 || viaDaemon != itself {
 		t.Fatalf("plan through the daemon (exit %d):\n%s\nby itself (exit %d):\n%s", code, viaDaemon, code2, itself)
 	}
-	if a, err := AskPlan(w.runDir, w.top, abs, 10*time.Second); err != nil || a == nil {
-		t.Fatalf("%+v %v", a, err)
+	// tunroute status: the daemon reads, the command reports the same.
+	status := func(cfg string) string {
+		out, err := exec.Command(bin, "status", "--netns", w.top, "--run-dir", w.runDir, "-c", cfg).CombinedOutput()
+		if err != nil {
+			t.Fatalf("tunroute status: %v\n%s", err, out)
+		}
+		// the daemon's own figures move between the two runs
+		head, _, _ := strings.Cut(string(out), "tunroute run:")
+		return strings.ReplaceAll(head, other, w.cfgPath)
+	}
+	r0, _ := Ask(w.runDir, w.top, "status")
+	viaDaemon, itself = status(w.cfgPath), status(other)
+	if r1, _ := Ask(w.runDir, w.top, "status"); r1.StatusReads != r0.StatusReads+1 {
+		t.Errorf("tunroute status was not read by the daemon (%d -> %d)", r0.StatusReads, r1.StatusReads)
+	}
+	if viaDaemon != itself {
+		t.Errorf("status through the daemon:\n%s\nby itself:\n%s", viaDaemon, itself)
 	}
 	st, _ := Ask(w.runDir, w.top, "status")
 	t.Logf("plan through the daemon:\n%s(route reads kept %d, read %d)", viaDaemon, st.RouteReadsCached, st.RouteReadsKernel)

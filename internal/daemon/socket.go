@@ -33,10 +33,11 @@ func SocketPath(runDir, netns string) string {
 }
 
 type answer struct {
-	Status *Status      `json:"status,omitempty"`
-	Hook   *HookAnswer  `json:"hook,omitempty"`
-	Plan   *PlanAnswer  `json:"plan,omitempty"`
-	Apply  *ApplyAnswer `json:"apply,omitempty"`
+	Status   *Status        `json:"status,omitempty"`
+	Hook     *HookAnswer    `json:"hook,omitempty"`
+	Plan     *PlanAnswer    `json:"plan,omitempty"`
+	Apply    *ApplyAnswer   `json:"apply,omitempty"`
+	Observed *ObserveAnswer `json:"observed,omitempty"`
 	// OtherConfig: a plan was asked for another config than the daemon's.
 	OtherConfig bool   `json:"other_config,omitempty"`
 	Error       string `json:"error,omitempty"`
@@ -193,8 +194,8 @@ func (s *Status) Text() string {
 	fmt.Fprintf(&b, "tunroute run: up %s, %s\n", s.Uptime, sync)
 	fmt.Fprintf(&b, "  watching: %s\n", strings.Join(s.Watching, ", "))
 	fmt.Fprintf(&b, "  events: %d (%d that can matter), %d resyncs after lost events, %d checks\n", s.Events, s.Relevant, s.Resyncs, s.Checks)
-	if s.Plans > 0 || s.Applies > 0 {
-		fmt.Fprintf(&b, "  made for the commands: %d plans, %d applies\n", s.Plans, s.Applies)
+	if s.Plans > 0 || s.Applies > 0 || s.StatusReads > 0 {
+		fmt.Fprintf(&b, "  made for the commands: %d plans, %d applies, %d status reads\n", s.Plans, s.Applies, s.StatusReads)
 	}
 	if n := s.RouteReadsCached + s.RouteReadsKernel; n > 0 {
 		fmt.Fprintf(&b, "  route reads: %d of %d from what the watchers kept, %d from the kernel\n", s.RouteReadsCached, n, s.RouteReadsKernel)

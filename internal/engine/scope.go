@@ -37,13 +37,7 @@ type ScopedObserver interface {
 }
 
 func (l liveHandle) ObserveScoped(compact bool, scope *kernel.RouteScope) (*state.State, error) {
-	o := kernel.ObserveOptions{CompactRoutes: compact, Routes: scope}
-	if compact {
-		// Only plans' reads (explain and status annotate the routes they
-		// read, which the cache must not share).
-		o.Cache = l.routes
-	}
-	return l.h.ObserveWith(o)
+	return l.h.ObserveWith(kernel.ObserveOptions{CompactRoutes: compact, Routes: scope, Cache: l.routes})
 }
 
 // observeScoped reads a namespace through h with scope (nil: whole).

@@ -144,3 +144,9 @@ func (p planSystem) SetSysctls(ns string, values map[string]string) error {
 func (p planSystem) WriteFile(path string, data []byte, perm uint32) error {
 	return p.s.e.Host.WriteFile(path, data, perm)
 }
+
+// SessionOf is a session of states read elsewhere (by tunroute run, for
+// status): plans can be made against it, nothing applied through it.
+func (e *Engine) SessionOf(observed compile.Observed, domains []string) *Session {
+	return &Session{e: e, Observed: observed, Domains: domains, handles: map[string]Handle{}}
+}

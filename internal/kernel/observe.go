@@ -2,6 +2,7 @@ package kernel
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 
 	"github.com/tunroute/tunroute/internal/state"
@@ -80,7 +81,15 @@ func (h *Handle) observe(c *conn, o ObserveOptions) (*state.State, error) {
 			// what the cache kept of the last one.
 			read := o.Cache.begin(h.name)
 			if e, ok := read.get(af, scope, o.CompactRoutes); ok {
+				mark := len(s.Routes)
 				s.Routes, s.RouteSets = append(s.Routes, e.routes...), append(s.RouteSets, e.sets...)
+				if !o.CompactRoutes {
+					// A plain read annotates the nexthops (learnMembers):
+					// its own copies, not the cache's.
+					for i := mark; i < len(s.Routes); i++ {
+						s.Routes[i].Nexthops = slices.Clone(s.Routes[i].Nexthops)
+					}
+				}
 				read.end()
 				continue
 			}
@@ -100,7 +109,9 @@ func (h *Handle) observe(c *conn, o ObserveOptions) (*state.State, error) {
 				}
 				s.RouteSets, s.Routes = groups.finish(s.RouteSets, s.Routes, min)
 			}
-			read.put(af, scope, o.CompactRoutes, s.Routes[markRoutes:], s.RouteSets[markSets:], big, d, nhs)
+			if o.CompactRoutes { // a plain read's routes are annotated below
+				read.put(af, scope, true, s.Routes[markRoutes:], s.RouteSets[markSets:], big, d, nhs)
+			}
 			read.end()
 			continue
 		}

@@ -251,7 +251,9 @@ func (r *cacheRead) get(af uint8, scope *RouteScope, compact bool) (*cachedRoute
 	c.mu.Unlock()
 	// Synced waits for the watcher's reader, which takes c.mu to touch
 	// the cache: not called under c.mu.
-	ok := e != nil && synced != nil && e.compact == compact && e.scope.keepsAll(scope) && synced()
+	// A plain read (status) is served by a compact one (a plan's) that
+	// made no route set: both are then the same routes.
+	ok := e != nil && synced != nil && (e.compact == compact || len(e.sets) == 0) && e.scope.keepsAll(scope) && synced()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if ok && c.entries[cacheKey{r.netns, af}] == e { // not touched meanwhile
