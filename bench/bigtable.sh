@@ -38,7 +38,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 . bench/lib.sh
-bench_init bench/bigtable.sh
+bench_init bench/bigtable.sh /usr/bin/time
 
 n4=${N4:-1000000}
 n6=${N6:-100000}
@@ -51,28 +51,7 @@ bench_on_exit 'ip netns del "$peer" 2>/dev/null'
 bench_build
 tr=("$tmp/tunroute" --run-dir "$tmp/run")
 
-echo "building $ns with $n4 IPv4 and $n6 IPv6 foreign routes..." >&2
-ip netns add "$ns"
-ip netns add "$peer"
-ip -n "$ns" link add eth0 type veth peer name eth0p netns "$peer"
-ip -n "$ns" link set lo up
-ip -n "$ns" addr add 192.0.2.10/24 dev eth0
-ip -n "$ns" link set eth0 up
-ip -n "$peer" link set eth0p up
-ip -n "$peer" addr add 192.0.2.1/24 dev eth0p
-ip -n "$ns" route add default via 192.0.2.1 dev eth0 proto static
-ip -n "$ns" tuntap add wg0 mode tun
-ip -n "$ns" addr add 10.66.0.2/32 dev wg0
-ip -n "$ns" addr add fd00:66::2/128 dev wg0 nodad
-ip -n "$ns" link set wg0 up
-{
-	"$tmp/routegen" list -family 4 -n "$n4" -seed 7 | sed 's|.*|route add & via 192.0.2.1 dev eth0 proto bgp|'
-	"$tmp/routegen" list -family 6 -n "$n6" -seed 8 | sed 's|.*|route add & dev eth0 proto bgp|'
-} >"$tmp/routes.batch"
-ip -n "$ns" -batch "$tmp/routes.batch"
-have4=$(ip -n "$ns" -4 route show | wc -l)
-have6=$(ip -n "$ns" -6 route show | wc -l)
-echo "main table: $have4 IPv4, $have6 IPv6 routes" >&2
+bench_bigtable_ns "$ns" "$peer" "$n4" "$n6"
 
 cp examples/lab-demo.yaml "$tmp/demo.yaml"
 cat >"$tmp/hook.yaml" <<'EOF'
