@@ -45,11 +45,8 @@ n6=${N6:-100000}
 repeat=${REPEAT:-1}
 ns=tr-co-big-$$
 peer=tr-co-bigp-$$
-bench_on_exit 'ip netns del "$ns" 2>/dev/null'
-bench_on_exit 'ip netns del "$peer" 2>/dev/null'
 
 bench_build
-tr=("$tmp/tunroute" --run-dir "$tmp/run")
 
 bench_bigtable_ns "$ns" "$peer" "$n4" "$n6"
 

@@ -35,11 +35,8 @@ ns=tr-co-idle-$$
 peer=tr-co-idlep-$$
 pid=
 bench_on_exit '[ -z "$pid" ] || { kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; }'
-bench_on_exit 'ip netns del "$ns" 2>/dev/null'
-bench_on_exit 'ip netns del "$peer" 2>/dev/null'
 
 bench_build
-tr=("$tmp/tunroute" --run-dir "$tmp/run")
 bench_bigtable_ns "$ns" "$peer" "$n4" "$n6"
 
 cp examples/lab-demo.yaml "$tmp/demo.yaml"

@@ -37,7 +37,8 @@ bench_cleanup() {
 	rm -rf "$tmp"
 }
 
-# bench_build: the route list generator and tunroute, into $tmp.
+# bench_build: the route list generator and tunroute, into $tmp; tr is
+# the command line of tunroute with a run directory of its own.
 bench_build() {
 	echo "building routegen and tunroute..." >&2
 	go build -o "$tmp/routegen" ./bench/routegen
@@ -46,6 +47,7 @@ bench_build() {
 	else
 		go build -o "$tmp/tunroute" ./cmd/tunroute
 	fi
+	tr=("$tmp/tunroute" --run-dir "$tmp/run")
 }
 
 # bench_bigtable_ns NS PEER N4 N6: the namespace NS as a host with a
@@ -53,9 +55,12 @@ bench_build() {
 # 192.0.2.1 in PEER, the default route via it, proto static), a tun wg0
 # (10.66.0.2/32, fd00:66::2/128: the tunnel) and N4 IPv4 and N6 IPv6
 # foreign routes in main (proto bgp, inserted with ip -batch). It sets
-# have4 and have6 to what main then holds. Needs bench_build.
+# have4 and have6 to what main then holds. Both namespaces are deleted
+# when the script ends. Needs bench_build.
 bench_bigtable_ns() {
 	local ns=$1 peer=$2 n4=$3 n6=$4
+	bench_on_exit "ip netns del $ns 2>/dev/null"
+	bench_on_exit "ip netns del $peer 2>/dev/null"
 	echo "building $ns with $n4 IPv4 and $n6 IPv6 foreign routes..." >&2
 	ip netns add "$ns"
 	ip netns add "$peer"
