@@ -32,6 +32,8 @@
 #              waits for at each up/down
 #   hookd      the same hook with `tunroute run` working on the namespace
 #              (the hook hands its call to the daemon)
+#   pland      `tunroute plan` of that config with `tunroute run` working
+#              on it (the daemon answers)
 #   down       `tunroute down`
 # No packet leaves the namespaces; every address is documentation or private.
 set -euo pipefail
@@ -48,7 +50,7 @@ peer=tr-co-bigp-$$
 
 bench_build
 
-bench_bigtable_ns "$ns" "$peer" "$n4" "$n6"
+bench_big_namespace "$ns" "$peer" "$n4" "$n6"
 
 cp examples/lab-demo.yaml "$tmp/demo.yaml"
 cat >"$tmp/hook.yaml" <<'EOF'
@@ -103,7 +105,11 @@ for ((rep = 1; rep <= repeat + 2; rep++)); do
 	sleep 2 # the daemon's check after the last hook has read the routes again
 	run hookd env "${hookenv[@]}" ifconfig_local=10.8.0.$((50 + rep)) "${tr[@]}" hook openvpn -c "$tmp/hook.yaml" --netns "$ns"
 	grep -q 'tunroute:' "$tmp/out" || { echo "bench/bigtable.sh: the hook through the daemon said nothing:" >&2; cat "$tmp/out" >&2; exit 1; }
+	sleep 2
+	run pland "${tr[@]}" plan -c "$tmp/hook.yaml" --netns "$ns"
 done
+"${tr[@]}" status -c "$tmp/hook.yaml" --netns "$ns" | grep -q 'plans made for tunroute plan: [1-9]' ||
+	{ echo "bench/bigtable.sh: tunroute plan was not answered by the daemon" >&2; exit 1; }
 "${tr[@]}" status -c "$tmp/hook.yaml" --netns "$ns" | grep -q 'VPN hooks through the daemon: [1-9]' ||
 	{ echo "bench/bigtable.sh: the hooks did not go through the daemon" >&2; "${tr[@]}" status -c "$tmp/hook.yaml" --netns "$ns" >&2; exit 1; }
 "${tr[@]}" status -c "$tmp/hook.yaml" --netns "$ns" | grep 'route reads' | sed 's/^ */  daemon: /' >&2 || true
@@ -114,7 +120,7 @@ grep -o 'msg=hook .*took=[^ ]*' "$tmp/run.log" | sed 's/plan=.*//; s/^/  daemon:
 "${tr[@]}" down -c "$tmp/hook.yaml" --netns "$ns" >/dev/null
 
 printf '%-8s %10s %8s   %s\n' command seconds "RSS MB" "(main: $have4 IPv4, $have6 IPv6 foreign routes)"
-for c in ipget plan apply apply0 status explain hook hookd down; do
+for c in ipget plan apply apply0 status explain hook hookd pland down; do
 	tv="t_$c" mv="m_$c"
 	printf '%-8s %10s %8s\n' "$c" "${!tv}" "${!mv}"
 done

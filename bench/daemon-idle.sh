@@ -34,10 +34,10 @@ settle=${SETTLE:-5}
 ns=tr-co-idle-$$
 peer=tr-co-idlep-$$
 pid=
-bench_on_exit '[ -z "$pid" ] || { kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; }'
+bench_on_exit 'if [ -n "$pid" ]; then kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; fi'
 
 bench_build
-bench_bigtable_ns "$ns" "$peer" "$n4" "$n6"
+bench_big_namespace "$ns" "$peer" "$n4" "$n6"
 
 cp examples/lab-demo.yaml "$tmp/demo.yaml"
 echo "starting tunroute run..." >&2

@@ -4,7 +4,7 @@
 #   . bench/lib.sh
 #   bench_init bench/NAME.sh [CMD...]  # root, go, ip and CMDs; $tmp and its cleanup
 #   bench_build                        # $tmp/routegen and $tmp/tunroute (TUNROUTE: use that binary)
-#   bench_bigtable_ns NS PEER N4 N6    # a host with a full foreign BGP table in main
+#   bench_big_namespace NS PEER N4 N6  # a host with a full foreign BGP table in main
 #   run NAME CMD...                    # t_NAME and m_NAME: best time, largest RSS (needs /usr/bin/time)
 #
 # A script adds its own cleanup steps with bench_on_exit 'COMMANDS'.
@@ -50,41 +50,6 @@ bench_build() {
 	tr=("$tmp/tunroute" --run-dir "$tmp/run")
 }
 
-# bench_bigtable_ns NS PEER N4 N6: the namespace NS as a host with a
-# full BGP table that is not tunroute's: eth0 (192.0.2.10/24, its peer
-# 192.0.2.1 in PEER, the default route via it, proto static), a tun wg0
-# (10.66.0.2/32, fd00:66::2/128: the tunnel) and N4 IPv4 and N6 IPv6
-# foreign routes in main (proto bgp, inserted with ip -batch). It sets
-# have4 and have6 to what main then holds. Both namespaces are deleted
-# when the script ends. Needs bench_build.
-bench_bigtable_ns() {
-	local ns=$1 peer=$2 n4=$3 n6=$4
-	bench_on_exit "ip netns del $ns 2>/dev/null"
-	bench_on_exit "ip netns del $peer 2>/dev/null"
-	echo "building $ns with $n4 IPv4 and $n6 IPv6 foreign routes..." >&2
-	ip netns add "$ns"
-	ip netns add "$peer"
-	ip -n "$ns" link add eth0 type veth peer name eth0p netns "$peer"
-	ip -n "$ns" link set lo up
-	ip -n "$ns" addr add 192.0.2.10/24 dev eth0
-	ip -n "$ns" link set eth0 up
-	ip -n "$peer" link set eth0p up
-	ip -n "$peer" addr add 192.0.2.1/24 dev eth0p
-	ip -n "$ns" route add default via 192.0.2.1 dev eth0 proto static
-	ip -n "$ns" tuntap add wg0 mode tun
-	ip -n "$ns" addr add 10.66.0.2/32 dev wg0
-	ip -n "$ns" addr add fd00:66::2/128 dev wg0 nodad
-	ip -n "$ns" link set wg0 up
-	{
-		"$tmp/routegen" list -family 4 -n "$n4" -seed 7 | sed 's|.*|route add & via 192.0.2.1 dev eth0 proto bgp|'
-		"$tmp/routegen" list -family 6 -n "$n6" -seed 8 | sed 's|.*|route add & dev eth0 proto bgp|'
-	} >"$tmp/routes.batch"
-	ip -n "$ns" -batch "$tmp/routes.batch"
-	have4=$(ip -n "$ns" -4 route show | wc -l)
-	have6=$(ip -n "$ns" -6 route show | wc -l)
-	echo "main table: $have4 IPv4, $have6 IPv6 routes" >&2
-}
-
 # run NAME CMD...: runs CMD and records its wall time and peak RSS as
 # t_NAME and m_NAME (seconds with $bench_digits decimals, default 3; MB):
 # over repetitions, the shortest time and the largest RSS. CMD's output
@@ -114,4 +79,39 @@ run() {
 	m=$(($(tail -1 "$tmp/rss") / 1024))
 	if [ -z "${!tv:-}" ] || awk "BEGIN {exit !($t < ${!tv})}"; then printf -v "$tv" '%s' "$t"; fi
 	if [ -z "${!mv:-}" ] || [ "$m" -gt "${!mv}" ]; then printf -v "$mv" '%s' "$m"; fi
+}
+
+# bench_big_namespace NS PEER N4 N6: the big host of bench/bigtable.sh and
+# bench/daemon-idle.sh, deleted when the script ends: in NS an uplink eth0
+# (192.0.2.10/24, default via 192.0.2.1 proto static, the other end in
+# PEER), a tun wg0 (10.66.0.2/32, fd00:66::2/128: the tunnel), and N4
+# IPv4 and N6 IPv6 foreign routes (proto bgp) in main, from
+# $tmp/routegen (bench_build). Sets have4 and have6 to the routes main
+# then holds.
+bench_big_namespace() {
+	local ns=$1 peer=$2 n4=$3 n6=$4
+	bench_on_exit "ip netns del $ns 2>/dev/null"
+	bench_on_exit "ip netns del $peer 2>/dev/null"
+	echo "building $ns with $n4 IPv4 and $n6 IPv6 foreign routes..." >&2
+	ip netns add "$ns"
+	ip netns add "$peer"
+	ip -n "$ns" link add eth0 type veth peer name eth0p netns "$peer"
+	ip -n "$ns" link set lo up
+	ip -n "$ns" addr add 192.0.2.10/24 dev eth0
+	ip -n "$ns" link set eth0 up
+	ip -n "$peer" link set eth0p up
+	ip -n "$peer" addr add 192.0.2.1/24 dev eth0p
+	ip -n "$ns" route add default via 192.0.2.1 dev eth0 proto static
+	ip -n "$ns" tuntap add wg0 mode tun
+	ip -n "$ns" addr add 10.66.0.2/32 dev wg0
+	ip -n "$ns" addr add fd00:66::2/128 dev wg0 nodad
+	ip -n "$ns" link set wg0 up
+	{
+		"$tmp/routegen" list -family 4 -n "$n4" -seed 7 | sed 's|.*|route add & via 192.0.2.1 dev eth0 proto bgp|'
+		"$tmp/routegen" list -family 6 -n "$n6" -seed 8 | sed 's|.*|route add & dev eth0 proto bgp|'
+	} >"$tmp/routes.batch"
+	ip -n "$ns" -batch "$tmp/routes.batch"
+	have4=$(ip -n "$ns" -4 route show | wc -l)
+	have6=$(ip -n "$ns" -6 route show | wc -l)
+	echo "main table: $have4 IPv4, $have6 IPv6 routes" >&2
 }

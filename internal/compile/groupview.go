@@ -95,9 +95,10 @@ func (v *GroupView) Text() string {
 	switch len(v.Active) {
 	case 0:
 		b.WriteString("nothing carries the traffic")
+	case 1:
+		b.WriteString(v.Active[0] + " carries the traffic")
 	default:
-		b.WriteString(strings.Join(v.Active, ", "))
-		b.WriteString(" carries the traffic")
+		b.WriteString(strings.Join(v.Active, " and ") + " carry the traffic")
 	}
 	if v.Clear {
 		b.WriteString(" in clear (fallback: clear)")

@@ -54,6 +54,14 @@ func TestDescribeGroups(t *testing.T) {
 			t.Errorf("JSON lacks %s: %s", w, data)
 		}
 	}
+	// Both healthy: the balance group's members share it.
+	both, err := CompileHealth(cfg, twoISPs(), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := DescribeGroups(cfg, both.Groups, nil)[1].Text(); !strings.HasPrefix(got, "balance group shared: isp1 and isp2 carry the traffic (healthy members share the load by weight); ") {
+		t.Errorf("balance over both: %s", got)
+	}
 	// Without a recorded verdict: judged by nobody yet.
 	none := DescribeGroups(cfg, res.Groups, nil)
 	if got := none[0].Text(); !strings.HasSuffix(got, "isp1 is not judged yet (counts as healthy), isp2 is not judged yet (counts as healthy)") {

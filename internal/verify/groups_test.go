@@ -1,10 +1,12 @@
 package verify
 
 import (
+	"net/netip"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/tunroute/tunroute/internal/compile"
 	"github.com/tunroute/tunroute/internal/config"
 )
 
@@ -155,5 +157,67 @@ func TestFallbackClearIsSaid(t *testing.T) {
 	if !found {
 		logReport(t, rep)
 		t.Errorf("a kill switch that lets everything out of eth0 on fallback is not found")
+	}
+}
+
+// TestDomainGroupHolds: a failover group of two tunnels inside a routing
+// domain is proved in the domain, with each member failing in turn
+// (nothing in clear whichever is active), as at the top.
+func TestDomainGroupHolds(t *testing.T) {
+	yaml := `
+domains:
+  - name: dom
+    interfaces: [wg0, tun1]
+    identities:
+      - {name: tun-a, device: wg0, gateway: none}
+      - {name: tun-b, device: tun1, gateway: none}
+    groups:
+      - name: tunnels
+        failover: [tun-a, tun-b]
+    routes:
+      - {to: 203.0.113.0/24, via: tunnels}
+    killswitch:
+      tunnels: [tun-a, tun-b]
+`
+	cfg, err := config.Parse([]byte(yaml), "test.yaml", config.Options{TableNames: testTables})
+	if err != nil {
+		t.Fatal(err)
+	}
+	obs := withTun(labClient(), "tun1", 4, "10.40.0.2/24")
+	res, err := ProveDomainBuiltins(cfg, obs, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res) == 0 {
+		t.Fatal("nothing proved in the domain")
+	}
+	for _, r := range res {
+		if !r.Holds {
+			t.Errorf("%s: %s in %q: %s", r.Name, r.Violations[0].Example, r.Violations[0].Scenario, r.Violations[0].Why)
+		}
+	}
+	// The scenario where tun-a fails routes through tun-b: the verdict
+	// reaches the domain by its DOMAIN/IDENTITY name.
+	for h, dev := range map[string]string{"": "wg0", "dom/tun-a": "tun1"} {
+		health := compile.Health{}
+		if h != "" {
+			health[h] = false
+		}
+		_, states, _, err := domainStates(cfg, obs, nil, health)
+		if err != nil {
+			t.Fatal(err)
+		}
+		found := false
+		for _, r := range states["dom"].Routes {
+			if r.Dst == netip.MustParsePrefix("203.0.113.0/24") {
+				found = true
+				if r.Nexthops[0].Dev != dev {
+					t.Errorf("%q failing: the domain's route leaves by %s, want %s", h, r.Nexthops[0].Dev, dev)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("%q failing: no route to 203.0.113.0/24 in the domain", h)
+		}
 	}
 }
