@@ -43,7 +43,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 . bench/lib.sh
-bench_init bench/bigtable.sh
+bench_init bench/bigtable.sh /usr/bin/time
 
 n4=${N4:-1000000}
 n6=${N6:-100000}
@@ -52,7 +52,6 @@ ns=tr-co-big-$$
 peer=tr-co-bigp-$$
 
 bench_build
-tr=("$tmp/tunroute" --run-dir "$tmp/run")
 
 bench_big_namespace "$ns" "$peer" "$n4" "$n6"
 

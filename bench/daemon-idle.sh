@@ -37,7 +37,6 @@ pid=
 bench_on_exit 'if [ -n "$pid" ]; then kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; fi'
 
 bench_build
-tr=("$tmp/tunroute" --run-dir "$tmp/run")
 bench_big_namespace "$ns" "$peer" "$n4" "$n6"
 
 cp examples/lab-demo.yaml "$tmp/demo.yaml"

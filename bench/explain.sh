@@ -27,14 +27,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if [ "$(id -u)" != 0 ]; then
-	echo "bench/explain.sh: needs root (network namespaces)" >&2
-	exit 1
-fi
-command -v go >/dev/null || export PATH="$PATH:/usr/local/go/bin"
-for c in go ip awk /usr/bin/time; do
-	command -v "$c" >/dev/null || { echo "bench/explain.sh: needs $c" >&2; exit 1; }
-done
+. bench/lib.sh
+bench_init bench/explain.sh awk /usr/bin/time
+bench_digits=2
+bench_discard_stdout=1 # a million answers
+bench_tolerate=ip      # ip -force -batch exits 1 when a query fails: an answer, not a failure
 
 n4=${N4:-1000000}
 n6=${N6:-100000}
@@ -42,22 +39,10 @@ nq=${QUERIES:-1000000}
 nrules=${RULES:-1000}
 repeat=${REPEAT:-1}
 
-tmp=$(mktemp -d /tmp/tr-fb.XXXXXX)
 ns="${NS_PREFIX:-tr-fb}-$$" # NS_PREFIX: the namespace name's start
-cleanup() {
-	ip netns del "$ns" 2>/dev/null || true
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bench_on_exit 'ip netns del "$ns" 2>/dev/null'
 
-echo "building routegen and tunroute..." >&2
-go build -o "$tmp/routegen" ./bench/routegen
-if [ -n "${TUNROUTE:-}" ]; then
-	cp "$TUNROUTE" "$tmp/tunroute"
-else
-	go build -o "$tmp/tunroute" ./cmd/tunroute
-fi
+bench_build
 echo "generating $n4 IPv4 + $n6 IPv6 routes, $nrules rules, $nq queries..." >&2
 "$tmp/routegen" fib -n4 "$n4" -n6 "$n6" -rules "$nrules" -queries "$nq" -dir "$tmp"
 
@@ -69,34 +54,6 @@ echo "loading the routes with ip -batch..." >&2
 ip -n "$ns" -batch "$tmp/routes"
 got=$(($(ip -n "$ns" -4 route show table all | wc -l) + $(ip -n "$ns" -6 route show table all | wc -l)))
 [ "$got" -ge $((n4 + n6)) ] || { echo "bench/explain.sh: the namespace holds $got routes, want at least $((n4 + n6))" >&2; exit 1; }
-
-# run NAME CMD...: runs CMD (stdout to /dev/null) and records its wall
-# time and peak RSS as t_NAME and m_NAME (seconds, MB): over repetitions,
-# the shortest time and the largest RSS.
-run() {
-	local name=$1
-	shift
-	local start end rc=0 t m
-	start=$(date +%s.%N)
-	/usr/bin/time -f '%M' -o "$tmp/rss" "$@" >/dev/null 2>"$tmp/err" || rc=$?
-	end=$(date +%s.%N)
-	# ip -force -batch exits 1 when a query fails (an unreachable address
-	# is an answer, not a failure of the benchmark).
-	if [ "$rc" != 0 ] && [ "$1" != ip ]; then
-		echo "bench/explain.sh: $* failed ($rc):" >&2
-		tail -20 "$tmp/err" >&2
-		exit 1
-	fi
-	t=$(awk "BEGIN {printf \"%.2f\", $end - $start}")
-	m=$(($(tail -1 "$tmp/rss") / 1024))
-	local tv="t_$name" mv="m_$name"
-	if [ -z "${!tv:-}" ] || awk "BEGIN {exit !($t < ${!tv})}"; then
-		printf -v "$tv" '%s' "$t"
-	fi
-	if [ -z "${!mv:-}" ] || [ "$m" -gt "${!mv}" ]; then
-		printf -v "$mv" '%s' "$m"
-	fi
-}
 
 # check: tunroute's answers, one JSON object per query, none an error
 # of the query itself.

@@ -37,7 +37,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 . bench/lib.sh
-bench_init bench/routes.sh
+bench_init bench/routes.sh /usr/bin/time
 bench_digits=2
 
 cases=("$@")

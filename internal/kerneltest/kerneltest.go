@@ -32,16 +32,25 @@ func Open(tb testing.TB, ns string) *kernel.Handle {
 // Observe reads the namespace once.
 func Observe(tb testing.TB, ns string) *state.State {
 	tb.Helper()
+	h, s := openObserved(tb, ns)
+	h.Close()
+	return s
+}
+
+// openObserved opens the namespace and reads it once; the caller closes
+// the handle.
+func openObserved(tb testing.TB, ns string) (*kernel.Handle, *state.State) {
+	tb.Helper()
 	h, err := kernel.Open(ns)
 	if err != nil {
 		tb.Fatalf("open %s: %v", ns, err)
 	}
-	defer h.Close()
 	s, err := h.Observe()
 	if err != nil {
+		h.Close()
 		tb.Fatalf("observe %s: %v", ns, err)
 	}
-	return s
+	return h, s
 }
 
 // Settled reads the namespace until two reads in a row have as many
@@ -102,15 +111,8 @@ func Plan(tb testing.TB, ns, path string) (*plan.Plan, *kernel.Handle) {
 // Down removes everything tunroute owns in the namespace.
 func Down(tb testing.TB, ns string) {
 	tb.Helper()
-	h, err := kernel.Open(ns)
-	if err != nil {
-		tb.Fatalf("open %s: %v", ns, err)
-	}
+	h, obs := openObserved(tb, ns)
 	defer h.Close()
-	obs, err := h.Observe()
-	if err != nil {
-		tb.Fatalf("observe %s: %v", ns, err)
-	}
 	if _, err := h.Execute(plan.Down(obs).Ops); err != nil {
 		tb.Fatalf("down in %s: %v", ns, err)
 	}

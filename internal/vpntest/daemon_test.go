@@ -36,7 +36,11 @@ func TestTincThroughDaemon(t *testing.T) {
 const hookLatencyRuns = 30
 
 func runThroughDaemon(t *testing.T, k *kind) {
-	w := newWorld(t, k)
+	// A lab of its own: TestOpenVPN and TestTinc run beside it with the
+	// kind's own prefix.
+	kd := *k
+	kd.short += "d"
+	w := newWorld(t, &kd)
 	w.fuzzRuns = 40 // TestOpenVPN and TestTinc try more
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
