@@ -55,6 +55,41 @@ ip -n "$ns" -batch "$tmp/routes"
 got=$(($(ip -n "$ns" -4 route show table all | wc -l) + $(ip -n "$ns" -6 route show table all | wc -l)))
 [ "$got" -ge $((n4 + n6)) ] || { echo "bench/explain.sh: the namespace holds $got routes, want at least $((n4 + n6))" >&2; exit 1; }
 
+# Its own run (bench/lib.sh's, with CPU time; ip's failed queries are answers):
+# run NAME CMD...: runs CMD (stdout to /dev/null) and records its wall
+# time, CPU time (user + system) and peak RSS as t_NAME, c_NAME and m_NAME
+# (seconds, MB): over repetitions, the shortest times and the largest RSS.
+run() {
+	local name=$1
+	shift
+	local start end rc=0 t m
+	start=$(date +%s.%N)
+	/usr/bin/time -f '%M %U %S' -o "$tmp/rss" "$@" >/dev/null 2>"$tmp/err" || rc=$?
+	end=$(date +%s.%N)
+	# ip -force -batch exits 1 when a query fails (an unreachable address
+	# is an answer, not a failure of the benchmark).
+	if [ "$rc" != 0 ] && [ "$1" != ip ]; then
+		echo "bench/explain.sh: $* failed ($rc):" >&2
+		tail -20 "$tmp/err" >&2
+		exit 1
+	fi
+	t=$(awk "BEGIN {printf \"%.2f\", $end - $start}")
+	read -r m u s < <(tail -1 "$tmp/rss")
+	m=$((m / 1024))
+	local c
+	c=$(awk "BEGIN {printf \"%.2f\", $u + $s}")
+	local tv="t_$name" mv="m_$name" cv="c_$name"
+	if [ -z "${!tv:-}" ] || awk "BEGIN {exit !($t < ${!tv})}"; then
+		printf -v "$tv" '%s' "$t"
+	fi
+	if [ -z "${!cv:-}" ] || awk "BEGIN {exit !($c < ${!cv})}"; then
+		printf -v "$cv" '%s' "$c"
+	fi
+	if [ -z "${!mv:-}" ] || [ "$m" -gt "${!mv}" ]; then
+		printf -v "$mv" '%s' "$m"
+	fi
+}
+
 # check: tunroute's answers, one JSON object per query, none an error
 # of the query itself.
 check() {
@@ -71,10 +106,14 @@ div() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.1fx", a / b; else 
 rate() { awk -v n="$nq" -v t="$1" 'BEGIN { if (t > 0) printf "%.0f", n / t; else printf "-" }'; }
 
 fmt='%-10s %9s | %8s %10s %7s | %8s %10s %7s | %7s\n'
+# CPU time (user + system): on a busy machine the wall clock also counts
+# waiting for a CPU; tunroute answers on every CPU, ip on one.
+cfmt='%-10s %9s | %8s %8s | %7s\n'
 rows=()
+crows=()
 measure() {
 	local label=$1
-	unset t_ip m_ip t_ex m_ex
+	unset t_ip m_ip t_ex m_ex c_ip c_ex
 	check
 	for ((rep = 1; rep <= repeat; rep++)); do
 		echo "$label, run $rep: ip -force -batch..." >&2
@@ -84,6 +123,8 @@ measure() {
 	done
 	# shellcheck disable=SC2059
 	rows+=("$(printf "$fmt" "$label" "$nq" "$t_ip" "$(rate "$t_ip")" "$m_ip" "$t_ex" "$(rate "$t_ex")" "$m_ex" "$(div "$t_ip" "$t_ex")")")
+	# shellcheck disable=SC2059
+	crows+=("$(printf "$cfmt" "$label" "$nq" "$c_ip" "$c_ex" "$(div "$c_ip" "$c_ex")")")
 }
 
 measure "0 rules"
@@ -97,6 +138,11 @@ echo "namespace: $n4 IPv4 + $n6 IPv6 routes (97% in main); times in seconds (bes
 # shellcheck disable=SC2059
 printf "$fmt" "" "queries" "ip" "ip q/s" "ip-RSS" "explain" "explain q/s" "RSS" "ratio"
 for r in "${rows[@]}"; do printf '%s\n' "$r"; done
+echo
+echo "CPU time (user + system, seconds, best of $repeat):"
+# shellcheck disable=SC2059
+printf "$cfmt" "" "queries" "cpu:ip" "cpu:expl" "ratio"
+for r in "${crows[@]}"; do printf '%s\n' "$r"; done
 
 if [ -n "${INPROCESS:-}" ]; then
 	export TUNROUTE_BENCH=1 TUNROUTE_BENCH_ROUTES="$n4"

@@ -252,6 +252,7 @@ func (c *conn) dumpRoutes(out []state.Route, af uint8, f RouteFilter, d *devName
 		// then fits without a second copy of a million routes. Pages
 		// of the spare capacity are not touched unless used.
 		grown := make([]state.Route, len(out), n+n/4)
+		adviseHuge(grown)
 		copy(grown, out)
 		out = grown
 	}
@@ -282,7 +283,9 @@ func (m *rawMessages) reset() { m.blocks, m.n = m.blocks[:0], 0 }
 func (m *rawMessages) add(data []byte) {
 	need := 4 + len(data)
 	if len(m.blocks) == 0 || cap(m.blocks[len(m.blocks)-1])-len(m.blocks[len(m.blocks)-1]) < need {
-		m.blocks = append(m.blocks, make([]byte, 0, max(rawBlockSize, need)))
+		b := make([]byte, 0, max(rawBlockSize, need))
+		adviseHuge(b)
+		m.blocks = append(m.blocks, b)
 	}
 	b := &m.blocks[len(m.blocks)-1]
 	*b = ne.AppendUint32(*b, uint32(len(data)))
