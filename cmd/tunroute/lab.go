@@ -51,17 +51,22 @@ The host's own network namespace is never changed.`,
 		}
 		return &lab.Lab{Prefix: prefix, RunDir: runDir}, nil
 	}
-	// labAndSelf is newLab for the commands that start this binary again.
-	labAndSelf := func() (*lab.Lab, string, error) {
-		l, err := newLab()
-		if err != nil {
-			return nil, "", err
+	// runSelf makes the RunE of a command that starts this binary again:
+	// it builds the lab, finds the binary, and stops on SIGINT or SIGTERM.
+	runSelf := func(run func(ctx context.Context, cmd *cobra.Command, l *lab.Lab, exe string) error) func(*cobra.Command, []string) error {
+		return func(cmd *cobra.Command, _ []string) error {
+			l, err := newLab()
+			if err != nil {
+				return err
+			}
+			exe, err := os.Executable()
+			if err != nil {
+				return fmt.Errorf("cannot find my own binary: %w", err)
+			}
+			ctx, stop := untilSignal(cmd.Context())
+			defer stop()
+			return run(ctx, cmd, l, exe)
 		}
-		exe, err := os.Executable()
-		if err != nil {
-			return nil, "", fmt.Errorf("cannot find my own binary: %w", err)
-		}
-		return l, exe, nil
 	}
 
 	up := &cobra.Command{
@@ -69,13 +74,7 @@ The host's own network namespace is never changed.`,
 		Short:        "Build the lab and start its VPN (in a background process)",
 		Args:         cobra.NoArgs,
 		SilenceUsage: true,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			l, exe, err := labAndSelf()
-			if err != nil {
-				return err
-			}
-			ctx, stop := untilSignal(cmd.Context())
-			defer stop()
+		RunE: runSelf(func(ctx context.Context, cmd *cobra.Command, l *lab.Lab, exe string) error {
 			info, err := l.Up(ctx, exec.Command(exe, l.ServeArgs()...))
 			if err != nil {
 				return err
@@ -88,7 +87,7 @@ The host's own network namespace is never changed.`,
 			fmt.Fprintf(out, "        ip netns exec %s bash\n", l.NS(lab.Client))
 			fmt.Fprintf(out, "  stop: tunroute lab down%s\n", prefixArg(l.Prefix))
 			return nil
-		},
+		}),
 	}
 
 	down := &cobra.Command{
@@ -133,17 +132,11 @@ client's routing is back to what it was, and removes the lab unless --keep.
 It exits non-zero if any check fails.`,
 		Args:         cobra.NoArgs,
 		SilenceUsage: true,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			l, exe, err := labAndSelf()
-			if err != nil {
-				return err
-			}
-			ctx, stop := untilSignal(cmd.Context())
-			defer stop()
+		RunE: runSelf(func(ctx context.Context, cmd *cobra.Command, l *lab.Lab, exe string) error {
 			ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 			defer cancel()
 			return l.Demo(ctx, lab.DemoOptions{Exe: exe, ConfigPath: config, Keep: keep, Out: cmd.OutOrStdout()})
-		},
+		}),
 	}
 	demo.Flags().BoolVar(&keep, "keep", false, "leave the lab up at the end")
 	demo.Flags().StringVarP(&config, "config", "c", "", "config to apply instead of the built-in examples/lab-demo.yaml")

@@ -112,6 +112,20 @@ type domainStatus struct {
 	Firewall  *state.Firewall `json:"firewall,omitempty"`
 }
 
+// ownedOf lists the objects of xs that tunroute owns.
+func ownedOf[T any, P interface {
+	*T
+	Owned() bool
+}](xs []T) []T {
+	var out []T
+	for i := range xs {
+		if P(&xs[i]).Owned() {
+			out = append(out, xs[i])
+		}
+	}
+	return out
+}
+
 // buildStatus reports what tunroute owns, and how it compares with cfg
 // compiled with the facts f (cfgErr: why there is no config to compare).
 func buildStatus(e *engine.Engine, s *engine.Session, cfg *config.Config, f *engine.Facts, cfgErr error) *statusReport {
@@ -120,49 +134,13 @@ func buildStatus(e *engine.Engine, s *engine.Session, cfg *config.Config, f *eng
 		Routes: []state.Route{}, Rules: []state.Rule{}, Firewall: obs.Firewall}
 	for _, ns := range s.Domains {
 		o := s.Observed[ns]
-		d := domainStatus{Namespace: ns, Firewall: o.Firewall}
-		for i := range o.Links {
-			if o.Links[i].Owned() {
-				d.Links++
-			}
-		}
-		for i := range o.Addrs {
-			if o.Addrs[i].Owned() {
-				d.Addrs++
-			}
-		}
-		for i := range o.Routes {
-			if o.Routes[i].Owned() {
-				d.Routes++
-			}
-		}
-		for i := range o.Rules {
-			if o.Rules[i].Owned() {
-				d.Rules++
-			}
-		}
-		r.Domains = append(r.Domains, d)
+		r.Domains = append(r.Domains, domainStatus{Namespace: ns, Firewall: o.Firewall,
+			Links: len(ownedOf(o.Links)), Addrs: len(ownedOf(o.Addrs)), Routes: len(ownedOf(o.Routes)), Rules: len(ownedOf(o.Rules))})
 	}
-	for i := range obs.Links {
-		if obs.Links[i].Owned() {
-			r.Links = append(r.Links, obs.Links[i])
-		}
-	}
-	for i := range obs.Addrs {
-		if obs.Addrs[i].Owned() {
-			r.Addrs = append(r.Addrs, obs.Addrs[i])
-		}
-	}
-	for i := range obs.Routes {
-		if obs.Routes[i].Owned() {
-			r.Routes = append(r.Routes, obs.Routes[i])
-		}
-	}
-	for i := range obs.Rules {
-		if obs.Rules[i].Owned() {
-			r.Rules = append(r.Rules, obs.Rules[i])
-		}
-	}
+	r.Links = append(r.Links, ownedOf(obs.Links)...)
+	r.Addrs = append(r.Addrs, ownedOf(obs.Addrs)...)
+	r.Routes = append(r.Routes, ownedOf(obs.Routes)...)
+	r.Rules = append(r.Rules, ownedOf(obs.Rules)...)
 	if errors.Is(cfgErr, fs.ErrNotExist) {
 		return r
 	}

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/tunroute/tunroute/internal/config"
+	"github.com/tunroute/tunroute/internal/state"
 )
 
 // BFD timers when a speaker turns BFD on: a dead path is declared after
@@ -173,16 +174,6 @@ func famSuffix(v6 bool) string {
 	return "4"
 }
 
-func familyOf(ps []netip.Prefix, v6 bool) []netip.Prefix {
-	var out []netip.Prefix
-	for _, p := range ps {
-		if p.Addr().Is6() == v6 {
-			out = append(out, p)
-		}
-	}
-	return out
-}
-
 // prefixSet is a BIRD prefix set of exact matches, sorted and without
 // duplicates so the generated file is stable.
 func prefixSet(ps []netip.Prefix) string {
@@ -206,3 +197,6 @@ func prefixSet(ps []netip.Prefix) string {
 	}
 	return "[ " + strings.Join(parts, ", ") + " ]"
 }
+
+// familyOf keeps the prefixes of one family.
+var familyOf = state.PrefixesOfFamily

@@ -102,16 +102,6 @@ func ports(p *state.PortRange) []state.PortRange {
 	return []state.PortRange{*p}
 }
 
-func familyOf(ps []netip.Prefix, v6 bool) []netip.Prefix {
-	var out []netip.Prefix
-	for _, p := range ps {
-		if p.Addr().Is6() == v6 {
-			out = append(out, p)
-		}
-	}
-	return out
-}
-
 // fwBuilder builds tunroute's table chain by chain.
 type fwBuilder struct{ fw *state.Firewall }
 
@@ -133,3 +123,6 @@ func (b fwBuilder) chain(name, typ, hook string, prio int) *state.Chain {
 	b.fw.Chains = append(b.fw.Chains, state.Chain{Name: name, Type: typ, Hook: hook, Priority: prio, Policy: "accept"})
 	return &b.fw.Chains[len(b.fw.Chains)-1]
 }
+
+// familyOf keeps the prefixes of one family.
+var familyOf = state.PrefixesOfFamily

@@ -5,6 +5,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/tunroute/tunroute/internal/state"
 )
 
 // BGP is one BGP speaker: the top level's (the namespace tunroute runs
@@ -492,16 +494,6 @@ func pipePeer(me, other *PipeEnd) (peer, local netip.Addr, ok bool) {
 	return netip.Addr{}, netip.Addr{}, false
 }
 
-func familyOf(ps []netip.Prefix, v6 bool) []netip.Prefix {
-	var out []netip.Prefix
-	for _, p := range ps {
-		if p.Addr().Is6() == v6 {
-			out = append(out, p)
-		}
-	}
-	return out
-}
-
 func withoutDefault(ps []netip.Prefix) []netip.Prefix {
 	var out []netip.Prefix
 	for _, p := range ps {
@@ -543,3 +535,6 @@ func (c *Config) pipe(name string) *Pipe {
 	}
 	return nil
 }
+
+// familyOf keeps the prefixes of one family.
+var familyOf = state.PrefixesOfFamily

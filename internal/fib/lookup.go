@@ -66,53 +66,27 @@ func (f *FIB) lookup(q *Query, r *Result, sc *scratch) {
 	f.run(&qf, r, sc)
 	if !qf.v6 && sc.saddrAlt4 {
 		sc.useSaddrAlt4 = true
-		alt := &sc.alt
-		alt.reset(f, q)
-		f.run(&qf, alt, sc)
+		f.otherwise(q, &qf, r, sc, UncertainNexthopSource, ifAddrChanged4)
 		sc.useSaddrAlt4 = false
-		if !sameAnswer(r, alt) {
-			r.addUncertain(UncertainNexthopSource)
-			r.Otherwise = append(r.Otherwise, Otherwise{If: ifAddrChanged4, Answer: alt.AppendAnswerJSON(nil), Line: string(alt.appendVerdictLine(nil))})
-		}
 	}
 	if qf.v6 && sc.orphan6 {
 		sc.noOrphans6 = true
-		alt := &sc.alt
-		alt.reset(f, q)
-		f.run(&qf, alt, sc)
+		f.otherwise(q, &qf, r, sc, UncertainOrphanSubtree, ifOrphanSubtree)
 		sc.noOrphans6 = false
-		if !sameAnswer(r, alt) {
-			r.addUncertain(UncertainOrphanSubtree)
-			r.Otherwise = append(r.Otherwise, Otherwise{If: ifOrphanSubtree, Answer: alt.AppendAnswerJSON(nil), Line: string(alt.appendVerdictLine(nil))})
-		}
 	}
 	if !qf.v6 {
 		if _, known := f.merged(); !known && (qf.iif != nil || f.localCovers(&qf)) {
 			sc.forceMode = 2
-			alt := &sc.alt
-			alt.reset(f, q)
-			f.run(&qf, alt, sc)
+			f.otherwise(q, &qf, r, sc, "IPv4 rules look never changed, so the answer assumes the kernel still merges table local into main; "+
+				"if they were ever added or deleted in this namespace, the answer is the one \"otherwise\" shows", ifRulesChanged4)
 			sc.forceMode = 0
-			if !sameAnswer(r, alt) {
-				line := string(alt.appendVerdictLine(nil))
-				r.addUncertain("IPv4 rules look never changed, so the answer assumes the kernel still merges table local into main; " +
-					"if they were ever added or deleted in this namespace, the answer is the one \"otherwise\" shows")
-				r.Otherwise = append(r.Otherwise, Otherwise{If: ifRulesChanged4, Answer: alt.AppendAnswerJSON(nil), Line: line})
-			}
 		}
 	}
 	if qf.v6 && f.v6.walked != nil {
 		sc.walk6 = true
-		alt := &sc.alt
-		alt.reset(f, q)
-		f.run(&qf, alt, sc)
+		f.otherwise(q, &qf, r, sc, "IPv6 rules were deleted but none looks added, so the answer assumes the kernel still looks up tables local and main directly, as it does until a rule is added; "+
+			"if one was ever added in this namespace, the remaining rules are walked and the answer is the one \"otherwise\" shows", ifRulesAdded6)
 		sc.walk6 = false
-		if !sameAnswer(r, alt) {
-			line := string(alt.appendVerdictLine(nil))
-			r.addUncertain("IPv6 rules were deleted but none looks added, so the answer assumes the kernel still looks up tables local and main directly, as it does until a rule is added; " +
-				"if one was ever added in this namespace, the remaining rules are walked and the answer is the one \"otherwise\" shows")
-			r.Otherwise = append(r.Otherwise, Otherwise{If: ifRulesAdded6, Answer: alt.AppendAnswerJSON(nil), Line: line})
-		}
 	}
 	for _, n := range f.assumedRules {
 		r.addUncertain(n)
@@ -126,6 +100,20 @@ const (
 	ifAddrChanged4  = "an IPv4 address was added or deleted in this namespace after the nexthop object was made"
 	ifOrphanSubtree = "the source-specific route was added before a plain route of its prefix that is gone now"
 )
+
+// otherwise answers q again under the other reading of what the snapshot
+// cannot tell (which the caller set in sc), and when that answer differs
+// notes why r is uncertain and adds the answer as r's otherwise, under
+// the condition cond.
+func (f *FIB) otherwise(q *Query, qf *qflow, r *Result, sc *scratch, uncertain, cond string) {
+	alt := &sc.alt
+	alt.reset(f, q)
+	f.run(qf, alt, sc)
+	if !sameAnswer(r, alt) {
+		r.addUncertain(uncertain)
+		r.Otherwise = append(r.Otherwise, Otherwise{If: cond, Answer: alt.AppendAnswerJSON(nil), Line: string(alt.appendVerdictLine(nil))})
+	}
+}
 
 func (f *FIB) run(qf *qflow, r *Result, sc *scratch) {
 	switch {

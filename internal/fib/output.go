@@ -897,18 +897,9 @@ func (r *Result) appendVerdictLine(b []byte) []byte {
 				b = appendTableName(b, r.ref.at.table)
 			}
 		}
-		if r.HasRule {
-			b = append(b, ", rule "...)
-			b = strconv.AppendUint(b, uint64(r.RulePref), 10)
-			b = append(b, ' ')
-			b = append(b, r.RuleText...)
-		}
-		return b
+		return r.appendRuleRef(b)
 	}
-	if r.Type != state.RouteUnicast {
-		b = append(b, typeName(r.Type)...)
-		b = append(b, ' ')
-	}
+	b = appendRouteType(b, r.Type)
 	if r.fibMatch && r.DstPrefix.Bits() == 0 {
 		b = append(b, "default"...)
 	} else if r.fibMatch {
@@ -940,6 +931,11 @@ func (r *Result) appendVerdictLine(b []byte) []byte {
 		b = append(b, ", table "...)
 		b = appendTableName(b, r.Table)
 	}
+	return r.appendRuleRef(b)
+}
+
+// appendRuleRef ends a verdict line with the rule that chose the route.
+func (r *Result) appendRuleRef(b []byte) []byte {
 	if r.HasRule {
 		b = append(b, ", rule "...)
 		b = strconv.AppendUint(b, uint64(r.RulePref), 10)

@@ -323,13 +323,9 @@ func (f *FIB) selectPath6(t *table6, match int32, fl *flow6, oif int32, strict i
 			at := &f.v6.attrs[t.aliases[c].attrs]
 			nh := &at.nhs[0]
 			p := Nexthop{Gateway: nh.gw, Dev: linkNameOf(nh.dev), Weight: int(nh.weight)}
-			if at.prefsrc.IsValid() {
-				p.PrefSrc = at.prefsrc
-			} else if sd := f.saddrDev6(t, c); fl.iif == 1 && sd != nil {
-				// output path: the source follows the member's device
-				if a, ok := f.devGetSaddr6(sd, fl.daddr, fl.dhi, fl.dlo); ok {
-					p.PrefSrc = a
-				}
+			// on the output path the source follows the member's device
+			if a, ok := f.prefSrc6(at, t, c, fl, fl.iif == 1); ok {
+				p.PrefSrc = a
 			}
 			r.Possible = append(r.Possible, p)
 		}
@@ -560,12 +556,8 @@ func (f *FIB) fill6(q *qflow, fl *flow6, res *fibres6, r *Result, output bool) {
 		dev = f.lo
 	}
 	r.setDev(dev)
-	if at.prefsrc.IsValid() {
-		r.PrefSrc = at.prefsrc
-	} else if sd := f.saddrDev6(res.t, res.alias); output && sd != nil {
-		if a, ok := f.devGetSaddr6(sd, fl.daddr, fl.dhi, fl.dlo); ok {
-			r.PrefSrc = a
-		}
+	if a, ok := f.prefSrc6(at, res.t, res.alias, fl, output); ok {
+		r.PrefSrc = a
 	}
 	if q.fibmatch {
 		f.fibmatch6(res, r)
@@ -659,12 +651,8 @@ func (f *FIB) sharedNexthop6(q *qflow, fl *flow6, res *fibres6, r *Result, outpu
 		alt.Pref = at.pref
 		alt.MTU = at.mtu
 		alt.PrefSrc = netip.Addr{}
-		if at.prefsrc.IsValid() {
-			alt.PrefSrc = at.prefsrc
-		} else if sd := f.saddrDev6(u.t, u.alias); output && sd != nil {
-			if a, ok := f.devGetSaddr6(sd, fl.daddr, fl.dhi, fl.dlo); ok {
-				alt.PrefSrc = a
-			}
+		if a, ok := f.prefSrc6(at, u.t, u.alias, fl, output); ok {
+			alt.PrefSrc = a
 		}
 		if q.fibmatch {
 			f.fibmatch6(&fibres6{t: u.t, node: u.node, snode: -1, alias: u.alias, at: at}, &alt)
@@ -686,6 +674,19 @@ func (f *FIB) sharedNexthop6(q *qflow, fl *flow6, res *fibres6, r *Result, outpu
 // saddrDev6 is the device ip6_route_get_saddr selects the source on for
 // alias i: its own, or for a nexthop group the first member's
 // (nexthop_fib6_nh), whichever member the hash chose.
+// prefSrc6 is the source the route with attributes at (alias i of table
+// t) gives a packet of fl: its prefsrc, else on output the address the
+// kernel picks on the route's device; ok is false when it gives none.
+func (f *FIB) prefSrc6(at *rattrs, t *table6, i int32, fl *flow6, output bool) (netip.Addr, bool) {
+	if at.prefsrc.IsValid() {
+		return at.prefsrc, true
+	}
+	if sd := f.saddrDev6(t, i); output && sd != nil {
+		return f.devGetSaddr6(sd, fl.daddr, fl.dhi, fl.dlo)
+	}
+	return netip.Addr{}, false
+}
+
 func (f *FIB) saddrDev6(t *table6, i int32) *link {
 	al := &t.aliases[i]
 	if f.v6.attrs[al.attrs].nhid != 0 && al.sibN > 1 {

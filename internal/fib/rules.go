@@ -569,26 +569,12 @@ func buildIndex(list []crule) ruleIndex {
 	return ix
 }
 
-// collect appends to cur the buckets that may match fl.
-func (ix *ruleIndex) collect(fl *ruleFlow, cur [][]int32) [][]int32 {
-	if len(ix.scan) > 0 {
-		cur = append(cur, ix.scan)
-	}
-	if fl.hasSrc {
-		for i := range ix.src {
-			b := &ix.src[i]
-			k := [2]uint64{fl.srcHi & b.mhi, fl.srcLo & b.mlo}
-			if less128(k, b.min) || less128(b.max, k) {
-				continue
-			}
-			if l := b.m[k]; l != nil {
-				cur = append(cur, l)
-			}
-		}
-	}
-	for i := range ix.dst {
-		b := &ix.dst[i]
-		k := [2]uint64{fl.dstHi & b.mhi, fl.dstLo & b.mlo}
+// appendAddrBuckets appends to cur the rule lists of the buckets in bs
+// whose prefix holds the address hi:lo.
+func appendAddrBuckets(cur [][]int32, bs []prefixBucket, hi, lo uint64) [][]int32 {
+	for i := range bs {
+		b := &bs[i]
+		k := [2]uint64{hi & b.mhi, lo & b.mlo}
 		if less128(k, b.min) || less128(b.max, k) {
 			continue
 		}
@@ -596,6 +582,18 @@ func (ix *ruleIndex) collect(fl *ruleFlow, cur [][]int32) [][]int32 {
 			cur = append(cur, l)
 		}
 	}
+	return cur
+}
+
+// collect appends to cur the buckets that may match fl.
+func (ix *ruleIndex) collect(fl *ruleFlow, cur [][]int32) [][]int32 {
+	if len(ix.scan) > 0 {
+		cur = append(cur, ix.scan)
+	}
+	if fl.hasSrc {
+		cur = appendAddrBuckets(cur, ix.src, fl.srcHi, fl.srcLo)
+	}
+	cur = appendAddrBuckets(cur, ix.dst, fl.dstHi, fl.dstLo)
 	for i := range ix.marks {
 		b := &ix.marks[i]
 		v := fl.mark & b.mask

@@ -187,7 +187,9 @@ func MoveLink(dev, from, to string) error {
 		if a.Index != link.Index || (a.Scope == state.ScopeLink && a.Prefix.Addr().Is6()) {
 			continue // another device's, or an IPv6 link-local address: those come back by themselves
 		}
-		a.Label = ""
+		// The label is the old device's; the ownership mark (proto) is left
+		// for the namespace the device comes into, as it always was.
+		a.Label, a.Proto = "", 0
 		if a.Prefix.Addr().Is6() && a.Flags&state.AddrTentative == 0 {
 			// It passed duplicate address detection on this link already;
 			// tentative again, it could not be a route's source for a while.

@@ -284,8 +284,12 @@ func (b *builder) firewall(desired, observed *state.State) {
 }
 
 // Counts returns how many objects the plan adds, changes and deletes.
-func (p *Plan) Counts() (add, change, del int) {
-	for _, op := range p.Ops {
+func (p *Plan) Counts() (add, change, del int) { return countOps(p.Ops) }
+
+// countOps counts the objects ops add, change and delete (a route set
+// counts its routes).
+func countOps(ops []state.Op) (add, change, del int) {
+	for _, op := range ops {
 		n := 1
 		if op.RouteSet != nil {
 			n = len(op.RouteSet.Dsts)

@@ -188,20 +188,10 @@ func fnv(b []byte) uint32 {
 func (s Step) count(t *Tally) {
 	switch s.Kind {
 	case StepOps:
-		for _, op := range s.Ops {
-			n := 1
-			if op.RouteSet != nil {
-				n = len(op.RouteSet.Dsts)
-			}
-			switch op.Action {
-			case state.Add:
-				t.Added += n
-			case state.Replace:
-				t.Changed += n
-			case state.Delete:
-				t.Deleted += n
-			}
-		}
+		add, change, del := countOps(s.Ops)
+		t.Added += add
+		t.Changed += change
+		t.Deleted += del
 	case StepCreateNamespace:
 		t.NamespacesCreated++
 	case StepDeleteNamespace:
