@@ -155,6 +155,8 @@ type Daemon struct {
 	status Status
 	// metrics: the repair latency histogram (metrics.go).
 	metrics Metrics
+	// fwHold: the kill switch's table held from nft flush ruleset (hold.go).
+	fwHold firewallHold
 }
 
 // New prepares a daemon; Run starts it.
@@ -205,6 +207,7 @@ func (d *Daemon) notify(s string) {
 // guarded). Stopping changes nothing in the kernel.
 func (d *Daemon) Run(ctx context.Context) error {
 	defer close(d.stopped)
+	defer d.releaseFirewall() // hold.go: the table stays (fail closed)
 	d.cfgStamp = stampOf(d.e.ConfigFile())
 	cfg, err := d.e.LoadConfig()
 	if err != nil {
@@ -512,6 +515,7 @@ func (d *Daemon) check(cause kernel.WatchEvent, first bool) (time.Time, error) {
 	d.prober.Update(c.Compiled().Probes)
 	if c.Empty() {
 		d.setInSync(true, now)
+		d.holdFirewall() // hold.go
 		d.lastCompiled = c.Compiled()
 		again, err := d.watchDomains(s.Domains)
 		return d.warm(again), err
@@ -546,6 +550,7 @@ func (d *Daemon) check(cause kernel.WatchEvent, first bool) (time.Time, error) {
 		return done.Add(busyInterval), err
 	}
 	d.setInSync(true, done)
+	d.holdFirewall() // hold.go
 	// Connections through an identity the traffic left (a failover) are
 	// forgotten, so that they start again through the new one.
 	if gone := health.Abandoned(d.lastCompiled, c.Compiled()); len(gone) > 0 {

@@ -347,3 +347,12 @@ func TestOldKernelFallback(t *testing.T) {
 		t.Errorf("a rule's EOPNOTSUPP: %d calls, %v, flags %#x", calls, failed, tableFlags())
 	}
 }
+
+// withoutOwnedTables runs fn as on a kernel without owned persistent
+// tables (tables are made without flags, as an older tunroute made them).
+func withoutOwnedTables(fn func()) {
+	old := ownedTables.Load()
+	ownedTables.Store(-1)
+	defer ownedTables.Store(old)
+	fn()
+}
