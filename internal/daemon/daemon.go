@@ -96,8 +96,11 @@ type Status struct {
 	Repairs   map[string]int `json:"repairs"`
 	LastError string         `json:"last_error,omitempty"`
 	InSync    bool           `json:"in_sync"`
-	Fights    []string       `json:"fights,omitempty"`
-	Watching  []string       `json:"watching"`
+	// KillSwitchHeld: the daemon holds the kill switch's table, which
+	// nft flush ruleset then skips (hold.go).
+	KillSwitchHeld bool     `json:"killswitch_held"`
+	Fights         []string `json:"fights,omitempty"`
+	Watching       []string `json:"watching"`
 	// RouteReadsCached and RouteReadsKernel count the plans' reads of the
 	// routes (per family) served from what the watchers kept, and read
 	// from the kernel.

@@ -53,6 +53,7 @@ func (d *Daemon) holdFirewall() {
 	fh := &d.fwHold
 	fh.mu.Lock()
 	defer fh.mu.Unlock()
+	defer func() { d.setHeld(fh.h != nil && fh.h.Owns()) }()
 	if fh.unsupported || (fh.h != nil && fh.h.Held()) {
 		return
 	}
@@ -85,7 +86,14 @@ func (d *Daemon) releaseFirewall() bool {
 	held := fh.h.Held()
 	fh.h.Release()
 	fh.h = nil
+	d.setHeld(false)
 	return held
+}
+
+func (d *Daemon) setHeld(held bool) {
+	d.mu.Lock()
+	d.status.KillSwitchHeld = held
+	d.mu.Unlock()
 }
 
 // FirewallHeld reports whether the daemon holds the kill switch's table.

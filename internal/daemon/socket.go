@@ -195,6 +195,9 @@ func (s *Status) Text() string {
 	}
 	fmt.Fprintf(&b, "tunroute run: up %s, %s\n", s.Uptime, sync)
 	fmt.Fprintf(&b, "  watching: %s\n", strings.Join(s.Watching, ", "))
+	if s.KillSwitchHeld {
+		b.WriteString("  kill switch: held (nft flush ruleset skips its table)\n")
+	}
 	fmt.Fprintf(&b, "  events: %d (%d that can matter), %d resyncs after lost events, %d checks\n", s.Events, s.Relevant, s.Resyncs, s.Checks)
 	if n := s.RouteReadsCached + s.RouteReadsKernel; n > 0 {
 		fmt.Fprintf(&b, "  route reads: %d of %d from what the watchers kept, %d from the kernel\n", s.RouteReadsCached, n, s.RouteReadsKernel)

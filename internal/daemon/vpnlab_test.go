@@ -181,7 +181,7 @@ type stream struct {
 	// ticks: each socket tried to send once; routed, bound: the sends
 	// the kernel took (a send the kill switch drops fails with EPERM).
 	ticks, routed, bound atomic.Uint64
-	stop          func()
+	stop                 func()
 }
 
 func (v *vpnWorld) startStream(interval time.Duration) *stream {
