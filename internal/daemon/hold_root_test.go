@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -118,18 +119,30 @@ func TestHoldAgainstOtherProcesses(t *testing.T) {
 }
 
 // unheld runs cmd, which deletes the kill switch's table, with the
-// daemon's hold let go (as on a kernel without owned tables); it tries
-// again if a check held the table again in between.
-func unheld(t *testing.T, d *Daemon, w *world, cmd string) {
+// daemon's hold let go (as on a kernel without owned tables), and returns
+// the repair that follows; it tries again if a check held the table
+// again before cmd ran (no repair follows then).
+func unheld(t *testing.T, d *Daemon, reps <-chan Repair, cmd string) Repair {
 	t.Helper()
-	for i := 0; ; i++ {
+	for i := 0; i < 20; i++ {
 		d.releaseFirewall()
 		exec.Command("sh", "-c", cmd).Run()
-		if !hasTable(w.top) {
-			return
-		}
-		if i == 20 {
-			t.Fatalf("%s: the table is still there after 20 tries", cmd)
+		deadline := time.After(2 * time.Second)
+	wait:
+		for {
+			select {
+			case r := <-reps:
+				if r.Err != nil {
+					t.Fatalf("repair failed: %v", r.Err)
+				}
+				if slices.Contains(r.Kinds(), "firewall") {
+					return r
+				}
+			case <-deadline:
+				break wait
+			}
 		}
 	}
+	t.Fatalf("%s: no repair of the table after 20 tries", cmd)
+	return Repair{}
 }
