@@ -32,65 +32,26 @@
 #              waits for at each up/down
 #   hookd      the same hook with `tunroute run` working on the namespace
 #              (the hook hands its call to the daemon)
+#   pland      `tunroute plan` of that config with `tunroute run` working
+#              on it (the daemon answers)
 #   down       `tunroute down`
 # No packet leaves the namespaces; every address is documentation or private.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if [ "$(id -u)" != 0 ]; then
-	echo "bench/bigtable.sh: needs root (network namespaces)" >&2
-	exit 1
-fi
-command -v go >/dev/null || export PATH="$PATH:/usr/local/go/bin"
-for c in go ip /usr/bin/time; do
-	command -v "$c" >/dev/null || { echo "bench/bigtable.sh: needs $c" >&2; exit 1; }
-done
+. bench/lib.sh
+bench_init bench/bigtable.sh
 
 n4=${N4:-1000000}
 n6=${N6:-100000}
 repeat=${REPEAT:-1}
 ns=tr-co-big-$$
 peer=tr-co-bigp-$$
-tmp=$(mktemp -d /tmp/tr-co-big.XXXXXX)
-cleanup() {
-	ip netns del "$ns" 2>/dev/null || true
-	ip netns del "$peer" 2>/dev/null || true
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 
-echo "building routegen and tunroute..." >&2
-go build -o "$tmp/routegen" ./bench/routegen
-if [ -n "${TUNROUTE:-}" ]; then
-	cp "$TUNROUTE" "$tmp/tunroute"
-else
-	go build -o "$tmp/tunroute" ./cmd/tunroute
-fi
+bench_build
 tr=("$tmp/tunroute" --run-dir "$tmp/run")
 
-echo "building $ns with $n4 IPv4 and $n6 IPv6 foreign routes..." >&2
-ip netns add "$ns"
-ip netns add "$peer"
-ip -n "$ns" link add eth0 type veth peer name eth0p netns "$peer"
-ip -n "$ns" link set lo up
-ip -n "$ns" addr add 192.0.2.10/24 dev eth0
-ip -n "$ns" link set eth0 up
-ip -n "$peer" link set eth0p up
-ip -n "$peer" addr add 192.0.2.1/24 dev eth0p
-ip -n "$ns" route add default via 192.0.2.1 dev eth0 proto static
-ip -n "$ns" tuntap add wg0 mode tun
-ip -n "$ns" addr add 10.66.0.2/32 dev wg0
-ip -n "$ns" addr add fd00:66::2/128 dev wg0 nodad
-ip -n "$ns" link set wg0 up
-{
-	"$tmp/routegen" list -family 4 -n "$n4" -seed 7 | sed 's|.*|route add & via 192.0.2.1 dev eth0 proto bgp|'
-	"$tmp/routegen" list -family 6 -n "$n6" -seed 8 | sed 's|.*|route add & dev eth0 proto bgp|'
-} >"$tmp/routes.batch"
-ip -n "$ns" -batch "$tmp/routes.batch"
-have4=$(ip -n "$ns" -4 route show | wc -l)
-have6=$(ip -n "$ns" -6 route show | wc -l)
-echo "main table: $have4 IPv4, $have6 IPv6 routes" >&2
+bench_big_namespace "$ns" "$peer" "$n4" "$n6"
 
 cp examples/lab-demo.yaml "$tmp/demo.yaml"
 cat >"$tmp/hook.yaml" <<'EOF'
@@ -106,27 +67,6 @@ identities:
 redirect:
   via: inside
 EOF
-
-# run NAME CMD...: runs CMD, records its wall time (best over REPEAT) and
-# peak RSS (largest) as t_NAME and m_NAME. Exit 2 of `tunroute plan`
-# (changes pending) is success.
-run() {
-	local name=$1
-	shift
-	local start end rc=0 t m tv="t_$name" mv="m_$name"
-	start=$(date +%s.%N)
-	/usr/bin/time -f '%M' -o "$tmp/rss" "$@" >"$tmp/out" 2>&1 || rc=$?
-	end=$(date +%s.%N)
-	if [ "$rc" != 0 ] && ! { [ "$name" = plan ] && [ "$rc" = 2 ]; }; then
-		echo "bench/bigtable.sh: $name: $* failed ($rc):" >&2
-		tail -20 "$tmp/out" >&2
-		exit 1
-	fi
-	t=$(awk "BEGIN {printf \"%.3f\", $end - $start}")
-	m=$(($(tail -1 "$tmp/rss") / 1024))
-	if [ -z "${!tv:-}" ] || awk "BEGIN {exit !($t < ${!tv})}"; then printf -v "$tv" '%s' "$t"; fi
-	if [ -z "${!mv:-}" ] || [ "$m" -gt "${!mv}" ]; then printf -v "$mv" '%s' "$m"; fi
-}
 
 hookenv=(script_type=up dev=wg0 ifconfig_netmask=255.255.255.0 route_vpn_gateway=10.8.0.1
 	trusted_ip=198.51.100.2 trusted_port=1194 proto_1=udp route_net_gateway=192.0.2.1)
@@ -166,7 +106,11 @@ for ((rep = 1; rep <= repeat + 2; rep++)); do
 	sleep 2 # the daemon's check after the last hook has read the routes again
 	run hookd env "${hookenv[@]}" ifconfig_local=10.8.0.$((50 + rep)) "${tr[@]}" hook openvpn -c "$tmp/hook.yaml" --netns "$ns"
 	grep -q 'tunroute:' "$tmp/out" || { echo "bench/bigtable.sh: the hook through the daemon said nothing:" >&2; cat "$tmp/out" >&2; exit 1; }
+	sleep 2
+	run pland "${tr[@]}" plan -c "$tmp/hook.yaml" --netns "$ns"
 done
+"${tr[@]}" status -c "$tmp/hook.yaml" --netns "$ns" | grep -q 'plans made for tunroute plan: [1-9]' ||
+	{ echo "bench/bigtable.sh: tunroute plan was not answered by the daemon" >&2; exit 1; }
 "${tr[@]}" status -c "$tmp/hook.yaml" --netns "$ns" | grep -q 'VPN hooks through the daemon: [1-9]' ||
 	{ echo "bench/bigtable.sh: the hooks did not go through the daemon" >&2; "${tr[@]}" status -c "$tmp/hook.yaml" --netns "$ns" >&2; exit 1; }
 "${tr[@]}" status -c "$tmp/hook.yaml" --netns "$ns" | grep 'route reads' | sed 's/^ */  daemon: /' >&2 || true
@@ -177,7 +121,7 @@ grep -o 'msg=hook .*took=[^ ]*' "$tmp/run.log" | sed 's/plan=.*//; s/^/  daemon:
 "${tr[@]}" down -c "$tmp/hook.yaml" --netns "$ns" >/dev/null
 
 printf '%-8s %10s %8s   %s\n' command seconds "RSS MB" "(main: $have4 IPv4, $have6 IPv6 foreign routes)"
-for c in ipget plan apply apply0 status explain hook hookd down; do
+for c in ipget plan apply apply0 status explain hook hookd pland down; do
 	tv="t_$c" mv="m_$c"
 	printf '%-8s %10s %8s\n' "$c" "${!tv}" "${!mv}"
 done

@@ -24,14 +24,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if [ "$(id -u)" != 0 ]; then
-	echo "bench/daemon-idle.sh: needs root (network namespaces)" >&2
-	exit 1
-fi
-command -v go >/dev/null || export PATH="$PATH:/usr/local/go/bin"
-for c in go ip; do
-	command -v "$c" >/dev/null || { echo "bench/daemon-idle.sh: needs $c" >&2; exit 1; }
-done
+. bench/lib.sh
+bench_init bench/daemon-idle.sh
 
 n4=${N4:-1000000}
 n6=${N6:-100000}
@@ -39,48 +33,12 @@ idle=${SECONDS_IDLE:-60}
 settle=${SETTLE:-5}
 ns=tr-co-idle-$$
 peer=tr-co-idlep-$$
-tmp=$(mktemp -d /tmp/tr-co-idle.XXXXXX)
 pid=
-cleanup() {
-	if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
-	ip netns del "$ns" 2>/dev/null || true
-	ip netns del "$peer" 2>/dev/null || true
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bench_on_exit 'if [ -n "$pid" ]; then kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; fi'
 
-echo "building routegen and tunroute..." >&2
-go build -o "$tmp/routegen" ./bench/routegen
-if [ -n "${TUNROUTE:-}" ]; then
-	cp "$TUNROUTE" "$tmp/tunroute"
-else
-	go build -o "$tmp/tunroute" ./cmd/tunroute
-fi
+bench_build
 tr=("$tmp/tunroute" --run-dir "$tmp/run")
-
-echo "building $ns with $n4 IPv4 and $n6 IPv6 foreign routes..." >&2
-ip netns add "$ns"
-ip netns add "$peer"
-ip -n "$ns" link add eth0 type veth peer name eth0p netns "$peer"
-ip -n "$ns" link set lo up
-ip -n "$ns" addr add 192.0.2.10/24 dev eth0
-ip -n "$ns" link set eth0 up
-ip -n "$peer" link set eth0p up
-ip -n "$peer" addr add 192.0.2.1/24 dev eth0p
-ip -n "$ns" route add default via 192.0.2.1 dev eth0 proto static
-ip -n "$ns" tuntap add wg0 mode tun
-ip -n "$ns" addr add 10.66.0.2/32 dev wg0
-ip -n "$ns" addr add fd00:66::2/128 dev wg0 nodad
-ip -n "$ns" link set wg0 up
-{
-	"$tmp/routegen" list -family 4 -n "$n4" -seed 7 | sed 's|.*|route add & via 192.0.2.1 dev eth0 proto bgp|'
-	"$tmp/routegen" list -family 6 -n "$n6" -seed 8 | sed 's|.*|route add & dev eth0 proto bgp|'
-} >"$tmp/routes.batch"
-ip -n "$ns" -batch "$tmp/routes.batch"
-have4=$(ip -n "$ns" -4 route show | wc -l)
-have6=$(ip -n "$ns" -6 route show | wc -l)
-echo "main table: $have4 IPv4, $have6 IPv6 routes" >&2
+bench_big_namespace "$ns" "$peer" "$n4" "$n6"
 
 cp examples/lab-demo.yaml "$tmp/demo.yaml"
 echo "starting tunroute run..." >&2
@@ -127,4 +85,5 @@ awk -v a="$start" -v r="$ready" -v t0="$t0" -v t1="$t1" -v w0="$w0" -v w1="$w1" 
 	printf "RSS now %.1f MB, peak %.1f MB (VmHWM, includes the first apply)\n", rss / 1024, hwm / 1024
 }'
 echo "$status" | grep -E 'events|repairs|in sync|uptime' || true
-echo "repair after the idle minute: $(grep -c 'msg=repaired' "$tmp/log") repair(s) logged"
+echo "repair after the idle minute: $(grep -c 'msg=repaired' "$tmp/log") repair(s) logged, latency (event read to kernel ack): $(grep 'msg=repaired' "$tmp/log" | grep -o 'latency=[^ ]*' | cut -d= -f2 | paste -sd' ')"
+"${tr[@]}" status -c "$tmp/demo.yaml" --netns "$ns" | grep 'route reads' || true

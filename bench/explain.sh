@@ -1,21 +1,150 @@
-#!/bin/sh
-# Performance of `tunroute explain --batch` against the kernel.
+#!/usr/bin/env bash
+# Performance of `tunroute explain --batch` against the kernel, whole
+# processes on the same namespace. Prints figures; it is not a test.
 #
-# Builds a throw-away network namespace tr-fb-<pid> holding a full-table
-# state (1,000,000 IPv4 routes with an Internet-like prefix-length mix,
-# 100,000 IPv6 routes, then 1,000 rules), answers the same random queries
-# with `ip -batch` of `route get` lines and with the simulator's batch path
-# on the observed snapshot, and prints both rates, their ratio, the
-# snapshot load time and memory per route. Then the in-process benchmark
-# (no kernel) for comparison. Needs root; touches nothing outside the
-# namespace, which it deletes.
+# Builds a throw-away network namespace tr-fb-<pid> (NS_PREFIX-<pid>) holding a full-table
+# host (internal/fib/fibbench: four uplinks, 1,000,000 IPv4 routes with an
+# Internet-like prefix-length mix and 100,000 IPv6 routes, 97% of them in
+# main, inserted with ip -batch), and 1,000,000 random `route get` lines.
+# Then, with no extra rule and again behind 1,000 rules that a plain query
+# does not match, it times as whole processes, output to /dev/null:
+#   ip      ip -n NS -force -batch QUERIES
+#   explain tunroute --netns NS explain --batch QUERIES  (reads the
+#           namespace itself: the dump, the FIB build, the answers, JSON
+#           with the trace)
+# and prints both times and the ratio side by side. Each tunroute run's
+# output is checked once (one JSON object per query, no error).
+# Needs root, go, iproute2, awk and /usr/bin/time; touches nothing outside
+# the namespace, which it deletes (also when interrupted).
 #
-#   sudo bench/explain.sh                 # full size (about 2-3 minutes)
-#   sudo TUNROUTE_BENCH_ROUTES=100000 bench/explain.sh   # quicker
-set -eu
+#   sudo bash bench/explain.sh                         # full size (several minutes)
+#   sudo N4=100000 N6=10000 QUERIES=100000 bash bench/explain.sh   # quicker
+#   REPEAT=3 ...                                       # best of 3 per figure
+#   TUNROUTE=/path/to/tunroute ...                     # a binary built elsewhere
+#   INPROCESS=1 ...                                    # also the in-process
+#          figures (fibdiff TestBenchKernel: fib.Batch on the observed snapshot,
+#          and internal/fib TestBenchReport without a kernel)
+set -euo pipefail
 cd "$(dirname "$0")/.."
-export TUNROUTE_BENCH=1
-echo "== kernel comparison (internal/fib/fibdiff TestBenchKernel)"
-go test -count=1 -timeout 60m -run '^TestBenchKernel$' -v ./internal/fib/fibdiff/ | grep -E 'bench_test|^(ok|FAIL|---)'
-echo "== in-process (internal/fib TestBenchReport)"
-go test -count=1 -timeout 60m -run '^TestBenchReport$' -v ./internal/fib/ | grep -E 'bench_test|^(ok|FAIL|---)'
+
+if [ "$(id -u)" != 0 ]; then
+	echo "bench/explain.sh: needs root (network namespaces)" >&2
+	exit 1
+fi
+command -v go >/dev/null || export PATH="$PATH:/usr/local/go/bin"
+for c in go ip awk /usr/bin/time; do
+	command -v "$c" >/dev/null || { echo "bench/explain.sh: needs $c" >&2; exit 1; }
+done
+
+n4=${N4:-1000000}
+n6=${N6:-100000}
+nq=${QUERIES:-1000000}
+nrules=${RULES:-1000}
+repeat=${REPEAT:-1}
+
+tmp=$(mktemp -d /tmp/tr-fb.XXXXXX)
+ns="${NS_PREFIX:-tr-fb}-$$" # NS_PREFIX: the namespace name's start
+cleanup() {
+	ip netns del "$ns" 2>/dev/null || true
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+echo "building routegen and tunroute..." >&2
+go build -o "$tmp/routegen" ./bench/routegen
+if [ -n "${TUNROUTE:-}" ]; then
+	cp "$TUNROUTE" "$tmp/tunroute"
+else
+	go build -o "$tmp/tunroute" ./cmd/tunroute
+fi
+echo "generating $n4 IPv4 + $n6 IPv6 routes, $nrules rules, $nq queries..." >&2
+"$tmp/routegen" fib -n4 "$n4" -n6 "$n6" -rules "$nrules" -queries "$nq" -dir "$tmp"
+
+ip netns add "$ns"
+ip -n "$ns" link set lo up
+ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0
+ip -n "$ns" -batch "$tmp/setup"
+echo "loading the routes with ip -batch..." >&2
+ip -n "$ns" -batch "$tmp/routes"
+got=$(($(ip -n "$ns" -4 route show table all | wc -l) + $(ip -n "$ns" -6 route show table all | wc -l)))
+[ "$got" -ge $((n4 + n6)) ] || { echo "bench/explain.sh: the namespace holds $got routes, want at least $((n4 + n6))" >&2; exit 1; }
+
+# run NAME CMD...: runs CMD (stdout to /dev/null) and records its wall
+# time and peak RSS as t_NAME and m_NAME (seconds, MB): over repetitions,
+# the shortest time and the largest RSS.
+run() {
+	local name=$1
+	shift
+	local start end rc=0 t m
+	start=$(date +%s.%N)
+	/usr/bin/time -f '%M' -o "$tmp/rss" "$@" >/dev/null 2>"$tmp/err" || rc=$?
+	end=$(date +%s.%N)
+	# ip -force -batch exits 1 when a query fails (an unreachable address
+	# is an answer, not a failure of the benchmark).
+	if [ "$rc" != 0 ] && [ "$1" != ip ]; then
+		echo "bench/explain.sh: $* failed ($rc):" >&2
+		tail -20 "$tmp/err" >&2
+		exit 1
+	fi
+	t=$(awk "BEGIN {printf \"%.2f\", $end - $start}")
+	m=$(($(tail -1 "$tmp/rss") / 1024))
+	local tv="t_$name" mv="m_$name"
+	if [ -z "${!tv:-}" ] || awk "BEGIN {exit !($t < ${!tv})}"; then
+		printf -v "$tv" '%s' "$t"
+	fi
+	if [ -z "${!mv:-}" ] || [ "$m" -gt "${!mv}" ]; then
+		printf -v "$mv" '%s' "$m"
+	fi
+}
+
+# check: tunroute's answers, one JSON object per query, none an error
+# of the query itself.
+check() {
+	"$tmp/tunroute" --netns "$ns" explain --batch "$tmp/queries" >"$tmp/answers"
+	local lines errors
+	lines=$(wc -l <"$tmp/answers")
+	errors=$(grep -c '"error":' "$tmp/answers" || true)
+	[ "$lines" = "$nq" ] || { echo "bench/explain.sh: explain --batch printed $lines lines, want $nq" >&2; exit 1; }
+	[ "$errors" = 0 ] || { echo "bench/explain.sh: explain --batch: $errors errors:" >&2; grep -m3 '"error":' "$tmp/answers" >&2; exit 1; }
+	rm -f "$tmp/answers"
+}
+
+div() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.1fx", a / b; else printf "-" }'; }
+rate() { awk -v n="$nq" -v t="$1" 'BEGIN { if (t > 0) printf "%.0f", n / t; else printf "-" }'; }
+
+fmt='%-10s %9s | %8s %10s %7s | %8s %10s %7s | %7s\n'
+rows=()
+measure() {
+	local label=$1
+	unset t_ip m_ip t_ex m_ex
+	check
+	for ((rep = 1; rep <= repeat; rep++)); do
+		echo "$label, run $rep: ip -force -batch..." >&2
+		run ip ip -n "$ns" -force -batch "$tmp/queries"
+		echo "$label, run $rep: tunroute explain --batch..." >&2
+		run ex "$tmp/tunroute" --netns "$ns" explain --batch "$tmp/queries"
+	done
+	# shellcheck disable=SC2059
+	rows+=("$(printf "$fmt" "$label" "$nq" "$t_ip" "$(rate "$t_ip")" "$m_ip" "$t_ex" "$(rate "$t_ex")" "$m_ex" "$(div "$t_ip" "$t_ex")")")
+}
+
+measure "0 rules"
+ip -n "$ns" -4 -batch "$tmp/rules4"
+ip -n "$ns" -6 -batch "$tmp/rules6"
+measure "$nrules rules"
+
+echo
+echo "kernel $(uname -r), $(nproc) CPUs, $(go version | cut -d' ' -f3), load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "namespace: $n4 IPv4 + $n6 IPv6 routes (97% in main); times in seconds (best of $repeat), rates in queries/s, RSS in MB"
+# shellcheck disable=SC2059
+printf "$fmt" "" "queries" "ip" "ip q/s" "ip-RSS" "explain" "explain q/s" "RSS" "ratio"
+for r in "${rows[@]}"; do printf '%s\n' "$r"; done
+
+if [ -n "${INPROCESS:-}" ]; then
+	export TUNROUTE_BENCH=1 TUNROUTE_BENCH_ROUTES="$n4"
+	echo "== in-process: fib.Batch on the observed snapshot (internal/fib/fibdiff TestBenchKernel)"
+	go test -count=1 -timeout 60m -run '^TestBenchKernel$' -v ./internal/fib/fibdiff/ | grep -E 'bench_test|^(ok|FAIL|---)'
+	echo "== in-process, no kernel (internal/fib TestBenchReport)"
+	go test -count=1 -timeout 60m -run '^TestBenchReport$' -v ./internal/fib/ | grep -E 'bench_test|^(ok|FAIL|---)'
+fi

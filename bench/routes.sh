@@ -9,6 +9,9 @@
 #   ip -batch      inserting the list (route add P via GW dev wg0 table T src ADDR proto 116)
 #   ip -batch nh   the same through a nexthop object (route add P nhid 1 table T src ADDR
 #                  proto 116), which is how tunroute inserts a list: the kernel's fast path
+#   stream         bench/routestream: the bare stream of the same RTM_NEWROUTE messages
+#                  tunroute sends (nexthop object, 1,000 per sendmsg, ack on the last),
+#                  the reference a full apply is measured against (apply/stream)
 #   ip show        `ip route show table T` of the full table, to /dev/null
 #   ip flush       `ip route flush table T`
 #   apply          `tunroute apply` of a config whose routes come from the
@@ -18,6 +21,7 @@
 #                  the prefixes removed and as many new ones added: plan,
 #                  diff and apply, the whole command)
 #   down           `tunroute down`
+# IP_PLAIN=0 leaves out ip -batch, ip show and ip flush (slow on a busy machine);
 # TUNROUTE=/path/to/tunroute uses that binary instead of building one;
 # REPEAT=N runs each case N times and keeps each command's shortest time
 # (and largest RSS), for machines that are busy with other work.
@@ -32,58 +36,56 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if [ "$(id -u)" != 0 ]; then
-	echo "bench/routes.sh: needs root (network namespaces)" >&2
-	exit 1
-fi
-command -v go >/dev/null || export PATH="$PATH:/usr/local/go/bin"
-for c in go ip /usr/bin/time; do
-	command -v "$c" >/dev/null || { echo "bench/routes.sh: needs $c" >&2; exit 1; }
-done
+. bench/lib.sh
+bench_init bench/routes.sh
+bench_digits=2
 
 cases=("$@")
 ((${#cases[@]})) || cases=(4:100000 4:1000000 6:100000)
 repeat=${REPEAT:-1}
 table=1000
 
-tmp=$(mktemp -d /tmp/tr-bench.XXXXXX)
 namespaces=()
-cleanup() {
-	for ns in "${namespaces[@]}"; do ip netns del "$ns" 2>/dev/null || true; done
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bench_on_exit 'for ns in "${namespaces[@]}"; do ip netns del "$ns" 2>/dev/null; done'
 
-echo "building routegen and tunroute..." >&2
-go build -o "$tmp/routegen" ./bench/routegen
-if [ -n "${TUNROUTE:-}" ]; then
-	cp "$TUNROUTE" "$tmp/tunroute" # a binary built elsewhere
-else
-	go build -o "$tmp/tunroute" ./cmd/tunroute
-fi
+bench_build
+go build -o "$tmp/routestream" ./bench/routestream
 
-# run NAME CMD...: runs CMD and records its wall time and peak RSS as
-# t_NAME and m_NAME (seconds, MB): over repetitions, the shortest time
-# and the largest RSS. It fails the benchmark if CMD fails (but for exit
+# Its own run (bench/lib.sh's, with CPU time and the flush's limit):
+# run NAME CMD...: runs CMD and records its wall time, CPU time (user +
+# system) and peak RSS as t_NAME, c_NAME and m_NAME (seconds, MB): over
+# repetitions, the shortest times and the largest RSS. It fails the benchmark if CMD fails (but for exit
 # 2, tunroute plan's "changes pending").
 run() {
 	local name=$1
 	shift
 	local start end rc=0 t m
 	start=$(date +%s.%N)
-	/usr/bin/time -f '%M' -o "$tmp/rss" "$@" >"$tmp/out" 2>&1 || rc=$?
+	/usr/bin/time -f '%M %U %S' -o "$tmp/rss" "$@" >"$tmp/out" 2>&1 || rc=$?
 	end=$(date +%s.%N)
+	# ip route flush gives up after 30 s on a busy machine ("Flush not
+	# completed"): its time is then a lower bound, marked with ">", and
+	# the flush is finished below.
+	if [ "$rc" != 0 ] && [ "$name" = ipflush ]; then
+		printf -v "t_$name" '>%s' "$(awk "BEGIN {printf \"%.2f\", $(date +%s.%N) - $start}")"
+		return 0
+	fi
 	if [ "$rc" != 0 ] && ! { [ "$1" = "$tmp/tunroute" ] && [ "$2" = plan ] && [ "$rc" = 2 ]; }; then
 		echo "bench/routes.sh: $* failed ($rc):" >&2
 		tail -20 "$tmp/out" >&2
 		exit 1
 	fi
 	t=$(awk "BEGIN {printf \"%.2f\", $end - $start}")
-	m=$(($(tail -1 "$tmp/rss") / 1024))
-	local tv="t_$name" mv="m_$name"
+	read -r m u s < <(tail -1 "$tmp/rss")
+	m=$((m / 1024))
+	local c
+	c=$(awk "BEGIN {printf \"%.2f\", $u + $s}")
+	local tv="t_$name" mv="m_$name" cv="c_$name"
 	if [ -z "${!tv:-}" ] || awk "BEGIN {exit !($t < ${!tv})}"; then
 		printf -v "$tv" '%s' "$t"
+	fi
+	if [ -z "${!cv:-}" ] || awk "BEGIN {exit !($c < ${!cv})}"; then
+		printf -v "$cv" '%s' "$c"
 	fi
 	if [ -z "${!mv:-}" ] || [ "$m" -gt "${!mv}" ]; then
 		printf -v "$mv" '%s' "$m"
@@ -96,16 +98,20 @@ count() {
 }
 
 # div A B FORMAT: A / B.
-div() { awk -v a="$1" -v b="$2" -v f="$3" 'BEGIN { if (b > 0) printf f, a / b; else printf "-" }'; }
+div() { awk -v a="$1" -v b="$2" -v f="$3" 'BEGIN { if (a != "" && b > 0) printf f, a / b; else printf "-" }'; }
 
-fmt='%-4s %8s | %8s %6s %6s %6s %8s | %7s %6s | %8s %6s | %8s %7s | %9s %5s %5s %5s | %6s\n'
+fmt='%-4s %8s | %8s %6s %6s %6s %8s %6s %8s | %7s %6s | %8s %6s | %8s %7s | %9s %5s %5s %5s | %6s\n'
+# CPU time (user + system) of the stream and of apply: on a busy machine
+# the wall clock also counts waiting for a CPU.
+cfmt='%-4s %8s | %10s %10s %8s\n'
 
 rows=()
+crows=()
 for c in "${cases[@]}"; do
 	fam=${c%%:*}
 	n=${c#*:}
 	case "$fam" in 4 | 6) ;; *) echo "bench/routes.sh: case $c: family must be 4 or 6" >&2; exit 1 ;; esac
-	ns="tr-bench-$$-$fam-$n"
+	ns="${NS_PREFIX:-tr-bench}-$$-$fam-$n" # NS_PREFIX: the namespace name's start
 	namespaces+=("$ns")
 	dir="$tmp/$fam-$n"
 	mkdir -p "$dir"
@@ -133,7 +139,7 @@ routes:
 EOF
 	cp "$dir/full.txt" "$dir/list.txt"
 
-	for v in ipadd ipnh ipshow ipflush apply plan0 change down; do unset "t_$v" "m_$v"; done
+	for v in ipadd ipnh stream apply plan0 change down ipshow ipflush; do unset "t_$v" "m_$v" "c_$v"; done
 	for ((rep = 1; rep <= repeat; rep++)); do
 		cp "$dir/full.txt" "$dir/list.txt"
 		ip netns del "$ns" 2>/dev/null || true
@@ -146,18 +152,30 @@ EOF
 		ip -n "$ns" link set wg0 up
 		ip -n "$ns" link set wgpeer up
 
-		echo "case IPv$fam, $n routes, run $rep: ip -batch..." >&2
-		run ipadd ip -n "$ns" -batch "$dir/batch.txt"
-		got=$(count "$ns" "$fam")
-		[ "$got" = "$n" ] || { echo "bench/routes.sh: ip -batch left $got routes, want $n" >&2; exit 1; }
-		run ipshow ip -n "$ns" "-$fam" route show table "$table"
-		run ipflush ip -n "$ns" "-$fam" route flush table "$table"
-		[ "$(count "$ns" "$fam")" = 0 ] || { echo "bench/routes.sh: ip route flush left routes" >&2; exit 1; }
+		if [ "${IP_PLAIN:-1}" != 0 ]; then
+			echo "case IPv$fam, $n routes, run $rep: ip -batch..." >&2
+			run ipadd ip -n "$ns" -batch "$dir/batch.txt"
+			got=$(count "$ns" "$fam")
+			[ "$got" = "$n" ] || { echo "bench/routes.sh: ip -batch left $got routes, want $n" >&2; exit 1; }
+			run ipshow ip -n "$ns" "-$fam" route show table "$table"
+			run ipflush ip -n "$ns" "-$fam" route flush table "$table"
+			for ((try = 0; try < 20 && $(count "$ns" "$fam") > 0; try++)); do
+				ip -n "$ns" "-$fam" route flush table "$table" 2>/dev/null || true
+			done
+			[ "$(count "$ns" "$fam")" = 0 ] || { echo "bench/routes.sh: ip route flush left routes" >&2; exit 1; }
+		fi
 		ip -n "$ns" nexthop add id 1 via "$gw" dev wg0
 		run ipnh ip -n "$ns" -batch "$dir/batchnh.txt"
 		got=$(count "$ns" "$fam")
 		[ "$got" = "$n" ] || { echo "bench/routes.sh: ip -batch (nhid) left $got routes, want $n" >&2; exit 1; }
 		ip -n "$ns" nexthop del id 1 # and its routes
+		[ "$(count "$ns" "$fam")" = 0 ] || { echo "bench/routes.sh: routes left after deleting the nexthop" >&2; exit 1; }
+		echo "case IPv$fam, $n routes, run $rep: bare netlink stream..." >&2
+		ip -n "$ns" nexthop add id 1 via "$gw" dev wg0
+		run stream "$tmp/routestream" -netns "$ns" -list "$dir/full.txt" -table "$table" -nhid 1 -src "$src"
+		got=$(count "$ns" "$fam")
+		[ "$got" = "$n" ] || { echo "bench/routes.sh: the stream left $got routes, want $n" >&2; exit 1; }
+		ip -n "$ns" nexthop del id 1
 		[ "$(count "$ns" "$fam")" = 0 ] || { echo "bench/routes.sh: routes left after deleting the nexthop" >&2; exit 1; }
 
 		tr=("$tmp/tunroute" --run-dir "$tmp/run" --netns "$ns" -c "$dir/tunroute.yaml")
@@ -179,14 +197,22 @@ EOF
 		ip netns del "$ns"
 	done
 	# shellcheck disable=SC2059
-	rows+=("$(printf "$fmt" "v$fam" "$n" "$t_ipadd" "$t_ipnh" "$t_apply" "$(div "$t_ipadd" "$t_apply" '%.1fx')" "$(div "$t_ipnh" "$t_apply" '%.1fx')" \
-		"$t_ipshow" "$t_plan0" "$t_ipflush" "$t_down" "$t_change" "$(div "$t_change" "$t_apply" '%.4f' | awk '{ printf "%.1f%%", $1 * 100 }')" \
-		"$m_apply" "$m_plan0" "$m_change" "$m_down" "$m_ipadd")")
+	rows+=("$(printf "$fmt" "v$fam" "$n" "${t_ipadd:--}" "$t_ipnh" "$t_apply" "$(div "${t_ipadd:-}" "$t_apply" '%.1fx')" "$(div "$t_ipnh" "$t_apply" '%.1fx')" \
+		"$t_stream" "$(div "$t_apply" "$t_stream" '%.2fx')" \
+		"${t_ipshow:--}" "$t_plan0" "${t_ipflush:--}" "$t_down" "$t_change" "$(div "$t_change" "$t_apply" '%.4f' | awk '{ printf "%.1f%%", $1 * 100 }')" \
+		"$m_apply" "$m_plan0" "$m_change" "$m_down" "${m_ipadd:--}")")
+	# shellcheck disable=SC2059
+	crows+=("$(printf "$cfmt" "v$fam" "$n" "$c_stream" "$c_apply" "$(div "$c_apply" "$c_stream" '%.2fx')")")
 done
 
 echo
 echo "kernel $(uname -r), $(nproc) CPUs, $(go version | cut -d' ' -f3), load $(cut -d' ' -f1-3 /proc/loadavg); times in seconds (best of $repeat), RSS in MB"
 # shellcheck disable=SC2059
-printf "$fmt" "" "routes" "ip-batch" "ip-nh" "apply" "ratio" "ratio-nh" "ip-show" "plan0" "ip-flush" "down" "1%-apply" "of-full" \
+printf "$fmt" "" "routes" "ip-batch" "ip-nh" "apply" "ratio" "ratio-nh" "stream" "ap/strm" "ip-show" "plan0" "ip-flush" "down" "1%-apply" "of-full" \
 	"RSS:apply" "plan0" "1%" "down" "ip-RSS"
 for r in "${rows[@]}"; do printf '%s\n' "$r"; done
+echo
+echo "CPU time (user + system, seconds, best of $repeat):"
+# shellcheck disable=SC2059
+printf "$cfmt" "" "routes" "cpu:stream" "cpu:apply" "ap/strm"
+for r in "${crows[@]}"; do printf '%s\n' "$r"; done

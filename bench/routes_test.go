@@ -18,11 +18,13 @@ import (
 	"strings"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/tunroute/tunroute/internal/compile"
 	"github.com/tunroute/tunroute/internal/config"
 	"github.com/tunroute/tunroute/internal/kernel"
 	"github.com/tunroute/tunroute/internal/plan"
-	"golang.org/x/sys/unix"
+	"github.com/tunroute/tunroute/internal/testns"
 )
 
 const table = 1000
@@ -103,11 +105,7 @@ func writeList(t *testing.T, path string, ps []netip.Prefix) {
 
 func ip(t *testing.T, ns string, args ...string) string {
 	t.Helper()
-	out, err := exec.Command("ip", append([]string{"-n", ns}, args...)...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("ip -n %s %s: %v: %s", ns, strings.Join(args, " "), err, out)
-	}
-	return string(out)
+	return testns.IP(t, ns, args...)
 }
 
 // ipRoute is a route as `ip -j route show` prints it.
@@ -248,20 +246,11 @@ func counts(pl *plan.Plan) string {
 }
 
 func TestRouteLists(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (creates a network namespace)")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("needs iproute2's ip command as the oracle")
-	}
+	testns.Need(t, "ip")
 	ns := fmt.Sprintf("tr-routes-%d", os.Getpid())
-	exec.Command("ip", "netns", "del", ns).Run()
-	if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
-		t.Fatalf("ip netns add: %v: %s", err, out)
-	}
-	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+	testns.NewNS(t, ns)
 	exec.Command("ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0").Run()
-	for _, c := range []string{"link set lo up", "link add wg0 type veth peer name wgpeer", "addr add 10.30.0.2/24 dev wg0",
+	for _, c := range []string{"link add wg0 type veth peer name wgpeer", "addr add 10.30.0.2/24 dev wg0",
 		"addr add 2001:db8:30::2/64 dev wg0 nodad", "link set wg0 up", "link set wgpeer up"} {
 		ip(t, ns, strings.Fields(c)...)
 	}

@@ -4,6 +4,9 @@
 //
 //	routegen list -family 4|6 -n N [-seed S]        prefixes, one a line
 //	routegen change -pct P [-seed S] < in > out    drop P% of the lines, add as many new prefixes
+//	routegen fib -n4 N -n6 N -rules R -queries Q -dir D
+//	                                               explain's full-table host (package fibbench) as ip -batch
+//	                                               files in D: setup, routes, rules4, rules6, queries
 package main
 
 import (
@@ -13,6 +16,10 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/tunroute/tunroute/internal/fib/fibbench"
 )
 
 // lengths4 is the share (per mille) of each IPv4 prefix length, roughly
@@ -104,7 +111,19 @@ func main() {
 	n := fs.Int("n", 100000, "number of prefixes")
 	seed := fs.Uint64("seed", 1, "seed")
 	pct := fs.Float64("pct", 1, "share of the list to replace, in percent")
+	n4 := fs.Int("n4", 1_000_000, "fib: IPv4 routes")
+	n6 := fs.Int("n6", 100_000, "fib: IPv6 routes")
+	rules := fs.Int("rules", 1000, "fib: rules")
+	queries := fs.Int("queries", 1_000_000, "fib: route get lines")
+	dir := fs.String("dir", ".", "fib: directory for the files")
 	fs.Parse(os.Args[2:])
+	if os.Args[1] == "fib" {
+		if err := writeFIB(*dir, *seed, *n4, *n6, *rules, *queries); err != nil {
+			fmt.Fprintln(os.Stderr, "routegen:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	w := bufio.NewWriterSize(os.Stdout, 1<<20)
 	defer w.Flush()
 	switch os.Args[1] {
@@ -153,7 +172,34 @@ func main() {
 	}
 }
 
+// writeFIB writes the host of explain's benchmark (the same spec as
+// internal/fib's in-process benchmarks and fibdiff's kernel comparison)
+// as files for ip -batch: setup (links, addresses, defaults), routes,
+// rules4 and rules6 (rule add lines of each family) and queries (route
+// get lines, the same seed as fibdiff's).
+func writeFIB(dir string, seed uint64, n4, n6, rules, queries int) error {
+	s := fibbench.Generate(seed, n4, n6, rules)
+	files := []struct {
+		name  string
+		lines []string
+	}{
+		{"setup", s.Setup}, {"routes", s.RouteCommands()}, {"rules4", s.Rules4}, {"rules6", s.Rules6},
+		{"queries", s.Queries(seed+1, queries)},
+	}
+	for _, f := range files {
+		var b strings.Builder
+		for _, l := range f.lines {
+			b.WriteString(l)
+			b.WriteByte('\n')
+		}
+		if err := os.WriteFile(filepath.Join(dir, f.name), []byte(b.String()), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: routegen list -family 4|6 -n N [-seed S] | routegen change -pct P [-seed S] < list")
+	fmt.Fprintln(os.Stderr, "usage: routegen list -family 4|6 -n N [-seed S] | routegen change -pct P [-seed S] < list | routegen fib [-n4 N] [-n6 N] [-rules R] [-queries Q] -dir D")
 	os.Exit(2)
 }

@@ -25,14 +25,13 @@ func newApplyCmd(g *globalFlags) *cobra.Command {
 		Use:   "apply",
 		Short: "Make the namespace match the config, all-or-nothing",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
+		PreRunE: func(*cobra.Command, []string) error {
 			if confirm < 0 {
 				return fmt.Errorf("--confirm: %s is negative", confirm)
 			}
-			e, err := g.engine()
-			if err != nil {
-				return err
-			}
+			return nil
+		},
+		RunE: g.withEngine(func(cmd *cobra.Command, e *engine.Engine) error {
 			if !dryRun {
 				unlock, err := e.Lock()
 				if err != nil {
@@ -82,7 +81,7 @@ func newApplyCmd(g *globalFlags) *cobra.Command {
 				return waitConfirm(cmd, e, w, j, confirm)
 			}
 			return nil
-		},
+		}),
 	}
 	addConfigFlag(cmd, g)
 	addNetnsFlag(cmd, g)
@@ -143,22 +142,13 @@ func rollback(out io.Writer, j *plan.Journal, why error) error {
 }
 
 func newConfirmCmd(g *globalFlags) *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "confirm",
-		Short: "Confirm a pending `apply --confirm` so it is kept",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			e, err := g.engine()
-			if err != nil {
-				return err
-			}
-			if err := e.Confirm(); err != nil {
-				return err
-			}
-			fmt.Fprintln(cmd.OutOrStdout(), "Confirmed.")
-			return nil
-		},
-	}
+	cmd := g.engineCommand("confirm", "Confirm a pending `apply --confirm` so it is kept", func(cmd *cobra.Command, e *engine.Engine) error {
+		if err := e.Confirm(); err != nil {
+			return err
+		}
+		fmt.Fprintln(cmd.OutOrStdout(), "Confirmed.")
+		return nil
+	})
 	addNetnsFlag(cmd, g)
 	return cmd
 }

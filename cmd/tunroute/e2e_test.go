@@ -12,9 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tunroute/tunroute/internal/compile"
-	"github.com/tunroute/tunroute/internal/config"
 	"github.com/tunroute/tunroute/internal/kernel"
+	"github.com/tunroute/tunroute/internal/kerneltest"
 	"github.com/tunroute/tunroute/internal/plan"
 	"github.com/tunroute/tunroute/internal/state"
 	"github.com/tunroute/tunroute/internal/testns"
@@ -24,23 +23,11 @@ import (
 // tr-e2e-*, built with iproute2 (the independent oracle), and compare
 // what the kernel holds afterwards with `ip -j`.
 
-func needRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root for network namespaces")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("needs iproute2's ip as the test oracle")
-	}
-}
+func needRoot(t *testing.T) { testns.Need(t, "ip") }
 
 func ipCmd(t *testing.T, args ...string) string {
 	t.Helper()
-	out, err := exec.Command("ip", args...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("ip %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return string(out)
+	return testns.IP(t, "", args...)
 }
 
 // clientNS builds a namespace like a VPN client: eth0 to an ISP (v4+v6,
@@ -289,15 +276,7 @@ func TestForeignObjectsUntouched(t *testing.T) {
 
 func ownedAddr(t *testing.T, ns, prefix string) bool {
 	t.Helper()
-	h, err := kernel.Open(ns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
-	s, err := h.Observe()
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := kerneltest.Observe(t, ns)
 	for i := range s.Addrs {
 		if s.Addrs[i].Prefix.String() == prefix {
 			return s.Addrs[i].Owned()
@@ -340,27 +319,7 @@ func TestInjectedFailureRollsBack(t *testing.T) {
 		t.Fatalf("apply: %s", out)
 	}
 	before := dump(t, ns)
-	cfg, err := config.Load(cfgPath, config.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, err := kernel.Open(ns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
-	obs, err := h.Observe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := compile.Compile(cfg, obs, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := plan.Diff(res.State, obs)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p, h := kerneltest.Plan(t, ns, cfgPath)
 	if len(p.Ops) < 2 {
 		t.Fatalf("plan too small: %s", p.Text())
 	}

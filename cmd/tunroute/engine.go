@@ -28,6 +28,24 @@ func (g *globalFlags) engine() (*engine.Engine, error) {
 	return e, nil
 }
 
+// withEngine makes a command's RunE that finds the command's engine (see
+// engine) and hands it to run.
+func (g *globalFlags) withEngine(run func(cmd *cobra.Command, e *engine.Engine) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, _ []string) error {
+		e, err := g.engine()
+		if err != nil {
+			return err
+		}
+		return run(cmd, e)
+	}
+}
+
+// engineCommand is a command without arguments that works on the engine
+// of the global flags.
+func (g *globalFlags) engineCommand(use, short string, run func(cmd *cobra.Command, e *engine.Engine) error) *cobra.Command {
+	return &cobra.Command{Use: use, Short: short, Args: cobra.NoArgs, RunE: g.withEngine(run)}
+}
+
 // applyChange applies a planned change with a progress bar on a terminal
 // and says what was done.
 func applyChange(cmd *cobra.Command, e *engine.Engine, s *engine.Session, c *engine.Change, what string) (*plan.Journal, error) {

@@ -51,12 +51,17 @@ The host's own network namespace is never changed.`,
 		}
 		return &lab.Lab{Prefix: prefix, RunDir: runDir}, nil
 	}
-	self := func() (string, error) {
+	// labAndSelf is newLab for the commands that start this binary again.
+	labAndSelf := func() (*lab.Lab, string, error) {
+		l, err := newLab()
+		if err != nil {
+			return nil, "", err
+		}
 		exe, err := os.Executable()
 		if err != nil {
-			return "", fmt.Errorf("cannot find my own binary: %w", err)
+			return nil, "", fmt.Errorf("cannot find my own binary: %w", err)
 		}
-		return exe, nil
+		return l, exe, nil
 	}
 
 	up := &cobra.Command{
@@ -65,15 +70,11 @@ The host's own network namespace is never changed.`,
 		Args:         cobra.NoArgs,
 		SilenceUsage: true,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			l, err := newLab()
+			l, exe, err := labAndSelf()
 			if err != nil {
 				return err
 			}
-			exe, err := self()
-			if err != nil {
-				return err
-			}
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			ctx, stop := untilSignal(cmd.Context())
 			defer stop()
 			info, err := l.Up(ctx, exec.Command(exe, l.ServeArgs()...))
 			if err != nil {
@@ -133,15 +134,11 @@ It exits non-zero if any check fails.`,
 		Args:         cobra.NoArgs,
 		SilenceUsage: true,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			l, err := newLab()
+			l, exe, err := labAndSelf()
 			if err != nil {
 				return err
 			}
-			exe, err := self()
-			if err != nil {
-				return err
-			}
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			ctx, stop := untilSignal(cmd.Context())
 			defer stop()
 			ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 			defer cancel()
@@ -162,7 +159,7 @@ It exits non-zero if any check fails.`,
 			if err != nil {
 				return err
 			}
-			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			ctx, stop := untilSignal(context.Background())
 			defer stop()
 			return l.Serve(ctx, lab.ReadyFile(), cmd.ErrOrStderr())
 		},
@@ -170,6 +167,11 @@ It exits non-zero if any check fails.`,
 
 	cmd.AddCommand(up, down, demo, serve)
 	return cmd
+}
+
+// untilSignal is parent until SIGINT or SIGTERM.
+func untilSignal(parent context.Context) (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(parent, os.Interrupt, syscall.SIGTERM)
 }
 
 func prefixArg(p string) string {

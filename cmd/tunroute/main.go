@@ -39,8 +39,10 @@ func main() {
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(250 << 20)
 	}
+	stopProfile := startProfile()
 	root := newRootCmd()
 	err := root.Execute()
+	stopProfile()
 	if err == nil {
 		return
 	}

@@ -30,20 +30,16 @@ what fights over it. SIGHUP or ` + "`tunroute reload`" + ` reads the config agai
 daemon changes nothing in the kernel. --metrics ADDR serves Prometheus
 metrics on http://ADDR/metrics.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
+		RunE: g.withEngine(func(cmd *cobra.Command, e *engine.Engine) error {
 			if metricsAddr != "" {
 				if _, err := daemon.ParseMetricsAddr(metricsAddr); err != nil {
 					return err
 				}
 			}
-			e, err := g.engine()
-			if err != nil {
-				return err
-			}
 			log := daemonLogger(g.verbose)
 			n := daemon.NewNotifier()
 			d := daemon.New(daemon.Options{Engine: e, Log: log, Notify: func(s string) { n.Notify(s) }, Listen: true})
-			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+			ctx, stop := untilSignal(context.Background())
 			defer stop()
 			hup := make(chan os.Signal, 1)
 			signal.Notify(hup, syscall.SIGHUP)
@@ -66,7 +62,7 @@ metrics on http://ADDR/metrics.`,
 				go n.KeepAlive(ctx, iv, func() bool { return d.Alive(iv) })
 			}
 			return d.Run(ctx)
-		},
+		}),
 	}
 	addConfigFlag(cmd, g)
 	addNetnsFlag(cmd, g)
@@ -94,24 +90,15 @@ func daemonLogger(verbose bool) *slog.Logger {
 }
 
 func newReloadCmd(g *globalFlags) *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "reload",
-		Short: "Make the running daemon (tunroute run) read the config again and apply it",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			e, err := g.engine()
-			if err != nil {
-				return err
-			}
-			st, err := daemon.Ask(e.RunDir, e.Netns, "reload")
-			if err != nil {
-				return fmt.Errorf("reload: %w", err)
-			}
-			fmt.Fprintln(cmd.OutOrStdout(), "Reloaded.")
-			fmt.Fprint(cmd.OutOrStdout(), st.Text())
-			return nil
-		},
-	}
+	cmd := g.engineCommand("reload", "Make the running daemon (tunroute run) read the config again and apply it", func(cmd *cobra.Command, e *engine.Engine) error {
+		st, err := daemon.Ask(e.RunDir, e.Netns, "reload")
+		if err != nil {
+			return fmt.Errorf("reload: %w", err)
+		}
+		fmt.Fprintln(cmd.OutOrStdout(), "Reloaded.")
+		fmt.Fprint(cmd.OutOrStdout(), st.Text())
+		return nil
+	})
 	addNetnsFlag(cmd, g)
 	return cmd
 }

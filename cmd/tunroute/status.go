@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -39,8 +38,9 @@ type statusReport struct {
 	// BGP are the speakers of the routing domains: sessions, routes.
 	BGP []bgp.InstanceStatus `json:"bgp,omitempty"`
 	// Groups say which members of each failover or balance group carry
-	// the traffic, and why (from the health checks' last verdict).
-	Groups []compile.GroupState `json:"groups,omitempty"`
+	// the traffic, and why (from the health checks' last verdict, with
+	// each member's recorded health).
+	Groups []compile.GroupView `json:"groups,omitempty"`
 	// TakenBack lists tunroute's routes another tool holds now, and who
 	// (apply takes them back: settings.take_back_routes).
 	TakenBack []string `json:"taken_back,omitempty"`
@@ -57,48 +57,40 @@ type statusReport struct {
 
 func newStatusCmd(g *globalFlags) *cobra.Command {
 	var asJSON bool
-	cmd := &cobra.Command{
-		Use:   "status",
-		Short: "Show what tunroute owns in the namespace and whether it matches the config",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			e, err := g.engine()
-			if err != nil {
-				return err
-			}
-			// The config and facts are read once: they say what to read
-			// of the kernel, and what to compare it with.
-			cfg, cfgErr := e.LoadConfig()
-			var f *engine.Facts
-			if cfgErr == nil {
-				f, cfgErr = e.LoadFacts()
-			}
-			var s *engine.Session
-			if cfgErr == nil {
-				s, err = e.ObserveForPlan(cfg, f, false)
-			} else {
-				s, err = e.Observe(false)
-			}
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			r := buildStatus(e, s, cfg, f, cfgErr)
-			r.WireGuard = state.WireGuardHealth(s.Top(), time.Now())
-			if r.BGP, err = e.BGPStatus(cmd.Context()); err != nil {
-				return err
-			}
-			if asJSON {
-				r.Daemon, _ = daemon.Ask(e.RunDir, e.Netns, "status") // none when it does not run
-				enc := json.NewEncoder(cmd.OutOrStdout())
-				enc.SetIndent("", "  ")
-				return enc.Encode(r)
-			}
-			writeStatus(cmd.OutOrStdout(), r)
-			writeDaemonStatus(cmd.OutOrStdout(), e)
-			return nil
-		},
-	}
+	cmd := g.engineCommand("status", "Show what tunroute owns in the namespace and whether it matches the config", func(cmd *cobra.Command, e *engine.Engine) error {
+		// The config and facts are read once: they say what to read
+		// of the kernel, and what to compare it with.
+		cfg, cfgErr := e.LoadConfig()
+		var f *engine.Facts
+		if cfgErr == nil {
+			f, cfgErr = e.LoadFacts()
+		}
+		var s *engine.Session
+		var err error
+		if cfgErr == nil {
+			s, err = e.ObserveForPlan(cfg, f, false)
+		} else {
+			s, err = e.Observe(false)
+		}
+		if err != nil {
+			return err
+		}
+		defer s.Close()
+		r := buildStatus(e, s, cfg, f, cfgErr)
+		r.WireGuard = state.WireGuardHealth(s.Top(), time.Now())
+		if r.BGP, err = e.BGPStatus(cmd.Context()); err != nil {
+			return err
+		}
+		if asJSON {
+			r.Daemon, _ = daemon.Ask(e.RunDir, e.Netns, "status") // none when it does not run
+			enc := json.NewEncoder(cmd.OutOrStdout())
+			enc.SetIndent("", "  ")
+			return enc.Encode(r)
+		}
+		writeStatus(cmd.OutOrStdout(), r)
+		writeDaemonStatus(cmd.OutOrStdout(), e)
+		return nil
+	})
 	addConfigFlag(cmd, g)
 	addNetnsFlag(cmd, g)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
@@ -180,7 +172,9 @@ func buildStatus(e *engine.Engine, s *engine.Session, cfg *config.Config, f *eng
 		return r
 	}
 	r.Identities = c.Compiled().Identities
-	r.Groups = c.Compiled().Groups
+	if gs := c.Compiled().Groups; len(gs) > 0 {
+		r.Groups = compile.DescribeGroups(cfg, gs, f.Verdicts)
+	}
 	r.Notes = c.Notes
 	inSync := c.Empty()
 	r.InSync = &inSync
@@ -235,8 +229,8 @@ func writeStatus(out io.Writer, r *statusReport) {
 	default:
 		fmt.Fprintf(out, "config %s: %d changes pending (run `tunroute plan`)\n", r.Config, len(r.Pending))
 	}
-	for _, g := range r.Groups {
-		fmt.Fprintf(out, "%s group %s: %s carries the traffic (%s)\n", g.Kind, g.Name, strings.Join(g.Active, ", "), g.Why)
+	for i := range r.Groups {
+		fmt.Fprintln(out, r.Groups[i].Text())
 	}
 	for _, t := range r.TakenBack {
 		fmt.Fprintf(out, "held by another tool (apply takes it back): %s\n", t)

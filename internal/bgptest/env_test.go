@@ -1,10 +1,8 @@
 package bgptest
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -20,37 +18,28 @@ import (
 	"github.com/tunroute/tunroute/internal/testns"
 )
 
-// env is one test's world: namespaces named prefix+NAME, the tunroute
-// binary, a directory for configs and the run directory (tunroute's and
-// the BIRD instances').
+// env is one test's world (testns.World: namespaces named prefix+NAME,
+// the tunroute binary, a directory for configs and the run directory,
+// tunroute's and the BIRD instances').
 type env struct {
-	t      *testing.T
-	prefix string
-	bin    string
-	dir    string
-	runDir string
-	bgp    *bgp.Manager
+	t *testing.T
+	*testns.World
+	bgp *bgp.Manager
 	// engine is the BGP engine under test ("bird" or "frr") and proto
 	// the route protocol of what it installs.
 	engine, proto string
-	// tops are the namespaces tunroute was applied on.
-	tops []string
 }
 
 func newEnv(t *testing.T, short, engine string) *env {
 	needRoot(t, engine)
-	e := &env{t: t, prefix: fmt.Sprintf("tr-bgp%d-%s-", os.Getpid(), short), bin: binary(t), dir: t.TempDir(),
+	e := &env{t: t, World: testns.NewWorld(t, fmt.Sprintf("tr-bgp%d-%s-", os.Getpid(), short)),
 		engine: engine, proto: map[string]string{"bird": "bird", "frr": "bgp"}[engine]}
 	// FRR's daemons drop to user frr: the way to their run directory
 	// must be open to traverse (as /run/tunroute is).
-	for d := e.dir; d != os.TempDir() && d != "/"; d = filepath.Dir(d) {
+	for d := e.Dir; d != os.TempDir() && d != "/"; d = filepath.Dir(d) {
 		os.Chmod(d, 0o711)
 	}
-	e.runDir = filepath.Join(e.dir, "run")
-	e.bgp = &bgp.Manager{RunDir: e.runDir}
-	if left := ownNamespaces(e.prefix); len(left) > 0 {
-		t.Fatalf("namespaces of an earlier test with this prefix exist: %v", left)
-	}
+	e.bgp = &bgp.Manager{RunDir: e.RunDir}
 	t.Cleanup(e.cleanup)
 	return e
 }
@@ -58,117 +47,58 @@ func newEnv(t *testing.T, short, engine string) *env {
 // cleanup stops the BIRD instances, runs tunroute down on every top,
 // kills what is left in the namespaces and deletes them.
 func (e *env) cleanup() {
-	t := e.t
 	ctx := context.Background()
-	for i := len(e.tops) - 1; i >= 0; i-- {
-		top := e.tops[i]
+	e.Down(e.t, func(top string) {
 		if err := e.bgp.StopAll(ctx, top); err != nil {
-			t.Errorf("cleanup: stopping the BGP speakers of %s: %v", top, err)
+			e.t.Errorf("cleanup: stopping the BGP speakers of %s: %v", top, err)
 		}
-		if _, err := os.Stat(filepath.Join("/run/netns", top)); err != nil {
-			continue
-		}
-		out, code, err := e.run(e.bin, "--run-dir", e.runDir, "down", "--netns", top)
-		if err != nil || code != 0 {
-			t.Errorf("cleanup: tunroute down --netns %s: exit %d, %v\n%s", top, code, err, out)
-		}
-	}
-	for _, ns := range ownNamespaces(e.prefix) {
-		if pids := killIn(ns); len(pids) > 0 {
-			t.Logf("cleanup: killed processes %v left in %s", pids, ns)
-		}
-		if err := deleteNamespace(ns); err != nil {
-			t.Errorf("cleanup: %v", err)
-		}
-	}
+	})
+	e.RemoveNamespaces(e.t)
 	etc, _ := os.ReadDir("/etc/netns")
 	for _, d := range etc {
-		if strings.HasPrefix(d.Name(), e.prefix) {
+		if strings.HasPrefix(d.Name(), e.Prefix) {
 			os.RemoveAll(filepath.Join("/etc/netns", d.Name()))
 		}
 	}
 }
 
-func (e *env) ns(name string) string { return e.prefix + name }
-
-// addNS creates namespaces prefix+NAME with lo up.
 func (e *env) addNS(names ...string) {
 	e.t.Helper()
-	for _, n := range names {
-		e.ip("", "netns", "add", e.ns(n))
-		e.ip(e.ns(n), "link", "set", "lo", "up")
-	}
+	e.AddNS(e.t, names...)
 }
 
 // ip runs ip(8), in the namespace if given; an error fails the test.
 func (e *env) ip(ns string, args ...string) string {
 	e.t.Helper()
-	if ns != "" {
-		args = append([]string{"-n", ns}, args...)
-	}
-	out, err := exec.Command("ip", args...).CombinedOutput()
-	if err != nil {
-		e.t.Fatalf("ip %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return string(out)
+	return testns.IP(e.t, ns, args...)
 }
 
 // veth makes a veth pair from namespace a to b, up, with addresses.
 func (e *env) veth(a, dev, aAddr, b, peer, bAddr string) {
 	e.t.Helper()
-	e.ip(a, "link", "add", dev, "type", "veth", "peer", "name", peer, "netns", b)
-	e.ip(a, "addr", "add", aAddr, "dev", dev)
-	e.ip(b, "addr", "add", bAddr, "dev", peer)
-	e.ip(a, "link", "set", dev, "up")
-	e.ip(b, "link", "set", peer, "up")
+	e.Veth(e.t, a, dev, []string{aAddr}, b, peer, []string{bAddr})
 }
 
 // run runs a program for at most 30 seconds: output, exit status.
-func (e *env) run(argv ...string) (string, int, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	err := cmd.Run()
-	var ee *exec.ExitError
-	if errors.As(err, &ee) && ee.Exited() {
-		return out.String(), ee.ExitCode(), nil
-	}
-	return out.String(), 0, err
-}
+func (e *env) run(argv ...string) (string, int, error) { return testns.Run(argv, nil) }
 
 // tr runs tunroute with the test's run directory.
 func (e *env) tr(args ...string) (string, int) {
 	e.t.Helper()
-	out, code, err := e.run(append([]string{e.bin, "--run-dir", e.runDir}, args...)...)
-	if err != nil {
-		e.t.Fatalf("tunroute %v: %v", args, err)
-	}
-	return out, code
+	return e.TR(e.t, args...)
 }
 
 // config writes testdata/NAME as OUT, with .P the namespace prefix.
 func (e *env) config(out, name string, data map[string]any) string {
 	e.t.Helper()
-	p := filepath.Join(e.dir, out)
-	if err := testns.Config(p, filepath.Join("testdata", name), e.prefix, data); err != nil {
-		e.t.Fatal(err)
-	}
-	return p
+	return e.Config(e.t, out, name, data)
 }
 
 // apply applies a config on a top namespace; a plan right after must
 // find nothing to do.
 func (e *env) apply(cfg, top string) {
 	e.t.Helper()
-	if !slices.Contains(e.tops, top) {
-		e.tops = append(e.tops, top)
-	}
-	if out, code := e.tr("apply", "-c", cfg, "--netns", top); code != 0 {
-		e.t.Fatalf("tunroute apply -c %s --netns %s: exit %d\n%s", filepath.Base(cfg), top, code, out)
-	}
-	e.planEmpty(cfg, top)
+	e.Apply(e.t, cfg, top)
 }
 
 // planEmpty: tunroute plan must find nothing to do.

@@ -24,7 +24,7 @@ func TestIPv6TopLevel(t *testing.T) {
 
 func ipv6TopLevel(t *testing.T, engine string) {
 	e := newEnv(t, "v6"+engine, engine)
-	a, b := e.ns("a"), e.ns("b")
+	a, b := e.NS("a"), e.NS("b")
 	e.addNS("a", "b")
 	e.ip(a, "link", "add", "p0", "type", "veth", "peer", "name", "p0", "netns", b)
 	e.ip(a, "addr", "add", "2001:db8:254::1/64", "dev", "p0", "nodad")
@@ -32,7 +32,7 @@ func ipv6TopLevel(t *testing.T, engine string) {
 	e.ip(a, "link", "set", "p0", "up")
 	e.ip(b, "link", "set", "p0", "up")
 	cfg := func(name string, me, other int, extra string) string {
-		p := filepath.Join(e.dir, name)
+		p := filepath.Join(e.Dir, name)
 		y := fmt.Sprintf(`bgp:
   engine: %s
   asn: 6451%d
@@ -53,7 +53,7 @@ func ipv6TopLevel(t *testing.T, engine string) {
 	// specific and a default route.
 	cfgA := cfg("a.yaml", 1, 2, "")
 	cfgB := cfg("b.yaml", 2, 1, `, "2001:db8:1:1::/64", "::/0"`)
-	e.tops = append(e.tops, a, b)
+	e.Tops = append(e.Tops, a, b)
 	// b's export list is its originate list: it announces all three.
 	e.startBGP(cfgA, a)
 	e.startBGP(cfgB, b)

@@ -34,7 +34,7 @@ func speakersOf(t *testing.T, cfgPath, top string) []bgp.Speaker {
 // tunroute apply from testdata/site.yaml, and an address in each domain
 // (10.N.0.1 on lo; hostile also 10.66.N.1) to send traffic from and to.
 func sites(t *testing.T, e *env, maxPrefixes int) (cfgA, cfgB string) {
-	siteA, siteB := e.ns("a"), e.ns("b")
+	siteA, siteB := e.NS("a"), e.NS("b")
 	e.addNS("a", "b")
 	e.veth(siteA, "ul0", "198.51.100.1/30", siteB, "ul0", "198.51.100.2/30")
 	var keys [2]lab.Key
@@ -66,7 +66,7 @@ func sites(t *testing.T, e *env, maxPrefixes int) (cfgA, cfgB string) {
 	e.apply(cfgB, siteB)
 	for n, site := range []string{"a", "b"} {
 		for _, dom := range []string{"private", "hostile"} {
-			ns := e.ns(site + "-" + dom)
+			ns := e.NS(site + "-" + dom)
 			e.ip(ns, "addr", "add", fmt.Sprintf("10.%d.0.1/32", n+1), "dev", "lo")
 			if dom == "hostile" {
 				e.ip(ns, "addr", "add", fmt.Sprintf("10.66.%d.1/32", n+1), "dev", "lo")
@@ -93,8 +93,8 @@ func twoSites(t *testing.T, engine string) {
 	ctx := context.Background()
 	const maxPrefixes = 6
 	cfgA, cfgB := sites(t, e, maxPrefixes)
-	siteA, siteB := e.ns("a"), e.ns("b")
-	aPriv, aHost, bPriv, bHost := e.ns("a-private"), e.ns("a-hostile"), e.ns("b-private"), e.ns("b-hostile")
+	siteA, siteB := e.NS("a"), e.NS("b")
+	aPriv, aHost, bPriv, bHost := e.NS("a-private"), e.NS("a-hostile"), e.NS("b-private"), e.NS("b-hostile")
 
 	// tunroute apply started every speaker: nothing is left to start.
 	for _, c := range []struct{ cfg, top string }{{cfgA, siteA}, {cfgB, siteB}} {
@@ -238,20 +238,20 @@ func twoSites(t *testing.T, engine string) {
 	})
 
 	t.Run("stop leaves nothing", func(t *testing.T) {
-		pids := birdPids(e.runDir)
+		pids := birdPids(e.RunDir)
 		// a-hostile's BIRD hangs (stopped): it can neither shut down
 		// cleanly nor withdraw its routes; Stop must kill it and remove
 		// what it left in the kernel.
 		if got := e.learned(aHost); !slices.Equal(got, want[aHost]) {
 			t.Fatalf("a-hostile's routes before the stop: %v", got)
 		}
-		hung := firstPid(e.runDir, aHost)
+		hung := firstPid(e.RunDir, aHost)
 		if hung == 0 || syscall.Kill(hung, syscall.SIGSTOP) != nil {
 			t.Fatalf("cannot stop a-hostile's daemon (pid %d)", hung)
 		}
 		for _, top := range []string{siteA, siteB} {
 			start := time.Now()
-			out, code, err := e.run(e.bin, "--run-dir", e.runDir, "down", "--netns", top)
+			out, code, err := e.run(e.Bin, "--run-dir", e.RunDir, "down", "--netns", top)
 			if err != nil || code != 0 || !strings.Contains(out, "stop the BGP speaker") {
 				t.Fatalf("tunroute down --netns %s: exit %d, %v\n%s", top, code, err, out)
 			}
@@ -263,7 +263,7 @@ func twoSites(t *testing.T, engine string) {
 				t.Errorf("%s: the domain's namespace is left after tunroute down", ns)
 			}
 		}
-		if entries, err := os.ReadDir(filepath.Join(e.runDir, "bgp")); !os.IsNotExist(err) {
+		if entries, err := os.ReadDir(filepath.Join(e.RunDir, "bgp")); !os.IsNotExist(err) {
 			t.Errorf("run directory left: %v %v", entries, err)
 		}
 		for _, pid := range pids {
@@ -413,7 +413,7 @@ func attacker(t *testing.T, e *env, bPriv, aPriv string, maxPrefixes int) {
 
 // session is the one session of the speaker in netns (zero if none).
 func (e *env) session(netns string) bgp.Session {
-	st, err := e.bgp.Status(context.Background(), e.ns("a"))
+	st, err := e.bgp.Status(context.Background(), e.NS("a"))
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -528,9 +528,9 @@ func killSwitch(t *testing.T, e *env, cfgA, siteA, aPriv, bPriv string, maxPrefi
 		t.Errorf("the kill switch blocks the declared session: %v", err)
 	}
 	// The session restarted under the kill switch comes back.
-	restart := []string{"birdc", "-s", filepath.Join(e.runDir, "bgp", aPriv, "bird.ctl"), "restart", "twin"}
+	restart := []string{"birdc", "-s", filepath.Join(e.RunDir, "bgp", aPriv, "bird.ctl"), "restart", "twin"}
 	if e.engine == "frr" {
-		restart = []string{"vtysh", "--vty_socket", filepath.Join(e.runDir, "bgp", aPriv), "-c", "clear bgp ipv4 unicast 10.254.0.2"}
+		restart = []string{"vtysh", "--vty_socket", filepath.Join(e.RunDir, "bgp", aPriv), "-c", "clear bgp ipv4 unicast 10.254.0.2"}
 	}
 	if out, code, err := e.run(restart...); err != nil || code != 0 {
 		t.Fatalf("%v: %d %v %s", restart, code, err, out)

@@ -28,6 +28,10 @@ type Result struct {
 	// Probes are the health checks to run: what each probe's socket is
 	// bound to, the mark that sends it by its identity's table.
 	Probes []Probe `json:",omitempty"`
+	// Sysctls are what the namespace's routing wants set (the multipath
+	// hash of balance groups): set in a namespace tunroute owns (a
+	// routing domain), only reported (a note) in the one it runs in.
+	Sysctls map[string]string `json:",omitempty"`
 }
 
 // Identity is a config identity with its addresses, gateways, table and
@@ -104,6 +108,7 @@ func CompileHealth(cfg *config.Config, observed *state.State, vpns map[string]*f
 	if err := c.body(); err != nil {
 		return nil, err
 	}
+	c.reportSysctls()
 	return c.res, nil
 }
 

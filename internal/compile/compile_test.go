@@ -7,44 +7,18 @@ import (
 
 	"github.com/tunroute/tunroute/internal/config"
 	"github.com/tunroute/tunroute/internal/state"
+	"github.com/tunroute/tunroute/internal/statetest"
 )
 
-// labClient is the lab's client namespace before tunroute: eth0 towards
-// the ISP (v4 and v6), wg0 a point-to-point tunnel.
+// labClient is the lab's client namespace before tunroute (an uplink
+// eth0 and a tunnel wg0), with a link-local address on eth0 and its
+// local route, which compile must leave alone.
 func labClient() *state.State {
-	p := netip.MustParsePrefix
-	a := netip.MustParseAddr
-	nh := func(gw, dev string) []state.Nexthop {
-		n := state.Nexthop{Dev: dev}
-		if gw != "" {
-			n.Gateway = a(gw)
-		}
-		return []state.Nexthop{n}
-	}
-	return &state.State{
-		Version: state.Version, Namespace: "tr-client",
-		Links: []state.Link{{Index: 1, Name: "lo", Up: true, Loopback: true},
-			{Index: 2, Name: "eth0", Kind: "veth", Up: true, Carrier: true},
-			{Index: 3, Name: "wg0", Kind: "tun", Up: true, Carrier: true, PointToPoint: true}},
-		Addrs: []state.Addr{
-			{Dev: "lo", Index: 1, Prefix: p("127.0.0.1/8"), Scope: state.ScopeHost},
-			{Dev: "eth0", Index: 2, Prefix: p("10.1.0.2/24"), Scope: state.ScopeUniverse},
-			{Dev: "eth0", Index: 2, Prefix: p("2001:db8:1::2/64"), Scope: state.ScopeUniverse},
-			{Dev: "eth0", Index: 2, Prefix: p("fe80::1/64"), Scope: state.ScopeLink},
-			{Dev: "wg0", Index: 3, Prefix: p("10.30.0.2/24"), Scope: state.ScopeUniverse},
-			{Dev: "wg0", Index: 3, Prefix: p("2001:db8:30::2/64"), Scope: state.ScopeUniverse},
-		},
-		Routes: []state.Route{
-			{Table: 254, Type: state.RouteUnicast, Dst: p("0.0.0.0/0"), Protocol: 4, Nexthops: nh("10.1.0.1", "eth0")},
-			{Table: 254, Type: state.RouteUnicast, Dst: p("10.1.0.0/24"), Protocol: 2, Scope: state.ScopeLink, PrefSrc: a("10.1.0.2"), Nexthops: nh("", "eth0")},
-			{Table: 254, Type: state.RouteUnicast, Dst: p("10.30.0.0/24"), Protocol: 2, Scope: state.ScopeLink, PrefSrc: a("10.30.0.2"), Nexthops: nh("", "wg0")},
-			{Table: 254, Type: state.RouteUnicast, Dst: p("2001:db8:1::/64"), Protocol: 2, Metric: 256, Nexthops: nh("", "eth0")},
-			{Table: 254, Type: state.RouteUnicast, Dst: p("2001:db8:30::/64"), Protocol: 2, Metric: 256, Nexthops: nh("", "wg0")},
-			{Table: 254, Type: state.RouteUnicast, Dst: p("::/0"), Protocol: 4, Metric: 1024, Nexthops: nh("2001:db8:1::1", "eth0")},
-			{Table: 255, Type: state.RouteLocal, Dst: p("10.1.0.2/32"), Protocol: 2, Scope: state.ScopeHost, PrefSrc: a("10.1.0.2"), Nexthops: nh("", "eth0")},
-		},
-		Rules: []state.Rule{},
-	}
+	s := statetest.LabClient()
+	s.Addrs = append(s.Addrs, state.Addr{Dev: "eth0", Index: 2, Prefix: netip.MustParsePrefix("fe80::1/64"), Scope: state.ScopeLink})
+	s.Routes = append(s.Routes, state.Route{Table: 255, Type: state.RouteLocal, Dst: netip.MustParsePrefix("10.1.0.2/32"), Protocol: 2,
+		Scope: state.ScopeHost, PrefSrc: netip.MustParseAddr("10.1.0.2"), Nexthops: statetest.Nexthops("", "eth0")})
+	return s
 }
 
 func compileYAML(t *testing.T, yaml string, obs *state.State) (*Result, error) {

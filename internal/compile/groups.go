@@ -71,6 +71,7 @@ func (c *compiler) groups(tables *tableAllocator) error {
 		}
 		c.failover(g)
 	}
+	c.multipathHash()
 	return nil
 }
 

@@ -157,8 +157,8 @@ func TestProbesLeaveThroughTheirIdentity(t *testing.T) {
 	a := netip.MustParseAddr
 	cfg, _ := config.Parse([]byte(ispConfig), "test.yaml", config.Options{TableNames: map[string]uint32{"main": 254}})
 	want := []Probe{
-		{Identity: "isp1", Device: "eth0", Source4: a("10.1.0.2"), Mark: 0x0f000000, Mask: 0x0f000000, Table: 1000, Health: *cfg.Identity("isp1").Health},
-		{Identity: "isp2", Device: "eth1", Source4: a("10.2.0.2"), Mark: 0x0e000000, Mask: 0x0f000000, Table: 1001, Health: *cfg.Identity("isp2").Health},
+		{Identity: "isp1", Netns: "tr-client", Device: "eth0", Source4: a("10.1.0.2"), Mark: 0x0f000000, Mask: 0x0f000000, Table: 1000, Health: *cfg.Identity("isp1").Health},
+		{Identity: "isp2", Netns: "tr-client", Device: "eth1", Source4: a("10.2.0.2"), Mark: 0x0e000000, Mask: 0x0f000000, Table: 1001, Health: *cfg.Identity("isp2").Health},
 	}
 	if len(res.Probes) != 2 {
 		t.Fatalf("probes: %+v", res.Probes)

@@ -21,7 +21,10 @@ const ProbePriorityBase = 400
 // exactly these packets out.
 type Probe struct {
 	Identity string
-	Device   string
+	// Netns is the namespace the identity lives in (its state's
+	// namespace: a routing domain's, or the one tunroute works on).
+	Netns  string `json:",omitempty"`
+	Device string
 	// Source4 and Source6 are the identity's addresses (invalid if it has
 	// none of the family).
 	Source4, Source6 netip.Addr
@@ -60,7 +63,7 @@ func (c *compiler) probes() error {
 		if id.Down {
 			continue
 		}
-		p := Probe{Identity: id.Name, Device: id.Device, Mark: uint32(value << shift), Mask: mask, Table: id.Table, Health: *ci.Health}
+		p := Probe{Identity: id.Name, Netns: c.res.State.Namespace, Device: id.Device, Mark: uint32(value << shift), Mask: mask, Table: id.Table, Health: *ci.Health}
 		p.Source4, _ = id.addr(false)
 		p.Source6, _ = id.addr(true)
 		for _, t := range ci.Health.Targets {

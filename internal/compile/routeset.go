@@ -2,6 +2,7 @@ package compile
 
 import (
 	"net/netip"
+	"slices"
 
 	"github.com/tunroute/tunroute/internal/config"
 	"github.com/tunroute/tunroute/internal/prefixkey"
@@ -58,7 +59,22 @@ func (c *compiler) routeSet(cr *config.Route) error {
 		}
 		c.setMetric = append(c.setMetric, tmpl.Metric)
 		list := uint64(len(c.setPos) - 1)
-		set.Dsts = make([]netip.Prefix, 0, len(cr.To))
+		n := 0
+		for _, p := range cr.To {
+			if p.Addr().Is6() == v6 {
+				n++
+			}
+		}
+		if n == len(cr.To) {
+			// A list of one family is the set's destinations as it is
+			// (capacity capped: an append cannot write into the list).
+			set.Dsts = cr.To[:n:n]
+		} else {
+			set.Dsts = make([]netip.Prefix, 0, n)
+		}
+		if !v6 {
+			c.set4 = slices.Grow(c.set4, n)
+		}
 		for _, p := range cr.To {
 			if p.Addr().Is6() != v6 {
 				continue
@@ -70,7 +86,9 @@ func (c *compiler) routeSet(cr *config.Route) error {
 			} else if err := c.claim(tmpl.Table, tmpl.Metric, p, at, explicit); err != nil {
 				return err
 			}
-			set.Dsts = append(set.Dsts, p)
+			if n != len(cr.To) {
+				set.Dsts = append(set.Dsts, p)
+			}
 		}
 		if len(set.Dsts) > 0 {
 			c.res.State.RouteSets = append(c.res.State.RouteSets, set)

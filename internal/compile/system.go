@@ -181,6 +181,13 @@ func CompileSystemHealth(cfg *config.Config, top string, observed Observed, vpns
 			c.note("%s is moved in from %s", dev, nsName(top))
 		}
 		c.res.Notes = append(c.res.Notes, notes[i]...)
+		if i == 0 {
+			c.reportSysctls()
+		} else {
+			for k, v := range c.res.Sysctls {
+				sys.Domains[i].Sysctls[k] = v
+			}
+		}
 		sys.Domains[i].Result = c.res
 	}
 	for _, p := range cfg.Pipes {

@@ -93,15 +93,7 @@ func (d *decoder) assertion(v node) (*Assertion, error) {
 			a.To = ps
 		}
 	}
-	if n, ok := m.get("proto"); ok {
-		if a.Proto, err = protoValue(n); err != nil {
-			return nil, err
-		}
-	}
-	if a.Ports, err = portList(m, "port", a.Proto); err != nil {
-		return nil, err
-	}
-	if a.SPorts, err = portList(m, "sport", a.Proto); err != nil {
+	if err := protoPorts(m, &a.Proto, []keyed[[]state.PortRange]{{"port", &a.Ports}, {"sport", &a.SPorts}}); err != nil {
 		return nil, err
 	}
 	if n, ok := m.get("uid"); ok {
@@ -146,45 +138,28 @@ func (d *decoder) assertion(v node) (*Assertion, error) {
 	if (a.UID != nil || a.Cgroup != "") && a.Traffic == "forwarded" {
 		return nil, m.at("uid").Errorf("uid and cgroup select what local processes send; they cannot go with forwarded traffic")
 	}
-	for _, key := range []string{"from_domain", "to_domain"} {
-		n, ok := m.get(key)
-		if !ok {
-			continue
-		}
-		s, err := n.scalar()
-		if err != nil {
-			return nil, err
-		}
+	err = scalarsInto(m, []keyed[string]{{"from_domain", &a.FromDomain}, {"to_domain", &a.ToDomain}}, func(n node, s string) (string, error) {
 		if s != "host" && d.cfg.Domain(s) == nil {
-			return nil, n.pos.Errorf("no domain %q (host is the top level)", s)
+			return "", n.pos.Errorf("no domain %q (host is the top level)", s)
 		}
-		if key == "from_domain" {
-			a.FromDomain = s
-		} else {
-			a.ToDomain = s
-		}
+		return s, nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	if (a.FromDomain == "") != (a.ToDomain == "") {
 		return nil, m.at("to_domain").Errorf("from_domain and to_domain go together")
 	}
 	names := func(key string) ([]string, error) {
 		n, _ := m.get(key)
-		items, err := n.list()
+		out, err := scalarItems(n, func(it node, s string) (string, error) {
+			if d.cfg.Identity(s) == nil && checkDevice(it.pos, s) != nil {
+				return s, it.pos.Errorf("%q is neither an identity nor a device name", s)
+			}
+			return s, nil
+		})
 		if err != nil {
 			return nil, err
-		}
-		var out []string
-		for _, it := range items {
-			s, err := it.scalar()
-			if err != nil {
-				return nil, err
-			}
-			if d.cfg.Identity(s) == nil {
-				if err := checkDevice(it.pos, s); err != nil {
-					return nil, it.pos.Errorf("%q is neither an identity nor a device name", s)
-				}
-			}
-			out = append(out, s)
 		}
 		if len(out) == 0 {
 			return nil, n.pos.Errorf("name at least one identity or device")

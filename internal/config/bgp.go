@@ -256,24 +256,8 @@ func (d *decoder) bgpNeighbor(v node) (*BGPNeighbor, error) {
 			return nil, err
 		}
 	}
-	for _, key := range []string{"address", "local"} {
-		n, ok := m.get(key)
-		if !ok {
-			continue
-		}
-		s, err := n.scalar()
-		if err != nil {
-			return nil, err
-		}
-		a, err := parseAddr(n.pos, s)
-		if err != nil {
-			return nil, err
-		}
-		if key == "address" {
-			nb.Address = a
-		} else {
-			nb.Local = a
-		}
+	if err := scalarsInto(m, []keyed[netip.Addr]{{"address", &nb.Address}, {"local", &nb.Local}}, addrScalar); err != nil {
+		return nil, err
 	}
 	if _, ok := m.get("asn"); ok {
 		if nb.ASN, err = asn(m, "asn"); err != nil {

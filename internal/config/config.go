@@ -47,8 +47,12 @@ type Config struct {
 	// tunroute's routes (a DHCP client replacing a /1 of the redirect)
 	// is taken back instead of refusing the apply.
 	TakeBackRoutes bool
-	VPNs           []*VPN
-	VXLANs         []*VXLAN
+	// MultipathHash is what the kernel hashes to spread flows over a
+	// balance group's paths: MultipathL4 (addresses and ports, the
+	// default) or MultipathL3 (addresses only).
+	MultipathHash string
+	VPNs          []*VPN
+	VXLANs        []*VXLAN
 	// Devices are the tunnel devices the config creates (IPsec, GRE,
 	// WireGuard).
 	Devices    []*Device

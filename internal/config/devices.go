@@ -173,31 +173,19 @@ func allDeviceKeys() []string {
 // tunnel reads the settings of an xfrm, vti(6) or (ip6)gre device.
 func (d *decoder) tunnel(m *mapping, dev *Device) error {
 	v6 := dev.Type == "vti6" || dev.Type == "ip6gre"
-	for _, key := range []string{"local", "remote"} {
-		n, ok := m.get(key)
-		if !ok {
-			continue
-		}
-		s, err := n.scalar()
-		if err != nil {
-			return err
-		}
+	err := scalarsInto(m, []keyed[netip.Addr]{{"local", &dev.Local}, {"remote", &dev.Remote}}, func(n node, s string) (netip.Addr, error) {
 		a, err := parseAddr(n.pos, s)
-		if err != nil {
-			return err
-		}
-		if a.Is6() != v6 {
+		if err == nil && a.Is6() != v6 {
 			want := "an IPv4"
 			if v6 {
 				want = "an IPv6"
 			}
-			return n.pos.Errorf("%s: a %s device's endpoints are %s address", s, dev.Type, want)
+			return a, n.pos.Errorf("%s: a %s device's endpoints are %s address", s, dev.Type, want)
 		}
-		if key == "local" {
-			dev.Local = a
-		} else {
-			dev.Remote = a
-		}
+		return a, err
+	})
+	if err != nil {
+		return err
 	}
 	if (dev.Type == "gre" || dev.Type == "ip6gre") && !dev.Remote.IsValid() {
 		return m.at("remote").Errorf("missing: the other end's address")

@@ -201,32 +201,13 @@ func (d *decoder) domains(v node, top *Config) error {
 			}
 		}
 		if n, ok := m.get("resolv_conf"); ok {
-			items, err := n.list()
+			dm.ResolvConf, err = scalarItems(n, func(it node, s string) (netip.Addr, error) { return parseAddr(it.pos, s) })
 			if err != nil {
 				return err
-			}
-			for _, it := range items {
-				s, err := it.scalar()
-				if err != nil {
-					return err
-				}
-				a, err := parseAddr(it.pos, s)
-				if err != nil {
-					return err
-				}
-				dm.ResolvConf = append(dm.ResolvConf, a)
 			}
 		}
 		if n, ok := m.get("interfaces"); ok {
-			items, err := n.list()
-			if err != nil {
-				return err
-			}
-			for _, it := range items {
-				s, err := it.scalar()
-				if err != nil {
-					return err
-				}
+			err := eachScalar(n, func(it node, s string) error {
 				if err := checkDevice(it.pos, s); err != nil {
 					return err
 				}
@@ -242,6 +223,10 @@ func (d *decoder) domains(v node, top *Config) error {
 					}
 				}
 				dm.Interfaces = append(dm.Interfaces, s)
+				return nil
+			})
+			if err != nil {
+				return err
 			}
 		}
 		// A domain inherits the top level's settings and table names.
@@ -506,12 +491,7 @@ func (d *decoder) flows(n node, top *Config, p *Pipe) ([]Flow, error) {
 				return nil, err
 			}
 		}
-		if pn, ok := m.get("proto"); ok {
-			if f.Proto, err = protoValue(pn); err != nil {
-				return nil, err
-			}
-		}
-		if f.Ports, err = portList(m, "port", f.Proto); err != nil {
+		if err := protoPorts(m, &f.Proto, []keyed[[]state.PortRange]{{"port", &f.Ports}}); err != nil {
 			return nil, err
 		}
 		out = append(out, f)
@@ -620,24 +600,8 @@ func (d *decoder) vxlans(v node) error {
 			return err
 		}
 		x.VNI = uint32(vni)
-		for _, key := range []string{"local", "remote"} {
-			n, ok := m.get(key)
-			if !ok {
-				continue
-			}
-			s, err := n.scalar()
-			if err != nil {
-				return err
-			}
-			a, err := parseAddr(n.pos, s)
-			if err != nil {
-				return err
-			}
-			if key == "local" {
-				x.Local = a
-			} else {
-				x.Remote = a
-			}
+		if err := scalarsInto(m, []keyed[netip.Addr]{{"local", &x.Local}, {"remote", &x.Remote}}, addrScalar); err != nil {
+			return err
 		}
 		if !x.Remote.IsValid() {
 			return m.at("remote").Errorf("missing: the other site's underlay address")

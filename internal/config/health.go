@@ -145,24 +145,15 @@ func (d *decoder) health(v node) (*Health, error) {
 		seen[t] = true
 		h.Targets = append(h.Targets, t)
 	}
-	for _, key := range []string{"interval", "timeout"} {
-		n, ok := m.get(key)
-		if !ok {
-			continue
-		}
-		s, err := n.scalar()
-		if err != nil {
-			return nil, err
-		}
+	err = scalarsInto(m, []keyed[time.Duration]{{"interval", &h.Interval}, {"timeout", &h.Timeout}}, func(n node, s string) (time.Duration, error) {
 		dur, err := time.ParseDuration(s)
 		if err != nil || dur < 10*time.Millisecond || dur > time.Hour {
-			return nil, n.pos.Errorf("%q is not a duration from 10ms to 1h (e.g. 1s, 500ms)", s)
+			return 0, n.pos.Errorf("%q is not a duration from 10ms to 1h (e.g. 1s, 500ms)", s)
 		}
-		if key == "interval" {
-			h.Interval = dur
-		} else {
-			h.Timeout = dur
-		}
+		return dur, nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	if h.Timeout > h.Interval {
 		return nil, m.at("timeout").Errorf("timeout %s is longer than interval %s: a round would start before the last one ended", h.Timeout, h.Interval)

@@ -223,7 +223,7 @@ func (d *decoder) body(m *mapping, cfg *Config) error {
 }
 
 func (d *decoder) settings(v node) error {
-	m, err := v.mapping("table_base", "priority_base", "select_priority_base", "mark_mask", "take_back_routes")
+	m, err := v.mapping("table_base", "priority_base", "select_priority_base", "mark_mask", "take_back_routes", "multipath_hash")
 	if err != nil {
 		return err
 	}
@@ -266,8 +266,24 @@ func (d *decoder) settings(v node) error {
 			return err
 		}
 	}
+	if n, ok := m.get("multipath_hash"); ok {
+		s, err := n.scalar()
+		if err != nil {
+			return err
+		}
+		if s != MultipathL3 && s != MultipathL4 {
+			return n.pos.Errorf("%q: the multipath hash is l3 (addresses) or l4 (addresses and ports)", s)
+		}
+		d.cfg.MultipathHash = s
+	}
 	return nil
 }
+
+// The multipath hashes settings.multipath_hash names.
+const (
+	MultipathL3 = "l3"
+	MultipathL4 = "l4"
+)
 
 var nameRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_.-]*$`)
 
@@ -655,16 +671,7 @@ func (d *decoder) redirectRest(m *mapping, r *Redirect) error {
 		}
 	}
 	if n, ok := m.get("families"); ok {
-		items, err := n.list()
-		if err != nil {
-			return err
-		}
-		r.FamiliesGiven = true
-		for _, it := range items {
-			s, err := it.scalar()
-			if err != nil {
-				return err
-			}
+		err := eachScalar(n, func(it node, s string) error {
 			switch s {
 			case "ipv4":
 				r.IPv4 = true
@@ -673,7 +680,12 @@ func (d *decoder) redirectRest(m *mapping, r *Redirect) error {
 			default:
 				return it.pos.Errorf("unknown family %q; expected ipv4 or ipv6", s)
 			}
+			return nil
+		})
+		if err != nil {
+			return err
 		}
+		r.FamiliesGiven = true
 		if !r.IPv4 && !r.IPv6 {
 			return n.pos.Errorf("name at least one family")
 		}

@@ -130,20 +130,15 @@ func (d *decoder) vpns(v node) error {
 			return m.at("type").Errorf("unknown VPN type %q; expected one of: %s", vpn.Type, strings.Join(VPNTypes, ", "))
 		}
 		if n, ok := m.get("servers"); ok {
-			items, err := n.list()
-			if err != nil {
-				return err
-			}
-			for _, it := range items {
-				s, err := it.scalar()
-				if err != nil {
-					return err
-				}
+			vpn.Servers, err = scalarItems(n, func(it node, s string) (Endpoint, error) {
 				e, err := ParseEndpoint(s)
 				if err != nil {
-					return it.pos.Errorf("%v", err)
+					return e, it.pos.Errorf("%v", err)
 				}
-				vpn.Servers = append(vpn.Servers, e)
+				return e, nil
+			})
+			if err != nil {
+				return err
 			}
 		}
 		if n, ok := m.get("pushed_routes"); ok {
@@ -317,15 +312,7 @@ func (d *decoder) killswitch(v node) (*KillSwitch, error) {
 					return nil, err
 				}
 			}
-			if pn, ok := am.get("proto"); ok {
-				if a.Proto, err = protoValue(pn); err != nil {
-					return nil, err
-				}
-			}
-			if a.Ports, err = portList(am, "port", a.Proto); err != nil {
-				return nil, err
-			}
-			if a.SPorts, err = portList(am, "sport", a.Proto); err != nil {
+			if err := protoPorts(am, &a.Proto, []keyed[[]state.PortRange]{{"port", &a.Ports}, {"sport", &a.SPorts}}); err != nil {
 				return nil, err
 			}
 			k.Allow = append(k.Allow, a)
@@ -459,6 +446,26 @@ func ParseEndpoint(s string) (Endpoint, error) {
 
 // portList reads an optional list of ports and ranges under key, which
 // needs a protocol with ports.
+// protoPorts reads the proto key, then the port lists of ports, which
+// need it.
+func protoPorts(m *mapping, proto *uint8, ports []keyed[[]state.PortRange]) error {
+	if n, ok := m.get("proto"); ok {
+		p, err := protoValue(n)
+		if err != nil {
+			return err
+		}
+		*proto = p
+	}
+	for _, f := range ports {
+		ps, err := portList(m, f.key, *proto)
+		if err != nil {
+			return err
+		}
+		*f.dst = ps
+	}
+	return nil
+}
+
 func portList(m *mapping, key string, proto uint8) ([]state.PortRange, error) {
 	n, ok := m.get(key)
 	if !ok {

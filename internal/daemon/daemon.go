@@ -105,6 +105,8 @@ type Status struct {
 	// routes (per family) served from what the watchers kept, and read
 	// from the kernel.
 	RouteReadsCached uint64 `json:"route_reads_cached"`
+	// Plans counts the plans it made for `tunroute plan`.
+	Plans            uint64 `json:"plans"`
 	RouteReadsKernel uint64 `json:"route_reads_kernel"`
 	// Hooks counts the VPN hook calls handed to the daemon; LastHook
 	// says what the last one reported.
@@ -147,6 +149,8 @@ type Daemon struct {
 	// carried each group's traffic: their connections are forgotten when
 	// the traffic leaves them).
 	lastCompiled *compile.Result
+	// lastSystem is the same for every namespace (groups in domains).
+	lastSystem *compile.System
 
 	// routes keeps what plans read of the routes between repairs (nil
 	// on a host that is not the live kernel).
@@ -496,8 +500,9 @@ func (d *Daemon) check(cause kernel.WatchEvent, first bool) (time.Time, error) {
 	// A domain namespace someone deleted lives on while a watcher holds
 	// it (with the pipe end in this namespace): let it go now.
 	d.unwatchGone(s.Domains)
-	if h := health.WithPassive(d.prober.Health(), health.WireGuardDown(s.Top(), identitiesOf(d.lastCompiled), time.Now())); len(h) > 0 || f.Health != nil {
-		if err := f.RecordHealth(d.e, h); err != nil {
+	d.prober.ObserveLinks(s.Observed)
+	if v := health.WithPassiveVerdicts(d.prober.Verdicts(), health.WireGuardDown(s.Top(), identitiesOf(d.lastCompiled), time.Now()), f.Verdicts, time.Now()); len(v) > 0 || f.Health != nil {
+		if err := f.RecordVerdicts(d.e, v); err != nil {
 			d.fail("recording the health checks' verdict", err)
 			return time.Now().Add(busyInterval), err
 		}
@@ -515,11 +520,11 @@ func (d *Daemon) check(cause kernel.WatchEvent, first bool) (time.Time, error) {
 	now := time.Now()
 	d.log.Debug("checked", "read", tObserved.Sub(t0).Round(time.Microsecond), "planned", now.Sub(tObserved).Round(time.Microsecond), "steps", len(c.Plan.Steps))
 	d.fights.forget(now)
-	d.prober.Update(c.Compiled().Probes)
+	d.prober.Update(health.SystemProbes(c.System))
 	if c.Empty() {
 		d.setInSync(true, now)
 		d.holdFirewall() // hold.go
-		d.lastCompiled = c.Compiled()
+		d.lastCompiled, d.lastSystem = c.Compiled(), c.System
 		again, err := d.watchDomains(s.Domains)
 		return d.warm(again), err
 	}
@@ -556,12 +561,12 @@ func (d *Daemon) check(cause kernel.WatchEvent, first bool) (time.Time, error) {
 	d.holdFirewall() // hold.go
 	// Connections through an identity the traffic left (a failover) are
 	// forgotten, so that they start again through the new one.
-	if gone := health.Abandoned(d.lastCompiled, c.Compiled()); len(gone) > 0 {
-		if _, err := kernel.ForgetConnections(d.e.Netns, gone); err != nil {
-			d.log.Warn("forgetting the connections of the identity the traffic left", "addresses", gone, "err", err)
+	for ns, gone := range health.AbandonedByNamespace(d.lastSystem, c.System) {
+		if _, err := kernel.ForgetConnections(ns, gone); err != nil {
+			d.log.Warn("forgetting the connections of the identity the traffic left", "netns", netnsname.Word(ns), "addresses", gone, "err", err)
 		}
 	}
-	d.lastCompiled = c.Compiled()
+	d.lastCompiled, d.lastSystem = c.Compiled(), c.System
 	if !first {
 		d.mu.Lock()
 		for _, o := range objs {

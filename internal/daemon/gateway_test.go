@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tunroute/tunroute/internal/lab"
+	"github.com/tunroute/tunroute/internal/labtest"
 )
 
 // TestGatewayMovesOpenVPNReconnects: a roam. The daemon runs with the
@@ -81,7 +82,7 @@ func TestGatewayMovesOpenVPNReconnects(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := v.ovpn.Client.WaitLog(ctx, mark, lab.OpenVPNReady, "Failed running command"); err != nil {
+	if err := v.ovpn.Client.WaitLog(ctx, mark, labtest.OpenVPNReady, "Failed running command"); err != nil {
 		t.Fatalf("OpenVPN did not reconnect: %v\n%s\n%s", err, v.ovpn.Client.LogTail(), v.dump())
 	}
 	reconnected := time.Since(tMove)

@@ -48,6 +48,8 @@ type request struct {
 	// Deadline: the hook stops waiting then; a call the daemon has not
 	// begun by then is dropped, not applied behind the hook's back.
 	Deadline time.Time `json:"deadline,omitempty"`
+	// Config is the config file a plan is asked of (absolute).
+	Config string `json:"config,omitempty"`
 }
 
 // HookAnswer is what the daemon did with a hook call: what the hook
@@ -82,10 +84,12 @@ func (d *Daemon) serveJSON(line string) answer {
 	}
 	switch r.Request {
 	case "hook":
+	case "plan":
+		return d.planFor(r.Config)
 	case "status", "reload":
 		return answer{Error: fmt.Sprintf("request %q is a plain line, not JSON", r.Request)}
 	default:
-		return answer{Error: fmt.Sprintf("unknown request %q (hook); nothing was changed", r.Request)}
+		return answer{Error: fmt.Sprintf("unknown request %q (hook, plan); nothing was changed", r.Request)}
 	}
 	if r.Hook == nil {
 		return answer{Error: `malformed request: "hook" without its call; nothing was changed`}

@@ -35,7 +35,10 @@ func SocketPath(runDir, netns string) string {
 type answer struct {
 	Status *Status     `json:"status,omitempty"`
 	Hook   *HookAnswer `json:"hook,omitempty"`
-	Error  string      `json:"error,omitempty"`
+	Plan   *PlanAnswer `json:"plan,omitempty"`
+	// OtherConfig: a plan was asked for another config than the daemon's.
+	OtherConfig bool   `json:"other_config,omitempty"`
+	Error       string `json:"error,omitempty"`
 	// NotRunning: the daemon stopped before it took a hook's call (the
 	// hook applies by itself).
 	NotRunning bool `json:"not_running,omitempty"`
@@ -199,6 +202,9 @@ func (s *Status) Text() string {
 		b.WriteString("  kill switch: held (nft flush ruleset skips its table)\n")
 	}
 	fmt.Fprintf(&b, "  events: %d (%d that can matter), %d resyncs after lost events, %d checks\n", s.Events, s.Relevant, s.Resyncs, s.Checks)
+	if s.Plans > 0 {
+		fmt.Fprintf(&b, "  plans made for tunroute plan: %d\n", s.Plans)
+	}
 	if n := s.RouteReadsCached + s.RouteReadsKernel; n > 0 {
 		fmt.Fprintf(&b, "  route reads: %d of %d from what the watchers kept, %d from the kernel\n", s.RouteReadsCached, n, s.RouteReadsKernel)
 	}

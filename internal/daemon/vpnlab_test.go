@@ -20,6 +20,7 @@ import (
 
 	"github.com/tunroute/tunroute/internal/kernel"
 	"github.com/tunroute/tunroute/internal/lab"
+	"github.com/tunroute/tunroute/internal/labtest"
 	"github.com/tunroute/tunroute/internal/state"
 	"github.com/tunroute/tunroute/internal/testns"
 )
@@ -33,7 +34,7 @@ import (
 type vpnWorld struct {
 	*world // top is the lab's client namespace
 	lab    *lab.Lab
-	ovpn   *lab.OpenVPN
+	ovpn   *labtest.OpenVPN
 	bin    string
 	isp    string
 	d      *Daemon
@@ -88,7 +89,7 @@ func newVPNWorld(t *testing.T, short string, opts Options) *vpnWorld {
 		t.Fatal(err)
 	}
 	hook := strings.Join([]string{bin, "--run-dir", v.runDir, "hook", "openvpn", "-c", v.cfgPath}, " ")
-	if v.ovpn, err = l.SetupOpenVPN(lab.OpenVPNConfig{Dir: dir, Hook: hook, Setenv: map[string]string{"TUNROUTE_VPN": "work"}}); err != nil {
+	if v.ovpn, err = labtest.SetupOpenVPN(l, labtest.OpenVPNConfig{Dir: dir, Hook: hook, Setenv: map[string]string{"TUNROUTE_VPN": "work"}}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(v.ovpn.Close)
@@ -141,7 +142,7 @@ func (v *vpnWorld) countingTable() {
 		iifname "c0" counter comment "other"
 	}
 }
-`, countTable, lab.ServerEth4.Addr(), lab.OpenVPNPort, streamDst, streamRoutedPort, streamBoundPort)
+`, countTable, lab.ServerEth4.Addr(), labtest.OpenVPNPort, streamDst, streamRoutedPort, streamBoundPort)
 	cmd := exec.Command("ip", "netns", "exec", v.isp, "nft", "-f", "-")
 	cmd.Stdin = strings.NewReader(rules)
 	if out, err := cmd.CombinedOutput(); err != nil {

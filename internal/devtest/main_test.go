@@ -2,8 +2,6 @@ package devtest
 
 import (
 	"errors"
-	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,46 +14,15 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	var host string
-	if os.Geteuid() == 0 {
-		host = lab.HostState("trdev")
-	}
-	code := m.Run()
-	testns.RemoveBinary()
-	if host != "" {
-		if now := lab.HostState("trdev"); now != host {
-			fmt.Fprintf(os.Stderr, "FAIL: the host's own namespace changed while these tests ran:\n--- before ---\n%s--- after ---\n%s", host, now)
-			code = 1
-		}
-	}
-	os.Exit(code)
+	os.Exit(testns.Main{Name: "devtest", Links: []string{"trdev"}}.Run(m))
 }
 
-func needRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (network namespaces)")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("needs iproute2")
-	}
-}
-
-// tunroute is the binary the tests run (testns.Binary: built once, or
-// TUNROUTE_TEST_BIN).
-func tunroute(t *testing.T) string {
-	t.Helper()
-	bin, err := testns.Binary()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return bin
-}
+func needRoot(t *testing.T) { testns.Need(t, "ip") }
 
 // tr runs tunroute with args and returns its output and exit code.
 func tr(t *testing.T, args ...string) (string, int) {
 	t.Helper()
-	cmd := exec.Command(tunroute(t), args...)
+	cmd := exec.Command(testns.Tunroute(t), args...)
 	cmd.Env = append(os.Environ(), "NO_COLOR=1")
 	out, err := cmd.CombinedOutput()
 	code := 0
@@ -90,29 +57,14 @@ func serveUAPI(t *testing.T, w *lab.WG) {
 		// Leave the host as it was: the directory goes when empty.
 		t.Cleanup(func() { os.Remove(kernel.WireGuardSocketDir) })
 	}
-	path := filepath.Join(kernel.WireGuardSocketDir, w.Config.Name+".sock")
-	os.Remove(path)
-	ln, err := net.Listen("unix", path)
+	stop, err := w.ServeUAPI(filepath.Join(kernel.WireGuardSocketDir, w.Config.Name+".sock"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go w.Device().IpcHandle(c)
-		}
-	}()
-	t.Cleanup(func() { ln.Close(); os.Remove(path) })
+	t.Cleanup(stop)
 }
 
 func ip(t *testing.T, ns string, args ...string) string {
 	t.Helper()
-	out, err := exec.Command("ip", append([]string{"-n", ns}, args...)...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("ip -n %s %s: %v: %s", ns, strings.Join(args, " "), err, out)
-	}
-	return string(out)
+	return testns.IP(t, ns, args...)
 }

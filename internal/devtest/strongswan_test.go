@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/tunroute/tunroute/internal/lab"
+	"github.com/tunroute/tunroute/internal/testns"
 )
 
 const charonBin = "/usr/lib/ipsec/charon"
@@ -205,7 +206,7 @@ func TestStrongSwanHook(t *testing.T) {
 			t.Skipf("needs %s (Debian: strongswan-charon strongswan-swanctl libcharon-extra-plugins nftables; scripts/test.sh installs them)", p)
 		}
 	}
-	bin := tunroute(t)
+	bin := testns.Tunroute(t)
 	dir := t.TempDir()
 	l := lab.New(fmt.Sprintf("tr-dev%ds-", os.Getpid()))
 	l.RunDir = dir

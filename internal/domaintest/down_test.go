@@ -12,20 +12,8 @@ import (
 
 	"github.com/tunroute/tunroute/internal/kernel"
 	"github.com/tunroute/tunroute/internal/netnsname"
+	"github.com/tunroute/tunroute/internal/testns"
 )
-
-// foreignRuleset is another tool's nftables table in the host.
-const foreignRuleset = `table inet foreign {
-	set blocked {
-		type ipv4_addr
-		elements = { 10.255.0.1 }
-	}
-	chain out {
-		type filter hook output priority 10; policy accept;
-		ip daddr @blocked counter drop comment "another tool's rule"
-	}
-}
-`
 
 // TestDown: applying a config with domains, then one without one of
 // them, then `tunroute down`, leaves the host exactly as it was (links,
@@ -35,29 +23,28 @@ const foreignRuleset = `table inet foreign {
 // domain from the config deletes its namespace and moves its interface
 // back to the host, addresses and all.
 func TestDown(t *testing.T) {
-	t.Parallel()
 	e := newEnv(t, "dn")
-	top, d1, d2 := e.ns("top"), e.ns("d1"), e.ns("d2")
+	top, d1, d2 := e.NS("top"), e.NS("d1"), e.NS("d2")
 	e.addNS("top", "foreign", "lan", "otherdomain")
 	e.router(top)
 	// Other tools' objects.
-	e.veth(top, "dtforeign0", []string{"10.125.0.1/24", "2001:db8:125::1/64"}, e.ns("foreign"), "eth0", []string{"10.125.0.9/24"})
+	e.veth(top, "dtforeign0", []string{"10.125.0.1/24", "2001:db8:125::1/64"}, e.NS("foreign"), "eth0", []string{"10.125.0.9/24"})
 	e.ip(top, "route", "add", "blackhole", "10.123.0.0/24", "proto", "static")
 	e.ip(top, "-6", "route", "add", "blackhole", "2001:db8:123::/48", "proto", "static")
 	e.ip(top, "rule", "add", "from", "10.124.0.0/24", "lookup", "100", "pref", "3000")
 	e.ip(top, "-6", "rule", "add", "from", "2001:db8:124::/48", "lookup", "100", "pref", "3000")
-	e.nftLoad(top, foreignRuleset)
+	e.nftLoad(top, testns.ForeignNftables)
 	// A namespace another config's tunroute made (marked for another top).
-	e.ip(e.ns("otherdomain"), "link", "set", "lo", "alias", kernel.DomainMark+netnsname.Name(e.ns("elsewhere")).Owner())
+	e.ip(e.NS("otherdomain"), "link", "set", "lo", "alias", kernel.DomainMark+netnsname.Name(e.NS("elsewhere")).Owner())
 	// The interface d2 takes, and the LAN behind it.
-	e.veth(top, "dtmove0", []string{"10.126.0.2/24", "2001:db8:126::2/64"}, e.ns("lan"), "eth0", []string{"10.126.0.1/24", "2001:db8:126::1/64"})
-	e.serve(e.ns("lan"), "lan", probePort)
+	e.veth(top, "dtmove0", []string{"10.126.0.2/24", "2001:db8:126::2/64"}, e.NS("lan"), "eth0", []string{"10.126.0.1/24", "2001:db8:126::1/64"})
+	e.serve(e.NS("lan"), "lan", probePort)
 	e.waitLinks(top)
 	before := e.snapshot(top)
-	nss := ownNamespaces(e.prefix)
+	nss := testns.Own(e.Prefix)
 
 	full := e.configAs("down-full.yaml", "down.yaml", map[string]any{"WithD2": true})
-	e.tops = append(e.tops, top)
+	e.Tops = append(e.Tops, top)
 
 	// An apply not confirmed in time is rolled back: to exactly nothing.
 	out, code := e.tr("apply", "-c", full, "--netns", top, "--confirm", "500ms")
@@ -67,7 +54,7 @@ func TestDown(t *testing.T) {
 	if after := e.snapshot(top); after != before {
 		t.Errorf("the host after a rolled back apply differs from before:\n%s", lineDiff(before, after))
 	}
-	if got := ownNamespaces(e.prefix); !slices.Equal(got, nss) {
+	if got := testns.Own(e.Prefix); !slices.Equal(got, nss) {
 		t.Errorf("namespaces after a rolled back apply: %v, want %v", got, nss)
 	}
 	for _, d := range []string{d1, d2} {
@@ -127,10 +114,10 @@ func TestDown(t *testing.T) {
 	if after := e.snapshot(top); after != before {
 		t.Errorf("the host after down differs from before apply:\n%s", lineDiff(before, after))
 	}
-	if got := ownNamespaces(e.prefix); !slices.Equal(got, nss) {
+	if got := testns.Own(e.Prefix); !slices.Equal(got, nss) {
 		t.Errorf("namespaces after down: %v, want %v", got, nss)
 	}
-	if owner, err := kernel.NamespaceOwner(e.ns("otherdomain")); err != nil || owner != netnsname.Name(e.ns("elsewhere")).Owner() {
+	if owner, err := kernel.NamespaceOwner(e.NS("otherdomain")); err != nil || owner != netnsname.Name(e.NS("elsewhere")).Owner() {
 		t.Errorf("another config's domain: owner %q, %v", owner, err)
 	}
 	if _, err := os.Stat(filepath.Join("/etc/netns", d1)); err == nil {

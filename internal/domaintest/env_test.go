@@ -1,15 +1,11 @@
 package domaintest
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/netip"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -25,28 +21,24 @@ type env struct {
 	*world
 }
 
-// world is what a test and its subtests share: the namespaces (all named
-// prefix+NAME), the tunroute binary, a directory for configs and
-// tunroute's --run-dir.
+// world is what a test and its subtests share: testns.World (the
+// namespaces, all named prefix+NAME, the tunroute binary, a directory
+// for configs and tunroute's --run-dir), the helper binary and the
+// processes the test started.
 type world struct {
-	prefix string // tr-dt<pid>-<short>-
-	bin    string
+	*testns.World
 	helper string
-	dir    string
-	runDir string
-	// tops are the namespaces tunroute was applied on: `down` runs there
-	// first in the cleanup.
-	tops []string
-	// procs are the processes the test started.
-	procs []*exec.Cmd
+	procs  []*exec.Cmd
 }
 
 // in is the same world for a subtest.
 func (e *env) in(t *testing.T) *env { return &env{t: t, world: e.world} }
 
-// newEnv prepares a test's world; everything in it is removed when the
-// test ends, pass or fail: `tunroute down` on every top namespace, the
-// processes the test started, then every namespace prefix+*.
+// newEnv prepares a test's world and runs the test in parallel with the
+// others (each has its own namespaces); everything in the world is
+// removed when the test ends, pass or fail: `tunroute down` on every top
+// namespace, the processes the test started, then every namespace
+// prefix+*.
 func newEnv(t *testing.T, short string, progs ...string) *env {
 	return newEnvAt(t, "tr-dt", short, progs...)
 }
@@ -54,64 +46,39 @@ func newEnv(t *testing.T, short string, progs ...string) *env {
 // newEnvAt is newEnv with namespaces named PREFIX<pid>-<short>-*.
 func newEnvAt(t *testing.T, prefix, short string, progs ...string) *env {
 	needRoot(t, progs...)
-	bin, helper := binaries(t)
-	e := &env{t: t, world: &world{prefix: fmt.Sprintf("%s%d-%s-", prefix, os.Getpid(), short), bin: bin, helper: helper, dir: t.TempDir()}}
-	e.runDir = filepath.Join(e.dir, "run")
-	if left := ownNamespaces(e.prefix); len(left) > 0 {
-		t.Fatalf("namespaces of an earlier test with this prefix exist: %v", left)
-	}
+	t.Parallel()
+	_, helper := binaries(t)
+	e := &env{t: t, world: &world{World: testns.NewWorld(t, fmt.Sprintf("%s%d-%s-", prefix, os.Getpid(), short)), helper: helper}}
 	t.Cleanup(e.cleanup)
 	return e
 }
 
 func (e *env) cleanup() {
 	t := e.t
-	for i := len(e.tops) - 1; i >= 0; i-- {
-		top := e.tops[i]
-		if _, err := os.Stat(filepath.Join("/run/netns", top)); err != nil {
-			continue
-		}
-		// Not e.tr: nothing here may stop the cleanup.
-		out, code, err := e.run([]string{e.bin, "--run-dir", e.runDir, "down", "--netns", top}, nil)
-		if err != nil || code != 0 {
-			t.Errorf("cleanup: tunroute down --netns %s: exit %d, %v\n%s", top, code, err, out)
-		}
-	}
+	e.Down(t, nil)
 	for _, c := range e.procs {
 		if c.ProcessState == nil {
 			c.Process.Kill()
 			c.Wait()
 		}
 	}
-	for _, ns := range ownNamespaces(e.prefix) {
-		if pids := killIn(ns); len(pids) > 0 {
-			t.Logf("cleanup: killed processes %v left in %s", pids, ns)
-		}
-		if err := deleteNamespace(ns); err != nil {
-			t.Errorf("cleanup: %v", err)
-		}
-	}
+	e.RemoveNamespaces(t)
 	etc, _ := os.ReadDir("/etc/netns")
 	for _, d := range etc {
-		if strings.HasPrefix(d.Name(), e.prefix) {
+		if strings.HasPrefix(d.Name(), e.Prefix) {
 			t.Errorf("cleanup: /etc/netns/%s is left after tunroute down", d.Name())
-			removeEtc(d.Name())
+			testns.RemoveEtc(d.Name())
 		}
 	}
 }
-
-// ns is the full name of one of the test's namespaces.
-func (e *env) ns(name string) string { return e.prefix + name }
 
 // addNS creates namespaces prefix+NAME with lo up, and IPv6 duplicate
 // address detection off (what the links made there later inherit).
 func (e *env) addNS(names ...string) {
 	e.t.Helper()
+	e.AddNS(e.t, names...)
 	for _, n := range names {
-		full := e.ns(n)
-		e.ip("", "netns", "add", full)
-		e.ip(full, "link", "set", "lo", "up")
-		e.sysctl(full, "net.ipv6.conf.default.accept_dad=0", "net.ipv6.conf.all.accept_dad=0")
+		e.sysctl(e.NS(n), "net.ipv6.conf.default.accept_dad=0", "net.ipv6.conf.all.accept_dad=0")
 	}
 }
 
@@ -141,109 +108,51 @@ func (e *env) router(ns string) {
 // ip runs ip(8), in the namespace if given, and fails the test on error.
 func (e *env) ip(ns string, args ...string) string {
 	e.t.Helper()
-	out, err := ipErr(ns, args...)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return out
-}
-
-func ipErr(ns string, args ...string) (string, error) {
-	if ns != "" {
-		args = append([]string{"-n", ns}, args...)
-	}
-	out, err := exec.Command("ip", args...).CombinedOutput()
-	if err != nil {
-		return string(out), fmt.Errorf("ip %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return string(out), nil
+	return testns.IP(e.t, ns, args...)
 }
 
 // veth makes a veth pair: dev in namespace a, peer in namespace b, both
-// up with the addresses given (made in a, the peer put straight into b:
-// the host's namespace is never involved).
+// up with the addresses given.
 func (e *env) veth(a, dev string, aAddrs []string, b, peer string, bAddrs []string) {
 	e.t.Helper()
-	e.ip(a, "link", "add", dev, "type", "veth", "peer", "name", peer, "netns", b)
-	for _, x := range aAddrs {
-		e.ip(a, "addr", "add", x, "dev", dev, "nodad")
-	}
-	for _, x := range bAddrs {
-		e.ip(b, "addr", "add", x, "dev", peer, "nodad")
-	}
-	e.ip(a, "link", "set", dev, "up")
-	e.ip(b, "link", "set", peer, "up")
+	e.Veth(e.t, a, dev, aAddrs, b, peer, bAddrs)
 }
 
 // tr runs the tunroute binary (with the test's --run-dir) and returns its
 // output and exit status.
 func (e *env) tr(args ...string) (string, int) {
 	e.t.Helper()
-	out, code, err := e.run(append([]string{e.bin, "--run-dir", e.runDir}, args...), nil)
-	if err != nil {
-		e.t.Fatalf("tunroute %v: %v", args, err)
-	}
-	return out, code
+	return e.TR(e.t, args...)
 }
 
 // run runs argv with env (nil: the test's own) for at most 30 seconds.
-func (e *env) run(argv, environ []string) (string, int, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	cmd.Env = environ
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	err := cmd.Run()
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		if ee.Exited() {
-			return out.String(), ee.ExitCode(), nil
-		}
-		return out.String(), -1, fmt.Errorf("%v (%s)", err, out.String())
-	}
-	return out.String(), 0, err
-}
+func (e *env) run(argv, environ []string) (string, int, error) { return testns.Run(argv, environ) }
 
 // config writes a config from a template in testdata/, with .P the
 // test's namespace prefix and the other fields from data.
 func (e *env) config(name string, data map[string]any) string {
 	e.t.Helper()
-	return e.configAs(name, name, data)
+	return e.Config(e.t, name, name, data)
 }
 
 // configAs is config writing to a file of another name.
 func (e *env) configAs(out, name string, data map[string]any) string {
 	e.t.Helper()
-	p := filepath.Join(e.dir, out)
-	if err := testns.Config(p, filepath.Join("testdata", name), e.prefix, data); err != nil {
-		e.t.Fatal(err)
-	}
-	return p
+	return e.Config(e.t, out, name, data)
 }
 
 // apply applies a config on the top namespace and fails the test if it
 // does not succeed; a second plan must then find nothing to do.
 func (e *env) apply(cfg, top string) string {
 	e.t.Helper()
-	if !slices.Contains(e.tops, top) {
-		e.tops = append(e.tops, top)
-	}
-	out, code := e.tr("apply", "-c", cfg, "--netns", top)
-	if code != 0 {
-		e.t.Fatalf("tunroute apply -c %s --netns %s: exit %d\n%s", filepath.Base(cfg), top, code, out)
-	}
-	if again, code := e.tr("plan", "-c", cfg, "--netns", top); code != 0 {
-		e.t.Errorf("tunroute plan right after apply: exit %d, want 0 (nothing to do)\n%s", code, again)
-	}
-	return out
+	return e.Apply(e.t, cfg, top)
 }
 
 // exec runs `tunroute exec DOMAIN [FLAGS...] -- ARGV...` with the helper
 // mode in the environment (if not ""), and returns its output and status.
 func (e *env) exec(domain string, flags []string, mode string, argv ...string) (string, int) {
 	e.t.Helper()
-	args := append([]string{e.bin, "exec", domain}, flags...)
+	args := append([]string{e.Bin, "exec", domain}, flags...)
 	args = append(append(args, "--"), argv...)
 	environ := os.Environ()
 	if mode != "" {
@@ -346,13 +255,7 @@ func (e *env) links(ns string) []string {
 }
 
 // nft runs nft(8) inside a namespace.
-func nft(ns string, args ...string) (string, error) {
-	out, err := exec.Command("ip", append([]string{"netns", "exec", ns, "nft"}, args...)...).CombinedOutput()
-	if err != nil {
-		return string(out), fmt.Errorf("nft %s in %s: %v\n%s", strings.Join(args, " "), ns, err, out)
-	}
-	return string(out), nil
-}
+func nft(ns string, args ...string) (string, error) { return testns.Nft(ns, "", args...) }
 
 // dropCount sums the packets counted by the rules of tunroute's table in
 // a namespace whose comment contains what.
@@ -378,29 +281,9 @@ func (e *env) counters(ns, table string) map[string]uint64 {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	var doc struct {
-		Nftables []struct {
-			Rule *struct {
-				Comment string           `json:"comment"`
-				Expr    []map[string]any `json:"expr"`
-			} `json:"rule"`
-		} `json:"nftables"`
-	}
-	if err := json.Unmarshal([]byte(out), &doc); err != nil {
+	n, err := testns.NftCounters([]byte(out))
+	if err != nil {
 		e.t.Fatal(err)
-	}
-	n := map[string]uint64{}
-	for _, x := range doc.Nftables {
-		if x.Rule == nil {
-			continue
-		}
-		for _, ex := range x.Rule.Expr {
-			if c, ok := ex["counter"].(map[string]any); ok {
-				if p, ok := c["packets"].(float64); ok {
-					n[x.Rule.Comment] += uint64(p)
-				}
-			}
-		}
 	}
 	return n
 }

@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tunroute/tunroute/internal/testns"
 )
 
 // TestExec: `tunroute exec DOMAIN -- CMD` runs CMD in the domain in place
@@ -18,9 +20,8 @@ import (
 // privileges, --private-dir gives an empty tmpfs that nobody else sees,
 // and /etc/resolv.conf is the domain's.
 func TestExec(t *testing.T) {
-	t.Parallel()
 	e := newEnv(t, "ex")
-	top, box := e.ns("top"), e.ns("box")
+	top, box := e.NS("top"), e.NS("box")
 	e.addNS("top")
 	e.apply(e.config("exec.yaml", nil), top)
 	sh, err := lookProg("sh")
@@ -39,29 +40,7 @@ func TestExec(t *testing.T) {
 
 	t.Run("signals", func(t *testing.T) {
 		e := e.in(t)
-		cmd := exec.Command(e.bin, "exec", box, "--", e.helper)
-		cmd.Env = append(os.Environ(), helperEnv+"=wait")
-		stdout, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		e.procs = append(e.procs, cmd)
-		ready := make(chan string, 1)
-		go func() {
-			line, _ := bufio.NewReader(stdout).ReadString('\n')
-			ready <- line
-		}()
-		select {
-		case line := <-ready:
-			if line != "ready\n" {
-				t.Fatalf("the command said %q", line)
-			}
-		case <-time.After(5 * time.Second):
-			t.Fatal("the command did not start within 5 s")
-		}
+		cmd := e.startWaiting(box)
 		// tunroute's pid is the command's, and it runs in the domain.
 		exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", cmd.Process.Pid))
 		if exe != e.helper {
@@ -116,7 +95,7 @@ func TestExec(t *testing.T) {
 
 	t.Run("private dir", func(t *testing.T) {
 		e := e.in(t)
-		dir := filepath.Join(e.dir, "priv")
+		dir := filepath.Join(e.Dir, "priv")
 		if err := os.Mkdir(dir, 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -139,7 +118,7 @@ func TestExec(t *testing.T) {
 
 	t.Run("private dir made for the command", func(t *testing.T) {
 		e := e.in(t)
-		parent := filepath.Join(e.dir, "made")
+		parent := filepath.Join(e.Dir, "made")
 		dir := filepath.Join(parent, "priv")
 		out, code := e.exec(box, []string{"--private-dir", dir}, "", sh, "-c",
 			fmt.Sprintf("echo y > %s/inside && ls -A %s && grep -c ' %s ' /proc/self/mountinfo; exit 7", dir, dir, dir))
@@ -162,19 +141,7 @@ func TestExec(t *testing.T) {
 
 		// Signals tunroute gets reach the command; the directory goes
 		// when the command ends.
-		cmd := exec.Command(e.bin, "exec", box, "--private-dir", dir, "--", e.helper)
-		cmd.Env = append(os.Environ(), helperEnv+"=wait")
-		stdout, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		e.procs = append(e.procs, cmd)
-		if line, _ := bufio.NewReader(stdout).ReadString('\n'); line != "ready\n" {
-			t.Fatalf("the command said %q", line)
-		}
+		cmd := e.startWaiting(box, "--private-dir", dir)
 		if _, err := os.Lstat(dir); err != nil {
 			t.Errorf("while the command runs: %v", err)
 		}
@@ -201,7 +168,7 @@ func TestExec(t *testing.T) {
 		if _, err := os.Lstat(dir); err != nil {
 			t.Errorf("the directory a daemon still uses was removed: %v", err)
 		}
-		for _, pid := range killIn(box) {
+		for _, pid := range testns.KillIn(box) {
 			t.Logf("killed the daemon, pid %d", pid)
 		}
 		os.RemoveAll(parent)
@@ -221,7 +188,7 @@ func TestExec(t *testing.T) {
 
 	t.Run("not a domain", func(t *testing.T) {
 		e := e.in(t)
-		for _, ns := range []string{top, e.ns("nonexistent")} {
+		for _, ns := range []string{top, e.NS("nonexistent")} {
 			out, code := e.exec(ns, nil, "", "/bin/true")
 			if code == 0 || !strings.Contains(out, "not a domain") {
 				t.Errorf("tunroute exec %s (not a domain): exit %d\n%s", ns, code, out)
@@ -240,4 +207,36 @@ func sameNetns(t *testing.T, a, b string) bool {
 		t.Fatal(err)
 	}
 	return sa.Dev == sb.Dev && sa.Ino == sb.Ino
+}
+
+// startWaiting runs `tunroute exec DOMAIN [FLAGS...] -- helper` with the
+// helper waiting to be killed, and returns once the helper runs (it
+// said "ready"); the process is killed when the test ends.
+func (e *env) startWaiting(domain string, flags ...string) *exec.Cmd {
+	e.t.Helper()
+	args := append(append([]string{"exec", domain}, flags...), "--", e.helper)
+	cmd := exec.Command(e.Bin, args...)
+	cmd.Env = append(os.Environ(), helperEnv+"=wait")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		e.t.Fatal(err)
+	}
+	e.procs = append(e.procs, cmd)
+	ready := make(chan string, 1)
+	go func() {
+		line, _ := bufio.NewReader(stdout).ReadString('\n')
+		ready <- line
+	}()
+	select {
+	case line := <-ready:
+		if line != "ready\n" {
+			e.t.Fatalf("the command said %q", line)
+		}
+	case <-time.After(5 * time.Second):
+		e.t.Fatal("the command did not start within 5 s")
+	}
+	return cmd
 }

@@ -22,14 +22,13 @@ func openvpnEnv(scriptType, dev string) []string {
 // facts with that config's and applies it, so the domain routes through
 // the tunnel; the down verb withdraws the routes again.
 func TestHookInsideDomain(t *testing.T) {
-	t.Parallel()
 	hookInsideDomain(t, newEnv(t, "hk"), nil)
 }
 
 // hookInsideDomain is the story of TestHookInsideDomain; started (if not
 // nil) runs after the first apply, with the top namespace and the config.
 func hookInsideDomain(t *testing.T, e *env, started func(top, cfg string)) {
-	top, far, inner := e.ns("top"), e.ns("far"), e.ns("inner")
+	top, far, inner := e.NS("top"), e.NS("far"), e.NS("inner")
 	e.addNS("top", "far")
 	cfg := e.config("hook-inside.yaml", nil)
 	e.apply(cfg, top)
@@ -44,14 +43,14 @@ func hookInsideDomain(t *testing.T, e *env, started func(top, cfg string)) {
 
 	hook := func(verb string) {
 		t.Helper()
-		argv := []string{e.bin, "exec", inner, "--", e.bin, "--run-dir", e.runDir, "hook", "openvpn", "-c", cfg}
+		argv := []string{e.Bin, "exec", inner, "--", e.Bin, "--run-dir", e.RunDir, "hook", "openvpn", "-c", cfg}
 		out, code, err := e.run(argv, openvpnEnv(verb, "dttun0"))
 		if err != nil || code != 0 {
 			t.Fatalf("hook openvpn %s inside %s: exit %d, %v\n%s", verb, inner, code, err, out)
 		}
 	}
 	hook("route-up")
-	if _, err := os.Stat(filepath.Join(e.runDir, "facts", "ns-"+top, "work.json")); err != nil {
+	if _, err := os.Stat(filepath.Join(e.RunDir, "facts", "ns-"+top, "work.json")); err != nil {
 		t.Errorf("the facts are not stored with the top's: %v", err)
 	}
 	if got := e.ip(inner, "route", "show", "10.99.0.0/16"); !strings.Contains(got, "via 10.8.0.1 dev dttun0") {

@@ -2,20 +2,16 @@ package domaintest
 
 import (
 	"bufio"
-	"errors"
 	"fmt"
 	"io"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/tunroute/tunroute/internal/lab"
 	"github.com/tunroute/tunroute/internal/testns"
 )
 
@@ -27,26 +23,9 @@ func TestMain(m *testing.M) {
 	if mode := os.Getenv(helperEnv); mode != "" {
 		os.Exit(helper(mode, os.Args[1:], os.Stdout, os.Stderr))
 	}
-	var host string
-	if os.Geteuid() == 0 {
-		sweepStale()
-		host = lab.HostState("dt")
-	}
-	code := m.Run()
-	if binDir != "" {
-		os.RemoveAll(binDir)
-	}
-	if host != "" {
-		if now := lab.HostState("dt"); now != host {
-			fmt.Fprintf(os.Stderr, "FAIL: the tests changed the host's own namespace:\n--- before ---\n%s--- after ---\n%s", host, now)
-			code = 1
-		}
-		if left := ownNamespaces(fmt.Sprintf("tr-dt%d-", os.Getpid())); len(left) > 0 {
-			fmt.Fprintf(os.Stderr, "FAIL: namespaces left behind: %v\n", left)
-			code = 1
-		}
-	}
-	os.Exit(code)
+	os.Exit(testns.Main{Name: "domaintest", Links: []string{"dt"},
+		Namespaces: fmt.Sprintf("tr-dt%d-", os.Getpid()), Sweep: sweepStale,
+		After: removeHelper}.Run(m))
 }
 
 // helper is what the test binary does when run as a command inside a
@@ -88,80 +67,41 @@ func helper(mode string, args []string, stdout, stderr io.Writer) int {
 // the oracles the tests read the kernel with.
 func needRoot(t *testing.T, progs ...string) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (network namespaces)")
-	}
-	for _, p := range append([]string{"ip", "nft"}, progs...) {
-		if _, err := lookProg(p); err != nil {
-			t.Skipf("needs %s (scripts/test.sh installs it)", p)
-		}
-	}
+	testns.Need(t, append([]string{"ip", "nft"}, progs...)...)
 }
 
-func lookProg(p string) (string, error) {
-	if path, err := exec.LookPath(p); err == nil {
-		return path, nil
-	}
-	for _, d := range []string{"/usr/sbin", "/sbin", "/usr/bin"} {
-		if _, err := os.Stat(filepath.Join(d, p)); err == nil {
-			return filepath.Join(d, p), nil
-		}
-	}
-	return "", fmt.Errorf("%s not found", p)
-}
+var lookProg = testns.LookProg
 
 var (
-	buildOnce sync.Once
-	binDir    string
-	buildBin  string
-	helperBin string
-	buildErr  error
+	helperOnce sync.Once
+	helperDir  string
+	helperBin  string
+	helperErr  error
 )
 
-// binaries builds cmd/tunroute once per test binary (TUNROUTE_TEST_BIN
-// names one to use instead) and copies the test binary next to it, where
-// any user may run it as a helper. It returns both paths.
+func removeHelper() {
+	if helperDir != "" {
+		os.RemoveAll(helperDir)
+	}
+}
+
+// binaries returns the tunroute the tests run (testns.Binary: built once,
+// or TUNROUTE_TEST_BIN) and a copy of the test binary where any user may
+// run it as a helper.
 func binaries(t *testing.T) (tunroute, helper string) {
 	t.Helper()
-	buildOnce.Do(func() {
-		if binDir, buildErr = os.MkdirTemp("", "tr-dt-bin-"); buildErr != nil {
+	helperOnce.Do(func() {
+		if helperDir, helperErr = os.MkdirTemp("", "tr-dt-bin-"); helperErr != nil {
 			return
 		}
-		os.Chmod(binDir, 0o755)
-		helperBin = filepath.Join(binDir, "helper")
-		if buildErr = copyExecutable(helperBin); buildErr != nil {
-			return
-		}
-		if b := os.Getenv("TUNROUTE_TEST_BIN"); b != "" {
-			buildBin, buildErr = filepath.Abs(b)
-			return
-		}
-		gobin, err := lookProg("go")
-		if err != nil {
-			if _, err2 := os.Stat("/usr/local/go/bin/go"); err2 != nil {
-				buildErr = errors.New("no go command to build cmd/tunroute")
-				return
-			}
-			gobin = "/usr/local/go/bin/go"
-		}
-		out, err := exec.Command(gobin, "env", "GOMOD").Output()
-		if err != nil {
-			buildErr = fmt.Errorf("go env GOMOD: %v", err)
-			return
-		}
-		bin := filepath.Join(binDir, "tunroute")
-		cmd := exec.Command(gobin, "build", "-o", bin, "./cmd/tunroute")
-		cmd.Dir = filepath.Dir(strings.TrimSpace(string(out)))
-		if b, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build ./cmd/tunroute: %v\n%s", err, b)
-			return
-		}
-		buildBin = bin
+		os.Chmod(helperDir, 0o755)
+		helperBin = filepath.Join(helperDir, "helper")
+		helperErr = copyExecutable(helperBin)
 	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
+	if helperErr != nil {
+		t.Fatal(helperErr)
 	}
-	return buildBin, helperBin
+	return testns.Tunroute(t), helperBin
 }
 
 func copyExecutable(to string) error {
@@ -188,10 +128,3 @@ func copyExecutable(to string) error {
 var staleNS = regexp.MustCompile(`^tr-dt(\d+)-`)
 
 func sweepStale() { testns.SweepStale(staleNS) }
-
-var (
-	ownNamespaces   = testns.Own
-	deleteNamespace = testns.Delete
-	killIn          = testns.KillIn
-	removeEtc       = testns.RemoveEtc
-)

@@ -13,9 +13,8 @@ import (
 // still tentative in its new namespace, and the domain reaches the far
 // end over IPv6.
 func TestMoveIPv6(t *testing.T) {
-	t.Parallel()
 	e := newEnv(t, "mv")
-	top, far, dom := e.ns("top"), e.ns("far"), e.ns("dom")
+	top, far, dom := e.NS("top"), e.NS("far"), e.NS("dom")
 	e.addNS("top", "far")
 	// Duplicate address detection as on a real host.
 	e.sysctl(top, "net.ipv6.conf.all.accept_dad=1", "net.ipv6.conf.default.accept_dad=1")

@@ -10,18 +10,17 @@ import (
 // identical 10.0.0.0/24 at once, each under a range of its own, and each
 // server sees the host's pipe address.
 func TestNetmap(t *testing.T) {
-	t.Parallel()
 	e := newEnv(t, "nm")
-	top := e.ns("top")
+	top := e.NS("top")
 	e.addNS("top", "worklan", "homelan")
 	for _, n := range []struct{ dev, lan string }{{"dtwork0", "worklan"}, {"dthome0", "homelan"}} {
-		e.veth(top, n.dev, []string{"10.0.0.2/24"}, e.ns(n.lan), "eth0", []string{"10.0.0.5/24"})
-		e.ip(e.ns(n.lan), "route", "add", "default", "via", "10.0.0.2")
-		e.serve(e.ns(n.lan), n.lan, probePort)
+		e.veth(top, n.dev, []string{"10.0.0.2/24"}, e.NS(n.lan), "eth0", []string{"10.0.0.5/24"})
+		e.ip(e.NS(n.lan), "route", "add", "default", "via", "10.0.0.2")
+		e.serve(e.NS(n.lan), n.lan, probePort)
 	}
 	cfg := e.config("netmap.yaml", nil)
 	e.apply(cfg, top)
-	e.waitLinks(top, e.ns("work"), e.ns("home"))
+	e.waitLinks(top, e.NS("work"), e.NS("home"))
 	for _, c := range []struct{ addr, want string }{
 		{"10.100.0.5", "worklan 10.250.1.1:"},
 		{"10.101.0.5", "homelan 10.250.2.1:"},

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tunroute/tunroute/internal/lab"
+	"github.com/tunroute/tunroute/internal/labtest"
 )
 
 // countRuleset counts, in the isp, what arrives from the host's uplink
@@ -37,26 +38,25 @@ const countRuleset = `table inet tr-dt-count {
 // domain has no route out and nothing it sends reaches the host's uplink.
 // A new daemon's tunnel is moved in again.
 func TestOpenVPNDomain(t *testing.T) {
-	t.Parallel()
 	e := newEnv(t, "vp", "openvpn")
-	l := &lab.Lab{Prefix: e.prefix, RunDir: filepath.Join(e.dir, "lab")}
+	l := &lab.Lab{Prefix: e.Prefix, RunDir: filepath.Join(e.Dir, "lab")}
 	if err := l.Build(); err != nil {
 		t.Fatal(err)
 	}
 	top, isp, inet := l.NS(lab.Client), l.NS(lab.ISP), l.NS(lab.Inet)
-	domain := e.ns("vpn")
+	domain := e.NS("vpn")
 	// The host routes: were the domain to send anything to it, it could
 	// go out of the uplink.
 	e.router(top)
 	e.serve(inet, "inet", probePort)
 	e.nftLoad(isp, countRuleset)
 	cfg := e.config("vpn-domain.yaml", nil)
-	ovpnDir := filepath.Join(e.dir, "ovpn")
+	ovpnDir := filepath.Join(e.Dir, "ovpn")
 	if err := os.Mkdir(ovpnDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	o, err := l.SetupOpenVPN(lab.OpenVPNConfig{Dir: ovpnDir,
-		Hook:   fmt.Sprintf("%s --run-dir %s hook openvpn -c %s", e.bin, e.runDir, cfg),
+	o, err := labtest.SetupOpenVPN(l, labtest.OpenVPNConfig{Dir: ovpnDir,
+		Hook:   fmt.Sprintf("%s --run-dir %s hook openvpn -c %s", e.Bin, e.RunDir, cfg),
 		Setenv: map[string]string{"TUNROUTE_VPN": "work"}})
 	if err != nil {
 		t.Fatal(err)

@@ -14,10 +14,9 @@ import (
 // in both directions between a and b, and through a netmap (n); the
 // host's guard of what it forwards into a pipe is what stops the rest.
 func TestFlowOrigins(t *testing.T) {
-	t.Parallel()
 	e := newEnv(t, "or")
-	top, a, b, c, n := e.ns("top"), e.ns("a"), e.ns("b"), e.ns("c"), e.ns("n")
-	outside, stranger := e.ns("outside"), e.ns("stranger")
+	top, a, b, c, n := e.NS("top"), e.NS("a"), e.NS("b"), e.NS("c"), e.NS("n")
+	outside, stranger := e.NS("outside"), e.NS("stranger")
 	e.addNS("top", "outside", "stranger")
 	e.router(top)
 	e.veth(top, "dtup0", []string{"198.51.100.1/24", "2001:db8:51::1/64"}, outside, "eth0", []string{"198.51.100.2/24", "2001:db8:51::2/64"})
@@ -31,8 +30,8 @@ func TestFlowOrigins(t *testing.T) {
 	e.ip(n, "addr", "add", "10.0.0.5/32", "dev", "lo")
 	e.serve(top, "top", 7000)
 	for _, ns := range []string{a, b, n} {
-		e.serve(ns, strings.TrimPrefix(ns, e.prefix), 7000)
-		e.serve(ns, strings.TrimPrefix(ns, e.prefix)+"-7001", 7001)
+		e.serve(ns, strings.TrimPrefix(ns, e.Prefix), 7000)
+		e.serve(ns, strings.TrimPrefix(ns, e.Prefix)+"-7001", 7001)
 	}
 	aAddrs := []string{"10.250.1.2", "2001:db8:250:1::2"}
 	bAddrs := []string{"10.250.2.2", "2001:db8:250:2::2"}
@@ -52,9 +51,9 @@ func TestFlowOrigins(t *testing.T) {
 			}
 			switch {
 			case want && err != nil:
-				t.Errorf("%s -> %s port %d (declared): %v", strings.TrimPrefix(ns, e.prefix), dst, port, err)
+				t.Errorf("%s -> %s port %d (declared): %v", strings.TrimPrefix(ns, e.Prefix), dst, port, err)
 			case !want && err == nil:
-				t.Errorf("%s -> %s port %d (not declared from %s): answered %q", strings.TrimPrefix(ns, e.prefix), dst, port, strings.TrimPrefix(ns, e.prefix), got)
+				t.Errorf("%s -> %s port %d (not declared from %s): answered %q", strings.TrimPrefix(ns, e.Prefix), dst, port, strings.TrimPrefix(ns, e.Prefix), got)
 			}
 		}
 	}

@@ -11,19 +11,18 @@ import (
 // exec` reaches the server at 10.0.0.1 of its own network, which answers
 // with its name.
 func TestOverlap(t *testing.T) {
-	t.Parallel()
 	e := newEnv(t, "ov")
-	top := e.ns("top")
+	top := e.NS("top")
 	e.addNS("top", "worklan", "homelan", "toplan")
 	// Three networks 10.0.0.0/24, each with a server at 10.0.0.1 and the
 	// host at 10.0.0.2, all three attached to the host at first.
 	for _, n := range []struct{ dev, lan string }{{"dtwork0", "worklan"}, {"dthome0", "homelan"}, {"dtlan0", "toplan"}} {
-		e.veth(top, n.dev, []string{"10.0.0.2/24"}, e.ns(n.lan), "eth0", []string{"10.0.0.1/24"})
-		e.serve(e.ns(n.lan), n.lan, probePort)
+		e.veth(top, n.dev, []string{"10.0.0.2/24"}, e.NS(n.lan), "eth0", []string{"10.0.0.1/24"})
+		e.serve(e.NS(n.lan), n.lan, probePort)
 	}
 	cfg := e.config("overlap.yaml", nil)
 	e.apply(cfg, top)
-	work, home := e.ns("work"), e.ns("home")
+	work, home := e.NS("work"), e.NS("home")
 	e.waitLinks(top, work, home)
 	if got := strings.Join(e.links(top), " "); got != "dtlan0 lo" {
 		t.Errorf("links left in the host: %s, want dtlan0 lo", got)

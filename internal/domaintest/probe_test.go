@@ -3,12 +3,9 @@ package domaintest
 import (
 	"bufio"
 	"crypto/rand"
-	"encoding/binary"
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,14 +15,16 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/tunroute/tunroute/internal/lab"
+	"github.com/tunroute/tunroute/internal/labtest"
 )
 
 // A server answers every TCP connection and every UDP datagram on its
 // port, on all addresses of its namespace, with one line "NAME PEER":
-// which server answered and where the question came from.
+// which server answered and where the question came from. TCP is the
+// lab's echo server.
 type server struct {
 	name    string
-	lns     []net.Listener
+	tcp     *lab.EchoServer
 	fds     []int
 	stopped atomic.Bool
 	wg      sync.WaitGroup
@@ -35,30 +34,23 @@ type server struct {
 func (e *env) serve(ns, name string, port int) {
 	e.t.Helper()
 	s := &server{name: name}
-	err := lab.Do(ns, func() error {
-		for _, nw := range []string{"tcp4", "tcp6"} {
-			ln, err := net.Listen(nw, fmt.Sprintf(":%d", port))
-			if err != nil {
-				return err
+	tcp, err := lab.ListenEchoAs(ns, port, name)
+	if err == nil {
+		s.tcp = tcp
+		err = lab.Do(ns, func() error {
+			for _, v6 := range []bool{false, true} {
+				fd, err := udpSocket(v6, port)
+				if err != nil {
+					return err
+				}
+				s.fds = append(s.fds, fd)
 			}
-			s.lns = append(s.lns, ln)
-		}
-		for _, v6 := range []bool{false, true} {
-			fd, err := udpSocket(v6, port)
-			if err != nil {
-				return err
-			}
-			s.fds = append(s.fds, fd)
-		}
-		return nil
-	})
+			return nil
+		})
+	}
 	if err != nil {
 		s.close()
 		e.t.Fatalf("server %s in %s: %v", name, ns, err)
-	}
-	for _, ln := range s.lns {
-		s.wg.Add(1)
-		go s.tcp(ln)
 	}
 	for _, fd := range s.fds {
 		s.wg.Add(1)
@@ -90,25 +82,6 @@ func udpSocket(v6 bool, port int) (int, error) {
 	return fd, nil
 }
 
-func (s *server) tcp(ln net.Listener) {
-	defer s.wg.Done()
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			time.Sleep(5 * time.Millisecond)
-			continue
-		}
-		go func() {
-			defer c.Close()
-			c.SetDeadline(time.Now().Add(3 * time.Second))
-			fmt.Fprintf(c, "%s %s\n", s.name, c.RemoteAddr())
-		}()
-	}
-}
-
 // udp answers datagrams with raw system calls: the peer's address goes
 // back exactly as it came (an IPv6 link-local peer keeps its interface
 // index; Go's interface names are per process, not per namespace).
@@ -135,8 +108,8 @@ func (s *server) close() {
 	if s.stopped.Swap(true) {
 		return
 	}
-	for _, ln := range s.lns {
-		ln.Close()
+	if s.tcp != nil {
+		s.tcp.Close()
 	}
 	s.wg.Wait()
 	for _, fd := range s.fds {
@@ -160,16 +133,7 @@ func (t target) String() string {
 
 // zoned resolves the target's zone to an interface index inside the
 // namespace (call it in lab.Do).
-func (t target) zoned() (netip.Addr, error) {
-	if t.Zone == "" {
-		return t.Addr, nil
-	}
-	ifi, err := net.InterfaceByName(t.Zone)
-	if err != nil {
-		return netip.Addr{}, err
-	}
-	return t.Addr.WithZone(strconv.Itoa(ifi.Index)), nil
-}
+func (t target) zoned() (netip.Addr, error) { return labtest.ResolveZone(t.Addr.WithZone(t.Zone)) }
 
 // tcpTry connects from a namespace and returns the server's answer line.
 func tcpTry(ns string, dst target, port int, timeout time.Duration) (string, error) {
@@ -209,7 +173,7 @@ func udpTry(ns string, dst target, port int, timeout time.Duration) (string, err
 		if fd, err = unix.Socket(family, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0); err != nil {
 			return err
 		}
-		to = sockaddr(a, port)
+		to = labtest.Sockaddr(a, port)
 		return nil
 	})
 	if err != nil {
@@ -222,7 +186,7 @@ func udpTry(ns string, dst target, port int, timeout time.Duration) (string, err
 	if err := unix.Sendto(fd, []byte(tag), 0, to); err != nil {
 		return "", err
 	}
-	return readUntil(fd, timeout, func(b []byte) (string, bool) {
+	return labtest.ReadUntil(fd, timeout, func(b []byte, _ unix.Sockaddr) (string, bool) {
 		s := strings.TrimSpace(string(b))
 		if strings.HasSuffix(s, " "+tag) {
 			return strings.TrimSuffix(s, " "+tag), true
@@ -231,112 +195,11 @@ func udpTry(ns string, dst target, port int, timeout time.Duration) (string, err
 	})
 }
 
-func sockaddr(a netip.Addr, port int) unix.Sockaddr {
-	if a.Is4() {
-		return &unix.SockaddrInet4{Addr: a.As4(), Port: port}
-	}
-	sa := &unix.SockaddrInet6{Addr: a.As16(), Port: port}
-	if z, err := strconv.Atoi(a.Zone()); err == nil {
-		sa.ZoneId = uint32(z)
-	}
-	return sa
-}
-
-// readUntil reads datagrams until match accepts one or the time is up.
-func readUntil(fd int, timeout time.Duration, match func([]byte) (string, bool)) (string, error) {
-	deadline := time.Now().Add(timeout)
-	buf := make([]byte, 1500)
-	for {
-		left := time.Until(deadline)
-		if left <= 0 {
-			return "", errTimeout
-		}
-		tv := unix.NsecToTimeval(left.Nanoseconds())
-		unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
-		n, _, err := unix.Recvfrom(fd, buf, 0)
-		if err != nil {
-			if err == unix.EAGAIN || err == unix.EINTR {
-				continue
-			}
-			return "", err
-		}
-		if s, ok := match(buf[:n]); ok {
-			return s, nil
-		}
-	}
-}
-
-var errTimeout = errors.New("no answer (timeout)")
-
 // pingTry sends one ICMP echo request from a namespace through a raw
 // socket and waits for the matching echo reply.
 func pingTry(ns string, dst target, timeout time.Duration) error {
-	var fd int
-	var to unix.Sockaddr
-	v6 := dst.Addr.Is6()
-	err := lab.Do(ns, func() error {
-		a, err := dst.zoned()
-		if err != nil {
-			return err
-		}
-		family, proto := unix.AF_INET, unix.IPPROTO_ICMP
-		if v6 {
-			family, proto = unix.AF_INET6, unix.IPPROTO_ICMPV6
-		}
-		if fd, err = unix.Socket(family, unix.SOCK_RAW|unix.SOCK_CLOEXEC, proto); err != nil {
-			return err
-		}
-		to = sockaddr(a, 0)
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	defer unix.Close(fd)
-	var idb [2]byte
-	rand.Read(idb[:])
-	id := binary.BigEndian.Uint16(idb[:])
-	payload := make([]byte, 16)
-	rand.Read(payload)
-	msg := []byte{8, 0, 0, 0, idb[0], idb[1], 0, 1}
-	reply := byte(0)
-	if v6 {
-		msg[0], reply = 128, 129 // the kernel fills in the ICMPv6 checksum
-	}
-	msg = append(msg, payload...)
-	if !v6 {
-		binary.BigEndian.PutUint16(msg[2:], checksum(msg))
-	}
-	if err := unix.Sendto(fd, msg, 0, to); err != nil {
-		return err
-	}
-	_, err = readUntil(fd, timeout, func(b []byte) (string, bool) {
-		if !v6 {
-			// An IPv4 raw socket gets the IP header too.
-			if len(b) < 20 {
-				return "", false
-			}
-			b = b[int(b[0]&0x0f)*4:]
-		}
-		ok := len(b) >= 8+len(payload) && b[0] == reply && binary.BigEndian.Uint16(b[4:]) == id &&
-			string(b[8:8+len(payload)]) == string(payload)
-		return "", ok
-	})
+	_, err := labtest.Ping(ns, dst.Addr.WithZone(dst.Zone), timeout)
 	return err
-}
-
-func checksum(b []byte) uint16 {
-	var s uint32
-	for i := 0; i+1 < len(b); i += 2 {
-		s += uint32(b[i])<<8 | uint32(b[i+1])
-	}
-	if len(b)%2 == 1 {
-		s += uint32(b[len(b)-1]) << 8
-	}
-	for s > 0xffff {
-		s = s>>16 + s&0xffff
-	}
-	return ^uint16(s)
 }
 
 // try is one attempt to reach a target with one protocol.

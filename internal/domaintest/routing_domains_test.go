@@ -32,10 +32,9 @@ var (
 // the host, nor the far site by any of their addresses with TCP, UDP or
 // ICMP, while its one declared flow (TCP to a service in internet) works.
 func TestRoutingDomains(t *testing.T) {
-	t.Parallel()
 	e := newEnv(t, "s4")
-	top, far := e.ns("top"), e.ns("far")
-	internet, private, hostile := e.ns("internet"), e.ns("private"), e.ns("hostile")
+	top, far := e.NS("top"), e.NS("far")
+	internet, private, hostile := e.NS("internet"), e.NS("private"), e.NS("hostile")
 	e.addNS("top", "far")
 	e.router(top)
 	// The VPN interface appears in the host, as a tunnel daemon's would.
@@ -67,7 +66,7 @@ func TestRoutingDomains(t *testing.T) {
 	}
 
 	for _, ns := range []string{top, internet, private, far} {
-		e.serve(ns, strings.TrimPrefix(ns, e.prefix), probePort)
+		e.serve(ns, strings.TrimPrefix(ns, e.Prefix), probePort)
 	}
 	e.serve(internet, "internet-service", servicePort)
 

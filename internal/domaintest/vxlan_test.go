@@ -13,9 +13,8 @@ import (
 // addresses: a process in each domain reaches its own twin (which
 // answers with its name), and nothing of the other colour.
 func TestVXLANSites(t *testing.T) {
-	t.Parallel()
 	e := newEnv(t, "vx")
-	siteA, siteB := e.ns("a"), e.ns("b")
+	siteA, siteB := e.NS("a"), e.NS("b")
 	e.addNS("a", "b")
 	e.veth(siteA, "ul0", []string{"10.77.0.1/24"}, siteB, "ul0", []string{"10.77.0.2/24"})
 	cfgA := e.configAs("site-a.yaml", "vxlan-site.yaml", map[string]any{"Site": "a", "Me": 1, "Local": "10.77.0.1", "Remote": "10.77.0.2"})
@@ -25,7 +24,7 @@ func TestVXLANSites(t *testing.T) {
 	var all []string
 	for _, site := range []string{"a", "b"} {
 		for _, c := range []string{"red", "blue"} {
-			d := e.ns(site + "-" + c)
+			d := e.NS(site + "-" + c)
 			all = append(all, d)
 			e.serve(d, site+"-"+c, probePort)
 			want := map[string]string{"red": "lo vx100", "blue": "lo vx200"}[c]
@@ -50,13 +49,13 @@ func TestVXLANSites(t *testing.T) {
 		{"a-blue", "[2001:db8:100::2]:7000", "b-blue [2001:db8:100::1]:"},
 		{"a-blue", "10.100.0.22:7000", "b-blue 10.100.0.1:"},
 	} {
-		out, code := e.exec(e.ns(c.from), nil, "tcp", e.helper, c.to)
+		out, code := e.exec(e.NS(c.from), nil, "tcp", e.helper, c.to)
 		if code != 0 || !strings.HasPrefix(out, c.want) {
 			t.Errorf("tunroute exec %s -- tcp %s: exit %d, %q; want %q...", c.from, c.to, code, out, c.want)
 		}
 	}
-	reach(t, e.ns("a-red"), []target{{Addr: mustAddr("10.100.0.2")}, {Addr: mustAddr("2001:db8:100::2")}}, probePort)
+	reach(t, e.NS("a-red"), []target{{Addr: mustAddr("10.100.0.2")}, {Addr: mustAddr("2001:db8:100::2")}}, probePort)
 	// Blue's own address at site b is not on red's overlay.
-	unreachable(t, e.ns("a-red"), []target{{Addr: mustAddr("10.100.0.22")}}, probePort)
-	reach(t, e.ns("a-blue"), []target{{Addr: mustAddr("10.100.0.22")}}, probePort)
+	unreachable(t, e.NS("a-red"), []target{{Addr: mustAddr("10.100.0.22")}}, probePort)
+	reach(t, e.NS("a-blue"), []target{{Addr: mustAddr("10.100.0.22")}}, probePort)
 }

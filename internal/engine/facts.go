@@ -1,13 +1,11 @@
 package engine
 
 import (
-	"encoding/json"
 	"fmt"
-	"maps"
 	"path/filepath"
-	"slices"
 	"strings"
 
+	"github.com/tunroute/tunroute/internal/compile"
 	"github.com/tunroute/tunroute/internal/facts"
 	"github.com/tunroute/tunroute/internal/plan"
 )
@@ -23,7 +21,10 @@ type Facts struct {
 	// counts as healthy. Every plan uses it, so an apply by hand or a
 	// hook keeps a failover the prober made.
 	Health map[string]bool
-	store  *facts.Store
+	// Verdicts are the same verdicts with since when and why (nil when
+	// none were recorded): status and explain show them.
+	Verdicts map[string]compile.Verdict
+	store    *facts.Store
 }
 
 // LoadFacts reads what the VPN hooks recorded for the namespace.
@@ -43,7 +44,7 @@ func (e *Engine) LoadFacts() (*Facts, error) {
 		return nil, err
 	}
 	if data != nil {
-		if err := json.Unmarshal(data, &f.Health); err != nil {
+		if err := f.readVerdicts(data); err != nil {
 			return nil, fmt.Errorf("%s: not the health checks' record (remove it; the prober writes it again): %w", p, err)
 		}
 	}
@@ -57,28 +58,18 @@ const healthFile = "identity-health"
 func (f *Facts) healthPath() string { return filepath.Join(f.store.Dir(), healthFile) }
 
 // RecordHealth makes h the health checks' verdict: the plan compiles with
-// it and the apply records it, so later plans keep it.
+// it and the apply records it, so later plans keep it. An identity whose
+// verdict is unchanged keeps its recorded since and why.
 func (f *Facts) RecordHealth(e *Engine, h map[string]bool) error {
-	f.Health = h
-	data, err := json.Marshal(h)
-	if err != nil {
-		return err
-	}
-	p := f.healthPath()
-	have, err := e.Host.ReadFile(p)
-	if err != nil {
-		return err
-	}
-	var words []string
-	for _, id := range slices.Sorted(maps.Keys(h)) {
-		w := " up"
-		if !h[id] {
-			w = " down"
+	v := make(map[string]compile.Verdict, len(h))
+	for id, up := range h {
+		if old, ok := f.Verdicts[id]; ok && old.Up == up {
+			v[id] = old
+			continue
 		}
-		words = append(words, id+w)
+		v[id] = compile.Verdict{Up: up}
 	}
-	f.Files = append(f.Files, plan.File{Path: p, Want: append(data, '\n'), Have: have, About: "health: " + strings.Join(words, ", ")})
-	return nil
+	return f.RecordVerdicts(e, v)
 }
 
 // Record makes v the facts of its VPN: the plan compiles with them and

@@ -10,6 +10,7 @@ import (
 	"github.com/tunroute/tunroute/internal/netnsname"
 	"github.com/tunroute/tunroute/internal/plan"
 	"github.com/tunroute/tunroute/internal/state"
+	"github.com/tunroute/tunroute/internal/statetest"
 )
 
 // memHost is a machine in memory: namespaces with fixed contents, files,
@@ -143,47 +144,23 @@ func (m *memHandle) Execute(ops []state.Op) ([]bool, error) {
 func (m *memHandle) SetProgress(func(done, total int)) {}
 func (m *memHandle) Close() error                      { return nil }
 
-// labClient is a host with a LAN uplink and a VPN tunnel up, and the
-// devices the test configs move into domains.
+// labClient is a host with a LAN uplink and a VPN tunnel up (the lab's
+// client), and the devices the test configs move into domains: tun0 (a
+// second tunnel), dtvpn0 (with addresses) and dtmv0.
 func labClient() *state.State {
 	p := netip.MustParsePrefix
-	a := netip.MustParseAddr
-	nh := func(gw, dev string) []state.Nexthop {
-		n := state.Nexthop{Dev: dev}
-		if gw != "" {
-			n.Gateway = a(gw)
-		}
-		return []state.Nexthop{n}
-	}
-	links := []state.Link{{Index: 1, Name: "lo", Up: true, Loopback: true},
-		{Index: 2, Name: "eth0", Kind: "veth", Up: true, Carrier: true},
-		{Index: 3, Name: "tun0", Kind: "tun", Up: true, Carrier: true, PointToPoint: true},
-		{Index: 4, Name: "wg0", Kind: "tun", Up: true, Carrier: true, PointToPoint: true}}
+	s := statetest.LabClient()
+	s.Namespace = ""
+	s.Links = append(s.Links, state.Link{Index: 4, Name: "tun0", Kind: "tun", Up: true, Carrier: true, PointToPoint: true})
 	for i, name := range strings.Fields("dtvpn0 dtmv0") {
-		links = append(links, state.Link{Index: 5 + i, Name: name, Kind: "veth", Up: true, Carrier: true})
+		s.Links = append(s.Links, state.Link{Index: 5 + i, Name: name, Kind: "veth", Up: true, Carrier: true})
 	}
-	return &state.State{
-		Version: state.Version,
-		Links:   links,
-		Addrs: []state.Addr{
-			{Dev: "lo", Index: 1, Prefix: p("127.0.0.1/8"), Scope: state.ScopeHost},
-			{Dev: "eth0", Index: 2, Prefix: p("10.1.0.2/24"), Scope: state.ScopeUniverse},
-			{Dev: "eth0", Index: 2, Prefix: p("2001:db8:1::2/64"), Scope: state.ScopeUniverse},
-			{Dev: "tun0", Index: 3, Prefix: p("10.8.0.2/24"), Scope: state.ScopeUniverse},
-			{Dev: "wg0", Index: 4, Prefix: p("10.30.0.2/24"), Scope: state.ScopeUniverse},
-			{Dev: "wg0", Index: 4, Prefix: p("2001:db8:30::2/64"), Scope: state.ScopeUniverse},
-			{Dev: "dtvpn0", Index: 5, Prefix: p("10.99.0.2/24"), Scope: state.ScopeUniverse},
-			{Dev: "dtvpn0", Index: 5, Prefix: p("2001:db8:99::2/64"), Scope: state.ScopeUniverse},
-		},
-		Routes: []state.Route{
-			{Table: 254, Type: state.RouteUnicast, Dst: p("0.0.0.0/0"), Protocol: 4, Nexthops: nh("10.1.0.1", "eth0")},
-			{Table: 254, Type: state.RouteUnicast, Dst: p("10.1.0.0/24"), Protocol: 2, Scope: state.ScopeLink, PrefSrc: a("10.1.0.2"), Nexthops: nh("", "eth0")},
-			{Table: 254, Type: state.RouteUnicast, Dst: p("10.30.0.0/24"), Protocol: 2, Scope: state.ScopeLink, PrefSrc: a("10.30.0.2"), Nexthops: nh("", "wg0")},
-			{Table: 254, Type: state.RouteUnicast, Dst: p("2001:db8:1::/64"), Protocol: 2, Metric: 256, Nexthops: nh("", "eth0")},
-			{Table: 254, Type: state.RouteUnicast, Dst: p("10.99.0.0/24"), Protocol: 2, Scope: state.ScopeLink, PrefSrc: a("10.99.0.2"), Nexthops: nh("", "dtvpn0")},
-			{Table: 254, Type: state.RouteUnicast, Dst: p("2001:db8:99::/64"), Protocol: 2, Metric: 256, Nexthops: nh("", "dtvpn0")},
-			{Table: 254, Type: state.RouteUnicast, Dst: p("::/0"), Protocol: 4, Metric: 1024, Nexthops: nh("2001:db8:1::1", "eth0")},
-		},
-		Rules: []state.Rule{},
-	}
+	s.Addrs = append(s.Addrs,
+		state.Addr{Dev: "tun0", Index: 4, Prefix: p("10.8.0.2/24"), Scope: state.ScopeUniverse},
+		state.Addr{Dev: "dtvpn0", Index: 5, Prefix: p("10.99.0.2/24"), Scope: state.ScopeUniverse},
+		state.Addr{Dev: "dtvpn0", Index: 5, Prefix: p("2001:db8:99::2/64"), Scope: state.ScopeUniverse})
+	s.Routes = append(s.Routes,
+		state.Route{Table: 254, Type: state.RouteUnicast, Dst: p("10.99.0.0/24"), Protocol: 2, Scope: state.ScopeLink, PrefSrc: netip.MustParseAddr("10.99.0.2"), Nexthops: statetest.Nexthops("", "dtvpn0")},
+		state.Route{Table: 254, Type: state.RouteUnicast, Dst: p("2001:db8:99::/64"), Protocol: 2, Metric: 256, Nexthops: statetest.Nexthops("", "dtvpn0")})
+	return s
 }

@@ -21,16 +21,16 @@ import (
 	"github.com/tunroute/tunroute/internal/health"
 )
 
-// The lab: the host (tr-fo-h) has eth0 to ISP 1 (tr-fo-i1) and eth1 to
-// ISP 2 (tr-fo-i2); both ISPs reach "the internet" (tr-fo-n), which holds
+// The lab: the host (tr-fo2-h) has eth0 to ISP 1 (tr-fo2-i1) and eth1 to
+// ISP 2 (tr-fo2-i2); both ISPs reach "the internet" (tr-fo2-n), which holds
 // the probe target 203.0.113.1 and a server 198.51.100.10. The host's
 // main table prefers ISP 2 for everything, so a probe of ISP 1 that is
 // not bound to it would be answered through ISP 2: the lying probe.
 const (
-	nsHost = "tr-fo-h"
-	nsISP1 = "tr-fo-i1"
-	nsISP2 = "tr-fo-i2"
-	nsNet  = "tr-fo-n"
+	nsHost = "tr-fo2-h"
+	nsISP1 = "tr-fo2-i1"
+	nsISP2 = "tr-fo2-i2"
+	nsNet  = "tr-fo2-n"
 )
 
 var setup = []string{
@@ -128,12 +128,18 @@ type daemon struct {
 	// the switches that abandoned an identity.
 	forget    bool
 	forgotten uint
-	last      *compile.Result
+	last      *compile.System
+	// closed: the test is over; an apply a late change starts does
+	// nothing (its run directory is being removed).
+	closed bool
 }
 
 func (d *daemon) apply() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if d.closed {
+		return nil
+	}
 	if !d.forget {
 		// The control: everything Replan does but forgetting.
 		return d.applyWithoutForgetting()
@@ -144,7 +150,7 @@ func (d *daemon) apply() error {
 		return err
 	}
 	d.applied = append(d.applied, time.Now())
-	if gone := health.Abandoned(d.last, res); len(gone) > 0 {
+	if gone := health.AbandonedByNamespace(d.last, res); len(gone) > 0 {
 		d.forgotten++ // Replan forgot them; the count is of switches here
 	}
 	d.last = res
@@ -178,7 +184,7 @@ func (d *daemon) applyWithoutForgetting() error {
 	}
 	d.prober.Update(c.Compiled().Probes)
 	d.applied = append(d.applied, time.Now())
-	d.last = c.Compiled()
+	d.last = c.System
 	return nil
 }
 
@@ -193,6 +199,13 @@ func startDaemonWith(t *testing.T, ctx context.Context, config string) *daemon {
 		t.Fatal(err)
 	}
 	d := &daemon{t: t, e: engine.New(nsHost, cfgPath, filepath.Join(dir, "run")), prober: health.New(health.SocketProbe(nsHost), nil), forget: true}
+	// Before the run directory is removed (cleanups run last first): wait
+	// for an apply in flight, and let none start.
+	t.Cleanup(func() {
+		d.mu.Lock()
+		d.closed = true
+		d.mu.Unlock()
+	})
 	d.prober.OnChange = func(id string, s health.State) {
 		// After the test's end (ctx done) its run directory is gone.
 		if err := d.apply(); err != nil && ctx.Err() == nil {
@@ -379,10 +392,26 @@ func uplinkCut(t *testing.T, kind cutKind, timeout string) {
 		t.Fatalf("no traffic through ISP 1 before the cut")
 	}
 
-	// The kill switch allows exactly the probes: an unmarked ping of the
-	// same target from the host is dropped.
-	if out, err := exec.Command("ip", "netns", "exec", nsHost, "ping", "-c1", "-W1", "203.0.113.1").CombinedOutput(); err == nil {
-		t.Errorf("an unmarked ping of the probe target left the host:\n%s", out)
+	// The kill switch allows exactly the probes: isp2's echo of the same
+	// target from the same address and device, without the probe's mark,
+	// is dropped (the marked one, the control, is answered).
+	{
+		probe := health.SocketProbe(nsHost)
+		marked := d.currentProbes(t)[1]
+		unmarked := marked
+		unmarked.Mark = 0
+		target := marked.Health.Targets[0]
+		for _, c := range []struct {
+			p    *healthProbe
+			pass bool
+		}{{&marked, true}, {&unmarked, false}} {
+			pctx, pc := context.WithTimeout(ctx, 500*time.Millisecond)
+			_, err := probe(pctx, c.p, target)
+			pc()
+			if (err == nil) != c.pass {
+				t.Errorf("echo of %s from isp2 with mark 0x%x: error %v, want answered %v", target, c.p.Mark, err, c.pass)
+			}
+		}
 	}
 
 	// Count what crosses ISP 2 from isp1's address from now on.
@@ -484,6 +513,29 @@ func uplinkCut(t *testing.T, kind cutKind, timeout string) {
 		}
 	}
 	fmt.Printf("recovery (up 5): first packet through ISP 1 again %.2fs after it healed\n", back.at.Sub(healed).Seconds())
+}
+
+// currentSystemProbes are the probes of every namespace the last compile
+// asked for, as the prober runs them.
+func (d *daemon) currentSystemProbes(t *testing.T) []healthProbe {
+	s, err := d.e.Observe(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	cfg, err := d.e.LoadConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := d.e.LoadFacts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := s.Plan(cfg, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return health.SystemProbes(c.System)
 }
 
 // currentProbes are the probes the last compile asked for, isp1's first.

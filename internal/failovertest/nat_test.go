@@ -10,7 +10,7 @@ import (
 	"time"
 )
 
-// TestNATedFlowMoves: the host is a router: a LAN (tr-fo-l) behind
+// TestNATedFlowMoves: the host is a router: a LAN (tr-fo2-l) behind
 // it, masqueraded on the uplinks (the user's NAT), and a UDP flow from the
 // LAN runs through the failover group.
 // After ISP 1 dies, its connection tracking entry would keep the flow on
@@ -41,7 +41,7 @@ func TestNATedFlowMoves(t *testing.T) {
 
 func natFlow(t *testing.T, name, nat string, forget, wantMove bool) {
 	buildLab(t)
-	const nsLAN = "tr-fo-l"
+	const nsLAN = "tr-fo2-l"
 	t.Cleanup(func() { exec.Command("ip", "netns", "del", nsLAN).Run() })
 	for _, c := range []string{"netns add " + nsLAN, "-n " + nsHost + " link add lan0 type veth peer name eth0 netns " + nsLAN,
 		"-n " + nsHost + " addr add 192.168.50.1/24 dev lan0", "-n " + nsLAN + " addr add 192.168.50.2/24 dev eth0",

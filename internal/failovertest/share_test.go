@@ -4,10 +4,16 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/tunroute/tunroute/internal/testns"
 )
 
 const shareConfig = `
@@ -86,5 +92,47 @@ func TestLoadSharing(t *testing.T) {
 	}
 	if share < 0.675 || share > 0.825 {
 		t.Errorf("ISP 1 carried %.1f%% of the flows, want within 10%% of 75%%", 100*share)
+	}
+}
+
+// TestMultipathHashReported: in the namespace tunroute runs in, a
+// balance group's hash policy is reported, never set: `tunroute status`
+// and `plan` say the kernel hashes L3 where the config wants L4 and how
+// to set it, and say nothing once it is set; the plan has no sysctl step.
+func TestMultipathHashReported(t *testing.T) {
+	buildLab(t)
+	bin, err := testns.Binary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "tunroute.yaml")
+	if err := os.WriteFile(cfg, []byte(shareConfig), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// plan exits 2 when it has changes to make: only the output counts.
+	tunroute := func(args ...string) string {
+		t.Helper()
+		out, err := exec.Command(bin, append(args, "--netns", nsHost, "--run-dir", filepath.Join(dir, "run"), "-c", cfg)...).CombinedOutput()
+		if ee, ok := err.(*exec.ExitError); err != nil && !(ok && ee.ExitCode() == 2) {
+			t.Fatalf("tunroute %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	const hint = "set it with `sysctl -w net.ipv4.fib_multipath_hash_policy=1`"
+	for _, cmd := range []string{"status", "plan"} {
+		if out := tunroute(cmd); !strings.Contains(out, hint) {
+			t.Errorf("%s with the kernel hashing L3 lacks %q:\n%s", cmd, hint, out)
+		}
+	}
+	if out := tunroute("plan"); strings.Contains(out, "~ sysctl") {
+		t.Errorf("the plan changes a sysctl of the namespace tunroute runs in:\n%s", out)
+	}
+	run(t, "ip", "netns", "exec", nsHost, "sysctl", "-qw", "net.ipv4.fib_multipath_hash_policy=1", "net.ipv6.fib_multipath_hash_policy=1")
+	if out := tunroute("status"); strings.Contains(out, "multipath_hash_policy") {
+		t.Errorf("status with the kernel hashing L4 still speaks of it:\n%s", out)
+	}
+	if got := strings.TrimSpace(run(t, "ip", "netns", "exec", nsHost, "sysctl", "-n", "net.ipv4.fib_multipath_hash_policy")); got != "1" {
+		t.Errorf("policy %s", got)
 	}
 }

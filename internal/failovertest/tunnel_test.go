@@ -12,7 +12,7 @@ import (
 )
 
 // Two tunnels (stand-ins: veth links to two VPN servers' namespaces,
-// tr-fo-a and tr-fo-b, each routing on to the internet) besides the two
+// tr-fo2-a and tr-fo2-b, each routing on to the internet) besides the two
 // ISPs. The kill switch names them as tunnels.
 const tunnelConfig = `
 identities:
@@ -45,7 +45,7 @@ killswitch:
 // destination leaves in clear by either uplink, before, during or after.
 func TestTunnelDead(t *testing.T) {
 	buildLab(t)
-	const nsA, nsB = "tr-fo-a", "tr-fo-b"
+	const nsA, nsB = "tr-fo2-a", "tr-fo2-b"
 	t.Cleanup(func() {
 		exec.Command("ip", "netns", "del", nsA).Run()
 		exec.Command("ip", "netns", "del", nsB).Run()

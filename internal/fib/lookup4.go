@@ -228,84 +228,22 @@ func (f *FIB) fibLookup4(fl *flow4, res *fibres4, tr *tracer, sc *scratch) errno
 
 // ruleWalk4 is fib_rules_lookup over the IPv4 rules.
 func (f *FIB) ruleWalk4(fl *flow4, res *fibres4, tr *tracer, sc *scratch) errno {
-	rs := &f.v4.rules
 	var rf ruleFlow
 	fl.ruleFlow(&rf)
-	if sc == nil {
-		sc = &scratch{} // build time (gateway resolution) only
-	}
-	cur := rs.idx.collect(&rf, sc.cursors(f))
-	pos := int32(0)
-	for {
-		i := nextCandidate(cur, pos)
-		if i < 0 {
-			break
+	rule, err := f.v4.rules.walk(f, &rf, sc, tr, false, func(i int32, r *crule) (errno, bool) {
+		res.rule = i
+		res.at = nil
+		last := res.lastTOS
+		err := f.tableLookup4(r.t4, fl, res, tr)
+		if err == errOK {
+			last = res.tos
 		}
-		pos = i + 1
-		r := &rs.list[i]
-		if !r.match(&rf) {
-			continue
-		}
-	again:
-		var err errno
-		switch r.action {
-		case state.ActionGoto:
-			if r.gotoIdx < 0 || r.gotoIdx <= i {
-				tr.rule(i, r, vUnresolved, 0, nil)
-				continue
-			}
-			tr.rule(i, r, vGoto, 0, nil)
-			i = r.gotoIdx
-			r = &rs.list[i]
-			pos = i + 1
-			if !r.match(&rf) {
-				tr.rule(i, r, vTargetNoMatch, 0, nil)
-				continue
-			}
-			goto again
-		case state.ActionNop:
-			tr.rule(i, r, vNop, 0, nil)
-			continue
-		case state.ActionLookup:
-			if r.t4 == nil {
-				tr.rule(i, r, vNoTable, r.table, nil)
-				continue
-			}
-			res.rule = i
-			res.at = nil
-			last := res.lastTOS
-			err = f.tableLookup4(r.t4, fl, res, tr)
-			if err == errOK {
-				last = res.tos
-			}
-			res.lastTOS = last
-		case state.ActionUnreachable:
-			tr.rule(i, r, vActionUnreachable, 0, nil)
-			res.rule = i
-			return errNETUNREACH
-		case state.ActionProhibit:
-			tr.rule(i, r, vActionProhibit, 0, nil)
-			res.rule = i
-			return errACCES
-		default: // blackhole and unknown actions
-			tr.rule(i, r, vActionBlackhole, 0, nil)
-			res.rule = i
-			return errINVAL
-		}
+		res.lastTOS = last
 		switch err {
 		case errOK:
-			if r.supPlen >= 0 && int32(res.plen) <= r.supPlen {
-				tr.rule(i, r, vSuppressedPlen, r.table, res)
-				continue
-			}
-			if r.supGroup >= 0 {
-				if d := res.at.nhs[0].dev; d != nil && int64(d.group) == r.supGroup {
-					tr.rule(i, r, vSuppressedGroup, r.table, res)
-					continue
-				}
-			}
-			tr.rule(i, r, vRoute, r.table, res)
-			return errOK
+			v := r.suppressed(int(res.plen), res.at.nhs[0].dev)
+			tr.rule(i, r, v, r.table, res)
+			return errOK, v == vRoute
 		case errAGAIN:
 			if res.at != nil && res.rule == i && res.typ == state.RouteThrow && res.t == r.t4 {
 				tr.rule(i, r, vThrow, r.table, res)
@@ -314,12 +252,11 @@ func (f *FIB) ruleWalk4(fl *flow4, res *fibres4, tr *tracer, sc *scratch) errno 
 			}
 			res.at = nil
 			res.rule = -1
-			continue
-		default:
-			tr.rule(i, r, vErrorRoute, r.table, res)
-			return err
+			return err, false
 		}
-	}
-	res.rule = -1
-	return errNETUNREACH
+		tr.rule(i, r, vErrorRoute, r.table, res)
+		return err, true
+	})
+	res.rule = rule
+	return err
 }

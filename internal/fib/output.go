@@ -145,25 +145,9 @@ func (r *Result) appendJSON(b []byte, trace bool) []byte {
 			key("uid")
 			b = appendUint(b, uint64(r.UID))
 		}
-		if r.has&hasCache != 0 && r.Family == 4 && r.Cache == 0 {
+		if r.has&hasCache != 0 && r.Family == 4 {
 			key("cache")
-			b = append(b, '[', ']')
-		} else if r.has&hasCache != 0 && r.Family == 4 {
-			key("cache")
-			b = append(b, '[')
-			n := 0
-			for _, c := range cacheFlagNames {
-				if r.Cache&c.bit != 0 {
-					if n > 0 {
-						b = append(b, ',')
-					}
-					n++
-					b = append(b, '"')
-					b = append(b, c.name...)
-					b = append(b, '"')
-				}
-			}
-			b = append(b, ']')
+			b = appendFlagNamesJSON(b, r.Cache, cacheFlagNames)
 		}
 		if r.MTU != 0 {
 			key("metrics")
@@ -346,9 +330,15 @@ func appendNexthopsJSON(b []byte, nhs []Nexthop, fam int, weights bool) []byte {
 }
 
 func appendFlagsJSON(b []byte, flags uint32) []byte {
+	return appendFlagNamesJSON(b, flags, rtFlagNames)
+}
+
+// appendFlagNamesJSON renders the names of the bits set in flags as a
+// JSON array, in the order of names.
+func appendFlagNamesJSON(b []byte, flags uint32, names []flagName) []byte {
 	b = append(b, '[')
 	n := 0
-	for _, fl := range rtFlagNames {
+	for _, fl := range names {
 		if flags&fl.bit != 0 {
 			if n > 0 {
 				b = append(b, ',')
@@ -604,31 +594,13 @@ func (f *FIB) appendRouteText(b []byte, ref *routeRef, json bool) []byte {
 		}
 		return b
 	}
-	if at.typ != state.RouteUnicast {
-		b = append(b, typeName(at.typ)...)
-		b = append(b, ' ')
-	}
-	var pfx netip.Prefix
-	var tos uint8
-	var metric uint32
-	v6 := ref.t4 == nil
-	if ref.t4 != nil {
-		pfx = ref.t4.prefix(ref.node)
-		al := ref.t4.alias(ref.node, int(ref.alias))
-		tos, metric = al.tos, al.metric
-	} else {
-		pfx = ref.t6.nodes[ref.node].pfx
-		metric = ref.t6.aliases[ref.alias].metric
-	}
-	switch {
-	case v6 && ref.t6.nodes[ref.node].text != "":
+	b = appendRouteType(b, at.typ)
+	pfx, tos, metric := ref.key()
+	v6 := ref.t6 != nil
+	if v6 && ref.t6.nodes[ref.node].text != "" {
 		b = append(b, ref.t6.nodes[ref.node].text...)
-	case pfx.Bits() == 0:
-		b = append(b, "default"...)
-	case pfx.IsSingleIP():
-		b = appendAddr(b, pfx.Addr())
-	default:
-		b = appendPrefix(b, pfx)
+	} else {
+		b = appendDst(b, pfx)
 	}
 	if at.src.IsValid() {
 		b = append(b, " from "...)
@@ -643,48 +615,16 @@ func (f *FIB) appendRouteText(b []byte, ref *routeRef, json bool) []byte {
 	} else {
 		b = append(b, at.rtext...)
 	}
-	if metric != 0 || v6 {
-		b = append(b, " metric "...)
-		b = appendUint(b, uint64(metric))
-	}
-	if v6 && at.pref != 0 {
-		b = append(b, " pref "...)
-		b = append(b, prefName(at.pref)...)
-	}
-	if at.mtu != 0 {
-		b = append(b, " mtu "...)
-		b = strconv.AppendUint(b, uint64(at.mtu), 10)
-	}
-	return b
+	return appendRouteTail(b, at, metric, v6)
 }
 
 // appendRoute renders a FIB entry in `ip route` words.
 func (f *FIB) appendRoute(b []byte, ref *routeRef, withTable bool) []byte {
 	at := ref.at
-	if at.typ != state.RouteUnicast {
-		b = append(b, typeName(at.typ)...)
-		b = append(b, ' ')
-	}
-	var pfx netip.Prefix
-	var tos uint8
-	var metric uint32
-	var v6 bool
-	if ref.t4 != nil {
-		pfx = ref.t4.prefix(ref.node)
-		al := ref.t4.alias(ref.node, int(ref.alias))
-		tos, metric = al.tos, al.metric
-	} else if ref.t6 != nil {
-		pfx = ref.t6.nodes[ref.node].pfx
-		metric = ref.t6.aliases[ref.alias].metric
-		v6 = true
-	}
-	if pfx.Bits() == 0 {
-		b = append(b, "default"...)
-	} else if pfx.IsSingleIP() {
-		b = appendAddr(b, pfx.Addr())
-	} else {
-		b = appendPrefix(b, pfx)
-	}
+	b = appendRouteType(b, at.typ)
+	pfx, tos, metric := ref.key()
+	v6 := ref.t6 != nil
+	b = appendDst(b, pfx)
 	if at.src.IsValid() {
 		b = append(b, " from "...)
 		b = at.src.AppendTo(b)
@@ -694,17 +634,11 @@ func (f *FIB) appendRoute(b []byte, ref *routeRef, withTable bool) []byte {
 		b = strconv.AppendUint(b, uint64(tos), 16)
 	}
 	nhs := at.nhs
-	if v6 && ref.t6 != nil {
+	if v6 {
 		al := &ref.t6.aliases[ref.alias]
 		if al.sibN > 1 {
 			for k := int32(0); k < al.sibN; k++ {
-				nh := &f.v6.attrs[ref.t6.aliases[al.sibFirst+k].attrs].nhs[0]
-				b = append(b, " nexthop"...)
-				b = appendNexthop(b, nh, true, at.typ)
-				if nh.weight > 1 {
-					b = append(b, " weight "...)
-					b = strconv.AppendInt(b, int64(nh.weight), 10)
-				}
+				b = appendPath(b, &f.v6.attrs[ref.t6.aliases[al.sibFirst+k].attrs].nhs[0], true, at.typ)
 			}
 			nhs = nil
 		}
@@ -713,12 +647,7 @@ func (f *FIB) appendRoute(b []byte, ref *routeRef, withTable bool) []byte {
 		b = appendNexthop(b, &nhs[0], v6, at.typ)
 	} else {
 		for i := range nhs {
-			b = append(b, " nexthop"...)
-			b = appendNexthop(b, &nhs[i], v6, at.typ)
-			if nhs[i].weight > 1 {
-				b = append(b, " weight "...)
-				b = strconv.AppendInt(b, int64(nhs[i].weight), 10)
-			}
+			b = appendPath(b, &nhs[i], v6, at.typ)
 		}
 	}
 	if withTable && at.table != state.TableMain {
@@ -737,6 +666,45 @@ func (f *FIB) appendRoute(b []byte, ref *routeRef, withTable bool) []byte {
 		b = append(b, " src "...)
 		b = appendAddr(b, at.prefsrc)
 	}
+	return appendRouteTail(b, at, metric, v6)
+}
+
+// key is the FIB entry's prefix, TOS and metric.
+func (ref *routeRef) key() (pfx netip.Prefix, tos uint8, metric uint32) {
+	switch {
+	case ref.t4 != nil:
+		al := ref.t4.alias(ref.node, int(ref.alias))
+		return ref.t4.prefix(ref.node), al.tos, al.metric
+	case ref.t6 != nil:
+		return ref.t6.nodes[ref.node].pfx, 0, ref.t6.aliases[ref.alias].metric
+	}
+	return netip.Prefix{}, 0, 0
+}
+
+// appendRouteType starts a route's text with its type, unless unicast.
+func appendRouteType(b []byte, typ state.RouteType) []byte {
+	if typ != state.RouteUnicast {
+		b = append(b, typeName(typ)...)
+		b = append(b, ' ')
+	}
+	return b
+}
+
+// appendDst renders a route's destination as ip does: "default", an
+// address for a host route, else the prefix.
+func appendDst(b []byte, pfx netip.Prefix) []byte {
+	switch {
+	case pfx.Bits() == 0:
+		return append(b, "default"...)
+	case pfx.IsSingleIP():
+		return appendAddr(b, pfx.Addr())
+	}
+	return appendPrefix(b, pfx)
+}
+
+// appendRouteTail ends a route's text: metric (always for IPv6, as ip
+// prints it), router preference, MTU.
+func appendRouteTail(b []byte, at *rattrs, metric uint32, v6 bool) []byte {
 	if metric != 0 || v6 {
 		b = append(b, " metric "...)
 		b = appendUint(b, uint64(metric))
@@ -748,6 +716,17 @@ func (f *FIB) appendRoute(b []byte, ref *routeRef, withTable bool) []byte {
 	if at.mtu != 0 {
 		b = append(b, " mtu "...)
 		b = strconv.AppendUint(b, uint64(at.mtu), 10)
+	}
+	return b
+}
+
+// appendPath renders one path of a multipath route.
+func appendPath(b []byte, nh *nhop, v6 bool, typ state.RouteType) []byte {
+	b = append(b, " nexthop"...)
+	b = appendNexthop(b, nh, v6, typ)
+	if nh.weight > 1 {
+		b = append(b, " weight "...)
+		b = strconv.AppendInt(b, int64(nh.weight), 10)
 	}
 	return b
 }

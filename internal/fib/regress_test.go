@@ -9,6 +9,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/tunroute/tunroute/internal/testns"
 )
 
 type regression struct {
@@ -103,12 +105,7 @@ func TestRegressions(t *testing.T) {
 // running kernel (root; throw-away namespaces tr-fx-r-<pid>).
 // TUNROUTE_RECORD=1 rewrites testdata/regressions.txt with them.
 func TestRegressionsKernel(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (network namespaces)")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("needs iproute2")
-	}
+	testns.Need(t, "ip")
 	regs, lines := readRegressions(t)
 	ns := fmt.Sprintf("tr-fx-r-%d", os.Getpid())
 	defer exec.Command("ip", "netns", "del", ns).Run()

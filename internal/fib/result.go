@@ -597,21 +597,21 @@ func typeName(t state.RouteType) string {
 	return strconv.Itoa(int(t))
 }
 
-// rtFlagNames is print_rt_flags' order.
-var rtFlagNames = []struct {
+// flagName is one flag bit and the word ip prints for it.
+type flagName struct {
 	bit  uint32
 	name string
-}{
+}
+
+// rtFlagNames is print_rt_flags' order.
+var rtFlagNames = []flagName{
 	{0x1, "dead"}, {0x4, "onlink"}, {0x2, "pervasive"}, {0x8, "offload"}, {0x40, "trap"},
 	{0x100, "notify"}, {0x10, "linkdown"}, {0x20, "unresolved"}, {0x2000, "rt_offload"},
 	{0x4000, "rt_trap"}, {0x20000000, "rt_offload_failed"},
 }
 
 // cacheFlagNames is print_cache_flags' order.
-var cacheFlagNames = []struct {
-	bit  uint32
-	name string
-}{
+var cacheFlagNames = []flagName{
 	{rtcfLocal, "local"}, {0x40000000, "reject"}, {rtcfMulticast, "mc"}, {rtcfBroadcast, "brd"},
 	{0x08000000, "dst-nat"}, {0x00800000, "src-nat"}, {0x00400000, "masq"}, {0x00020000, "dst-direct"},
 	{rtcfDirectSrc, "src-direct"}, {rtcfRedirected, "redirected"}, {rtcfDoRedirect, "redirect"},

@@ -353,76 +353,14 @@ func (f *FIB) ruleWalk6(fl *flow6, oif int32, strict int, res *fibres6, tr *trac
 	res.rules = rs.list
 	var rf ruleFlow
 	fl.ruleFlow(&rf)
-	if sc == nil {
-		sc = &scratch{} // build time (gateway resolution) only
-	}
-	cur := rs.idx.collect(&rf, sc.cursors(f))
-	pos := int32(0)
-	for {
-		i := nextCandidate(cur, pos)
-		if i < 0 {
-			break
-		}
-		pos = i + 1
-		r6 := &rs.list[i]
-		if !r6.match(&rf) {
-			continue
-		}
-	again:
-		var err errno
-		switch r6.action {
-		case state.ActionGoto:
-			if r6.gotoIdx < 0 || r6.gotoIdx <= i {
-				tr.rule(i, r6, vUnresolved, 0, nil)
-				continue
-			}
-			tr.rule(i, r6, vGoto, 0, nil)
-			i = r6.gotoIdx
-			r6 = &rs.list[i]
-			pos = i + 1
-			if !r6.match(&rf) {
-				tr.rule(i, r6, vTargetNoMatch, 0, nil)
-				continue
-			}
-			goto again
-		case state.ActionNop:
-			tr.rule(i, r6, vNop, 0, nil)
-			continue
-		case state.ActionLookup:
-			if r6.t6 == nil {
-				tr.rule(i, r6, vNoTable, r6.table, nil)
-				continue
-			}
-			res.at = nil
-			res.rule = i
-			err = f.tableLookup6(r6.t6, fl, oif, strict, res, r)
-		case state.ActionUnreachable:
-			tr.rule(i, r6, vActionUnreachable, 0, nil)
-			res.rule = i
-			return errNETUNREACH
-		case state.ActionProhibit:
-			tr.rule(i, r6, vActionProhibit, 0, nil)
-			res.rule = i
-			return errACCES
-		default:
-			tr.rule(i, r6, vActionBlackhole, 0, nil)
-			res.rule = i
-			return errINVAL
-		}
-		switch err {
+	rule, err := rs.walk(f, &rf, sc, tr, true, func(i int32, r6 *crule) (errno, bool) {
+		res.at = nil
+		res.rule = i
+		switch err := f.tableLookup6(r6.t6, fl, oif, strict, res, r); err {
 		case errOK:
-			if r6.supPlen >= 0 && int32(res.prefix().Bits()) <= r6.supPlen {
-				tr.rule6(i, r6, vSuppressedPlen, r6.table, res)
-				continue
-			}
-			if r6.supGroup >= 0 {
-				if d := res.at.nhs[0].dev; d != nil && int64(d.group) == r6.supGroup {
-					tr.rule6(i, r6, vSuppressedGroup, r6.table, res)
-					continue
-				}
-			}
-			tr.rule6(i, r6, vRoute, r6.table, res)
-			return errOK
+			v := r6.suppressed(res.prefix().Bits(), res.at.nhs[0].dev)
+			tr.rule6(i, r6, v, r6.table, res)
+			return errOK, v == vRoute
 		case errAGAIN:
 			if res.at != nil && res.typ == state.RouteThrow {
 				tr.rule6(i, r6, vThrow, r6.table, res)
@@ -431,14 +369,14 @@ func (f *FIB) ruleWalk6(fl *flow6, oif int32, strict int, res *fibres6, tr *trac
 			}
 			res.at = nil
 			res.rule = -1
-			continue
+			return err, false
 		default:
 			tr.rule6(i, r6, vErrorRoute, r6.table, res)
-			return err
+			return err, true
 		}
-	}
-	res.rule = -1
-	return errNETUNREACH
+	})
+	res.rule = rule
+	return err
 }
 
 // addrType6 is __ipv6_addr_type.

@@ -156,9 +156,14 @@ func (f *FIB) buildRoutes(s *state.State) error {
 
 	type pending4 struct {
 		t *table4
-		// nodes maps a destination (address<<8 | length) to its node.
-		nodes *nodeIndex
-		items []struct {
+		// nodes maps a destination (address<<8 | length) to its node;
+		// it is built only once a route comes out of address order. A
+		// kernel dump walks each table in address order (the prefixes
+		// of one address together), so a route's node is then the last
+		// one or one of the run since runStart with the same address.
+		nodes    *nodeIndex
+		runStart int32
+		items    []struct {
 			node  int32
 			alias alias4
 		}
@@ -182,10 +187,13 @@ func (f *FIB) buildRoutes(s *state.State) error {
 	p6 := map[uint32][]item6{}
 	// IPv4 routes per table, to size the pending tables once.
 	n4 := map[uint32]int{}
+	n6 := map[uint32]int{} // and IPv6 routes (a multipath one counts once)
 	var idbuf [1]int32
 	for ri := range s.Routes {
 		if r := &s.Routes[ri]; r.Dst.Addr().Is4() {
 			n4[r.Table]++
+		} else {
+			n6[r.Table]++
 		}
 	}
 
@@ -206,17 +214,39 @@ func (f *FIB) buildRoutes(s *state.State) error {
 			p := p4[r.Table]
 			if p == nil {
 				n := n4[r.Table]
-				p = &pending4{t: &table4{id: r.Table, nodes: make([]node4, 0, n)}, nodes: newNodeIndex(n)}
+				p = &pending4{t: &table4{id: r.Table, nodes: make([]node4, 0, n)}}
 				p.items = make([]struct {
 					node  int32
 					alias alias4
 				}, 0, n)
 				p4[r.Table] = p
 			}
-			k := uint64(v4u(dst.Addr()))<<8 | uint64(dst.Bits())
-			n, ok := p.nodes.get(k, int32(len(p.t.nodes)))
+			addr, plen := v4u(dst.Addr()), uint8(dst.Bits())
+			nn := int32(len(p.t.nodes))
+			if p.nodes == nil && nn > 0 && addr < p.t.nodes[nn-1].addr {
+				// Out of address order (a snapshot, a preview): index
+				// the nodes so far and go on by the index.
+				p.nodes = newNodeIndex(n4[r.Table])
+				for i := range p.t.nodes {
+					nd := &p.t.nodes[i]
+					p.nodes.get(uint64(nd.addr)<<8|uint64(nd.plen), int32(i))
+				}
+			}
+			n, ok := nn, false
+			if p.nodes != nil {
+				n, ok = p.nodes.get(uint64(addr)<<8|uint64(plen), nn)
+			} else if nn > 0 && addr == p.t.nodes[nn-1].addr {
+				for i := p.runStart; i < nn; i++ {
+					if p.t.nodes[i].plen == plen {
+						n, ok = i, true
+						break
+					}
+				}
+			} else {
+				p.runStart = nn
+			}
 			if !ok {
-				p.t.nodes = append(p.t.nodes, node4{addr: v4u(dst.Addr()), plen: uint8(dst.Bits())})
+				p.t.nodes = append(p.t.nodes, node4{addr: addr, plen: plen})
 			}
 			if dst.Bits() == 0 {
 				p.t.nDefault++
@@ -239,6 +269,9 @@ func (f *FIB) buildRoutes(s *state.State) error {
 			if src.Bits() == 0 {
 				src = netip.Prefix{}
 			}
+		}
+		if p6[r.Table] == nil {
+			p6[r.Table] = make([]item6, 0, n6[r.Table])
 		}
 		for k, id := range ids {
 			leaf := r.NHID
@@ -282,8 +315,10 @@ func (f *FIB) buildRoutes(s *state.State) error {
 		// Group by (dst, src) keeping dump order; then order each group by
 		// metric (insertion order within a metric).
 		type key struct{ dst, src netip.Prefix }
-		groups := map[key][]item6{}
-		var order []key
+		groups := make(map[key][]item6, len(items))
+		order := make([]key, 0, len(items))
+		t.aliases = make([]alias6, 0, len(items))
+		t.nodes = make([]node6, 0, len(items))
 		for _, it := range items {
 			k := key{it.dst, it.src}
 			if _, ok := groups[k]; !ok {
@@ -291,7 +326,7 @@ func (f *FIB) buildRoutes(s *state.State) error {
 			}
 			groups[k] = append(groups[k], it)
 		}
-		dnodes := map[netip.Prefix]int32{}
+		dnodes := make(map[netip.Prefix]int32, len(order))
 		for _, k := range order {
 			g := groups[k]
 			slices.SortStableFunc(g, func(a, b item6) int { return cmp.Compare(a.alias.metric, b.alias.metric) })

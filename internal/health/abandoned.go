@@ -44,3 +44,24 @@ func Abandoned(before, after *compile.Result) []netip.Addr {
 	}
 	return out
 }
+
+// AbandonedByNamespace is Abandoned for every namespace of a system (the
+// top one and each routing domain, matched by domain name): by
+// namespace, the addresses whose connections must be forgotten there.
+// Nothing when before is nil (the first apply).
+func AbandonedByNamespace(before, after *compile.System) map[string][]netip.Addr {
+	if before == nil || after == nil {
+		return nil
+	}
+	was := map[string]*compile.Result{}
+	for _, d := range before.Domains {
+		was[d.Name] = d.Result
+	}
+	out := map[string][]netip.Addr{}
+	for _, d := range after.Domains {
+		if gone := Abandoned(was[d.Name], d.Result); len(gone) > 0 {
+			out[d.Netns] = gone
+		}
+	}
+	return out
+}

@@ -38,3 +38,29 @@ func TestAbandoned(t *testing.T) {
 		}
 	}
 }
+
+// TestAbandonedByNamespace: a failover inside a routing domain forgets
+// the connections in the domain's namespace, the top one's in its own.
+func TestAbandonedByNamespace(t *testing.T) {
+	p := netip.MustParsePrefix
+	res := func(active string) *compile.Result {
+		return &compile.Result{Identities: []compile.Identity{{Name: "a", Addrs: []netip.Prefix{p("10.1.0.2/24")}}, {Name: "b", Addrs: []netip.Prefix{p("10.2.0.2/24")}}},
+			Groups: []compile.GroupState{{Name: "g", Kind: "failover", Active: []string{active}}}}
+	}
+	sys := func(top, dom string) *compile.System {
+		return &compile.System{Domains: []compile.Domain{{Name: "host", Netns: "", Result: res(top)}, {Name: "dom", Netns: "tr-dom", Result: res(dom)}}}
+	}
+	got := AbandonedByNamespace(sys("a", "a"), sys("a", "b"))
+	want := map[string][]netip.Addr{"tr-dom": {netip.MustParseAddr("10.1.0.2")}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("domain failover: %v, want %v", got, want)
+	}
+	got = AbandonedByNamespace(sys("a", "b"), sys("b", "b"))
+	want = map[string][]netip.Addr{"": {netip.MustParseAddr("10.1.0.2")}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("top failover: %v, want %v", got, want)
+	}
+	if got := AbandonedByNamespace(nil, sys("a", "a")); len(got) != 0 {
+		t.Errorf("first apply: %v", got)
+	}
+}

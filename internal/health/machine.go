@@ -62,6 +62,7 @@ type Machine struct {
 	suppressed bool
 	lastChange time.Time
 	why        string
+	changeWhy  string
 	changes    int
 }
 
@@ -73,6 +74,10 @@ func (m *Machine) State() State { return m.state }
 
 // Why says what made the last change (or why a change is held back).
 func (m *Machine) Why() string { return m.why }
+
+// ChangeWhy says what made the last change (Why without the reasons a
+// change is held back: it changes only with the state).
+func (m *Machine) ChangeWhy() string { return m.changeWhy }
 
 // LastChange is when the state last changed (zero if never).
 func (m *Machine) LastChange() time.Time { return m.lastChange }
@@ -144,8 +149,39 @@ func (m *Machine) Observe(now time.Time, answered, total int) bool {
 	return false
 }
 
+// Fall records a passive signal at now (the device down or without
+// carrier): the identity is down at once, without waiting for probes to
+// time out, and it counts as a fall for the damping, so a flapping link
+// is held down like flapping probes. A fall while down during a recovery
+// (some good rounds already) is flapping too. It reports whether the
+// state changed.
+func (m *Machine) Fall(now time.Time, why string) bool {
+	m.penalty, m.penaltyAt = m.Penalty(now), now
+	if m.suppressed && m.penalty < m.P.Damping.Reuse {
+		m.suppressed = false
+	}
+	recovering := m.state == Down && m.good > 0
+	m.good = 0
+	if m.state == Down && !recovering {
+		return false
+	}
+	m.penalty += m.P.Damping.Penalty
+	if ceiling := m.P.Damping.Suppress + m.P.Damping.Penalty; m.penalty > ceiling {
+		m.penalty = ceiling
+	}
+	if m.P.Damping.Suppress > 0 && m.penalty >= m.P.Damping.Suppress {
+		m.suppressed = true
+	}
+	if m.state == Down {
+		m.why = sprintf("%s again while recovering (flapping)", why)
+		return false
+	}
+	return m.change(now, Down, "%s", why)
+}
+
 func (m *Machine) change(now time.Time, s State, format string, args ...any) bool {
 	m.state, m.lastChange, m.why = s, now, sprintf(format, args...)
+	m.changeWhy = m.why
 	m.changes++
 	return true
 }

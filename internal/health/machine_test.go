@@ -109,3 +109,51 @@ func TestFlapDamping(t *testing.T) {
 		t.Errorf("undamped: %d changes, want 30", m.Changes())
 	}
 }
+
+// TestFallOnLinkLoss: a lost carrier makes an up identity down at once
+// (no probe has to time out); a link that comes back needs Up good
+// rounds; falling again while recovering is flapping, and the third fall
+// in a short time holds the identity down until the penalty decays,
+// however good its probes.
+func TestFallOnLinkLoss(t *testing.T) {
+	m := NewMachine(params())
+	now := t0
+	m.Observe(now, 1, 1)
+	now = now.Add(time.Second)
+	if !m.Fall(now, "eth0 has no carrier") || m.State() != Down || m.Why() != "eth0 has no carrier" {
+		t.Fatalf("a lost carrier: state %s (%s), want down at once", m.State(), m.Why())
+	}
+	if m.Fall(now, "eth0 has no carrier") {
+		t.Errorf("a second fall while down (no recovery) changed the state")
+	}
+	// Two good rounds, then the link goes again: flapping.
+	for range 2 {
+		now = now.Add(time.Second)
+		m.Observe(now, 1, 1)
+	}
+	now = now.Add(time.Second)
+	m.Fall(now, "eth0 has no carrier")
+	for range 2 {
+		now = now.Add(time.Second)
+		m.Observe(now, 1, 1)
+	}
+	now = now.Add(time.Second)
+	m.Fall(now, "eth0 has no carrier")
+	if !m.Suppressed() {
+		t.Fatalf("three falls in %s: not suppressed (penalty %.0f)", now.Sub(t0), m.Penalty(now))
+	}
+	// Calm: good rounds, but held down until the penalty decays.
+	var upAt time.Time
+	for i := 0; i < 120 && upAt.IsZero(); i++ {
+		now = now.Add(time.Second)
+		if m.Observe(now, 1, 1) && m.State() == Up {
+			upAt = now
+		}
+	}
+	if upAt.IsZero() {
+		t.Fatalf("never up again after calming")
+	}
+	if held := upAt.Sub(t0); held < 20*time.Second {
+		t.Errorf("up again %s after the start, before the damping could decay", held)
+	}
+}

@@ -20,13 +20,18 @@ import (
 
 // SocketProbe returns the ProbeFunc that sends real probes from the
 // network namespace nsName ("" for the caller's own; else a name under
-// /run/netns). Every probe socket is bound to the identity's device
+// /run/netns), or from the probe's own namespace when it is another one
+// (an identity of a routing domain). Every probe socket is bound to the identity's device
 // (SO_BINDTODEVICE) and source address, and carries its mark (SO_MARK),
 // which tunroute's rule sends to the identity's table: a probe can leave
 // only through the identity it tests. ICMP uses a raw socket (root or
 // CAP_NET_RAW, which tunroute has).
 func SocketProbe(nsName string) ProbeFunc {
 	return func(ctx context.Context, p *compile.Probe, t config.HealthTarget) (time.Duration, error) {
+		nsName := nsName
+		if p.Netns != "" {
+			nsName = p.Netns
+		}
 		src := p.Source(t.Addr)
 		if !src.IsValid() {
 			return 0, fmt.Errorf("identity %s has no IPv%d address", p.Identity, family(t.Addr))

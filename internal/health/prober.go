@@ -41,6 +41,9 @@ type tracked struct {
 	probe   compile.Probe
 	m       *Machine
 	targets []TargetStatus
+	// linkLost: the device was down or without carrier at the last
+	// ObserveLinks (a fall is counted once per loss).
+	linkLost bool
 }
 
 // TargetStatus is what one target's probes measured.
@@ -52,6 +55,9 @@ type TargetStatus struct {
 	Loss    float64
 	LastErr string `json:",omitempty"`
 	history []bool
+	// sent and lost count every probe since the identity's probes last
+	// changed (Metrics).
+	sent, lost uint64
 }
 
 // Status is an identity's health for `status`.
@@ -105,7 +111,7 @@ func (p *Prober) Update(probes []compile.Probe) {
 }
 
 func sameProbe(a, b *compile.Probe) bool {
-	if a.Device != b.Device || a.Source4 != b.Source4 || a.Source6 != b.Source6 || a.Mark != b.Mark ||
+	if a.Device != b.Device || a.Netns != b.Netns || a.Source4 != b.Source4 || a.Source6 != b.Source6 || a.Mark != b.Mark ||
 		a.Table != b.Table || a.Health.Interval != b.Health.Interval || a.Health.Timeout != b.Health.Timeout ||
 		a.Health.Down != b.Health.Down || a.Health.Up != b.Health.Up || a.Health.MinTargets != b.Health.MinTargets ||
 		len(a.Health.Targets) != len(b.Health.Targets) {
@@ -199,6 +205,10 @@ func (p *Prober) Round(ctx context.Context, name string) bool {
 	for i, a := range answers {
 		ts := &t.targets[i]
 		ts.history = append(ts.history, a.err == nil)
+		ts.sent++
+		if a.err != nil {
+			ts.lost++
+		}
 		if len(ts.history) > lossWindow {
 			ts.history = ts.history[1:]
 		}

@@ -14,9 +14,10 @@ import (
 // observe, plan with the prober's verdicts and the passive signals, apply
 // (one replacement per route: never a moment without one), hand the new
 // probes to the prober, and forget the connections of the identities the
-// traffic left. last is the previous call's result (nil the first time);
-// the new one is returned for the next call.
-func Replan(e *engine.Engine, p *Prober, last *compile.Result) (*compile.Result, error) {
+// traffic left, in each namespace (the top one and the routing domains).
+// last is the previous call's system (nil the first time); the new one is
+// returned for the next call.
+func Replan(e *engine.Engine, p *Prober, last *compile.System) (*compile.System, error) {
 	unlock, err := e.Lock()
 	if err != nil {
 		return nil, err
@@ -35,13 +36,14 @@ func Replan(e *engine.Engine, p *Prober, last *compile.Result) (*compile.Result,
 	if err != nil {
 		return nil, err
 	}
-	h := p.Health()
-	if last != nil {
-		h = WithPassive(h, WireGuardDown(s.Top(), last.Identities, time.Now()))
+	p.ObserveLinks(s.Observed)
+	v := p.Verdicts()
+	if last != nil && len(last.Domains) > 0 && last.Domains[0].Result != nil {
+		v = WithPassiveVerdicts(v, WireGuardDown(s.Top(), last.Domains[0].Result.Identities, time.Now()), f.Verdicts, time.Now())
 	}
 	// Recorded by the apply, so that an apply by hand or a VPN hook
-	// keeps the failover.
-	if err := f.RecordHealth(e, h); err != nil {
+	// keeps the failover (and status and explain say why).
+	if err := f.RecordVerdicts(e, v); err != nil {
 		return nil, err
 	}
 	c, err := s.Plan(cfg, f)
@@ -51,12 +53,11 @@ func Replan(e *engine.Engine, p *Prober, last *compile.Result) (*compile.Result,
 	if _, err := s.Apply(c); err != nil {
 		return nil, err
 	}
-	res := c.Compiled()
-	p.Update(res.Probes)
-	if gone := Abandoned(last, res); len(gone) > 0 {
-		if _, err := kernel.ForgetConnections(e.Netns, gone); err != nil {
-			return res, fmt.Errorf("applied, but forgetting the connections of %v: %w", gone, err)
+	p.Update(SystemProbes(c.System))
+	for ns, gone := range AbandonedByNamespace(last, c.System) {
+		if _, err := kernel.ForgetConnections(ns, gone); err != nil {
+			return c.System, fmt.Errorf("applied, but forgetting the connections of %v in %s: %w", gone, ns, err)
 		}
 	}
-	return res, nil
+	return c.System, nil
 }

@@ -70,25 +70,9 @@ func lifetime(v uint32) uint32 {
 
 // dumpAddrs lists the addresses of one family, in kernel order.
 func (c *conn) dumpAddrs(af uint8, dev func(int) string) ([]state.Addr, error) {
-	var out []state.Addr
-	err := retryDump(func() error {
-		out = out[:0]
-		seq := c.nextSeq()
-		c.enc.reset()
-		off := c.enc.begin(unix.RTM_GETADDR, unix.NLM_F_REQUEST|unix.NLM_F_DUMP, seq)
-		c.enc.zeros(unix.SizeofIfAddrmsg)[0] = af
-		c.enc.end(off)
-		return c.dump(seq, func(m message) error {
-			if m.typ != unix.RTM_NEWADDR {
-				return nil
-			}
-			if a, ok := decodeAddr(m.data, dev); ok {
-				out = append(out, a)
-			}
-			return nil
-		})
+	return dumpAll(c, unix.RTM_GETADDR, unix.RTM_NEWADDR, unix.SizeofIfAddrmsg, af, nil, func(data []byte) (state.Addr, bool) {
+		return decodeAddr(data, dev)
 	})
-	return out, err
 }
 
 // addrSettable are the IFA_F_* flags a request may carry; the others are
@@ -102,15 +86,8 @@ func (e *encoder) encodeAddr(act state.Action, a *state.Addr, ifindex int, seq u
 		return fmt.Errorf("address has no prefix")
 	}
 	local := a.Prefix.Addr()
-	var typ, flags uint16 = unix.RTM_NEWADDR, unix.NLM_F_REQUEST
-	switch act {
-	case state.Add:
-		flags |= unix.NLM_F_CREATE | unix.NLM_F_EXCL
-	case state.Replace:
-		flags |= unix.NLM_F_CREATE | unix.NLM_F_REPLACE
-	case state.Delete:
-		typ = unix.RTM_DELADDR
-	default:
+	typ, flags, ok := request(act, unix.RTM_NEWADDR, unix.RTM_DELADDR)
+	if !ok {
 		return fmt.Errorf("unknown action %d", act)
 	}
 	off := e.begin(typ, flags, seq)

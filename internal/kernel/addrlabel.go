@@ -9,39 +9,33 @@ import (
 
 // dumpAddrLabels lists the IPv6 address label table (`ip addrlabel`).
 func (c *conn) dumpAddrLabels(d *devNames) ([]state.AddrLabel, error) {
-	var out []state.AddrLabel
-	err := retryDump(func() error {
-		out = out[:0]
-		seq := c.nextSeq()
-		c.enc.reset()
-		off := c.enc.begin(unix.RTM_GETADDRLABEL, unix.NLM_F_REQUEST|unix.NLM_F_DUMP, seq)
-		c.enc.zeros(unix.SizeofIfAddrlblmsg)[0] = unix.AF_INET6
-		c.enc.end(off)
-		return c.dump(seq, func(m message) error {
-			if m.typ != unix.RTM_NEWADDRLABEL || len(m.data) < unix.SizeofIfAddrlblmsg {
-				return nil
-			}
-			var l state.AddrLabel
-			var addr netip.Addr
-			a := attrs{b: m.data[unix.SizeofIfAddrlblmsg:]}
-			for a.next() {
-				switch a.typ {
-				case unix.IFAL_ADDRESS:
-					addr = ipAddr(a.val)
-				case unix.IFAL_LABEL:
-					l.Label = a.u32()
-				}
-			}
-			if !addr.IsValid() {
-				return nil
-			}
-			l.Prefix = netip.PrefixFrom(addr, int(m.data[2]))
-			if idx := int(ne.Uint32(m.data[4:])); idx != 0 {
-				l.Dev = d.name(idx)
-			}
-			out = append(out, l)
-			return nil
-		})
+	return dumpAll(c, unix.RTM_GETADDRLABEL, unix.RTM_NEWADDRLABEL, unix.SizeofIfAddrlblmsg, unix.AF_INET6, nil, func(data []byte) (state.AddrLabel, bool) {
+		return decodeAddrLabel(data, d)
 	})
-	return out, err
+}
+
+// decodeAddrLabel decodes one RTM_NEWADDRLABEL.
+func decodeAddrLabel(data []byte, d *devNames) (state.AddrLabel, bool) {
+	var l state.AddrLabel
+	if len(data) < unix.SizeofIfAddrlblmsg {
+		return l, false
+	}
+	var addr netip.Addr
+	a := attrs{b: data[unix.SizeofIfAddrlblmsg:]}
+	for a.next() {
+		switch a.typ {
+		case unix.IFAL_ADDRESS:
+			addr = ipAddr(a.val)
+		case unix.IFAL_LABEL:
+			l.Label = a.u32()
+		}
+	}
+	if !addr.IsValid() {
+		return l, false
+	}
+	l.Prefix = netip.PrefixFrom(addr, int(data[2]))
+	if idx := int(ne.Uint32(data[4:])); idx != 0 {
+		l.Dev = d.name(idx)
+	}
+	return l, true
 }

@@ -7,17 +7,14 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/tunroute/tunroute/internal/testns"
 )
 
 // needRoot skips tests that change network namespaces when not root.
 func needRoot(t testing.TB) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (creates network namespaces)")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("needs iproute2's ip command as the oracle")
-	}
+	testns.Need(t, "ip")
 }
 
 // newNS creates the namespace tr-k-<short>-<pid> with lo up and deletes it
@@ -28,28 +25,13 @@ func newNS(t testing.TB, short string) string {
 	if p := os.Getenv("TUNROUTE_TEST_NS_PREFIX"); p != "" {
 		prefix = p // engineers sharing a machine keep to their own names
 	}
-	name := fmt.Sprintf("%s-%s-%d", prefix, short, os.Getpid())
-	exec.Command("ip", "netns", "del", name).Run() // a leftover of a killed run
-	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
-		t.Fatalf("ip netns add %s: %v: %s", name, err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("ip", "netns", "del", name).CombinedOutput(); err != nil {
-			t.Errorf("ip netns del %s: %v: %s", name, err, out)
-		}
-	})
-	ipn(t, name, "link", "set", "lo", "up")
-	return name
+	return testns.NewNS(t, fmt.Sprintf("%s-%s-%d", prefix, short, os.Getpid()))
 }
 
 // ipn runs `ip -n ns ARGS...` and fails the test if it fails.
 func ipn(t testing.TB, ns string, args ...string) string {
 	t.Helper()
-	out, err := exec.Command("ip", append([]string{"-n", ns}, args...)...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("ip -n %s %s: %v: %s", ns, strings.Join(args, " "), err, out)
-	}
-	return string(out)
+	return testns.IP(t, ns, args...)
 }
 
 // ipScript runs one `ip -n ns` command per line of script.

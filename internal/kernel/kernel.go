@@ -1,12 +1,3 @@
-// Package kernel observes and changes the routing state of one network
-// namespace through rtnetlink, and tunroute's own nftables table through
-// nfnetlink. It is the only package of tunroute that talks to the kernel:
-// everything else works on state.State values.
-//
-// Open a Handle on a namespace, Observe it into a state.State, Execute
-// state.Ops on it. Messages are encoded straight into one buffer and sent
-// many per sendmsg, and dumps are decoded in place, because a routing table
-// may hold a million routes.
 package kernel
 
 import (

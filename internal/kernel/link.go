@@ -121,26 +121,8 @@ func decodeVXLAN(data []byte) (*state.VXLAN, int) {
 
 // dumpLinks lists the namespace's links in device-list order.
 func (c *conn) dumpLinks() ([]linkInfo, error) {
-	var out []linkInfo
-	err := retryDump(func() error {
-		out = out[:0]
-		seq := c.nextSeq()
-		c.enc.reset()
-		off := c.enc.begin(unix.RTM_GETLINK, unix.NLM_F_REQUEST|unix.NLM_F_DUMP, seq)
-		c.enc.zeros(unix.SizeofIfInfomsg)
-		c.enc.u32(unix.IFLA_EXT_MASK, rtextSkipStats)
-		c.enc.end(off)
-		return c.dump(seq, func(m message) error {
-			if m.typ != unix.RTM_NEWLINK {
-				return nil
-			}
-			if l, ok := decodeLink(m.data); ok {
-				out = append(out, l)
-			}
-			return nil
-		})
-	})
-	return out, err
+	skipStats := func(e *encoder) { e.u32(unix.IFLA_EXT_MASK, rtextSkipStats) }
+	return dumpAll(c, unix.RTM_GETLINK, unix.RTM_NEWLINK, unix.SizeofIfInfomsg, 0, skipStats, decodeLink)
 }
 
 // getLink asks for one link by name or index; targetNSID >= 0 looks in the
@@ -262,15 +244,4 @@ func (c *conn) resolveLinks(links []linkInfo) {
 			}
 		}
 	}
-}
-
-// retryDump repeats a dump the kernel flagged as interrupted.
-func retryDump(fn func() error) error {
-	var err error
-	for range 5 {
-		if err = fn(); !errors.Is(err, errDumpInterrupted) {
-			return err
-		}
-	}
-	return err
 }

@@ -3,14 +3,13 @@ package kernel
 import (
 	"errors"
 	"fmt"
-	"github.com/tunroute/tunroute/internal/netnsname"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 
-	"github.com/vishvananda/netlink"
+	"github.com/tunroute/tunroute/internal/netnsname"
+	"github.com/tunroute/tunroute/internal/state"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
@@ -66,24 +65,15 @@ func CreateNamespace(name, top string) error {
 }
 
 func markNamespace(name, top string) error {
-	ns, err := netns.GetFromName(name)
+	c, err := connAt(name)
 	if err != nil {
 		return err
 	}
-	defer ns.Close()
-	nh, err := netlink.NewHandleAt(ns)
-	if err != nil {
-		return err
-	}
-	defer nh.Close()
-	lo, err := nh.LinkByName("lo")
-	if err != nil {
-		return err
-	}
-	if err := nh.LinkSetAlias(lo, DomainMark+netnsname.Name(top).Owner()); err != nil {
+	defer c.close()
+	if err := c.setLink("lo", true, DomainMark+netnsname.Name(top).Owner()); err != nil {
 		return fmt.Errorf("marking network namespace %q: %w", name, err)
 	}
-	return nh.LinkSetUp(lo)
+	return nil
 }
 
 // NamespaceOwner returns the owner part of a namespace's domain mark
@@ -97,16 +87,16 @@ func NamespaceOwner(name string) (string, error) {
 		return "", err
 	}
 	defer ns.Close()
-	nh, err := netlink.NewHandleAt(ns)
+	c, err := connIn(ns)
 	if err != nil {
 		return "", err
 	}
-	defer nh.Close()
-	lo, err := nh.LinkByName("lo")
+	defer c.close()
+	lo, err := c.getLink("lo", 0, -1)
 	if err != nil {
 		return "", err
 	}
-	owner, ok := strings.CutPrefix(lo.Attrs().Alias, DomainMark)
+	owner, ok := strings.CutPrefix(lo.Alias, DomainMark)
 	if !ok {
 		return "", nil
 	}
@@ -158,76 +148,86 @@ func checkNamespaceName(name string) error {
 	return nil
 }
 
-// onFreshThread runs fn on a goroutine locked to its OS thread and lets
-// the thread die with it, so a thread whose namespace could not be
-// restored never runs anything else.
-func onFreshThread(fn func() error) error {
-	done := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		done <- fn() // no UnlockOSThread: the thread exits with the goroutine
-	}()
-	return <-done
-}
-
 // MoveLink moves the device dev from the namespace `from` to the namespace
 // `to` ("" is the caller's own), keeping its addresses and its
 // administrative state: moving a device between namespaces flushes both,
 // and a moved tunnel must carry on as it was.
 func MoveLink(dev, from, to string) error {
-	src, err := handleAt(from)
+	src, err := connAt(from)
 	if err != nil {
 		return err
 	}
-	defer src.Close()
-	dst, err := handleAt(to)
+	defer src.close()
+	dst, err := connAt(to)
 	if err != nil {
 		return err
 	}
-	defer dst.Close()
-	link, err := src.LinkByName(dev)
+	defer dst.close()
+	link, err := src.getLink(dev, 0, -1)
 	if err != nil {
 		return fmt.Errorf("moving %s: %w", dev, err)
 	}
-	addrs, err := src.AddrList(link, netlink.FAMILY_ALL)
+	addrs, err := src.dumpAddrs(unix.AF_UNSPEC, func(int) string { return dev })
 	if err != nil {
 		return fmt.Errorf("moving %s: reading its addresses: %w", dev, err)
 	}
-	wasUp := link.Attrs().Flags&1 != 0 // IFF_UP
 	target, err := nsFd(to)
 	if err != nil {
 		return err
 	}
 	defer target.Close()
-	if err := src.LinkSetNsFd(link, int(target)); err != nil {
+	if err := src.setNamespace(link.Index, int(target)); err != nil {
 		return fmt.Errorf("moving %s into %s: %w", dev, nsWord(to), err)
 	}
-	moved, err := dst.LinkByName(dev)
+	moved, err := dst.getLink(dev, 0, -1)
 	if err != nil {
 		return fmt.Errorf("moving %s: it is not in %s afterwards: %w", dev, nsWord(to), err)
 	}
 	for _, a := range addrs {
-		if a.Scope == int(netlink.SCOPE_LINK) && a.IP.To4() == nil {
-			continue // IPv6 link-local addresses come back by themselves
+		if a.Index != link.Index || (a.Scope == state.ScopeLink && a.Prefix.Addr().Is6()) {
+			continue // another device's, or an IPv6 link-local address: those come back by themselves
 		}
-		a := a
-		a.LinkIndex = moved.Attrs().Index
 		a.Label = ""
-		if a.IP.To4() == nil && a.Flags&unix.IFA_F_TENTATIVE == 0 {
+		if a.Prefix.Addr().Is6() && a.Flags&state.AddrTentative == 0 {
 			// It passed duplicate address detection on this link already;
 			// tentative again, it could not be a route's source for a while.
-			a.Flags |= unix.IFA_F_NODAD
+			a.Flags |= state.AddrNoDAD
 		}
-		if err := dst.AddrReplace(moved, &a); err != nil {
-			return fmt.Errorf("moving %s: restoring address %s: %w", dev, a.IPNet, err)
+		if err := dst.replaceAddr(&a, moved.Index); err != nil {
+			return fmt.Errorf("moving %s: restoring address %s: %w", dev, a.Prefix, err)
 		}
 	}
-	if wasUp {
-		if err := dst.LinkSetUp(moved); err != nil {
+	if link.Up {
+		if err := dst.setAdminState(dev, true); err != nil {
 			return fmt.Errorf("moving %s: setting it up: %w", dev, err)
 		}
 	}
 	return nil
+}
+
+// setNamespace moves the device with index ifindex into the namespace
+// behind the file descriptor nsFd.
+func (c *conn) setNamespace(ifindex, nsFd int) error {
+	seq := c.nextSeq()
+	c.enc.reset()
+	off := c.enc.begin(unix.RTM_NEWLINK, unix.NLM_F_REQUEST|unix.NLM_F_ACK, seq)
+	h := c.enc.zeros(unix.SizeofIfInfomsg)
+	ne.PutUint32(h[4:], uint32(ifindex))
+	c.enc.u32(unix.IFLA_NET_NS_FD, uint32(nsFd))
+	c.enc.end(off)
+	return c.do(seq, nil)
+}
+
+// replaceAddr puts the address a on the device with index ifindex (like
+// `ip addr replace`), waiting for the kernel's answer.
+func (c *conn) replaceAddr(a *state.Addr, ifindex int) error {
+	seq := c.nextSeq()
+	c.enc.reset()
+	if err := c.enc.encodeAddr(state.Replace, a, ifindex, seq); err != nil {
+		return err
+	}
+	ne.PutUint16(c.enc.b[6:], ne.Uint16(c.enc.b[6:])|unix.NLM_F_ACK)
+	return c.do(seq, nil)
 }
 
 func nsWord(name string) string {
@@ -248,14 +248,15 @@ func nsFd(name string) (netns.NsHandle, error) {
 	return h, nil
 }
 
-func handleAt(name string) (*netlink.Handle, error) {
-	if name == "" {
-		return netlink.NewHandle()
-	}
+// connAt opens an rtnetlink connection in the named namespace ("" the
+// caller's own).
+func connAt(name string) (*conn, error) {
 	ns, err := openNamespace(name)
 	if err != nil {
 		return nil, err
 	}
-	defer ns.Close()
-	return netlink.NewHandleAt(ns)
+	if ns.IsOpen() {
+		defer ns.Close()
+	}
+	return connIn(ns)
 }

@@ -94,6 +94,18 @@ func inNetns(ns netns.NsHandle, fn func() error) error {
 	return <-done
 }
 
+// onFreshThread runs fn on a goroutine locked to its OS thread and lets
+// the thread die with it, so a thread whose namespace could not be
+// restored never runs anything else.
+func onFreshThread(fn func() error) error {
+	done := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		done <- fn() // no UnlockOSThread: the thread exits with the goroutine
+	}()
+	return <-done
+}
+
 // connIn opens a netlink socket inside ns.
 func connIn(ns netns.NsHandle) (*conn, error) {
 	var c *conn

@@ -119,23 +119,7 @@ func decodeNexthop(data []byte) (nexthopInfo, bool) {
 // dumpNexthops lists the namespace's nexthop objects. A kernel without
 // them answers with an error, taken as "none".
 func (c *conn) dumpNexthops() ([]nexthopInfo, error) {
-	var out []nexthopInfo
-	err := retryDump(func() error {
-		out = out[:0]
-		seq := c.nextSeq()
-		c.enc.reset()
-		off := c.enc.begin(unix.RTM_GETNEXTHOP, unix.NLM_F_REQUEST|unix.NLM_F_DUMP, seq)
-		c.enc.zeros(unix.SizeofNhmsg)
-		c.enc.end(off)
-		return c.dump(seq, func(m message) error {
-			if m.typ == unix.RTM_NEWNEXTHOP {
-				if n, ok := decodeNexthop(m.data); ok {
-					out = append(out, n)
-				}
-			}
-			return nil
-		})
-	})
+	out, err := dumpAll(c, unix.RTM_GETNEXTHOP, unix.RTM_NEWNEXTHOP, unix.SizeofNhmsg, 0, nil, decodeNexthop)
 	var e *Error
 	if errors.As(err, &e) && (e.Errno == unix.EOPNOTSUPP || e.Errno == unix.EINVAL || e.Errno == unix.EAFNOSUPPORT) {
 		return nil, nil

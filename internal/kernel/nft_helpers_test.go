@@ -10,33 +10,20 @@ import (
 	"testing"
 
 	"github.com/tunroute/tunroute/internal/state"
+	"github.com/tunroute/tunroute/internal/testns"
 )
 
 // needNft skips a test that needs root and nft, the oracle.
 func needNft(t testing.TB) {
 	t.Helper()
-	needRoot(t)
-	if _, err := exec.LookPath("nft"); err != nil {
-		t.Skip("needs nft (Debian package nftables) as the oracle")
-	}
+	testns.Need(t, "ip", "nft")
 }
 
 // newNftNS creates the namespace tr-nft-<short>-<pid> with lo up and
 // deletes it when the test ends, whatever the outcome.
 func newNftNS(t testing.TB, short string) string {
 	t.Helper()
-	name := fmt.Sprintf("tr-nft-%s-%d", short, os.Getpid())
-	exec.Command("ip", "netns", "del", name).Run() // a leftover of a killed run
-	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
-		t.Fatalf("ip netns add %s: %v: %s", name, err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("ip", "netns", "del", name).CombinedOutput(); err != nil {
-			t.Errorf("ip netns del %s: %v: %s", name, err, out)
-		}
-	})
-	ipn(t, name, "link", "set", "lo", "up")
-	return name
+	return testns.NewNS(t, fmt.Sprintf("tr-nft-%s-%d", short, os.Getpid()))
 }
 
 // nftIn runs nft inside ns and returns its standard output (nft warns

@@ -100,7 +100,7 @@ func (h *Handle) observe(c *conn, o ObserveOptions) (*state.State, error) {
 				}
 				s.RouteSets, s.Routes = groups.finish(s.RouteSets, s.Routes, min)
 			}
-			read.put(af, scope, o.CompactRoutes, s.Routes[markRoutes:], s.RouteSets[markSets:], big)
+			read.put(af, scope, o.CompactRoutes, s.Routes[markRoutes:], s.RouteSets[markSets:], big, d, nhs)
 			read.end()
 			continue
 		}

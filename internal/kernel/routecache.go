@@ -57,6 +57,10 @@ type cachedRoutes struct {
 	// many to keep whole: only an event about a route the scope covers
 	// changes what is kept of them.
 	big map[uint32]bool
+	// d and nhs decode the events of tunroute's routes as the read
+	// decoded its routes (a link or nexthop change drops the entry).
+	d   *devNames
+	nhs setNexthops
 }
 
 // NewRouteCache returns an empty cache.
@@ -132,10 +136,65 @@ func (c *RouteCache) touch(ev WatchEvent) {
 		c.pending[ev.Netns] = append(c.pending[ev.Netns], ev)
 	}
 	for k, e := range c.entries {
-		if k.netns == ev.Netns && e.affectedBy(k.af, ev) {
-			delete(c.entries, k)
+		if k.netns != ev.Netns || !e.affectedBy(k.af, ev) {
+			continue
+		}
+		if changed, ok := e.withOwn(ev); ok {
+			c.entries[k] = changed
+			continue
+		}
+		delete(c.entries, k)
+	}
+}
+
+// withOwn returns e with the change of one of tunroute's routes applied
+// (its repairs, its hooks' applies, another program deleting one of them),
+// when the change is plain: a route deleted that e holds once, a route
+// added under a key e does not hold, a replace of the one route e holds
+// under its key. Anything else (a route list's set, a multipath append,
+// a key held twice) is not guessed at: ok false, and e is dropped. Entries
+// are never changed in place: a reader may be copying the old one.
+func (e *cachedRoutes) withOwn(ev WatchEvent) (*cachedRoutes, bool) {
+	if ev.Kind != WatchRoute || ev.raw == nil || e.d == nil {
+		return nil, false
+	}
+	var r state.Route
+	pool := nhPool{buf: make([]state.Nexthop, 16)}
+	if !decodeRoute(ev.raw, &r, e.d, &pool) {
+		return nil, false
+	}
+	e.nhs.translate(&r, e.d, &pool)
+	for i := range e.sets {
+		if e.sets[i].Template.Table == r.Table {
+			return nil, false
 		}
 	}
+	same := func(match func(o *state.Route) bool) (at, n int) {
+		at = -1
+		for i := range e.routes {
+			if match(&e.routes[i]) {
+				at, n = i, n+1
+			}
+		}
+		return at, n
+	}
+	out := *e
+	switch at, n := same(func(o *state.Route) bool { return o.Key() == r.Key() }); {
+	case ev.Deleted:
+		at, n := same(func(o *state.Route) bool { return o.Owned() && o.Equal(&r) })
+		if n != 1 {
+			return nil, false
+		}
+		out.routes = slices.Delete(slices.Clone(e.routes), at, at+1)
+	case n == 0:
+		out.routes = append(slices.Clone(e.routes), r)
+	case n == 1 && ev.replace:
+		out.routes = slices.Clone(e.routes)
+		out.routes[at] = r
+	default:
+		return nil, false
+	}
+	return &out, true
 }
 
 // affectedBy: the event can change what a read of family af with e.scope
@@ -205,7 +264,7 @@ func (r *cacheRead) get(af uint8, scope *RouteScope, compact bool) (*cachedRoute
 
 // put keeps what the read of af found, unless an event since the read
 // began can have changed it.
-func (r *cacheRead) put(af uint8, scope *RouteScope, compact bool, routes []state.Route, sets []state.RouteSet, big map[uint32]bool) {
+func (r *cacheRead) put(af uint8, scope *RouteScope, compact bool, routes []state.Route, sets []state.RouteSet, big map[uint32]bool, d *devNames, nhs setNexthops) {
 	if r == nil {
 		return
 	}
@@ -216,7 +275,7 @@ func (r *cacheRead) put(af uint8, scope *RouteScope, compact bool, routes []stat
 	if synced == nil || !synced() {
 		return
 	}
-	e := &cachedRoutes{scope: scope, compact: compact, routes: slices.Clone(routes), sets: slices.Clone(sets), big: big}
+	e := &cachedRoutes{scope: scope, compact: compact, routes: slices.Clone(routes), sets: slices.Clone(sets), big: big, d: d, nhs: nhs}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	evs := c.pending[r.netns]

@@ -84,8 +84,16 @@ func TestRouteCacheAgreesWithTheKernel(t *testing.T) {
 		{"route add 198.51.100.0/24 via 192.0.2.1 dev va proto boot", false},         // covers a point
 		{"route add 10.1.0.0/24 via 192.0.2.1 dev va table 100 proto static", false}, // a small table of the scope
 		{"route add 10.2.0.0/24 via 192.0.2.1 dev va table 200 proto static", true},  // a table outside it
-		{"route del 128.0.0.0/1 via 192.0.2.1 dev va proto 116", false},              // tunroute's
-		{"route add 10.4.0.0/24 via 192.0.2.1 dev va table 300 proto 116", false},    // tunroute's, elsewhere
+		// tunroute's own routes: the change is applied to what is kept
+		{"route del 128.0.0.0/1 via 192.0.2.1 dev va proto 116", true},
+		{"route add 10.4.0.0/24 via 192.0.2.1 dev va table 300 proto 116", true},
+		{"route add 128.0.0.0/1 via 192.0.2.1 dev va proto 116", true},
+		{"route replace 128.0.0.0/1 via 192.0.2.1 dev va proto 116 mtu 1400", true},
+		{"-6 route add 2001:db8:99::/48 via 2001:db8:5::fe dev va proto 116", true},
+		{"-6 route replace 2001:db8:99::/48 via 2001:db8:5::fe dev va proto 116 mtu 1300", true},
+		{"-6 route del 2001:db8:99::/48 via 2001:db8:5::fe dev va proto 116", true},
+		{"route replace 10.100.3.0/24 via 192.0.2.1 dev va proto 116", true}, // takes the key of a route of others
+		{"route del 10.3.0.0/24 table 300 proto 116", true},
 		{"-6 route add 2001:db8:1001::/48 via 2001:db8:5::fe dev va proto bgp", false},
 		{"addr add 192.0.2.11/24 dev va", false},
 		{"route del 10.100.0.0/16 via 192.0.2.1 dev va proto bgp", false},

@@ -92,25 +92,7 @@ func portRange(b []byte) *state.PortRange {
 
 // dumpRules lists the rules of one family in list order.
 func (c *conn) dumpRules(af uint8) ([]state.Rule, error) {
-	var out []state.Rule
-	err := retryDump(func() error {
-		out = out[:0]
-		seq := c.nextSeq()
-		c.enc.reset()
-		off := c.enc.begin(unix.RTM_GETRULE, unix.NLM_F_REQUEST|unix.NLM_F_DUMP, seq)
-		c.enc.zeros(sizeofFibRuleHdr)[0] = af
-		c.enc.end(off)
-		return c.dump(seq, func(m message) error {
-			if m.typ != unix.RTM_NEWRULE {
-				return nil
-			}
-			if r, ok := decodeRule(m.data); ok {
-				out = append(out, r)
-			}
-			return nil
-		})
-	})
-	return out, err
+	return dumpAll(c, unix.RTM_GETRULE, unix.RTM_NEWRULE, sizeofFibRuleHdr, af, nil, decodeRule)
 }
 
 // encodeRule appends an RTM_NEWRULE or RTM_DELRULE carrying every
@@ -125,15 +107,11 @@ func (e *encoder) encodeRule(act state.Action, r *state.Rule, seq uint32) error 
 	default:
 		return fmt.Errorf("rule family must be 4 or 6, not %d", r.Family)
 	}
-	var typ, flags uint16 = unix.RTM_NEWRULE, unix.NLM_F_REQUEST
-	switch act {
-	case state.Add:
-		flags |= unix.NLM_F_CREATE | unix.NLM_F_EXCL
-	case state.Delete:
-		typ = unix.RTM_DELRULE
-	case state.Replace:
+	if act == state.Replace {
 		return fmt.Errorf("the kernel cannot replace a rule in place")
-	default:
+	}
+	typ, flags, ok := request(act, unix.RTM_NEWRULE, unix.RTM_DELRULE)
+	if !ok {
 		return fmt.Errorf("unknown action %d", act)
 	}
 	off := e.begin(typ, flags, seq)

@@ -291,6 +291,45 @@ func (c *conn) dump(seq uint32, fn func(m message) error) error {
 	}
 }
 
+// retryDump repeats a dump the kernel flagged as interrupted.
+func retryDump(fn func() error) error {
+	var err error
+	for range 5 {
+		if err = fn(); !errors.Is(err, errDumpInterrupted) {
+			return err
+		}
+	}
+	return err
+}
+
+// dumpAll dumps the objects that request get asks for (a struct header
+// of hdrLen bytes whose first byte is family, then what attrs appends, if
+// not nil), keeping what decode makes of each answer of type answer. An
+// interrupted dump is read again.
+func dumpAll[T any](c *conn, get, answer uint16, hdrLen int, family uint8, attrs func(e *encoder), decode func(data []byte) (T, bool)) ([]T, error) {
+	var out []T
+	err := retryDump(func() error {
+		out = out[:0]
+		seq := c.nextSeq()
+		c.enc.reset()
+		off := c.enc.begin(get, unix.NLM_F_REQUEST|unix.NLM_F_DUMP, seq)
+		c.enc.zeros(hdrLen)[0] = family
+		if attrs != nil {
+			attrs(&c.enc)
+		}
+		c.enc.end(off)
+		return c.dump(seq, func(m message) error {
+			if m.typ == answer {
+				if v, ok := decode(m.data); ok {
+					out = append(out, v)
+				}
+			}
+			return nil
+		})
+	})
+	return out, err
+}
+
 // drain reads what remains of dump seq after fn failed, so that the next
 // request starts on a clean socket.
 func (c *conn) drain(seq uint32) {

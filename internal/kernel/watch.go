@@ -49,6 +49,11 @@ type WatchEvent struct {
 	FirewallTable string
 	// cloned: a route cache entry (an exception), not a route.
 	cloned bool
+	// raw is the message of a route of tunroute's, and replace its
+	// NLM_F_REPLACE: a RouteCache applies such a change instead of
+	// forgetting what it holds.
+	raw     []byte
+	replace bool
 }
 
 // watchRecvBuffer is the socket receive buffer: large, so that a burst
@@ -301,6 +306,9 @@ func parseRouteEvent(m syscall.NetlinkMessage) (WatchEvent, bool) {
 		}
 		if !ev.Dst.IsValid() {
 			ev.Dst = netip.PrefixFrom(zeroAddr(ev.Family), 0)
+		}
+		if ev.Protocol == state.Proto {
+			ev.raw, ev.replace = append([]byte(nil), d...), m.Header.Flags&unix.NLM_F_REPLACE != 0
 		}
 		return ev, true
 	case unix.RTM_NEWRULE, unix.RTM_DELRULE:

@@ -30,4 +30,9 @@
 // background process (`tunroute lab serve`) that holds them, runs the echo
 // server and serves WireGuard's UAPI on unix sockets under RunDir; Down
 // stops it and deletes the namespaces.
+//
+// This package holds only what `tunroute lab` (up, down, demo, serve)
+// needs. The tests build on it with package labtest (OpenVPN and tinc
+// daemons in the lab's namespaces) and package testns (the host guard,
+// namespace cleanup).
 package lab

@@ -16,21 +16,20 @@ const nftTable = "tunroute-lab"
 
 // masquerade installs, in the namespace ns, the equivalent of
 //
-//	table inet tunroute-lab {
+//	table inet TABLE {
 //	  chain postrouting {
 //	    type nat hook postrouting priority srcnat;
-//	    oifname OUT ip saddr V4 masquerade
-//	    oifname OUT ip6 saddr V6 masquerade
+//	    oifname OUT ip saddr PREFIX masquerade    (one rule per prefix)
 //	  }
 //	}
 //
 // so that the VPN clients reach the world with the server's address.
-func masquerade(ns netns.NsHandle, out string, v4, v6 netip.Prefix) error {
+func masquerade(ns netns.NsHandle, table, out string, prefixes ...netip.Prefix) error {
 	c, err := nftables.New(nftables.WithNetNSFd(int(ns)))
 	if err != nil {
 		return fmt.Errorf("nftables: %w", err)
 	}
-	t := c.AddTable(&nftables.Table{Family: nftables.TableFamilyINet, Name: nftTable})
+	t := c.AddTable(&nftables.Table{Family: nftables.TableFamilyINet, Name: table})
 	ch := c.AddChain(&nftables.Chain{
 		Name:     "postrouting",
 		Table:    t,
@@ -38,11 +37,26 @@ func masquerade(ns netns.NsHandle, out string, v4, v6 netip.Prefix) error {
 		Hooknum:  nftables.ChainHookPostrouting,
 		Priority: nftables.ChainPriorityNATSource,
 	})
-	for _, p := range []netip.Prefix{v4, v6} {
+	for _, p := range prefixes {
 		c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: masqRule(out, p)})
 	}
 	if err := c.Flush(); err != nil {
-		return fmt.Errorf("nftables masquerade: %w", err)
+		return fmt.Errorf("nftables table %s: %w", table, err)
+	}
+	return nil
+}
+
+// Masquerade adds, in the VPN server's namespace, a table of its own
+// that masquerades the given tunnel ranges out of its eth0: what another
+// VPN run in the lab (by tests) needs beside the lab's WireGuard.
+func (l *Lab) Masquerade(table string, prefixes ...netip.Prefix) error {
+	h, err := netns.GetFromName(l.NS(VPNServer))
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	if err := masquerade(h, table, "eth0", prefixes...); err != nil {
+		return fmt.Errorf("netns %s: %w", l.NS(VPNServer), err)
 	}
 	return nil
 }

@@ -85,7 +85,7 @@ func (l *Lab) Serve(ctx context.Context, ready *os.File, logw io.Writer) (err er
 	}
 	defer echo.Close()
 	for role, w := range map[string]*WG{Client: t.Client, VPNServer: t.Server} {
-		stop, err := serveUAPI(l.UAPISocket(role), w)
+		stop, err := w.ServeUAPI(l.UAPISocket(role))
 		if err != nil {
 			return err
 		}
@@ -122,9 +122,9 @@ func (l *Lab) Serve(ctx context.Context, ready *os.File, logw io.Writer) (err er
 
 func oneLine(s string) string { return strings.ReplaceAll(s, "\n", "; ") }
 
-// serveUAPI listens on a unix socket and hands each connection to the
-// device's UAPI handler.
-func serveUAPI(path string, w *WG) (stop func(), err error) {
+// ServeUAPI listens on a unix socket at path (replacing what is there)
+// and hands each connection to the device's UAPI handler, until stop.
+func (w *WG) ServeUAPI(path string) (stop func(), err error) {
 	os.Remove(path)
 	ln, err := net.Listen("unix", path)
 	if err != nil {

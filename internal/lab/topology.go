@@ -207,7 +207,7 @@ func (l *Lab) Build() (err error) {
 			}
 		}
 	}
-	if err := masquerade(handles[VPNServer], "eth0", ServerWG4.Masked(), ServerWG6.Masked()); err != nil {
+	if err := masquerade(handles[VPNServer], nftTable, "eth0", ServerWG4.Masked(), ServerWG6.Masked()); err != nil {
 		return fmt.Errorf("netns %s: %w", l.NS(VPNServer), err)
 	}
 	// A veth that is up drops what it is given until the kernel's link

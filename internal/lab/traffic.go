@@ -21,6 +21,7 @@ const echoGreeting = "tunroute-lab-echo"
 type EchoServer struct {
 	NS    string
 	Port  int
+	name  string // the first word of every answer
 	lns   []net.Listener
 	wg    sync.WaitGroup
 	close sync.Once
@@ -28,9 +29,16 @@ type EchoServer struct {
 
 // ListenEcho starts an echo server in the named namespace on the port, for
 // IPv4 and IPv6 on all addresses (two sockets, so that IPv4 peers are not
-// seen as v4-mapped IPv6 addresses).
+// seen as v4-mapped IPv6 addresses). It answers "tunroute-lab-echo PEER",
+// what Probe expects.
 func ListenEcho(nsName string, port int) (*EchoServer, error) {
-	e := &EchoServer{NS: nsName, Port: port}
+	return ListenEchoAs(nsName, port, echoGreeting)
+}
+
+// ListenEchoAs is ListenEcho answering "NAME PEER": which of several
+// servers answered, and where the connection came from.
+func ListenEchoAs(nsName string, port int, name string) (*EchoServer, error) {
+	e := &EchoServer{NS: nsName, Port: port, name: name}
 	err := Do(nsName, func() error {
 		for _, nw := range []string{"tcp4", "tcp6"} {
 			ln, err := net.Listen(nw, fmt.Sprintf(":%d", port))
@@ -68,7 +76,7 @@ func (e *EchoServer) serve(ln net.Listener) {
 		go func() {
 			defer c.Close()
 			c.SetDeadline(time.Now().Add(5 * time.Second))
-			fmt.Fprintf(c, "%s %s\n", echoGreeting, c.RemoteAddr())
+			fmt.Fprintf(c, "%s %s\n", e.name, c.RemoteAddr())
 		}()
 	}
 }

@@ -16,14 +16,19 @@ var keyOf = prefixkey.DestOf
 // corresponds to.
 type setIndex struct {
 	sets []state.RouteSet
+	// tables are the sets' tables: a route of another table has no entry,
+	// and when no observed route is in one of them (a list applied from
+	// scratch) the index below is never built.
+	tables []uint32
 	// v4 holds the IPv4 destinations in tables below 2^24 as 64-bit keys
 	// (key4) with set index << 32 | dst index, sorted by key: looked up
 	// by binary search one at a time, or for many observed routes at once
 	// by sorting their keys too and merging (lookupMany), which beats a
 	// hash map of a million entries by far. The other destinations are
-	// in where.
+	// in where. Both are built on first use (built).
 	v4    []keyed
 	where map[destKey]uint64
+	built bool
 	found [][]bool
 }
 
@@ -32,15 +37,40 @@ type keyed = prefixkey.Keyed
 var key4 = prefixkey.Pack4
 
 func newSetIndex(sets []state.RouteSet) *setIndex {
-	n := 0
-	for i := range sets {
-		n += len(sets[i].Dsts)
-	}
-	x := &setIndex{sets: sets, where: map[destKey]uint64{}, found: make([][]bool, len(sets))}
+	x := &setIndex{sets: sets, found: make([][]bool, len(sets))}
 	for si := range sets {
 		x.found[si] = make([]bool, len(sets[si].Dsts))
-		t := sets[si].Template.Table
-		for di, d := range sets[si].Dsts {
+		if t := sets[si].Template.Table; !x.hasTable(t) {
+			x.tables = append(x.tables, t)
+		}
+	}
+	return x
+}
+
+// hasTable reports whether a set is in table t.
+func (x *setIndex) hasTable(t uint32) bool {
+	for _, s := range x.tables {
+		if s == t {
+			return true
+		}
+	}
+	return false
+}
+
+// index builds v4 and where.
+func (x *setIndex) index() {
+	if x.built {
+		return
+	}
+	x.built = true
+	n := 0
+	for i := range x.sets {
+		n += len(x.sets[i].Dsts)
+	}
+	x.where = map[destKey]uint64{}
+	for si := range x.sets {
+		t := x.sets[si].Template.Table
+		for di, d := range x.sets[si].Dsts {
 			v := uint64(si)<<32 | uint64(di)
 			if k, ok := key4(t, d); ok {
 				if x.v4 == nil {
@@ -53,14 +83,14 @@ func newSetIndex(sets []state.RouteSet) *setIndex {
 		}
 	}
 	prefixkey.Sort(x.v4)
-	return x
 }
 
 // lookup returns the desired set and destination index for (table, dst).
 func (x *setIndex) lookup(table uint32, dst netip.Prefix) (si, di int, ok bool) {
-	if len(x.sets) == 0 {
+	if !x.hasTable(table) {
 		return 0, 0, false
 	}
+	x.index()
 	var v uint64
 	if k, small := key4(table, dst); small {
 		i, found := prefixkey.Search(x.v4, k)
@@ -81,10 +111,17 @@ const bulkMin = 1024
 // for each set index << 32 | dst index, plus 1, or 0 when no set has it.
 func (x *setIndex) lookupMany(n int, at func(i int) (uint32, netip.Prefix)) []uint64 {
 	res := make([]uint64, n)
-	keys := make([]keyed, 0, n)
+	var keys []keyed
 	for i := 0; i < n; i++ {
 		t, d := at(i)
+		if !x.hasTable(t) {
+			continue
+		}
+		x.index()
 		if k, ok := key4(t, d); ok {
+			if keys == nil {
+				keys = make([]keyed, 0, n-i)
+			}
 			keys = append(keys, keyed{K: k, V: uint64(i)})
 		} else if v, ok := x.where[keyOf(t, d)]; ok {
 			res[i] = v + 1
@@ -149,15 +186,25 @@ func (x *setIndex) missing() []state.Op {
 	var ops []state.Op
 	for si := range x.sets {
 		set := &x.sets[si]
-		var dsts []netip.Prefix
-		for di, f := range x.found[si] {
+		// Counted first: a set applied from scratch (nothing found) is
+		// added as it is, without a copy of its million destinations.
+		n := 0
+		for _, f := range x.found[si] {
 			if !f {
-				dsts = append(dsts, set.Dsts[di])
+				n++
 			}
 		}
-		if len(dsts) == len(set.Dsts) {
+		switch {
+		case n == 0:
+		case n == len(set.Dsts):
 			ops = append(ops, state.Op{Action: state.Add, RouteSet: set})
-		} else if len(dsts) > 0 {
+		default:
+			dsts := make([]netip.Prefix, 0, n)
+			for di, f := range x.found[si] {
+				if !f {
+					dsts = append(dsts, set.Dsts[di])
+				}
+			}
 			ops = append(ops, state.Op{Action: state.Add, RouteSet: &state.RouteSet{Template: set.Template, Dsts: dsts}})
 		}
 	}

@@ -4,8 +4,18 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/netip"
+	"reflect"
 	"runtime"
 	"sync"
+	"unsafe"
+)
+
+// The tables of the objects the fast path reads (fastparse_fields.go).
+var (
+	stateKeys      = &objectFields{keys: jsonKeys(reflect.TypeFor[State]())}
+	routeFields    = fieldsFor[Route]()
+	addrFields     = fieldsFor[Addr]()
+	routeSetFields = fieldsFor[RouteSet]()
 )
 
 // The fast path of Parse. A snapshot's bulk is its routes (and the
@@ -47,53 +57,26 @@ func parseFast(data []byte) (s *State, ok bool) {
 			}
 			p.ws()
 			start := p.i
-			var bit uint32
+			k := stateKeys.find(key, 0)
+			if k < 0 || !once(&seen, 1<<k) {
+				return nil, false
+			}
+			decoded := true
 			switch string(key) {
-			case "version":
-				bit = 1 << 0
-			case "namespace":
-				bit = 1 << 1
-			case "links":
-				bit = 1 << 2
 			case "addrs":
-				bit = 1 << 3
-				if !p.addrs(&s.Addrs) {
-					return nil, false
-				}
-				cut = append(cut, span{start, p.i})
+				ok = list(p, &s.Addrs, func(a *Addr) bool { return p.fields(addrFields, unsafe.Pointer(a)) })
 			case "routes":
-				bit = 1 << 4
-				if !p.routes(&s.Routes) {
-					return nil, false
-				}
-				cut = append(cut, span{start, p.i})
+				ok = p.routes(&s.Routes)
 			case "route_sets":
-				bit = 1 << 5
-				if !p.routeSets(&s.RouteSets) {
-					return nil, false
-				}
-				cut = append(cut, span{start, p.i})
-			case "rules":
-				bit = 1 << 6
-			case "sysctls":
-				bit = 1 << 7
-			case "firewall":
-				bit = 1 << 8
-			case "addrlabels":
-				bit = 1 << 9
-			case "hidden":
-				bit = 1 << 10
-			case "nexthop_objects":
-				bit = 1 << 11
+				ok = list(p, &s.RouteSets, func(rs *RouteSet) bool { return p.fields(routeSetFields, unsafe.Pointer(rs)) })
 			default:
+				ok, decoded = p.skip(), false // encoding/json reads it below
+			}
+			if !ok {
 				return nil, false
 			}
-			if seen&bit != 0 {
-				return nil, false
-			}
-			seen |= bit
-			if p.i == start && !p.skip() {
-				return nil, false
+			if decoded {
+				cut = append(cut, span{start, p.i})
 			}
 			p.ws()
 			if p.eat('}') {
@@ -426,67 +409,53 @@ func (p *fastParser) flags(names flagNames) (uint32, bool) {
 	}
 }
 
-// array reads null (nil), or a JSON array whose elements elem reads;
-// empty reports "[]", which decodes to an empty non-nil slice.
-func (p *fastParser) array(elem func() bool) (null, empty, ok bool) {
+// arrayForm is what array read: how encoding/json sets the slice.
+type arrayForm int
+
+const (
+	arrayBad      arrayForm = iota // outside the fast path's subset
+	arrayNull                      // null: a nil slice
+	arrayEmpty                     // []: an empty, non-nil slice
+	arrayElements                  // elements, each read by elem
+)
+
+// array reads null or a JSON array whose elements elem reads.
+func (p *fastParser) array(elem func() bool) arrayForm {
 	if p.lit("null") {
-		return true, false, true
+		return arrayNull
 	}
 	if !p.eat('[') {
-		return false, false, false
+		return arrayBad
 	}
 	p.ws()
 	if p.eat(']') {
-		return false, true, true
+		return arrayEmpty
 	}
 	for {
 		p.ws()
 		if !elem() {
-			return false, false, false
+			return arrayBad
 		}
 		p.ws()
 		if p.eat(']') {
-			return false, false, true
+			return arrayElements
 		}
 		if !p.eat(',') {
-			return false, false, false
+			return arrayBad
 		}
 	}
 }
 
-// object reads a JSON object, calling field for each key with the parser
-// at the value; a repeated key fails (encoding/json would merge).
-func (p *fastParser) object(field func(key []byte, seen *uint32) bool) bool {
-	if !p.eat('{') {
-		return false
+// slice is the slice encoding/json makes of an array of form k whose
+// elements are xs.
+func slice[T any](k arrayForm, xs []T) []T {
+	switch k {
+	case arrayNull:
+		return nil
+	case arrayEmpty:
+		return []T{}
 	}
-	p.ws()
-	if p.eat('}') {
-		return true
-	}
-	var seen uint32
-	for {
-		p.ws()
-		key, ok := p.str()
-		if !ok {
-			return false
-		}
-		p.ws()
-		if !p.eat(':') {
-			return false
-		}
-		p.ws()
-		if !field(key, &seen) {
-			return false
-		}
-		p.ws()
-		if p.eat('}') {
-			return true
-		}
-		if !p.eat(',') {
-			return false
-		}
-	}
+	return xs
 }
 
 // once marks bit in seen and fails if it was already set.
@@ -629,81 +598,14 @@ func (p *fastParser) routesParallel() ([]Route, bool) {
 	return flatten(blocks...), true
 }
 
-func (p *fastParser) route(r *Route) bool {
-	return p.object(func(key []byte, seen *uint32) bool { return p.routeField(r, key, seen) })
-}
+func (p *fastParser) route(r *Route) bool { return p.fields(routeFields, unsafe.Pointer(r)) }
 
-func (p *fastParser) routeField(r *Route, key []byte, seen *uint32) bool {
-	var ok bool
-	switch string(key) {
-	case "table":
-		r.Table, ok = p.u32()
-		return ok && once(seen, 1<<0)
-	case "type":
-		r.Type, ok = p.routeType()
-		return ok && once(seen, 1<<1)
-	case "dst":
-		r.Dst, ok = p.prefix()
-		return ok && once(seen, 1<<2)
-	case "src":
-		r.Src, ok = p.prefix()
-		return ok && once(seen, 1<<3)
-	case "tos":
-		r.TOS, ok = p.u8()
-		return ok && once(seen, 1<<4)
-	case "metric":
-		r.Metric, ok = p.u32()
-		return ok && once(seen, 1<<5)
-	case "protocol":
-		r.Protocol, ok = p.protocol()
-		return ok && once(seen, 1<<6)
-	case "scope":
-		r.Scope, ok = p.scope()
-		return ok && once(seen, 1<<7)
-	case "prefsrc":
-		r.PrefSrc, ok = p.addr()
-		return ok && once(seen, 1<<8)
-	case "flags":
-		var v uint32
-		v, ok = p.flags(nexthopFlagNames)
-		r.Flags = NexthopFlags(v)
-		return ok && once(seen, 1<<9)
-	case "nexthops":
-		return p.nexthopList(&r.Nexthops) && once(seen, 1<<10)
-	case "pref":
-		r.Pref, ok = p.u8()
-		return ok && once(seen, 1<<11)
-	case "expires":
-		r.Expires, ok = p.u32()
-		return ok && once(seen, 1<<12)
-	case "nhid":
-		r.NHID, ok = p.u32()
-		return ok && once(seen, 1<<13)
-	case "mtu":
-		r.MTU, ok = p.u32()
-		return ok && once(seen, 1<<14)
-	case "nhgroup":
-		b, ok := p.str()
-		return ok && r.NHGroup.UnmarshalText(b) == nil && once(seen, 1<<15)
-	}
-	return false
-}
-
-func (p *fastParser) nexthopList(out *[]Nexthop) bool {
-	if p.lit("null") {
-		*out = nil
-		return true
-	}
-	if !p.eat('[') {
-		return false
-	}
-	p.ws()
-	if p.eat(']') {
-		*out = []Nexthop{}
-		return true
-	}
+// nexthopList reads a route's nexthops into one slab shared by all routes:
+// a million routes with a path each make a few large allocations, not a
+// million small ones.
+func (p *fastParser) nexthopList(out *[]Nexthop, nexthop *objectFields) bool {
 	n := 0
-	for {
+	k := p.array(func() bool {
 		if n == len(p.nexthops) {
 			slab := make([]Nexthop, max(4096, 2*n))
 			copy(slab, p.nexthops[:n])
@@ -711,192 +613,11 @@ func (p *fastParser) nexthopList(out *[]Nexthop) bool {
 		}
 		p.nexthops[n] = Nexthop{}
 		n++
-		p.ws()
-		if !p.nexthop(&p.nexthops[n-1]) {
-			return false
-		}
-		p.ws()
-		if p.eat(']') {
-			break
-		}
-		if !p.eat(',') {
-			return false
-		}
-	}
-	*out = p.nexthops[:n:n]
+		return p.fields(nexthop, unsafe.Pointer(&p.nexthops[n-1]))
+	})
+	*out = slice(k, p.nexthops[:n:n])
 	p.nexthops = p.nexthops[n:]
-	return true
-}
-
-func (p *fastParser) nexthop(nh *Nexthop) bool {
-	return p.object(func(key []byte, seen *uint32) bool { return p.nexthopField(nh, key, seen) })
-}
-
-func (p *fastParser) nexthopField(nh *Nexthop, key []byte, seen *uint32) bool {
-	var ok bool
-	switch string(key) {
-	case "gateway":
-		nh.Gateway, ok = p.addr()
-		return ok && once(seen, 1<<0)
-	case "dev":
-		nh.Dev, ok = p.name()
-		return ok && once(seen, 1<<1)
-	case "index":
-		nh.Index, ok = p.int()
-		return ok && once(seen, 1<<2)
-	case "weight":
-		nh.Weight, ok = p.int()
-		return ok && once(seen, 1<<3)
-	case "flags":
-		var v uint32
-		v, ok = p.flags(nexthopFlagNames)
-		nh.Flags = NexthopFlags(v)
-		return ok && once(seen, 1<<4)
-	case "member":
-		if p.lit("null") {
-			return once(seen, 1<<5)
-		}
-		m := &Member{}
-		nh.Member = m
-		return p.object(func(key []byte, seen *uint32) bool {
-			var ok bool
-			switch string(key) {
-			case "prefsrc":
-				m.PrefSrc, ok = p.addr()
-				return ok && once(seen, 1<<0)
-			case "pref":
-				m.Pref, ok = p.u8()
-				return ok && once(seen, 1<<1)
-			case "mtu":
-				m.MTU, ok = p.u32()
-				return ok && once(seen, 1<<3)
-			case "unknown":
-				switch {
-				case p.lit("true"):
-					m.Unknown = true
-				case p.lit("false"):
-				default:
-					return false
-				}
-				return once(seen, 1<<2)
-			}
-			return false
-		}) && once(seen, 1<<5)
-	}
-	return false
-}
-
-func (p *fastParser) routeSets(out *[]RouteSet) bool {
-	var sets []RouteSet
-	null, empty, ok := p.array(func() bool {
-		sets = append(sets, RouteSet{})
-		rs := &sets[len(sets)-1]
-		return p.object(func(key []byte, seen *uint32) bool {
-			switch string(key) {
-			case "template":
-				return p.route(&rs.Template) && once(seen, 1<<0)
-			case "dsts":
-				return p.prefixList(&rs.Dsts) && once(seen, 1<<1)
-			}
-			return false
-		})
-	})
-	if !ok {
-		return false
-	}
-	switch {
-	case null:
-		*out = nil
-	case empty:
-		*out = []RouteSet{}
-	default:
-		*out = sets
-	}
-	return true
-}
-
-func (p *fastParser) prefixList(out *[]netip.Prefix) bool {
-	var ds []netip.Prefix
-	null, empty, ok := p.array(func() bool {
-		d, ok := p.prefix()
-		ds = append(ds, d)
-		return ok
-	})
-	if !ok {
-		return false
-	}
-	switch {
-	case null:
-		*out = nil
-	case empty:
-		*out = []netip.Prefix{}
-	default:
-		*out = ds
-	}
-	return true
-}
-
-func (p *fastParser) addrs(out *[]Addr) bool {
-	var as []Addr
-	null, empty, ok := p.array(func() bool {
-		as = append(as, Addr{})
-		a := &as[len(as)-1]
-		return p.object(func(key []byte, seen *uint32) bool {
-			var ok bool
-			switch string(key) {
-			case "dev":
-				a.Dev, ok = p.name()
-				return ok && once(seen, 1<<0)
-			case "index":
-				a.Index, ok = p.int()
-				return ok && once(seen, 1<<1)
-			case "prefix":
-				a.Prefix, ok = p.prefix()
-				return ok && once(seen, 1<<2)
-			case "peer":
-				a.Peer, ok = p.prefix()
-				return ok && once(seen, 1<<3)
-			case "broadcast":
-				a.Broadcast, ok = p.addr()
-				return ok && once(seen, 1<<4)
-			case "scope":
-				a.Scope, ok = p.scope()
-				return ok && once(seen, 1<<5)
-			case "flags":
-				var v uint32
-				v, ok = p.flags(addrFlagNames)
-				a.Flags = AddrFlags(v)
-				return ok && once(seen, 1<<6)
-			case "label":
-				var b []byte
-				b, ok = p.str()
-				a.Label = string(b)
-				return ok && once(seen, 1<<7)
-			case "proto":
-				a.Proto, ok = p.protocol()
-				return ok && once(seen, 1<<8)
-			case "valid_lft":
-				a.ValidLft, ok = p.u32()
-				return ok && once(seen, 1<<9)
-			case "preferred_lft":
-				a.PreferredLft, ok = p.u32()
-				return ok && once(seen, 1<<10)
-			}
-			return false
-		})
-	})
-	if !ok {
-		return false
-	}
-	switch {
-	case null:
-		*out = nil
-	case empty:
-		*out = []Addr{}
-	default:
-		*out = as
-	}
-	return true
+	return k != arrayBad
 }
 
 // skip passes over one JSON value without checking it (encoding/json

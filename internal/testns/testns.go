@@ -1,7 +1,8 @@
 // Package testns holds what the root tests share to keep the host clean:
 // finding, emptying and removing their own network namespaces, and
 // sweeping those an earlier run left when it was killed before its
-// cleanup. Only tests import it; the product never does.
+// cleanup, and checking that the host's own namespace is untouched
+// (HostState). Only tests import it; the product never does.
 package testns
 
 import (
@@ -9,11 +10,11 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
-	"syscall"
 
 	"golang.org/x/sys/unix"
 
@@ -51,22 +52,18 @@ func Delete(name string) error {
 // KillIn kills, by pid, the processes inside the named namespace (only
 // ever the tests' own daemons) and returns their pids.
 func KillIn(name string) []int {
-	var ns unix.Stat_t
-	if unix.Stat(filepath.Join(Dir, name), &ns) != nil {
+	out, err := exec.Command("ip", "netns", "pids", name).Output()
+	if err != nil {
 		return nil
 	}
 	var killed []int
-	procs, _ := os.ReadDir("/proc")
-	for _, p := range procs {
-		pid, err := strconv.Atoi(p.Name())
+	for _, f := range strings.Fields(string(out)) {
+		pid, err := strconv.Atoi(f)
 		if err != nil || pid == os.Getpid() {
 			continue
 		}
-		var st unix.Stat_t
-		if unix.Stat(fmt.Sprintf("/proc/%d/ns/net", pid), &st) == nil && st.Dev == ns.Dev && st.Ino == ns.Ino {
-			if syscall.Kill(pid, syscall.SIGKILL) == nil {
-				killed = append(killed, pid)
-			}
+		if unix.Kill(pid, unix.SIGKILL) == nil {
+			killed = append(killed, pid)
 		}
 	}
 	return killed
@@ -84,7 +81,7 @@ func Stale(dir string, re *regexp.Regexp) []string {
 			continue
 		}
 		pid, _ := strconv.Atoi(m[1])
-		if pid == os.Getpid() || syscall.Kill(pid, 0) == nil {
+		if pid == os.Getpid() || unix.Kill(pid, 0) == nil {
 			continue
 		}
 		out = append(out, e.Name())

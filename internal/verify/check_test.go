@@ -9,7 +9,6 @@ import (
 	"text/template"
 	"time"
 
-	"github.com/tunroute/tunroute/internal/config"
 	"github.com/tunroute/tunroute/internal/facts"
 	"github.com/tunroute/tunroute/internal/state"
 )
@@ -44,10 +43,7 @@ func withTun(s *state.State, dev string, index int, addrs ...string) *state.Stat
 
 func check(t testing.TB, yaml string, obs *state.State, fs map[string]*facts.VPN) *Report {
 	t.Helper()
-	cfg, err := config.Parse([]byte(yaml), "test.yaml", config.Options{TableNames: testTables})
-	if err != nil {
-		t.Fatalf("config: %v", err)
-	}
+	cfg := parseConfig(t, yaml)
 	if obs == nil {
 		obs = labClient()
 	}

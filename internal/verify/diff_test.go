@@ -5,8 +5,6 @@ import (
 	"os"
 	"strings"
 	"testing"
-
-	"github.com/tunroute/tunroute/internal/config"
 )
 
 // TestDiff: widening the kill switch's allow list changes exactly the
@@ -17,10 +15,7 @@ func TestDiff(t *testing.T) {
 		t.Fatal(err)
 	}
 	scenario := func(yaml string) Scenario {
-		cfg, err := config.Parse([]byte(yaml), "t.yaml", config.Options{TableNames: testTables})
-		if err != nil {
-			t.Fatal(err)
-		}
+		cfg := parseConfig(t, yaml)
 		scs, _, err := ScenariosOf(Input{Config: cfg, Observed: labClient()})
 		if err != nil {
 			t.Fatal(err)

@@ -40,7 +40,7 @@ func ProveDomains(cfg *config.Config, observed *state.State, fs map[string]*fact
 	if len(asserts) == 0 {
 		return nil, nil
 	}
-	_, states, order, err := domainStates(cfg, observed, fs)
+	_, states, order, err := domainStates(cfg, observed, fs, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -146,8 +146,8 @@ func follow(evs map[string]*evaluator, peers map[nsEnd]nsEnd, from, to string, p
 // domainStates compiles the config for every namespace it covers and
 // returns each one's state as tunroute would leave it, by domain name
 // ("host" for the top), in config order.
-func domainStates(cfg *config.Config, observed *state.State, fs map[string]*facts.VPN) (*compile.System, map[string]*state.State, []string, error) {
-	sys, err := compile.CompileSystem(cfg, observed.Namespace, compile.Observed{observed.Namespace: observed}, fs)
+func domainStates(cfg *config.Config, observed *state.State, fs map[string]*facts.VPN, health compile.Health) (*compile.System, map[string]*state.State, []string, error) {
+	sys, err := compile.CompileSystemHealth(cfg, observed.Namespace, compile.Observed{observed.Namespace: observed}, fs, health)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -191,7 +191,7 @@ func ProveDomainBuiltins(cfg *config.Config, observed *state.State, fs map[strin
 	if len(cfg.Domains) == 0 {
 		return nil, nil
 	}
-	sys, states, _, err := domainStates(cfg, observed, fs)
+	sys, states, _, err := domainStates(cfg, observed, fs, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -201,17 +201,33 @@ func ProveDomainBuiltins(cfg *config.Config, observed *state.State, fs map[strin
 		if dm == nil || dm.Config == nil {
 			continue
 		}
-		st := states[d.Name]
-		pol := PolicyOf(dm.Config, d.Result, st, fs)
-		sc := Scenario{Name: "domain " + d.Name, State: st, Tunnels: TunnelDevices(dm.Config, d.Result), Policy: &pol,
-			Identities: map[string]string{}, Current: true}
-		for _, id := range d.Result.Identities {
-			sc.Identities[id.Name] = id.Device
-			if !id.Down && id.Device != "" {
-				sc.Up = append(sc.Up, id.Name)
+		scs := []Scenario{domainScenario(dm.Config, d, states[d.Name], fs, "domain "+d.Name)}
+		// The domain's groups, whichever members fail their health
+		// checks (the verdicts go by DOMAIN/IDENTITY).
+		members := groupMembers(dm.Config)
+		if len(members) > MaxTunnels {
+			members = members[:MaxTunnels]
+		}
+		for hmask := (1 << len(members)) - 2; hmask >= 0; hmask-- {
+			health := compile.Health{}
+			var label []string
+			for i, m := range members {
+				if hmask&(1<<i) == 0 {
+					health[d.Name+"/"+m] = false
+					label = append(label, m+" failing its health check")
+				}
+			}
+			hsys, hstates, _, err := domainStates(cfg, observed, fs, health)
+			if err != nil {
+				return nil, fmt.Errorf("domain %s, %s: %w", d.Name, strings.Join(label, ", "), err)
+			}
+			for _, hd := range hsys.Domains {
+				if hd.Name == d.Name {
+					scs = append(scs, domainScenario(dm.Config, hd, hstates[d.Name], fs, "domain "+d.Name+", "+strings.Join(label, ", ")))
+				}
 			}
 		}
-		rep, err := Prove([]Scenario{sc}, Builtins())
+		rep, err := Prove(scs, Builtins())
 		if err != nil {
 			return nil, fmt.Errorf("domain %s: %w", d.Name, err)
 		}
@@ -225,6 +241,20 @@ func ProveDomainBuiltins(cfg *config.Config, observed *state.State, fs map[strin
 		}
 	}
 	return out, nil
+}
+
+// domainScenario is one compiled domain as a scenario of its own.
+func domainScenario(cfg *config.Config, d compile.Domain, st *state.State, fs map[string]*facts.VPN, name string) Scenario {
+	pol := PolicyOf(cfg, d.Result, st, fs)
+	sc := Scenario{Name: name, State: st, Tunnels: TunnelDevices(cfg, d.Result), Policy: &pol,
+		Identities: map[string]string{}, Current: true}
+	for _, id := range d.Result.Identities {
+		sc.Identities[id.Name] = id.Device
+		if !id.Down && id.Device != "" {
+			sc.Up = append(sc.Up, id.Name)
+		}
+	}
+	return sc
 }
 
 // carry copies a device, its addresses and the routes through it from

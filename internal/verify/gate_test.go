@@ -12,10 +12,7 @@ import (
 // properties hold, a GateError naming the broken ones otherwise.
 func TestGate(t *testing.T) {
 	parse := func(yaml string) *config.Config {
-		cfg, err := config.Parse([]byte(yaml), "gate.yaml", config.Options{TableNames: testTables})
-		if err != nil {
-			t.Fatal(err)
-		}
+		cfg := parseConfig(t, yaml)
 		return cfg
 	}
 	obs, fs := workFacts()

@@ -21,11 +21,11 @@ import (
 	"github.com/vishvananda/netns"
 
 	"github.com/tunroute/tunroute/internal/compile"
-	"github.com/tunroute/tunroute/internal/config"
 	"github.com/tunroute/tunroute/internal/facts"
 	"github.com/tunroute/tunroute/internal/fib"
-	"github.com/tunroute/tunroute/internal/kernel"
+	"github.com/tunroute/tunroute/internal/kerneltest"
 	"github.com/tunroute/tunroute/internal/state"
+	"github.com/tunroute/tunroute/internal/testns"
 )
 
 // TestKernelDifferential replays random packets of every class check
@@ -40,14 +40,7 @@ import (
 // Every counterexample of the seeded bugs is replayed the same way.
 // TUNROUTE_CHECK_PACKETS (default 10000) sets the number of packets.
 func TestKernelDifferential(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (network namespaces)")
-	}
-	for _, tool := range []string{"ip", "nft"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("needs %s", tool)
-		}
-	}
+	testns.Need(t, "ip", "nft")
 	total := 10000
 	if v, err := strconv.Atoi(os.Getenv("TUNROUTE_CHECK_PACKETS")); err == nil && v > 0 {
 		total = v
@@ -173,24 +166,8 @@ func labNamespace(t *testing.T, ns string, vpnUp bool) {
 }
 
 func observeNS(t *testing.T, ns string) *state.State {
-	h, err := kernel.Open(ns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
-	var s *state.State
-	for i := 0; i < 50; i++ {
-		s1, err := h.Observe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if s != nil && len(s1.Routes) == len(s.Routes) && len(s1.Addrs) == len(s.Addrs) {
-			return s1
-		}
-		s = s1
-		runtime.Gosched()
-	}
-	return s
+	t.Helper()
+	return kerneltest.Settled(t, ns, 50, 0, nil)
 }
 
 // applyDesired adds the compiled objects to the namespace.
@@ -214,12 +191,7 @@ func applyDesired(t *testing.T, ns string, d *state.State) {
 	for i := range d.Rules {
 		ops = append(ops, state.Op{Action: state.Add, Rule: &d.Rules[i]})
 	}
-	h, err := kernel.Open(ns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
-	if _, err := h.Execute(ops); err != nil {
+	if _, err := kerneltest.Open(t, ns).Execute(ops); err != nil {
 		t.Fatalf("apply: %v", err)
 	}
 }
@@ -234,10 +206,7 @@ type sample struct {
 func differential(t *testing.T, ns, yaml string, vpn, up bool, n int, rng *rand.Rand, replay []sample, foreign []string) (compared, sent, disagree int) {
 	labNamespace(t, ns, vpn && up)
 	obs := observeNS(t, ns)
-	cfg, err := config.Parse([]byte(yaml), "test.yaml", config.Options{TableNames: testTables})
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := parseConfig(t, yaml)
 	var fs map[string]*facts.VPN
 	if vpn {
 		f := vpnFacts("work", "openvpn", "tun0", "10.8.0.2/24")
@@ -568,29 +537,9 @@ func (pc *postCounters) read(t *testing.T) map[string]uint64 {
 	if err != nil {
 		t.Fatalf("nft list: %v", err)
 	}
-	var doc struct {
-		Nftables []struct {
-			Rule *struct {
-				Comment string           `json:"comment"`
-				Expr    []map[string]any `json:"expr"`
-			} `json:"rule"`
-		} `json:"nftables"`
-	}
-	if err := json.Unmarshal(out, &doc); err != nil {
+	m, err := testns.NftCounters(out)
+	if err != nil {
 		t.Fatal(err)
-	}
-	m := map[string]uint64{}
-	for _, e := range doc.Nftables {
-		if e.Rule == nil {
-			continue
-		}
-		for _, x := range e.Rule.Expr {
-			if c, ok := x["counter"].(map[string]any); ok {
-				if n, ok := c["packets"].(float64); ok {
-					m[e.Rule.Comment] = uint64(n)
-				}
-			}
-		}
 	}
 	return m
 }

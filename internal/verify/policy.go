@@ -31,6 +31,10 @@ type Policy struct {
 	// neighbour discovery, the VPNs' own transport. The intent, fallback
 	// and assertion checks leave it out.
 	Infra []Allowed
+	// Fallback is what a failover group sends in clear in this scenario
+	// because its tunnels failed and the config allows it (`fallback:
+	// clear`); it is in Clear too, and is no fallback leak.
+	Fallback []Allowed
 }
 
 // infra reports whether the packet (with its wire source) is infrastructure.
@@ -124,14 +128,8 @@ func (m Match) and(o Match) Match {
 // st is the namespace's whole state with the config applied.
 func PolicyOf(cfg *config.Config, res *compile.Result, st *state.State, vpns map[string]*facts.VPN) Policy {
 	var p Policy
-	ids := map[string]*compile.Identity{}
-	for i := range res.Identities {
-		ids[res.Identities[i].Name] = &res.Identities[i]
-	}
-	up := func(name string) (*compile.Identity, bool) {
-		id := ids[name]
-		return id, id != nil && !id.Down && id.Device != ""
-	}
+	via := newResolver(res)
+	up := via.up
 	tunnels := TunnelDevices(cfg, res)
 	isTunnel := func(dev string) bool { return slices.Contains(tunnels, dev) }
 	p.Infra = []Allowed{
@@ -162,10 +160,14 @@ func PolicyOf(cfg *config.Config, res *compile.Result, st *state.State, vpns map
 			p.Clear = append(p.Clear, Allowed{Why: "VPN server", Match: endpointMatch(e)})
 		}
 		for _, s := range cfg.Select {
-			if id, ok := up(s.Via); ok && !isTunnel(id.Device) {
-				p.Clear = append(p.Clear, Allowed{Why: "selected around the tunnel via " + s.Via, Match: selectorMatch(s), Dev: id.Device})
+			for _, dev := range via.devs(s.Via) {
+				if !isTunnel(dev) {
+					p.Clear = append(p.Clear, Allowed{Why: "selected around the tunnel via " + s.Via, Match: selectorMatch(s), Dev: dev})
+				}
 			}
 		}
+		p.Fallback = fallbacks(cfg, res, via)
+		p.Clear = append(p.Clear, p.Fallback...)
 		if k.DNSGiven {
 			p.DNSGiven = true
 			p.DNS = append(p.DNS, k.DNS...)
@@ -200,7 +202,7 @@ func PolicyOf(cfg *config.Config, res *compile.Result, st *state.State, vpns map
 			}
 		}
 	}
-	p.Intent = intents(cfg, res, st, vpns, up)
+	p.Intent = intents(cfg, res, st, vpns, up, via.devs)
 	// Multicast, broadcast, link-local and loopback destinations are not
 	// routed by the config's choices.
 	var not []netip.Prefix
@@ -351,20 +353,22 @@ func selectorMatch(s *config.Selector) Match {
 // order the kernel's rules consult them: local tables (priority 500),
 // selectors (4000), identities' sources (5000), then the main table's
 // routes, most specific first, then the redirect.
-func intents(cfg *config.Config, res *compile.Result, st *state.State, vpns map[string]*facts.VPN, up func(string) (*compile.Identity, bool)) []Intent {
+// devs are the devices traffic through a name may leave by (a balance
+// group's every active member).
+func intents(cfg *config.Config, res *compile.Result, st *state.State, vpns map[string]*facts.VPN, up func(string) (*compile.Identity, bool), devs func(string) []string) []Intent {
 	var out []Intent
 	local := Match{Local: true}.and(markZero)
 	for _, l := range cfg.Local {
-		if id, ok := up(l.Via); ok {
+		if _, ok := up(l.Via); ok {
 			m := local
 			m.Dst = l.To
-			out = append(out, Intent{Why: "local via " + l.Via, Match: m, Devs: []string{id.Device}})
+			out = append(out, Intent{Why: "local via " + l.Via, Match: m, Devs: devs(l.Via)})
 		}
 	}
 	for _, s := range cfg.Select {
-		if id, ok := up(s.Via); ok {
+		if _, ok := up(s.Via); ok {
 			m := selectorMatch(s).and(markZero)
-			out = append(out, Intent{Why: "select via " + s.Via, Match: m, Devs: []string{id.Device}})
+			out = append(out, Intent{Why: "select via " + s.Via, Match: m, Devs: devs(s.Via)})
 		}
 	}
 	for _, id := range res.Identities {
@@ -386,19 +390,18 @@ func intents(cfg *config.Config, res *compile.Result, st *state.State, vpns map[
 		if r.Table != 0 && r.Table != 254 || r.Type == state.RouteThrow {
 			continue
 		}
-		var devs []string
+		var ds []string
 		why := "routes: " + r.Type.String()
 		if r.Type == state.RouteUnicast {
-			id, ok := up(r.Via)
-			if !ok {
+			if _, ok := up(r.Via); !ok {
 				continue
 			}
-			devs, why = []string{id.Device}, "routes via "+r.Via
+			ds, why = devs(r.Via), "routes via "+r.Via
 		}
 		for _, p := range r.To {
 			m := local
 			m.Dst = []netip.Prefix{p}
-			rs = append(rs, routeIntent{p, Intent{Why: why, Match: m, Devs: devs}})
+			rs = append(rs, routeIntent{p, Intent{Why: why, Match: m, Devs: ds}})
 		}
 	}
 	slices.SortStableFunc(rs, func(a, b routeIntent) int { return b.p.Bits() - a.p.Bits() })
@@ -426,7 +429,7 @@ func intents(cfg *config.Config, res *compile.Result, st *state.State, vpns map[
 				m := local
 				m.Family = fam
 				m.NotDst = append(append([]netip.Prefix(nil), not...), specials(fam)...)
-				out = append(out, Intent{Why: "redirect via " + r.Via, Match: m, Devs: []string{id.Device}})
+				out = append(out, Intent{Why: "redirect via " + r.Via, Match: m, Devs: devs(r.Via)})
 			}
 		}
 	}

@@ -149,7 +149,7 @@ func checkClear(c *Cell, sc *Scenario, i int) string {
 			return ""
 		}
 	}
-	return fmt.Sprintf("it leaves by %s in clear, and nothing in the kill switch's policy (allow, DHCP, neighbour discovery and MLD, the VPN servers, a BGP session, a selector) allows it", f.Dev)
+	return fmt.Sprintf("it leaves by %s in clear, and nothing in the kill switch's policy (allow, DHCP, neighbour discovery and MLD, the VPN servers, a BGP session, a selector, a group's fallback: clear) allows it", f.Dev)
 }
 
 func checkFallback(c *Cell, sc *Scenario, i int) string {
@@ -158,6 +158,12 @@ func checkFallback(c *Cell, sc *Scenario, i int) string {
 	}
 	if wp := wire(c, i); sc.Policy.infra(&wp) {
 		return ""
+	}
+	f := c.Fates[i]
+	for _, a := range sc.Policy.Fallback {
+		if wp := wire(c, i); a.Match.Contains(&wp) && a.Dev == f.Dev {
+			return "" // the config allows it: fallback: clear
+		}
 	}
 	if up := c.Fates[0]; up.Kind == Out && up.Tunnel && c.Fates[i].Clear() {
 		return fmt.Sprintf("with every tunnel up it goes through %s; here it leaves by %s in clear", up.Dev, c.Fates[i].Dev)

@@ -25,10 +25,13 @@ type Input struct {
 const MaxTunnels = 10
 
 // ScenariosOf compiles the config in every combination of its VPNs up
-// and down, the first with every VPN up. A VPN the hooks never reported
-// cannot be brought up (its device and addresses are unknown): it is
-// down in every scenario, and a note says so. A VPN that is down has
-// lost its tunnel device too: that is when a leak would happen.
+// and down and of its groups' members passing or failing their health
+// checks, the first with every VPN up and every member healthy. A VPN the
+// hooks never reported cannot be brought up (its device and addresses
+// are unknown): it is down in every scenario, and a note says so. A VPN
+// that is down has lost its tunnel device too: that is when a leak would
+// happen. A group member that fails its health check is passed over by
+// its groups as the prober's verdict would make it.
 func ScenariosOf(in Input) ([]Scenario, []string, error) {
 	var names, notes []string
 	for _, v := range in.Config.VPNs {
@@ -41,6 +44,11 @@ func ScenariosOf(in Input) ([]Scenario, []string, error) {
 	if len(names) > MaxTunnels {
 		notes = append(notes, fmt.Sprintf("%d VPNs: only the first %d are combined up and down; the others stay as they are", len(names), MaxTunnels))
 		names = names[:MaxTunnels]
+	}
+	members := groupMembers(in.Config)
+	if room := MaxTunnels - len(names); len(members) > room {
+		notes = append(notes, fmt.Sprintf("%d group members: only the first %d are combined healthy and failing; the others stay healthy", len(members), room))
+		members = members[:room]
 	}
 	var out []Scenario
 	for mask := (1 << len(names)) - 1; mask >= 0; mask-- {
@@ -66,21 +74,40 @@ func ScenariosOf(in Input) ([]Scenario, []string, error) {
 			}
 			fs[n] = &f
 		}
-		sc, err := scenarioOf(in.Config, obs, fs)
-		if err != nil {
-			return nil, nil, fmt.Errorf("%s: %w", strings.Join(label, ", "), err)
+		for hmask := (1 << len(members)) - 1; hmask >= 0; hmask-- {
+			health := compile.Health{}
+			hlabel := slices.Clone(label)
+			redundant := false
+			for i, m := range members {
+				if hmask&(1<<i) != 0 {
+					continue
+				}
+				if id := in.Config.Identity(m); id != nil && id.VPN != "" && (fs[id.VPN] == nil || fs[id.VPN].Down) {
+					redundant = true // down already: failing adds nothing
+					break
+				}
+				health[m] = false
+				hlabel = append(hlabel, m+" failing its health check")
+			}
+			if redundant {
+				continue
+			}
+			sc, err := scenarioOf(in.Config, obs, fs, health)
+			if err != nil {
+				return nil, nil, fmt.Errorf("%s: %w", strings.Join(hlabel, ", "), err)
+			}
+			sc.Name, sc.Current = strings.Join(hlabel, ", "), current && len(health) == 0
+			if sc.Name == "" {
+				sc.Name = "as configured"
+			}
+			out = append(out, sc)
 		}
-		sc.Name, sc.Current = strings.Join(label, ", "), current
-		if sc.Name == "" {
-			sc.Name = "as configured"
-		}
-		out = append(out, sc)
 	}
-	return out, notes, nil
+	return out, append(notes, fallbackNotes(out)...), nil
 }
 
-func scenarioOf(cfg *config.Config, obs *state.State, fs map[string]*facts.VPN) (Scenario, error) {
-	res, err := compile.Compile(cfg, obs, fs)
+func scenarioOf(cfg *config.Config, obs *state.State, fs map[string]*facts.VPN, health compile.Health) (Scenario, error) {
+	res, err := compile.CompileHealth(cfg, obs, fs, health)
 	if err != nil {
 		return Scenario{}, err
 	}

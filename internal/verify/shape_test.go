@@ -5,10 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tunroute/tunroute/internal/compile"
-	"github.com/tunroute/tunroute/internal/config"
 	"github.com/tunroute/tunroute/internal/facts"
-	"github.com/tunroute/tunroute/internal/plan"
 	"github.com/tunroute/tunroute/internal/state"
 )
 
@@ -69,19 +66,7 @@ func TestShapeFates(t *testing.T) {
 	obs := withLinkLocal(withTun(labClient(), "tun0", 4, "10.8.0.2/24"))
 	f := vpnFacts("work", "openvpn", "tun0", "10.8.0.2/24")
 	f.Gateway4 = netip.MustParseAddr("10.8.0.1")
-	cfg, err := config.Parse([]byte(bgpKillSwitch), "test.yaml", config.Options{TableNames: testTables})
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := compile.Compile(cfg, obs, map[string]*facts.VPN{"work": f})
-	if err != nil {
-		t.Fatal(err)
-	}
-	st := plan.Preview(res.State, obs)
-	e, err := newEvaluator(st, TunnelDevices(cfg, res))
-	if err != nil {
-		t.Fatal(err)
-	}
+	e := evaluatorFor(t, parseConfig(t, bgpKillSwitch), obs, map[string]*facts.VPN{"work": f})
 	a := netip.MustParseAddr
 	for _, tc := range []struct {
 		name string

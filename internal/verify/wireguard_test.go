@@ -7,9 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tunroute/tunroute/internal/compile"
 	"github.com/tunroute/tunroute/internal/config"
-	"github.com/tunroute/tunroute/internal/plan"
 	"github.com/tunroute/tunroute/internal/state"
 )
 
@@ -67,15 +65,7 @@ func TestWireGuardGuardFates(t *testing.T) {
 				Protocol: 2, Scope: state.ScopeHost, PrefSrc: ad.Prefix.Addr(), Nexthops: []state.Nexthop{{Dev: ad.Dev}}})
 		}
 	}
-	res, err := compile.Compile(cfg, obs, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st := plan.Preview(res.State, obs)
-	e, err := newEvaluator(st, TunnelDevices(cfg, res))
-	if err != nil {
-		t.Fatal(err)
-	}
+	e := evaluatorFor(t, cfg, obs, nil)
 	a := netip.MustParseAddr
 	for _, tc := range []struct {
 		name string

@@ -13,12 +13,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tunroute/tunroute/internal/compile"
-	"github.com/tunroute/tunroute/internal/config"
-	"github.com/tunroute/tunroute/internal/kernel"
+	"github.com/vishvananda/netns"
+
+	"github.com/tunroute/tunroute/internal/kerneltest"
 	"github.com/tunroute/tunroute/internal/plan"
 	"github.com/tunroute/tunroute/internal/state"
-	"github.com/vishvananda/netns"
+	"github.com/tunroute/tunroute/internal/testns"
 )
 
 func inVM(t *testing.T) {
@@ -32,12 +32,7 @@ func inVM(t *testing.T) {
 // the test ends.
 func newNS(t *testing.T, name string) string {
 	t.Helper()
-	ns := "tr-dev-vm-" + name
-	exec.Command("ip", "netns", "del", ns).Run()
-	run(t, "ip", "netns", "add", ns)
-	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
-	run(t, "ip", "-n", ns, "link", "set", "lo", "up")
-	return ns
+	return testns.NewNS(t, "tr-dev-vm-"+name)
 }
 
 func run(t *testing.T, argv ...string) string {
@@ -77,31 +72,7 @@ func writeConfig(t *testing.T, yaml string, files map[string]string) string {
 }
 
 // planFor compiles the config against the namespace and plans it.
-func planFor(t *testing.T, ns, path string) (*plan.Plan, *kernel.Handle) {
-	t.Helper()
-	cfg, err := config.Load(path, config.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, err := kernel.Open(ns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { h.Close() })
-	obs, err := h.Observe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := compile.Compile(cfg, obs, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := plan.Diff(res.State, obs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p, h
-}
+var planFor = kerneltest.Plan
 
 // apply plans and applies the config; it returns the plan applied.
 func apply(t *testing.T, ns, path string) *plan.Plan {
@@ -114,33 +85,11 @@ func apply(t *testing.T, ns, path string) *plan.Plan {
 }
 
 // down removes everything tunroute owns in ns.
-func down(t *testing.T, ns string) {
-	t.Helper()
-	h, err := kernel.Open(ns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
-	obs, err := h.Observe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := h.Execute(plan.Down(obs).Ops); err != nil {
-		t.Fatal(err)
-	}
-}
+var down = kerneltest.Down
 
 func observedLink(t *testing.T, ns, name string) *state.Link {
 	t.Helper()
-	h, err := kernel.Open(ns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
-	obs, err := h.Observe()
-	if err != nil {
-		t.Fatal(err)
-	}
+	obs := kerneltest.Observe(t, ns)
 	for i := range obs.Links {
 		if obs.Links[i].Name == name {
 			return &obs.Links[i]

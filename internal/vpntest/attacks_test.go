@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/tunroute/tunroute/internal/lab"
+	"github.com/tunroute/tunroute/internal/labtest"
 )
 
 // An attack is a way a process with root or CAP_NET_RAW on the client
@@ -406,7 +407,7 @@ func rawFrame(w *world, t *testing.T) []outcome {
 		copy(ipv4[16:], lab.InetEth4.Addr().AsSlice())
 		pkt := append(ipv4, udpPayload()...)
 		binary.BigEndian.PutUint16(pkt[2:], uint16(len(pkt)))
-		binary.BigEndian.PutUint16(pkt[10:], checksum(pkt[:20]))
+		binary.BigEndian.PutUint16(pkt[10:], labtest.Checksum(pkt[:20]))
 		frame := append(append(append([]byte{}, c0.Attrs().HardwareAddr...), eth0.HardwareAddr...), 0x08, 0x00)
 		frame = append(frame, pkt...)
 		sa := &unix.SockaddrLinklayer{Ifindex: eth0.Index, Protocol: 0x0008} // ETH_P_IP, network order

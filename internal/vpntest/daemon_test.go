@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/tunroute/tunroute/internal/daemon"
-	"github.com/tunroute/tunroute/internal/lab"
+	"github.com/tunroute/tunroute/internal/labtest"
 )
 
 // The same lab with `tunroute run` up in the client's namespace: the VPN
@@ -89,10 +89,10 @@ func runThroughDaemon(t *testing.T, k *kind) {
 
 // startRun starts `tunroute run` in the client's namespace, as systemd
 // would, and waits for its socket.
-func (w *world) startRun(t *testing.T) *lab.Daemon {
+func (w *world) startRun(t *testing.T) *labtest.Daemon {
 	t.Helper()
-	d, err := lab.StartDaemon("tunroute run", w.client, []string{w.bin, "--run-dir", w.runDir, "run", "-c", w.cfg},
-		[]string{"PATH=" + lab.DaemonPATH}, filepath.Join(w.dir, "run.log"))
+	d, err := labtest.StartDaemon("tunroute run", w.client, []string{w.bin, "--run-dir", w.runDir, "run", "-c", w.cfg},
+		[]string{"PATH=" + labtest.DaemonPATH}, filepath.Join(w.dir, "run.log"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +122,7 @@ func (w *world) runStatus(t *testing.T) *daemon.Status {
 // plan writes the facts file), through tunroute run, then, once it is
 // stopped, by itself. Figures, not a test: `go test ./internal/vpntest
 // -run ThroughDaemon -v` prints them.
-func (w *world) hookLatency(t *testing.T, run *lab.Daemon) {
+func (w *world) hookLatency(t *testing.T, run *labtest.Daemon) {
 	env, args := envList(openvpnEnv("route-up")), []string{"openvpn"}
 	if w.k.name == "tinc" {
 		env, args = envList(tincEnv("host-up")), []string{"tinc", "host-up"}

@@ -8,7 +8,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/tunroute/tunroute/internal/lab"
+	"github.com/tunroute/tunroute/internal/labtest"
 )
 
 // The configs under test are the shipped examples for each daemon
@@ -25,17 +25,17 @@ func selectBlock(tunnel string) string {
 
 var openvpnKind = &kind{
 	name: "openvpn", short: "ovpn", prog: "openvpn",
-	clientDev: lab.OpenVPNClientDev,
-	transport: []transport{{unix.IPPROTO_UDP, lab.OpenVPNPort}},
+	clientDev: labtest.OpenVPNClientDev,
+	transport: []transport{{unix.IPPROTO_UDP, labtest.OpenVPNPort}},
 	tunnel6:   true,
-	dns:       lab.OpenVPNServer4,
+	dns:       labtest.OpenVPNServer4,
 	example:   "openvpn-route-noexec.yaml",
 	vpnName:   "work",
 	tunnelID:  "inside",
 	// OpenVPN restarts a lost connection: route-pre-down and down run.
 	lostWithdraws: true,
 	start: func(w *world) (daemons, error) {
-		o, err := w.lab.SetupOpenVPN(lab.OpenVPNConfig{
+		o, err := labtest.SetupOpenVPN(w.lab, labtest.OpenVPNConfig{
 			Dir:    w.dir,
 			Hook:   w.hookCommand("openvpn"),
 			Setenv: map[string]string{"TUNROUTE_VPN": "work"}, // the example's vpn
@@ -49,14 +49,14 @@ var openvpnKind = &kind{
 
 var tincKind = &kind{
 	name: "tinc", short: "tinc", prog: "tincd",
-	clientDev: lab.TincClientDev,
-	transport: []transport{{unix.IPPROTO_UDP, lab.TincPort}, {unix.IPPROTO_TCP, lab.TincPort}},
-	dns:       lab.TincServer4.Addr(),
+	clientDev: labtest.TincClientDev,
+	transport: []transport{{unix.IPPROTO_UDP, labtest.TincPort}, {unix.IPPROTO_TCP, labtest.TincPort}},
+	dns:       labtest.TincServer4.Addr(),
 	example:   "tinc-redirect.yaml",
 	vpnName:   "home",
 	tunnelID:  "vpn",
 	start: func(w *world) (daemons, error) {
-		t, err := w.lab.SetupTinc(lab.TincConfig{
+		t, err := labtest.SetupTinc(w.lab, labtest.TincConfig{
 			Dir:  w.dir,
 			Hook: func(verb string) string { return w.hookCommand("tinc", verb) },
 		})
@@ -68,12 +68,12 @@ var tincKind = &kind{
 }
 
 type ovpn struct {
-	*lab.OpenVPN
+	*labtest.OpenVPN
 	w *world
 }
 
-func (o *ovpn) client() *lab.Daemon { return o.Client }
-func (o *ovpn) server() *lab.Daemon { return o.Server }
+func (o *ovpn) client() *labtest.Daemon { return o.Client }
+func (o *ovpn) server() *labtest.Daemon { return o.Server }
 
 func (o *ovpn) mark() int64 {
 	if o.Client == nil {
@@ -83,7 +83,7 @@ func (o *ovpn) mark() int64 {
 }
 
 func (o *ovpn) waitUp(ctx context.Context, mark int64) error {
-	return o.Client.WaitLog(ctx, mark, lab.OpenVPNReady, "Failed running command")
+	return o.Client.WaitLog(ctx, mark, labtest.OpenVPNReady, "Failed running command")
 }
 
 // waitLost: OpenVPN restarts the connection (ping-restart), runs its
@@ -110,7 +110,7 @@ func (o *ovpn) restart(ctx context.Context, t *testing.T) error {
 	return o.StartClient(ctx, true)
 }
 
-type tinc struct{ *lab.Tinc }
+type tinc struct{ *labtest.Tinc }
 
 // restart restarts the server too: tinc 1.0.36 does not cope with a
 // client that reconnects several times within a second (the server
@@ -130,9 +130,9 @@ func (t *tinc) restart(ctx context.Context, tt *testing.T) error {
 	return t.StartClient(ctx, true)
 }
 
-func (t *tinc) client() *lab.Daemon { return t.Client }
-func (t *tinc) server() *lab.Daemon { return t.Server }
-func (t *tinc) mark() int64         { return t.EventSize() }
+func (t *tinc) client() *labtest.Daemon { return t.Client }
+func (t *tinc) server() *labtest.Daemon { return t.Server }
+func (t *tinc) mark() int64             { return t.EventSize() }
 
 func (t *tinc) waitUp(ctx context.Context, mark int64) error {
 	return t.WaitEvent(ctx, mark, "host-up")

@@ -3,7 +3,6 @@ package vpntest
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"regexp"
 	"testing"
 
@@ -12,50 +11,11 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	var host string
-	if os.Geteuid() == 0 {
-		sweepStale()
-		host = lab.HostState()
-	}
-	code := m.Run()
-	testns.RemoveBinary()
-	printLeakTable(os.Stdout)
-	if host != "" {
-		if now := lab.HostState(); now != host {
-			fmt.Fprintf(os.Stderr, "FAIL: the host's own namespace changed while these tests ran (its rules, routes marked as tunroute's or nftables tables; a hook run outside the lab would do that):\n--- before ---\n%s--- after ---\n%s", host, now)
-			code = 1
-		}
-	}
-	os.Exit(code)
+	os.Exit(testns.Main{Name: "vpntest", Sweep: sweepStale, After: func() { printLeakTable(os.Stdout) }}.Run(m))
 }
 
 // needs skips the test unless it runs as root with the programs given.
-func needs(t *testing.T, progs ...string) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (network namespaces)")
-	}
-	for _, p := range progs {
-		if _, err := exec.LookPath(p); err != nil {
-			if _, err2 := os.Stat("/usr/sbin/" + p); err2 != nil {
-				t.Skipf("needs %s (Debian package %s; scripts/test.sh installs it)", p, debPackage[p])
-			}
-		}
-	}
-}
-
-var debPackage = map[string]string{"openvpn": "openvpn", "tincd": "tinc", "nft": "nftables", "ip": "iproute2"}
-
-// tunroute is the binary the tests run (testns.Binary: built once, or
-// TUNROUTE_TEST_BIN).
-func tunroute(t *testing.T) string {
-	t.Helper()
-	bin, err := testns.Binary()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return bin
-}
+func needs(t *testing.T, progs ...string) { testns.Need(t, progs...) }
 
 // nsPrefix starts every namespace name of these tests; TUNROUTE_TEST_NS
 // changes it (short letters and digits), so that several people testing

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tunroute/tunroute/internal/lab"
+	"github.com/tunroute/tunroute/internal/labtest"
 )
 
 // TestTincSubnets runs tinc 1.0 with the subnet-up and subnet-down scripts
@@ -32,7 +33,7 @@ func TestTincSubnets(t *testing.T) {
 	k := *tincKind
 	k.short = "tsub"
 	k.start = func(w *world) (daemons, error) {
-		tc, err := w.lab.SetupTinc(lab.TincConfig{
+		tc, err := labtest.SetupTinc(w.lab, labtest.TincConfig{
 			Dir:           w.dir,
 			Hook:          func(verb string) string { return w.hookCommand("tinc", verb) },
 			SubnetScripts: true,
@@ -82,10 +83,10 @@ func TestTincSubnets(t *testing.T) {
 			t.Errorf("a hook failed: %q\n%s", line, readFile(tc.HookLog()))
 		}
 	}
-	if got := ip(t, w.client, "route", "show", pushed.String()); !strings.Contains(got, "dev "+lab.TincClientDev) {
+	if got := ip(t, w.client, "route", "show", pushed.String()); !strings.Contains(got, "dev "+labtest.TincClientDev) {
 		t.Errorf("the server's subnet %s is not routed into the tunnel: %q", pushed, got)
 	}
-	if got := ip(t, w.client, "route", "show", lan.String()); strings.Contains(got, lab.TincClientDev) || !strings.Contains(got, "dev eth0") {
+	if got := ip(t, w.client, "route", "show", lan.String()); strings.Contains(got, labtest.TincClientDev) || !strings.Contains(got, "dev eth0") {
 		t.Errorf("the LAN %s must stay on eth0: %q", lan, got)
 	}
 	if out, code := w.tr(t, "--run-dir", w.runDir, "apply", "-c", w.cfg, "--netns", w.client); code != 0 {

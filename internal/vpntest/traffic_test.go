@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/tunroute/tunroute/internal/lab"
+	"github.com/tunroute/tunroute/internal/labtest"
 )
 
 // Ports the tests use in inet: the lab's TCP echo (8080), the selector
@@ -172,59 +173,8 @@ func udpTry(ns string, dst netip.AddrPort, payload []byte, wantAnswer bool) outc
 // socket opened in the client's namespace and waits for the reply.
 func icmpTry(ns string, dst netip.Addr) outcome {
 	o := newOutcome("icmp", netip.AddrPortFrom(dst, 0))
-	nw, typ, reply := "ip4:icmp", byte(8), byte(0)
-	if dst.Is6() {
-		nw, typ, reply = "ip6:ipv6-icmp", 128, 129
-	}
-	var c net.PacketConn
-	o.err = lab.Do(ns, func() error {
-		var err error
-		c, err = net.ListenPacket(nw, "")
-		return err
-	})
-	if o.err != nil {
-		return o
-	}
-	defer c.Close()
-	id := uint16(time.Now().UnixNano())
-	msg := []byte{typ, 0, 0, 0, byte(id >> 8), byte(id), 0, 1, 't', 'r', '-', 'v', 't'}
-	if !dst.Is6() { // the kernel computes ICMPv6 checksums itself
-		cs := checksum(msg)
-		msg[2], msg[3] = byte(cs>>8), byte(cs)
-	}
-	c.SetDeadline(time.Now().Add(attemptTimeout))
-	if _, o.err = c.WriteTo(msg, &net.IPAddr{IP: dst.AsSlice()}); o.err != nil {
-		return o
-	}
-	buf := make([]byte, 1500)
-	for {
-		n, from, err := c.ReadFrom(buf)
-		if err != nil {
-			o.err = err
-			return o
-		}
-		if n >= 8 && buf[0] == reply && buf[4] == byte(id>>8) && buf[5] == byte(id) {
-			// An echo reply carries the address it was sent to, not
-			// what the far end saw: report who answered.
-			a, _ := netip.AddrFromSlice(from.(*net.IPAddr).IP)
-			o.saw = a.Unmap()
-			return o
-		}
-	}
-}
-
-func checksum(b []byte) uint16 {
-	var s uint32
-	for i := 0; i+1 < len(b); i += 2 {
-		s += uint32(b[i])<<8 | uint32(b[i+1])
-	}
-	if len(b)%2 == 1 {
-		s += uint32(b[len(b)-1]) << 8
-	}
-	for s>>16 != 0 {
-		s = s&0xffff + s>>16
-	}
-	return ^uint16(s)
+	o.saw, o.err = labtest.Ping(ns, dst, attemptTimeout)
+	return o
 }
 
 func fam(a netip.Addr) string {

@@ -19,14 +19,16 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/tunroute/tunroute/internal/lab"
+	"github.com/tunroute/tunroute/internal/labtest"
+	"github.com/tunroute/tunroute/internal/testns"
 )
 
 // daemons is what the tests need of a VPN's pair of daemons.
 type daemons interface {
 	StartServer(ctx context.Context) error
 	StartClient(ctx context.Context, wait bool) error
-	client() *lab.Daemon
-	server() *lab.Daemon
+	client() *labtest.Daemon
+	server() *labtest.Daemon
 	// mark returns a position in the client's output; waitUp waits for
 	// the connection to be up again after it (the hook ran), waitLost
 	// for the client to notice its server is gone (the hook ran).
@@ -121,7 +123,7 @@ func newLab(t *testing.T, k *kind) *world {
 		progs = append(progs, k.prog)
 	}
 	needs(t, progs...)
-	w := &world{k: k, bin: tunroute(t), dir: t.TempDir()}
+	w := &world{k: k, bin: testns.Tunroute(t), dir: t.TempDir()}
 	w.runDir = filepath.Join(w.dir, "run")
 	w.cfg = filepath.Join(w.dir, "tunroute.yaml")
 	w.lab = &lab.Lab{Prefix: labPrefix(k.short), RunDir: filepath.Join(w.dir, "lab")}
@@ -332,7 +334,7 @@ func (w *world) diagnose() string {
 	if w.vpn == nil {
 		return b.String()
 	}
-	for _, d := range []*lab.Daemon{w.vpn.client(), w.vpn.server()} {
+	for _, d := range []*labtest.Daemon{w.vpn.client(), w.vpn.server()} {
 		if d != nil {
 			fmt.Fprintf(&b, "--- %s (exited: %v) ---\n%s\n", d.Log, d.Exited(), d.LogTail())
 		}
@@ -388,45 +390,16 @@ func (w *world) routeDev(t *testing.T, dst netip.Addr) string {
 // ip runs ip(8) with the arguments, in the namespace if given (-n).
 func ip(t *testing.T, nsName string, args ...string) string {
 	t.Helper()
-	if nsName != "" {
-		args = append([]string{"-n", nsName}, args...)
-	}
-	out, err := exec.Command("ip", args...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("ip %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return string(out)
+	return testns.IP(t, nsName, args...)
 }
 
 // nft runs nft(8) in the namespace.
-func nft(nsName string, stdin string, args ...string) (string, error) {
-	cmd := exec.Command("ip", append([]string{"netns", "exec", nsName, "nft"}, args...)...)
-	if stdin != "" {
-		cmd.Stdin = strings.NewReader(stdin)
-	}
-	out, err := cmd.CombinedOutput()
-	return string(out), err
-}
-
-// The foreign objects of the coexistence test: what other tools put in
-// the client's namespace before tunroute runs. A counter that counts
-// nothing (no traffic goes to 10.255.0.1), so its dump stays the same.
-const foreignRuleset = `table inet foreign {
-	set blocked {
-		type ipv4_addr
-		elements = { 10.255.0.1 }
-	}
-	chain out {
-		type filter hook output priority 10; policy accept;
-		ip daddr @blocked counter drop comment "another tool's rule"
-	}
-}
-`
+var nft = testns.Nft
 
 // addForeign puts another tool's nftables table and wg-quick's rules
 // and routes into the client's namespace.
 func (w *world) addForeign(t *testing.T) {
-	if out, err := nft(w.client, foreignRuleset, "-f", "-"); err != nil {
+	if out, err := nft(w.client, testns.ForeignNftables, "-f", "-"); err != nil {
 		t.Fatalf("nft -f (foreign table): %v\n%s", err, out)
 	}
 	for _, f := range []string{"-4", "-6"} {

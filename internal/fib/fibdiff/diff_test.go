@@ -2,6 +2,7 @@ package fibdiff
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -17,8 +18,9 @@ import (
 	"time"
 
 	"github.com/tunroute/tunroute/internal/fib"
-	"github.com/tunroute/tunroute/internal/kernel"
+	"github.com/tunroute/tunroute/internal/kerneltest"
 	"github.com/tunroute/tunroute/internal/state"
+	"github.com/tunroute/tunroute/internal/testns"
 )
 
 // TestDifferential builds random routing states in throw-away network
@@ -31,12 +33,7 @@ import (
 //	TUNROUTE_DIFF_SEED     first seed (default 1); state n uses seed+n
 //	TUNROUTE_DIFF_STATES   number of states (default: queries/500, at least 8)
 func TestDifferential(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (network namespaces)")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("needs iproute2")
-	}
+	testns.Need(t, "ip")
 	total := envInt("TUNROUTE_DIFF_QUERIES", 4000)
 	seed := uint64(envInt("TUNROUTE_DIFF_SEED", 1))
 	states := envInt("TUNROUTE_DIFF_STATES", max(8, total/500))
@@ -154,15 +151,9 @@ func applySteps(t testing.TB, ns string, steps []string) {
 	flushSys()
 }
 
-func newNS(t testing.TB, name string) {
-	_ = exec.Command("ip", "netns", "del", name).Run()
-	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
-		t.Fatalf("ip netns add %s: %v: %s", name, err, out)
-	}
-	if out, err := exec.Command("ip", "-n", name, "link", "set", "lo", "up").CombinedOutput(); err != nil {
-		t.Fatalf("lo up in %s: %v: %s", name, err, out)
-	}
-}
+// newNS (re)creates the namespace with lo up; the test deletes it, and
+// it goes at the latest when the test ends.
+func newNS(t testing.TB, name string) { testns.NewNS(t, name) }
 
 func delNS(name string) { _ = exec.Command("ip", "netns", "del", name).Run() }
 
@@ -179,25 +170,8 @@ func observe(t testing.TB, ns string, unmerged bool) *state.State {
 // observeSnapshot is what `tunroute explain` would read: the hidden facts
 // are only what the snapshot itself shows.
 func observeSnapshot(t testing.TB, ns string) *state.State {
-	h, err := kernel.Open(ns)
-	if err != nil {
-		t.Fatalf("open %s: %v", ns, err)
-	}
-	defer h.Close()
-	var s *state.State
-	for i := 0; i < 100; i++ {
-		s1, err := h.Observe()
-		if err != nil {
-			t.Fatalf("observe %s: %v", ns, err)
-		}
-		if s != nil && len(s1.Routes) == len(s.Routes) && len(s1.Addrs) == len(s.Addrs) && (localRoutes6(s1) || i > 50) {
-			s = s1
-			break
-		}
-		s = s1
-		time.Sleep(20 * time.Millisecond)
-	}
-	return s
+	t.Helper()
+	return kerneltest.Settled(t, ns, 100, 20*time.Millisecond, func(s *state.State, try int) bool { return localRoutes6(s) || try > 50 })
 }
 
 // localRoutes6 reports whether every IPv6 address of a working link has
@@ -676,6 +650,69 @@ func (g *diffGen) n(k int) int         { return g.rnd.IntN(k) }
 
 func pick[T any](g *diffGen, xs []T) T { return xs[g.rnd.IntN(len(xs))] }
 
+// maybeSysctl is a sysctl set with probability p, to a value drawn only
+// then (the random stream stays what it was when each had its own if).
+type maybeSysctl struct {
+	p   float64
+	key string
+	val func() string
+}
+
+func (g *diffGen) maybe(set func(k, v string), opts []maybeSysctl) {
+	for _, o := range opts {
+		if g.p(o.p) {
+			set(o.key, o.val())
+		}
+	}
+}
+
+// maybeAddr is an address added with probability p.
+type maybeAddr struct {
+	p           float64
+	dev         string
+	addr, extra string
+}
+
+// routeTypes4 and routeTypes6 are the route types drawn out of 100: each
+// below its bound, the rest unicast.
+var (
+	routeTypes4 = []routeTypeBound{{6, "blackhole"}, {12, "unreachable"}, {17, "prohibit"}, {23, "throw"},
+		{28, "local"}, {31, "broadcast"}, {33, "anycast"}, {35, "multicast"}}
+	routeTypes6 = []routeTypeBound{{6, "blackhole"}, {12, "unreachable"}, {17, "prohibit"}, {23, "throw"},
+		{27, "local"}, {29, "anycast"}}
+)
+
+type routeTypeBound struct {
+	below int
+	typ   string
+}
+
+func (g *diffGen) routeType(bounds []routeTypeBound) string {
+	x := g.n(100)
+	for _, b := range bounds {
+		if x < b.below {
+			return b.typ
+		}
+	}
+	return ""
+}
+
+// prefix is a random prefix of the family.
+func (g *diffGen) prefix(v6 bool) netip.Prefix {
+	if v6 {
+		return g.prefix6()
+	}
+	return g.prefix4()
+}
+
+// ipproto is a random IP protocol name of the family.
+func (g *diffGen) ipproto(v6 bool) string {
+	if v6 {
+		return pick(g, []string{"tcp", "udp", "ipv6-icmp"})
+	}
+	return pick(g, []string{"tcp", "udp", "icmp"})
+}
+
 func (g *diffGen) setup() diffSetup {
 	var d diffSetup
 	d.sysctls = [][2]string{{"net.ipv6.conf.all.accept_dad", "0"}, {"net.ipv6.conf.default.accept_dad", "0"}}
@@ -699,47 +736,26 @@ func (g *diffGen) setup() diffSetup {
 		set("net.ipv4.conf.all.forwarding", "1")
 	}
 	set("net.ipv4.conf.all.rp_filter", strconv.Itoa(pick(g, []int{0, 0, 1, 2})))
+	one, zero := func() string { return "1" }, func() string { return "0" }
 	for _, l := range g.links {
-		if g.p(0.15) {
-			set("net.ipv4.conf."+l+".rp_filter", strconv.Itoa(g.n(3)))
-		}
-		if g.p(0.1) {
-			set("net.ipv4.conf."+l+".ignore_routes_with_linkdown", "1")
-		}
-		if g.p(0.1) {
-			set("net.ipv4.conf."+l+".forwarding", strconv.Itoa(g.n(2)))
-		}
-		if g.p(0.08) {
-			set("net.ipv4.conf."+l+".send_redirects", "0")
-		}
-		if g.p(0.08) {
-			set("net.ipv6.conf."+l+".ignore_routes_with_linkdown", "1")
-		}
+		g.maybe(set, []maybeSysctl{
+			{0.15, "net.ipv4.conf." + l + ".rp_filter", func() string { return strconv.Itoa(g.n(3)) }},
+			{0.1, "net.ipv4.conf." + l + ".ignore_routes_with_linkdown", one},
+			{0.1, "net.ipv4.conf." + l + ".forwarding", func() string { return strconv.Itoa(g.n(2)) }},
+			{0.08, "net.ipv4.conf." + l + ".send_redirects", zero},
+			{0.08, "net.ipv6.conf." + l + ".ignore_routes_with_linkdown", one},
+		})
 	}
-	if g.p(0.15) {
-		set("net.ipv4.conf.all.ignore_routes_with_linkdown", "1")
-	}
-	if g.p(0.1) {
-		set("net.ipv4.conf.all.accept_local", "1")
-	}
-	if g.p(0.1) {
-		set("net.ipv4.conf.all.src_valid_mark", "1")
-	}
-	if g.p(0.08) {
-		set("net.ipv4.conf.all.shared_media", "0")
-	}
-	if g.p(0.3) {
-		set("net.ipv6.conf.all.forwarding", "1")
-	}
-	if g.p(0.75) {
-		set("net.ipv4.fib_multipath_hash_seed", strconv.Itoa(1+g.n(1<<30)))
-	}
-	if g.p(0.3) {
-		set("net.ipv4.fib_multipath_hash_policy", "1")
-	}
-	if g.p(0.3) {
-		set("net.ipv6.fib_multipath_hash_policy", "1")
-	}
+	g.maybe(set, []maybeSysctl{
+		{0.15, "net.ipv4.conf.all.ignore_routes_with_linkdown", one},
+		{0.1, "net.ipv4.conf.all.accept_local", one},
+		{0.1, "net.ipv4.conf.all.src_valid_mark", one},
+		{0.08, "net.ipv4.conf.all.shared_media", zero},
+		{0.3, "net.ipv6.conf.all.forwarding", one},
+		{0.75, "net.ipv4.fib_multipath_hash_seed", func() string { return strconv.Itoa(1 + g.n(1<<30)) }},
+		{0.3, "net.ipv4.fib_multipath_hash_policy", one},
+		{0.3, "net.ipv6.fib_multipath_hash_policy", one},
+	})
 
 	// addresses
 	for i := 1; i <= g.pairs; i++ {
@@ -755,42 +771,30 @@ func (g *diffGen) setup() diffSetup {
 			d.general = append(d.general, strings.TrimSpace("addr add "+a+" dev "+dev+" nodad "+extra))
 		}
 		add4(v, fmt.Sprintf("10.%d.0.1/24", i), "")
-		if g.p(0.7) {
-			add4(p, fmt.Sprintf("10.%d.0.2/24", i), "")
-		}
-		if g.p(0.3) {
-			add4(v, fmt.Sprintf("10.%d.0.3/24", i), "") // secondary
-		}
-		if g.p(0.3) {
-			add4(v, fmt.Sprintf("10.%d.1.1/24", i), "")
-		}
-		if g.p(0.2) {
-			add4(v, fmt.Sprintf("10.%d.2.1/30", i), "")
-		}
-		if g.p(0.15) {
-			add4(p, fmt.Sprintf("10.%d.3.1/32", i), "")
-		}
-		if g.p(0.15) {
-			add4(v, fmt.Sprintf("10.%d.4.1/24", i), "scope link")
-		}
-		if g.p(0.1) {
-			add4(v, fmt.Sprintf("10.%d.5.1/24", i), "noprefixroute")
-		}
-		if g.p(0.1) {
-			add4(v, fmt.Sprintf("198.51.100.%d/28", 16*i+1), "")
+		for _, o := range []maybeAddr{
+			{0.7, p, fmt.Sprintf("10.%d.0.2/24", i), ""},
+			{0.3, v, fmt.Sprintf("10.%d.0.3/24", i), ""}, // secondary
+			{0.3, v, fmt.Sprintf("10.%d.1.1/24", i), ""},
+			{0.2, v, fmt.Sprintf("10.%d.2.1/30", i), ""},
+			{0.15, p, fmt.Sprintf("10.%d.3.1/32", i), ""},
+			{0.15, v, fmt.Sprintf("10.%d.4.1/24", i), "scope link"},
+			{0.1, v, fmt.Sprintf("10.%d.5.1/24", i), "noprefixroute"},
+			{0.1, v, fmt.Sprintf("198.51.100.%d/28", 16*i+1), ""},
+		} {
+			if g.p(o.p) {
+				add4(o.dev, o.addr, o.extra)
+			}
 		}
 		add6(v, fmt.Sprintf("2001:db8:%d::1/64", i), "")
-		if g.p(0.6) {
-			add6(p, fmt.Sprintf("2001:db8:%d::2/64", i), "")
-		}
-		if g.p(0.3) {
-			add6(v, fmt.Sprintf("2001:db8:%d:1::1/64", i), "")
-		}
-		if g.p(0.15) {
-			add6(v, fmt.Sprintf("2001:db8:%d:2::1/64", i), "preferred_lft 0")
-		}
-		if g.p(0.15) {
-			add6(p, fmt.Sprintf("2001:db8:%d:3::1/128", i), "")
+		for _, o := range []maybeAddr{
+			{0.6, p, fmt.Sprintf("2001:db8:%d::2/64", i), ""},
+			{0.3, v, fmt.Sprintf("2001:db8:%d:1::1/64", i), ""},
+			{0.15, v, fmt.Sprintf("2001:db8:%d:2::1/64", i), "preferred_lft 0"},
+			{0.15, p, fmt.Sprintf("2001:db8:%d:3::1/128", i), ""},
+		} {
+			if g.p(o.p) {
+				add6(o.dev, o.addr, o.extra)
+			}
 		}
 		for _, a := range g.addrs4 {
 			if a.Bits() < 31 {
@@ -908,25 +912,7 @@ func (g *diffGen) route4() string {
 		verb = "route append "
 	}
 	b.WriteString(verb)
-	typ := ""
-	switch x := g.n(100); {
-	case x < 6:
-		typ = "blackhole"
-	case x < 12:
-		typ = "unreachable"
-	case x < 17:
-		typ = "prohibit"
-	case x < 23:
-		typ = "throw"
-	case x < 28:
-		typ = "local"
-	case x < 31:
-		typ = "broadcast"
-	case x < 33:
-		typ = "anycast"
-	case x < 35:
-		typ = "multicast"
-	}
+	typ := g.routeType(routeTypes4)
 	if typ != "" {
 		b.WriteString(typ + " ")
 	}
@@ -979,21 +965,7 @@ func (g *diffGen) route6() []string {
 	g.dsts = append(g.dsts, dst)
 	var b strings.Builder
 	b.WriteString("route add ")
-	typ := ""
-	switch x := g.n(100); {
-	case x < 6:
-		typ = "blackhole"
-	case x < 12:
-		typ = "unreachable"
-	case x < 17:
-		typ = "prohibit"
-	case x < 23:
-		typ = "throw"
-	case x < 27:
-		typ = "local"
-	case x < 29:
-		typ = "anycast"
-	}
+	typ := g.routeType(routeTypes6)
 	if typ != "" {
 		b.WriteString(typ + " ")
 	}
@@ -1088,11 +1060,7 @@ func (g *diffGen) rule(v6 bool) string {
 		b.WriteString(" from " + src())
 	}
 	if g.p(0.25) {
-		if v6 {
-			b.WriteString(" to " + g.prefix6().String())
-		} else {
-			b.WriteString(" to " + g.prefix4().String())
-		}
+		b.WriteString(" to " + g.prefix(v6).String())
 	}
 	if g.p(0.1) {
 		if v6 {
@@ -1122,11 +1090,7 @@ func (g *diffGen) rule(v6 bool) string {
 		b.WriteString(fmt.Sprintf(" uidrange %d-%d", lo, lo+g.n(10)))
 	}
 	if g.p(0.12) {
-		if v6 {
-			b.WriteString(" ipproto " + pick(g, []string{"tcp", "udp", "ipv6-icmp"}))
-		} else {
-			b.WriteString(" ipproto " + pick(g, []string{"tcp", "udp", "icmp"}))
-		}
+		b.WriteString(" ipproto " + g.ipproto(v6))
 	}
 	if g.p(0.1) {
 		lo := 1 + g.n(2000)
@@ -1167,19 +1131,32 @@ func (g *diffGen) learn(s *state.State) { g.observed = s }
 func (g *diffGen) hostIn(p netip.Prefix) netip.Addr {
 	a := p.Masked().Addr()
 	if a.Is4() {
-		v := v4u(a)
-		host := ^mask4(p.Bits())
-		v |= g.rnd.Uint32() & host
-		return u4(v)
+		b := a.As4()
+		v := binary.BigEndian.Uint32(b[:]) | g.rnd.Uint32()&uint32(hostMask(p.Bits(), 32))
+		binary.BigEndian.PutUint32(b[:], v)
+		return netip.AddrFrom4(b)
 	}
-	hi, lo := split6(a)
-	mh, ml := mask6(p.Bits())
-	hi |= g.rnd.Uint64() &^ mh
-	lo |= g.rnd.Uint64() &^ ml
+	b := a.As16()
+	hi := binary.BigEndian.Uint64(b[:8]) | g.rnd.Uint64()&hostMask(p.Bits(), 64)
+	lo := binary.BigEndian.Uint64(b[8:]) | g.rnd.Uint64()&hostMask(p.Bits()-64, 64)
 	if g.p(0.5) {
 		lo = lo&^0xffff | uint64(g.n(16))
 	}
-	return join6(hi, lo)
+	binary.BigEndian.PutUint64(b[:8], hi)
+	binary.BigEndian.PutUint64(b[8:], lo)
+	return netip.AddrFrom16(b)
+}
+
+// hostMask is the host part of a width-bit word whose first bits bits
+// belong to the prefix (bits may be below 0 or above width).
+func hostMask(bits, width int) uint64 {
+	switch {
+	case bits <= 0:
+		return ^uint64(0) >> (64 - width)
+	case bits >= width:
+		return 0
+	}
+	return uint64(1)<<(width-bits) - 1
 }
 
 func (g *diffGen) query() string {
@@ -1201,10 +1178,8 @@ func (g *diffGen) query() string {
 		}
 		if len(ps) > 0 {
 			dst = g.hostIn(pick(g, ps))
-		} else if v6 {
-			dst = g.hostIn(g.prefix6())
 		} else {
-			dst = g.hostIn(g.prefix4())
+			dst = g.hostIn(g.prefix(v6))
 		}
 	case x < 55 && len(locals) > 0:
 		dst = pick(g, locals)
@@ -1218,11 +1193,7 @@ func (g *diffGen) query() string {
 			dst = netip.MustParseAddr(pick(g, []string{"224.0.0.1", "224.0.0.5", "239.1.2.3", "255.255.255.255", "127.0.0.1", "0.0.0.0", "10.1.0.255", "10.2.0.255", "10.1.0.0"}))
 		}
 	default:
-		if v6 {
-			dst = g.hostIn(g.prefix6())
-		} else {
-			dst = g.hostIn(g.prefix4())
-		}
+		dst = g.hostIn(g.prefix(v6))
 	}
 	var b strings.Builder
 	if g.p(0.04) {
@@ -1242,11 +1213,7 @@ func (g *diffGen) query() string {
 				src = g.hostIn(netip.MustParsePrefix(fmt.Sprintf("10.%d.0.0/22", 1+g.n(g.pairs))))
 			}
 		default:
-			if v6 {
-				src = g.hostIn(g.prefix6())
-			} else {
-				src = g.hostIn(g.prefix4())
-			}
+			src = g.hostIn(g.prefix(v6))
 		}
 		b.WriteString(" from " + src.String())
 	}
@@ -1271,11 +1238,7 @@ func (g *diffGen) query() string {
 		b.WriteString(fmt.Sprintf(" uid %d", u))
 	}
 	if g.p(0.3) {
-		if v6 {
-			b.WriteString(" ipproto " + pick(g, []string{"tcp", "udp", "ipv6-icmp"}))
-		} else {
-			b.WriteString(" ipproto " + pick(g, []string{"tcp", "udp", "icmp"}))
-		}
+		b.WriteString(" ipproto " + g.ipproto(v6))
 		if g.p(0.7) {
 			port := func() uint16 {
 				if len(g.ports) > 0 && g.p(0.7) {
@@ -1308,58 +1271,6 @@ func mpUncertain(r *fib.Result) bool {
 		}
 	}
 	return false
-}
-
-// ---- address helpers ----
-
-func v4u(a netip.Addr) uint32 {
-	b := a.As4()
-	return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
-}
-
-func u4(v uint32) netip.Addr {
-	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
-}
-
-func mask4(bits int) uint32 {
-	if bits <= 0 {
-		return 0
-	}
-	return ^uint32(0) << (32 - bits)
-}
-
-func split6(a netip.Addr) (hi, lo uint64) {
-	b := a.As16()
-	for i := 0; i < 8; i++ {
-		hi = hi<<8 | uint64(b[i])
-		lo = lo<<8 | uint64(b[8+i])
-	}
-	return
-}
-
-func join6(hi, lo uint64) netip.Addr {
-	var b [16]byte
-	for i := 7; i >= 0; i-- {
-		b[i] = byte(hi)
-		b[8+i] = byte(lo)
-		hi >>= 8
-		lo >>= 8
-	}
-	return netip.AddrFrom16(b)
-}
-
-func mask6(bits int) (hi, lo uint64) {
-	switch {
-	case bits <= 0:
-		return 0, 0
-	case bits < 64:
-		return ^uint64(0) << (64 - bits), 0
-	case bits == 64:
-		return ^uint64(0), 0
-	case bits < 128:
-		return ^uint64(0), ^uint64(0) << (128 - bits)
-	}
-	return ^uint64(0), ^uint64(0)
 }
 
 func hasNote(r *fib.Result, n string) bool {

@@ -4,12 +4,12 @@ import (
 	"bytes"
 	"fmt"
 	"os"
-	"os/exec"
 	"strings"
 	"testing"
 
 	"github.com/tunroute/tunroute/internal/fib"
 	"github.com/tunroute/tunroute/internal/state"
+	"github.com/tunroute/tunroute/internal/testns"
 )
 
 // snapshotPath is where the observed snapshot of case i is recorded.
@@ -82,12 +82,7 @@ func readKernelCases(t testing.TB) ([]kernelCase, []string) {
 // the observed snapshot against the running kernel and against the
 // recorded answer. Root only (namespaces tr-fx-k-<pid>).
 func TestKernelCases(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (network namespaces)")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("needs iproute2")
-	}
+	testns.Need(t, "ip")
 	cases, lines := readKernelCases(t)
 	record := os.Getenv("TUNROUTE_RECORD") != ""
 	ns := fmt.Sprintf("tr-fx-k-%d", os.Getpid())

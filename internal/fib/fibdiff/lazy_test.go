@@ -9,6 +9,7 @@ import (
 
 	"github.com/tunroute/tunroute/internal/fib"
 	"github.com/tunroute/tunroute/internal/kernel"
+	"github.com/tunroute/tunroute/internal/testns"
 )
 
 // TestLazyDifferential is TestDifferential for explain on a live
@@ -18,12 +19,7 @@ import (
 // addresses (kernel.RouteScope with fib.LookupPoints), against the
 // kernel's `ip route get` and against the whole state.
 func TestLazyDifferential(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (network namespaces)")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("needs iproute2")
-	}
+	testns.Need(t, "ip")
 	compared, scopedReads := 0, 0
 	for n := range 3 {
 		seed := uint64(900 + n)

@@ -1,4 +1,4 @@
-package lab
+package labtest
 
 import (
 	"context"
@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/tunroute/tunroute/internal/lab"
 )
 
 // tinc 1.0 in the lab, set up for a gateway redirect: two nodes in router mode over
@@ -59,7 +61,7 @@ type TincConfig struct {
 
 // Tinc is the lab's tinc server and client.
 type Tinc struct {
-	l              *Lab
+	l              *lab.Lab
 	cfg            TincConfig
 	bin            string
 	Server, Client *Daemon
@@ -76,7 +78,7 @@ const TincReady = "Ready"
 // The client's scripts append "VERB STATUS" to the event file (see
 // WaitEvent) after the hook has run, so a test can wait for a script
 // instead of sleeping.
-func (l *Lab) SetupTinc(cfg TincConfig) (*Tinc, error) {
+func SetupTinc(l *lab.Lab, cfg TincConfig) (*Tinc, error) {
 	bin, err := lookPath("tincd")
 	if err != nil {
 		return nil, err
@@ -94,7 +96,7 @@ func (l *Lab) SetupTinc(cfg TincConfig) (*Tinc, error) {
 		{"client", t.clientDir(), fmt.Sprintf("Name = client\nConnectTo = vpnserver\nInterface = %s\n", TincClientDev), keys[1]},
 	}
 	hostFile := map[string]string{
-		"vpnserver": fmt.Sprintf("Address = %s\nPort = %d\nSubnet = %s/32\nSubnet = 0.0.0.0/0\n", ServerEth4.Addr(), TincPort, TincServer4.Addr()),
+		"vpnserver": fmt.Sprintf("Address = %s\nPort = %d\nSubnet = %s/32\nSubnet = 0.0.0.0/0\n", lab.ServerEth4.Addr(), TincPort, TincServer4.Addr()),
 		"client":    fmt.Sprintf("Subnet = %s/32\n", TincClient4.Addr()),
 	}
 	for _, n := range nodes {
@@ -153,7 +155,7 @@ func (l *Lab) SetupTinc(cfg TincConfig) (*Tinc, error) {
 			return nil, err
 		}
 	}
-	if err := l.natTable("tr-lab-tinc", TincNet4); err != nil {
+	if err := l.Masquerade("tr-lab-tinc", TincNet4); err != nil {
 		return nil, err
 	}
 	return t, nil
@@ -251,7 +253,7 @@ func (t *Tinc) StartServer(ctx context.Context) error {
 	}
 	log := filepath.Join(t.cfg.Dir, "server.log")
 	from := fileSize(log)
-	d, err := t.start("tincd server", VPNServer, t.serverDir(), log)
+	d, err := t.start("tincd server", lab.VPNServer, t.serverDir(), log)
 	if err != nil {
 		return err
 	}
@@ -271,7 +273,7 @@ func (t *Tinc) StartClient(ctx context.Context, wait bool) error {
 	}
 	t.starts++
 	from := t.EventSize()
-	d, err := t.start("tincd client", Client, t.clientDir(), filepath.Join(t.cfg.Dir, fmt.Sprintf("client-%d.log", t.starts)))
+	d, err := t.start("tincd client", lab.Client, t.clientDir(), filepath.Join(t.cfg.Dir, fmt.Sprintf("client-%d.log", t.starts)))
 	if err != nil {
 		return err
 	}

@@ -1,4 +1,4 @@
-package lab
+package labtest
 
 import (
 	"context"
@@ -18,8 +18,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/nftables"
-	"github.com/vishvananda/netns"
+	"github.com/tunroute/tunroute/internal/lab"
 )
 
 // OpenVPN in the lab: a server in vpnserver (UDP 1194 on 198.51.100.2,
@@ -73,7 +72,7 @@ type OpenVPNConfig struct {
 
 // OpenVPN is the lab's OpenVPN server and client.
 type OpenVPN struct {
-	l              *Lab
+	l              *lab.Lab
 	cfg            OpenVPNConfig
 	bin            string
 	Server, Client *Daemon
@@ -84,7 +83,7 @@ type OpenVPN struct {
 // certificates, a tls-crypt key) and the two configs into cfg.Dir, and
 // adds the server's NAT of the tunnel ranges (table inet tr-lab-openvpn
 // in vpnserver). It starts nothing.
-func (l *Lab) SetupOpenVPN(cfg OpenVPNConfig) (*OpenVPN, error) {
+func SetupOpenVPN(l *lab.Lab, cfg OpenVPNConfig) (*OpenVPN, error) {
 	bin, err := lookPath("openvpn")
 	if err != nil {
 		return nil, err
@@ -102,7 +101,7 @@ func (l *Lab) SetupOpenVPN(cfg OpenVPNConfig) (*OpenVPN, error) {
 	if err := os.WriteFile(filepath.Join(cfg.Dir, "client.conf"), []byte(o.clientConf()), 0o600); err != nil {
 		return nil, err
 	}
-	if err := l.natTable("tr-lab-openvpn", OpenVPNNet4, OpenVPNNet6); err != nil {
+	if err := l.Masquerade("tr-lab-openvpn", OpenVPNNet4, OpenVPNNet6); err != nil {
 		return nil, err
 	}
 	return o, nil
@@ -130,7 +129,7 @@ keepalive %d %d
 disable-dco
 push "dhcp-option DNS %s"
 verb 3
-`, OpenVPNServerDev, ServerEth4.Addr(), OpenVPNPort, OpenVPNNet6,
+`, OpenVPNServerDev, lab.ServerEth4.Addr(), OpenVPNPort, OpenVPNNet6,
 		o.path("ca.crt"), o.path("server.crt"), o.path("server.key"), o.path("tc.key"),
 		o.cfg.Keepalive[0], o.cfg.Keepalive[1], OpenVPNServer4)
 	for _, p := range o.cfg.Push {
@@ -158,7 +157,7 @@ verify-x509-name server name
 disable-dco
 route-noexec
 verb 3
-`, OpenVPNClientDev, ServerEth4.Addr(), OpenVPNPort,
+`, OpenVPNClientDev, lab.ServerEth4.Addr(), OpenVPNPort,
 		o.path("ca.crt"), o.path("client.crt"), o.path("client.key"), o.path("tc.key"))
 	if o.cfg.Hook != "" {
 		b.WriteString("script-security 2\n")
@@ -186,7 +185,7 @@ func (o *OpenVPN) StartServer(ctx context.Context) error {
 		return fmt.Errorf("the OpenVPN server is already running (pid %d)", o.Server.PID())
 	}
 	from := fileSize(o.path("server.log"))
-	d, err := StartDaemon("openvpn server", o.l.NS(VPNServer),
+	d, err := StartDaemon("openvpn server", o.l.NS(lab.VPNServer),
 		[]string{o.bin, "--config", o.path("server.conf")}, []string{"PATH=" + DaemonPATH}, o.path("server.log"))
 	if err != nil {
 		return err
@@ -205,7 +204,7 @@ func (o *OpenVPN) StartClient(ctx context.Context, wait bool) error {
 		return fmt.Errorf("the OpenVPN client is already running (pid %d)", o.Client.PID())
 	}
 	o.starts++
-	d, err := StartDaemon("openvpn client", o.l.NS(Client),
+	d, err := StartDaemon("openvpn client", o.l.NS(lab.Client),
 		[]string{o.bin, "--config", o.path("client.conf")}, []string{"PATH=" + DaemonPATH},
 		o.path(fmt.Sprintf("client-%d.log", o.starts)))
 	if err != nil {
@@ -227,32 +226,6 @@ func (o *OpenVPN) Close() {
 			d.Stop(3 * time.Second)
 		}
 	}
-}
-
-// natTable adds, in vpnserver, a table of its own that masquerades the
-// given tunnel ranges out of eth0.
-func (l *Lab) natTable(name string, prefixes ...netip.Prefix) error {
-	h, err := netns.GetFromName(l.NS(VPNServer))
-	if err != nil {
-		return err
-	}
-	defer h.Close()
-	c, err := nftables.New(nftables.WithNetNSFd(int(h)))
-	if err != nil {
-		return fmt.Errorf("nftables: %w", err)
-	}
-	t := c.AddTable(&nftables.Table{Family: nftables.TableFamilyINet, Name: name})
-	ch := c.AddChain(&nftables.Chain{
-		Name: "postrouting", Table: t, Type: nftables.ChainTypeNAT,
-		Hooknum: nftables.ChainHookPostrouting, Priority: nftables.ChainPriorityNATSource,
-	})
-	for _, p := range prefixes {
-		c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: masqRule("eth0", p)})
-	}
-	if err := c.Flush(); err != nil {
-		return fmt.Errorf("netns %s: nftables table %s: %w", l.NS(VPNServer), name, err)
-	}
-	return nil
 }
 
 // writeOpenVPNPKI writes ca.crt, server.crt/key, client.crt/key (EC
