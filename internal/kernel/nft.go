@@ -132,6 +132,9 @@ func (x *executor) firewall(i int) error {
 		return fmt.Errorf("%w; the change did not take effect", err)
 	}
 	if len(failed) > 0 {
+		if failed[0].Err.Errno == unix.EPERM {
+			return fmt.Errorf("%w (another process holds table inet %s: a `tunroute run` on this namespace lets it go when `tunroute apply` or `down` asks)", &nftError{failed: failed}, state.FirewallTable)
+		}
 		return &nftError{failed: failed}
 	}
 	x.applied[i] = true

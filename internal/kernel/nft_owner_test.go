@@ -145,6 +145,15 @@ func TestHoldKeepsTableFromFlush(t *testing.T) {
 	if !hold.Owns() {
 		t.Error("the hold lost the table it replaced")
 	}
+	// An apply as from another process (the hold out of this process's
+	// registry) is refused, and says why.
+	holds.Lock()
+	delete(holds.m, ns)
+	holds.Unlock()
+	_, err = h.Execute([]state.Op{fwOp(state.Replace, fw, next)})
+	if !errors.Is(err, unix.EPERM) || !strings.Contains(err.Error(), "another process holds table inet tunroute") {
+		t.Errorf("an apply of another socket on the held table: %v, want EPERM with the reason", err)
+	}
 	hold.Release()
 	if f := tableFlagsIn(t, ns); f != nftTableFPersist {
 		t.Errorf("the released table has flags %#x, want persist only", f)
