@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/tunroute/tunroute/internal/daemon"
 	"github.com/tunroute/tunroute/internal/engine"
 	"github.com/tunroute/tunroute/internal/plan"
 )
@@ -48,6 +49,12 @@ func (g *globalFlags) engineCommand(use, short string, run func(cmd *cobra.Comma
 // applyChange applies a planned change with a progress bar on a terminal
 // and says what was done.
 func applyChange(cmd *cobra.Command, e *engine.Engine, s *engine.Session, c *engine.Change, what string) (*plan.Journal, error) {
+	// A daemon holds the kill switch's table (another process may not
+	// change it): it lets it go until this command, which holds the
+	// engine lock, is done.
+	if err := daemon.ReleaseFirewall(e.RunDir, e.Netns); err != nil {
+		return nil, fmt.Errorf("%s: nothing was changed: %w", what, err)
+	}
 	bar := newProgressBar(cmd.ErrOrStderr())
 	if bar != nil {
 		e.Progress = bar.update

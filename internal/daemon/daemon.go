@@ -96,8 +96,11 @@ type Status struct {
 	Repairs   map[string]int `json:"repairs"`
 	LastError string         `json:"last_error,omitempty"`
 	InSync    bool           `json:"in_sync"`
-	Fights    []string       `json:"fights,omitempty"`
-	Watching  []string       `json:"watching"`
+	// KillSwitchHeld: the daemon holds the kill switch's table, which
+	// nft flush ruleset then skips (hold.go).
+	KillSwitchHeld bool     `json:"killswitch_held"`
+	Fights         []string `json:"fights,omitempty"`
+	Watching       []string `json:"watching"`
 	// RouteReadsCached and RouteReadsKernel count the plans' reads of the
 	// routes (per family) served from what the watchers kept, and read
 	// from the kernel.
@@ -164,6 +167,8 @@ type Daemon struct {
 	status Status
 	// metrics: the repair latency histogram (metrics.go).
 	metrics Metrics
+	// fwHold: the kill switch's table held from nft flush ruleset (hold.go).
+	fwHold firewallHold
 }
 
 // New prepares a daemon; Run starts it.
@@ -215,6 +220,7 @@ func (d *Daemon) notify(s string) {
 // guarded). Stopping changes nothing in the kernel.
 func (d *Daemon) Run(ctx context.Context) error {
 	defer close(d.stopped)
+	defer d.releaseFirewall() // hold.go: the table stays (fail closed)
 	d.cfgStamp = stampOf(d.e.ConfigFile())
 	cfg, err := d.e.LoadConfig()
 	if err != nil {
@@ -533,6 +539,7 @@ func (d *Daemon) check(cause kernel.WatchEvent, first bool) (time.Time, error) {
 	d.prober.Update(health.SystemProbes(c.System))
 	if c.Empty() {
 		d.setInSync(true, now)
+		d.holdFirewall() // hold.go
 		d.lastCompiled, d.lastSystem = c.Compiled(), c.System
 		again, err := d.watchDomains(s.Domains)
 		return d.warm(again), err
@@ -567,6 +574,7 @@ func (d *Daemon) check(cause kernel.WatchEvent, first bool) (time.Time, error) {
 		return done.Add(busyInterval), err
 	}
 	d.setInSync(true, done)
+	d.holdFirewall() // hold.go
 	// Connections through an identity the traffic left (a failover) are
 	// forgotten, so that they start again through the new one.
 	for ns, gone := range health.AbandonedByNamespace(d.lastSystem, c.System) {

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"fmt"
+	"os/exec"
 	"slices"
 	"strings"
 	"testing"
@@ -78,8 +79,19 @@ func TestDriftRepaired(t *testing.T) {
 	var table strings.Builder
 	for _, dr := range drifts(w) {
 		drain(reps)
-		w.sh(dr.cmd)
-		r := waitRepair(t, reps, dr.kind)
+		var r Repair
+		if dr.kind == "firewall" && d.Status().KillSwitchHeld {
+			// Linux >= 6.9: the held table is out of the command's reach
+			// (hold.go); let it go to see the repair older kernels get.
+			exec.Command("sh", "-c", dr.cmd).Run()
+			if !hasTable(w.top) {
+				t.Fatalf("%s: deleted the held table", dr.name)
+			}
+			r = unheld(t, d, reps, dr.cmd)
+		} else {
+			w.sh(dr.cmd)
+			r = waitRepair(t, reps, dr.kind)
+		}
 		// The repair is applied; let the echo of its own events settle.
 		deadline := time.Now().Add(3 * time.Second)
 		for {

@@ -56,6 +56,9 @@ func needRoot(tb testing.TB) {
 func newWorld(tb testing.TB, short string) *world {
 	needRoot(tb)
 	p := fmt.Sprintf("tr-dn%d-%s-", os.Getpid(), short)
+	if strings.HasPrefix(short, "tr-") {
+		p = fmt.Sprintf("%s%d-", short, os.Getpid()) // a test with names of its own
+	}
 	w := &world{tb: tb, top: p + "top", peer: p + "peer", d1: p + "d1", dir: tb.TempDir()}
 	w.runDir = filepath.Join(w.dir, "run")
 	w.cfgPath = filepath.Join(w.dir, "tunroute.yaml")

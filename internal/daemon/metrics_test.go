@@ -81,8 +81,7 @@ func TestMetricsScrape(t *testing.T) {
 	drain(reps)
 	w.sh("ip -n " + w.top + " rule del pref 5000 from 192.0.2.2")
 	waitRepair(t, reps, "rule")
-	w.sh("ip netns exec " + w.top + " nft delete table inet tunroute")
-	waitRepair(t, reps, "firewall")
+	unheld(t, d, reps, "ip netns exec "+w.top+" nft delete table inet tunroute")
 
 	after := scrape(t, url)
 	t.Logf("before -> after:")

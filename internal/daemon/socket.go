@@ -18,7 +18,7 @@ import (
 	"github.com/tunroute/tunroute/internal/netnsname"
 )
 
-// The control socket: one request line ("status", "reload", or a JSON
+// The control socket: one request line ("status", "reload", "release", or a JSON
 // object: a hook's call, see hook.go), one JSON answer line. It is 0600
 // under the run directory, and the peer's credentials are checked too (a
 // socket file's mode is not enough when the directory is shared): only
@@ -44,6 +44,9 @@ type answer struct {
 	// NotRunning: the daemon stopped before it took a hook's call (the
 	// hook applies by itself).
 	NotRunning bool `json:"not_running,omitempty"`
+	// Released answers "release": whether the daemon held the kill
+	// switch's table (it no longer does until its next check).
+	Released *bool `json:"released,omitempty"`
 }
 
 type server struct {
@@ -123,6 +126,10 @@ func (d *Daemon) serve(c *net.UnixConn) {
 	case "status":
 		st := d.Status()
 		enc.Encode(answer{Status: &st})
+	case "release":
+		// A command of another process is about to apply (hold.go).
+		held := d.releaseForCommand()
+		enc.Encode(answer{Released: &held})
 	case "reload":
 		var a answer
 		if err := d.Reload(); err != nil {
@@ -132,7 +139,7 @@ func (d *Daemon) serve(c *net.UnixConn) {
 		a.Status = &st
 		enc.Encode(a)
 	default:
-		enc.Encode(answer{Error: fmt.Sprintf("unknown request %.80q (status, reload, or a hook's JSON call)", strings.TrimSpace(line))})
+		enc.Encode(answer{Error: fmt.Sprintf("unknown request %.80q (status, reload, release, or a hook's JSON call)", strings.TrimSpace(line))})
 	}
 }
 
@@ -193,6 +200,9 @@ func (s *Status) Text() string {
 	}
 	fmt.Fprintf(&b, "tunroute run: up %s, %s\n", s.Uptime, sync)
 	fmt.Fprintf(&b, "  watching: %s\n", strings.Join(s.Watching, ", "))
+	if s.KillSwitchHeld {
+		b.WriteString("  kill switch: held (nft flush ruleset skips its table)\n")
+	}
 	fmt.Fprintf(&b, "  events: %d (%d that can matter), %d resyncs after lost events, %d checks\n", s.Events, s.Relevant, s.Resyncs, s.Checks)
 	if s.Plans > 0 || s.Applies > 0 || s.StatusReads > 0 {
 		fmt.Fprintf(&b, "  made for the commands: %d plans, %d applies, %d status reads\n", s.Plans, s.Applies, s.StatusReads)

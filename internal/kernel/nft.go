@@ -80,29 +80,46 @@ func (x *executor) firewall(i int) error {
 			return err
 		}
 	}
-	c, err := x.h.nfConn()
-	if err != nil {
-		return err
+	// A hold of this process owns the table: only its socket may
+	// change it (nft_owner.go).
+	hold, c := heldConn(x.h.name)
+	if hold != nil {
+		defer hold.mu.Unlock()
+	} else {
+		var err error
+		if c, err = x.h.nfConn(); err != nil {
+			return err
+		}
 	}
-	t := newTxn(c)
-	switch op.Action {
-	case state.Add:
-		err = t.addTable(fw)
-	case state.Replace:
-		t.delTable()
-		err = t.addTable(fw)
-	case state.Delete:
-		t.delTable()
-	default:
-		err = fmt.Errorf("%s is not supported for the firewall", op.Action)
+	failed, err := commitWithFlags(func(flags uint32) ([]nftFailure, error) {
+		t := newTxn(c)
+		var err error
+		switch op.Action {
+		case state.Add:
+			err = t.addTable(fw, flags)
+		case state.Replace:
+			t.delTable()
+			err = t.addTable(fw, flags)
+		case state.Delete:
+			t.delTable()
+		default:
+			err = fmt.Errorf("%s is not supported for the firewall", op.Action)
+		}
+		if err != nil {
+			return nil, buildError{err}
+		}
+		return t.commit()
+	})
+	var be buildError
+	if errors.As(err, &be) {
+		return be.error // the transaction could not be encoded
 	}
-	if err != nil {
-		return err
-	}
-	failed, err := t.commit()
 	if err != nil {
 		// The kernel's answer was lost. It handles a transaction within
 		// the sendmsg, so the table now says what happened.
+		if hold != nil {
+			hold.broken()
+		}
 		x.h.dropNF()
 		now, rerr := x.h.readFirewall()
 		switch {
@@ -115,9 +132,21 @@ func (x *executor) firewall(i int) error {
 		return fmt.Errorf("%w; the change did not take effect", err)
 	}
 	if len(failed) > 0 {
+		if failed[0].Err.Errno == unix.EPERM {
+			return fmt.Errorf("%w (another process holds table inet %s: a `tunroute run` on this namespace lets it go when `tunroute apply` or `down` asks)", &nftError{failed: failed}, state.FirewallTable)
+		}
 		return &nftError{failed: failed}
 	}
 	x.applied[i] = true
+	switch {
+	case hold != nil:
+		hold.owns = op.Action != state.Delete && tableFlags() != 0
+	case op.Action != state.Delete:
+		// The handle's socket owns the table now: let it go, so that a
+		// hold (this daemon's, or the next one's) can claim it. The
+		// table stays (persist).
+		x.h.dropNF()
+	}
 	return nil
 }
 
@@ -197,12 +226,17 @@ func (t *nftTxn) delTable() {
 	t.e.end(off)
 }
 
-// addTable appends the creation of the whole table. It fails if the table
+// addTableWhat is the table message's description (flagsRefused finds
+// it by it).
+const addTableWhat = "add table inet " + state.FirewallTable
+
+// addTable appends the creation of the whole table with flags (the owner
+// and persist flags, nft_owner.go, or none). It fails if the table
 // exists (NLM_F_EXCL): an add must not merge into somebody's table.
-func (t *nftTxn) addTable(fw *state.Firewall) error {
-	off := t.msg(unix.NFT_MSG_NEWTABLE, unix.NLM_F_CREATE|unix.NLM_F_EXCL, "add table inet "+state.FirewallTable)
+func (t *nftTxn) addTable(fw *state.Firewall, flags uint32) error {
+	off := t.msg(unix.NFT_MSG_NEWTABLE, unix.NLM_F_CREATE|unix.NLM_F_EXCL, addTableWhat)
 	t.e.str(unix.NFTA_TABLE_NAME, state.FirewallTable)
-	t.e.be32(unix.NFTA_TABLE_FLAGS, 0)
+	t.e.be32(unix.NFTA_TABLE_FLAGS, flags)
 	t.e.end(off)
 	for ci := range fw.Chains {
 		ch := &fw.Chains[ci]

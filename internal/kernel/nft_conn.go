@@ -92,9 +92,21 @@ type nftTxn struct {
 	setID uint32
 }
 
-func newTxn(c *conn) *nftTxn {
+func newTxn(c *conn) *nftTxn { return newTxnAt(c, 0) }
+
+// nfnlBatchGenID is NFNL_BATCH_GENID, the batch begin's attribute that
+// makes the kernel refuse the whole batch (ERESTART) if the ruleset's
+// generation is no longer gen.
+const nfnlBatchGenID = 1
+
+// newTxnAt starts a transaction the kernel only takes at the ruleset's
+// generation gen (0: at any).
+func newTxnAt(c *conn, gen uint32) *nftTxn {
 	t := &nftTxn{c: c}
 	off := t.e.nfBegin(unix.NFNL_MSG_BATCH_BEGIN, unix.NLM_F_REQUEST, c.nextSeq(), unix.AF_UNSPEC, unix.NFNL_SUBSYS_NFTABLES)
+	if gen != 0 {
+		t.e.be32(nfnlBatchGenID, gen)
+	}
 	t.e.end(off)
 	return t
 }

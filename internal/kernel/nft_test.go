@@ -365,7 +365,14 @@ func TestFirewallEditedByHand(t *testing.T) {
 		{"policy changed", func() {
 			nftIn(t, ns, "add", "chain", "inet", "tunroute", "killswitch_forward", "{ type filter hook forward priority 0; policy drop; }")
 		}},
-		{"table dormant", func() { nftIn(t, ns, "add", "table", "inet", "tunroute", "{ flags dormant; }") }},
+		{"table dormant", func() {
+			// A persistent table cannot be made dormant (the kernel
+			// refuses a change of its flags): the table an older
+			// tunroute made, without flags, can.
+			nftIn(t, ns, "delete", "table", "inet", "tunroute")
+			withoutOwnedTables(func() { execute(t, h, fwOp(state.Add, fw, nil)) })
+			nftIn(t, ns, "add", "table", "inet", "tunroute", "{ flags dormant; }")
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if observeFW(t, h) == nil {
@@ -431,6 +438,9 @@ func TestFirewallNftSeesComments(t *testing.T) {
 	execute(t, h, fwOp(state.Replace, ks, every))
 	listing = nftIn(t, ns, "list", "table", "inet", "tunroute")
 	nftIn(t, ns, "delete", "table", "inet", "tunroute")
+	// nft before 1.0.7 lists the persist flag as an empty "flags" line
+	// it cannot read back.
+	listing = regexp.MustCompile(`(?m)^\s*flags\s*$\n`).ReplaceAllString(listing, "")
 	f := filepath.Join(t.TempDir(), "listing.nft")
 	if err := os.WriteFile(f, []byte(listing), 0o644); err != nil {
 		t.Fatal(err)
