@@ -122,7 +122,7 @@ func TestHoldAgainstOtherProcesses(t *testing.T) {
 // daemon's hold let go (as on a kernel without owned tables), and returns
 // the repair that follows; it tries again if a check held the table
 // again before cmd ran (no repair follows then).
-func unheld(t *testing.T, d *Daemon, reps <-chan Repair, cmd string) Repair {
+func unheld(t testing.TB, d *Daemon, reps <-chan Repair, cmd string) Repair {
 	t.Helper()
 	for i := 0; i < 20; i++ {
 		d.releaseFirewall()
