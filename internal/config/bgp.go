@@ -528,12 +528,7 @@ func symbol(s string) string {
 }
 
 func (c *Config) pipe(name string) *Pipe {
-	for _, p := range c.Pipes {
-		if p.Name == name {
-			return p
-		}
-	}
-	return nil
+	return byName(c.Pipes, name)
 }
 
 // familyOf keeps the prefixes of one family.

@@ -87,12 +87,7 @@ type WireGuardPeer struct {
 
 // Device returns the device called name, or nil.
 func (c *Config) Device(name string) *Device {
-	for _, d := range c.Devices {
-		if d.Name == name {
-			return d
-		}
-	}
-	return nil
+	return byName(c.Devices, name)
 }
 
 var deviceKeys = map[string][]string{

@@ -164,12 +164,7 @@ func (c *Config) AllVPNs() []*VPN {
 
 // Domain returns the domain with the given name, or nil.
 func (c *Config) Domain(name string) *Domain {
-	for _, d := range c.Domains {
-		if d.Name == name {
-			return d
-		}
-	}
-	return nil
+	return byName(c.Domains, name)
 }
 
 // netnsNameRE: what tunroute accepts as a namespace name.

@@ -1,0 +1,25 @@
+package config
+
+// named is an entry of one of the config's lists that other entries refer
+// to by name (VPNs, identities, devices, domains, groups, pipes).
+type named[E any] interface {
+	*E
+	entryName() string
+}
+
+// byName returns the entry of list called name, or nil.
+func byName[P named[E], E any](list []P, name string) P {
+	for _, e := range list {
+		if e.entryName() == name {
+			return e
+		}
+	}
+	return nil
+}
+
+func (v *VPN) entryName() string      { return v.Name }
+func (i *Identity) entryName() string { return i.Name }
+func (d *Device) entryName() string   { return d.Name }
+func (d *Domain) entryName() string   { return d.Name }
+func (g *Group) entryName() string    { return g.Name }
+func (p *Pipe) entryName() string     { return p.Name }
