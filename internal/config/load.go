@@ -138,17 +138,11 @@ func (d *decoder) body(m *mapping, cfg *Config) error {
 		}
 	}
 	if v, ok := m.get("identities"); ok {
-		items, err := v.seqOnly()
+		list, err := seqOf(v, d.identity)
 		if err != nil {
 			return err
 		}
-		for _, it := range items {
-			id, err := d.identity(it)
-			if err != nil {
-				return err
-			}
-			cfg.Identities = append(cfg.Identities, id)
-		}
+		cfg.Identities = append(cfg.Identities, list...)
 	}
 	if err := d.checkIdentities(); err != nil {
 		return err
@@ -159,30 +153,18 @@ func (d *decoder) body(m *mapping, cfg *Config) error {
 		}
 	}
 	if v, ok := m.get("routes"); ok {
-		items, err := v.seqOnly()
+		list, err := seqOf(v, d.route)
 		if err != nil {
 			return err
 		}
-		for _, it := range items {
-			r, err := d.route(it)
-			if err != nil {
-				return err
-			}
-			cfg.Routes = append(cfg.Routes, r)
-		}
+		cfg.Routes = append(cfg.Routes, list...)
 	}
 	if v, ok := m.get("local"); ok {
-		items, err := v.seqOnly()
+		list, err := seqOf(v, d.local)
 		if err != nil {
 			return err
 		}
-		for _, it := range items {
-			l, err := d.local(it)
-			if err != nil {
-				return err
-			}
-			cfg.Local = append(cfg.Local, l)
-		}
+		cfg.Local = append(cfg.Local, list...)
 	}
 	if v, ok := m.get("redirect"); ok {
 		r, err := d.redirect(v)
@@ -192,17 +174,11 @@ func (d *decoder) body(m *mapping, cfg *Config) error {
 		cfg.Redirect = r
 	}
 	if v, ok := m.get("select"); ok {
-		items, err := v.seqOnly()
+		list, err := seqOf(v, d.selector)
 		if err != nil {
 			return err
 		}
-		for _, it := range items {
-			s, err := d.selector(it)
-			if err != nil {
-				return err
-			}
-			cfg.Select = append(cfg.Select, s)
-		}
+		cfg.Select = append(cfg.Select, list...)
 	}
 	if v, ok := m.get("killswitch"); ok {
 		k, err := d.killswitch(v)

@@ -23,3 +23,21 @@ func (d *Device) entryName() string   { return d.Name }
 func (d *Domain) entryName() string   { return d.Name }
 func (g *Group) entryName() string    { return g.Name }
 func (p *Pipe) entryName() string     { return p.Name }
+
+// seqOf decodes each item of the sequence v with one, in order, and stops
+// at the first error.
+func seqOf[T any](v node, one func(node) (T, error)) ([]T, error) {
+	items, err := v.seqOnly()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]T, 0, len(items))
+	for _, it := range items {
+		x, err := one(it)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, x)
+	}
+	return out, nil
+}
