@@ -54,12 +54,7 @@ var assertKeys = []string{"name", "from", "to", "proto", "port", "sport", "uid",
 	"from_domain", "to_domain", "never_via", "only_via", "via", "never"}
 
 func (d *decoder) asserts(v node) error {
-	list, err := seqOf(v, d.assertion)
-	if err != nil {
-		return err
-	}
-	d.cfg.Asserts = append(d.cfg.Asserts, list...)
-	return nil
+	return appendSeq(v, d.assertion, &d.cfg.Asserts)
 }
 
 func (d *decoder) assertion(v node) (*Assertion, error) {

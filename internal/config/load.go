@@ -112,86 +112,39 @@ func (d *decoder) body(m *mapping, cfg *Config) error {
 	saved := d.cfg
 	d.cfg = cfg
 	defer func() { d.cfg = saved }()
-	if v, ok := m.get("settings"); ok {
-		if err := d.settings(v); err != nil {
-			return err
+	// The sections in the order they are read: a later one refers to
+	// what an earlier one defines (identities name VPNs and devices,
+	// routes name identities and groups). A step without a key is a
+	// check that runs whether or not its section was given.
+	steps := []struct {
+		key  string
+		read func(node) error
+	}{
+		{"settings", d.settings},
+		{"tables", d.tables},
+		{"vpns", d.vpns},
+		{"vxlan", d.vxlans},
+		{"devices", d.devices},
+		{"identities", func(v node) error { return appendSeq(v, d.identity, &cfg.Identities) }},
+		{"", func(node) error { return d.checkIdentities() }},
+		{"groups", d.groups},
+		{"routes", func(v node) error { return appendSeq(v, d.route, &cfg.Routes) }},
+		{"local", func(v node) error { return appendSeq(v, d.local, &cfg.Local) }},
+		{"redirect", func(v node) (err error) { cfg.Redirect, err = d.redirect(v); return err }},
+		{"select", func(v node) error { return appendSeq(v, d.selector, &cfg.Select) }},
+		{"killswitch", func(v node) (err error) { cfg.KillSwitch, err = d.killswitch(v); return err }},
+		{"", func(node) error { return d.checkGroups() }},
+		{"bgp", d.bgp},
+	}
+	for _, s := range steps {
+		var v node
+		if s.key != "" {
+			var ok bool
+			if v, ok = m.get(s.key); !ok {
+				continue
+			}
 		}
-	}
-	if v, ok := m.get("tables"); ok {
-		if err := d.tables(v); err != nil {
-			return err
-		}
-	}
-	if v, ok := m.get("vpns"); ok {
-		if err := d.vpns(v); err != nil {
-			return err
-		}
-	}
-	if v, ok := m.get("vxlan"); ok {
-		if err := d.vxlans(v); err != nil {
-			return err
-		}
-	}
-	if v, ok := m.get("devices"); ok {
-		if err := d.devices(v); err != nil {
-			return err
-		}
-	}
-	if v, ok := m.get("identities"); ok {
-		list, err := seqOf(v, d.identity)
-		if err != nil {
-			return err
-		}
-		cfg.Identities = append(cfg.Identities, list...)
-	}
-	if err := d.checkIdentities(); err != nil {
-		return err
-	}
-	if v, ok := m.get("groups"); ok {
-		if err := d.groups(v); err != nil {
-			return err
-		}
-	}
-	if v, ok := m.get("routes"); ok {
-		list, err := seqOf(v, d.route)
-		if err != nil {
-			return err
-		}
-		cfg.Routes = append(cfg.Routes, list...)
-	}
-	if v, ok := m.get("local"); ok {
-		list, err := seqOf(v, d.local)
-		if err != nil {
-			return err
-		}
-		cfg.Local = append(cfg.Local, list...)
-	}
-	if v, ok := m.get("redirect"); ok {
-		r, err := d.redirect(v)
-		if err != nil {
-			return err
-		}
-		cfg.Redirect = r
-	}
-	if v, ok := m.get("select"); ok {
-		list, err := seqOf(v, d.selector)
-		if err != nil {
-			return err
-		}
-		cfg.Select = append(cfg.Select, list...)
-	}
-	if v, ok := m.get("killswitch"); ok {
-		k, err := d.killswitch(v)
-		if err != nil {
-			return err
-		}
-		cfg.KillSwitch = k
-	}
-	if err := d.checkGroups(); err != nil {
-		return err
-	}
-	if v, ok := m.get("bgp"); ok {
-		if err := d.bgp(v); err != nil {
+		if err := s.read(v); err != nil {
 			return err
 		}
 	}

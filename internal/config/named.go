@@ -41,3 +41,13 @@ func seqOf[T any](v node, one func(node) (T, error)) ([]T, error) {
 	}
 	return out, nil
 }
+
+// appendSeq decodes the sequence v with one onto *dst.
+func appendSeq[T any](v node, one func(node) (T, error), dst *[]T) error {
+	list, err := seqOf(v, one)
+	if err != nil {
+		return err
+	}
+	*dst = append(*dst, list...)
+	return nil
+}
