@@ -612,12 +612,8 @@ func (d *decoder) vxlans(v node) error {
 				return err
 			}
 		}
-		if n, ok := m.get("port"); ok {
-			p, err := uintValue(n, 1, 65535)
-			if err != nil {
-				return err
-			}
-			x.Port = uint16(p)
+		if err := optUint(m, "port", 1, 65535, &x.Port); err != nil {
+			return err
 		}
 		if _, ok := m.get("address"); ok {
 			if x.Addrs, err = hostPrefixes(m, "address"); err != nil {

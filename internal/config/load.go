@@ -166,19 +166,11 @@ func (d *decoder) settings(v node) error {
 		}
 		d.cfg.TableBase = uint32(t)
 	}
-	if n, ok := m.get("priority_base"); ok {
-		p, err := uintValue(n, 1, 32765)
-		if err != nil {
-			return err
-		}
-		d.cfg.PriorityBase = uint32(p)
+	if err := optUint(m, "priority_base", 1, 32765, &d.cfg.PriorityBase); err != nil {
+		return err
 	}
-	if n, ok := m.get("select_priority_base"); ok {
-		p, err := uintValue(n, 1, 32765)
-		if err != nil {
-			return err
-		}
-		d.cfg.SelectPriorityBase = uint32(p)
+	if err := optUint(m, "select_priority_base", 1, 32765, &d.cfg.SelectPriorityBase); err != nil {
+		return err
 	}
 	if n, ok := m.get("mark_mask"); ok {
 		mk, err := uintValue(n, 1, 0xffffffff)
@@ -371,12 +363,8 @@ func (d *decoder) identity(v node) (*Identity, error) {
 		}
 		id.Table = t
 	}
-	if n, ok := m.get("priority"); ok {
-		p, err := uintValue(n, 1, 32765)
-		if err != nil {
-			return nil, err
-		}
-		id.Priority = uint32(p)
+	if err := optUint(m, "priority", 1, 32765, &id.Priority); err != nil {
+		return nil, err
 	}
 	return id, nil
 }
@@ -484,12 +472,8 @@ func (d *decoder) route(v node) (*Route, error) {
 			return nil, err
 		}
 	}
-	if n, ok := m.get("metric"); ok {
-		x, err := uintValue(n, 0, 0xffffffff)
-		if err != nil {
-			return nil, err
-		}
-		r.Metric = uint32(x)
+	if err := optUint(m, "metric", 0, 0xffffffff, &r.Metric); err != nil {
+		return nil, err
 	}
 	return r, nil
 }
@@ -537,12 +521,8 @@ func (d *decoder) local(v node) (*Local, error) {
 			return nil, err
 		}
 	}
-	if n, ok := m.get("priority"); ok {
-		p, err := uintValue(n, 1, 32765)
-		if err != nil {
-			return nil, err
-		}
-		l.Priority = uint32(p)
+	if err := optUint(m, "priority", 1, 32765, &l.Priority); err != nil {
+		return nil, err
 	}
 	return l, nil
 }
@@ -682,6 +662,21 @@ func uintValue(n node, min, max uint64) (uint64, error) {
 		return 0, n.pos.Errorf("%q is not a whole number from %d to %d", s, min, max)
 	}
 	return v, nil
+}
+
+// optUint sets *dst to the whole number under key, from min to max, when
+// the key is given; *dst keeps its default otherwise.
+func optUint[T ~uint8 | ~uint16 | ~uint32 | ~int](m *mapping, key string, min, max uint64, dst *T) error {
+	n, ok := m.get(key)
+	if !ok {
+		return nil
+	}
+	v, err := uintValue(n, min, max)
+	if err != nil {
+		return err
+	}
+	*dst = T(v)
+	return nil
 }
 
 func parseAddr(p Pos, s string) (netip.Addr, error) {
