@@ -57,6 +57,17 @@ func (p *nhPool) take(n int) []state.Nexthop {
 	return s
 }
 
+// decodePlainRoute decodes an RTM_NEWROUTE into r as decodeRoute does, then
+// turns a route through one of tunroute's nexthop objects (nhs) into the
+// plain route it stands for, as the dumps and the route cache show it.
+func decodePlainRoute(data []byte, r *state.Route, d *devNames, pool *nhPool, nhs setNexthops) bool {
+	if !decodeRoute(data, r, d, pool) {
+		return false
+	}
+	nhs.translate(r, d, pool)
+	return true
+}
+
 // decodeRoute decodes an RTM_NEWROUTE into r. It returns false for
 // messages of other families.
 func decodeRoute(data []byte, r *state.Route, d *devNames, pool *nhPool) bool {

@@ -172,8 +172,7 @@ func (c *conn) dumpForeignScoped(out []state.Route, af uint8, table uint32, s *R
 				return nil
 			}
 			var r state.Route
-			if decodeRoute(m.data, &r, d, &pool) {
-				nhs.translate(&r, d, &pool)
+			if decodePlainRoute(m.data, &r, d, &pool, nhs) {
 				kept = append(kept, r)
 			}
 			return nil
@@ -251,10 +250,9 @@ func (c *conn) dumpScoped(out []state.Route, g *routeGroups, af uint8, s *RouteS
 				}
 				var r state.Route
 				sp := nhPool{buf: scratch}
-				if !decodeRoute(m.data, &r, d, &sp) {
+				if !decodePlainRoute(m.data, &r, d, &sp, nhs) {
 					return nil
 				}
-				nhs.translate(&r, d, &sp)
 				if g != nil && g.add(&r) {
 					g.lastMsg = append(g.lastMsg[:0], m.data...)
 					return nil
@@ -277,8 +275,7 @@ func (c *conn) dumpScoped(out []state.Route, g *routeGroups, af uint8, s *RouteS
 				}
 			}
 			var r state.Route
-			if decodeRoute(m.data, &r, d, &pool) {
-				nhs.translate(&r, d, &pool)
+			if decodePlainRoute(m.data, &r, d, &pool, nhs) {
 				out = append(out, r)
 			}
 			return nil
