@@ -51,14 +51,20 @@ The host's own network namespace is never changed.`,
 		}
 		return &lab.Lab{Prefix: prefix, RunDir: runDir}, nil
 	}
-	// runSelf makes the RunE of a command that starts this binary again:
-	// it builds the lab, finds the binary, and stops on SIGINT or SIGTERM.
-	runSelf := func(run func(ctx context.Context, cmd *cobra.Command, l *lab.Lab, exe string) error) func(*cobra.Command, []string) error {
+	// withLab makes the RunE of a command on the lab the flags name.
+	withLab := func(run func(cmd *cobra.Command, l *lab.Lab) error) func(*cobra.Command, []string) error {
 		return func(cmd *cobra.Command, _ []string) error {
 			l, err := newLab()
 			if err != nil {
 				return err
 			}
+			return run(cmd, l)
+		}
+	}
+	// runSelf makes the RunE of a command that starts this binary again:
+	// it builds the lab, finds the binary, and stops on SIGINT or SIGTERM.
+	runSelf := func(run func(ctx context.Context, cmd *cobra.Command, l *lab.Lab, exe string) error) func(*cobra.Command, []string) error {
+		return withLab(func(cmd *cobra.Command, l *lab.Lab) error {
 			exe, err := os.Executable()
 			if err != nil {
 				return fmt.Errorf("cannot find my own binary: %w", err)
@@ -66,7 +72,7 @@ The host's own network namespace is never changed.`,
 			ctx, stop := untilSignal(cmd.Context())
 			defer stop()
 			return run(ctx, cmd, l, exe)
-		}
+		})
 	}
 
 	up := &cobra.Command{
@@ -95,11 +101,7 @@ The host's own network namespace is never changed.`,
 		Short:        "Stop the lab's VPN and delete its namespaces",
 		Args:         cobra.NoArgs,
 		SilenceUsage: true,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			l, err := newLab()
-			if err != nil {
-				return err
-			}
+		RunE: withLab(func(cmd *cobra.Command, l *lab.Lab) error {
 			rep, err := l.Down(cmd.Context())
 			out := cmd.OutOrStdout()
 			for _, n := range rep.Notes {
@@ -116,7 +118,7 @@ The host's own network namespace is never changed.`,
 				}
 			}
 			return err
-		},
+		}),
 	}
 
 	var keep bool
@@ -147,15 +149,11 @@ It exits non-zero if any check fails.`,
 		Hidden:       true,
 		Args:         cobra.NoArgs,
 		SilenceUsage: true,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			l, err := newLab()
-			if err != nil {
-				return err
-			}
+		RunE: withLab(func(cmd *cobra.Command, l *lab.Lab) error {
 			ctx, stop := untilSignal(context.Background())
 			defer stop()
 			return l.Serve(ctx, lab.ReadyFile(), cmd.ErrOrStderr())
-		},
+		}),
 	}
 
 	cmd.AddCommand(up, down, demo, serve)

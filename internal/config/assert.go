@@ -54,18 +54,7 @@ var assertKeys = []string{"name", "from", "to", "proto", "port", "sport", "uid",
 	"from_domain", "to_domain", "never_via", "only_via", "via", "never"}
 
 func (d *decoder) asserts(v node) error {
-	items, err := v.seqOnly()
-	if err != nil {
-		return err
-	}
-	for _, it := range items {
-		a, err := d.assertion(it)
-		if err != nil {
-			return err
-		}
-		d.cfg.Asserts = append(d.cfg.Asserts, a)
-	}
-	return nil
+	return appendSeq(v, d.assertion, &d.cfg.Asserts)
 }
 
 func (d *decoder) assertion(v node) (*Assertion, error) {

@@ -155,12 +155,8 @@ func (d *decoder) bgp(v node) error {
 			return err
 		}
 	}
-	if n, ok := m.get("hold_time"); ok {
-		h, err := uintValue(n, 3, 65535)
-		if err != nil {
-			return err
-		}
-		b.HoldTime = uint32(h)
+	if err := optUint(m, "hold_time", 3, 65535, &b.HoldTime); err != nil {
+		return err
 	}
 	if n, ok := m.get("bfd"); ok {
 		if b.BFD, err = boolValue(n); err != nil {
@@ -283,12 +279,8 @@ func (d *decoder) bgpNeighbor(v node) (*BGPNeighbor, error) {
 		}
 		nb.ExportGiven = true
 	}
-	if n, ok := m.get("max_prefixes"); ok {
-		x, err := uintValue(n, 1, 0xffffffff)
-		if err != nil {
-			return nil, err
-		}
-		nb.MaxPrefixes = uint32(x)
+	if err := optUint(m, "max_prefixes", 1, 0xffffffff, &nb.MaxPrefixes); err != nil {
+		return nil, err
 	}
 	if n, ok := m.get("max_prefix_action"); ok {
 		s, err := n.scalar()
@@ -528,12 +520,7 @@ func symbol(s string) string {
 }
 
 func (c *Config) pipe(name string) *Pipe {
-	for _, p := range c.Pipes {
-		if p.Name == name {
-			return p
-		}
-	}
-	return nil
+	return byName(c.Pipes, name)
 }
 
 // familyOf keeps the prefixes of one family.

@@ -171,20 +171,10 @@ func (r *Redirect) At(field string) Pos { return r.at(field) }
 
 // VPN returns the VPN with the given name, or nil.
 func (c *Config) VPN(name string) *VPN {
-	for _, v := range c.VPNs {
-		if v.Name == name {
-			return v
-		}
-	}
-	return nil
+	return byName(c.VPNs, name)
 }
 
 // Identity returns the identity with the given name, or nil.
 func (c *Config) Identity(name string) *Identity {
-	for _, id := range c.Identities {
-		if id.Name == name {
-			return id
-		}
-	}
-	return nil
+	return byName(c.Identities, name)
 }

@@ -87,12 +87,7 @@ type WireGuardPeer struct {
 
 // Device returns the device called name, or nil.
 func (c *Config) Device(name string) *Device {
-	for _, d := range c.Devices {
-		if d.Name == name {
-			return d
-		}
-	}
-	return nil
+	return byName(c.Devices, name)
 }
 
 var deviceKeys = map[string][]string{
@@ -216,12 +211,8 @@ func (d *decoder) tunnel(m *mapping, dev *Device) error {
 			}
 		}
 	}
-	if n, ok := m.get("ttl"); ok {
-		t, err := uintValue(n, 1, 255)
-		if err != nil {
-			return err
-		}
-		dev.TTL = uint8(t)
+	if err := optUint(m, "ttl", 1, 255, &dev.TTL); err != nil {
+		return err
 	}
 	if dev.Type == "xfrm" {
 		n, ok := m.get("if_id")
@@ -263,12 +254,8 @@ func (d *decoder) wireGuard(m *mapping) (*WireGuardDevice, error) {
 		return nil, err
 	}
 	w.PrivateKeyFile, w.PublicKey = path, k.PublicKey().String()
-	if n, ok := m.get("listen_port"); ok {
-		p, err := uintValue(n, 1, 65535)
-		if err != nil {
-			return nil, err
-		}
-		w.ListenPort = int(p)
+	if err := optUint(m, "listen_port", 1, 65535, &w.ListenPort); err != nil {
+		return nil, err
 	}
 	if n, ok := m.get("fwmark"); ok {
 		s, err := n.scalar()

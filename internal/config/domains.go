@@ -164,12 +164,7 @@ func (c *Config) AllVPNs() []*VPN {
 
 // Domain returns the domain with the given name, or nil.
 func (c *Config) Domain(name string) *Domain {
-	for _, d := range c.Domains {
-		if d.Name == name {
-			return d
-		}
-	}
-	return nil
+	return byName(c.Domains, name)
 }
 
 // netnsNameRE: what tunroute accepts as a namespace name.
@@ -617,12 +612,8 @@ func (d *decoder) vxlans(v node) error {
 				return err
 			}
 		}
-		if n, ok := m.get("port"); ok {
-			p, err := uintValue(n, 1, 65535)
-			if err != nil {
-				return err
-			}
-			x.Port = uint16(p)
+		if err := optUint(m, "port", 1, 65535, &x.Port); err != nil {
+			return err
 		}
 		if _, ok := m.get("address"); ok {
 			if x.Addrs, err = hostPrefixes(m, "address"); err != nil {

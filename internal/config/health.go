@@ -103,12 +103,7 @@ func (g *Group) Members() []string {
 
 // Group returns the group with the given name, or nil.
 func (c *Config) Group(name string) *Group {
-	for _, g := range c.Groups {
-		if g.Name == name {
-			return g
-		}
-	}
-	return nil
+	return byName(c.Groups, name)
 }
 
 func (d *decoder) health(v node) (*Health, error) {

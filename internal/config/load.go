@@ -112,110 +112,39 @@ func (d *decoder) body(m *mapping, cfg *Config) error {
 	saved := d.cfg
 	d.cfg = cfg
 	defer func() { d.cfg = saved }()
-	if v, ok := m.get("settings"); ok {
-		if err := d.settings(v); err != nil {
-			return err
-		}
+	// The sections in the order they are read: a later one refers to
+	// what an earlier one defines (identities name VPNs and devices,
+	// routes name identities and groups). A step without a key is a
+	// check that runs whether or not its section was given.
+	steps := []struct {
+		key  string
+		read func(node) error
+	}{
+		{"settings", d.settings},
+		{"tables", d.tables},
+		{"vpns", d.vpns},
+		{"vxlan", d.vxlans},
+		{"devices", d.devices},
+		{"identities", func(v node) error { return appendSeq(v, d.identity, &cfg.Identities) }},
+		{"", func(node) error { return d.checkIdentities() }},
+		{"groups", d.groups},
+		{"routes", func(v node) error { return appendSeq(v, d.route, &cfg.Routes) }},
+		{"local", func(v node) error { return appendSeq(v, d.local, &cfg.Local) }},
+		{"redirect", func(v node) (err error) { cfg.Redirect, err = d.redirect(v); return err }},
+		{"select", func(v node) error { return appendSeq(v, d.selector, &cfg.Select) }},
+		{"killswitch", func(v node) (err error) { cfg.KillSwitch, err = d.killswitch(v); return err }},
+		{"", func(node) error { return d.checkGroups() }},
+		{"bgp", d.bgp},
 	}
-	if v, ok := m.get("tables"); ok {
-		if err := d.tables(v); err != nil {
-			return err
-		}
-	}
-	if v, ok := m.get("vpns"); ok {
-		if err := d.vpns(v); err != nil {
-			return err
-		}
-	}
-	if v, ok := m.get("vxlan"); ok {
-		if err := d.vxlans(v); err != nil {
-			return err
-		}
-	}
-	if v, ok := m.get("devices"); ok {
-		if err := d.devices(v); err != nil {
-			return err
-		}
-	}
-	if v, ok := m.get("identities"); ok {
-		items, err := v.seqOnly()
-		if err != nil {
-			return err
-		}
-		for _, it := range items {
-			id, err := d.identity(it)
-			if err != nil {
-				return err
+	for _, s := range steps {
+		var v node
+		if s.key != "" {
+			var ok bool
+			if v, ok = m.get(s.key); !ok {
+				continue
 			}
-			cfg.Identities = append(cfg.Identities, id)
 		}
-	}
-	if err := d.checkIdentities(); err != nil {
-		return err
-	}
-	if v, ok := m.get("groups"); ok {
-		if err := d.groups(v); err != nil {
-			return err
-		}
-	}
-	if v, ok := m.get("routes"); ok {
-		items, err := v.seqOnly()
-		if err != nil {
-			return err
-		}
-		for _, it := range items {
-			r, err := d.route(it)
-			if err != nil {
-				return err
-			}
-			cfg.Routes = append(cfg.Routes, r)
-		}
-	}
-	if v, ok := m.get("local"); ok {
-		items, err := v.seqOnly()
-		if err != nil {
-			return err
-		}
-		for _, it := range items {
-			l, err := d.local(it)
-			if err != nil {
-				return err
-			}
-			cfg.Local = append(cfg.Local, l)
-		}
-	}
-	if v, ok := m.get("redirect"); ok {
-		r, err := d.redirect(v)
-		if err != nil {
-			return err
-		}
-		cfg.Redirect = r
-	}
-	if v, ok := m.get("select"); ok {
-		items, err := v.seqOnly()
-		if err != nil {
-			return err
-		}
-		for _, it := range items {
-			s, err := d.selector(it)
-			if err != nil {
-				return err
-			}
-			cfg.Select = append(cfg.Select, s)
-		}
-	}
-	if v, ok := m.get("killswitch"); ok {
-		k, err := d.killswitch(v)
-		if err != nil {
-			return err
-		}
-		cfg.KillSwitch = k
-	}
-	if err := d.checkGroups(); err != nil {
-		return err
-	}
-	if v, ok := m.get("bgp"); ok {
-		if err := d.bgp(v); err != nil {
+		if err := s.read(v); err != nil {
 			return err
 		}
 	}
@@ -237,19 +166,11 @@ func (d *decoder) settings(v node) error {
 		}
 		d.cfg.TableBase = uint32(t)
 	}
-	if n, ok := m.get("priority_base"); ok {
-		p, err := uintValue(n, 1, 32765)
-		if err != nil {
-			return err
-		}
-		d.cfg.PriorityBase = uint32(p)
+	if err := optUint(m, "priority_base", 1, 32765, &d.cfg.PriorityBase); err != nil {
+		return err
 	}
-	if n, ok := m.get("select_priority_base"); ok {
-		p, err := uintValue(n, 1, 32765)
-		if err != nil {
-			return err
-		}
-		d.cfg.SelectPriorityBase = uint32(p)
+	if err := optUint(m, "select_priority_base", 1, 32765, &d.cfg.SelectPriorityBase); err != nil {
+		return err
 	}
 	if n, ok := m.get("mark_mask"); ok {
 		mk, err := uintValue(n, 1, 0xffffffff)
@@ -442,12 +363,8 @@ func (d *decoder) identity(v node) (*Identity, error) {
 		}
 		id.Table = t
 	}
-	if n, ok := m.get("priority"); ok {
-		p, err := uintValue(n, 1, 32765)
-		if err != nil {
-			return nil, err
-		}
-		id.Priority = uint32(p)
+	if err := optUint(m, "priority", 1, 32765, &id.Priority); err != nil {
+		return nil, err
 	}
 	return id, nil
 }
@@ -555,12 +472,8 @@ func (d *decoder) route(v node) (*Route, error) {
 			return nil, err
 		}
 	}
-	if n, ok := m.get("metric"); ok {
-		x, err := uintValue(n, 0, 0xffffffff)
-		if err != nil {
-			return nil, err
-		}
-		r.Metric = uint32(x)
+	if err := optUint(m, "metric", 0, 0xffffffff, &r.Metric); err != nil {
+		return nil, err
 	}
 	return r, nil
 }
@@ -608,12 +521,8 @@ func (d *decoder) local(v node) (*Local, error) {
 			return nil, err
 		}
 	}
-	if n, ok := m.get("priority"); ok {
-		p, err := uintValue(n, 1, 32765)
-		if err != nil {
-			return nil, err
-		}
-		l.Priority = uint32(p)
+	if err := optUint(m, "priority", 1, 32765, &l.Priority); err != nil {
+		return nil, err
 	}
 	return l, nil
 }
@@ -753,6 +662,21 @@ func uintValue(n node, min, max uint64) (uint64, error) {
 		return 0, n.pos.Errorf("%q is not a whole number from %d to %d", s, min, max)
 	}
 	return v, nil
+}
+
+// optUint sets *dst to the whole number under key, from min to max, when
+// the key is given; *dst keeps its default otherwise.
+func optUint[T ~uint8 | ~uint16 | ~uint32 | ~int](m *mapping, key string, min, max uint64, dst *T) error {
+	n, ok := m.get(key)
+	if !ok {
+		return nil
+	}
+	v, err := uintValue(n, min, max)
+	if err != nil {
+		return err
+	}
+	*dst = T(v)
+	return nil
 }
 
 func parseAddr(p Pos, s string) (netip.Addr, error) {

@@ -4,11 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
-	"os"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/tunroute/tunroute/internal/plan"
 )
@@ -109,33 +105,18 @@ func AskApply(runDir, netns, config string, timeout time.Duration) (*ApplyAnswer
 	if err != nil {
 		return nil, err
 	}
-	c, err := net.DialTimeout("unix", path, timeout)
+	a, err := exchange{
+		path: path, line: line, dial: timeout, deadline: time.Now().Add(timeout),
+		unsent: "; nothing was applied",
+		late:   fmt.Sprintf("tunroute run (%s) did not answer within %s (see its log and `tunroute status`)", path, timeout),
+	}.do()
 	if err != nil {
-		if errors.Is(err, os.ErrNotExist) || errors.Is(err, unix.ECONNREFUSED) {
-			return nil, ErrNotRunning
-		}
-		return nil, fmt.Errorf("tunroute run at %s: %w; nothing was applied", path, err)
+		return nil, err
 	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(timeout))
-	if _, err := c.Write(append(line, '\n')); err != nil {
-		return nil, fmt.Errorf("tunroute run at %s: %w; nothing was applied", path, err)
-	}
-	var a answer
-	if err := json.NewDecoder(c).Decode(&a); err != nil {
-		var ne net.Error
-		if errors.As(err, &ne) && ne.Timeout() {
-			return nil, fmt.Errorf("tunroute run (%s) did not answer within %s (see its log and `tunroute status`)", path, timeout)
-		}
-		return nil, fmt.Errorf("tunroute run at %s: %w", path, err)
+	if err := a.verdict(); err != nil {
+		return nil, err
 	}
 	switch {
-	case a.NotRunning:
-		return nil, ErrNotRunning
-	case a.OtherConfig:
-		return nil, ErrOtherConfig
-	case a.Error != "":
-		return nil, errors.New(a.Error)
 	case a.Apply == nil:
 		return nil, fmt.Errorf("tunroute run at %s answered without the apply's result", path)
 	case a.Apply.Error != "":

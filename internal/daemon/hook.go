@@ -4,13 +4,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/tunroute/tunroute/internal/engine"
 	"github.com/tunroute/tunroute/internal/hook"
@@ -228,27 +225,15 @@ func AskHook(runDir, netns string, v *engine.ValidHook, timeout time.Duration) (
 	if len(line) >= maxRequest {
 		return nil, fmt.Errorf("the hook's call is %d bytes, more than tunroute run takes (%d); nothing was changed", len(line), maxRequest)
 	}
-	c, err := net.DialTimeout("unix", path, timeout)
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) || errors.Is(err, unix.ECONNREFUSED) {
-			return nil, ErrNotRunning
-		}
-		return nil, fmt.Errorf("tunroute run at %s: %w; the hook did not apply by itself", path, err)
-	}
-	defer c.Close()
 	// A little beyond the deadline: the daemon's own answer to a late
 	// call says more than a timeout here.
-	c.SetDeadline(deadline.Add(time.Second))
-	if _, err := c.Write(append(line, '\n')); err != nil {
-		return nil, fmt.Errorf("tunroute run at %s: %w; the hook did not apply by itself", path, err)
-	}
-	var a answer
-	if err := json.NewDecoder(c).Decode(&a); err != nil {
-		var ne net.Error
-		if errors.As(err, &ne) && ne.Timeout() {
-			return nil, fmt.Errorf("tunroute run (%s) did not answer within %s; the hook did not apply by itself (see the daemon's log and `tunroute status`)", path, timeout)
-		}
-		return nil, fmt.Errorf("tunroute run at %s: %w", path, err)
+	a, err := exchange{
+		path: path, line: line, dial: timeout, deadline: deadline.Add(time.Second),
+		unsent: "; the hook did not apply by itself",
+		late:   fmt.Sprintf("tunroute run (%s) did not answer within %s; the hook did not apply by itself (see the daemon's log and `tunroute status`)", path, timeout),
+	}.do()
+	if err != nil {
+		return nil, err
 	}
 	if a.NotRunning {
 		return nil, ErrNotRunning // it stopped before taking the call

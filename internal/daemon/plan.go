@@ -3,12 +3,7 @@ package daemon
 import (
 	"encoding/json"
 	"errors"
-	"fmt"
-	"net"
-	"os"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // A plan on the control socket: `tunroute plan` asks the daemon that works
@@ -127,30 +122,12 @@ func ask(runDir, netns string, r request, timeout time.Duration) (*answer, error
 	if err != nil {
 		return nil, err
 	}
-	c, err := net.DialTimeout("unix", path, timeout)
+	a, err := exchange{path: path, line: line, dial: timeout, deadline: time.Now().Add(timeout)}.do()
 	if err != nil {
-		if errors.Is(err, os.ErrNotExist) || errors.Is(err, unix.ECONNREFUSED) {
-			return nil, ErrNotRunning
-		}
-		return nil, fmt.Errorf("tunroute run at %s: %w", path, err)
+		return nil, err
 	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(timeout))
-	if _, err := c.Write(append(line, '\n')); err != nil {
-		return nil, fmt.Errorf("tunroute run at %s: %w", path, err)
+	if err := a.verdict(); err != nil {
+		return nil, err
 	}
-	var a answer
-	dec := json.NewDecoder(c)
-	if err := dec.Decode(&a); err != nil {
-		return nil, fmt.Errorf("tunroute run at %s: %w", path, err)
-	}
-	switch {
-	case a.NotRunning:
-		return nil, ErrNotRunning
-	case a.OtherConfig:
-		return nil, ErrOtherConfig
-	case a.Error != "":
-		return nil, errors.New(a.Error)
-	}
-	return &a, nil
+	return a, nil
 }

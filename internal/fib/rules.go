@@ -404,15 +404,7 @@ func ruleText(r *state.Rule) string {
 		b.WriteString(" to ")
 		writeSel(r.Dst)
 	}
-	if r.TOS != 0 {
-		fmt.Fprintf(&b, " tos 0x%x", r.TOS)
-	}
-	if r.Mark != 0 || r.Mask != 0 {
-		fmt.Fprintf(&b, " fwmark 0x%x", r.Mark)
-		if r.Mask != 0xffffffff {
-			fmt.Fprintf(&b, "/0x%x", r.Mask)
-		}
-	}
+	r.WriteTOSMark(&b)
 	if r.IIF != "" {
 		b.WriteString(" iif " + r.IIF)
 		if r.IIFDetached {
@@ -442,19 +434,8 @@ func ruleText(r *state.Rule) string {
 			fmt.Fprintf(&b, " ipproto %d", r.IPProto)
 		}
 	}
-	for _, pr := range []struct {
-		w string
-		p *state.PortRange
-	}{{"sport", r.SPort}, {"dport", r.DPort}} {
-		if pr.p == nil {
-			continue
-		}
-		if pr.p.Start == pr.p.End {
-			fmt.Fprintf(&b, " %s %d", pr.w, pr.p.Start)
-		} else {
-			fmt.Fprintf(&b, " %s %d-%d", pr.w, pr.p.Start, pr.p.End)
-		}
-	}
+	state.WritePorts(&b, "sport", r.SPort)
+	state.WritePorts(&b, "dport", r.DPort)
 	if r.TunID != 0 {
 		fmt.Fprintf(&b, " tun_id %d", r.TunID)
 	}

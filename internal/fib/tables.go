@@ -39,15 +39,7 @@ type nhop struct {
 // metric. Routes sharing them share one rattrs (a full Internet table
 // has few distinct nexthops).
 type rattrs struct {
-	typ     state.RouteType
-	table   uint32
-	proto   state.Protocol
-	scope   state.Scope
-	prefsrc netip.Addr
-	flags   state.NexthopFlags
-	mtu     uint32
-	pref    uint8
-	nhid    uint32
+	routeHead
 	nhgroup state.NHGroupKind // the kind of group nhid is, if one
 	// memberUnknown: an IPv6 multipath member whose own src and pref
 	// the snapshot could not learn (state.Member.Unknown).
@@ -63,8 +55,10 @@ type rattrs struct {
 	rtext, rjson string
 }
 
-// attrKey interns single-path routes.
-type attrKey struct {
+// routeHead is what a route says about itself besides its prefix, TOS,
+// metric and nexthops: the start of both its interned attributes and
+// their interning key.
+type routeHead struct {
 	typ     state.RouteType
 	table   uint32
 	proto   state.Protocol
@@ -74,6 +68,11 @@ type attrKey struct {
 	mtu     uint32
 	pref    uint8
 	nhid    uint32
+}
+
+// attrKey interns single-path routes.
+type attrKey struct {
+	routeHead
 	gw      netip.Addr
 	dev     *link
 	weight  int32
@@ -433,8 +432,8 @@ func (f *FIB) v6dead(nh *nhop) bool {
 // internRoute returns the attribute ids of r's paths; for a single path the
 // slice is buf's storage (the caller uses it before the next call).
 func (f *FIB) internRoute(r *state.Route, v6 bool, intern map[attrKey]int32, attrs *[]rattrs, buf *[1]int32) ([]int32, error) {
-	base := rattrs{typ: r.Type, table: r.Table, proto: r.Protocol, scope: r.Scope, prefsrc: r.PrefSrc,
-		flags: r.Flags, mtu: r.MTU, pref: r.Pref, nhid: r.NHID, nhgroup: r.NHGroup, v6: v6, err: routeTypeErr(uint8(r.Type))}
+	base := rattrs{routeHead: routeHead{typ: r.Type, table: r.Table, proto: r.Protocol, scope: r.Scope, prefsrc: r.PrefSrc,
+		flags: r.Flags, mtu: r.MTU, pref: r.Pref, nhid: r.NHID}, nhgroup: r.NHGroup, v6: v6, err: routeTypeErr(uint8(r.Type))}
 	if v6 && r.Src.IsValid() && r.Src.Bits() > 0 {
 		base.src = r.Src.Masked()
 	}
@@ -494,9 +493,7 @@ func (f *FIB) internRoute(r *state.Route, v6 bool, intern map[attrKey]int32, att
 		if v6 && nh.dev == nil {
 			nh.dev = f.lo // reject routes live on lo
 		}
-		k := attrKey{typ: base.typ, table: base.table, proto: base.proto, scope: base.scope, prefsrc: base.prefsrc,
-			flags: base.flags, mtu: base.mtu, pref: base.pref, nhid: base.nhid, gw: nh.gw, dev: nh.dev,
-			weight: nh.weight, nhflags: nh.flags, src: base.src}
+		k := attrKey{routeHead: base.routeHead, gw: nh.gw, dev: nh.dev, weight: nh.weight, nhflags: nh.flags, src: base.src}
 		if id, ok := intern[k]; ok {
 			buf[0] = id
 			return buf[:], nil

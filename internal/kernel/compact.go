@@ -207,15 +207,11 @@ func (c *conn) dumpRoutesCompact(out []state.Route, g *routeGroups, af uint8, d 
 		var pool nhPool
 		scratch := make([]state.Nexthop, 64)
 		var r state.Route
-		seq := c.nextSeq()
-		c.enc.reset()
-		off := c.enc.begin(unix.RTM_GETROUTE, unix.NLM_F_REQUEST|unix.NLM_F_DUMP, seq)
-		h := c.enc.zeros(unix.SizeofRtMsg)
-		h[0] = af
-		if onlyOwn && c.strict {
-			h[5] = uint8(state.Proto)
+		var proto state.Protocol
+		if onlyOwn {
+			proto = state.Proto
 		}
-		c.enc.end(off)
+		seq := c.routeDumpRequest(af, 0, proto)
 		return c.dump(seq, func(m message) error {
 			if m.typ != unix.RTM_NEWROUTE {
 				return nil

@@ -57,6 +57,17 @@ func (p *nhPool) take(n int) []state.Nexthop {
 	return s
 }
 
+// decodePlainRoute decodes an RTM_NEWROUTE into r as decodeRoute does, then
+// turns a route through one of tunroute's nexthop objects (nhs) into the
+// plain route it stands for, as the dumps and the route cache show it.
+func decodePlainRoute(data []byte, r *state.Route, d *devNames, pool *nhPool, nhs setNexthops) bool {
+	if !decodeRoute(data, r, d, pool) {
+		return false
+	}
+	nhs.translate(r, d, pool)
+	return true
+}
+
 // decodeRoute decodes an RTM_NEWROUTE into r. It returns false for
 // messages of other families.
 func decodeRoute(data []byte, r *state.Route, d *devNames, pool *nhPool) bool {
@@ -219,19 +230,7 @@ func (c *conn) dumpRoutes(out []state.Route, af uint8, f RouteFilter, d *devName
 	var raw rawMessages
 	err := retryDump(func() error {
 		raw.reset()
-		seq := c.nextSeq()
-		c.enc.reset()
-		off := c.enc.begin(unix.RTM_GETROUTE, unix.NLM_F_REQUEST|unix.NLM_F_DUMP, seq)
-		h := c.enc.zeros(unix.SizeofRtMsg)
-		h[0] = af
-		if c.strict {
-			h[4] = compatTable(f.Table)
-			h[5] = uint8(f.Protocol)
-			if f.Table != 0 {
-				c.enc.u32(unix.RTA_TABLE, f.Table)
-			}
-		}
-		c.enc.end(off)
+		seq := c.routeDumpRequest(af, f.Table, f.Protocol)
 		err := c.dump(seq, func(m message) error {
 			if m.typ == unix.RTM_NEWROUTE {
 				raw.add(m.data)
@@ -307,6 +306,27 @@ func (m *rawMessages) each(fn func(data []byte)) {
 
 // compatTable is the rtm_table byte for a table number; larger numbers
 // travel in RTA_TABLE.
+// routeDumpRequest encodes in c.enc a dump of the routes of family af and
+// returns its sequence number. A kernel with strict checking sends only
+// those of table (0: every table) and protocol (0: any); an older one
+// sends all, and the caller filters.
+func (c *conn) routeDumpRequest(af uint8, table uint32, proto state.Protocol) uint32 {
+	seq := c.nextSeq()
+	c.enc.reset()
+	off := c.enc.begin(unix.RTM_GETROUTE, unix.NLM_F_REQUEST|unix.NLM_F_DUMP, seq)
+	h := c.enc.zeros(unix.SizeofRtMsg)
+	h[0] = af
+	if c.strict {
+		h[4] = compatTable(table)
+		h[5] = uint8(proto)
+		if table != 0 {
+			c.enc.u32(unix.RTA_TABLE, table)
+		}
+	}
+	c.enc.end(off)
+	return seq
+}
+
 func compatTable(t uint32) uint8 {
 	if t < 256 {
 		return uint8(t)

@@ -160,10 +160,9 @@ func (e *cachedRoutes) withOwn(ev WatchEvent) (*cachedRoutes, bool) {
 	}
 	var r state.Route
 	pool := nhPool{buf: make([]state.Nexthop, 16)}
-	if !decodeRoute(ev.raw, &r, e.d, &pool) {
+	if !decodePlainRoute(ev.raw, &r, e.d, &pool, e.nhs) {
 		return nil, false
 	}
-	e.nhs.translate(&r, e.d, &pool)
 	for i := range e.sets {
 		if e.sets[i].Template.Table == r.Table {
 			return nil, false

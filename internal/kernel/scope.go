@@ -151,16 +151,7 @@ func (c *conn) dumpForeignScoped(out []state.Route, af uint8, table uint32, s *R
 	err := retryDump(func() error {
 		kept, pool = kept[:0], nhPool{}
 		foreign, big := 0, false
-		seq := c.nextSeq()
-		c.enc.reset()
-		off := c.enc.begin(unix.RTM_GETROUTE, unix.NLM_F_REQUEST|unix.NLM_F_DUMP, seq)
-		h := c.enc.zeros(unix.SizeofRtMsg)
-		h[0] = af
-		if c.strict {
-			h[4] = compatTable(table)
-			c.enc.u32(unix.RTA_TABLE, table)
-		}
-		c.enc.end(off)
+		seq := c.routeDumpRequest(af, table, 0)
 		err := c.dump(seq, func(m message) error {
 			if m.typ != unix.RTM_NEWROUTE || len(m.data) < unix.SizeofRtMsg {
 				return nil
@@ -181,8 +172,7 @@ func (c *conn) dumpForeignScoped(out []state.Route, af uint8, table uint32, s *R
 				return nil
 			}
 			var r state.Route
-			if decodeRoute(m.data, &r, d, &pool) {
-				nhs.translate(&r, d, &pool)
+			if decodePlainRoute(m.data, &r, d, &pool, nhs) {
 				kept = append(kept, r)
 			}
 			return nil
@@ -244,12 +234,7 @@ func (c *conn) dumpScoped(out []state.Route, g *routeGroups, af uint8, s *RouteS
 		scratch := make([]state.Nexthop, 64)
 		foreign := map[uint32]int{}
 		big := map[uint32]bool{}
-		seq := c.nextSeq()
-		c.enc.reset()
-		off := c.enc.begin(unix.RTM_GETROUTE, unix.NLM_F_REQUEST|unix.NLM_F_DUMP, seq)
-		h := c.enc.zeros(unix.SizeofRtMsg)
-		h[0] = af
-		c.enc.end(off)
+		seq := c.routeDumpRequest(af, 0, 0)
 		err := c.dump(seq, func(m message) error {
 			if m.typ != unix.RTM_NEWROUTE || len(m.data) < unix.SizeofRtMsg || m.data[0] != af ||
 				ne.Uint32(m.data[8:])&unix.RTM_F_CLONED != 0 {
@@ -265,10 +250,9 @@ func (c *conn) dumpScoped(out []state.Route, g *routeGroups, af uint8, s *RouteS
 				}
 				var r state.Route
 				sp := nhPool{buf: scratch}
-				if !decodeRoute(m.data, &r, d, &sp) {
+				if !decodePlainRoute(m.data, &r, d, &sp, nhs) {
 					return nil
 				}
-				nhs.translate(&r, d, &sp)
 				if g != nil && g.add(&r) {
 					g.lastMsg = append(g.lastMsg[:0], m.data...)
 					return nil
@@ -291,8 +275,7 @@ func (c *conn) dumpScoped(out []state.Route, g *routeGroups, af uint8, s *RouteS
 				}
 			}
 			var r state.Route
-			if decodeRoute(m.data, &r, d, &pool) {
-				nhs.translate(&r, d, &pool)
+			if decodePlainRoute(m.data, &r, d, &pool, nhs) {
 				out = append(out, r)
 			}
 			return nil

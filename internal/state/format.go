@@ -146,15 +146,7 @@ func (r *Rule) String() string {
 	if r.Dst.IsValid() {
 		b.WriteString(" to " + r.Dst.String())
 	}
-	if r.TOS != 0 {
-		fmt.Fprintf(&b, " tos 0x%x", r.TOS)
-	}
-	if r.Mark != 0 || r.Mask != 0 {
-		fmt.Fprintf(&b, " fwmark 0x%x", r.Mark)
-		if r.Mask != 0xffffffff {
-			fmt.Fprintf(&b, "/0x%x", r.Mask)
-		}
-	}
+	r.WriteTOSMark(&b)
 	if r.IIF != "" {
 		b.WriteString(" iif " + r.IIF)
 	}
@@ -167,8 +159,8 @@ func (r *Rule) String() string {
 	if r.IPProto != 0 {
 		fmt.Fprintf(&b, " ipproto %d", r.IPProto)
 	}
-	writePorts(&b, "sport", r.SPort)
-	writePorts(&b, "dport", r.DPort)
+	WritePorts(&b, "sport", r.SPort)
+	WritePorts(&b, "dport", r.DPort)
 	if r.L3MDev {
 		b.WriteString(" l3mdev")
 	}
@@ -194,7 +186,23 @@ func (r *Rule) String() string {
 	return b.String()
 }
 
-func writePorts(b *strings.Builder, word string, p *PortRange) {
+// WriteTOSMark writes the rule's TOS and fwmark selectors as both `ip rule
+// add` and `ip rule list` put them (" tos 0x10 fwmark 0x1/0xff").
+func (r *Rule) WriteTOSMark(b *strings.Builder) {
+	if r.TOS != 0 {
+		fmt.Fprintf(b, " tos 0x%x", r.TOS)
+	}
+	if r.Mark != 0 || r.Mask != 0 {
+		fmt.Fprintf(b, " fwmark 0x%x", r.Mark)
+		if r.Mask != 0xffffffff {
+			fmt.Fprintf(b, "/0x%x", r.Mask)
+		}
+	}
+}
+
+// WritePorts writes a port selector in iproute2's words (" sport 53",
+// " dport 1000-2000"); nil writes nothing.
+func WritePorts(b *strings.Builder, word string, p *PortRange) {
 	if p == nil {
 		return
 	}

@@ -95,21 +95,8 @@ func (p *Packet) String() string {
 	return b.String()
 }
 
-func protoName(p uint8) string {
-	switch p {
-	case 1:
-		return "icmp"
-	case 6:
-		return "tcp"
-	case 17:
-		return "udp"
-	case 58:
-		return "ipv6-icmp"
-	case 132:
-		return "sctp"
-	}
-	return fmt.Sprint(p)
-}
+// protoName names a layer 4 protocol as nft and the config do.
+var protoName = state.ProtoName4
 
 // FateKind says what happens to a packet.
 type FateKind uint8

@@ -1,0 +1,53 @@
+package config
+
+// named is an entry of one of the config's lists that other entries refer
+// to by name (VPNs, identities, devices, domains, groups, pipes).
+type named[E any] interface {
+	*E
+	entryName() string
+}
+
+// byName returns the entry of list called name, or nil.
+func byName[P named[E], E any](list []P, name string) P {
+	for _, e := range list {
+		if e.entryName() == name {
+			return e
+		}
+	}
+	return nil
+}
+
+func (v *VPN) entryName() string      { return v.Name }
+func (i *Identity) entryName() string { return i.Name }
+func (d *Device) entryName() string   { return d.Name }
+func (d *Domain) entryName() string   { return d.Name }
+func (g *Group) entryName() string    { return g.Name }
+func (p *Pipe) entryName() string     { return p.Name }
+
+// seqOf decodes each item of the sequence v with one, in order, and stops
+// at the first error.
+func seqOf[T any](v node, one func(node) (T, error)) ([]T, error) {
+	items, err := v.seqOnly()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]T, 0, len(items))
+	for _, it := range items {
+		x, err := one(it)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, x)
+	}
+	return out, nil
+}
+
+// appendSeq decodes the sequence v with one onto *dst.
+func appendSeq[T any](v node, one func(node) (T, error), dst *[]T) error {
+	list, err := seqOf(v, one)
+	if err != nil {
+		return err
+	}
+	*dst = append(*dst, list...)
+	return nil
+}
