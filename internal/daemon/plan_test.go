@@ -109,6 +109,10 @@ func TestApplyThroughDaemon(t *testing.T) {
 	if out, err := apply(); err != nil || !strings.Contains(out, "No changes") || applies() != n0+1 {
 		t.Fatalf("apply with nothing to change: %v\n%s", err, out)
 	}
+	// The daemon follows the config file at its next check (one follows
+	// every apply): let it settle, so that the edit below is the dry
+	// run's to show, not the daemon's to apply first.
+	quiet(t, w)
 	good, _ := os.ReadFile(w.cfgPath)
 	os.WriteFile(w.cfgPath, []byte(strings.Replace(string(good), "198.51.100.0/24,", "198.51.100.0/24, 203.0.113.0/24,", 1)), 0o644)
 	if out, err := apply("--dry-run"); err != nil || !strings.Contains(out, "+ route 203.0.113.0/24") {
@@ -133,4 +137,22 @@ func TestApplyThroughDaemon(t *testing.T) {
 		t.Fatalf("a refused apply changed something:\n%s", plan)
 	}
 	t.Logf("applies made by the daemon: %d", applies()-n0)
+}
+
+// quiet waits until the daemon has made no check for 300 ms.
+func quiet(t *testing.T, w *world) {
+	t.Helper()
+	last, since := uint64(0), time.Now()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		st, err := Ask(w.runDir, w.top, "status")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Checks != last {
+			last, since = st.Checks, time.Now()
+		} else if time.Since(since) > 300*time.Millisecond {
+			return
+		}
+	}
+	t.Fatal("the daemon kept checking for 10 s")
 }
