@@ -26,17 +26,7 @@ func TestProbeCPU(t *testing.T) {
 		return
 	}
 	buildLab(t)
-	ln := listenTCPIn(t, nsNet, "203.0.113.1:443")
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
+	acceptAndCloseIn(t, nsNet, "203.0.113.1:443")
 	dns := listenIn(t, nsNet, "203.0.113.1:53")
 	defer dns.Close()
 	go func() {

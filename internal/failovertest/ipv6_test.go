@@ -66,17 +66,7 @@ func TestIPv6Probes(t *testing.T) {
 	for _, ns := range []string{nsISP1, nsISP2} {
 		run(t, "ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1")
 	}
-	ln := listenTCPIn(t, nsNet, "[2001:db8::1]:443")
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
+	acceptAndCloseIn(t, nsNet, "[2001:db8::1]:443")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	arrivals, stop := server(t)

@@ -518,28 +518,18 @@ func uplinkCut(t *testing.T, kind cutKind, timeout string) {
 // currentSystemProbes are the probes of every namespace the last compile
 // asked for, as the prober runs them.
 func (d *daemon) currentSystemProbes(t *testing.T) []healthProbe {
-	s, err := d.e.Observe(false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	cfg, err := d.e.LoadConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := d.e.LoadFacts()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := s.Plan(cfg, f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return health.SystemProbes(c.System)
+	return health.SystemProbes(d.currentPlan(t).System)
 }
 
 // currentProbes are the probes the last compile asked for, isp1's first.
 func (d *daemon) currentProbes(t *testing.T) []healthProbe {
+	return d.currentPlan(t).Compiled().Probes
+}
+
+// currentPlan is what the daemon's engine would do now from its config,
+// facts and the kernel as observed.
+func (d *daemon) currentPlan(t *testing.T) *engine.Change {
+	t.Helper()
 	s, err := d.e.Observe(false)
 	if err != nil {
 		t.Fatal(err)
@@ -557,5 +547,5 @@ func (d *daemon) currentProbes(t *testing.T) []healthProbe {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return c.Compiled().Probes
+	return c
 }

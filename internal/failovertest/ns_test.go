@@ -50,3 +50,20 @@ func listenTCPIn(t *testing.T, ns, addr string) net.Listener {
 	}
 	return ln
 }
+
+// acceptAndCloseIn listens on a TCP address inside the namespace and closes
+// every connection it takes: a server whose only job is to answer the
+// handshake. The listener closes when the test ends.
+func acceptAndCloseIn(t *testing.T, ns, addr string) {
+	ln := listenTCPIn(t, ns, addr)
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+}

@@ -51,17 +51,7 @@ func TestLoadSharing(t *testing.T) {
 	}
 	d := startDaemonWith(t, ctx, shareConfig)
 	_ = d
-	ln := listenTCPIn(t, nsNet, "198.51.100.10:8000")
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
+	acceptAndCloseIn(t, nsNet, "198.51.100.10:8000")
 	const flows = 1000
 	failed := 0
 	dialIn(t, nsHost, func() {
