@@ -34,9 +34,7 @@ func TestExplainSaysWhichMember(t *testing.T) {
 			exec.Command(c[0], c[1:]...).Run()
 		}
 	}()
-	for _, c := range dropRule.cut {
-		run(t, c...)
-	}
+	runAll(t, dropRule.cut)
 	// Wait for the verdict to be recorded by the apply that acted on it.
 	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(100 * time.Millisecond) {
 		f, err := d.e.LoadFacts()

@@ -88,10 +88,7 @@ func TestIPv6Probes(t *testing.T) {
 	cut := time.Now()
 	run(t, "ip", "netns", "exec", nsISP1, "nft", "add table inet fo; add chain inet fo fw { type filter hook forward priority 0; }; add rule inet fo fw meta nfproto ipv6 drop")
 	defer exec.Command("ip", "netns", "exec", nsISP1, "nft", "delete table inet fo").Run()
-	for len(arrivals) > 0 {
-		<-arrivals
-	}
-	a, ok := waitFor(arrivals, isp2Addr, cut.Add(15*time.Second))
+	a, ok := waitForFresh(arrivals, isp2Addr, cut.Add(15*time.Second))
 	if !ok {
 		t.Fatalf("no traffic through ISP 2 within 15 s of cutting ISP 1's IPv6; status %+v", d.prober.Status())
 	}
@@ -114,9 +111,7 @@ func TestIPv6Probes(t *testing.T) {
 	// IPv4 still works through ISP 1 (a datagram from isp1's address,
 	// which its rule sends by its table, arrives): only the IPv6 probes
 	// could tell.
-	for len(arrivals) > 0 {
-		<-arrivals
-	}
+	drain(arrivals)
 	dialIn(t, nsHost, func() {
 		c, err := net.DialUDP("udp", &net.UDPAddr{IP: net.ParseIP("10.1.0.2")}, &net.UDPAddr{IP: net.ParseIP("198.51.100.10"), Port: 9000})
 		if err != nil {

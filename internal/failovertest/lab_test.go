@@ -331,6 +331,21 @@ func waitFor(ch <-chan arrival, src netip.Addr, until time.Time) (arrival, bool)
 	}
 }
 
+// drain forgets the arrivals already queued: packets in flight before
+// the change the caller just made.
+func drain(ch <-chan arrival) {
+	for len(ch) > 0 {
+		<-ch
+	}
+}
+
+// waitForFresh waits for an arrival from src sent after the change the
+// caller just made (what was queued before is dropped first).
+func waitForFresh(ch <-chan arrival, src netip.Addr, until time.Time) (arrival, bool) {
+	drain(ch)
+	return waitFor(ch, src, until)
+}
+
 var (
 	isp1Addr = netip.MustParseAddr("10.1.0.2")
 	isp2Addr = netip.MustParseAddr("10.2.0.2")
@@ -417,14 +432,9 @@ func uplinkCut(t *testing.T, kind cutKind, timeout string) {
 	// Count what crosses ISP 2 from isp1's address from now on.
 	run(t, "ip", "netns", "exec", nsISP2, "nft", "add table inet fo; add chain inet fo fw { type filter hook forward priority 0; }; add rule inet fo fw ip saddr 10.1.0.2 counter")
 	cut := time.Now()
-	for _, c := range kind.cut {
-		run(t, c...)
-	}
+	runAll(t, kind.cut)
 	// Drain what was in flight before the cut.
-	for len(arrivals) > 0 {
-		<-arrivals
-	}
-	a, ok := waitFor(arrivals, isp2Addr, cut.Add(15*time.Second))
+	a, ok := waitForFresh(arrivals, isp2Addr, cut.Add(15*time.Second))
 	if !ok {
 		t.Fatalf("no traffic through ISP 2 within 15 s of the cut; status %+v", d.prober.Status())
 	}
@@ -492,13 +502,8 @@ func uplinkCut(t *testing.T, kind cutKind, timeout string) {
 	// Recovery: ISP 1 answers again; the traffic returns only after `up`
 	// (5) good rounds in a row.
 	healed := time.Now()
-	for _, c := range kind.heal {
-		run(t, c...)
-	}
-	for len(arrivals) > 0 {
-		<-arrivals
-	}
-	back, ok := waitFor(arrivals, isp1Addr, healed.Add(15*time.Second))
+	runAll(t, kind.heal)
+	back, ok := waitForFresh(arrivals, isp1Addr, healed.Add(15*time.Second))
 	if !ok {
 		t.Fatalf("no traffic back through ISP 1 within 15 s; status %+v", d.prober.Status())
 	}

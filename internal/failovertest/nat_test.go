@@ -86,13 +86,8 @@ func natFlow(t *testing.T, name, nat string, forget, wantMove bool) {
 		t.Fatal("the flow does not go through ISP 1 before the cut")
 	}
 	cut := time.Now()
-	for _, c := range dropRule.cut {
-		run(t, c...)
-	}
-	for len(arrivals) > 0 {
-		<-arrivals
-	}
-	a, ok := waitFor(arrivals, isp2Addr, cut.Add(8*time.Second))
+	runAll(t, dropRule.cut)
+	a, ok := waitForFresh(arrivals, isp2Addr, cut.Add(8*time.Second))
 	d.mu.Lock()
 	forgotten := d.forgotten
 	d.mu.Unlock()

@@ -40,6 +40,14 @@ func inNS(t *testing.T, ns string, f func()) {
 // dialIn runs f, which dials, inside the namespace.
 func dialIn(t *testing.T, ns string, f func()) { inNS(t, ns, f) }
 
+// runAll runs each command in order (a cut or a heal of the lab).
+func runAll(t *testing.T, cmds [][]string) {
+	t.Helper()
+	for _, c := range cmds {
+		run(t, c...)
+	}
+}
+
 // listenTCPIn listens on a TCP address inside the namespace.
 func listenTCPIn(t *testing.T, ns, addr string) net.Listener {
 	var ln net.Listener

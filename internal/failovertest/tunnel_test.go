@@ -88,10 +88,7 @@ func TestTunnelDead(t *testing.T) {
 	}
 	cut := time.Now()
 	run(t, "ip", "netns", "exec", nsA, "nft", "add table inet dead; add chain inet dead in { type filter hook input priority 0; policy drop; }; add chain inet dead fw { type filter hook forward priority 0; policy drop; }")
-	for len(arrivals) > 0 {
-		<-arrivals
-	}
-	a, ok := waitFor(arrivals, viaB, cut.Add(10*time.Second))
+	a, ok := waitForFresh(arrivals, viaB, cut.Add(10*time.Second))
 	if !ok {
 		t.Fatalf("no traffic through tunnel B within 10 s of server A's death; status %+v", d.prober.Status())
 	}
