@@ -51,7 +51,7 @@ func TestExplainSaysWhichMember(t *testing.T) {
 	base := []string{"--netns", nsHost, "--run-dir", d.e.RunDir}
 	explain := func(args ...string) string {
 		t.Helper()
-		return run(t, append(append([]string{bin, "explain"}, base...), args...)...)
+		return testns.Cmd(t, append(append([]string{bin, "explain"}, base...), args...)...)
 	}
 	wantText := []string{
 		"dev eth1",
@@ -116,7 +116,7 @@ func TestExplainSaysWhichMember(t *testing.T) {
 		t.Fatal(err)
 	}
 	script := `mount -t overlay overlay -o lowerdir=/etc,upperdir=$1/upper,workdir=$1/work /etc && shift && exec "$@"`
-	live := run(t, append([]string{"unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh", etc, bin, "explain"},
+	live := testns.Cmd(t, append([]string{"unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh", etc, bin, "explain"},
 		append(base, "198.51.100.10")...)...)
 	check("live", live)
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tunroute/tunroute/internal/health"
+	"github.com/tunroute/tunroute/internal/testns"
 )
 
 // ipv6Setup gives the lab IPv6: each link a /64 of 2001:db8::/32 (no
@@ -64,7 +65,7 @@ func TestIPv6Probes(t *testing.T) {
 		ipCmd(t, c)
 	}
 	for _, ns := range []string{nsISP1, nsISP2} {
-		run(t, "ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1")
+		testns.Cmd(t, "ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1")
 	}
 	acceptAndCloseIn(t, nsNet, "[2001:db8::1]:443")
 	ctx, cancel := context.WithCancel(context.Background())
@@ -84,9 +85,9 @@ func TestIPv6Probes(t *testing.T) {
 	if _, ok := waitFor(arrivals, isp1Addr, time.Now().Add(3*time.Second)); !ok {
 		t.Fatalf("no traffic through ISP 1 before the cut")
 	}
-	run(t, "ip", "netns", "exec", nsISP2, "nft", "add table inet fo; add chain inet fo fw { type filter hook forward priority 0; }; add rule inet fo fw ip6 saddr 2001:db8:1::2 counter")
+	testns.Cmd(t, "ip", "netns", "exec", nsISP2, "nft", "add table inet fo; add chain inet fo fw { type filter hook forward priority 0; }; add rule inet fo fw ip6 saddr 2001:db8:1::2 counter")
 	cut := time.Now()
-	run(t, "ip", "netns", "exec", nsISP1, "nft", "add table inet fo; add chain inet fo fw { type filter hook forward priority 0; }; add rule inet fo fw meta nfproto ipv6 drop")
+	testns.Cmd(t, "ip", "netns", "exec", nsISP1, "nft", "add table inet fo; add chain inet fo fw { type filter hook forward priority 0; }; add rule inet fo fw meta nfproto ipv6 drop")
 	defer exec.Command("ip", "netns", "exec", nsISP1, "nft", "delete table inet fo").Run()
 	a, ok := waitForFresh(arrivals, isp2Addr, cut.Add(15*time.Second))
 	if !ok {
@@ -143,7 +144,7 @@ func TestIPv6Probes(t *testing.T) {
 			}
 		}
 	}
-	if out := run(t, "ip", "netns", "exec", nsISP2, "nft", "list chain inet fo fw"); !strings.Contains(out, "packets 0 bytes 0") {
+	if out := testns.Cmd(t, "ip", "netns", "exec", nsISP2, "nft", "list chain inet fo fw"); !strings.Contains(out, "packets 0 bytes 0") {
 		t.Errorf("packets from isp1's IPv6 address crossed ISP 2:\n%s", out)
 	}
 	fmt.Printf("lying probe (IPv6): 10 rounds of isp1's ICMPv6 and TCP probes after the cut, 0 answered; isp2's answered; 0 packets from 2001:db8:1::2 through ISP 2\n")

@@ -19,6 +19,7 @@ import (
 	"github.com/tunroute/tunroute/internal/compile"
 	"github.com/tunroute/tunroute/internal/engine"
 	"github.com/tunroute/tunroute/internal/health"
+	"github.com/tunroute/tunroute/internal/testns"
 )
 
 // The lab: the host (tr-fo2-h) has eth0 to ISP 1 (tr-fo2-i1) and eth1 to
@@ -75,16 +76,9 @@ killswitch:
     - to: 198.51.100.0/24
 `
 
-func run(t *testing.T, args ...string) string {
-	t.Helper()
-	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return string(out)
+func ipCmd(t *testing.T, args string) {
+	testns.Cmd(t, append([]string{"ip"}, strings.Fields(args)...)...)
 }
-
-func ipCmd(t *testing.T, args string) { run(t, append([]string{"ip"}, strings.Fields(args)...)...) }
 
 func buildLab(t *testing.T) {
 	if os.Geteuid() != 0 {
@@ -109,7 +103,7 @@ func buildLab(t *testing.T) {
 		ipCmd(t, c)
 	}
 	for _, ns := range []string{nsISP1, nsISP2} {
-		run(t, "ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+		testns.Cmd(t, "ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv4.ip_forward=1")
 	}
 }
 
@@ -430,7 +424,7 @@ func uplinkCut(t *testing.T, kind cutKind, timeout string) {
 	}
 
 	// Count what crosses ISP 2 from isp1's address from now on.
-	run(t, "ip", "netns", "exec", nsISP2, "nft", "add table inet fo; add chain inet fo fw { type filter hook forward priority 0; }; add rule inet fo fw ip saddr 10.1.0.2 counter")
+	testns.Cmd(t, "ip", "netns", "exec", nsISP2, "nft", "add table inet fo; add chain inet fo fw { type filter hook forward priority 0; }; add rule inet fo fw ip saddr 10.1.0.2 counter")
 	cut := time.Now()
 	runAll(t, kind.cut)
 	// Drain what was in flight before the cut.
@@ -494,7 +488,7 @@ func uplinkCut(t *testing.T, kind cutKind, timeout string) {
 			t.Fatalf("isp2's probe of the same target failed: %v", err2)
 		}
 	}
-	if out := run(t, "ip", "netns", "exec", nsISP2, "nft", "list chain inet fo fw"); !strings.Contains(out, "packets 0 bytes 0") {
+	if out := testns.Cmd(t, "ip", "netns", "exec", nsISP2, "nft", "list chain inet fo fw"); !strings.Contains(out, "packets 0 bytes 0") {
 		t.Errorf("packets from isp1's address crossed ISP 2:\n%s", out)
 	}
 	fmt.Printf("lying probe: 10 probes of isp1 after the cut, 0 answered; isp2's 10 probes of the same target answered; 0 packets from 10.1.0.2 through ISP 2\n")

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tunroute/tunroute/internal/testns"
 )
 
 // TestNATedFlowMoves: the host is a router: a LAN (tr-fo2-l) behind
@@ -49,13 +51,13 @@ func natFlow(t *testing.T, name, nat string, forget, wantMove bool) {
 		"-n " + nsLAN + " route add default via 192.168.50.1"} {
 		ipCmd(t, c)
 	}
-	run(t, "ip", "netns", "exec", nsHost, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+	testns.Cmd(t, "ip", "netns", "exec", nsHost, "sysctl", "-qw", "net.ipv4.ip_forward=1")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	run(t, "ip", "netns", "exec", nsHost, "nft", "add table ip labnat; add chain ip labnat post { type nat hook postrouting priority 100; }; "+nat)
+	testns.Cmd(t, "ip", "netns", "exec", nsHost, "nft", "add table ip labnat; add chain ip labnat post { type nat hook postrouting priority 100; }; "+nat)
 	// ISP 2 drops what does not come from its customer's address (as
 	// ISPs do: BCP 38), so an unforgotten flow cannot sneak through.
-	run(t, "ip", "netns", "exec", nsISP2, "nft", "add table inet bcp38; add chain inet bcp38 fw { type filter hook forward priority 0; }; add rule inet bcp38 fw iifname h0 ip saddr != 10.2.0.2 counter drop")
+	testns.Cmd(t, "ip", "netns", "exec", nsISP2, "nft", "add table inet bcp38; add chain inet bcp38 fw { type filter hook forward priority 0; }; add rule inet bcp38 fw iifname h0 ip saddr != 10.2.0.2 counter drop")
 	arrivals, stop := server(t)
 	defer stop()
 	d := startDaemonWith(t, ctx, strings.ReplaceAll(labConfig, "TIMEOUT", "300ms"))

@@ -8,6 +8,7 @@ import (
 	"github.com/vishvananda/netns"
 
 	"github.com/tunroute/tunroute/internal/compile"
+	"github.com/tunroute/tunroute/internal/testns"
 )
 
 type healthProbe = compile.Probe
@@ -44,7 +45,7 @@ func dialIn(t *testing.T, ns string, f func()) { inNS(t, ns, f) }
 func runAll(t *testing.T, cmds [][]string) {
 	t.Helper()
 	for _, c := range cmds {
-		run(t, c...)
+		testns.Cmd(t, c...)
 	}
 }
 
