@@ -9,6 +9,8 @@ import (
 
 	"github.com/google/nftables"
 	"github.com/vishvananda/netns"
+
+	"github.com/tunroute/tunroute/internal/testns"
 )
 
 // TestFirewallFight: another program flushes the ruleset every 10 ms for
@@ -19,7 +21,7 @@ func TestFirewallFight(t *testing.T) {
 	w := newWorld(t, "ff")
 	p := w.startDaemon()
 	pid := p.cmd.Process.Pid
-	before := cpuTicks(t, pid)
+	before := testns.ProcessCPU(t, pid)
 	// The other program: a netlink flush every 10 ms (an nft process
 	// each time would be much slower).
 	h, err := netns.GetFromName(w.top)
@@ -45,7 +47,7 @@ func TestFirewallFight(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	fight := time.Since(start)
-	cpu := float64(cpuTicks(t, pid)-before) / 100 / fight.Seconds() * 100
+	cpu := 100 * (testns.ProcessCPU(t, pid) - before).Seconds() / fight.Seconds()
 	deadline := time.Now().Add(3 * time.Second)
 	for {
 		out, _ := exec.Command("ip", "netns", "exec", w.top, "nft", "list", "tables").Output()

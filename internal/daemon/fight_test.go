@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tunroute/tunroute/internal/testns"
 )
 
 // TestFight: another program deletes one of tunroute's rules every 10 ms
@@ -15,7 +17,7 @@ func TestFight(t *testing.T) {
 	w := newWorld(t, "fi")
 	p := w.startDaemon()
 	pid := p.cmd.Process.Pid
-	before := cpuTicks(t, pid)
+	before := testns.ProcessCPU(t, pid)
 	start := time.Now()
 	deletes := 0
 	for time.Since(start) < 10*time.Second {
@@ -25,7 +27,7 @@ func TestFight(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	fight := time.Since(start)
-	cpu := float64(cpuTicks(t, pid)-before) / 100 / fight.Seconds() * 100
+	cpu := 100 * (testns.ProcessCPU(t, pid) - before).Seconds() / fight.Seconds()
 	st, err := Ask(w.runDir, w.top, "status")
 	if err != nil {
 		t.Fatal(err)
