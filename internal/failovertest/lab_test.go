@@ -293,20 +293,26 @@ func listenIn(t *testing.T, ns, addr string) net.PacketConn {
 // the host has at that moment.
 func sender(t *testing.T, ctx context.Context) {
 	conn := listenIn(t, nsHost, "0.0.0.0:0")
+	to := &net.UDPAddr{IP: net.ParseIP("198.51.100.10"), Port: 9000}
 	go func() {
 		defer conn.Close()
-		to := &net.UDPAddr{IP: net.ParseIP("198.51.100.10"), Port: 9000}
-		tick := time.NewTicker(5 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			conn.WriteTo([]byte("x"), to) // errors while re-routing are expected
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-			}
-		}
+		every5ms(ctx, func() { conn.WriteTo([]byte("x"), to) }) // errors while re-routing are expected
 	}()
+}
+
+// every5ms calls send every 5 ms until ctx ends: the steady stream of
+// datagrams whose arrivals tell which way the traffic goes.
+func every5ms(ctx context.Context, send func()) {
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		send()
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
 }
 
 func waitFor(ch <-chan arrival, src netip.Addr, until time.Time) (arrival, bool) {

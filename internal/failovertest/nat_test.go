@@ -72,18 +72,7 @@ func natFlow(t *testing.T, name, nat string, forget, wantMove bool) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	go func() {
-		tick := time.NewTicker(5 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			conn.Write([]byte("x"))
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-			}
-		}
-	}()
+	go every5ms(ctx, func() { conn.Write([]byte("x")) })
 	if _, ok := waitFor(arrivals, isp1Addr, time.Now().Add(3*time.Second)); !ok {
 		t.Fatal("the flow does not go through ISP 1 before the cut")
 	}
