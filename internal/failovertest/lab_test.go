@@ -266,26 +266,13 @@ func server(t *testing.T) (<-chan arrival, func()) {
 // listenIn opens a UDP socket inside a namespace (on a thread that
 // entered it and is never reused).
 func listenIn(t *testing.T, ns, addr string) net.PacketConn {
-	h, err := netns.GetFromName(ns)
+	var c net.PacketConn
+	var err error
+	inNS(t, ns, func() { c, err = net.ListenPacket("udp", addr) })
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer h.Close()
-	type res struct {
-		c   net.PacketConn
-		err error
-	}
-	ch := make(chan res, 1)
-	go func() {
-		runtimeLockAndSet(h)
-		c, err := net.ListenPacket("udp", addr)
-		ch <- res{c, err}
-	}()
-	r := <-ch
-	if r.err != nil {
-		t.Fatal(r.err)
-	}
-	return r.c
+	return c
 }
 
 // sender sends a datagram to the server every 5 ms from the host, with
