@@ -55,41 +55,6 @@ ip -n "$ns" -batch "$tmp/routes"
 got=$(($(ip -n "$ns" -4 route show table all | wc -l) + $(ip -n "$ns" -6 route show table all | wc -l)))
 [ "$got" -ge $((n4 + n6)) ] || { echo "bench/explain.sh: the namespace holds $got routes, want at least $((n4 + n6))" >&2; exit 1; }
 
-# Its own run (bench/lib.sh's, with CPU time; ip's failed queries are answers):
-# run NAME CMD...: runs CMD (stdout to /dev/null) and records its wall
-# time, CPU time (user + system) and peak RSS as t_NAME, c_NAME and m_NAME
-# (seconds, MB): over repetitions, the shortest times and the largest RSS.
-run() {
-	local name=$1
-	shift
-	local start end rc=0 t m
-	start=$(date +%s.%N)
-	/usr/bin/time -f '%M %U %S' -o "$tmp/rss" "$@" >/dev/null 2>"$tmp/err" || rc=$?
-	end=$(date +%s.%N)
-	# ip -force -batch exits 1 when a query fails (an unreachable address
-	# is an answer, not a failure of the benchmark).
-	if [ "$rc" != 0 ] && [ "$1" != ip ]; then
-		echo "bench/explain.sh: $* failed ($rc):" >&2
-		tail -20 "$tmp/err" >&2
-		exit 1
-	fi
-	t=$(awk "BEGIN {printf \"%.2f\", $end - $start}")
-	read -r m u s < <(tail -1 "$tmp/rss")
-	m=$((m / 1024))
-	local c
-	c=$(awk "BEGIN {printf \"%.2f\", $u + $s}")
-	local tv="t_$name" mv="m_$name" cv="c_$name"
-	if [ -z "${!tv:-}" ] || awk "BEGIN {exit !($t < ${!tv})}"; then
-		printf -v "$tv" '%s' "$t"
-	fi
-	if [ -z "${!cv:-}" ] || awk "BEGIN {exit !($c < ${!cv})}"; then
-		printf -v "$cv" '%s' "$c"
-	fi
-	if [ -z "${!mv:-}" ] || [ "$m" -gt "${!mv}" ]; then
-		printf -v "$mv" '%s' "$m"
-	fi
-}
-
 # check: tunroute's answers, one JSON object per query, none an error
 # of the query itself.
 check() {

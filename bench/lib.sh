@@ -5,7 +5,7 @@
 #   bench_init bench/NAME.sh [CMD...]  # root, go, ip and CMDs; $tmp and its cleanup
 #   bench_build                        # $tmp/routegen and $tmp/tunroute (TUNROUTE: use that binary)
 #   bench_big_namespace NS PEER N4 N6  # a host with a full foreign BGP table in main
-#   run NAME CMD...                    # t_NAME and m_NAME: best time, largest RSS (needs /usr/bin/time)
+#   run NAME CMD...                    # t_NAME, c_NAME, m_NAME: best time and CPU, largest RSS (needs /usr/bin/time)
 #
 # A script adds its own cleanup steps with bench_on_exit 'COMMANDS'.
 
@@ -50,34 +50,45 @@ bench_build() {
 	tr=("$tmp/tunroute" --run-dir "$tmp/run")
 }
 
-# run NAME CMD...: runs CMD and records its wall time and peak RSS as
-# t_NAME and m_NAME (seconds with $bench_digits decimals, default 3; MB):
-# over repetitions, the shortest time and the largest RSS. CMD's output
-# goes to $tmp/out (with bench_discard_stdout set, only its standard
-# error: the rest to /dev/null). It fails the benchmark if CMD fails, but
-# for exit 2 of a tunroute plan ("changes pending") and any exit of the
-# program named by bench_tolerate (e.g. ip -force -batch, whose failed
-# queries are answers).
+# run NAME CMD...: runs CMD and records its wall time, CPU time (user +
+# system) and peak RSS as t_NAME, c_NAME and m_NAME (seconds with
+# $bench_digits decimals, default 3; MB): over repetitions, the shortest
+# times and the largest RSS. CMD's output goes to $tmp/out (with
+# bench_discard_stdout set, only its standard error: the rest to
+# /dev/null). It fails the benchmark if CMD fails, but for exit 2 of a
+# tunroute plan ("changes pending"), any exit of the program named by
+# bench_tolerate (e.g. ip -force -batch, whose failed queries are answers),
+# and a failure of the run named by bench_gives_up (e.g. ip route flush,
+# which stops after 30 s on a busy machine): its time is then a lower
+# bound, marked with ">".
 run() {
 	local name=$1
 	shift
-	local start end rc=0 t m tv="t_$name" mv="m_$name"
+	local start end rc=0 t c m u s tv="t_$name" cv="c_$name" mv="m_$name"
+	local digits=${bench_digits:-3}
 	start=$(date +%s.%N)
 	if [ -n "${bench_discard_stdout:-}" ]; then
-		/usr/bin/time -f '%M' -o "$tmp/rss" "$@" >/dev/null 2>"$tmp/out" || rc=$?
+		/usr/bin/time -f '%M %U %S' -o "$tmp/rss" "$@" >/dev/null 2>"$tmp/out" || rc=$?
 	else
-		/usr/bin/time -f '%M' -o "$tmp/rss" "$@" >"$tmp/out" 2>&1 || rc=$?
+		/usr/bin/time -f '%M %U %S' -o "$tmp/rss" "$@" >"$tmp/out" 2>&1 || rc=$?
 	fi
 	end=$(date +%s.%N)
+	if [ "$rc" != 0 ] && [ "$name" = "${bench_gives_up:-}" ]; then
+		printf -v "$tv" '>%s' "$(awk "BEGIN {printf \"%.${digits}f\", $end - $start}")"
+		return 0
+	fi
 	if [ "$rc" != 0 ] && [ "$1" != "${bench_tolerate:-}" ] &&
 		! { [ "$rc" = 2 ] && [ "$1" = "$tmp/tunroute" ] && [[ " $* " == *" plan "* ]]; }; then
 		echo "$bench: $name: $* failed ($rc):" >&2
 		tail -20 "$tmp/out" >&2
 		exit 1
 	fi
-	t=$(awk "BEGIN {printf \"%.${bench_digits:-3}f\", $end - $start}")
-	m=$(($(tail -1 "$tmp/rss") / 1024))
+	t=$(awk "BEGIN {printf \"%.${digits}f\", $end - $start}")
+	read -r m u s < <(tail -1 "$tmp/rss")
+	m=$((m / 1024))
+	c=$(awk "BEGIN {printf \"%.${digits}f\", $u + $s}")
 	if [ -z "${!tv:-}" ] || awk "BEGIN {exit !($t < ${!tv})}"; then printf -v "$tv" '%s' "$t"; fi
+	if [ -z "${!cv:-}" ] || awk "BEGIN {exit !($c < ${!cv})}"; then printf -v "$cv" '%s' "$c"; fi
 	if [ -z "${!mv:-}" ] || [ "$m" -gt "${!mv}" ]; then printf -v "$mv" '%s' "$m"; fi
 }
 

@@ -39,6 +39,7 @@ cd "$(dirname "$0")/.."
 . bench/lib.sh
 bench_init bench/routes.sh /usr/bin/time
 bench_digits=2
+bench_gives_up=ipflush # ip route flush stops after 30 s on a busy machine: its time is then a lower bound
 
 cases=("$@")
 ((${#cases[@]})) || cases=(4:100000 4:1000000 6:100000)
@@ -50,47 +51,6 @@ bench_on_exit 'for ns in "${namespaces[@]}"; do ip netns del "$ns" 2>/dev/null; 
 
 bench_build
 go build -o "$tmp/routestream" ./bench/routestream
-
-# Its own run (bench/lib.sh's, with CPU time and the flush's limit):
-# run NAME CMD...: runs CMD and records its wall time, CPU time (user +
-# system) and peak RSS as t_NAME, c_NAME and m_NAME (seconds, MB): over
-# repetitions, the shortest times and the largest RSS. It fails the benchmark if CMD fails (but for exit
-# 2, tunroute plan's "changes pending").
-run() {
-	local name=$1
-	shift
-	local start end rc=0 t m
-	start=$(date +%s.%N)
-	/usr/bin/time -f '%M %U %S' -o "$tmp/rss" "$@" >"$tmp/out" 2>&1 || rc=$?
-	end=$(date +%s.%N)
-	# ip route flush gives up after 30 s on a busy machine ("Flush not
-	# completed"): its time is then a lower bound, marked with ">", and
-	# the flush is finished below.
-	if [ "$rc" != 0 ] && [ "$name" = ipflush ]; then
-		printf -v "t_$name" '>%s' "$(awk "BEGIN {printf \"%.2f\", $(date +%s.%N) - $start}")"
-		return 0
-	fi
-	if [ "$rc" != 0 ] && ! { [ "$1" = "$tmp/tunroute" ] && [ "$2" = plan ] && [ "$rc" = 2 ]; }; then
-		echo "bench/routes.sh: $* failed ($rc):" >&2
-		tail -20 "$tmp/out" >&2
-		exit 1
-	fi
-	t=$(awk "BEGIN {printf \"%.2f\", $end - $start}")
-	read -r m u s < <(tail -1 "$tmp/rss")
-	m=$((m / 1024))
-	local c
-	c=$(awk "BEGIN {printf \"%.2f\", $u + $s}")
-	local tv="t_$name" mv="m_$name" cv="c_$name"
-	if [ -z "${!tv:-}" ] || awk "BEGIN {exit !($t < ${!tv})}"; then
-		printf -v "$tv" '%s' "$t"
-	fi
-	if [ -z "${!cv:-}" ] || awk "BEGIN {exit !($c < ${!cv})}"; then
-		printf -v "$cv" '%s' "$c"
-	fi
-	if [ -z "${!mv:-}" ] || [ "$m" -gt "${!mv}" ]; then
-		printf -v "$mv" '%s' "$m"
-	fi
-}
 
 # count NS FAMILY: routes in the benchmark's table.
 count() {

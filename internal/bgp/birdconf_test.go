@@ -60,7 +60,7 @@ func TestBirdConfigFilters(t *testing.T) {
 		t.Fatalf("speakers: %+v", ss)
 	}
 	red := BirdConfig(ss[0], "/run/x/bird.log")
-	for _, want := range []string{
+	expectLines(t, "red's configuration", red,
 		"router id 10.250.0.1;",
 		`log "/run/x/bird.log" all;`,
 		"route 10.1.0.0/24 blackhole;",
@@ -75,13 +75,9 @@ func TestBirdConfigFilters(t *testing.T) {
 		"protocol bgp peer_10_9_0_1 {\n  local as 64501;\n  neighbor 10.9.0.1 as 65000;",
 		"receive limit 3 action restart;",
 		"if net ~ [ 0.0.0.0/0, 10.9.0.0/16 ] then accept;",
-	} {
-		if !strings.Contains(red, want) {
-			t.Errorf("red's configuration lacks %q:\n%s", want, red)
-		}
-	}
+	)
 	blue := BirdConfig(ss[1], "")
-	for _, want := range []string{
+	expectLines(t, "blue's configuration", blue,
 		"protocol kernel kernel6 {",
 		"protocol static originate6 {\n  ipv6;\n  route 2001:db8:2::/48 blackhole;",
 		// blue's pipe end routes a default route to red, but red may
@@ -89,11 +85,7 @@ func TestBirdConfigFilters(t *testing.T) {
 		"protocol bgp pipe_rb {\n  local 10.250.0.2 as 64502;\n  neighbor 10.250.0.1 as 64501;",
 		"if net ~ [ 10.1.0.0/24 ] then accept;\n      reject;\n    };\n    export filter {\n      if net ~ [ 10.2.0.0/24 ] then accept;",
 		"if net ~ [ 2001:db8:1::/48 ] then accept;",
-	} {
-		if !strings.Contains(blue, want) {
-			t.Errorf("blue's configuration lacks %q:\n%s", want, blue)
-		}
-	}
+	)
 	if strings.Contains(red, "bfd") == false || strings.Contains(blue, "bfd") {
 		t.Errorf("bfd only where asked")
 	}
@@ -161,7 +153,7 @@ Table master4:
 func TestFRRConfigFilters(t *testing.T) {
 	ss := speakers(t)
 	red := FRRConfig(ss[0])
-	for _, want := range []string{
+	expectLines(t, "red's bgpd.conf", red,
 		"ip prefix-list tr_in_pipe_rb seq 5 permit 10.2.0.0/24\nroute-map tr_in_pipe_rb permit 10\n match ip address prefix-list tr_in_pipe_rb\nexit",
 		"ip prefix-list tr_out_pipe_rb seq 5 permit 10.1.0.0/24",
 		"ip prefix-list tr_in_peer_10_9_0_1 seq 5 permit 0.0.0.0/0\nip prefix-list tr_in_peer_10_9_0_1 seq 10 permit 10.9.0.0/16",
@@ -172,21 +164,24 @@ func TestFRRConfigFilters(t *testing.T) {
 		"  network 10.1.0.0/24",
 		"  neighbor 10.250.0.2 maximum-prefix 11 force",
 		"  neighbor 10.9.0.1 maximum-prefix 3 restart 1 force",
-	} {
-		if !strings.Contains(red, want) {
-			t.Errorf("red's bgpd.conf lacks %q:\n%s", want, red)
-		}
-	}
+	)
 	blue := FRRConfig(ss[1])
-	for _, want := range []string{
+	expectLines(t, "blue's bgpd.conf", blue,
 		"ipv6 prefix-list tr_in_peer_2001_db8_ff__1 seq 5 permit 2001:db8:1::/48\nroute-map tr_in_peer_2001_db8_ff__1 permit 10\n match ipv6 address prefix-list",
 		" address-family ipv6 unicast\n  network 2001:db8:2::/48\n  neighbor 2001:db8:ff::1 activate",
-	} {
-		if !strings.Contains(blue, want) {
-			t.Errorf("blue's bgpd.conf lacks %q:\n%s", want, blue)
-		}
-	}
+	)
 	if strings.Contains(blue, "bfd profile") {
 		t.Errorf("bfd only where asked:\n%s", blue)
+	}
+}
+
+// expectLines fails the test for each of wants that the configuration
+// text (what names it) lacks.
+func expectLines(t *testing.T, what, text string, wants ...string) {
+	t.Helper()
+	for _, want := range wants {
+		if !strings.Contains(text, want) {
+			t.Errorf("%s lacks %q:\n%s", what, want, text)
+		}
 	}
 }

@@ -49,7 +49,7 @@ killswitch: {}
 		}
 	}
 	all := strings.Join(lines, "\n")
-	for _, want := range []string{
+	expectContains(t, all,
 		"route default dev wg0 table 1000 scope link",
 		"route default (::/0) dev wg0 table 1000",
 		"route 10.99.0.0/16 dev wg0 table main scope link",
@@ -60,11 +60,7 @@ killswitch: {}
 		`wireguard_guard: meta nfproto ipv6 iifname != { "wg0", "lo" } ip6 daddr 2001:db8:30::2 counter drop`,
 		`killswitch_postrouting: oifname "wg0" accept`,
 		`killswitch_postrouting: meta nfproto ipv4 ip daddr 198.51.100.2 meta l4proto udp th dport 51820 accept`,
-	} {
-		if !strings.Contains(all, want) {
-			t.Errorf("missing %q in:\n%s", want, all)
-		}
-	}
+	)
 	for _, l := range res.State.Links {
 		if l.Name == "wg0" && l.WireGuard.FwMark != 1000 {
 			t.Errorf("wg0's fwmark is %d, want the table's 1000", l.WireGuard.FwMark)

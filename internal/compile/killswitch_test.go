@@ -38,14 +38,10 @@ func tincFacts() *facts.VPN {
 func TestTincNodeOnlyOnItsPort(t *testing.T) {
 	res := compileWith(t, tincConfig, labClient(), map[string]*facts.VPN{"home": tincFacts()})
 	fw := firewallText(res.State.Firewall)
-	for _, want := range []string{
+	expectContains(t, fw,
 		`meta nfproto ipv4 ip daddr 198.51.100.2 meta l4proto udp th dport 655 accept "VPN server"`,
 		`meta nfproto ipv4 ip daddr 198.51.100.2 meta l4proto tcp th dport 655 accept "VPN server"`,
-	} {
-		if !strings.Contains(fw, want) {
-			t.Errorf("missing %q in:\n%s", want, fw)
-		}
-	}
+	)
 	if strings.Contains(fw, `ip daddr 198.51.100.2 accept`) {
 		t.Errorf("the node's address is allowed on every port and protocol:\n%s", fw)
 	}

@@ -64,7 +64,7 @@ killswitch:
 func TestVPNUp(t *testing.T) {
 	res := compileWith(t, vpnConfig, labClient(), map[string]*facts.VPN{"work": labVPN()})
 	got := strings.Join(rendered(t, res.State), "\n")
-	for _, want := range []string{
+	expectContains(t, got,
 		"route default via 10.30.0.1 dev wg0 table 1000 src 10.30.0.2",
 		"route 198.51.100.2/32 via 10.1.0.1 dev eth0 table main",
 		"route 0.0.0.0/1 via 10.30.0.1 dev wg0 table main src 10.30.0.2",
@@ -72,11 +72,7 @@ func TestVPNUp(t *testing.T) {
 		"rule pref 4001 from all ipproto 6 dport 22 lookup 1001",
 		"rule -6 pref 4001 from all ipproto 6 dport 22 lookup 1001",
 		"rule pref 4002 from all fwmark 0x3000000/0xf000000 lookup 1000",
-	} {
-		if !strings.Contains(got, want) {
-			t.Errorf("missing %q in:\n%s", want, got)
-		}
-	}
+	)
 	if strings.Contains(got, "rule -6 pref 4000") {
 		t.Errorf("the inside identity has no IPv6 address; no IPv6 selector rule for it:\n%s", got)
 	}
@@ -198,14 +194,10 @@ func TestVPNServersKnownInAdvance(t *testing.T) {
 	yaml := strings.Replace(vpnConfig, "  - {name: work, type: openvpn}", "  - {name: work, type: openvpn, servers: [\"198.51.100.2:1194/udp\", \"2001:db8:51::2\"]}", 1)
 	res := compileWith(t, yaml, labClient(), nil)
 	fw := firewallText(res.State.Firewall)
-	for _, want := range []string{
+	expectContains(t, fw,
 		`meta nfproto ipv4 ip daddr 198.51.100.2 meta l4proto udp th dport 1194 accept "VPN server"`,
 		`meta nfproto ipv6 ip6 daddr 2001:db8:51::2 accept "VPN server"`,
-	} {
-		if !strings.Contains(fw, want) {
-			t.Errorf("missing %s in\n%s", want, fw)
-		}
-	}
+	)
 	// Up, the redirect uses the listed servers even if the hook says none.
 	v := labVPN()
 	v.Servers = nil
@@ -244,5 +236,16 @@ func TestPushedRoutes(t *testing.T) {
 	res = compileWith(t, off, labClient(), map[string]*facts.VPN{"work": v})
 	if strings.Contains(strings.Join(rendered(t, res.State), "\n"), "10.99.0.0/16") {
 		t.Error("pushed_routes: false still installs pushed routes")
+	}
+}
+
+// expectContains fails the test for each of wants that text (a rendered
+// state or firewall) lacks.
+func expectContains(t *testing.T, text string, wants ...string) {
+	t.Helper()
+	for _, want := range wants {
+		if !strings.Contains(text, want) {
+			t.Errorf("missing %q in:\n%s", want, text)
+		}
 	}
 }

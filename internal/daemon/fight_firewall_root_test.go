@@ -18,8 +18,6 @@ import (
 func TestFirewallFight(t *testing.T) {
 	w := newWorld(t, "ff")
 	p := w.startDaemon()
-	pid := p.cmd.Process.Pid
-	before := cpuTicks(t, pid)
 	// The other program: a netlink flush every 10 ms (an nft process
 	// each time would be much slower).
 	h, err := netns.GetFromName(w.top)
@@ -31,9 +29,8 @@ func TestFirewallFight(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	start := time.Now()
 	flushes, found := 0, 0
-	for time.Since(start) < 10*time.Second {
+	fight, ended, cpu := fightFor10s(t, p, func() {
 		if ts, err := nc.ListTablesOfFamily(nftables.TableFamilyINet); err == nil && slices.ContainsFunc(ts, func(t *nftables.Table) bool { return t.Name == "tunroute" }) {
 			found++
 		}
@@ -42,10 +39,7 @@ func TestFirewallFight(t *testing.T) {
 			t.Fatal(err)
 		}
 		flushes++
-		time.Sleep(10 * time.Millisecond)
-	}
-	fight := time.Since(start)
-	cpu := float64(cpuTicks(t, pid)-before) / 100 / fight.Seconds() * 100
+	})
 	deadline := time.Now().Add(3 * time.Second)
 	for {
 		out, _ := exec.Command("ip", "netns", "exec", w.top, "nft", "list", "tables").Output()
@@ -57,7 +51,7 @@ func TestFirewallFight(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	back := time.Since(start.Add(fight))
+	back := time.Since(ended)
 	st, err := Ask(w.runDir, w.top, "status")
 	if err != nil {
 		t.Fatal(err)

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tunroute/tunroute/internal/testns"
 )
 
 // TestFight: another program deletes one of tunroute's rules every 10 ms
@@ -14,18 +16,12 @@ import (
 func TestFight(t *testing.T) {
 	w := newWorld(t, "fi")
 	p := w.startDaemon()
-	pid := p.cmd.Process.Pid
-	before := cpuTicks(t, pid)
-	start := time.Now()
 	deletes := 0
-	for time.Since(start) < 10*time.Second {
+	fight, ended, cpu := fightFor10s(t, p, func() {
 		if exec.Command("ip", "-n", w.top, "rule", "del", "pref", "5000", "from", "192.0.2.2").Run() == nil {
 			deletes++
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	fight := time.Since(start)
-	cpu := float64(cpuTicks(t, pid)-before) / 100 / fight.Seconds() * 100
+	})
 	st, err := Ask(w.runDir, w.top, "status")
 	if err != nil {
 		t.Fatal(err)
@@ -52,10 +48,26 @@ func TestFight(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	t.Logf("restored %s after the fight", time.Since(start.Add(fight)).Round(time.Millisecond))
+	t.Logf("restored %s after the fight", time.Since(ended).Round(time.Millisecond))
 	for _, l := range strings.Split(log, "\n") {
 		if strings.Contains(l, "WARN") {
 			t.Log(l)
 		}
 	}
+}
+
+// fightFor10s is the other program: undo runs every 10 ms for 10 s
+// against the daemon p. It returns how long the fight took, when it
+// ended and the daemon's CPU meanwhile (percent of one core).
+func fightFor10s(t *testing.T, p *proc, undo func()) (fight time.Duration, ended time.Time, cpu float64) {
+	t.Helper()
+	pid := p.cmd.Process.Pid
+	before := testns.ProcessCPU(t, pid)
+	start := time.Now()
+	for time.Since(start) < 10*time.Second {
+		undo()
+		time.Sleep(10 * time.Millisecond)
+	}
+	fight = time.Since(start)
+	return fight, start.Add(fight), 100 * (testns.ProcessCPU(t, pid) - before).Seconds() / fight.Seconds()
 }

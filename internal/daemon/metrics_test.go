@@ -13,6 +13,19 @@ import (
 	"time"
 )
 
+// serveMetricsLocally serves d's metrics on a loopback port until the
+// test ends and returns the base URL.
+func serveMetricsLocally(t *testing.T, d *Daemon) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go d.serveMetrics(l)
+	return "http://" + l.Addr().String()
+}
+
 // scrape reads /metrics and returns each sample's value by its line's
 // name and labels (as written).
 func scrape(t *testing.T, url string) map[string]float64 {
@@ -55,13 +68,7 @@ func TestMetricsScrape(t *testing.T) {
 	}
 	w := newWorld(t, "mt")
 	d, reps := w.daemonRun(Options{Log: testLog(t)})
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	go d.serveMetrics(l)
-	url := "http://" + l.Addr().String()
+	url := serveMetricsLocally(t, d)
 
 	before := scrape(t, url)
 	for _, name := range []string{"tunroute_daemon_in_sync", "tunroute_killswitch_table_present"} {
@@ -154,13 +161,7 @@ func TestMetricsHealth(t *testing.T) {
 		t.Fatal(err)
 	}
 	d, _ := w.daemonRun(Options{Log: testLog(t)})
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	go d.serveMetrics(l)
-	url := "http://" + l.Addr().String()
+	url := serveMetricsLocally(t, d)
 	const (
 		up      = `tunroute_health_state{identity="up",state="up"}`
 		changes = `tunroute_health_state_changes_total{identity="up"}`

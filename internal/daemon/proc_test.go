@@ -4,7 +4,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -87,19 +86,6 @@ func (w *world) startDaemon(args ...string) *proc {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-// cpuTicks is the process's user+system CPU time in clock ticks.
-func cpuTicks(tb testing.TB, pid int) int64 {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-	u, _ := strconv.ParseInt(f[11], 10, 64)
-	k, _ := strconv.ParseInt(f[12], 10, 64)
-	return u + k
 }
 
 // kernelState is what the kernel holds in the test's namespaces, as

@@ -7,13 +7,13 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/tunroute/tunroute/internal/compile"
 	"github.com/tunroute/tunroute/internal/config"
 	"github.com/tunroute/tunroute/internal/health"
+	"github.com/tunroute/tunroute/internal/testns"
 )
 
 // TestProbeCPU measures the CPU the prober uses for 10 identities with 3
@@ -26,17 +26,7 @@ func TestProbeCPU(t *testing.T) {
 		return
 	}
 	buildLab(t)
-	ln := listenTCPIn(t, nsNet, "203.0.113.1:443")
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
+	acceptAndCloseIn(t, nsNet, "203.0.113.1:443")
 	dns := listenIn(t, nsNet, "203.0.113.1:53")
 	defer dns.Close()
 	go func() {
@@ -100,17 +90,14 @@ func proberChild(t *testing.T) {
 	}
 	p := health.New(health.SocketProbe(ns), nil)
 	p.Update(probes)
-	var before syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &before)
+	before := testns.SelfCPU()
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	p.Start(ctx)
 	<-ctx.Done()
 	wall := time.Since(start)
-	var after syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &after)
-	cpu := time.Duration(after.Utime.Nano()-before.Utime.Nano()) + time.Duration(after.Stime.Nano()-before.Stime.Nano())
+	cpu := testns.SelfCPU() - before
 	up := 0
 	for _, s := range p.Status() {
 		if s.State == "up" {

@@ -55,23 +55,16 @@ func TestDaemonFailsOver(t *testing.T) {
 		t.Fatalf("no traffic through ISP 1 before the cut")
 	}
 	cut := time.Now()
-	for _, c := range dropRule.cut {
-		run(t, c...)
-	}
+	runAll(t, dropRule.cut)
 	healed := false
 	heal := func() {
 		if !healed {
 			healed = true
-			for _, c := range dropRule.heal {
-				run(t, c...)
-			}
+			runAll(t, dropRule.heal)
 		}
 	}
 	defer heal()
-	for len(arrivals) > 0 {
-		<-arrivals
-	}
-	a, ok := waitFor(arrivals, isp2Addr, cut.Add(15*time.Second))
+	a, ok := waitForFresh(arrivals, isp2Addr, cut.Add(15*time.Second))
 	if !ok {
 		t.Fatalf("no traffic through ISP 2 within 15 s of the cut; daemon status:\n%s", statusText(d))
 	}
@@ -83,10 +76,7 @@ func TestDaemonFailsOver(t *testing.T) {
 		t.Errorf("status text:\n%s", statusText(d))
 	}
 	heal()
-	for len(arrivals) > 0 {
-		<-arrivals
-	}
-	if _, ok := waitFor(arrivals, isp1Addr, time.Now().Add(20*time.Second)); !ok {
+	if _, ok := waitForFresh(arrivals, isp1Addr, time.Now().Add(20*time.Second)); !ok {
 		t.Fatalf("the traffic did not come back to ISP 1 after it healed; daemon status:\n%s", statusText(d))
 	}
 }

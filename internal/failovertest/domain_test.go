@@ -64,9 +64,7 @@ func TestGroupInDomain(t *testing.T) {
 		}
 	}
 	cut := time.Now()
-	for _, c := range dropRule.cut {
-		run(t, c...)
-	}
+	runAll(t, dropRule.cut)
 	defer func() {
 		for _, c := range dropRule.heal {
 			exec.Command(c[0], c[1:]...).Run()

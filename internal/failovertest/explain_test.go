@@ -34,9 +34,7 @@ func TestExplainSaysWhichMember(t *testing.T) {
 			exec.Command(c[0], c[1:]...).Run()
 		}
 	}()
-	for _, c := range dropRule.cut {
-		run(t, c...)
-	}
+	runAll(t, dropRule.cut)
 	// Wait for the verdict to be recorded by the apply that acted on it.
 	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(100 * time.Millisecond) {
 		f, err := d.e.LoadFacts()
@@ -53,7 +51,7 @@ func TestExplainSaysWhichMember(t *testing.T) {
 	base := []string{"--netns", nsHost, "--run-dir", d.e.RunDir}
 	explain := func(args ...string) string {
 		t.Helper()
-		return run(t, append(append([]string{bin, "explain"}, base...), args...)...)
+		return testns.Cmd(t, append(append([]string{bin, "explain"}, base...), args...)...)
 	}
 	wantText := []string{
 		"dev eth1",
@@ -118,7 +116,7 @@ func TestExplainSaysWhichMember(t *testing.T) {
 		t.Fatal(err)
 	}
 	script := `mount -t overlay overlay -o lowerdir=/etc,upperdir=$1/upper,workdir=$1/work /etc && shift && exec "$@"`
-	live := run(t, append([]string{"unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh", etc, bin, "explain"},
+	live := testns.Cmd(t, append([]string{"unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh", etc, bin, "explain"},
 		append(base, "198.51.100.10")...)...)
 	check("live", live)
 }

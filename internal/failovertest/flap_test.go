@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tunroute/tunroute/internal/testns"
 )
 
 // routeWatch counts the kernel's notifications of tunroute's route to
@@ -79,9 +81,9 @@ func TestFlappingLink(t *testing.T) {
 	start := time.Now()
 	flaps := 0
 	for time.Since(start) < flapFor {
-		run(t, "ip", "-n", nsISP1, "link", "set", "h0", "down")
+		testns.Cmd(t, "ip", "-n", nsISP1, "link", "set", "h0", "down")
 		time.Sleep(time.Second)
-		run(t, "ip", "-n", nsISP1, "link", "set", "h0", "up")
+		testns.Cmd(t, "ip", "-n", nsISP1, "link", "set", "h0", "up")
 		flaps++
 		time.Sleep(time.Second)
 	}
@@ -103,7 +105,7 @@ func TestFlappingLink(t *testing.T) {
 	// Calm again: the traffic comes back to ISP 1 once the damping lets it.
 	calm := time.Now()
 	for deadline := calm.Add(90 * time.Second); ; time.Sleep(200 * time.Millisecond) {
-		if strings.Contains(run(t, "ip", "-n", nsHost, "route", "show", "198.51.100.0/24"), "dev eth0") {
+		if strings.Contains(testns.Cmd(t, "ip", "-n", nsHost, "route", "show", "198.51.100.0/24"), "dev eth0") {
 			break
 		}
 		if time.Now().After(deadline) {

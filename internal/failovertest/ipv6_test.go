@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tunroute/tunroute/internal/health"
+	"github.com/tunroute/tunroute/internal/testns"
 )
 
 // ipv6Setup gives the lab IPv6: each link a /64 of 2001:db8::/32 (no
@@ -64,19 +65,9 @@ func TestIPv6Probes(t *testing.T) {
 		ipCmd(t, c)
 	}
 	for _, ns := range []string{nsISP1, nsISP2} {
-		run(t, "ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1")
+		testns.Cmd(t, "ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1")
 	}
-	ln := listenTCPIn(t, nsNet, "[2001:db8::1]:443")
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
+	acceptAndCloseIn(t, nsNet, "[2001:db8::1]:443")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	arrivals, stop := server(t)
@@ -94,14 +85,11 @@ func TestIPv6Probes(t *testing.T) {
 	if _, ok := waitFor(arrivals, isp1Addr, time.Now().Add(3*time.Second)); !ok {
 		t.Fatalf("no traffic through ISP 1 before the cut")
 	}
-	run(t, "ip", "netns", "exec", nsISP2, "nft", "add table inet fo; add chain inet fo fw { type filter hook forward priority 0; }; add rule inet fo fw ip6 saddr 2001:db8:1::2 counter")
+	testns.Cmd(t, "ip", "netns", "exec", nsISP2, "nft", "add table inet fo; add chain inet fo fw { type filter hook forward priority 0; }; add rule inet fo fw ip6 saddr 2001:db8:1::2 counter")
 	cut := time.Now()
-	run(t, "ip", "netns", "exec", nsISP1, "nft", "add table inet fo; add chain inet fo fw { type filter hook forward priority 0; }; add rule inet fo fw meta nfproto ipv6 drop")
+	testns.Cmd(t, "ip", "netns", "exec", nsISP1, "nft", "add table inet fo; add chain inet fo fw { type filter hook forward priority 0; }; add rule inet fo fw meta nfproto ipv6 drop")
 	defer exec.Command("ip", "netns", "exec", nsISP1, "nft", "delete table inet fo").Run()
-	for len(arrivals) > 0 {
-		<-arrivals
-	}
-	a, ok := waitFor(arrivals, isp2Addr, cut.Add(15*time.Second))
+	a, ok := waitForFresh(arrivals, isp2Addr, cut.Add(15*time.Second))
 	if !ok {
 		t.Fatalf("no traffic through ISP 2 within 15 s of cutting ISP 1's IPv6; status %+v", d.prober.Status())
 	}
@@ -124,9 +112,7 @@ func TestIPv6Probes(t *testing.T) {
 	// IPv4 still works through ISP 1 (a datagram from isp1's address,
 	// which its rule sends by its table, arrives): only the IPv6 probes
 	// could tell.
-	for len(arrivals) > 0 {
-		<-arrivals
-	}
+	drain(arrivals)
 	dialIn(t, nsHost, func() {
 		c, err := net.DialUDP("udp", &net.UDPAddr{IP: net.ParseIP("10.1.0.2")}, &net.UDPAddr{IP: net.ParseIP("198.51.100.10"), Port: 9000})
 		if err != nil {
@@ -158,7 +144,7 @@ func TestIPv6Probes(t *testing.T) {
 			}
 		}
 	}
-	if out := run(t, "ip", "netns", "exec", nsISP2, "nft", "list chain inet fo fw"); !strings.Contains(out, "packets 0 bytes 0") {
+	if out := testns.Cmd(t, "ip", "netns", "exec", nsISP2, "nft", "list chain inet fo fw"); !strings.Contains(out, "packets 0 bytes 0") {
 		t.Errorf("packets from isp1's IPv6 address crossed ISP 2:\n%s", out)
 	}
 	fmt.Printf("lying probe (IPv6): 10 rounds of isp1's ICMPv6 and TCP probes after the cut, 0 answered; isp2's answered; 0 packets from 2001:db8:1::2 through ISP 2\n")

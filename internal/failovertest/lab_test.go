@@ -19,6 +19,7 @@ import (
 	"github.com/tunroute/tunroute/internal/compile"
 	"github.com/tunroute/tunroute/internal/engine"
 	"github.com/tunroute/tunroute/internal/health"
+	"github.com/tunroute/tunroute/internal/testns"
 )
 
 // The lab: the host (tr-fo2-h) has eth0 to ISP 1 (tr-fo2-i1) and eth1 to
@@ -75,16 +76,9 @@ killswitch:
     - to: 198.51.100.0/24
 `
 
-func run(t *testing.T, args ...string) string {
-	t.Helper()
-	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return string(out)
+func ipCmd(t *testing.T, args string) {
+	testns.Cmd(t, append([]string{"ip"}, strings.Fields(args)...)...)
 }
-
-func ipCmd(t *testing.T, args string) { run(t, append([]string{"ip"}, strings.Fields(args)...)...) }
 
 func buildLab(t *testing.T) {
 	if os.Geteuid() != 0 {
@@ -109,7 +103,7 @@ func buildLab(t *testing.T) {
 		ipCmd(t, c)
 	}
 	for _, ns := range []string{nsISP1, nsISP2} {
-		run(t, "ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+		testns.Cmd(t, "ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv4.ip_forward=1")
 	}
 }
 
@@ -272,26 +266,13 @@ func server(t *testing.T) (<-chan arrival, func()) {
 // listenIn opens a UDP socket inside a namespace (on a thread that
 // entered it and is never reused).
 func listenIn(t *testing.T, ns, addr string) net.PacketConn {
-	h, err := netns.GetFromName(ns)
+	var c net.PacketConn
+	var err error
+	inNS(t, ns, func() { c, err = net.ListenPacket("udp", addr) })
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer h.Close()
-	type res struct {
-		c   net.PacketConn
-		err error
-	}
-	ch := make(chan res, 1)
-	go func() {
-		runtimeLockAndSet(h)
-		c, err := net.ListenPacket("udp", addr)
-		ch <- res{c, err}
-	}()
-	r := <-ch
-	if r.err != nil {
-		t.Fatal(r.err)
-	}
-	return r.c
+	return c
 }
 
 // sender sends a datagram to the server every 5 ms from the host, with
@@ -299,20 +280,26 @@ func listenIn(t *testing.T, ns, addr string) net.PacketConn {
 // the host has at that moment.
 func sender(t *testing.T, ctx context.Context) {
 	conn := listenIn(t, nsHost, "0.0.0.0:0")
+	to := &net.UDPAddr{IP: net.ParseIP("198.51.100.10"), Port: 9000}
 	go func() {
 		defer conn.Close()
-		to := &net.UDPAddr{IP: net.ParseIP("198.51.100.10"), Port: 9000}
-		tick := time.NewTicker(5 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			conn.WriteTo([]byte("x"), to) // errors while re-routing are expected
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-			}
-		}
+		every5ms(ctx, func() { conn.WriteTo([]byte("x"), to) }) // errors while re-routing are expected
 	}()
+}
+
+// every5ms calls send every 5 ms until ctx ends: the steady stream of
+// datagrams whose arrivals tell which way the traffic goes.
+func every5ms(ctx context.Context, send func()) {
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		send()
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
 }
 
 func waitFor(ch <-chan arrival, src netip.Addr, until time.Time) (arrival, bool) {
@@ -329,6 +316,21 @@ func waitFor(ch <-chan arrival, src netip.Addr, until time.Time) (arrival, bool)
 			return arrival{}, false
 		}
 	}
+}
+
+// drain forgets the arrivals already queued: packets in flight before
+// the change the caller just made.
+func drain(ch <-chan arrival) {
+	for len(ch) > 0 {
+		<-ch
+	}
+}
+
+// waitForFresh waits for an arrival from src sent after the change the
+// caller just made (what was queued before is dropped first).
+func waitForFresh(ch <-chan arrival, src netip.Addr, until time.Time) (arrival, bool) {
+	drain(ch)
+	return waitFor(ch, src, until)
 }
 
 var (
@@ -415,16 +417,11 @@ func uplinkCut(t *testing.T, kind cutKind, timeout string) {
 	}
 
 	// Count what crosses ISP 2 from isp1's address from now on.
-	run(t, "ip", "netns", "exec", nsISP2, "nft", "add table inet fo; add chain inet fo fw { type filter hook forward priority 0; }; add rule inet fo fw ip saddr 10.1.0.2 counter")
+	testns.Cmd(t, "ip", "netns", "exec", nsISP2, "nft", "add table inet fo; add chain inet fo fw { type filter hook forward priority 0; }; add rule inet fo fw ip saddr 10.1.0.2 counter")
 	cut := time.Now()
-	for _, c := range kind.cut {
-		run(t, c...)
-	}
+	runAll(t, kind.cut)
 	// Drain what was in flight before the cut.
-	for len(arrivals) > 0 {
-		<-arrivals
-	}
-	a, ok := waitFor(arrivals, isp2Addr, cut.Add(15*time.Second))
+	a, ok := waitForFresh(arrivals, isp2Addr, cut.Add(15*time.Second))
 	if !ok {
 		t.Fatalf("no traffic through ISP 2 within 15 s of the cut; status %+v", d.prober.Status())
 	}
@@ -484,7 +481,7 @@ func uplinkCut(t *testing.T, kind cutKind, timeout string) {
 			t.Fatalf("isp2's probe of the same target failed: %v", err2)
 		}
 	}
-	if out := run(t, "ip", "netns", "exec", nsISP2, "nft", "list chain inet fo fw"); !strings.Contains(out, "packets 0 bytes 0") {
+	if out := testns.Cmd(t, "ip", "netns", "exec", nsISP2, "nft", "list chain inet fo fw"); !strings.Contains(out, "packets 0 bytes 0") {
 		t.Errorf("packets from isp1's address crossed ISP 2:\n%s", out)
 	}
 	fmt.Printf("lying probe: 10 probes of isp1 after the cut, 0 answered; isp2's 10 probes of the same target answered; 0 packets from 10.1.0.2 through ISP 2\n")
@@ -492,13 +489,8 @@ func uplinkCut(t *testing.T, kind cutKind, timeout string) {
 	// Recovery: ISP 1 answers again; the traffic returns only after `up`
 	// (5) good rounds in a row.
 	healed := time.Now()
-	for _, c := range kind.heal {
-		run(t, c...)
-	}
-	for len(arrivals) > 0 {
-		<-arrivals
-	}
-	back, ok := waitFor(arrivals, isp1Addr, healed.Add(15*time.Second))
+	runAll(t, kind.heal)
+	back, ok := waitForFresh(arrivals, isp1Addr, healed.Add(15*time.Second))
 	if !ok {
 		t.Fatalf("no traffic back through ISP 1 within 15 s; status %+v", d.prober.Status())
 	}
@@ -518,28 +510,18 @@ func uplinkCut(t *testing.T, kind cutKind, timeout string) {
 // currentSystemProbes are the probes of every namespace the last compile
 // asked for, as the prober runs them.
 func (d *daemon) currentSystemProbes(t *testing.T) []healthProbe {
-	s, err := d.e.Observe(false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	cfg, err := d.e.LoadConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := d.e.LoadFacts()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := s.Plan(cfg, f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return health.SystemProbes(c.System)
+	return health.SystemProbes(d.currentPlan(t).System)
 }
 
 // currentProbes are the probes the last compile asked for, isp1's first.
 func (d *daemon) currentProbes(t *testing.T) []healthProbe {
+	return d.currentPlan(t).Compiled().Probes
+}
+
+// currentPlan is what the daemon's engine would do now from its config,
+// facts and the kernel as observed.
+func (d *daemon) currentPlan(t *testing.T) *engine.Change {
+	t.Helper()
 	s, err := d.e.Observe(false)
 	if err != nil {
 		t.Fatal(err)
@@ -557,5 +539,5 @@ func (d *daemon) currentProbes(t *testing.T) []healthProbe {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return c.Compiled().Probes
+	return c
 }

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tunroute/tunroute/internal/testns"
 )
 
 // TestNATedFlowMoves: the host is a router: a LAN (tr-fo2-l) behind
@@ -49,13 +51,13 @@ func natFlow(t *testing.T, name, nat string, forget, wantMove bool) {
 		"-n " + nsLAN + " route add default via 192.168.50.1"} {
 		ipCmd(t, c)
 	}
-	run(t, "ip", "netns", "exec", nsHost, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+	testns.Cmd(t, "ip", "netns", "exec", nsHost, "sysctl", "-qw", "net.ipv4.ip_forward=1")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	run(t, "ip", "netns", "exec", nsHost, "nft", "add table ip labnat; add chain ip labnat post { type nat hook postrouting priority 100; }; "+nat)
+	testns.Cmd(t, "ip", "netns", "exec", nsHost, "nft", "add table ip labnat; add chain ip labnat post { type nat hook postrouting priority 100; }; "+nat)
 	// ISP 2 drops what does not come from its customer's address (as
 	// ISPs do: BCP 38), so an unforgotten flow cannot sneak through.
-	run(t, "ip", "netns", "exec", nsISP2, "nft", "add table inet bcp38; add chain inet bcp38 fw { type filter hook forward priority 0; }; add rule inet bcp38 fw iifname h0 ip saddr != 10.2.0.2 counter drop")
+	testns.Cmd(t, "ip", "netns", "exec", nsISP2, "nft", "add table inet bcp38; add chain inet bcp38 fw { type filter hook forward priority 0; }; add rule inet bcp38 fw iifname h0 ip saddr != 10.2.0.2 counter drop")
 	arrivals, stop := server(t)
 	defer stop()
 	d := startDaemonWith(t, ctx, strings.ReplaceAll(labConfig, "TIMEOUT", "300ms"))
@@ -70,29 +72,13 @@ func natFlow(t *testing.T, name, nat string, forget, wantMove bool) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	go func() {
-		tick := time.NewTicker(5 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			conn.Write([]byte("x"))
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-			}
-		}
-	}()
+	go every5ms(ctx, func() { conn.Write([]byte("x")) })
 	if _, ok := waitFor(arrivals, isp1Addr, time.Now().Add(3*time.Second)); !ok {
 		t.Fatal("the flow does not go through ISP 1 before the cut")
 	}
 	cut := time.Now()
-	for _, c := range dropRule.cut {
-		run(t, c...)
-	}
-	for len(arrivals) > 0 {
-		<-arrivals
-	}
-	a, ok := waitFor(arrivals, isp2Addr, cut.Add(8*time.Second))
+	runAll(t, dropRule.cut)
+	a, ok := waitForFresh(arrivals, isp2Addr, cut.Add(8*time.Second))
 	d.mu.Lock()
 	forgotten := d.forgotten
 	d.mu.Unlock()

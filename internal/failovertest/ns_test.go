@@ -8,6 +8,7 @@ import (
 	"github.com/vishvananda/netns"
 
 	"github.com/tunroute/tunroute/internal/compile"
+	"github.com/tunroute/tunroute/internal/testns"
 )
 
 type healthProbe = compile.Probe
@@ -40,6 +41,14 @@ func inNS(t *testing.T, ns string, f func()) {
 // dialIn runs f, which dials, inside the namespace.
 func dialIn(t *testing.T, ns string, f func()) { inNS(t, ns, f) }
 
+// runAll runs each command in order (a cut or a heal of the lab).
+func runAll(t *testing.T, cmds [][]string) {
+	t.Helper()
+	for _, c := range cmds {
+		testns.Cmd(t, c...)
+	}
+}
+
 // listenTCPIn listens on a TCP address inside the namespace.
 func listenTCPIn(t *testing.T, ns, addr string) net.Listener {
 	var ln net.Listener
@@ -49,4 +58,21 @@ func listenTCPIn(t *testing.T, ns, addr string) net.Listener {
 		t.Fatal(err)
 	}
 	return ln
+}
+
+// acceptAndCloseIn listens on a TCP address inside the namespace and closes
+// every connection it takes: a server whose only job is to answer the
+// handshake. The listener closes when the test ends.
+func acceptAndCloseIn(t *testing.T, ns, addr string) {
+	ln := listenTCPIn(t, ns, addr)
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
 }

@@ -44,24 +44,14 @@ func TestLoadSharing(t *testing.T) {
 	buildLab(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	run(t, "ip", "netns", "exec", nsHost, "sysctl", "-qw", "net.ipv4.fib_multipath_hash_policy=1")
-	run(t, "ip", "netns", "exec", nsHost, "nft", "add table ip labnat; add chain ip labnat post { type nat hook postrouting priority 100; }; add rule ip labnat post oifname { eth0, eth1 } masquerade")
+	testns.Cmd(t, "ip", "netns", "exec", nsHost, "sysctl", "-qw", "net.ipv4.fib_multipath_hash_policy=1")
+	testns.Cmd(t, "ip", "netns", "exec", nsHost, "nft", "add table ip labnat; add chain ip labnat post { type nat hook postrouting priority 100; }; add rule ip labnat post oifname { eth0, eth1 } masquerade")
 	for _, ns := range []string{nsISP1, nsISP2} {
-		run(t, "ip", "netns", "exec", ns, "nft", "add table inet fo; add chain inet fo fw { type filter hook forward priority 0; }; add rule inet fo fw tcp dport 8000 tcp flags & (syn | ack) == syn counter")
+		testns.Cmd(t, "ip", "netns", "exec", ns, "nft", "add table inet fo; add chain inet fo fw { type filter hook forward priority 0; }; add rule inet fo fw tcp dport 8000 tcp flags & (syn | ack) == syn counter")
 	}
 	d := startDaemonWith(t, ctx, shareConfig)
 	_ = d
-	ln := listenTCPIn(t, nsNet, "198.51.100.10:8000")
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
+	acceptAndCloseIn(t, nsNet, "198.51.100.10:8000")
 	const flows = 1000
 	failed := 0
 	dialIn(t, nsHost, func() {
@@ -78,7 +68,7 @@ func TestLoadSharing(t *testing.T) {
 		t.Errorf("%d of %d connections failed", failed, flows)
 	}
 	count := func(ns string) int {
-		out := run(t, "ip", "netns", "exec", ns, "nft", "list chain inet fo fw")
+		out := testns.Cmd(t, "ip", "netns", "exec", ns, "nft", "list chain inet fo fw")
 		m := regexp.MustCompile(`counter packets (\d+)`).FindStringSubmatch(out)
 		n, _ := strconv.Atoi(m[1])
 		return n
@@ -128,11 +118,11 @@ func TestMultipathHashReported(t *testing.T) {
 	if out := tunroute("plan"); strings.Contains(out, "~ sysctl") {
 		t.Errorf("the plan changes a sysctl of the namespace tunroute runs in:\n%s", out)
 	}
-	run(t, "ip", "netns", "exec", nsHost, "sysctl", "-qw", "net.ipv4.fib_multipath_hash_policy=1", "net.ipv6.fib_multipath_hash_policy=1")
+	testns.Cmd(t, "ip", "netns", "exec", nsHost, "sysctl", "-qw", "net.ipv4.fib_multipath_hash_policy=1", "net.ipv6.fib_multipath_hash_policy=1")
 	if out := tunroute("status"); strings.Contains(out, "multipath_hash_policy") {
 		t.Errorf("status with the kernel hashing L4 still speaks of it:\n%s", out)
 	}
-	if got := strings.TrimSpace(run(t, "ip", "netns", "exec", nsHost, "sysctl", "-n", "net.ipv4.fib_multipath_hash_policy")); got != "1" {
+	if got := strings.TrimSpace(testns.Cmd(t, "ip", "netns", "exec", nsHost, "sysctl", "-n", "net.ipv4.fib_multipath_hash_policy")); got != "1" {
 		t.Errorf("policy %s", got)
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/tunroute/tunroute/internal/testns"
 )
 
 // Two tunnels (stand-ins: veth links to two VPN servers' namespaces,
@@ -70,11 +72,11 @@ func TestTunnelDead(t *testing.T) {
 		ipCmd(t, c)
 	}
 	for _, ns := range []string{nsA, nsB} {
-		run(t, "ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+		testns.Cmd(t, "ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv4.ip_forward=1")
 	}
 	// Count what goes to the destination through either ISP: in clear.
 	for _, ns := range []string{nsISP1, nsISP2} {
-		run(t, "ip", "netns", "exec", ns, "nft", "add table inet fo; add chain inet fo fw { type filter hook forward priority 0; }; add rule inet fo fw ip daddr 198.51.100.0/24 counter")
+		testns.Cmd(t, "ip", "netns", "exec", ns, "nft", "add table inet fo; add chain inet fo fw { type filter hook forward priority 0; }; add rule inet fo fw ip daddr 198.51.100.0/24 counter")
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -87,18 +89,15 @@ func TestTunnelDead(t *testing.T) {
 		t.Fatalf("no traffic through tunnel A; status %+v", d.prober.Status())
 	}
 	cut := time.Now()
-	run(t, "ip", "netns", "exec", nsA, "nft", "add table inet dead; add chain inet dead in { type filter hook input priority 0; policy drop; }; add chain inet dead fw { type filter hook forward priority 0; policy drop; }")
-	for len(arrivals) > 0 {
-		<-arrivals
-	}
-	a, ok := waitFor(arrivals, viaB, cut.Add(10*time.Second))
+	testns.Cmd(t, "ip", "netns", "exec", nsA, "nft", "add table inet dead; add chain inet dead in { type filter hook input priority 0; policy drop; }; add chain inet dead fw { type filter hook forward priority 0; policy drop; }")
+	a, ok := waitForFresh(arrivals, viaB, cut.Add(10*time.Second))
 	if !ok {
 		t.Fatalf("no traffic through tunnel B within 10 s of server A's death; status %+v", d.prober.Status())
 	}
 	time.Sleep(time.Second) // and a while on tunnel B
 	clear := 0
 	for _, ns := range []string{nsISP1, nsISP2} {
-		out := run(t, "ip", "netns", "exec", ns, "nft", "list chain inet fo fw")
+		out := testns.Cmd(t, "ip", "netns", "exec", ns, "nft", "list chain inet fo fw")
 		m := regexp.MustCompile(`counter packets (\d+)`).FindStringSubmatch(out)
 		n, _ := strconv.Atoi(m[1])
 		clear += n

@@ -8,11 +8,11 @@ import (
 	"runtime"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/tunroute/tunroute/internal/state"
+	"github.com/tunroute/tunroute/internal/testns"
 )
 
 var bigOnce struct {
@@ -100,17 +100,15 @@ func BenchmarkNew(b *testing.B) {
 // measure runs one batch and returns queries per second of wall time
 // and per second of CPU time (this process, all threads).
 func measure(tb testing.TB, f *FIB, queries []byte, workers int) (wall, cpu float64) {
-	var r0, r1 syscall.Rusage
 	runtime.GC()
-	syscall.Getrusage(syscall.RUSAGE_SELF, &r0)
+	cpu0 := testns.SelfCPU()
 	start := time.Now()
 	n, err := f.Batch(bytes.NewReader(queries), io.Discard, BatchOptions{Workers: workers})
 	el := time.Since(start)
-	syscall.Getrusage(syscall.RUSAGE_SELF, &r1)
+	used := testns.SelfCPU() - cpu0
 	if err != nil {
 		tb.Fatal(err)
 	}
-	used := time.Duration(r1.Utime.Nano()+r1.Stime.Nano()-r0.Utime.Nano()-r0.Stime.Nano()) * time.Nanosecond
 	return float64(n) / el.Seconds(), float64(n) / used.Seconds()
 }
 

@@ -14,24 +14,14 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/tunroute/tunroute/internal/state"
+	"github.com/tunroute/tunroute/internal/testns"
 )
 
 // newDm2NS creates the namespace tr-dm2-k<short>-<pid>, deleted when the
 // test ends.
 func newDm2NS(t *testing.T, short string) string {
 	t.Helper()
-	name := fmt.Sprintf("tr-dm2-k%s-%d", short, os.Getpid())
-	exec.Command("ip", "netns", "del", name).Run() // a leftover of a killed run
-	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
-		t.Fatalf("ip netns add %s: %v: %s", name, err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("ip", "netns", "del", name).CombinedOutput(); err != nil {
-			t.Errorf("ip netns del %s: %v: %s", name, err, out)
-		}
-	})
-	ipn(t, name, "link", "set", "lo", "up")
-	return name
+	return testns.NewNS(t, fmt.Sprintf("tr-dm2-k%s-%d", short, os.Getpid()))
 }
 
 // TestObserveFirewallCounters: ObserveFirewall reads tunroute's table

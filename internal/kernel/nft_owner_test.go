@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/tunroute/tunroute/internal/state"
+	"github.com/tunroute/tunroute/internal/testns"
 	"golang.org/x/sys/unix"
 )
 
@@ -17,16 +18,7 @@ import (
 func newOkNS(t *testing.T, short string) string {
 	t.Helper()
 	needNft(t)
-	name := fmt.Sprintf("tr-ok-k%s-%d", short, os.Getpid())
-	exec.Command("ip", "netns", "del", name).Run() // a leftover of a killed run
-	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
-		t.Fatalf("ip netns add %s: %v: %s", name, err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("ip", "netns", "del", name).CombinedOutput(); err != nil {
-			t.Errorf("ip netns del %s: %v: %s", name, err, out)
-		}
-	})
+	name := testns.NewNS(t, fmt.Sprintf("tr-ok-k%s-%d", short, os.Getpid()))
 	fakeCgroups(t, "system.slice/backup.service") // vpnUpFirewall's
 	return name
 }

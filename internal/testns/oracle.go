@@ -38,6 +38,17 @@ func IPErr(ns string, args ...string) (string, error) {
 	return string(out), nil
 }
 
+// Cmd runs argv (a program and its arguments) and returns its output; a
+// failure fails the test, with the command line and the output.
+func Cmd(tb testing.TB, argv ...string) string {
+	tb.Helper()
+	out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput()
+	if err != nil {
+		tb.Fatalf("%s: %v\n%s", strings.Join(argv, " "), err, out)
+	}
+	return string(out)
+}
+
 // Nft runs nft(8) with args inside the named namespace, with stdin as
 // its input if not "".
 func Nft(ns, stdin string, args ...string) (string, error) {

@@ -64,6 +64,20 @@ func broken(rep *Report) []*Result {
 	return out
 }
 
+// expectAllHold fails the test, with the violations logged, unless every
+// property of the report holds; what says which check it was ("" when
+// the test has only one).
+func expectAllHold(t *testing.T, rep *Report, what string) {
+	t.Helper()
+	if b := broken(rep); len(b) > 0 {
+		logReport(t, rep)
+		if what != "" {
+			what += ": "
+		}
+		t.Errorf("%s%d properties broken", what, len(b))
+	}
+}
+
 func logReport(t *testing.T, rep *Report) {
 	t.Helper()
 	for _, r := range rep.Results {
@@ -140,10 +154,7 @@ func TestExamplesHold(t *testing.T) {
 				obs.Routes = append(obs.Routes, state.Route{Table: 254, Type: state.RouteUnicast, Dst: netip.MustParsePrefix("10.125.0.0/24"), Protocol: 2, Scope: state.ScopeLink, Nexthops: []state.Nexthop{{Dev: "dtforeign0"}}})
 			}
 			rep := check(t, string(data), obs, fs)
-			if b := broken(rep); len(b) > 0 {
-				logReport(t, rep)
-				t.Errorf("%d properties broken", len(b))
-			}
+			expectAllHold(t, rep, "")
 			t.Logf("%d scenarios, %d classes", len(rep.Scenarios), rep.Cells)
 		})
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/tunroute/tunroute/internal/compile"
 	"github.com/tunroute/tunroute/internal/config"
 	"github.com/tunroute/tunroute/internal/nfteval"
+	"github.com/tunroute/tunroute/internal/testns"
 )
 
 // shaped is a packet sent with the header fields a raw socket or a
@@ -41,7 +42,7 @@ func TestKernelShape(t *testing.T) {
 	}
 	ns := fmt.Sprintf("tr-ck-shape-%d", os.Getpid())
 	labNamespace(t, ns, false)
-	sh(t, "ip", "-n", ns, "-6", "addr", "add", "fe80::2/64", "dev", "eth0", "nodad")
+	testns.Cmd(t, "ip", "-n", ns, "-6", "addr", "add", "fe80::2/64", "dev", "eth0", "nodad")
 	obs := observeNS(t, ns)
 	cfg, err := config.Parse([]byte("killswitch:\n  allow:\n    - to: 10.1.0.0/24\n    - to: 2001:db8:1::/64\n      proto: udp\n"),
 		"test.yaml", config.Options{TableNames: testTables})

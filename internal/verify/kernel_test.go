@@ -126,20 +126,13 @@ func TestKernelDifferential(t *testing.T) {
 	}
 }
 
-func sh(t testing.TB, args ...string) {
-	t.Helper()
-	if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
-		t.Fatalf("%s: %v: %s", strings.Join(args, " "), err, out)
-	}
-}
-
 // labNamespace builds the lab client in a namespace: eth0 (the uplink),
 // wg0 (a tunnel), and tun0 when the VPN is up; veth pairs stand for them.
 func labNamespace(t *testing.T, ns string, vpnUp bool) {
 	_ = exec.Command("ip", "netns", "del", ns).Run()
-	sh(t, "ip", "netns", "add", ns)
+	testns.Cmd(t, "ip", "netns", "add", ns)
 	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
-	ip := func(args ...string) { sh(t, append([]string{"ip", "-n", ns}, args...)...) }
+	ip := func(args ...string) { testns.Cmd(t, append([]string{"ip", "-n", ns}, args...)...) }
 	ip("link", "set", "lo", "up")
 	devs := []string{"eth0", "wg0"}
 	if vpnUp {
@@ -220,10 +213,10 @@ func differential(t *testing.T, ns, yaml string, vpn, up bool, n int, rng *rand.
 	applyDesired(t, ns, res.State)
 	for _, c := range foreign {
 		if rest, ok := strings.CutPrefix(c, "exec "); ok {
-			sh(t, append([]string{"ip", "netns", "exec", ns}, strings.Fields(rest)...)...)
+			testns.Cmd(t, append([]string{"ip", "netns", "exec", ns}, strings.Fields(rest)...)...)
 			continue
 		}
-		sh(t, append([]string{"ip", "-n", ns}, strings.Fields(c)...)...)
+		testns.Cmd(t, append([]string{"ip", "-n", ns}, strings.Fields(c)...)...)
 	}
 	st := observeNS(t, ns)
 	modified := true

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tunroute/tunroute/internal/state"
+	"github.com/tunroute/tunroute/internal/testns"
 	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
 )
 
@@ -62,7 +63,7 @@ func TestDeviceLifecycle(t *testing.T) {
 			ns := newNS(t, "lc-"+c.kind)
 			peerNS := newNS(t, "lcp-"+c.kind)
 			cable(t, ns, peerNS, "10.9.0.1/24", "10.9.0.2/24")
-			run(t, "ip", "-n", ns, "addr", "add", "2001:db8:9::1/64", "dev", "eth0", "nodad")
+			testns.Cmd(t, "ip", "-n", ns, "addr", "add", "2001:db8:9::1/64", "dev", "eth0", "nodad")
 			cfg := func(settings string) string {
 				return fmt.Sprintf("devices:\n  - {name: %s, type: %s, %s, address: [10.70.0.1/30]}\n", c.dev, c.kind, settings)
 			}
@@ -90,7 +91,7 @@ func TestDeviceLifecycle(t *testing.T) {
 			if got := c.check(l); got != want[c.kind][1] {
 				t.Fatalf("changed to %s, want %s", got, want[c.kind][1])
 			}
-			if out := run(t, "ip", "-n", ns, "-o", "addr", "show", "dev", c.dev); !strings.Contains(out, "10.70.0.1/30") {
+			if out := testns.Cmd(t, "ip", "-n", ns, "-o", "addr", "show", "dev", c.dev); !strings.Contains(out, "10.70.0.1/30") {
 				t.Fatalf("the address went with the change: %s", out)
 			}
 			if p, _ := planFor(t, ns, path); !p.Empty() {
@@ -119,12 +120,12 @@ func TestGRETraffic(t *testing.T) {
 	// An identity and a route over the device, like over any device:
 	// B's far network 10.60.0.0/24 is reached through gre1 from the
 	// identity's address.
-	run(t, "ip", "-n", b, "addr", "add", "10.60.0.1/32", "dev", "lo")
+	testns.Cmd(t, "ip", "-n", b, "addr", "add", "10.60.0.1/32", "dev", "lo")
 	apply(t, a, writeConfig(t, `devices: [{name: gre1, type: gre, local: 10.9.0.1, remote: 10.9.0.2, key: 5, address: 10.50.0.1/30}]
 identities: [{name: far, device: gre1, address: 10.50.0.1, gateway: none}]
 routes: [{to: 10.60.0.0/24, via: far}]
 `, nil))
-	if r := run(t, "ip", "-n", a, "route", "get", "10.60.0.1"); !strings.Contains(r, "dev gre1") || !strings.Contains(r, "src 10.50.0.1") {
+	if r := testns.Cmd(t, "ip", "-n", a, "route", "get", "10.60.0.1"); !strings.Contains(r, "dev gre1") || !strings.Contains(r, "src 10.50.0.1") {
 		t.Fatalf("route to the far network: %s", r)
 	}
 	from, err = udpThrough(t, a, netip.Addr{}, b, netip.MustParseAddrPort("10.60.0.1:7002"), 5*time.Second)

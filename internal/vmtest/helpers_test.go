@@ -6,10 +6,8 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strings"
 	"testing"
 	"time"
 
@@ -35,24 +33,15 @@ func newNS(t *testing.T, name string) string {
 	return testns.NewNS(t, "tr-dev-vm-"+name)
 }
 
-func run(t *testing.T, argv ...string) string {
-	t.Helper()
-	out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s: %v: %s", strings.Join(argv, " "), err, out)
-	}
-	return string(out)
-}
-
 // cable joins a and b with a veth pair (eth0 in each) carrying the given
 // addresses: the underlay of the tunnels.
 func cable(t *testing.T, a, b string, addrA, addrB string) {
 	t.Helper()
-	run(t, "ip", "-n", a, "link", "add", "eth0", "type", "veth", "peer", "name", "eth0", "netns", b)
-	run(t, "ip", "-n", a, "addr", "add", addrA, "dev", "eth0")
-	run(t, "ip", "-n", b, "addr", "add", addrB, "dev", "eth0")
-	run(t, "ip", "-n", a, "link", "set", "eth0", "up")
-	run(t, "ip", "-n", b, "link", "set", "eth0", "up")
+	testns.Cmd(t, "ip", "-n", a, "link", "add", "eth0", "type", "veth", "peer", "name", "eth0", "netns", b)
+	testns.Cmd(t, "ip", "-n", a, "addr", "add", addrA, "dev", "eth0")
+	testns.Cmd(t, "ip", "-n", b, "addr", "add", addrB, "dev", "eth0")
+	testns.Cmd(t, "ip", "-n", a, "link", "set", "eth0", "up")
+	testns.Cmd(t, "ip", "-n", b, "link", "set", "eth0", "up")
 }
 
 // writeConfig writes a config (and any extra files) into a fresh dir.
