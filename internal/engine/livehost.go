@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/tunroute/tunroute/internal/atomicfile"
 	"github.com/tunroute/tunroute/internal/kernel"
 	"github.com/tunroute/tunroute/internal/state"
 )
@@ -63,31 +64,7 @@ func (LiveHost) WriteFile(path string, data []byte, perm uint32) error {
 	if perm == 0 {
 		perm = 0o644
 	}
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(fs.FileMode(perm)); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return atomicfile.Write(path, data, fs.FileMode(perm))
 }
 
 type liveHandle struct {

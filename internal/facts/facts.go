@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/tunroute/tunroute/internal/atomicfile"
 	"github.com/tunroute/tunroute/internal/netnsname"
 	"io/fs"
 	"net/netip"
@@ -112,26 +113,7 @@ func (s *Store) Put(v *VPN) error {
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(s.dir, 0o755); err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(s.dir, "."+v.Name+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), s.Path(v.Name))
+	return atomicfile.Write(s.Path(v.Name), data, 0o600)
 }
 
 // Remove forgets a VPN's facts (it went down). Removing what is not
