@@ -177,13 +177,13 @@ func Matches(r *state.FwRule, p *Packet) bool {
 			return false
 		}
 	}
-	if len(r.Saddr) > 0 && !inPrefixes(r.Saddr, p.Src) {
+	if len(r.Saddr) > 0 && !state.AddrIn(r.Saddr, p.Src) {
 		return false
 	}
-	if len(r.Daddr) > 0 && !inPrefixes(r.Daddr, p.Dst) {
+	if len(r.Daddr) > 0 && !state.AddrIn(r.Daddr, p.Dst) {
 		return false
 	}
-	if len(r.NotDaddr) > 0 && inPrefixes(r.NotDaddr, p.Dst) {
+	if len(r.NotDaddr) > 0 && state.AddrIn(r.NotDaddr, p.Dst) {
 		return false
 	}
 	if r.UID != nil && (!p.Socket || p.UID < r.UID.Start || p.UID > r.UID.End) {
@@ -259,23 +259,5 @@ func hasPorts(proto uint8) bool {
 	return proto == 6 || proto == 17 || proto == 132 || proto == 33 || proto == 136
 }
 
-func inPorts(ps []state.PortRange, p uint16) bool {
-	if len(ps) == 0 {
-		return true
-	}
-	for _, r := range ps {
-		if p >= r.Start && p <= r.End {
-			return true
-		}
-	}
-	return false
-}
-
-func inPrefixes(ps []netip.Prefix, a netip.Addr) bool {
-	for _, p := range ps {
-		if p.Contains(a) {
-			return true
-		}
-	}
-	return false
-}
+// inPorts: no ranges match every port.
+func inPorts(ps []state.PortRange, p uint16) bool { return len(ps) == 0 || state.PortIn(ps, p) }

@@ -279,6 +279,26 @@ type PortRange struct {
 	End   uint16 `json:"end"`
 }
 
+// PortIn reports whether p is in one of the ranges.
+func PortIn(ranges []PortRange, p uint16) bool {
+	for _, r := range ranges {
+		if p >= r.Start && p <= r.End {
+			return true
+		}
+	}
+	return false
+}
+
+// AddrIn reports whether a is in one of the prefixes.
+func AddrIn(prefixes []netip.Prefix, a netip.Addr) bool {
+	for _, p := range prefixes {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
 // UIDRange is an inclusive uid range.
 type UIDRange struct {
 	Start uint32 `json:"start"`

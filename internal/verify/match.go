@@ -43,22 +43,22 @@ func (m *Match) Contains(p *Packet) bool {
 	if m.Local && p.Forwarded() || m.Forwarded && !p.Forwarded() {
 		return false
 	}
-	if len(m.Src) > 0 && (!p.Src.IsValid() || !inPrefixes(m.Src, p.Src)) {
+	if len(m.Src) > 0 && (!p.Src.IsValid() || !state.AddrIn(m.Src, p.Src)) {
 		return false
 	}
-	if len(m.Dst) > 0 && !inPrefixes(m.Dst, p.Dst) {
+	if len(m.Dst) > 0 && !state.AddrIn(m.Dst, p.Dst) {
 		return false
 	}
-	if len(m.NotDst) > 0 && inPrefixes(m.NotDst, p.Dst) {
+	if len(m.NotDst) > 0 && state.AddrIn(m.NotDst, p.Dst) {
 		return false
 	}
 	if len(m.Protos) > 0 && !contains(m.Protos, p.Proto) {
 		return false
 	}
-	if len(m.SPorts) > 0 && (!hasPorts(p.Proto) || !inPorts(m.SPorts, p.SPort)) {
+	if len(m.SPorts) > 0 && (!hasPorts(p.Proto) || !state.PortIn(m.SPorts, p.SPort)) {
 		return false
 	}
-	if len(m.DPorts) > 0 && (!hasPorts(p.Proto) || !inPorts(m.DPorts, p.DPort)) {
+	if len(m.DPorts) > 0 && (!hasPorts(p.Proto) || !state.PortIn(m.DPorts, p.DPort)) {
 		return false
 	}
 	if len(m.ICMP) > 0 && !contains(m.ICMP, p.ICMPType) {
@@ -97,24 +97,6 @@ func (m *Match) Contains(p *Packet) bool {
 func contains[T comparable](xs []T, x T) bool {
 	for _, y := range xs {
 		if y == x {
-			return true
-		}
-	}
-	return false
-}
-
-func inPorts(ps []state.PortRange, p uint16) bool {
-	for _, r := range ps {
-		if p >= r.Start && p <= r.End {
-			return true
-		}
-	}
-	return false
-}
-
-func inPrefixes(ps []netip.Prefix, a netip.Addr) bool {
-	for _, p := range ps {
-		if p.Contains(a) {
 			return true
 		}
 	}
