@@ -31,7 +31,6 @@ import (
 	"github.com/tunroute/tunroute/internal/health"
 	"github.com/tunroute/tunroute/internal/kernel"
 	"github.com/tunroute/tunroute/internal/netnsname"
-	"github.com/tunroute/tunroute/internal/plan"
 )
 
 // DefaultDebounce gathers the events of one change (a route deleted with
@@ -604,7 +603,7 @@ func (d *Daemon) check(cause kernel.WatchEvent, first bool) (time.Time, error) {
 		}
 	}
 	doms := s.Domains
-	if namespacesChanged(c.Plan) {
+	if c.Plan.ChangesNamespaces() {
 		if doms, err = d.e.Host.DomainNamespaces(d.e.Netns); err != nil {
 			return time.Time{}, err
 		}
@@ -631,16 +630,6 @@ func (d *Daemon) warm(again time.Time) time.Time {
 	}
 	d.lastWarm = time.Now()
 	return d.lastWarm.Add(warmAfter)
-}
-
-// namespacesChanged: the plan creates or deletes a domain namespace.
-func namespacesChanged(p *plan.SystemPlan) bool {
-	for _, st := range p.Steps {
-		if st.Kind == plan.StepCreateNamespace || st.Kind == plan.StepDeleteNamespace {
-			return true
-		}
-	}
-	return false
 }
 
 func maxTime(a, b time.Time) time.Time {

@@ -255,7 +255,7 @@ func (s *Session) Apply(c *Change) (*plan.Journal, error) {
 	err := s.e.applyBGP(c.BGP, func() error {
 		var err error
 		j, err = plan.ApplySystem(planSystem{s}, c.Plan)
-		if changesNamespaces(c.Plan) {
+		if c.Plan.ChangesNamespaces() {
 			s.e.Domains.Forget()
 		}
 		return err
@@ -270,14 +270,4 @@ func (s *Session) Apply(c *Change) (*plan.Journal, error) {
 // what explain -c explains.
 func (s *Session) Preview(c *Change) *state.State {
 	return plan.Preview(c.Compiled().State, s.Top())
-}
-
-// changesNamespaces: the plan creates or deletes a domain namespace.
-func changesNamespaces(p *plan.SystemPlan) bool {
-	for _, st := range p.Steps {
-		if st.Kind == plan.StepCreateNamespace || st.Kind == plan.StepDeleteNamespace {
-			return true
-		}
-	}
-	return false
 }

@@ -317,3 +317,14 @@ func split(ops []state.Op) (adds, dels []state.Op) {
 	}
 	return ops, nil
 }
+
+// ChangesNamespaces reports whether the plan creates or deletes a domain
+// namespace (who keeps a list of them must list them again).
+func (p *SystemPlan) ChangesNamespaces() bool {
+	for _, st := range p.Steps {
+		if st.Kind == StepCreateNamespace || st.Kind == StepDeleteNamespace {
+			return true
+		}
+	}
+	return false
+}
