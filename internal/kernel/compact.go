@@ -28,6 +28,10 @@ type ObserveOptions struct {
 	// Routes, if set, limits the routes of others that are read
 	// (RouteScope); nil reads every route of every table.
 	Routes *RouteScope
+	// leftOut, if set (ObserveLeavingBig), makes a read with Routes read
+	// each table of the scope whole or leave it out, and receives those
+	// left out.
+	leftOut *LeftOut
 }
 
 const defaultCompactMin = 64

@@ -76,6 +76,19 @@ func (h *Handle) observe(c *conn, o ObserveOptions) (*state.State, error) {
 		own.Protocol = state.Proto
 	}
 	for _, af := range []uint8{unix.AF_INET, unix.AF_INET6} {
+		if scope != nil && scope.Family != 0 && scope.Family != af {
+			continue
+		}
+		if o.leftOut != nil && scope != nil {
+			left := &o.leftOut.V4
+			if af == unix.AF_INET6 {
+				left = &o.leftOut.V6
+			}
+			if s.Routes, *left, err = h.readTablesLeavingBig(s.Routes, af, scope.Tables, scope.whole(), d, nhs); err != nil {
+				return nil, fmt.Errorf("routes: %w", err)
+			}
+			continue
+		}
 		if scope != nil && scope.HasTable(state.TableMain) {
 			// The big table is main, if any: one pass (dumpScoped), or
 			// what the cache kept of the last one.

@@ -8,14 +8,18 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// RouteQuery is what `tunroute check` asks the kernel to confirm a
-// counterexample: the words of `ip route get` the kernel's RTM_GETROUTE
-// takes from netlink's options (no ipproto or ports).
+// RouteQuery is one packet to ask the kernel's route for: the words of
+// `ip route get` that RTM_GETROUTE takes from netlink's options.
 type RouteQuery struct {
-	Dst, Src netip.Addr // Src invalid: none
-	IIF      string
-	UID      *uint32
-	Mark     uint32
+	Dst, Src   netip.Addr // Src invalid: none
+	IIF, OIF   string
+	UID        *uint32
+	Mark       uint32
+	TOS        uint8
+	IPProto    uint8
+	HasIPProto bool
+	SPort      uint16
+	DPort      uint16
 }
 
 // RouteAnswer is the kernel's route for one packet.
@@ -23,25 +27,104 @@ type RouteAnswer struct {
 	Dev string // "lo" for a local destination
 	Src netip.Addr
 	// Type is the route type: "unicast", "local", "broadcast", "multicast", ...
-	Type string
+	Type      string
+	RouteType state.RouteType
+	Gateway   netip.Addr
+	// Table is the table whose route the lookup chose.
+	Table uint32
 }
 
 // RouteGet asks the kernel of the handle's namespace for the route of
 // one packet, like `ip route get`, or returns the kernel's error.
 func (h *Handle) RouteGet(q RouteQuery) (RouteAnswer, error) {
-	q.Dst, q.Src = q.Dst.Unmap(), q.Src.Unmap()
 	c, err := h.lock()
 	if err != nil {
 		return RouteAnswer{}, err
 	}
 	defer h.mu.Unlock()
-	iif := 0
-	if q.IIF != "" {
-		l, err := c.getLink(q.IIF, 0, -1)
-		if err != nil {
-			return RouteAnswer{}, err
+	var a RouteAnswer
+	oif := 0
+	err = c.routeGet(q, 0, func(data []byte) {
+		a.RouteType = state.RouteType(data[7])
+		a.Type = a.RouteType.String()
+		a.Table = uint32(data[4])
+		at := attrs{b: data[unix.SizeofRtMsg:]}
+		for at.next() {
+			switch at.typ {
+			case unix.RTA_OIF:
+				oif = int(at.u32())
+			case unix.RTA_PREFSRC:
+				a.Src = ipAddr(at.val)
+			case unix.RTA_GATEWAY:
+				a.Gateway = ipAddr(at.val)
+			case unix.RTA_VIA:
+				if len(at.val) > sizeofRtVia {
+					a.Gateway = ipAddr(at.val[sizeofRtVia:])
+				}
+			case unix.RTA_TABLE:
+				a.Table = at.u32()
+			}
 		}
-		iif = l.Index
+	})
+	if err != nil {
+		return RouteAnswer{}, err
+	}
+	l, err := c.getLink("", oif, -1)
+	if err != nil {
+		return RouteAnswer{}, err
+	}
+	a.Dev = l.Name
+	return a, nil
+}
+
+// RouteMatch asks the kernel which route its lookup of one packet
+// chooses, like `ip route get ... fibmatch`: the route as a dump shows
+// it, with the table it is in.
+func (h *Handle) RouteMatch(q RouteQuery) (state.Route, error) {
+	c, err := h.lock()
+	if err != nil {
+		return state.Route{}, err
+	}
+	defer h.mu.Unlock()
+	links, err := c.dumpLinks()
+	if err != nil {
+		return state.Route{}, err
+	}
+	nhs, err := c.ownNexthops()
+	if err != nil {
+		return state.Route{}, err
+	}
+	d := newDevNames(links)
+	var r state.Route
+	var pool nhPool
+	decoded := false
+	err = c.routeGet(q, unix.RTM_F_FIB_MATCH, func(data []byte) {
+		decoded = decodePlainRoute(data, &r, d, &pool, nhs)
+	})
+	if err == nil && !decoded {
+		err = errors.New("the kernel's route could not be read")
+	}
+	return r, err
+}
+
+// routeGet sends one RTM_GETROUTE for q with the rtm_flags extra (and,
+// IPv4, RTM_F_LOOKUP_TABLE: the answer names the table the lookup used)
+// and hands the answer's RTM_NEWROUTE to got.
+func (c *conn) routeGet(q RouteQuery, extra uint32, got func(data []byte)) error {
+	q.Dst, q.Src = q.Dst.Unmap(), q.Src.Unmap()
+	iif, oif := 0, 0
+	for _, dev := range []struct {
+		name  string
+		index *int
+	}{{q.IIF, &iif}, {q.OIF, &oif}} {
+		if dev.name == "" {
+			continue
+		}
+		l, err := c.getLink(dev.name, 0, -1)
+		if err != nil {
+			return err
+		}
+		*dev.index = l.Index
 	}
 	bits := uint8(q.Dst.BitLen())
 	seq := c.nextSeq()
@@ -50,6 +133,12 @@ func (h *Handle) RouteGet(q RouteQuery) (RouteAnswer, error) {
 	rtm := c.enc.zeros(unix.SizeofRtMsg)
 	rtm[0] = family(q.Dst)
 	rtm[1] = bits
+	rtm[3] = q.TOS
+	if rtm[0] == unix.AF_INET {
+		// IPv6 refuses the flag; its answer names the route's table anyway.
+		extra |= unix.RTM_F_LOOKUP_TABLE
+	}
+	ne.PutUint32(rtm[8:], extra)
 	c.enc.addr(unix.RTA_DST, q.Dst)
 	if q.Src.IsValid() {
 		c.enc.b[off+nlmsgHdrLen+2] = bits // rtm_src_len
@@ -58,42 +147,35 @@ func (h *Handle) RouteGet(q RouteQuery) (RouteAnswer, error) {
 	if iif != 0 {
 		c.enc.u32(unix.RTA_IIF, uint32(iif))
 	}
+	if oif != 0 {
+		c.enc.u32(unix.RTA_OIF, uint32(oif))
+	}
 	if q.UID != nil {
 		c.enc.u32(unix.RTA_UID, *q.UID)
 	}
 	if q.Mark != 0 {
 		c.enc.u32(unix.RTA_MARK, q.Mark)
 	}
+	if q.HasIPProto {
+		c.enc.u8(unix.RTA_IP_PROTO, q.IPProto)
+	}
+	if q.SPort != 0 {
+		c.enc.be16(unix.RTA_SPORT, q.SPort)
+	}
+	if q.DPort != 0 {
+		c.enc.be16(unix.RTA_DPORT, q.DPort)
+	}
 	c.enc.end(off)
-	var a RouteAnswer
-	oif, got := 0, false
-	err = c.do(seq, func(m message) error {
-		if m.typ != unix.RTM_NEWROUTE || len(m.data) < unix.SizeofRtMsg {
-			return nil
-		}
-		got = true
-		a.Type = state.RouteType(m.data[7]).String()
-		at := attrs{b: m.data[unix.SizeofRtMsg:]}
-		for at.next() {
-			switch at.typ {
-			case unix.RTA_OIF:
-				oif = int(at.u32())
-			case unix.RTA_PREFSRC:
-				a.Src = ipAddr(at.val)
-			}
+	answered := false
+	err := c.do(seq, func(m message) error {
+		if m.typ == unix.RTM_NEWROUTE && len(m.data) >= unix.SizeofRtMsg {
+			answered = true
+			got(m.data)
 		}
 		return nil
 	})
-	if err != nil {
-		return RouteAnswer{}, err
+	if err == nil && !answered {
+		err = errors.New("no answer")
 	}
-	if !got {
-		return RouteAnswer{}, errors.New("no answer")
-	}
-	l, err := c.getLink("", oif, -1)
-	if err != nil {
-		return RouteAnswer{}, err
-	}
-	a.Dev = l.Name
-	return a, nil
+	return err
 }

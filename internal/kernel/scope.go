@@ -37,6 +37,9 @@ type RouteScope struct {
 	AddrPrefixes bool
 	// Whole is the largest table kept whole; 0 means DefaultWhole.
 	Whole int
+	// Family, if set (unix.AF_INET, AF_INET6), reads only that family's
+	// routes: a route query of one family looks up no table of the other.
+	Family uint8
 	// Points are the destinations a plan looks at: its route keys, and
 	// the addresses whose route it asks of the main table (servers, LAN
 	// prefixes, gateways, the default).

@@ -277,7 +277,7 @@ func (c *conn) dump(seq uint32, fn func(m message) error) error {
 			return false, fn(m)
 		})
 		if err != nil {
-			if !ended {
+			if !ended && err != errTableBig { // a table found too big: its socket is closed instead
 				c.drain(seq)
 			}
 			return err
