@@ -17,6 +17,9 @@ const (
 	// errMissLeaf: internal: a route through a nexthop object suited no
 	// nexthop; the prefixes of the same trie leaf are passed over.
 	errMissLeaf
+	// errMissing: internal: the lookup reached a table a partial FIB
+	// does not hold (NewPartial); its answer is not the kernel's.
+	errMissing
 )
 
 // Message returns the text iproute2 prints for the error (after

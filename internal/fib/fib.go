@@ -26,6 +26,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/tunroute/tunroute/internal/state"
 )
@@ -33,6 +34,9 @@ import (
 // FIB is a precomputed, read-only view of one namespace's routing state.
 // It is safe for concurrent use.
 type FIB struct {
+	// missed counts the lookups that reached a table a partial FIB does
+	// not hold (NewPartial), whatever became of their error.
+	missed  atomic.Int64
 	ns      string
 	links   []*link // device-list order
 	byIndex map[int]*link
@@ -126,7 +130,11 @@ type addr6 struct {
 
 // New builds the simulator for s. It validates what it needs and never
 // modifies s; s may be dropped afterwards.
-func New(s *state.State) (*FIB, error) {
+func New(s *state.State) (*FIB, error) { return build(s, nil, nil) }
+
+// build is New for a state whose tables leftOut4 and leftOut6 (of each
+// family) were not read (NewPartial).
+func build(s *state.State, leftOut4, leftOut6 []uint32) (*FIB, error) {
 	if s == nil {
 		return nil, fmt.Errorf("fib: nil state")
 	}
@@ -239,6 +247,7 @@ func New(s *state.State) (*FIB, error) {
 	if err := f.buildRoutes(s); err != nil {
 		return nil, err
 	}
+	f.leaveOut(leftOut4, leftOut6)
 	if err := f.buildRules(s); err != nil {
 		return nil, err
 	}

@@ -1,8 +1,6 @@
 package fib
 
 import (
-	"fmt"
-	"strings"
 	"testing"
 
 	"github.com/tunroute/tunroute/internal/kernel"
@@ -60,30 +58,19 @@ func TestLookupPointsBig(t *testing.T) {
 		t.Fatal(err)
 	}
 	ran, kept := 0, 0
-	for i, line := range spec.Queries(9, 300) {
-		words := strings.Fields(line)
-		if len(words) > 2 && words[0] == "route" && words[1] == "get" {
-			words = words[2:]
-		}
-		switch i % 3 {
-		case 1:
-			words = append(words, "from", st.Addrs[len(st.Addrs)-1].Prefix.Addr().String())
-		case 2:
-			words = append(words, "iif", st.Links[len(st.Links)-1].Name, "from", fmt.Sprintf("192.0.2.%d", i%250+1))
-		}
-		q, err := ParseQuery(words)
-		if err != nil {
+	for _, q := range bigQueries(st, spec, 300) {
+		if q == nil {
 			continue // a source of the other family
 		}
-		tr := trimmed(st, q)
+		tr := trimmed(st, *q)
 		ran, kept = ran+1, max(kept, len(tr.Routes))
 		part, err := New(tr)
 		if err != nil {
 			t.Fatal(err)
 		}
-		want, got := whole.Lookup(q), part.Lookup(q)
+		want, got := whole.Lookup(*q), part.Lookup(*q)
 		if got.Text() != want.Text() || string(got.JSON()) != string(want.JSON()) {
-			t.Errorf("%s: trimmed state answers\n%s\nwhole state\n%s", strings.Join(words, " "), got.Text(), want.Text())
+			t.Errorf("%+v: trimmed state answers\n%s\nwhole state\n%s", *q, got.Text(), want.Text())
 		}
 	}
 	if ran < 200 || kept > 200 {

@@ -136,6 +136,9 @@ func (f *FIB) localCovers(qf *qflow) bool {
 	if t == nil {
 		return false
 	}
+	if t.missing {
+		return true // perhaps: the other reading is answered too
+	}
 	if _, ok := t.lookup(v4u(qf.dst)); ok {
 		return true
 	}

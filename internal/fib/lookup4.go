@@ -60,6 +60,9 @@ func (fl *flow4) ruleFlow(rf *ruleFlow) {
 // backtracking; at each prefix the first usable alias wins. A throw or
 // error route ends the lookup with its error.
 func (f *FIB) tableLookup4(t *table4, fl *flow4, res *fibres4, tr *tracer) errno {
+	if t.missing || t.only && fl.daddr != t.onlyDst {
+		return f.miss()
+	}
 	node, ok := t.lookup(fl.daddr)
 	var missed uint32
 	missing := false
@@ -140,6 +143,9 @@ func (f *FIB) tryNode4(t *table4, node int32, fl *flow4, res *fibres4, reportTab
 // reported as table main.
 func (f *FIB) mergedLookup4(fl *flow4, res *fibres4) errno {
 	main, local := f.v4.tables[state.TableMain], f.v4.tables[state.TableLocal]
+	if main != nil && (main.missing || main.only && fl.daddr != main.onlyDst) || local != nil && local.missing {
+		return f.miss()
+	}
 	var nm, nl int32
 	okm, okl := false, false
 	if main != nil {

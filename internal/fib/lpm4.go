@@ -21,6 +21,11 @@ type table4 struct {
 	nDefault int      // tb_num_default: routes with prefix length 0
 	small    *bart.Table[int32]
 	dir      *dir4
+	// missing: left out of a partial FIB (NewPartial); only: holding
+	// the kernel's route for one destination, onlyDst, and nothing else
+	// of the table.
+	missing, only bool
+	onlyDst       uint32
 }
 
 // node4 is one prefix: 16 bytes, no pointers.

@@ -234,6 +234,9 @@ func (f *FIB) blackholeObject6(t *table6, i int32) bool {
 // tableLookup6 is ip6_pol_route on one table: errOK with res set, the
 // error of a reject route, or errAGAIN for no route or a throw route.
 func (f *FIB) tableLookup6(t *table6, fl *flow6, oif int32, strict int, res *fibres6, r *Result) errno {
+	if t.missing {
+		return f.miss()
+	}
 	p := t.initial(fl)
 	for p.valid {
 		if ai := f.rt6Select(t, p, oif, strict); ai >= 0 {

@@ -107,6 +107,7 @@ type table6 struct {
 	nodes   []node6
 	aliases []alias6
 	subs    []subtree6
+	missing bool // left out of a partial FIB (NewPartial)
 }
 
 type node6 struct {
