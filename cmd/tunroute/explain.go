@@ -85,6 +85,21 @@ shows it ("group" in JSON).`,
 				prev := debug.SetGCPercent(-1)
 				resumeGC = func() { debug.SetGCPercent(prev) }
 			}
+			out := bufio.NewWriterSize(cmd.OutOrStdout(), 1<<16)
+			defer out.Flush()
+			if points != nil && stateFile == "" && !cmd.Flags().Changed("config") {
+				// One query to a live namespace: its big tables are not
+				// read, the kernel says what they decide (engine.LookupLive).
+				e, err := g.engine()
+				if err != nil {
+					return err
+				}
+				a, err := e.LookupLive(q, cgroup)
+				if err != nil {
+					return fmt.Errorf("%s: %w", e.Where(), err)
+				}
+				return printExplained(out, &a.Result, a.Marks, liveFlowGroups(e), asJSON)
+			}
 			st, where, groups, err := explainState(cmd, g, stateFile, points, batch == "")
 			if err != nil {
 				resumeGC()
@@ -95,8 +110,6 @@ shows it ("group" in JSON).`,
 			if err != nil {
 				return fmt.Errorf("%s: %w", where, err)
 			}
-			out := bufio.NewWriterSize(cmd.OutOrStdout(), 1<<16)
-			defer out.Flush()
 			if batch != "" {
 				var in io.Reader = cmd.InOrStdin()
 				if batch != "-" {
@@ -112,33 +125,7 @@ shows it ("group" in JSON).`,
 			}
 			marks := fib.ApplyMarks(st.Firewall, &q, cgroup)
 			r := f.Lookup(q)
-			group, err := groups.of(&r)
-			if err != nil {
-				return fmt.Errorf("explain: which member of the group carries the flow: %w", err)
-			}
-			if !asJSON {
-				for _, m := range marks {
-					fmt.Fprintln(out, m)
-				}
-			}
-			if asJSON {
-				b := r.JSON()
-				if group != nil {
-					b = appendGroupJSON(b, group)
-				}
-				out.Write(b)
-				out.WriteByte('\n')
-			} else {
-				fmt.Fprint(out, r.Text())
-				if group != nil {
-					writeGroupText(out, group)
-				}
-			}
-			if !r.OK() {
-				out.Flush()
-				return &exitError{code: 2}
-			}
-			return nil
+			return printExplained(out, &r, marks, groups, asJSON)
 		},
 	}
 	addConfigFlag(cmd, g)
@@ -147,6 +134,36 @@ shows it ("group" in JSON).`,
 	cmd.Flags().StringVar(&batch, "batch", "", "read queries from this file (- for standard input), one per line; print one JSON object per line")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON with the keys of ip -j -d route get, plus trace")
 	return cmd
+}
+
+// printExplained prints one query's answer: the firewall marks it got,
+// the answer and, in a group, which member carries the flow.
+func printExplained(out *bufio.Writer, r *fib.Result, marks []string, groups *flowGroups, asJSON bool) error {
+	group, err := groups.of(r)
+	if err != nil {
+		return fmt.Errorf("explain: which member of the group carries the flow: %w", err)
+	}
+	if asJSON {
+		b := r.JSON()
+		if group != nil {
+			b = appendGroupJSON(b, group)
+		}
+		out.Write(b)
+		out.WriteByte('\n')
+	} else {
+		for _, m := range marks {
+			fmt.Fprintln(out, m)
+		}
+		fmt.Fprint(out, r.Text())
+		if group != nil {
+			writeGroupText(out, group)
+		}
+	}
+	if !r.OK() {
+		out.Flush()
+		return &exitError{code: 2}
+	}
+	return nil
 }
 
 // explainState is the state to explain from: a snapshot, the preview of a

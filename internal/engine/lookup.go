@@ -1,0 +1,136 @@
+package engine
+
+import (
+	"errors"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/tunroute/tunroute/internal/fib"
+	"github.com/tunroute/tunroute/internal/kernel"
+	"github.com/tunroute/tunroute/internal/state"
+)
+
+// QueryObserver is a Handle that can read a namespace for one route
+// query without its big tables, and ask the kernel's own answer (the live
+// kernel; see fib.Partial).
+type QueryObserver interface {
+	ObserveLeavingBig(scope *kernel.RouteScope) (*state.State, kernel.LeftOut, error)
+	RouteGet(q kernel.RouteQuery) (kernel.RouteAnswer, error)
+	RouteMatch(q kernel.RouteQuery) (state.Route, error)
+}
+
+func (l liveHandle) ObserveLeavingBig(scope *kernel.RouteScope) (*state.State, kernel.LeftOut, error) {
+	return l.h.ObserveLeavingBig(scope)
+}
+func (l liveHandle) RouteGet(q kernel.RouteQuery) (kernel.RouteAnswer, error) { return l.h.RouteGet(q) }
+func (l liveHandle) RouteMatch(q kernel.RouteQuery) (state.Route, error)      { return l.h.RouteMatch(q) }
+
+// LiveAnswer is the answer to one route query from a live namespace.
+type LiveAnswer struct {
+	fib.Result
+	// Marks are the lines of tunroute's firewall marks the query got
+	// (fib.ApplyMarks).
+	Marks []string
+	// ReadBig reports that the big tables were read after all (their
+	// routes covering the query's addresses), the kernel's answer not
+	// settling it.
+	ReadBig bool
+}
+
+// LookupLive answers one route query from the namespace the engine works
+// on, exactly as a read of every table would, at the cost of the tables
+// the query's rules reach minus the big ones: a big table (more than
+// kernel.DefaultWhole routes, a full BGP table) is not read; the kernel's
+// own answer says what it decides (fib.Partial). When that does not
+// settle the answer, the routes of the big tables covering the query's
+// addresses are read after all (ObserveForLookup). cgroup, if set, is
+// the cgroup sending the packet (fib.ApplyMarks).
+func (e *Engine) LookupLive(q fib.Query, cgroup string) (LiveAnswer, error) {
+	h, err := e.Host.Open(e.Netns)
+	if err != nil {
+		return LiveAnswer{}, err
+	}
+	defer h.Close()
+	if qo, ok := h.(QueryObserver); ok {
+		a, done, err := lookupLeavingBig(qo, q, cgroup)
+		if err != nil || done {
+			return a, err
+		}
+	}
+	s, err := e.observe(false, &kernel.RouteScope{RuleTables: true, Points: fib.LookupPoints(q), Family: familyOf(q)})
+	if err != nil {
+		return LiveAnswer{}, err
+	}
+	defer s.Close()
+	st := s.Top()
+	f, err := fib.New(st)
+	if err != nil {
+		return LiveAnswer{}, err
+	}
+	a := LiveAnswer{Marks: fib.ApplyMarks(st.Firewall, &q, cgroup), ReadBig: true}
+	a.Result = f.Lookup(q)
+	return a, nil
+}
+
+// lookupLeavingBig is LookupLive's first try; done reports that its
+// answer stands.
+func lookupLeavingBig(h QueryObserver, q fib.Query, cgroup string) (a LiveAnswer, done bool, err error) {
+	st, left, err := h.ObserveLeavingBig(&kernel.RouteScope{RuleTables: true, Family: familyOf(q)})
+	if err != nil {
+		return LiveAnswer{}, false, err
+	}
+	a.Marks = fib.ApplyMarks(st.Firewall, &q, cgroup)
+	if len(left.V4) == 0 && len(left.V6) == 0 {
+		f, err := fib.New(st)
+		if err != nil {
+			return LiveAnswer{}, false, err
+		}
+		a.Result = f.Lookup(q)
+		return a, true, nil
+	}
+	k, ok := askKernel(h, q)
+	if !ok {
+		return LiveAnswer{}, false, nil
+	}
+	p, err := fib.NewPartial(st, left.V4, left.V6, q, k)
+	if err != nil {
+		return LiveAnswer{}, false, err
+	}
+	a.Result, done = p.Answer()
+	return a, done, nil
+}
+
+// askKernel asks the kernel's answer to q and the route it chose; ok is
+// false when the kernel could not be asked (a device it does not know:
+// the model says what iproute2 says).
+func askKernel(h QueryObserver, q fib.Query) (fib.KernelLookup, bool) {
+	kq := kernel.RouteQuery{Dst: q.To, Src: q.From, IIF: q.IIF, OIF: q.OIF, Mark: q.Mark, TOS: q.TOS,
+		IPProto: q.IPProto, HasIPProto: q.HasIPProto, SPort: q.SPort, DPort: q.DPort}
+	if q.HasUID {
+		uid := q.UID
+		kq.UID = &uid
+	}
+	var k fib.KernelLookup
+	a, err := h.RouteGet(kq)
+	var ke *kernel.Error
+	switch {
+	case errors.As(err, &ke):
+		k.Err = unix.ErrnoName(ke.Errno)
+		return k, k.Err != ""
+	case err != nil:
+		return k, false
+	}
+	k.Dev, k.Gateway, k.PrefSrc, k.Type, k.Table = a.Dev, a.Gateway, a.Src, a.RouteType, a.Table
+	if m, err := h.RouteMatch(kq); err == nil {
+		k.Match = &m
+	}
+	return k, true
+}
+
+// familyOf is the address family of q's tables.
+func familyOf(q fib.Query) uint8 {
+	if q.To.Unmap().Is4() {
+		return unix.AF_INET
+	}
+	return unix.AF_INET6
+}
