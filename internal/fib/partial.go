@@ -48,8 +48,8 @@ type Partial struct {
 }
 
 // NewPartial builds the FIB of s, a state whose tables leftOut4 (IPv4)
-// and leftOut6 (IPv6) were not read, for the query q the kernel answered
-// k. When the kernel's route is from an IPv4 table left out, that table
+// and leftOut6 (IPv6) were not read but for the default routes of the
+// IPv4 ones (kernel.LeftOut), for the query q the kernel answered k. When the kernel's route is from an IPv4 table left out, that table
 // holds it for q's destination and nothing else; an IPv6 table left out
 // stays missing (Answer). s is not modified.
 func NewPartial(s *state.State, leftOut4, leftOut6 []uint32, q Query, k KernelLookup) (*Partial, error) {
@@ -57,9 +57,11 @@ func NewPartial(s *state.State, leftOut4, leftOut6 []uint32, q Query, k KernelLo
 	m := k.Match
 	if m != nil && m.Dst.Addr().Is4() && q.To.Unmap().Is4() && slices.Contains(leftOut4, m.Table) {
 		p.bigMatch = true
-		c := *s
-		c.Routes = append(slices.Clip(s.Routes), *m)
-		s = &c
+		if m.Dst.Bits() > 0 { // a default route is among those read
+			c := *s
+			c.Routes = append(slices.Clip(s.Routes), *m)
+			s = &c
+		}
 		leftOut4 = slices.DeleteFunc(slices.Clone(leftOut4), func(t uint32) bool { return t == m.Table })
 	}
 	f, err := build(s, leftOut4, leftOut6)
@@ -74,16 +76,21 @@ func NewPartial(s *state.State, leftOut4, leftOut6 []uint32, q Query, k KernelLo
 	return p, nil
 }
 
-// leaveOut marks the tables of each family that the state did not hold:
-// a lookup that reaches one fails with errMissing.
+// leaveOut marks the tables of each family that the state did not hold
+// (but for an IPv4 table's default routes): a lookup that reaches one
+// fails with errMissing.
 func (f *FIB) leaveOut(leftOut4, leftOut6 []uint32) {
 	for _, id := range leftOut4 {
-		if f.v4.tables[id] == nil {
+		if t := f.v4.tables[id]; t != nil {
+			t.missing = true
+		} else {
 			f.v4.tables[id] = &table4{id: id, small: new(bart.Table[int32]), classes: f.v4.classes, missing: true}
 		}
 	}
 	for _, id := range leftOut6 {
-		if f.v6.tables[id] == nil {
+		if t := f.v6.tables[id]; t != nil {
+			t.missing = true
+		} else {
 			f.v6.tables[id] = &table6{id: id, lpm: new(bart.Table[int32]), missing: true}
 		}
 	}
@@ -98,12 +105,10 @@ func (f *FIB) miss() errno {
 // Answer answers the query, and reports whether the answer is the one
 // the whole state gives: it needed nothing of the tables left out but
 // the kernel's route for the query's destination, it is the kernel's own
-// answer, and nothing in it depends on more of a big table than that:
-//   - no hidden-state alternatives (otherwise, possible nexthops,
-//     uncertain notes): they can depend on other routes of the table;
-//   - not a default route of a big table: the kernel chooses among the
-//     default routes of equal prefix by their neighbours, and the others
-//     are not known.
+// answer, and nothing in it depends on more of a big table than that
+// and its default routes: no hidden-state alternatives (otherwise,
+// possible nexthops, uncertain notes), which can depend on other routes
+// of the table.
 //
 // When it is not, the caller reads the big tables and asks again.
 func (p *Partial) Answer() (Result, bool) {
@@ -120,9 +125,6 @@ func (p *Partial) Answer() (Result, bool) {
 		return r, false
 	}
 	if k.PrefSrc.IsValid() && r.PrefSrc != k.PrefSrc {
-		return r, false
-	}
-	if p.bigMatch && k.Match.Dst.Bits() == 0 {
 		return r, false
 	}
 	return r, true

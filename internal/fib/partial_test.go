@@ -44,7 +44,8 @@ func kernelOf(t *testing.T, whole *FIB, st *state.State, q Query) KernelLookup {
 	return k
 }
 
-// without is st without the routes of the tables left out.
+// without is st without the routes of the tables left out, but for the
+// IPv4 default routes (kernel.LeftOut).
 func without(st *state.State, left4, left6 []uint32) *state.State {
 	c := *st
 	c.Routes = nil
@@ -53,7 +54,7 @@ func without(st *state.State, left4, left6 []uint32) *state.State {
 		if !r.Dst.Addr().Is4() {
 			left = left6
 		}
-		if !slices.Contains(left, r.Table) {
+		if !slices.Contains(left, r.Table) || r.Dst.Addr().Is4() && r.Dst.Bits() == 0 {
 			c.Routes = append(c.Routes, r)
 		}
 	}

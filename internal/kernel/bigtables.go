@@ -9,7 +9,10 @@ import (
 
 // LeftOut are the tables, per family, that an observation for route
 // queries (ObserveLeavingBig) did not read because they hold more routes
-// than its scope keeps whole.
+// than its scope keeps whole. Of such an IPv4 table the default routes
+// are read all the same: the kernel's dump gives them first (the trie's
+// first leaf), and they decide among themselves which one a lookup that
+// ends on one of them uses (fib_select_default).
 type LeftOut struct {
 	V4, V6 []uint32
 }
@@ -77,8 +80,16 @@ func (h *Handle) readTablesLeavingBig(out []state.Route, af uint8, tables []uint
 		if big {
 			// c.dump would drain the rest of the table: the socket goes
 			// instead, and the kernel drops the dump with it.
-			unix.Close(c.fd)
-			out = out[:mark]
+			c.close()
+			kept := out[:mark]
+			if af == unix.AF_INET {
+				for _, r := range out[mark:] {
+					if r.Dst.Bits() == 0 {
+						kept = append(kept, r)
+					}
+				}
+			}
+			out = kept
 			left = append(left, table)
 			continue
 		}
