@@ -85,18 +85,15 @@ for c in "${cases[@]}"; do
 	fi
 	sed "s|.*|route add & via $gw dev wg0 table $table src $src proto 116|" "$dir/full.txt" >"$dir/batch.txt"
 	sed "s|.*|route add & nhid 1 table $table src $src proto 116|" "$dir/full.txt" >"$dir/batchnh.txt"
-	cat >"$dir/tunroute.yaml" <<EOF
-identities:
-  - name: vpn
-    device: wg0
-    addresses: [10.30.0.2, 2001:db8:30::2]
-    gateway: [10.30.0.1, 2001:db8:30::1]
-    table: 900
+	{
+		cat bench/identity.yaml
+		cat <<EOF
 routes:
   - to_file: list.txt
     via: vpn
     table: $table
 EOF
+	} >"$dir/tunroute.yaml"
 	cp "$dir/full.txt" "$dir/list.txt"
 
 	for v in ipadd ipnh stream apply plan0 change down ipshow ipflush; do unset "t_$v" "m_$v" "c_$v"; done

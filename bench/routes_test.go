@@ -264,17 +264,15 @@ func TestRouteLists(t *testing.T) {
 	l4, l6 := gen.make(false, n4), gen.make(true, n6)
 	writeList(t, filepath.Join(dir, "list4.txt"), l4)
 	writeList(t, filepath.Join(dir, "list6.txt"), l6)
+	identity, err := os.ReadFile("identity.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
 	cfgPath := filepath.Join(dir, "tunroute.yaml")
-	if err := os.WriteFile(cfgPath, []byte(fmt.Sprintf(`identities:
-  - name: vpn
-    device: wg0
-    addresses: [10.30.0.2, 2001:db8:30::2]
-    gateway: [10.30.0.1, 2001:db8:30::1]
-    table: 900
-routes:
+	if err := os.WriteFile(cfgPath, fmt.Appendf(identity, `routes:
   - {to_file: list4.txt, via: vpn, table: %d}
   - {to_file: list6.txt, via: vpn, table: %d}
-`, table, table)), 0o644); err != nil {
+`, table, table), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	h, err := kernel.Open(ns)

@@ -13,101 +13,13 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/tunroute/tunroute/internal/lab"
+	"github.com/tunroute/tunroute/internal/labtest"
 	"github.com/tunroute/tunroute/internal/testns"
 )
-
-const charonBin = "/usr/lib/ipsec/charon"
-
-// charon is one strongSwan daemon (kernel-libipsec: ESP in userspace over
-// a TUN device, ipsec0) in a lab namespace, with a private /run (its pid
-// file is hard-wired there) that still shows /run/netns.
-type charon struct {
-	ns, dir string
-	cmd     *exec.Cmd
-}
-
-func (c *charon) vici() string { return "unix://" + filepath.Join(c.dir, "charon.vici") }
-
-func startCharon(t *testing.T, ns, dir, swanctl string) *charon {
-	t.Helper()
-	c := &charon{ns: ns, dir: dir}
-	if err := os.MkdirAll(filepath.Join(dir, "netns"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	conf := fmt.Sprintf(`charon {
-  load = random nonce aes sha1 sha2 hmac gmp kdf pem pkcs1 x509 pubkey kernel-libipsec kernel-netlink socket-default vici updown
-  install_routes = yes
-  plugins {
-    vici {
-      socket = %s
-    }
-  }
-  filelog {
-    trdev {
-      path = %s
-      default = 1
-      flush_line = yes
-    }
-  }
-}
-`, c.vici(), filepath.Join(dir, "charon.log"))
-	if err := os.WriteFile(filepath.Join(dir, "strongswan.conf"), []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "swanctl.conf"), []byte(swanctl), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	script := fmt.Sprintf(`mount --rbind /run/netns %[1]s/netns && mount -t tmpfs trdev-run /run && mkdir /run/netns && mount --move %[1]s/netns /run/netns && exec %[2]s`, dir, charonBin)
-	c.cmd = exec.Command("ip", "netns", "exec", ns, "env", "-i", "PATH=/usr/sbin:/usr/bin:/sbin:/bin",
-		"STRONGSWAN_CONF="+filepath.Join(dir, "strongswan.conf"), "sh", "-c", script)
-	// No Pdeathsig: it fires when the starting OS thread exits, and Go
-	// ends threads (those locked into a namespace) at will. Cleanup kills
-	// charon by its pid (ip netns exec, env and sh all exec into it).
-	if err := c.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.kill)
-	// The vici socket appears when charon is ready.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "charon.vici")); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(filepath.Join(dir, "charon.log"))
-			t.Fatalf("charon in %s did not start:\n%s", ns, log)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	c.swanctl(t, "--load-all", "--file", filepath.Join(dir, "swanctl.conf"))
-	return c
-}
-
-func (c *charon) swanctl(t *testing.T, args ...string) string {
-	t.Helper()
-	cmd := exec.Command("swanctl", append(args, "--uri", c.vici())...)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		log, _ := os.ReadFile(filepath.Join(c.dir, "charon.log"))
-		t.Fatalf("swanctl %s: %v\n%s\ncharon.log:\n%s", strings.Join(args, " "), err, out, log)
-	}
-	return string(out)
-}
-
-// kill ends charon with SIGKILL (the daemon dies; what it set up in the
-// kernel stays, but its TUN device goes with it).
-func (c *charon) kill() {
-	if c.cmd != nil && c.cmd.Process != nil {
-		c.cmd.Process.Signal(syscall.SIGKILL)
-		c.cmd.Wait()
-		c.cmd = nil
-	}
-}
 
 // clearCounter counts, on the ISP's side of the client's uplink, every
 // packet from the client that is not IPsec's transport to the VPN
@@ -201,7 +113,7 @@ func ipOut(ns string, args ...string) string {
 // switch, the counter does count the same traffic.
 func TestStrongSwanHook(t *testing.T) {
 	needRoot(t)
-	for _, p := range []string{charonBin, "/usr/sbin/swanctl", "/usr/sbin/nft"} {
+	for _, p := range []string{labtest.CharonBin, "/usr/sbin/swanctl", "/usr/sbin/nft"} {
 		if _, err := os.Stat(p); err != nil {
 			t.Skipf("needs %s (Debian: strongswan-charon strongswan-swanctl libcharon-extra-plugins nftables; scripts/test.sh installs them)", p)
 		}
@@ -241,7 +153,10 @@ killswitch: {}
 	os.WriteFile(updown, []byte(fmt.Sprintf("#!/bin/sh\nenv | grep ^PLUTO_ > %[1]s/last.env\nexec %[2]s hook strongswan -c %[3]s --run-dir %[4]s >> %[1]s/hook.log 2>&1\n",
 		dir, bin, cfg, run)), 0o755)
 
-	startCharon(t, l.NS(lab.VPNServer), filepath.Join(dir, "server"), fmt.Sprintf(`connections {
+	// ESP over the TUN device ipsec0, with charon's own routes into it
+	// (table 220), which tunroute must leave alone.
+	libipsec := labtest.CharonConfig{Libipsec: true, InstallRoutes: true}
+	labtest.StartCharon(t, l.NS(lab.VPNServer), filepath.Join(dir, "server"), libipsec, fmt.Sprintf(`connections {
   trdev {
     local_addrs = %s
     pools = trdevpool
@@ -259,7 +174,7 @@ secrets { ike-1 { id-1 = client@trdev
   id-2 = server@trdev
   secret = trdev-test-psk } }
 `, lab.ServerEth4.Addr()))
-	cc := startCharon(t, client, filepath.Join(dir, "client"), fmt.Sprintf(`connections {
+	cc := labtest.StartCharon(t, client, filepath.Join(dir, "client"), libipsec, fmt.Sprintf(`connections {
   trdev {
     remote_addrs = %s
     vips = 0.0.0.0
@@ -294,7 +209,7 @@ secrets { ike-1 { id-1 = client@trdev
 	stop = traffic(t, client)
 	defer func() { stop() }()
 
-	cc.swanctl(t, "--initiate", "--child", "trdev", "--timeout", "20")
+	cc.Swanctl(t, "--initiate", "--child", "trdev", "--timeout", "20")
 	hookLog := func() string { b, _ := os.ReadFile(filepath.Join(dir, "hook.log")); return string(b) }
 	upLine := "vpn work (strongswan up-client 10.40.0.1/32=0.0.0.0/0) on ipsec0"
 	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(hookLog(), upLine) && time.Now().Before(deadline); {
@@ -347,8 +262,8 @@ secrets { ike-1 { id-1 = client@trdev
 		t.Fatalf("strongSwan's table 220 or rule changed:\n--- before\n%s--- after\n%s", strongswanBefore, now)
 	}
 	// A real rekey of the CHILD_SA (and of the IKE_SA): still nothing to do.
-	cc.swanctl(t, "--rekey", "--child", "trdev")
-	cc.swanctl(t, "--rekey", "--ike", "trdev")
+	cc.Swanctl(t, "--rekey", "--child", "trdev")
+	cc.Swanctl(t, "--rekey", "--ike", "trdev")
 	time.Sleep(time.Second)
 	if out := mustTR(t, 0, "plan", "-c", cfg, "--netns", client, "--run-dir", run); !strings.Contains(out, "No changes") {
 		t.Fatalf("after a rekey:\n%s\nhook:\n%s", out, hookLog())
@@ -377,7 +292,7 @@ secrets { ike-1 { id-1 = client@trdev
 	deleted := counter.read(t) - base - up - unreachable
 
 	// charon dies; the kill switch holds.
-	cc.kill()
+	cc.Kill()
 	time.Sleep(time.Second)
 	stop()
 	killed := counter.read(t) - base - up - unreachable - deleted

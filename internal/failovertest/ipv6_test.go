@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -19,17 +20,14 @@ import (
 // 443 where the test listens), and the host's main table preferring ISP 2
 // for IPv6 too: an IPv6 probe of ISP 1 that is not bound to it would be
 // answered through ISP 2.
-var ipv6Setup = []string{
-	"-n " + nsHost + " addr add 2001:db8:1::2/64 dev eth0 nodad", "-n " + nsHost + " addr add 2001:db8:2::2/64 dev eth1 nodad",
-	"-n " + nsISP1 + " addr add 2001:db8:1::1/64 dev h0 nodad", "-n " + nsISP1 + " addr add 2001:db8:11::1/64 dev up0 nodad",
-	"-n " + nsISP2 + " addr add 2001:db8:2::1/64 dev h0 nodad", "-n " + nsISP2 + " addr add 2001:db8:12::1/64 dev up0 nodad",
-	"-n " + nsNet + " addr add 2001:db8:11::2/64 dev i1 nodad", "-n " + nsNet + " addr add 2001:db8:12::2/64 dev i2 nodad",
-	"-n " + nsNet + " addr add 2001:db8::1/128 dev lo nodad",
-	"-n " + nsHost + " -6 route add default via 2001:db8:2::1 dev eth1 metric 100",
-	"-n " + nsHost + " -6 route add default via 2001:db8:1::1 dev eth0 metric 200",
-	"-n " + nsISP1 + " -6 route add default via 2001:db8:11::2", "-n " + nsISP2 + " -6 route add default via 2001:db8:12::2",
-	"-n " + nsNet + " -6 route add 2001:db8:1::/64 via 2001:db8:11::1", "-n " + nsNet + " -6 route add 2001:db8:2::/64 via 2001:db8:12::1",
-}
+var ipv6Setup = slices.Concat(
+	isp1.addressed("2001:db8:1::/64", "2001:db8:11::/64"), isp2.addressed("2001:db8:2::/64", "2001:db8:12::/64"),
+	[]string{
+		"-n " + nsNet + " addr add 2001:db8::1/128 dev lo nodad",
+		"-n " + nsHost + " -6 route add default via 2001:db8:2::1 dev eth1 metric 100",
+		"-n " + nsHost + " -6 route add default via 2001:db8:1::1 dev eth0 metric 200",
+	},
+)
 
 // ipv6Config probes IPv6 targets only: an ISP whose IPv6 dies is judged
 // down by its IPv6 probes, though its IPv4 still works.

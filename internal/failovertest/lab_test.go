@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -34,25 +35,61 @@ const (
 	nsNet  = "tr-fo2-n"
 )
 
-var setup = []string{
-	"netns add " + nsHost, "netns add " + nsISP1, "netns add " + nsISP2, "netns add " + nsNet,
-	"-n " + nsHost + " link add eth0 type veth peer name h0 netns " + nsISP1,
-	"-n " + nsHost + " link add eth1 type veth peer name h0 netns " + nsISP2,
-	"-n " + nsISP1 + " link add up0 type veth peer name i1 netns " + nsNet,
-	"-n " + nsISP2 + " link add up0 type veth peer name i2 netns " + nsNet,
-	"-n " + nsHost + " addr add 10.1.0.2/24 dev eth0", "-n " + nsHost + " addr add 10.2.0.2/24 dev eth1",
-	"-n " + nsISP1 + " addr add 10.1.0.1/24 dev h0", "-n " + nsISP1 + " addr add 10.11.0.1/30 dev up0",
-	"-n " + nsISP2 + " addr add 10.2.0.1/24 dev h0", "-n " + nsISP2 + " addr add 10.12.0.1/30 dev up0",
-	"-n " + nsNet + " addr add 10.11.0.2/30 dev i1", "-n " + nsNet + " addr add 10.12.0.2/30 dev i2",
-	"-n " + nsNet + " addr add 203.0.113.1/32 dev lo", "-n " + nsNet + " addr add 198.51.100.10/32 dev lo",
-	"-n " + nsHost + " link set lo up", "-n " + nsHost + " link set eth0 up", "-n " + nsHost + " link set eth1 up",
-	"-n " + nsISP1 + " link set lo up", "-n " + nsISP1 + " link set h0 up", "-n " + nsISP1 + " link set up0 up",
-	"-n " + nsISP2 + " link set lo up", "-n " + nsISP2 + " link set h0 up", "-n " + nsISP2 + " link set up0 up",
-	"-n " + nsNet + " link set lo up", "-n " + nsNet + " link set i1 up", "-n " + nsNet + " link set i2 up",
-	"-n " + nsHost + " route add default via 10.2.0.1 dev eth1 metric 100",
-	"-n " + nsHost + " route add default via 10.1.0.1 dev eth0 metric 200",
-	"-n " + nsISP1 + " route add default via 10.11.0.2", "-n " + nsISP2 + " route add default via 10.12.0.2",
-	"-n " + nsNet + " route add 10.1.0.0/24 via 10.11.0.1", "-n " + nsNet + " route add 10.2.0.0/24 via 10.12.0.1",
+var setup = slices.Concat(
+	[]string{"netns add " + nsHost, "netns add " + nsISP1, "netns add " + nsISP2, "netns add " + nsNet},
+	isp1.links(), isp2.links(),
+	isp1.addressed("10.1.0.0/24", "10.11.0.0/30"), isp2.addressed("10.2.0.0/24", "10.12.0.0/30"),
+	[]string{
+		"-n " + nsNet + " addr add 203.0.113.1/32 dev lo", "-n " + nsNet + " addr add 198.51.100.10/32 dev lo",
+		"-n " + nsHost + " link set lo up", "-n " + nsNet + " link set lo up",
+		"-n " + nsHost + " route add default via 10.2.0.1 dev eth1 metric 100",
+		"-n " + nsHost + " route add default via 10.1.0.1 dev eth0 metric 200",
+	},
+)
+
+// relay is a namespace between the host and the internet (an ISP, or a
+// stand-in VPN server): a veth from the host's hostDev to its h0, and one
+// from its up0 to the internet's netDev.
+type relay struct{ ns, hostDev, netDev string }
+
+var (
+	isp1 = relay{nsISP1, "eth0", "i1"}
+	isp2 = relay{nsISP2, "eth1", "i2"}
+)
+
+// links are the ip commands that make the relay's links and set them up;
+// its namespace, the host's and the internet's exist.
+func (r relay) links() []string {
+	return []string{
+		"-n " + nsHost + " link add " + r.hostDev + " type veth peer name h0 netns " + r.ns,
+		"-n " + r.ns + " link add up0 type veth peer name " + r.netDev + " netns " + nsNet,
+		"-n " + nsHost + " link set " + r.hostDev + " up", "-n " + nsNet + " link set " + r.netDev + " up",
+		"-n " + r.ns + " link set lo up", "-n " + r.ns + " link set h0 up", "-n " + r.ns + " link set up0 up",
+	}
+}
+
+// addressed are the ip commands that number the relay's links, the one
+// to the host from hostNet and the one to the internet from upNet (the
+// relay takes the first address of each, the host and the internet the
+// second), and route the relay's traffic on to the internet and the
+// internet's to hostNet back through the relay. IPv6 addresses skip
+// duplicate address detection, so that they work at once.
+func (r relay) addressed(hostNet, upNet string) []string {
+	host, up := netip.MustParsePrefix(hostNet), netip.MustParsePrefix(upNet)
+	relayHost, relayUp := host.Addr().Next(), up.Addr().Next()
+	in := func(a netip.Addr, p netip.Prefix) string { return netip.PrefixFrom(a, p.Bits()).String() }
+	family, opts := "", ""
+	if host.Addr().Is6() {
+		family, opts = " -6", " nodad"
+	}
+	return []string{
+		"-n " + nsHost + " addr add " + in(relayHost.Next(), host) + " dev " + r.hostDev + opts,
+		"-n " + r.ns + " addr add " + in(relayHost, host) + " dev h0" + opts,
+		"-n " + r.ns + " addr add " + in(relayUp, up) + " dev up0" + opts,
+		"-n " + nsNet + " addr add " + in(relayUp.Next(), up) + " dev " + r.netDev + opts,
+		"-n " + r.ns + family + " route add default via " + relayUp.Next().String(),
+		"-n " + nsNet + family + " route add " + host.String() + " via " + relayUp.String(),
+	}
 }
 
 const labConfig = `
@@ -266,13 +303,7 @@ func server(t *testing.T) (<-chan arrival, func()) {
 // listenIn opens a UDP socket inside a namespace (on a thread that
 // entered it and is never reused).
 func listenIn(t *testing.T, ns, addr string) net.PacketConn {
-	var c net.PacketConn
-	var err error
-	inNS(t, ns, func() { c, err = net.ListenPacket("udp", addr) })
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
+	return openIn(t, ns, func() (net.PacketConn, error) { return net.ListenPacket("udp", addr) })
 }
 
 // sender sends a datagram to the server every 5 ms from the host, with

@@ -51,13 +51,19 @@ func runAll(t *testing.T, cmds [][]string) {
 
 // listenTCPIn listens on a TCP address inside the namespace.
 func listenTCPIn(t *testing.T, ns, addr string) net.Listener {
-	var ln net.Listener
+	return openIn(t, ns, func() (net.Listener, error) { return net.Listen("tcp", addr) })
+}
+
+// openIn runs open inside the namespace and returns what it opened; the
+// test fails if it could not.
+func openIn[T any](t *testing.T, ns string, open func() (T, error)) T {
+	var v T
 	var err error
-	inNS(t, ns, func() { ln, err = net.Listen("tcp", addr) })
+	inNS(t, ns, func() { v, err = open() })
 	if err != nil {
 		t.Fatal(err)
 	}
-	return ln
+	return v
 }
 
 // acceptAndCloseIn listens on a TCP address inside the namespace and closes

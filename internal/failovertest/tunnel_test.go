@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os/exec"
 	"regexp"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -52,23 +53,12 @@ func TestTunnelDead(t *testing.T) {
 		exec.Command("ip", "netns", "del", nsA).Run()
 		exec.Command("ip", "netns", "del", nsB).Run()
 	})
-	for _, c := range []string{
-		"netns add " + nsA, "netns add " + nsB,
-		"-n " + nsHost + " link add tun-a type veth peer name h0 netns " + nsA,
-		"-n " + nsHost + " link add tun-b type veth peer name h0 netns " + nsB,
-		"-n " + nsA + " link add up0 type veth peer name va netns " + nsNet,
-		"-n " + nsB + " link add up0 type veth peer name vb netns " + nsNet,
-		"-n " + nsHost + " addr add 10.8.0.2/24 dev tun-a", "-n " + nsHost + " addr add 10.9.0.2/24 dev tun-b",
-		"-n " + nsA + " addr add 10.8.0.1/24 dev h0", "-n " + nsA + " addr add 10.21.0.1/30 dev up0",
-		"-n " + nsB + " addr add 10.9.0.1/24 dev h0", "-n " + nsB + " addr add 10.22.0.1/30 dev up0",
-		"-n " + nsNet + " addr add 10.21.0.2/30 dev va", "-n " + nsNet + " addr add 10.22.0.2/30 dev vb",
-		"-n " + nsHost + " link set tun-a up", "-n " + nsHost + " link set tun-b up",
-		"-n " + nsA + " link set lo up", "-n " + nsA + " link set h0 up", "-n " + nsA + " link set up0 up",
-		"-n " + nsB + " link set lo up", "-n " + nsB + " link set h0 up", "-n " + nsB + " link set up0 up",
-		"-n " + nsNet + " link set va up", "-n " + nsNet + " link set vb up",
-		"-n " + nsA + " route add default via 10.21.0.2", "-n " + nsB + " route add default via 10.22.0.2",
-		"-n " + nsNet + " route add 10.8.0.0/24 via 10.21.0.1", "-n " + nsNet + " route add 10.9.0.0/24 via 10.22.0.1",
-	} {
+	vpnA, vpnB := relay{nsA, "tun-a", "va"}, relay{nsB, "tun-b", "vb"}
+	for _, c := range slices.Concat(
+		[]string{"netns add " + nsA, "netns add " + nsB},
+		vpnA.links(), vpnB.links(),
+		vpnA.addressed("10.8.0.0/24", "10.21.0.0/30"), vpnB.addressed("10.9.0.0/24", "10.22.0.0/30"),
+	) {
 		ipCmd(t, c)
 	}
 	for _, ns := range []string{nsA, nsB} {

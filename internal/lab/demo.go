@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
@@ -240,7 +239,7 @@ func (l *Lab) serverRx() uint64 {
 // completes.
 func (l *Lab) checkTunnel(ctx context.Context, rx0 uint64) (bool, string) {
 	ep := ServerEth4.Addr()
-	dev, err := routeDev(l.NS(Client), ep)
+	dev, err := RouteDev(l.NS(Client), ep)
 	if err != nil {
 		return false, fmt.Sprintf("route to the endpoint %s: %v", ep, err)
 	}
@@ -283,15 +282,10 @@ func (l *Lab) checkTunnel(ctx context.Context, rx0 uint64) (bool, string) {
 	return dev == "eth0" && rx > rx0, msg
 }
 
-// routeDev is the output device the named namespace's kernel picks for dst
-// (like `ip route get DST`).
-func routeDev(nsName string, dst netip.Addr) (string, error) {
-	h, err := netns.GetFromName(nsName)
-	if err != nil {
-		return "", err
-	}
-	defer h.Close()
-	nh, err := netlink.NewHandleAt(h)
+// RouteDev is the output device the named namespace's kernel picks for
+// dst (like `ip route get DST`).
+func RouteDev(nsName string, dst netip.Addr) (string, error) {
+	nh, err := NetlinkIn(nsName)
 	if err != nil {
 		return "", err
 	}
@@ -313,12 +307,7 @@ func routeDev(nsName string, dst netip.Addr) (string, error) {
 // routingSnapshot lists a namespace's addresses, routes of all tables and
 // rules, one sorted line each, for comparing before and after.
 func routingSnapshot(nsName string) ([]string, error) {
-	h, err := netns.GetFromName(nsName)
-	if err != nil {
-		return nil, err
-	}
-	defer h.Close()
-	nh, err := netlink.NewHandleAt(h)
+	nh, err := NetlinkIn(nsName)
 	if err != nil {
 		return nil, err
 	}

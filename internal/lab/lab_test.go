@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 )
 
 // serveEnv makes the test binary act as `tunroute lab serve` (see TestMain),
@@ -160,11 +159,7 @@ func hostFingerprint(t *testing.T) string {
 func TestBuild(t *testing.T) {
 	l := newTestLab(t)
 	host := hostFingerprint(t)
-	t0 := time.Now()
-	if err := l.Build(); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("build: %v", time.Since(t0))
+	timed(t, "build", l.Build)
 	if got := l.Namespaces(); len(got) != 4 {
 		t.Fatalf("namespaces %v", got)
 	}
@@ -209,17 +204,34 @@ func TestBuild(t *testing.T) {
 	} else if d := time.Since(t1); d > ProbeTimeout+time.Second {
 		t.Errorf("failed probe took %v", d)
 	}
-	t2 := time.Now()
-	if err := l.Destroy(); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("destroy: %v", time.Since(t2))
+	timed(t, "destroy", l.Destroy)
 	if ns := l.Namespaces(); len(ns) != 0 {
 		t.Fatalf("left: %v", ns)
 	}
 	if got := hostFingerprint(t); got != host {
 		t.Errorf("the host's namespace changed:\nbefore:\n%s\nafter:\n%s", host, got)
 	}
+}
+
+// timed runs step and logs how long it took; the test fails if it fails.
+func timed(t *testing.T, what string, step func() error) {
+	t.Helper()
+	start := time.Now()
+	if err := step(); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%s: %v", what, time.Since(start))
+}
+
+// udpSocketInodesIn is udpSocketInodes in the namespace ns.
+func udpSocketInodesIn(ns string, port int) (map[string]bool, error) {
+	var inodes map[string]bool
+	err := Do(ns, func() error {
+		var err error
+		inodes, err = udpSocketInodes(port)
+		return err
+	})
+	return inodes, err
 }
 
 // udpSocketInodes returns the inodes of the UDP sockets bound to port in
@@ -262,12 +274,7 @@ func mySocketInodes(t *testing.T) map[string]bool {
 
 func addTunnelRoutes(t *testing.T, l *Lab, dsts ...netip.Prefix) {
 	t.Helper()
-	h, err := netns.GetFromName(l.NS(Client))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
-	nh, err := netlink.NewHandleAt(h)
+	nh, err := NetlinkIn(l.NS(Client))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -320,12 +327,8 @@ func TestWireGuardInNetns(t *testing.T) {
 	// The server's socket on 51820 is in vpnserver's namespace, is ours,
 	// and no socket of ours is bound to 51820 in the host's namespace.
 	mine := mySocketInodes(t)
-	var inNS map[string]bool
-	if err := Do(l.NS(VPNServer), func() error {
-		var err error
-		inNS, err = udpSocketInodes(WGPort)
-		return err
-	}); err != nil {
+	inNS, err := udpSocketInodesIn(l.NS(VPNServer), WGPort)
+	if err != nil {
 		t.Fatal(err)
 	}
 	found := 0
@@ -385,11 +388,7 @@ func TestWireGuardInNetns(t *testing.T) {
 	} else {
 		t.Logf("after reopening the sockets: traffic flows after %v", time.Since(t1))
 	}
-	if err := Do(l.NS(VPNServer), func() error {
-		var err error
-		inNS, err = udpSocketInodes(WGPort)
-		return err
-	}); err != nil {
+	if inNS, err = udpSocketInodesIn(l.NS(VPNServer), WGPort); err != nil {
 		t.Fatal(err)
 	}
 	if len(inNS) == 0 {

@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"strings"
 
+	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
@@ -34,6 +35,21 @@ func Do(nsName string, f func() error) error {
 	}
 	defer h.Close()
 	return doIn(h, nsName, f)
+}
+
+// NetlinkIn opens a netlink handle in the named network namespace; the
+// caller closes it.
+func NetlinkIn(nsName string) (*netlink.Handle, error) {
+	h, err := netns.GetFromName(nsName)
+	if err != nil {
+		return nil, fmt.Errorf("netns %s: %w", nsName, err)
+	}
+	defer h.Close()
+	nh, err := netlink.NewHandleAt(h)
+	if err != nil {
+		return nil, fmt.Errorf("netlink in netns %s: %w", nsName, err)
+	}
+	return nh, nil
 }
 
 func doIn(h netns.NsHandle, nsName string, f func() error) error {

@@ -7,54 +7,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tunroute/tunroute/internal/labtest"
 )
-
-const charonBin = "/usr/lib/ipsec/charon"
-
-// startCharon runs charon (kernel-netlink: the kernel's own XFRM does
-// ESP) in ns with a private /run (its pid file is hard-wired there) that
-// still shows /run/netns, and loads swanctl.
-func startCharon(t *testing.T, ns, dir, swanctl string) string {
-	t.Helper()
-	os.MkdirAll(filepath.Join(dir, "netns"), 0o755)
-	vici := "unix://" + filepath.Join(dir, "charon.vici")
-	conf := fmt.Sprintf("charon {\n load = random nonce aes sha1 sha2 hmac gmp kdf pem pkcs1 x509 pubkey kernel-netlink socket-default vici updown\n install_routes = no\n plugins {\n  vici {\n   socket = %s\n  }\n }\n filelog {\n  trdev {\n   path = %s\n   default = 1\n   flush_line = yes\n  }\n }\n}\n",
-		vici, filepath.Join(dir, "charon.log"))
-	os.WriteFile(filepath.Join(dir, "strongswan.conf"), []byte(conf), 0o644)
-	os.WriteFile(filepath.Join(dir, "swanctl.conf"), []byte(swanctl), 0o600)
-	script := fmt.Sprintf(`mount --rbind /run/netns %[1]s/netns && mount -t tmpfs trdev-run /run && mkdir /run/netns && mount --move %[1]s/netns /run/netns && exec %[2]s`, dir, charonBin)
-	cmd := exec.Command("ip", "netns", "exec", ns, "env", "-i", "PATH=/usr/sbin:/usr/bin:/sbin:/bin",
-		"STRONGSWAN_CONF="+filepath.Join(dir, "strongswan.conf"), "sh", "-c", script)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Signal(syscall.SIGKILL); cmd.Wait() })
-	for deadline := time.Now().Add(60 * time.Second); ; {
-		if _, err := os.Stat(filepath.Join(dir, "charon.vici")); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(filepath.Join(dir, "charon.log"))
-			t.Fatalf("charon in %s did not start:\n%s", ns, log)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	swanctlRun(t, dir, "--load-all", "--file", filepath.Join(dir, "swanctl.conf"))
-	return dir
-}
-
-func swanctlRun(t *testing.T, dir string, args ...string) string {
-	t.Helper()
-	out, err := exec.Command("swanctl", append(args, "--uri", "unix://"+filepath.Join(dir, "charon.vici"))...).CombinedOutput()
-	if err != nil {
-		log, _ := os.ReadFile(filepath.Join(dir, "charon.log"))
-		t.Fatalf("swanctl %s: %v\n%s\ncharon.log:\n%s", strings.Join(args, " "), err, out, log)
-	}
-	return string(out)
-}
 
 func swanctlConf(me, peer, myID, peerID, localTS, remoteTS, updown string) string {
 	up := ""
@@ -107,7 +64,7 @@ func TestStrongSwanXFRM(t *testing.T) {
 	if bin == "" {
 		t.Skip("needs TUNROUTE_TEST_BIN (scripts/vmtest.sh builds it)")
 	}
-	for _, p := range []string{charonBin, "/usr/sbin/swanctl"} {
+	for _, p := range []string{labtest.CharonBin, "/usr/sbin/swanctl"} {
 		if _, err := os.Stat(p); err != nil {
 			t.Skipf("needs %s (strongswan-charon, strongswan-swanctl)", p)
 		}
@@ -144,10 +101,10 @@ routes:
 
 	updown := filepath.Join(dir, "updown.sh")
 	os.WriteFile(updown, []byte(fmt.Sprintf("#!/bin/sh\nexec %s hook strongswan -c %s --run-dir %s >> %s/hook.log 2>&1\n", bin, cfgA, run, dir)), 0o755)
-	startCharon(t, b, filepath.Join(dir, "b"), swanctlConf("10.9.0.2", "10.9.0.1", "b@trdev", "a@trdev", "10.70.2.0/24", "10.70.1.0/24", ""))
-	da := startCharon(t, a, filepath.Join(dir, "a"), swanctlConf("10.9.0.1", "10.9.0.2", "a@trdev", "b@trdev", "10.70.1.0/24", "10.70.2.0/24", updown))
+	labtest.StartCharon(t, b, filepath.Join(dir, "b"), labtest.CharonConfig{}, swanctlConf("10.9.0.2", "10.9.0.1", "b@trdev", "a@trdev", "10.70.2.0/24", "10.70.1.0/24", ""))
+	ca := labtest.StartCharon(t, a, filepath.Join(dir, "a"), labtest.CharonConfig{}, swanctlConf("10.9.0.1", "10.9.0.2", "a@trdev", "b@trdev", "10.70.1.0/24", "10.70.2.0/24", updown))
 	t.Logf("%s: both charons up", time.Since(start).Round(time.Millisecond))
-	swanctlRun(t, da, "--initiate", "--child", "site", "--timeout", "60")
+	ca.Swanctl(t, "--initiate", "--child", "site", "--timeout", "60")
 	t.Logf("%s: initiated", time.Since(start).Round(time.Millisecond))
 
 	hookLog := func() string { s, _ := os.ReadFile(filepath.Join(dir, "hook.log")); return string(s) }
@@ -182,7 +139,7 @@ routes:
 	}
 
 	t.Logf("%s: traffic crossed", time.Since(start).Round(time.Millisecond))
-	swanctlRun(t, da, "--terminate", "--ike", "site", "--timeout", "60")
+	ca.Swanctl(t, "--terminate", "--ike", "site", "--timeout", "60")
 	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
 		if r = mustRun("ip", "-n", a, "route", "show", "10.70.2.0/24"); !strings.Contains(r, "ipsec42") {
 			break

@@ -21,14 +21,9 @@ import (
 // environments must be refused by the hook itself (the daemon never
 // hears of them), and the hook's latency is printed with and without it.
 
-func TestOpenVPNThroughDaemon(t *testing.T) {
+func TestThroughDaemon(t *testing.T) {
 	t.Parallel()
-	runThroughDaemon(t, openvpnKind)
-}
-
-func TestTincThroughDaemon(t *testing.T) {
-	t.Parallel()
-	runThroughDaemon(t, tincKind)
+	eachKind(t, runThroughDaemon)
 }
 
 // hookLatencyRuns is how many hook calls each way the latency figures
@@ -36,12 +31,12 @@ func TestTincThroughDaemon(t *testing.T) {
 const hookLatencyRuns = 30
 
 func runThroughDaemon(t *testing.T, k *kind) {
-	// A lab of its own: TestOpenVPN and TestTinc run beside it with the
-	// kind's own prefix.
+	// A lab of its own: TestVPN's runs go beside it with the kind's own
+	// prefix.
 	kd := *k
 	kd.short += "d"
 	w := newWorld(t, &kd)
-	w.fuzzRuns = 40 // TestOpenVPN and TestTinc try more
+	w.fuzzRuns = 40 // TestVPN tries more
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	w.apply(t, w.cfg)

@@ -67,6 +67,17 @@ var tincKind = &kind{
 	},
 }
 
+// eachKind runs run for each daemon kind, in parallel subtests named
+// after the kind.
+func eachKind(t *testing.T, run func(*testing.T, *kind)) {
+	for _, k := range []*kind{openvpnKind, tincKind} {
+		t.Run(k.name, func(t *testing.T) {
+			t.Parallel()
+			run(t, k)
+		})
+	}
+}
+
 type ovpn struct {
 	*labtest.OpenVPN
 	w *world

@@ -234,14 +234,9 @@ func serverUnreachable(w *world, t *testing.T, try func(string)) {
 		t.Fatal(err)
 	}
 	try("server cut off, tunnel still up")
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	t0 := time.Now()
-	if err := w.vpn.waitLost(ctx, mark); err != nil {
-		t.Errorf("the client did not notice the server is gone: %v", err)
+	if !clientWait(t, 15*time.Second, w.vpn.waitLost, mark, "noticed", "did not notice the server is gone") {
 		return
 	}
-	t.Logf("the client noticed after %v", time.Since(t0).Round(time.Millisecond))
 	if w.k.lostWithdraws {
 		armed(w, t, false)
 	} else {
@@ -254,14 +249,23 @@ func serverReachable(w *world, t *testing.T) {
 	if err := w.ctr.unblock(); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	clientWait(t, 10*time.Second, w.vpn.waitUp, mark, "reconnected by itself", "did not come back by itself through the kill switch")
+}
+
+// clientWait gives wait (the client daemon's waitUp or waitLost after
+// mark) up to limit and logs how long it took, "the client DID after
+// ...", or fails the test, "the client FAILED: ...", and reports false.
+func clientWait(t *testing.T, limit time.Duration, wait func(context.Context, int64) error, mark int64, did, failed string) bool {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
-	t0 := time.Now()
-	if err := w.vpn.waitUp(ctx, mark); err != nil {
-		t.Errorf("the client did not come back by itself through the kill switch: %v", err)
-		return
+	start := time.Now()
+	if err := wait(ctx, mark); err != nil {
+		t.Errorf("the client %s: %v", failed, err)
+		return false
 	}
-	t.Logf("the client reconnected by itself after %v", time.Since(t0).Round(time.Millisecond))
+	t.Logf("the client %s after %v", did, time.Since(start).Round(time.Millisecond))
+	return true
 }
 
 // daemonKilled: the client daemon dies with SIGKILL: no down script

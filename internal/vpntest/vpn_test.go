@@ -9,14 +9,9 @@ import (
 	"github.com/tunroute/tunroute/internal/lab"
 )
 
-func TestOpenVPN(t *testing.T) {
+func TestVPN(t *testing.T) {
 	t.Parallel()
-	runVPN(t, openvpnKind)
-}
-
-func TestTinc(t *testing.T) {
-	t.Parallel()
-	runVPN(t, tincKind)
+	eachKind(t, runVPN)
 }
 
 // runVPN is the whole story with one daemon: the kill switch goes in

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
 	"github.com/tunroute/tunroute/internal/lab"
@@ -355,12 +354,7 @@ func (w *world) read(t *testing.T) counts {
 // nl is a netlink handle in a namespace.
 func nl(t *testing.T, nsName string) *netlink.Handle {
 	t.Helper()
-	h, err := netns.GetFromName(nsName)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
-	n, err := netlink.NewHandleAt(h)
+	n, err := lab.NetlinkIn(nsName)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -368,23 +362,14 @@ func nl(t *testing.T, nsName string) *netlink.Handle {
 }
 
 // routeDev is the device the client's kernel would send a packet to dst
-// by (like `ip route get`), or the error.
+// by (like `ip route get`), or the error in parentheses.
 func (w *world) routeDev(t *testing.T, dst netip.Addr) string {
 	t.Helper()
-	h := nl(t, w.client)
-	defer h.Delete()
-	rs, err := h.RouteGet(dst.AsSlice())
+	dev, err := lab.RouteDev(w.client, dst)
 	if err != nil {
 		return "(" + err.Error() + ")"
 	}
-	if len(rs) == 0 {
-		return "(none)"
-	}
-	l, err := h.LinkByIndex(rs[0].LinkIndex)
-	if err != nil {
-		return fmt.Sprintf("(ifindex %d)", rs[0].LinkIndex)
-	}
-	return l.Attrs().Name
+	return dev
 }
 
 // ip runs ip(8) with the arguments, in the namespace if given (-n).
