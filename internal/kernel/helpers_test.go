@@ -44,6 +44,15 @@ func ipScript(t testing.TB, ns, script string) {
 	}
 }
 
+// vethVA is the network most tests route out of: the veth va, up with
+// 10.1.0.1/24 (gateways 10.1.0.x are reachable through it), and its peer vb.
+const vethVA = `
+link add va type veth peer name vb
+link set va up
+link set vb up
+addr add 10.1.0.1/24 dev va
+`
+
 // ipJSON runs `ip -n ns -j ARGS...` and decodes its output into v.
 func ipJSON(t testing.TB, ns string, v any, args ...string) {
 	t.Helper()

@@ -85,11 +85,7 @@ func sameDsts(t *testing.T, what string, got []string, want []netip.Prefix) {
 func setNS(t *testing.T, short string) (string, *Handle) {
 	ns := newNS(t, short)
 	quietIPv6(t, ns)
-	ipScript(t, ns, `
-link add va type veth peer name vb
-link set va up
-link set vb up
-addr add 10.1.0.1/24 dev va
+	ipScript(t, ns, vethVA+`
 -6 addr add 2001:db8:1::1/64 dev va nodad
 `)
 	return ns, openT(t, ns)
