@@ -301,10 +301,7 @@ func TestExecuteAddReplaceDelete(t *testing.T) {
 // attributes, and Observe shows tunroute's IFA_PROTO on exactly those.
 func checkAddrs(t *testing.T, h *Handle, v ipView, added []*state.Addr) {
 	t.Helper()
-	s, err := h.Observe()
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := observeT(t, h, ObserveOptions{})
 	const kept = state.AddrNoDAD | state.AddrNoPrefixRoute
 	for _, want := range added {
 		found := false

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tunroute/tunroute/internal/state"
 	"github.com/tunroute/tunroute/internal/testns"
 )
 
@@ -82,4 +83,15 @@ func openT(t testing.TB, ns string) *Handle {
 	}
 	t.Cleanup(func() { h.Close() })
 	return h
+}
+
+// observeT reads the namespace through h with the options o, failing the
+// test on an error.
+func observeT(t testing.TB, h *Handle, o ObserveOptions) *state.State {
+	t.Helper()
+	s, err := h.ObserveWith(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }

@@ -28,10 +28,7 @@ func execute(t *testing.T, h *Handle, ops ...state.Op) {
 
 func observeFW(t *testing.T, h *Handle) *state.Firewall {
 	t.Helper()
-	s, err := h.Observe()
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := observeT(t, h, ObserveOptions{})
 	return s.Firewall
 }
 
@@ -366,10 +363,7 @@ func TestFirewallEditedByHand(t *testing.T) {
 				execute(t, h, fwOp(state.Add, fw, nil))
 			}
 			tc.edit()
-			observed, err := h.Observe()
-			if err != nil {
-				t.Fatal(err)
-			}
+			observed := observeT(t, h, ObserveOptions{})
 			if observed.Firewall.Equal(fw) {
 				t.Fatalf("the edit does not show:\n%s", strings.Join(observed.Firewall.Lines(), "\n"))
 			}

@@ -336,10 +336,7 @@ func TestRouteSetNexthopObjects(t *testing.T) {
 		}
 	}
 	// Read back, the set's routes are the plain ones.
-	s, err := h.Observe()
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := observeT(t, h, ObserveOptions{})
 	byTable := map[uint32]map[string]string{100: {}, 101: {}}
 	for _, r := range s.Routes {
 		if m := byTable[r.Table]; m != nil && r.Owned() {
