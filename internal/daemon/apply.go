@@ -36,7 +36,7 @@ type ApplyAnswer struct {
 // applyFor answers an apply request for config.
 func (d *Daemon) applyFor(config string) answer {
 	if !sameFile(config, d.e.ConfigFile()) {
-		return answer{Error: ErrOtherConfig.Error(), OtherConfig: true}
+		return otherConfig
 	}
 	c := applyCall{reply: make(chan ApplyAnswer, 1)}
 	select {

@@ -308,9 +308,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 			if ev.Kind != kernel.WatchLost && ev.Kind != kernel.WatchNamespace && !d.interest.wants(ev) {
 				continue
 			}
-			d.mu.Lock()
-			d.status.Relevant++
-			d.mu.Unlock()
+			d.count(&d.status.Relevant)
 			d.log.Debug("event", "what", describe(ev))
 			if cause.At.IsZero() {
 				cause = ev
@@ -329,9 +327,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 			close(reply)
 		case c := <-d.applies:
 			a := d.apply()
-			d.mu.Lock()
-			d.status.Applies++
-			d.mu.Unlock()
+			d.count(&d.status.Applies)
 			c.reply <- a
 			if !pending {
 				pending = true
@@ -481,6 +477,13 @@ func (d *Daemon) setError(err error) {
 	d.mu.Unlock()
 }
 
+// count adds one to a counter of the status (a field of d.status).
+func (d *Daemon) count(n *uint64) {
+	d.mu.Lock()
+	*n++
+	d.mu.Unlock()
+}
+
 // check plans against the kernel and applies the plan if it is not
 // empty. first: the start or a reload (the plan is logged whole, and
 // back-off does not apply). It returns when to check again (zero: when
@@ -492,9 +495,7 @@ func (d *Daemon) check(cause kernel.WatchEvent, first bool) (time.Time, error) {
 		return time.Time{}, err
 	}
 	defer unlock()
-	d.mu.Lock()
-	d.status.Checks++
-	d.mu.Unlock()
+	d.count(&d.status.Checks)
 	t0 := time.Now()
 	d.lastRead = t0
 	d.followConfig()

@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"sort"
 	"strings"
 
 	"github.com/tunroute/tunroute/internal/netnsname"
@@ -79,13 +78,4 @@ func fixFor(kind, competitor string) string {
 		return "a network manager manages this device: mark it unmanaged (networkd: Unmanaged=yes; NetworkManager: unmanaged-devices)"
 	}
 	return "find the program that changes it (ip monitor, nft monitor)"
-}
-
-func sortedKeys(m map[string]int) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }

@@ -25,14 +25,15 @@ type PlanAnswer struct {
 // by itself).
 var ErrOtherConfig = errors.New("tunroute run works with another config")
 
+// otherConfig answers a request for another config than the daemon's.
+var otherConfig = answer{Error: ErrOtherConfig.Error(), OtherConfig: true}
+
 // planFor answers a plan request for config.
 func (d *Daemon) planFor(config string) answer {
 	if !sameFile(config, d.e.ConfigFile()) {
-		return answer{Error: ErrOtherConfig.Error(), OtherConfig: true}
+		return otherConfig
 	}
-	d.mu.Lock()
-	d.status.Plans++
-	d.mu.Unlock()
+	d.count(&d.status.Plans)
 	s, c, err := d.e.PlanConfig(true)
 	if err != nil {
 		return answer{Plan: &PlanAnswer{Error: err.Error()}}
@@ -69,18 +70,16 @@ type ObserveAnswer struct {
 // watchers keep.
 func (d *Daemon) observeFor(config string) answer {
 	if !sameFile(config, d.e.ConfigFile()) {
-		return answer{Error: ErrOtherConfig.Error(), OtherConfig: true}
+		return otherConfig
 	}
-	d.mu.Lock()
-	d.status.StatusReads++
-	d.mu.Unlock()
+	d.count(&d.status.StatusReads)
 	cfg, err := d.e.LoadConfig()
 	if err != nil {
-		return answer{Error: ErrOtherConfig.Error(), OtherConfig: true} // the command says why
+		return otherConfig // the command says why
 	}
 	f, err := d.e.LoadFacts()
 	if err != nil {
-		return answer{Error: ErrOtherConfig.Error(), OtherConfig: true}
+		return otherConfig
 	}
 	s, err := d.e.ObserveForPlan(cfg, f, false)
 	if err != nil {

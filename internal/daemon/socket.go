@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -214,7 +216,7 @@ func (s *Status) Text() string {
 		b.WriteString("  repairs: none\n")
 	} else {
 		var parts []string
-		for _, k := range sortedKeys(s.Repairs) {
+		for _, k := range slices.Sorted(maps.Keys(s.Repairs)) {
 			parts = append(parts, fmt.Sprintf("%s %d", k, s.Repairs[k]))
 		}
 		fmt.Fprintf(&b, "  repairs: %s\n", strings.Join(parts, ", "))

@@ -35,12 +35,7 @@ func hostRoute(i int) netip.Prefix {
 
 func benchNS(b *testing.B, short string) string {
 	ns := newNS(b, short)
-	ipScript(b, ns, `
-link add va type veth peer name vb
-link set va up
-link set vb up
-addr add 10.1.0.1/24 dev va
-`)
+	ipScript(b, ns, vethVA)
 	return ns
 }
 

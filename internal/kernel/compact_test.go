@@ -38,14 +38,8 @@ route add 10.52.0.0/16 table 100 proto 116 nexthop via 10.1.0.254 nexthop via 10
 	if _, err := h.Execute(ops); err != nil {
 		t.Fatal(err)
 	}
-	plain, err := h.Observe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	compact, err := h.ObserveWith(ObserveOptions{CompactRoutes: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	plain := observeT(t, h, ObserveOptions{})
+	compact := observeT(t, h, ObserveOptions{CompactRoutes: true})
 	sizes := map[string]int{}
 	for _, s := range compact.RouteSets {
 		r := s.Route(s.Dsts[0])

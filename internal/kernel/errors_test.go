@@ -33,12 +33,7 @@ func checkApplied(t *testing.T, ns string, routes []*state.Route, applied, want 
 func TestExecuteErrorMapping(t *testing.T) {
 	needRoot(t)
 	ns := newNS(t, "err")
-	ipScript(t, ns, `
-link add va type veth peer name vb
-link set va up
-link set vb up
-addr add 10.1.0.1/24 dev va
-`)
+	ipScript(t, ns, vethVA)
 	h := openT(t, ns)
 	r := func(dst string) *state.Route {
 		return owned(100, state.RouteUnicast, dst, via("10.1.0.254", "va"))

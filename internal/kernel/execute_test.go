@@ -123,11 +123,7 @@ func allTrue(b []bool) bool {
 	return true
 }
 
-const foreignState = `
-link add va type veth peer name vb
-link set va up
-link set vb up
-addr add 10.1.0.1/24 dev va
+const foreignState = vethVA + `
 addr add 198.51.100.1/24 dev vb
 -6 addr add 2001:db8:5::1/64 dev va nodad
 route add 203.0.113.0/24 via 10.1.0.254 table 100 proto static
@@ -305,10 +301,7 @@ func TestExecuteAddReplaceDelete(t *testing.T) {
 // attributes, and Observe shows tunroute's IFA_PROTO on exactly those.
 func checkAddrs(t *testing.T, h *Handle, v ipView, added []*state.Addr) {
 	t.Helper()
-	s, err := h.Observe()
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := observeT(t, h, ObserveOptions{})
 	const kept = state.AddrNoDAD | state.AddrNoPrefixRoute
 	for _, want := range added {
 		found := false

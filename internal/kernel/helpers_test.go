@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tunroute/tunroute/internal/state"
 	"github.com/tunroute/tunroute/internal/testns"
 )
 
@@ -44,6 +45,15 @@ func ipScript(t testing.TB, ns, script string) {
 	}
 }
 
+// vethVA is the network most tests route out of: the veth va, up with
+// 10.1.0.1/24 (gateways 10.1.0.x are reachable through it), and its peer vb.
+const vethVA = `
+link add va type veth peer name vb
+link set va up
+link set vb up
+addr add 10.1.0.1/24 dev va
+`
+
 // ipJSON runs `ip -n ns -j ARGS...` and decodes its output into v.
 func ipJSON(t testing.TB, ns string, v any, args ...string) {
 	t.Helper()
@@ -73,4 +83,15 @@ func openT(t testing.TB, ns string) *Handle {
 	}
 	t.Cleanup(func() { h.Close() })
 	return h
+}
+
+// observeT reads the namespace through h with the options o, failing the
+// test on an error.
+func observeT(t testing.TB, h *Handle, o ObserveOptions) *state.State {
+	t.Helper()
+	s, err := h.ObserveWith(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }

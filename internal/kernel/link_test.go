@@ -36,10 +36,7 @@ func TestExecuteVethAcrossNamespaces(t *testing.T) {
 		t.Errorf("bridge: %+v", br)
 	}
 
-	s, err := h.Observe()
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := observeT(t, h, ObserveOptions{})
 	var got *state.Link
 	for i := range s.Links {
 		if s.Links[i].Name == "trpipe0" {

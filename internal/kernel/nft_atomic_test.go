@@ -144,10 +144,7 @@ func TestFirewallCounters(t *testing.T) {
 	if got := settleCounts(t, p.b); fmt.Sprint(got) != "[0 0]" {
 		t.Errorf("B received %v", got)
 	}
-	s, err := h.Observe()
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := observeT(t, h, ObserveOptions{})
 	out := s.Firewall.Chains[2].Rules
 	final := out[len(out)-1]
 	// IPv4: 20 + 8 + 100 bytes; IPv6: 40 + 8 + 100.

@@ -39,19 +39,8 @@ func (e *encoder) be32(typ uint16, v uint32) {
 	e.b = be.AppendUint32(e.b, v)
 }
 
-func (a *attrs) be32() uint32 {
-	if len(a.val) < 4 {
-		return 0
-	}
-	return be.Uint32(a.val)
-}
-
-func (a *attrs) be64() uint64 {
-	if len(a.val) < 8 {
-		return 0
-	}
-	return be.Uint64(a.val)
-}
+func (a *attrs) be32() uint32 { return be.Uint32(a.fixed(4)) }
+func (a *attrs) be64() uint64 { return be.Uint64(a.fixed(8)) }
 
 // nfConn returns the handle's NETLINK_NETFILTER socket, opening it inside
 // the namespace on first use. The caller holds h.mu.

@@ -26,6 +26,17 @@ func newNftNS(t testing.TB, short string) string {
 	return testns.NewNS(t, fmt.Sprintf("tr-nft-%s-%d", short, os.Getpid()))
 }
 
+// firewallNS skips the test without root and nft, else makes a namespace
+// as newNftNS does and opens a handle in it. The cgroups vpnUpFirewall and
+// everyFieldFirewall name exist (fakeCgroups).
+func firewallNS(t testing.TB, short string) (string, *Handle) {
+	t.Helper()
+	needNft(t)
+	fakeCgroups(t, "system.slice/backup.service", "tr.slice/app.service")
+	ns := newNftNS(t, short)
+	return ns, openT(t, ns)
+}
+
 // nftIn runs nft inside ns and returns its standard output (nft warns
 // on standard error, e.g. of a rule without statements).
 func nftIn(t testing.TB, ns string, args ...string) string {

@@ -175,7 +175,7 @@ func (kr *kernelRule) fwRule(setElems func(string) ([]setElem, error)) (state.Fw
 		// record left out, or one it has with more than one element.
 		var fields []string
 		for _, f := range setFields {
-			if slices.Contains(rec.FromSets, f) || reflect.ValueOf(getList(&r, f)).Len() > 1 {
+			if slices.Contains(rec.FromSets, f) || listField(&r, f).len() > 1 {
 				fields = append(fields, f)
 			}
 		}

@@ -227,75 +227,72 @@ func setValues(field string, es []setElem) (any, error) {
 	return nil, fmt.Errorf("no set holds %q", field)
 }
 
-// listField returns a pointer to the FwRule list with that JSON name.
-func listField(r *state.FwRule, field string) any {
+// fwList is one of FwRule's lists, whatever its element type.
+type fwList interface {
+	get() any
+	len() int
+	clear()
+	// set stores v (as returned by setValues) in the list, in the order
+	// perm gives (perm[i] is the index in v of element i), or in v's
+	// order when perm is nil.
+	set(v any, perm []int) error
+}
+
+// listPtr is the fwList a pointer to the list is.
+type listPtr[T any] struct{ p *[]T }
+
+func (l listPtr[T]) get() any                    { return *l.p }
+func (l listPtr[T]) len() int                    { return len(*l.p) }
+func (l listPtr[T]) clear()                      { *l.p = nil }
+func (l listPtr[T]) set(v any, perm []int) error { return permute(l.p, v.([]T), perm) }
+
+// listField returns r's list with that JSON name, nil if it has none.
+func listField(r *state.FwRule, field string) fwList {
 	switch field {
 	case "iif":
-		return &r.IIF
+		return listPtr[string]{&r.IIF}
 	case "oif":
-		return &r.OIF
+		return listPtr[string]{&r.OIF}
 	case "not_oif":
-		return &r.NotOIF
+		return listPtr[string]{&r.NotOIF}
 	case "not_iif":
-		return &r.NotIIF
+		return listPtr[string]{&r.NotIIF}
 	case "saddr":
-		return &r.Saddr
+		return listPtr[netip.Prefix]{&r.Saddr}
 	case "daddr":
-		return &r.Daddr
+		return listPtr[netip.Prefix]{&r.Daddr}
 	case "not_daddr":
-		return &r.NotDaddr
+		return listPtr[netip.Prefix]{&r.NotDaddr}
 	case "sports":
-		return &r.SPorts
+		return listPtr[state.PortRange]{&r.SPorts}
 	case "dports":
-		return &r.DPorts
+		return listPtr[state.PortRange]{&r.DPorts}
 	case "icmpv6_types":
-		return &r.ICMPv6Types
+		return listPtr[uint8]{&r.ICMPv6Types}
 	}
 	return nil
 }
 
 // getList returns the value of r's list field with that JSON name.
 func getList(r *state.FwRule, field string) any {
-	switch p := listField(r, field).(type) {
-	case *[]string:
-		return *p
-	case *[]netip.Prefix:
-		return *p
-	case *[]state.PortRange:
-		return *p
-	case *[]uint8:
-		return *p
+	if l := listField(r, field); l != nil {
+		return l.get()
 	}
 	return nil
 }
 
 // clearList empties r's list field with that JSON name.
 func clearList(r *state.FwRule, field string) {
-	switch p := listField(r, field).(type) {
-	case *[]string:
-		*p = nil
-	case *[]netip.Prefix:
-		*p = nil
-	case *[]state.PortRange:
-		*p = nil
-	case *[]uint8:
-		*p = nil
+	if l := listField(r, field); l != nil {
+		l.clear()
 	}
 }
 
-// setList stores v (as returned by setValues) in r's list field, in the
-// order perm gives (perm[i] is the index in v of element i), or in v's
-// order when perm is nil.
+// setList stores v (as returned by setValues) in r's list field with that
+// JSON name, as fwList.set does.
 func setList(r *state.FwRule, field string, v any, perm []int) error {
-	switch p := listField(r, field).(type) {
-	case *[]string:
-		return permute(p, v.([]string), perm)
-	case *[]netip.Prefix:
-		return permute(p, v.([]netip.Prefix), perm)
-	case *[]state.PortRange:
-		return permute(p, v.([]state.PortRange), perm)
-	case *[]uint8:
-		return permute(p, v.([]uint8), perm)
+	if l := listField(r, field); l != nil {
+		return l.set(v, perm)
 	}
 	return fmt.Errorf("no list %q", field)
 }

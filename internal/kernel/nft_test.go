@@ -28,10 +28,7 @@ func execute(t *testing.T, h *Handle, ops ...state.Op) {
 
 func observeFW(t *testing.T, h *Handle) *state.Firewall {
 	t.Helper()
-	s, err := h.Observe()
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := observeT(t, h, ObserveOptions{})
 	return s.Firewall
 }
 
@@ -62,10 +59,7 @@ func checkTable(t *testing.T, h *Handle, ns, step string, want *state.Firewall) 
 // forth and deleted; after each step nft (the oracle) lists exactly the
 // desired rules and Observe reads them back.
 func TestFirewallMatchesNft(t *testing.T) {
-	needNft(t)
-	fakeCgroups(t, "system.slice/backup.service", "tr.slice/app.service")
-	ns := newNftNS(t, "oracle")
-	h := openT(t, ns)
+	ns, h := firewallNS(t, "oracle")
 	vpn, every := vpnUpFirewall(), everyFieldFirewall()
 	if got := strings.Join(vpn.Lines(), "\n"); got != vpnUpText {
 		t.Fatalf("the copy of TestVPNUp's table differs from its text:\n%s", got)
@@ -195,11 +189,7 @@ func TestFirewallMixedOps(t *testing.T) {
 	fakeCgroups(t, "system.slice/backup.service", "tr.slice/app.service")
 	ns := newNftNS(t, "mixed")
 	quietIPv6(t, ns)
-	ipScript(t, ns, `
-link add va type veth peer name vb
-link set va up
-link set vb up
-addr add 10.1.0.1/24 dev va`)
+	ipScript(t, ns, vethVA)
 	nftScript(t, ns, foreignRuleset)
 	h := openT(t, ns)
 	addr := &state.Addr{Dev: "va", Prefix: pfx("10.88.0.1/24"), Scope: state.ScopeUniverse, Flags: state.AddrNoDAD}
@@ -298,10 +288,7 @@ addr add 10.1.0.1/24 dev va`)
 // TestFirewallErrors: what the kernel refuses changes nothing, and the
 // error says which op and why.
 func TestFirewallErrors(t *testing.T) {
-	needNft(t)
-	fakeCgroups(t, "system.slice/backup.service")
-	ns := newNftNS(t, "errors")
-	h := openT(t, ns)
+	ns, h := firewallNS(t, "errors")
 	fw := vpnUpFirewall()
 	try := func(op state.Op, errno unix.Errno, text string) {
 		t.Helper()
@@ -336,10 +323,7 @@ func TestFirewallErrors(t *testing.T) {
 // TestFirewallEditedByHand: changes made with nft to tunroute's table show
 // in Observe, so a plan replaces the table, which restores it.
 func TestFirewallEditedByHand(t *testing.T) {
-	needNft(t)
-	fakeCgroups(t, "system.slice/backup.service")
-	ns := newNftNS(t, "edited")
-	h := openT(t, ns)
+	ns, h := firewallNS(t, "edited")
 	fw := vpnUpFirewall()
 	handle := func(comment string) string {
 		m := regexp.MustCompile(`comment "` + regexp.QuoteMeta(comment) + `" # handle (\d+)`).FindStringSubmatch(nftIn(t, ns, "-a", "list", "table", "inet", "tunroute"))
@@ -379,10 +363,7 @@ func TestFirewallEditedByHand(t *testing.T) {
 				execute(t, h, fwOp(state.Add, fw, nil))
 			}
 			tc.edit()
-			observed, err := h.Observe()
-			if err != nil {
-				t.Fatal(err)
-			}
+			observed := observeT(t, h, ObserveOptions{})
 			if observed.Firewall.Equal(fw) {
 				t.Fatalf("the edit does not show:\n%s", strings.Join(observed.Firewall.Lines(), "\n"))
 			}
@@ -410,10 +391,7 @@ func TestFirewallEditedByHand(t *testing.T) {
 // TestFirewallNftSeesComments: nft shows each rule's comment and ignores
 // tunroute's record; nft -f can load what nft lists of the table.
 func TestFirewallNftSeesComments(t *testing.T) {
-	needNft(t)
-	fakeCgroups(t, "system.slice/backup.service", "tr.slice/app.service")
-	ns := newNftNS(t, "comments")
-	h := openT(t, ns)
+	ns, h := firewallNS(t, "comments")
 	every := everyFieldFirewall()
 	// nft writes comments of at most 128 bytes, but lists longer ones.
 	every.Chains[0].Rules = append(every.Chains[0].Rules, state.FwRule{Comment: strings.Repeat("long ", 40), Counter: true})

@@ -11,11 +11,7 @@ func TestObserveRoutesFilter(t *testing.T) {
 	needRoot(t)
 	ns := newNS(t, "filt")
 	quietIPv6(t, ns)
-	ipScript(t, ns, `
-link add va type veth peer name vb
-link set va up
-link set vb up
-addr add 10.1.0.1/24 dev va
+	ipScript(t, ns, vethVA+`
 -6 addr add 2001:db8:5::1/64 dev va nodad
 route add 10.10.0.0/16 via 10.1.0.254 table 100 proto 116
 route add 10.11.0.0/16 via 10.1.0.254 table 100 proto static

@@ -127,14 +127,13 @@ func oracleAddrs(t *testing.T, ns string) []state.Addr {
 	return out
 }
 
+// parseTable reads a table as ip prints it: a number, or the name
+// state.TableName gives a reserved one.
 func parseTable(t *testing.T, s string) uint32 {
-	switch s {
-	case "main":
-		return state.TableMain
-	case "local":
-		return state.TableLocal
-	case "default":
-		return state.TableDefault
+	for _, id := range []uint32{state.TableMain, state.TableLocal, state.TableDefault} {
+		if s == state.TableName(id) {
+			return id
+		}
 	}
 	v, err := strconv.ParseUint(s, 10, 32)
 	if err != nil {

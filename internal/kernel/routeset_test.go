@@ -85,11 +85,7 @@ func sameDsts(t *testing.T, what string, got []string, want []netip.Prefix) {
 func setNS(t *testing.T, short string) (string, *Handle) {
 	ns := newNS(t, short)
 	quietIPv6(t, ns)
-	ipScript(t, ns, `
-link add va type veth peer name vb
-link set va up
-link set vb up
-addr add 10.1.0.1/24 dev va
+	ipScript(t, ns, vethVA+`
 -6 addr add 2001:db8:1::1/64 dev va nodad
 `)
 	return ns, openT(t, ns)
@@ -340,10 +336,7 @@ func TestRouteSetNexthopObjects(t *testing.T) {
 		}
 	}
 	// Read back, the set's routes are the plain ones.
-	s, err := h.Observe()
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := observeT(t, h, ObserveOptions{})
 	byTable := map[uint32]map[string]string{100: {}, 101: {}}
 	for _, r := range s.Routes {
 		if m := byTable[r.Table]; m != nil && r.Owned() {

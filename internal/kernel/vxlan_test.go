@@ -26,10 +26,7 @@ func vxlanLink(name string, vni uint32, local, remote, dev, under string) *state
 
 func observedLink(t *testing.T, h *Handle, name string) *state.Link {
 	t.Helper()
-	s, err := h.Observe()
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := observeT(t, h, ObserveOptions{})
 	for i := range s.Links {
 		if s.Links[i].Name == name {
 			return &s.Links[i]

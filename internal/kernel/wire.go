@@ -180,26 +180,21 @@ func (a *attrs) next() bool {
 	return true
 }
 
-func (a *attrs) u8() uint8 {
-	if len(a.val) < 1 {
-		return 0
+// noValue stands in for an attribute too short for the integer read from
+// it, which then reads as 0.
+var noValue [8]byte
+
+// fixed returns the attribute's value if it holds n bytes, else n zeros.
+func (a *attrs) fixed(n int) []byte {
+	if len(a.val) < n {
+		return noValue[:n]
 	}
-	return a.val[0]
+	return a.val
 }
 
-func (a *attrs) u16() uint16 {
-	if len(a.val) < 2 {
-		return 0
-	}
-	return ne.Uint16(a.val)
-}
-
-func (a *attrs) u32() uint32 {
-	if len(a.val) < 4 {
-		return 0
-	}
-	return ne.Uint32(a.val)
-}
+func (a *attrs) u8() uint8   { return a.fixed(1)[0] }
+func (a *attrs) u16() uint16 { return ne.Uint16(a.fixed(2)) }
+func (a *attrs) u32() uint32 { return ne.Uint32(a.fixed(4)) }
 
 func (a *attrs) str() string { return cstring(a.val) }
 
