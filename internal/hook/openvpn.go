@@ -47,18 +47,12 @@ func OpenVPN(name string, env Env) (*facts.VPN, error) {
 			}
 		}
 		v.Addrs = append(v.Addrs, netip.PrefixFrom(local, bits))
-		remote, hasRemote, err := env.addr("ifconfig_remote", false)
-		if err != nil {
+		if err := env.setAddr("ifconfig_remote", false, &v.Gateway4); err != nil {
 			return nil, err
 		}
-		if hasRemote {
-			v.Gateway4 = remote
-		}
 	}
-	if gw, ok, err := env.addr("route_vpn_gateway", false); err != nil {
+	if err := env.setAddr("route_vpn_gateway", false, &v.Gateway4); err != nil {
 		return nil, err
-	} else if ok {
-		v.Gateway4 = gw
 	}
 	if local6, ok, err := env.addr("ifconfig_ipv6_local", true); err != nil {
 		return nil, err
@@ -73,15 +67,11 @@ func OpenVPN(name string, env Env) (*facts.VPN, error) {
 		}
 		v.Addrs = append(v.Addrs, netip.PrefixFrom(local6, bits))
 	}
-	if gw6, ok, err := env.addr("ifconfig_ipv6_remote", true); err != nil {
+	if err := env.setAddr("ifconfig_ipv6_remote", true, &v.Gateway6); err != nil {
 		return nil, err
-	} else if ok {
-		v.Gateway6 = gw6
 	}
-	if gw, ok, err := env.addr("route_net_gateway", false); err != nil {
+	if err := env.setAddr("route_net_gateway", false, &v.OrigGateway4); err != nil {
 		return nil, err
-	} else if ok {
-		v.OrigGateway4 = gw
 	}
 	if err := openvpnServer(env, v); err != nil {
 		return nil, err
