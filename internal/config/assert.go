@@ -85,21 +85,8 @@ func (d *decoder) assertion(v node) (*Assertion, error) {
 	if err := protoPorts(m, &a.Proto, []keyed[[]state.PortRange]{{"port", &a.Ports}, {"sport", &a.SPorts}}); err != nil {
 		return nil, err
 	}
-	if n, ok := m.get("uid"); ok {
-		lo, hi, err := rangeValue(n, 0, 0xfffffffe)
-		if err != nil {
-			return nil, err
-		}
-		a.UID = &state.UIDRange{Start: uint32(lo), End: uint32(hi)}
-	}
-	if n, ok := m.get("cgroup"); ok {
-		c, err := n.scalar()
-		if err != nil {
-			return nil, err
-		}
-		if a.Cgroup = strings.Trim(c, "/"); a.Cgroup == "" || strings.Contains(c, "..") {
-			return nil, n.pos.Errorf("%q is not a cgroup path (e.g. system.slice/foo.service)", c)
-		}
+	if err := localSender(m, &a.UID, &a.Cgroup); err != nil {
+		return nil, err
 	}
 	if n, ok := m.get("iif"); ok {
 		if a.IIF, err = n.scalar(); err != nil {

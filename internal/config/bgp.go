@@ -144,11 +144,8 @@ func (d *decoder) bgp(v node) error {
 			return n.pos.Errorf("%s: a router id is written as an IPv4 address", s)
 		}
 	}
-	if _, ok := m.get("originate"); ok {
-		if b.Originate, err = prefixes(m, "originate"); err != nil {
-			return err
-		}
-		b.OriginateGiven = true
+	if b.OriginateGiven, err = optPrefixes(m, "originate", &b.Originate); err != nil {
+		return err
 	}
 	if n, ok := m.get("table"); ok {
 		if b.Table, err = d.table(n, false); err != nil {
@@ -262,22 +259,16 @@ func (d *decoder) bgpNeighbor(v node) (*BGPNeighbor, error) {
 			return nil, err
 		}
 	}
-	if _, ok := m.get("accept"); ok {
-		if nb.Accept, err = prefixes(m, "accept"); err != nil {
-			return nil, err
-		}
-		nb.AcceptGiven = true
+	if nb.AcceptGiven, err = optPrefixes(m, "accept", &nb.Accept); err != nil {
+		return nil, err
 	}
 	if n, ok := m.get("allow_default"); ok {
 		if nb.AllowDefault, err = boolValue(n); err != nil {
 			return nil, err
 		}
 	}
-	if _, ok := m.get("export"); ok {
-		if nb.Export, err = prefixes(m, "export"); err != nil {
-			return nil, err
-		}
-		nb.ExportGiven = true
+	if nb.ExportGiven, err = optPrefixes(m, "export", &nb.Export); err != nil {
+		return nil, err
 	}
 	if err := optUint(m, "max_prefixes", 1, 0xffffffff, &nb.MaxPrefixes); err != nil {
 		return nil, err

@@ -348,10 +348,8 @@ func (d *decoder) wireGuardPeer(it node) (WireGuardPeer, error) {
 		}
 		p.Endpoint = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 	}
-	if _, ok := m.get("allowed_ips"); ok {
-		if p.AllowedIPs, err = prefixes(m, "allowed_ips"); err != nil {
-			return p, err
-		}
+	if _, err := optPrefixes(m, "allowed_ips", &p.AllowedIPs); err != nil {
+		return p, err
 	}
 	if _, ok := m.get("preshared_key_file"); ok {
 		path, k, err := d.secretKey(m, "preshared_key_file", "preshared key", "wg genpsk")

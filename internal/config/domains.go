@@ -408,10 +408,8 @@ func (d *decoder) pipeEnd(n node, top *Config, p *Pipe, end *PipeEnd) error {
 			return err
 		}
 	}
-	if _, ok := m.get("routes"); ok {
-		if end.Routes, err = prefixes(m, "routes"); err != nil {
-			return err
-		}
+	if _, err := optPrefixes(m, "routes", &end.Routes); err != nil {
+		return err
 	}
 	if mn, ok := m.get("masquerade"); ok {
 		if end.Masquerade, err = boolValue(mn); err != nil {
@@ -481,10 +479,8 @@ func (d *decoder) flows(n node, top *Config, p *Pipe) ([]Flow, error) {
 		if err := flowOrigin(m, top, p, &f); err != nil {
 			return nil, err
 		}
-		if _, ok := m.get("to"); ok {
-			if f.To, err = prefixes(m, "to"); err != nil {
-				return nil, err
-			}
+		if _, err := optPrefixes(m, "to", &f.To); err != nil {
+			return nil, err
 		}
 		if err := protoPorts(m, &f.Proto, []keyed[[]state.PortRange]{{"port", &f.Ports}}); err != nil {
 			return nil, err

@@ -247,11 +247,8 @@ func (d *decoder) groups(v node) error {
 			return err
 		}
 		g := &Group{at: m.at}
-		if g.Name, err = requiredString(m, "name"); err != nil {
+		if g.Name, err = requiredName(m); err != nil {
 			return err
-		}
-		if !nameRE.MatchString(g.Name) {
-			return m.at("name").Errorf("%q: a name starts with a letter and holds only letters, digits, '_', '.', '-'", g.Name)
 		}
 		if d.cfg.Identity(g.Name) != nil {
 			return m.at("name").Errorf("%q is already an identity; a group needs a name of its own", g.Name)

@@ -267,12 +267,9 @@ func (d *decoder) identity(v node) (*Identity, error) {
 			return nil, err
 		}
 	}
-	name, err := requiredString(m, "name")
+	name, err := requiredName(m)
 	if err != nil {
 		return nil, err
-	}
-	if !nameRE.MatchString(name) {
-		return nil, m.at("name").Errorf("%q: a name starts with a letter and holds only letters, digits, '_', '.', '-'", name)
 	}
 	id.Name = name
 	if _, ok := m.get("device"); ok || id.VPN == "" {
@@ -295,25 +292,21 @@ func (d *decoder) identity(v node) (*Identity, error) {
 		if !ok {
 			continue
 		}
-		items, err := n.list()
-		if err != nil {
-			return nil, err
-		}
 		id.AutoAddresses = false
-		for _, it := range items {
-			s, err := it.scalar()
-			if err != nil {
-				return nil, err
-			}
+		err := eachScalar(n, func(it node, s string) error {
 			if s == "auto" {
 				id.AutoAddresses = true
-				continue
+				return nil
 			}
 			a, err := parseAddr(it.pos, s)
 			if err != nil {
-				return nil, err
+				return err
 			}
 			id.Addresses = append(id.Addresses, a)
+			return nil
+		})
+		if err != nil {
+			return nil, err
 		}
 		if id.AutoAddresses && len(id.Addresses) > 0 {
 			return nil, n.pos.Errorf(`"auto" cannot be mixed with literal addresses`)
@@ -573,11 +566,8 @@ func (d *decoder) redirect(v node) (*Redirect, error) {
 }
 
 func (d *decoder) redirectRest(m *mapping, r *Redirect) error {
-	var err error
-	if _, ok := m.get("lan"); ok {
-		if r.LAN, err = prefixes(m, "lan"); err != nil {
-			return err
-		}
+	if _, err := optPrefixes(m, "lan", &r.LAN); err != nil {
+		return err
 	}
 	if n, ok := m.get("families"); ok {
 		err := eachScalar(n, func(it node, s string) error {
@@ -652,6 +642,19 @@ func requiredString(m *mapping, key string) (string, error) {
 	return s, nil
 }
 
+// requiredName reads the entry's name: a letter, then letters, digits,
+// '_', '.', '-'.
+func requiredName(m *mapping) (string, error) {
+	name, err := requiredString(m, "name")
+	if err != nil {
+		return "", err
+	}
+	if !nameRE.MatchString(name) {
+		return "", m.at("name").Errorf("%q: a name starts with a letter and holds only letters, digits, '_', '.', '-'", name)
+	}
+	return name, nil
+}
+
 func uintValue(n node, min, max uint64) (uint64, error) {
 	s, err := n.scalar()
 	if err != nil {
@@ -722,6 +725,16 @@ func prefixes(m *mapping, key string) ([]netip.Prefix, error) {
 		out = append(out, p)
 	}
 	return out, nil
+}
+
+// optPrefixes sets *dst to the list of prefixes under key when the key is
+// given, and says whether it was; *dst keeps its default otherwise.
+func optPrefixes(m *mapping, key string, dst *[]netip.Prefix) (given bool, err error) {
+	if _, ok := m.get(key); !ok {
+		return false, nil
+	}
+	*dst, err = prefixes(m, key)
+	return err == nil, err
 }
 
 // ParsePrefix reads "10.0.0.0/8", "2001:db8::/32", a bare address (a host

@@ -111,11 +111,8 @@ func (d *decoder) vpns(v node) error {
 			return err
 		}
 		vpn := &VPN{at: m.at, PushedRoutes: true}
-		if vpn.Name, err = requiredString(m, "name"); err != nil {
+		if vpn.Name, err = requiredName(m); err != nil {
 			return err
-		}
-		if !nameRE.MatchString(vpn.Name) {
-			return m.at("name").Errorf("%q: a name starts with a letter and holds only letters, digits, '_', '.', '-'", vpn.Name)
 		}
 		if d.cfg.VPN(vpn.Name) != nil {
 			return m.at("name").Errorf("vpn %q is defined twice", vpn.Name)
@@ -180,6 +177,30 @@ func (d *decoder) vpnRef(n node) (string, error) {
 	return s, nil
 }
 
+// localSender reads the keys that match the local process that sent a
+// packet: uid (a user or a range of them) and cgroup (a cgroup v2 path).
+func localSender(m *mapping, uid **state.UIDRange, cgroup *string) error {
+	if n, ok := m.get("uid"); ok {
+		lo, hi, err := rangeValue(n, 0, 0xfffffffe)
+		if err != nil {
+			return err
+		}
+		*uid = &state.UIDRange{Start: uint32(lo), End: uint32(hi)}
+	}
+	if n, ok := m.get("cgroup"); ok {
+		c, err := n.scalar()
+		if err != nil {
+			return err
+		}
+		c = strings.Trim(c, "/")
+		if c == "" || strings.Contains(c, "..") || strings.ContainsAny(c, "\x00\n") {
+			return n.pos.Errorf("%q is not a cgroup path (e.g. system.slice/foo.service)", c)
+		}
+		*cgroup = c
+	}
+	return nil
+}
+
 func (d *decoder) selector(v node) (*Selector, error) {
 	m, err := v.mapping("via", "proto", "sport", "dport", "uid", "cgroup", "from", "to", "iif")
 	if err != nil {
@@ -217,33 +238,14 @@ func (d *decoder) selector(v node) (*Selector, error) {
 			s.DPort = r
 		}
 	}
-	if n, ok := m.get("uid"); ok {
-		lo, hi, err := rangeValue(n, 0, 0xfffffffe)
-		if err != nil {
-			return nil, err
-		}
-		s.UID = &state.UIDRange{Start: uint32(lo), End: uint32(hi)}
+	if err := localSender(m, &s.UID, &s.Cgroup); err != nil {
+		return nil, err
 	}
-	if n, ok := m.get("cgroup"); ok {
-		c, err := n.scalar()
-		if err != nil {
-			return nil, err
-		}
-		c = strings.Trim(c, "/")
-		if c == "" || strings.Contains(c, "..") || strings.ContainsAny(c, "\x00\n") {
-			return nil, n.pos.Errorf("%q is not a cgroup path (e.g. system.slice/foo.service)", c)
-		}
-		s.Cgroup = c
+	if _, err := optPrefixes(m, "from", &s.From); err != nil {
+		return nil, err
 	}
-	if _, ok := m.get("from"); ok {
-		if s.From, err = prefixes(m, "from"); err != nil {
-			return nil, err
-		}
-	}
-	if _, ok := m.get("to"); ok {
-		if s.To, err = prefixes(m, "to"); err != nil {
-			return nil, err
-		}
+	if _, err := optPrefixes(m, "to", &s.To); err != nil {
+		return nil, err
 	}
 	if n, ok := m.get("iif"); ok {
 		dev, err := n.scalar()
@@ -329,25 +331,21 @@ func (d *decoder) killswitch(v node) (*KillSwitch, error) {
 		}
 	}
 	if n, ok := m.get("dns"); ok {
-		items, err := n.list()
-		if err != nil {
-			return nil, err
-		}
 		k.DNSGiven = true
-		for _, it := range items {
-			s, err := it.scalar()
-			if err != nil {
-				return nil, err
-			}
+		err := eachScalar(n, func(it node, s string) error {
 			if s == "vpn" {
 				k.DNSFromVPN = true
-				continue
+				return nil
 			}
 			a, err := netip.ParseAddr(s)
 			if err != nil {
-				return nil, it.pos.Errorf("%q is not an IP address or \"vpn\" (the resolvers the VPNs push)", s)
+				return it.pos.Errorf("%q is not an IP address or \"vpn\" (the resolvers the VPNs push)", s)
 			}
 			k.DNS = append(k.DNS, a)
+			return nil
+		})
+		if err != nil {
+			return nil, err
 		}
 	}
 	return k, nil
