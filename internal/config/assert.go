@@ -44,11 +44,8 @@ type Assertion struct {
 	Via      string
 	Never    bool
 
-	at func(string) Pos
+	positions
 }
-
-// At returns the position of a field of the assertion.
-func (a *Assertion) At(field string) Pos { return a.at(field) }
 
 var assertKeys = []string{"name", "from", "to", "proto", "port", "sport", "uid", "cgroup", "iif", "traffic",
 	"from_domain", "to_domain", "never_via", "only_via", "via", "never"}
@@ -62,7 +59,7 @@ func (d *decoder) assertion(v node) (*Assertion, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &Assertion{at: m.at, Name: v.pos.Field}
+	a := &Assertion{positions: m.at, Name: v.pos.Field}
 	if n, ok := m.get("name"); ok {
 		if a.Name, err = n.scalar(); err != nil {
 			return nil, err

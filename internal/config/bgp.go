@@ -33,11 +33,8 @@ type BGP struct {
 	BFD       bool
 	Neighbors []*BGPNeighbor
 
-	at func(string) Pos
+	positions
 }
-
-// At returns the position of a field of the bgp section.
-func (b *BGP) At(field string) Pos { return b.at(field) }
 
 // Max-prefix actions, BIRD's words: what happens when a neighbour sends
 // more routes than MaxPrefixes.
@@ -75,11 +72,8 @@ type BGPNeighbor struct {
 	MaxPrefixes     uint32
 	MaxPrefixAction string
 
-	at func(string) Pos
+	positions
 }
-
-// At returns the position of a field of the neighbour entry.
-func (n *BGPNeighbor) At(field string) Pos { return n.at(field) }
 
 // Defaults of a BGP speaker.
 const (
@@ -120,7 +114,7 @@ func (d *decoder) bgp(v node) error {
 	if err != nil {
 		return err
 	}
-	b := &BGP{at: m.at, Engine: "bird", Table: 254, HoldTime: DefaultBGPHoldTime}
+	b := &BGP{positions: m.at, Engine: "bird", Table: 254, HoldTime: DefaultBGPHoldTime}
 	if n, ok := m.get("engine"); ok {
 		if b.Engine, err = n.scalar(); err != nil {
 			return err
@@ -202,15 +196,9 @@ func (d *decoder) bgp(v node) error {
 }
 
 func asn(m *mapping, key string) (uint32, error) {
-	n, ok := m.get(key)
-	if !ok {
-		return 0, m.at(key).Errorf("missing: the AS number (1-4294967294; private: 64512-65534, 4200000000-4294967294)")
-	}
-	v, err := uintValue(n, 1, 4294967294)
-	if err != nil {
-		return 0, err
-	}
-	return uint32(v), nil
+	var v uint32
+	err := requiredUint(m, key, 1, 4294967294, "the AS number (1-4294967294; private: 64512-65534, 4200000000-4294967294)", &v)
+	return v, err
 }
 
 func (d *decoder) bgpNeighbor(v node) (*BGPNeighbor, error) {
@@ -219,7 +207,7 @@ func (d *decoder) bgpNeighbor(v node) (*BGPNeighbor, error) {
 	if err != nil {
 		return nil, err
 	}
-	nb := &BGPNeighbor{at: m.at, MaxPrefixAction: "disable"}
+	nb := &BGPNeighbor{positions: m.at, MaxPrefixAction: "disable"}
 	if n, ok := m.get("name"); ok {
 		if nb.Name, err = n.scalar(); err != nil {
 			return nil, err

@@ -256,7 +256,7 @@ func (d *decoder) identity(v node) (*Identity, error) {
 	if err != nil {
 		return nil, err
 	}
-	id := &Identity{at: m.at, AutoAddresses: true}
+	id := &Identity{positions: m.at, AutoAddresses: true}
 	if n, ok := m.get("health"); ok {
 		if id.Health, err = d.health(n); err != nil {
 			return nil, err
@@ -424,7 +424,7 @@ func (d *decoder) route(v node) (*Route, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Route{at: m.at, Type: state.RouteUnicast, Table: state.TableMain}
+	r := &Route{positions: m.at, Type: state.RouteUnicast, Table: state.TableMain}
 	if n, ok := m.get("to_file"); ok {
 		if _, both := m.get("to"); both {
 			return nil, n.pos.Errorf("give either to or to_file, not both")
@@ -476,7 +476,7 @@ func (d *decoder) local(v node) (*Local, error) {
 	if err != nil {
 		return nil, err
 	}
-	l := &Local{at: m.at}
+	l := &Local{positions: m.at}
 	if l.To, err = prefixes(m, "to"); err != nil {
 		return nil, err
 	}
@@ -526,7 +526,7 @@ func (d *decoder) redirect(v node) (*Redirect, error) {
 		return nil, err
 	}
 	items := map[string]Pos{}
-	r := &Redirect{at: func(f string) Pos {
+	r := &Redirect{positions: func(f string) Pos {
 		if p, ok := items[f]; ok {
 			return p
 		}
@@ -614,15 +614,8 @@ func (d *decoder) identityRef(n node) (string, error) {
 	if d.cfg.Identity(s) == nil && d.cfg.Group(s) != nil {
 		return "", n.pos.Errorf("%q is a group; only routes, the redirect and selectors take a group, here name an identity", s)
 	}
-	if d.cfg.Identity(s) == nil {
-		var names []string
-		for _, id := range d.cfg.Identities {
-			names = append(names, id.Name)
-		}
-		if len(names) == 0 {
-			return "", n.pos.Errorf("no identity %q: the config defines no identities", s)
-		}
-		return "", n.pos.Errorf("no identity %q; defined: %s", s, strings.Join(names, ", "))
+	if err := refTo(n.pos, d.cfg.Identities, "identity", "identities", s); err != nil {
+		return "", err
 	}
 	return s, nil
 }
@@ -680,6 +673,15 @@ func optUint[T ~uint8 | ~uint16 | ~uint32 | ~int](m *mapping, key string, min, m
 	}
 	*dst = T(v)
 	return nil
+}
+
+// requiredUint sets *dst to the whole number under key, from min to max;
+// a missing key is an error that says (what) which number it wants.
+func requiredUint[T ~uint8 | ~uint16 | ~uint32 | ~int](m *mapping, key string, min, max uint64, what string, dst *T) error {
+	if _, ok := m.get(key); !ok {
+		return m.at(key).Errorf("missing: %s", what)
+	}
+	return optUint(m, key, min, max, dst)
 }
 
 func parseAddr(p Pos, s string) (netip.Addr, error) {

@@ -29,7 +29,7 @@ type VPN struct {
 	// route_network_N with route-noexec, tinc's subnets); default true.
 	PushedRoutes bool
 
-	at func(string) Pos
+	positions
 }
 
 // Endpoint is an address with an optional port and transport.
@@ -57,11 +57,8 @@ type Selector struct {
 	// IIF selects forwarded traffic that came in on this device.
 	IIF string
 
-	at func(string) Pos
+	positions
 }
-
-// At returns the position of a field of the selector.
-func (s *Selector) At(field string) Pos { return s.at(field) }
 
 // KillSwitch is the security policy: traffic may leave by a non-tunnel
 // interface only if allowed in clear; everything else is dropped and
@@ -83,11 +80,8 @@ type KillSwitch struct {
 	// Forward also guards forwarded traffic (default true).
 	Forward bool
 
-	at func(string) Pos
+	positions
 }
-
-// At returns the position of a field of the kill switch.
-func (k *KillSwitch) At(field string) Pos { return k.at(field) }
 
 // Allow is traffic that may leave in clear: to some destinations, or
 // from some source addresses (e.g. the outside identity's, for the dual
@@ -110,7 +104,7 @@ func (d *decoder) vpns(v node) error {
 		if err != nil {
 			return err
 		}
-		vpn := &VPN{at: m.at, PushedRoutes: true}
+		vpn := &VPN{positions: m.at, PushedRoutes: true}
 		if vpn.Name, err = requiredName(m); err != nil {
 			return err
 		}
@@ -164,15 +158,8 @@ func (d *decoder) vpnRef(n node) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if d.cfg.VPN(s) == nil {
-		var names []string
-		for _, v := range d.cfg.VPNs {
-			names = append(names, v.Name)
-		}
-		if len(names) == 0 {
-			return "", n.pos.Errorf("no vpn %q: the config defines no vpns", s)
-		}
-		return "", n.pos.Errorf("no vpn %q; defined: %s", s, strings.Join(names, ", "))
+	if err := refTo(n.pos, d.cfg.VPNs, "vpn", "vpns", s); err != nil {
+		return "", err
 	}
 	return s, nil
 }
@@ -206,7 +193,7 @@ func (d *decoder) selector(v node) (*Selector, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Selector{at: m.at}
+	s := &Selector{positions: m.at}
 	n, ok := m.get("via")
 	if !ok {
 		return nil, m.at("via").Errorf("missing: name the identity the selected traffic goes through")
@@ -274,7 +261,7 @@ func (d *decoder) killswitch(v node) (*KillSwitch, error) {
 	if err != nil {
 		return nil, err
 	}
-	k := &KillSwitch{at: m.at, DHCP: true, Forward: true}
+	k := &KillSwitch{positions: m.at, DHCP: true, Forward: true}
 	if n, ok := m.get("tunnels"); ok {
 		items, err := n.list()
 		if err != nil {
