@@ -85,13 +85,8 @@ func (d *decoder) assertion(v node) (*Assertion, error) {
 	if err := localSender(m, &a.UID, &a.Cgroup); err != nil {
 		return nil, err
 	}
-	if n, ok := m.get("iif"); ok {
-		if a.IIF, err = n.scalar(); err != nil {
-			return nil, err
-		}
-		if err := checkDevice(n.pos, a.IIF); err != nil {
-			return nil, err
-		}
+	if err := scalarsInto(m, []keyed[string]{{"iif", &a.IIF}}, deviceScalar); err != nil {
+		return nil, err
 	}
 	a.Traffic = "local"
 	if a.IIF != "" {

@@ -216,15 +216,8 @@ func (d *decoder) tunnel(m *mapping, dev *Device) error {
 			return err
 		}
 	}
-	if n, ok := m.get("dev"); ok {
-		s, err := n.scalar()
-		if err != nil {
-			return err
-		}
-		if err := checkDevice(n.pos, s); err != nil {
-			return err
-		}
-		dev.Dev = s
+	if err := scalarsInto(m, []keyed[string]{{"dev", &dev.Dev}}, deviceScalar); err != nil {
+		return err
 	}
 	if n, ok := m.get("disable_policy"); ok {
 		var err error

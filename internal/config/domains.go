@@ -579,13 +579,8 @@ func (d *decoder) vxlans(v node) error {
 		if x.Local.IsValid() && x.Local.Is4() != x.Remote.Is4() {
 			return m.at("local").Errorf("local %s and remote %s are of different families", x.Local, x.Remote)
 		}
-		if n, ok := m.get("dev"); ok {
-			if x.Dev, err = n.scalar(); err != nil {
-				return err
-			}
-			if err := checkDevice(n.pos, x.Dev); err != nil {
-				return err
-			}
+		if err := scalarsInto(m, []keyed[string]{{"dev", &x.Dev}}, deviceScalar); err != nil {
+			return err
 		}
 		if err := optUint(m, "port", 1, 65535, &x.Port); err != nil {
 			return err

@@ -499,15 +499,8 @@ func (d *decoder) local(v node) (*Local, error) {
 			return nil, m.at("to").Errorf("%s and source %s are of different families; use one local entry per family", p, l.Source)
 		}
 	}
-	if n, ok := m.get("add_address"); ok {
-		s, err := n.scalar()
-		if err != nil {
-			return nil, err
-		}
-		if err := checkDevice(n.pos, s); err != nil {
-			return nil, err
-		}
-		l.AddAddress = s
+	if err := scalarsInto(m, []keyed[string]{{"add_address", &l.AddAddress}}, deviceScalar); err != nil {
+		return nil, err
 	}
 	if n, ok := m.get("table"); ok {
 		if l.Table, err = d.table(n, true); err != nil {

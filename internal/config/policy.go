@@ -234,15 +234,8 @@ func (d *decoder) selector(v node) (*Selector, error) {
 	if _, err := optPrefixes(m, "to", &s.To); err != nil {
 		return nil, err
 	}
-	if n, ok := m.get("iif"); ok {
-		dev, err := n.scalar()
-		if err != nil {
-			return nil, err
-		}
-		if err := checkDevice(n.pos, dev); err != nil {
-			return nil, err
-		}
-		s.IIF = dev
+	if err := scalarsInto(m, []keyed[string]{{"iif", &s.IIF}}, deviceScalar); err != nil {
+		return nil, err
 	}
 	if s.Proto == 0 && s.UID == nil && s.Cgroup == "" && s.From == nil && s.To == nil && s.IIF == "" {
 		return nil, m.pos.Errorf("a selector needs at least one of proto, sport, dport, uid, cgroup, from, to, iif")
