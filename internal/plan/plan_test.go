@@ -81,65 +81,48 @@ func (k *memKernel) one(op state.Op) error {
 	s := k.s
 	switch {
 	case op.Route != nil:
-		idx := -1
-		for i := range s.Routes {
-			if s.Routes[i].Key() == op.Route.Key() {
-				idx = i
-			}
-		}
-		switch op.Action {
-		case state.Add:
-			if idx >= 0 {
-				return errors.New("file exists")
-			}
-			s.Routes = append(s.Routes, *op.Route)
-		case state.Replace:
-			if idx < 0 {
-				s.Routes = append(s.Routes, *op.Route)
-			} else {
-				s.Routes[idx] = *op.Route
-			}
-		case state.Delete:
-			if idx < 0 {
-				return errors.New("no such process")
-			}
-			s.Routes = append(s.Routes[:idx], s.Routes[idx+1:]...)
-		}
+		return applyOp(&s.Routes, op.Route, op.Action, false, "no such process")
 	case op.Rule != nil:
-		idx := -1
-		for i := range s.Rules {
-			if s.Rules[i].Key() == op.Rule.Key() {
-				idx = i
-			}
-		}
-		if op.Action == state.Add {
-			s.Rules = append(s.Rules, *op.Rule)
-		} else if idx < 0 {
-			return errors.New("no such file or directory")
-		} else {
-			s.Rules = append(s.Rules[:idx], s.Rules[idx+1:]...)
-		}
+		// The kernel takes the same rule twice.
+		return applyOp(&s.Rules, op.Rule, op.Action, true, "no such file or directory")
 	case op.Addr != nil:
-		idx := -1
-		for i := range s.Addrs {
-			if s.Addrs[i].Key() == op.Addr.Key() {
-				idx = i
-			}
+		return applyOp(&s.Addrs, op.Addr, op.Action, false, "cannot assign requested address")
+	}
+	return nil
+}
+
+// applyOp does an add, replace or delete of x on list as the kernel does
+// for objects of x's kind: by key (the last in list with x's key), an add
+// of a key already there failing unless dupOK, a replace putting x in its
+// key's place or at the end, a delete of a key not there failing with
+// the kind's own error, missing.
+func applyOp[T any, PT interface {
+	*T
+	Key() K
+}, K comparable](list *[]T, x PT, action state.Action, dupOK bool, missing string) error {
+	idx := -1
+	for i := range *list {
+		if PT(&(*list)[i]).Key() == x.Key() {
+			idx = i
 		}
-		switch op.Action {
-		case state.Add:
-			if idx >= 0 {
-				return errors.New("file exists")
-			}
-			s.Addrs = append(s.Addrs, *op.Addr)
-		case state.Replace:
-			s.Addrs[idx] = *op.Addr
-		case state.Delete:
-			if idx < 0 {
-				return errors.New("cannot assign requested address")
-			}
-			s.Addrs = append(s.Addrs[:idx], s.Addrs[idx+1:]...)
+	}
+	switch action {
+	case state.Add:
+		if idx >= 0 && !dupOK {
+			return errors.New("file exists")
 		}
+		*list = append(*list, *x)
+	case state.Replace:
+		if idx < 0 {
+			*list = append(*list, *x)
+		} else {
+			(*list)[idx] = *x
+		}
+	case state.Delete:
+		if idx < 0 {
+			return errors.New(missing)
+		}
+		*list = append((*list)[:idx], (*list)[idx+1:]...)
 	}
 	return nil
 }
