@@ -60,23 +60,9 @@ type pos6 struct {
 	valid bool
 }
 
-func (t *table6) parent(d int32) (int32, bool) {
-	p := t.nodes[d].pfx
-	if p.Bits() == 0 {
-		return 0, false
-	}
-	_, n, ok := t.lpm.LookupPrefixLPM(netip.PrefixFrom(p.Addr(), p.Bits()-1))
-	return n, ok
-}
+func (t *table6) parent(d int32) (int32, bool) { return parentIn(t.lpm, t.nodes[d].pfx) }
 
-func (st *subtree6) parent(s int32) (int32, bool) {
-	p := st.nodes[s].pfx
-	if p.Bits() == 0 {
-		return 0, false
-	}
-	_, n, ok := st.lpm.LookupPrefixLPM(netip.PrefixFrom(p.Addr(), p.Bits()-1))
-	return n, ok
-}
+func (st *subtree6) parent(s int32) (int32, bool) { return parentIn(st.lpm, st.nodes[s].pfx) }
 
 // root returns the ::/0 node if the table has one.
 func (t *table6) root() (int32, bool) {

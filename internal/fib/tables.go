@@ -127,6 +127,16 @@ type snode6 struct {
 	n     int32
 }
 
+// parentIn returns the node of the longest prefix in lpm that is shorter
+// than p and covers it.
+func parentIn(lpm *bart.Table[int32], p netip.Prefix) (int32, bool) {
+	if p.Bits() == 0 {
+		return 0, false
+	}
+	_, n, ok := lpm.LookupPrefixLPM(netip.PrefixFrom(p.Addr(), p.Bits()-1))
+	return n, ok
+}
+
 type alias6 struct {
 	attrs    int32
 	metric   uint32
