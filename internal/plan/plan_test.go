@@ -127,14 +127,6 @@ func applyOp[T any, PT interface {
 	return nil
 }
 
-func clone(s *state.State) *state.State {
-	c := *s
-	c.Addrs = append([]state.Addr(nil), s.Addrs...)
-	c.Routes = append([]state.Route(nil), s.Routes...)
-	c.Rules = append([]state.Rule(nil), s.Rules...)
-	return &c
-}
-
 func opStrings(ops []state.Op) []string {
 	var out []string
 	for _, op := range ops {
@@ -160,7 +152,7 @@ func TestDiffOrderAndIdempotence(t *testing.T) {
 	if got := opStrings(p.Ops); !reflect.DeepEqual(got, want) {
 		t.Fatalf("plan:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
-	k := &memKernel{s: clone(obs), failAt: -1}
+	k := &memKernel{s: obs.CloneLists(), failAt: -1}
 	if err := Apply(k, p.Ops); err != nil {
 		t.Fatal(err)
 	}
@@ -203,7 +195,7 @@ func TestDownRemovesOnlyOwned(t *testing.T) {
 	if err := Apply(k, p.Ops); err != nil {
 		t.Fatal(err)
 	}
-	down := Down(clone(k.s)) // ops point into the state they came from
+	down := Down(k.s.CloneLists()) // ops point into the state they came from
 	want := []string{
 		"delete rule pref 5000 from 10.30.0.2/32 iif lo lookup 1000",
 		"delete route default via 10.1.0.1 dev eth0 table 1000",
@@ -255,7 +247,7 @@ func TestApplyRollsBack(t *testing.T) {
 	d.Routes = d.Routes[:3]
 	d.Addrs = nil
 	d.Rules = append(d.Rules, rule(5001, "10.1.0.2/32", 1001, state.Proto))
-	change, err := Diff(d, clone(base.s))
+	change, err := Diff(d, base.s.CloneLists())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -263,7 +255,7 @@ func TestApplyRollsBack(t *testing.T) {
 		t.Fatalf("plan too small to test: %v", opStrings(change.Ops))
 	}
 	for at := 0; at < len(change.Ops); at++ {
-		k := &memKernel{s: clone(base.s), failAt: at}
+		k := &memKernel{s: base.s.CloneLists(), failAt: at}
 		err := Apply(k, change.Ops)
 		if err == nil || !strings.Contains(err.Error(), "injected failure") {
 			t.Fatalf("fail at %d: want the injected error, got %v", at, err)
@@ -277,7 +269,7 @@ func TestApplyRollsBack(t *testing.T) {
 // sorted orders routes and rules so that a restored state compares equal
 // regardless of the order objects were re-added in.
 func sorted(s *state.State) *state.State {
-	c := clone(s)
+	c := s.CloneLists()
 	keys := func(n int, key func(int) string) []int {
 		idx := make([]int, n)
 		for i := range idx {
@@ -375,7 +367,7 @@ func TestDiffRouteSet(t *testing.T) {
 		t.Fatalf("the additions must be one set op: %v", p.Ops[0].String())
 	}
 	// Applied, the next plan is empty; the set is then also down-able.
-	k := &memKernel{s: clone(o), failAt: -1}
+	k := &memKernel{s: o.CloneLists(), failAt: -1}
 	var expanded []state.Op
 	for _, op := range p.Ops {
 		if op.RouteSet == nil {
