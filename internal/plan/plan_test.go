@@ -301,14 +301,21 @@ func sorted(s *state.State) *state.State {
 // correctness test on a large input (the benchmark prints the speed).
 func TestDiffLarge(t *testing.T) {
 	d, o := largeStates(200000)
+	diffCounted(t, "1% change of 200k", d, o, 2000, 0, 2000)
+}
+
+// diffCounted diffs d against o and fails the test unless the plan adds,
+// changes and deletes as many routes as given.
+func diffCounted(t *testing.T, what string, d, o *state.State, add, change, del int) *Plan {
+	t.Helper()
 	p, err := Diff(d, o)
 	if err != nil {
 		t.Fatal(err)
 	}
-	add, change, del := p.Counts()
-	if add != 2000 || change != 0 || del != 2000 {
-		t.Fatalf("1%% change of 200k: got %d add %d change %d delete", add, change, del)
+	if a, c, d := p.Counts(); a != add || c != change || d != del {
+		t.Fatalf("%s: got %d add %d change %d delete, want %d %d %d", what, a, c, d, add, change, del)
 	}
+	return p
 }
 
 func largeStates(n int) (desired, observed *state.State) {
@@ -331,13 +338,19 @@ func largeStates(n int) (desired, observed *state.State) {
 
 func BenchmarkDiff1M(b *testing.B) {
 	d, o := largeStates(1000000)
+	benchDiff(b, d, o, len(o.Routes))
+}
+
+// benchDiff times Diff(d, o) and reports the observed routes (n) diffed
+// per second.
+func benchDiff(b *testing.B, d, o *state.State, n int) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		if _, err := Diff(d, o); err != nil {
 			b.Fatal(err)
 		}
 	}
-	b.ReportMetric(float64(len(o.Routes))/b.Elapsed().Seconds()*float64(b.N), "routes/s")
+	b.ReportMetric(float64(n)/b.Elapsed().Seconds()*float64(b.N), "routes/s")
 }
 
 // setStates is largeStates with the desired side as one route set.
@@ -355,14 +368,7 @@ func setStates(n int) (desired, observed *state.State) {
 
 func TestDiffRouteSet(t *testing.T) {
 	d, o := setStates(20000)
-	p, err := Diff(d, o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	add, change, del := p.Counts()
-	if add != 200 || change != 0 || del != 200 {
-		t.Fatalf("1%% change of a 20k set: got %d add %d change %d delete", add, change, del)
-	}
+	p := diffCounted(t, "1% change of a 20k set", d, o, 200, 0, 200)
 	if p.Ops[0].RouteSet == nil || len(p.Ops[0].RouteSet.Dsts) != 200 {
 		t.Fatalf("the additions must be one set op: %v", p.Ops[0].String())
 	}
@@ -396,13 +402,7 @@ func TestDiffRouteSet(t *testing.T) {
 
 func BenchmarkDiffSet1M(b *testing.B) {
 	d, o := setStates(1000000)
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		if _, err := Diff(d, o); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.ReportMetric(float64(len(o.Routes))/b.Elapsed().Seconds()*float64(b.N), "routes/s")
+	benchDiff(b, d, o, len(o.Routes))
 }
 
 // TestDownSecondariesFirst: deleting an IPv4 primary address takes the

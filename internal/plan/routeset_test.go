@@ -212,13 +212,7 @@ func BenchmarkDiffObservedSet1M(b *testing.B) {
 	d, o := setStates(1000000)
 	co := compactOf(o)
 	o = nil
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		if _, err := Diff(d, co); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.ReportMetric(float64(len(co.RouteSets[0].Dsts))/b.Elapsed().Seconds()*float64(b.N), "routes/s")
+	benchDiff(b, d, co, len(co.RouteSets[0].Dsts))
 }
 
 // TestSetIndexLookup checks the sorted index against a plain map, with
