@@ -141,10 +141,8 @@ func (d *decoder) bgp(v node) error {
 	if b.OriginateGiven, err = optPrefixes(m, "originate", &b.Originate); err != nil {
 		return err
 	}
-	if n, ok := m.get("table"); ok {
-		if b.Table, err = d.table(n, false); err != nil {
-			return err
-		}
+	if err := d.optTable(m, false, &b.Table); err != nil {
+		return err
 	}
 	if err := optUint(m, "hold_time", 3, 65535, &b.HoldTime); err != nil {
 		return err

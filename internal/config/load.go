@@ -387,6 +387,21 @@ func (d *decoder) checkIdentities() error {
 	return nil
 }
 
+// optTable sets *dst to the table under the key "table" when it is given
+// (own as for table).
+func (d *decoder) optTable(m *mapping, own bool, dst *uint32) error {
+	n, ok := m.get("table")
+	if !ok {
+		return nil
+	}
+	t, err := d.table(n, own)
+	if err != nil {
+		return err
+	}
+	*dst = t
+	return nil
+}
+
 // table parses a table number or name. own: the table will hold
 // tunroute's identity routes, so reserved tables are refused.
 func (d *decoder) table(n node, own bool) (uint32, error) {
@@ -460,10 +475,8 @@ func (d *decoder) route(v node) (*Route, error) {
 	} else if r.Type == state.RouteUnicast {
 		return nil, m.at("via").Errorf("missing: name the identity the destinations go through, or give a type (blackhole, unreachable, prohibit, throw)")
 	}
-	if n, ok := m.get("table"); ok {
-		if r.Table, err = d.table(n, false); err != nil {
-			return nil, err
-		}
+	if err := d.optTable(m, false, &r.Table); err != nil {
+		return nil, err
 	}
 	if err := optUint(m, "metric", 0, 0xffffffff, &r.Metric); err != nil {
 		return nil, err
@@ -502,10 +515,8 @@ func (d *decoder) local(v node) (*Local, error) {
 	if err := scalarsInto(m, []keyed[string]{{"add_address", &l.AddAddress}}, deviceScalar); err != nil {
 		return nil, err
 	}
-	if n, ok := m.get("table"); ok {
-		if l.Table, err = d.table(n, true); err != nil {
-			return nil, err
-		}
+	if err := d.optTable(m, true, &l.Table); err != nil {
+		return nil, err
 	}
 	if err := optUint(m, "priority", 1, 32765, &l.Priority); err != nil {
 		return nil, err
