@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -135,23 +136,28 @@ func opStrings(ops []state.Op) []string {
 	return out
 }
 
+// expectOps fails the test unless ops are want, in order; what names the
+// plan.
+func expectOps(t *testing.T, what string, ops []state.Op, want ...string) {
+	t.Helper()
+	if got := opStrings(ops); !slices.Equal(got, want) {
+		t.Fatalf("%s:\n%s\nwant:\n%s", what, strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
 func TestDiffOrderAndIdempotence(t *testing.T) {
 	obs := observed()
 	p, err := Diff(desired(), obs)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{
+	expectOps(t, "plan", p.Ops,
 		"add address 10.10.0.1/32 dev lo",
 		"add route 0.0.0.0/1 dev wg0 table main scope link",
 		"add route 128.0.0.0/1 dev wg0 table main scope link",
 		"add route 10.1.0.0/24 dev eth0 table 1000 scope link",
 		"add route default via 10.1.0.1 dev eth0 table 1000",
-		"add rule pref 5000 from 10.30.0.2/32 iif lo lookup 1000",
-	}
-	if got := opStrings(p.Ops); !reflect.DeepEqual(got, want) {
-		t.Fatalf("plan:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
-	}
+		"add rule pref 5000 from 10.30.0.2/32 iif lo lookup 1000")
 	k := &memKernel{s: obs.CloneLists(), failAt: -1}
 	if err := Apply(k, p.Ops); err != nil {
 		t.Fatal(err)
@@ -179,14 +185,10 @@ func TestDiffChangesOnlyWhatChanged(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{
+	expectOps(t, "plan", p.Ops,
 		"replace route 128.0.0.0/1 dev eth0 table main scope link",
 		"add rule pref 5001 from 10.1.0.2/32 iif lo lookup 1001",
-		"delete route 0.0.0.0/1 dev wg0 table main scope link",
-	}
-	if got := opStrings(p.Ops); !reflect.DeepEqual(got, want) {
-		t.Fatalf("plan:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
-	}
+		"delete route 0.0.0.0/1 dev wg0 table main scope link")
 }
 
 func TestDownRemovesOnlyOwned(t *testing.T) {
@@ -196,17 +198,13 @@ func TestDownRemovesOnlyOwned(t *testing.T) {
 		t.Fatal(err)
 	}
 	down := Down(k.s.CloneLists()) // ops point into the state they came from
-	want := []string{
+	expectOps(t, "down", down.Ops,
 		"delete rule pref 5000 from 10.30.0.2/32 iif lo lookup 1000",
 		"delete route default via 10.1.0.1 dev eth0 table 1000",
 		"delete route 0.0.0.0/1 dev wg0 table main scope link",
 		"delete route 128.0.0.0/1 dev wg0 table main scope link",
 		"delete route 10.1.0.0/24 dev eth0 table 1000 scope link",
-		"delete address 10.10.0.1/32 dev lo",
-	}
-	if got := opStrings(down.Ops); !reflect.DeepEqual(got, want) {
-		t.Fatalf("down:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
-	}
+		"delete address 10.10.0.1/32 dev lo")
 	if err := Apply(k, down.Ops); err != nil {
 		t.Fatal(err)
 	}
@@ -415,9 +413,6 @@ func TestDownSecondariesFirst(t *testing.T) {
 			{Dev: "vx0", Prefix: pfx("2001:db8::2/64"), Proto: state.Proto, Flags: state.AddrSecondary}, // IPv6: "temporary"
 			{Dev: "vx0", Prefix: pfx("10.100.0.22/24"), Proto: state.Proto, Flags: state.AddrSecondary},
 		}}
-	got := opStrings(Down(obs).Ops)
-	want := []string{"delete address 10.100.0.22/24 dev vx0", "delete address 10.100.0.2/24 dev vx0", "delete address 2001:db8::2/64 dev vx0"}
-	if !reflect.DeepEqual(got, want) {
-		t.Errorf("down ops:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
-	}
+	expectOps(t, "down", Down(obs).Ops,
+		"delete address 10.100.0.22/24 dev vx0", "delete address 10.100.0.2/24 dev vx0", "delete address 2001:db8::2/64 dev vx0")
 }
