@@ -25,7 +25,12 @@
 #   apply      `tunroute apply` of it, from nothing tunroute owns
 #   apply0     `tunroute apply` again: nothing to change
 #   status     `tunroute status`
-#   explain    `tunroute explain --netns NS 10.77.0.1`
+#   explain    `tunroute explain --netns NS 10.77.0.1` (tunroute's gateway
+#              redirect route in main answers)
+#   explainbgp `tunroute explain` of an address one of the BGP routes in
+#              main covers
+#   explain6   `tunroute explain` of an IPv6 address a BGP route covers
+#              (a big IPv6 table is read: see the README)
 #   hook       `tunroute hook openvpn` (script_type=up) with a config of one
 #              OpenVPN connection redirecting the default route, the facts
 #              changing (a new tunnel address) at every run: what OpenVPN
@@ -55,6 +60,10 @@ bench_build
 
 bench_big_namespace "$ns" "$peer" "$n4" "$n6"
 
+# An address of the 1000th IPv4 and of the 1000th IPv6 BGP route.
+bgp4=$(sed -n '1000{s|^route add \([0-9.]*\)/.*|\1|p}' "$tmp/routes.batch")
+bgp6=$(grep ':' "$tmp/routes.batch" | sed -n '1000{s|^route add \([0-9a-f:]*\)/.*|\11|p}')
+
 cp examples/lab-demo.yaml "$tmp/demo.yaml"
 cat >"$tmp/hook.yaml" <<'EOF'
 vpns:
@@ -81,6 +90,9 @@ for ((rep = 1; rep <= repeat; rep++)); do
 	run status "${tr[@]}" status -c "$tmp/demo.yaml" --netns "$ns"
 	run explain "${tr[@]}" explain --netns "$ns" 10.77.0.1
 	grep -q 'dev wg0' "$tmp/out" || { echo "bench/bigtable.sh: explain did not go through wg0:" >&2; cat "$tmp/out" >&2; exit 1; }
+	run explainbgp "${tr[@]}" explain --netns "$ns" "$bgp4"
+	grep -q 'proto bgp' "$tmp/out" || { echo "bench/bigtable.sh: explain $bgp4 did not find its BGP route:" >&2; cat "$tmp/out" >&2; exit 1; }
+	run explain6 "${tr[@]}" explain --netns "$ns" "$bgp6"
 	run down "${tr[@]}" down -c "$tmp/demo.yaml" --netns "$ns"
 	# The hook: first apply of the OpenVPN config (kill-switch-less, the
 	# tunnel not up), then an up with a new tunnel address each time.
@@ -125,7 +137,7 @@ grep -o 'msg=hook .*took=[^ ]*' "$tmp/run.log" | sed 's/plan=.*//; s/^/  daemon:
 "${tr[@]}" down -c "$tmp/hook.yaml" --netns "$ns" >/dev/null
 
 printf '%-8s %10s %8s   %s\n' command seconds "RSS MB" "(main: $have4 IPv4, $have6 IPv6 foreign routes)"
-for c in ipget plan apply apply0 status explain hook hookd pland apply0d statusd down; do
+for c in ipget plan apply apply0 status explain explainbgp explain6 hook hookd pland apply0d statusd down; do
 	tv="t_$c" mv="m_$c"
 	printf '%-8s %10s %8s\n' "$c" "${!tv}" "${!mv}"
 done

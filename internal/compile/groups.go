@@ -294,17 +294,11 @@ func (c *compiler) memberServers(name string) []netip.Addr {
 	if g == nil {
 		return c.vpnServers(c.ids[name].VPN)
 	}
-	var out []netip.Addr
-	seen := map[netip.Addr]bool{}
+	var out firstSeen[netip.Addr]
 	for _, m := range g.Members() {
-		for _, a := range c.vpnServers(c.ids[m].VPN) {
-			if !seen[a] {
-				seen[a] = true
-				out = append(out, a)
-			}
-		}
+		out.add(c.vpnServers(c.ids[m].VPN)...)
 	}
-	return out
+	return out.list
 }
 
 func join(parts []string) string {

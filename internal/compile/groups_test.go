@@ -1,8 +1,10 @@
 package compile
 
 import (
+	"fmt"
 	"net/netip"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -68,6 +70,15 @@ func compileHealth(t *testing.T, yaml string, obs *state.State, vpns map[string]
 }
 
 // only keeps the lines that hold one of the words.
+// expectLines fails the test unless got is want, line for line; what
+// says what the lines are.
+func expectLines(t *testing.T, what string, got []string, want ...string) {
+	t.Helper()
+	if !slices.Equal(got, want) {
+		t.Errorf("%s:\ngot  %s\nwant %s", what, strings.Join(got, "\n     "), strings.Join(want, "\n     "))
+	}
+}
+
 func only(lines []string, words ...string) []string {
 	var out []string
 	for _, l := range lines {
@@ -122,9 +133,7 @@ func TestFailoverAndBalanceFollowHealth(t *testing.T) {
 	for _, c := range cases {
 		res := compileHealth(t, ispConfig, twoISPs(), nil, c.health)
 		got := only(rendered(t, res.State), "table 1002", "table main", "uidrange")
-		if !reflect.DeepEqual(got, c.want) {
-			t.Errorf("health %v:\ngot  %s\nwant %s", c.health, strings.Join(got, "\n     "), strings.Join(c.want, "\n     "))
-		}
+		expectLines(t, fmt.Sprintf("health %v", c.health), got, c.want...)
 		if !reflect.DeepEqual(res.Groups, c.groups) {
 			t.Errorf("health %v: groups\ngot  %+v\nwant %+v", c.health, res.Groups, c.groups)
 		}
@@ -176,23 +185,13 @@ func TestProbesLeaveThroughTheirIdentity(t *testing.T) {
 	if got := res.Probes[0].Health.Targets; len(got) != 2 || got[0].String() != "icmp 203.0.113.1" || got[1].String() != "tcp 198.51.100.1:443" {
 		t.Errorf("isp1 targets = %v", got)
 	}
-	rules := only(rendered(t, res.State), "fwmark")
-	wantRules := []string{
+	expectLines(t, "probe rules", only(rendered(t, res.State), "fwmark"),
 		"rule pref 400 from all fwmark 0xf000000/0xf000000 lookup 1000",
-		"rule pref 401 from all fwmark 0xe000000/0xf000000 lookup 1001",
-	}
-	if !reflect.DeepEqual(rules, wantRules) {
-		t.Errorf("probe rules:\ngot  %q\nwant %q", rules, wantRules)
-	}
-	fw := only(strings.Split(firewallText(res.State.Firewall), "\n"), "health probe")
-	wantFw := []string{
+		"rule pref 401 from all fwmark 0xe000000/0xf000000 lookup 1001")
+	expectLines(t, "kill switch probe rules", only(strings.Split(firewallText(res.State.Firewall), "\n"), "health probe"),
 		`    meta nfproto ipv4 oifname "eth0" ip saddr 10.1.0.2 ip daddr 203.0.113.1 meta l4proto icmp meta mark & 0x0f000000 == 0x0f000000 accept "health probe of isp1: icmp 203.0.113.1"`,
 		`    meta nfproto ipv4 oifname "eth0" ip saddr 10.1.0.2 ip daddr 198.51.100.1 meta l4proto tcp th dport 443 meta mark & 0x0f000000 == 0x0f000000 accept "health probe of isp1: tcp 198.51.100.1:443"`,
-		`    meta nfproto ipv4 oifname "eth1" ip saddr 10.2.0.2 ip daddr 192.0.2.53 meta l4proto udp th dport 53 meta mark & 0x0f000000 == 0x0e000000 accept "health probe of isp2: dns 192.0.2.53:53"`,
-	}
-	if !reflect.DeepEqual(fw, wantFw) {
-		t.Errorf("kill switch probe rules:\ngot  %s\nwant %s", strings.Join(fw, "\n     "), strings.Join(wantFw, "\n     "))
-	}
+		`    meta nfproto ipv4 oifname "eth1" ip saddr 10.2.0.2 ip daddr 192.0.2.53 meta l4proto udp th dport 53 meta mark & 0x0f000000 == 0x0e000000 accept "health probe of isp2: dns 192.0.2.53:53"`)
 	// The probes are allowed only in the postrouting chain (the forward
 	// chain never sees a host's own socket).
 	if n := strings.Count(firewallText(res.State.Firewall), "health probe"); n != 3 {
@@ -228,24 +227,19 @@ killswitch: {}
 func TestFallbackClear(t *testing.T) {
 	vpns := map[string]*facts.VPN{"work": labVPN()}
 	healthy := compileHealth(t, tunnelsOverISPs, twoISPs(), vpns, Health{"vpn": true})
-	if got := only(rendered(t, healthy.State), "192.0.2.0/24"); !reflect.DeepEqual(got, []string{"route 192.0.2.0/24 via 10.30.0.1 dev wg0 table main src 10.30.0.2"}) {
-		t.Errorf("healthy tunnel: %q", got)
-	}
+	expectLines(t, "healthy tunnel", only(rendered(t, healthy.State), "192.0.2.0/24"),
+		"route 192.0.2.0/24 via 10.30.0.1 dev wg0 table main src 10.30.0.2")
 	fw := firewallText(healthy.State.Firewall)
 	if strings.Contains(fw, "fell back") || !strings.Contains(fw, `oifname "wg0" accept "in a tunnel"`) {
 		t.Errorf("healthy tunnel: firewall\n%s", fw)
 	}
 	dead := compileHealth(t, tunnelsOverISPs, twoISPs(), vpns, Health{"vpn": false})
-	if got := only(rendered(t, dead.State), "192.0.2.0/24"); !reflect.DeepEqual(got, []string{"route 192.0.2.0/24 via 10.2.0.1 dev eth1 table main src 10.2.0.2"}) {
-		t.Errorf("dead tunnel: %q", got)
-	}
-	got := only(strings.Split(firewallText(dead.State.Firewall), "\n"), "fell back")
+	expectLines(t, "dead tunnel", only(rendered(t, dead.State), "192.0.2.0/24"),
+		"route 192.0.2.0/24 via 10.2.0.1 dev eth1 table main src 10.2.0.2")
 	// Once in postrouting, once in forward.
-	want := []string{`    meta nfproto ipv4 oifname "eth1" ip daddr 192.0.2.0/24 accept "group out fell back to clear via isp2"`,
-		`    meta nfproto ipv4 oifname "eth1" ip daddr 192.0.2.0/24 accept "group out fell back to clear via isp2"`}
-	if !reflect.DeepEqual(got, want) {
-		t.Errorf("dead tunnel: clear rules\ngot  %q\nwant %q", got, want)
-	}
+	fellBack := `    meta nfproto ipv4 oifname "eth1" ip daddr 192.0.2.0/24 accept "group out fell back to clear via isp2"`
+	expectLines(t, "dead tunnel: clear rules", only(strings.Split(firewallText(dead.State.Firewall), "\n"), "fell back"),
+		fellBack, fellBack)
 	if !dead.Groups[0].Clear || dead.Groups[0].Active[0] != "isp2" {
 		t.Errorf("group state %+v", dead.Groups[0])
 	}
@@ -278,16 +272,11 @@ redirect:
 		Gateway4: netip.MustParseAddr("10.31.0.1")}
 	vpns := map[string]*facts.VPN{"work": labVPN(), "home": home}
 	res := compileHealth(t, yaml, obs, vpns, Health{"vpn1": false})
-	got := only(rendered(t, res.State), "table main")
-	want := []string{
+	expectLines(t, "main table", only(rendered(t, res.State), "table main"),
 		"route 198.51.100.2/32 via 10.1.0.1 dev eth0 table main",
 		"route 198.51.100.3/32 via 10.1.0.1 dev eth0 table main",
 		"route 0.0.0.0/1 via 10.31.0.1 dev tun1 table main src 10.31.0.2",
-		"route 128.0.0.0/1 via 10.31.0.1 dev tun1 table main src 10.31.0.2",
-	}
-	if !reflect.DeepEqual(got, want) {
-		t.Errorf("got  %s\nwant %s", strings.Join(got, "\n     "), strings.Join(want, "\n     "))
-	}
+		"route 128.0.0.0/1 via 10.31.0.1 dev tun1 table main src 10.31.0.2")
 }
 
 // TestTwoTunnelsOverTwoISPs is the README's example: each tunnel's
@@ -347,9 +336,7 @@ killswitch: {}
 			}
 			want = append(want, "route "+half+" "+c.dev+" table main src "+src)
 		}
-		if !reflect.DeepEqual(got, want) {
-			t.Errorf("health %v:\ngot  %s\nwant %s", c.health, strings.Join(got, "\n     "), strings.Join(want, "\n     "))
-		}
+		expectLines(t, fmt.Sprintf("health %v", c.health), got, want...)
 		fw := firewallText(res.State.Firewall)
 		if !strings.Contains(fw, `oifname { "tun1", "wg0" } accept "in a tunnel"`) {
 			t.Errorf("both tunnels must count as tunnels:\n%s", fw)
@@ -367,14 +354,9 @@ func TestLinkDownIsAPassiveSignal(t *testing.T) {
 		}
 	}
 	res := compileHealth(t, ispConfig, obs, nil, nil)
-	got := only(rendered(t, res.State), "table main")
-	want := []string{
+	expectLines(t, "main table", only(rendered(t, res.State), "table main"),
 		"route 198.51.100.0/24 via 10.2.0.1 dev eth1 table main src 10.2.0.2",
-		"route 192.0.2.0/24 via 10.2.0.1 dev eth1 table main",
-	}
-	if !reflect.DeepEqual(got, want) {
-		t.Errorf("got  %q\nwant %q", got, want)
-	}
+		"route 192.0.2.0/24 via 10.2.0.1 dev eth1 table main")
 	if res.Groups[0].Why != "isp1: eth0 has no carrier" {
 		t.Errorf("why: %q", res.Groups[0].Why)
 	}

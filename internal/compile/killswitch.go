@@ -139,14 +139,10 @@ func (c *compiler) tunnelDevices(k *config.KillSwitch) []string {
 			names = append(names, c.cfg.Redirect.Via)
 		}
 	}
-	seen := map[string]bool{}
-	var devs []string
+	var devs firstSeen[string]
 	if len(k.Tunnels) == 0 {
 		wg, _ := c.routedWireGuard()
-		for _, d := range wg {
-			seen[d] = true
-			devs = append(devs, d)
-		}
+		devs.add(wg...)
 	}
 	var expanded []string
 	for _, n := range names {
@@ -163,55 +159,60 @@ func (c *compiler) tunnelDevices(k *config.KillSwitch) []string {
 		expanded = append(expanded, n)
 	}
 	for _, n := range expanded {
-		id := c.ids[n]
-		if id.Down || seen[id.Device] {
-			continue
+		if id := c.ids[n]; !id.Down {
+			devs.add(id.Device)
 		}
-		seen[id.Device] = true
-		devs = append(devs, id.Device)
 	}
-	sort.Strings(devs)
-	return devs
+	sort.Strings(devs.list)
+	return devs.list
 }
 
 // serverEndpoints are the VPN servers' real addresses: those the hooks
 // reported, with their ports, and the redirect's servers (any port).
 func (c *compiler) serverEndpoints() []facts.Endpoint {
-	var out []facts.Endpoint
-	seen := map[facts.Endpoint]bool{}
-	addOne := func(e facts.Endpoint) {
-		if !seen[e] {
-			seen[e] = true
-			out = append(out, e)
-		}
-	}
+	var out firstSeen[facts.Endpoint]
 	for _, v := range c.cfg.VPNs {
 		for _, e := range v.Servers {
 			if v.Type == "strongswan" && e.Port == 0 && e.Proto == "" {
 				// An IPsec peer: IKE, NAT-T and ESP, nothing else.
-				addOne(facts.Endpoint{Addr: e.Addr, Port: 500, Proto: "udp"})
-				addOne(facts.Endpoint{Addr: e.Addr, Port: 4500, Proto: "udp"})
-				addOne(facts.Endpoint{Addr: e.Addr, Proto: "esp"})
+				out.add(facts.Endpoint{Addr: e.Addr, Port: 500, Proto: "udp"})
+				out.add(facts.Endpoint{Addr: e.Addr, Port: 4500, Proto: "udp"})
+				out.add(facts.Endpoint{Addr: e.Addr, Proto: "esp"})
 				continue
 			}
-			addOne(facts.Endpoint{Addr: e.Addr, Port: e.Port, Proto: e.Proto})
+			out.add(facts.Endpoint{Addr: e.Addr, Port: e.Port, Proto: e.Proto})
 		}
 		if vf := c.vpns[v.Name]; vf != nil {
-			for _, e := range vf.Servers {
-				addOne(e)
-			}
+			out.add(vf.Servers...)
 		}
 	}
 	if c.cfg.Redirect != nil {
 		for _, s := range c.cfg.Redirect.Servers {
-			addOne(facts.Endpoint{Addr: s})
+			out.add(facts.Endpoint{Addr: s})
 		}
 	}
 	_, wg := c.routedWireGuard()
-	for _, e := range wg {
-		addOne(e)
+	out.add(wg...)
+	return out.list
+}
+
+// firstSeen holds values in the order they first came, each once.
+type firstSeen[T comparable] struct {
+	seen map[T]bool
+	list []T
+}
+
+func (s *firstSeen[T]) add(vs ...T) {
+	for _, v := range vs {
+		if s.seen[v] {
+			continue
+		}
+		if s.seen == nil {
+			s.seen = map[T]bool{}
+		}
+		s.seen[v] = true
+		s.list = append(s.list, v)
 	}
-	return out
 }
 
 // dnsRules drop DNS to any resolver but the declared ones, whatever the

@@ -76,6 +76,20 @@ func TestVPNUp(t *testing.T) {
 	if strings.Contains(got, "rule -6 pref 4000") {
 		t.Errorf("the inside identity has no IPv6 address; no IPv6 selector rule for it:\n%s", got)
 	}
+	// The forward chain has the rules of the postrouting one but for the
+	// loopback and this host's own DHCP and neighbour discovery.
+	ksRules := `    meta nfproto ipv4 ip daddr != 10.30.0.1 meta l4proto udp th dport 53 counter drop "DNS only to the declared resolvers"
+    meta nfproto ipv4 ip daddr != 10.30.0.1 meta l4proto tcp th dport 53 counter drop "DNS only to the declared resolvers"
+    meta nfproto ipv6 meta l4proto udp th dport 53 counter drop "DNS only to the declared resolvers"
+    meta nfproto ipv6 meta l4proto tcp th dport 53 counter drop "DNS only to the declared resolvers"
+    oifname "wg0" accept "in a tunnel"
+    meta nfproto ipv4 ip daddr != 224.0.0.0/4 ip hdrlength != 5 counter drop "IPv4 options (source route) outside a tunnel"
+    meta nfproto ipv6 exthdr rt exists counter drop "IPv6 routing header outside a tunnel"
+    meta nfproto ipv4 ip daddr 10.1.0.0/24 accept "allowed in clear"
+    meta nfproto ipv4 oifname "eth0" meta l4proto tcp th dport 22 accept "selected around the tunnel via outside"
+    meta nfproto ipv6 oifname "eth0" meta l4proto tcp th dport 22 accept "selected around the tunnel via outside"
+    meta nfproto ipv4 ip daddr 198.51.100.2 meta l4proto udp th dport 1194 accept "VPN server"
+`
 	wantFW := `table inet tunroute {
   chain select_output {
     type route hook output priority -150; policy accept;
@@ -88,18 +102,7 @@ func TestVPNUp(t *testing.T) {
   chain killswitch_postrouting {
     type filter hook postrouting priority 0; policy accept;
     oifname "lo" accept "loopback"
-    meta nfproto ipv4 ip daddr != 10.30.0.1 meta l4proto udp th dport 53 counter drop "DNS only to the declared resolvers"
-    meta nfproto ipv4 ip daddr != 10.30.0.1 meta l4proto tcp th dport 53 counter drop "DNS only to the declared resolvers"
-    meta nfproto ipv6 meta l4proto udp th dport 53 counter drop "DNS only to the declared resolvers"
-    meta nfproto ipv6 meta l4proto tcp th dport 53 counter drop "DNS only to the declared resolvers"
-    oifname "wg0" accept "in a tunnel"
-    meta nfproto ipv4 ip daddr != 224.0.0.0/4 ip hdrlength != 5 counter drop "IPv4 options (source route) outside a tunnel"
-    meta nfproto ipv6 exthdr rt exists counter drop "IPv6 routing header outside a tunnel"
-    meta nfproto ipv4 ip daddr 10.1.0.0/24 accept "allowed in clear"
-    meta nfproto ipv4 oifname "eth0" meta l4proto tcp th dport 22 accept "selected around the tunnel via outside"
-    meta nfproto ipv6 oifname "eth0" meta l4proto tcp th dport 22 accept "selected around the tunnel via outside"
-    meta nfproto ipv4 ip daddr 198.51.100.2 meta l4proto udp th dport 1194 accept "VPN server"
-    meta nfproto ipv4 ip daddr { 255.255.255.255, 10.1.0.0/24 } meta l4proto udp th sport 68 th dport 67 accept "DHCP"
+` + ksRules + `    meta nfproto ipv4 ip daddr { 255.255.255.255, 10.1.0.0/24 } meta l4proto udp th sport 68 th dport 67 accept "DHCP"
     meta nfproto ipv6 ip6 daddr { ff02::1:2, fe80::/10, 2001:db8:1::/64 } meta l4proto udp th sport 546 th dport 547 accept "DHCPv6"
     meta nfproto ipv6 ip6 saddr { fe80::/10, :: } ip6 daddr { fe80::/10, ff02::/16, 2001:db8:1::/64 } meta l4proto ipv6-icmp icmpv6 type { 133, 135, 136 } ip6 hoplimit 255 accept "IPv6 neighbour discovery on the link"
     meta nfproto ipv6 ip6 daddr { fe80::/10, ff02::/16, 2001:db8:1::/64 } meta l4proto ipv6-icmp icmpv6 type { 133, 135, 136 } ip6 hoplimit 255 fib saddr . oif type local accept "IPv6 neighbour discovery on the link, from the device's address"
@@ -108,18 +111,7 @@ func TestVPNUp(t *testing.T) {
   }
   chain killswitch_forward {
     type filter hook forward priority 0; policy accept;
-    meta nfproto ipv4 ip daddr != 10.30.0.1 meta l4proto udp th dport 53 counter drop "DNS only to the declared resolvers"
-    meta nfproto ipv4 ip daddr != 10.30.0.1 meta l4proto tcp th dport 53 counter drop "DNS only to the declared resolvers"
-    meta nfproto ipv6 meta l4proto udp th dport 53 counter drop "DNS only to the declared resolvers"
-    meta nfproto ipv6 meta l4proto tcp th dport 53 counter drop "DNS only to the declared resolvers"
-    oifname "wg0" accept "in a tunnel"
-    meta nfproto ipv4 ip daddr != 224.0.0.0/4 ip hdrlength != 5 counter drop "IPv4 options (source route) outside a tunnel"
-    meta nfproto ipv6 exthdr rt exists counter drop "IPv6 routing header outside a tunnel"
-    meta nfproto ipv4 ip daddr 10.1.0.0/24 accept "allowed in clear"
-    meta nfproto ipv4 oifname "eth0" meta l4proto tcp th dport 22 accept "selected around the tunnel via outside"
-    meta nfproto ipv6 oifname "eth0" meta l4proto tcp th dport 22 accept "selected around the tunnel via outside"
-    meta nfproto ipv4 ip daddr 198.51.100.2 meta l4proto udp th dport 1194 accept "VPN server"
-    counter drop "kill switch: not in a tunnel, not allowed in clear"
+` + ksRules + `    counter drop "kill switch: not in a tunnel, not allowed in clear"
   }
 }`
 	if got := firewallText(res.State.Firewall); got != wantFW {

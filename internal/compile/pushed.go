@@ -10,25 +10,18 @@ import (
 // vpnServers are a VPN's servers' addresses: those in the config, then
 // those its hook reported.
 func (c *compiler) vpnServers(name string) []netip.Addr {
-	var out []netip.Addr
-	seen := map[netip.Addr]bool{}
-	add := func(a netip.Addr) {
-		if !seen[a] {
-			seen[a] = true
-			out = append(out, a)
-		}
-	}
+	var out firstSeen[netip.Addr]
 	if v := c.cfg.VPN(name); v != nil {
 		for _, e := range v.Servers {
-			add(e.Addr)
+			out.add(e.Addr)
 		}
 	}
 	if vf := c.vpns[name]; vf != nil {
 		for _, e := range vf.Servers {
-			add(e.Addr)
+			out.add(e.Addr)
 		}
 	}
-	return out
+	return out.list
 }
 
 // pushedRoutes installs the routes a VPN pushes (OpenVPN's route_network_N

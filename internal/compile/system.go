@@ -68,7 +68,7 @@ func CompileSystemHealth(cfg *config.Config, top string, observed Observed, vpns
 	}
 	sys := &System{Domains: []Domain{{Name: config.HostDomain, Netns: top, Exists: true}}}
 	bodies := []*config.Config{cfg}
-	obs := []*state.State{cloneFacts(topObs)}
+	obs := []*state.State{topObs.CloneLists()}
 	notes := [][]string{nil}
 	for _, dm := range cfg.Domains {
 		o, exists := observed[dm.Name]
@@ -81,7 +81,7 @@ func CompileSystemHealth(cfg *config.Config, top string, observed Observed, vpns
 		}
 		d := Domain{Name: dm.Name, Netns: dm.Name, Owned: true, Exists: exists, ResolvConf: dm.ResolvConf,
 			Sysctls: map[string]string{"net.ipv4.ip_forward": fwd, "net.ipv6.conf.all.forwarding": fwd}}
-		o = cloneFacts(o)
+		o = o.CloneLists()
 		var missing []string
 		for _, dev := range dm.Interfaces {
 			if hasLink(o, dev) {
@@ -475,15 +475,6 @@ func outsideOf(ps []netip.Prefix, nm *config.Netmap) []netip.Prefix {
 func emptyNamespace(name string) *state.State {
 	return &state.State{Version: state.Version, Namespace: name,
 		Links: []state.Link{{Index: 1, Name: "lo", Up: true, Carrier: true, Loopback: true}}}
-}
-
-// cloneFacts copies the parts of a state compile reads and extends.
-func cloneFacts(s *state.State) *state.State {
-	c := *s
-	c.Links = append([]state.Link(nil), s.Links...)
-	c.Addrs = append([]state.Addr(nil), s.Addrs...)
-	c.Routes = append([]state.Route(nil), s.Routes...)
-	return &c
 }
 
 func hasLink(s *state.State, name string) bool {

@@ -44,11 +44,8 @@ type Assertion struct {
 	Via      string
 	Never    bool
 
-	at func(string) Pos
+	positions
 }
-
-// At returns the position of a field of the assertion.
-func (a *Assertion) At(field string) Pos { return a.at(field) }
 
 var assertKeys = []string{"name", "from", "to", "proto", "port", "sport", "uid", "cgroup", "iif", "traffic",
 	"from_domain", "to_domain", "never_via", "only_via", "via", "never"}
@@ -62,7 +59,7 @@ func (d *decoder) assertion(v node) (*Assertion, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &Assertion{at: m.at, Name: v.pos.Field}
+	a := &Assertion{positions: m.at, Name: v.pos.Field}
 	if n, ok := m.get("name"); ok {
 		if a.Name, err = n.scalar(); err != nil {
 			return nil, err
@@ -85,29 +82,11 @@ func (d *decoder) assertion(v node) (*Assertion, error) {
 	if err := protoPorts(m, &a.Proto, []keyed[[]state.PortRange]{{"port", &a.Ports}, {"sport", &a.SPorts}}); err != nil {
 		return nil, err
 	}
-	if n, ok := m.get("uid"); ok {
-		lo, hi, err := rangeValue(n, 0, 0xfffffffe)
-		if err != nil {
-			return nil, err
-		}
-		a.UID = &state.UIDRange{Start: uint32(lo), End: uint32(hi)}
+	if err := localSender(m, &a.UID, &a.Cgroup); err != nil {
+		return nil, err
 	}
-	if n, ok := m.get("cgroup"); ok {
-		c, err := n.scalar()
-		if err != nil {
-			return nil, err
-		}
-		if a.Cgroup = strings.Trim(c, "/"); a.Cgroup == "" || strings.Contains(c, "..") {
-			return nil, n.pos.Errorf("%q is not a cgroup path (e.g. system.slice/foo.service)", c)
-		}
-	}
-	if n, ok := m.get("iif"); ok {
-		if a.IIF, err = n.scalar(); err != nil {
-			return nil, err
-		}
-		if err := checkDevice(n.pos, a.IIF); err != nil {
-			return nil, err
-		}
+	if err := scalarsInto(m, []keyed[string]{{"iif", &a.IIF}}, deviceScalar); err != nil {
+		return nil, err
 	}
 	a.Traffic = "local"
 	if a.IIF != "" {

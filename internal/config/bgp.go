@@ -33,11 +33,8 @@ type BGP struct {
 	BFD       bool
 	Neighbors []*BGPNeighbor
 
-	at func(string) Pos
+	positions
 }
-
-// At returns the position of a field of the bgp section.
-func (b *BGP) At(field string) Pos { return b.at(field) }
 
 // Max-prefix actions, BIRD's words: what happens when a neighbour sends
 // more routes than MaxPrefixes.
@@ -75,11 +72,8 @@ type BGPNeighbor struct {
 	MaxPrefixes     uint32
 	MaxPrefixAction string
 
-	at func(string) Pos
+	positions
 }
-
-// At returns the position of a field of the neighbour entry.
-func (n *BGPNeighbor) At(field string) Pos { return n.at(field) }
 
 // Defaults of a BGP speaker.
 const (
@@ -120,7 +114,7 @@ func (d *decoder) bgp(v node) error {
 	if err != nil {
 		return err
 	}
-	b := &BGP{at: m.at, Engine: "bird", Table: 254, HoldTime: DefaultBGPHoldTime}
+	b := &BGP{positions: m.at, Engine: "bird", Table: 254, HoldTime: DefaultBGPHoldTime}
 	if n, ok := m.get("engine"); ok {
 		if b.Engine, err = n.scalar(); err != nil {
 			return err
@@ -144,16 +138,11 @@ func (d *decoder) bgp(v node) error {
 			return n.pos.Errorf("%s: a router id is written as an IPv4 address", s)
 		}
 	}
-	if _, ok := m.get("originate"); ok {
-		if b.Originate, err = prefixes(m, "originate"); err != nil {
-			return err
-		}
-		b.OriginateGiven = true
+	if b.OriginateGiven, err = optPrefixes(m, "originate", &b.Originate); err != nil {
+		return err
 	}
-	if n, ok := m.get("table"); ok {
-		if b.Table, err = d.table(n, false); err != nil {
-			return err
-		}
+	if err := d.optTable(m, false, &b.Table); err != nil {
+		return err
 	}
 	if err := optUint(m, "hold_time", 3, 65535, &b.HoldTime); err != nil {
 		return err
@@ -205,15 +194,9 @@ func (d *decoder) bgp(v node) error {
 }
 
 func asn(m *mapping, key string) (uint32, error) {
-	n, ok := m.get(key)
-	if !ok {
-		return 0, m.at(key).Errorf("missing: the AS number (1-4294967294; private: 64512-65534, 4200000000-4294967294)")
-	}
-	v, err := uintValue(n, 1, 4294967294)
-	if err != nil {
-		return 0, err
-	}
-	return uint32(v), nil
+	var v uint32
+	err := requiredUint(m, key, 1, 4294967294, "the AS number (1-4294967294; private: 64512-65534, 4200000000-4294967294)", &v)
+	return v, err
 }
 
 func (d *decoder) bgpNeighbor(v node) (*BGPNeighbor, error) {
@@ -222,7 +205,7 @@ func (d *decoder) bgpNeighbor(v node) (*BGPNeighbor, error) {
 	if err != nil {
 		return nil, err
 	}
-	nb := &BGPNeighbor{at: m.at, MaxPrefixAction: "disable"}
+	nb := &BGPNeighbor{positions: m.at, MaxPrefixAction: "disable"}
 	if n, ok := m.get("name"); ok {
 		if nb.Name, err = n.scalar(); err != nil {
 			return nil, err
@@ -262,22 +245,16 @@ func (d *decoder) bgpNeighbor(v node) (*BGPNeighbor, error) {
 			return nil, err
 		}
 	}
-	if _, ok := m.get("accept"); ok {
-		if nb.Accept, err = prefixes(m, "accept"); err != nil {
-			return nil, err
-		}
-		nb.AcceptGiven = true
+	if nb.AcceptGiven, err = optPrefixes(m, "accept", &nb.Accept); err != nil {
+		return nil, err
 	}
 	if n, ok := m.get("allow_default"); ok {
 		if nb.AllowDefault, err = boolValue(n); err != nil {
 			return nil, err
 		}
 	}
-	if _, ok := m.get("export"); ok {
-		if nb.Export, err = prefixes(m, "export"); err != nil {
-			return nil, err
-		}
-		nb.ExportGiven = true
+	if nb.ExportGiven, err = optPrefixes(m, "export", &nb.Export); err != nil {
+		return nil, err
 	}
 	if err := optUint(m, "max_prefixes", 1, 0xffffffff, &nb.MaxPrefixes); err != nil {
 		return nil, err

@@ -106,7 +106,7 @@ type Identity struct {
 	// then counts as healthy while it exists).
 	Health *Health
 
-	at func(string) Pos
+	positions
 }
 
 // Route sends destinations through an identity by default (main-table
@@ -122,7 +122,7 @@ type Route struct {
 	Table  uint32 // default main
 	Metric uint32
 
-	at func(string) Pos
+	positions
 }
 
 // Local is the local traffic table, the "iproute2 alias": a table
@@ -138,7 +138,7 @@ type Local struct {
 	Table      uint32
 	Priority   uint32
 
-	at func(string) Pos
+	positions
 }
 
 // Redirect is the gateway redirect: two half-default routes into
@@ -154,20 +154,8 @@ type Redirect struct {
 	// is redirected if the identity has an address in it.
 	FamiliesGiven bool
 
-	at func(string) Pos
+	positions
 }
-
-// At returns the position of a field of the identity.
-func (i *Identity) At(field string) Pos { return i.at(field) }
-
-// At returns the position of a field of the route entry.
-func (r *Route) At(field string) Pos { return r.at(field) }
-
-// At returns the position of a field of the local entry.
-func (l *Local) At(field string) Pos { return l.at(field) }
-
-// At returns the position of a field of the redirect section.
-func (r *Redirect) At(field string) Pos { return r.at(field) }
 
 // VPN returns the VPN with the given name, or nil.
 func (c *Config) VPN(name string) *VPN {

@@ -35,11 +35,8 @@ type Device struct {
 	DisablePolicy bool
 	WireGuard     *WireGuardDevice
 
-	at func(string) Pos
+	positions
 }
-
-// At returns the position of a field of the device entry.
-func (d *Device) At(field string) Pos { return d.at(field) }
 
 // WireGuardDevice is a WireGuard device's own settings.
 type WireGuardDevice struct {
@@ -121,7 +118,7 @@ func (d *decoder) devices(v node) error {
 		if err != nil {
 			return err
 		}
-		dev := &Device{Type: typ, at: m.at, DisablePolicy: typ == "vti" || typ == "vti6"}
+		dev := &Device{Type: typ, positions: m.at, DisablePolicy: typ == "vti" || typ == "vti6"}
 		if dev.Name, err = requiredString(m, "name"); err != nil {
 			return err
 		}
@@ -215,25 +212,12 @@ func (d *decoder) tunnel(m *mapping, dev *Device) error {
 		return err
 	}
 	if dev.Type == "xfrm" {
-		n, ok := m.get("if_id")
-		if !ok {
-			return m.at("if_id").Errorf("missing: the interface id the IPsec SAs name (swanctl if_id_in/if_id_out), 1-4294967295")
-		}
-		id, err := uintValue(n, 1, 1<<32-1)
-		if err != nil {
+		if err := requiredUint(m, "if_id", 1, 1<<32-1, "the interface id the IPsec SAs name (swanctl if_id_in/if_id_out), 1-4294967295", &dev.IfID); err != nil {
 			return err
 		}
-		dev.IfID = uint32(id)
 	}
-	if n, ok := m.get("dev"); ok {
-		s, err := n.scalar()
-		if err != nil {
-			return err
-		}
-		if err := checkDevice(n.pos, s); err != nil {
-			return err
-		}
-		dev.Dev = s
+	if err := scalarsInto(m, []keyed[string]{{"dev", &dev.Dev}}, deviceScalar); err != nil {
+		return err
 	}
 	if n, ok := m.get("disable_policy"); ok {
 		var err error
@@ -348,10 +332,8 @@ func (d *decoder) wireGuardPeer(it node) (WireGuardPeer, error) {
 		}
 		p.Endpoint = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 	}
-	if _, ok := m.get("allowed_ips"); ok {
-		if p.AllowedIPs, err = prefixes(m, "allowed_ips"); err != nil {
-			return p, err
-		}
+	if _, err := optPrefixes(m, "allowed_ips", &p.AllowedIPs); err != nil {
+		return p, err
 	}
 	if _, ok := m.get("preshared_key_file"); ok {
 		path, k, err := d.secretKey(m, "preshared_key_file", "preshared key", "wg genpsk")

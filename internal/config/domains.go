@@ -31,11 +31,8 @@ type Domain struct {
 	// Config is the domain's routing: identities, routes, kill switch...
 	Config *Config
 
-	at func(string) Pos
+	positions
 }
-
-// At returns the position of a field of the domain.
-func (dm *Domain) At(field string) Pos { return dm.at(field) }
 
 // Pipe is a veth pair between two domains, with addresses and routes on
 // both ends and a firewall that lets only the declared flows across.
@@ -46,11 +43,8 @@ type Pipe struct {
 	// replies to declared flows) is dropped where it leaves the pipe.
 	Allow []Flow
 
-	at func(string) Pos
+	positions
 }
-
-// At returns the position of a field of the pipe.
-func (p *Pipe) At(field string) Pos { return p.at(field) }
 
 // PipeEnd is one side of a pipe.
 type PipeEnd struct {
@@ -69,11 +63,8 @@ type PipeEnd struct {
 	// the same range get two Outside ranges.
 	Netmap *Netmap
 
-	at func(string) Pos
+	positions
 }
-
-// At returns the position of a field of the pipe end.
-func (e *PipeEnd) At(field string) Pos { return e.at(field) }
 
 // Netmap maps one range onto another of the same size, host bits kept.
 type Netmap struct {
@@ -96,11 +87,8 @@ type Flow struct {
 	Proto   uint8
 	Ports   []state.PortRange
 
-	at func(string) Pos
+	positions
 }
-
-// At returns the position of a field of the flow.
-func (f *Flow) At(field string) Pos { return f.at(field) }
 
 // Origin names the flow's origin for messages and firewall comments.
 func (f *Flow) Origin() string {
@@ -180,7 +168,7 @@ func (d *decoder) domains(v node, top *Config) error {
 		if err != nil {
 			return err
 		}
-		dm := &Domain{at: m.at}
+		dm := &Domain{positions: m.at}
 		if dm.Name, err = requiredString(m, "name"); err != nil {
 			return err
 		}
@@ -235,7 +223,7 @@ func (d *decoder) domains(v node, top *Config) error {
 		}
 		for _, v := range dm.Config.VPNs {
 			if top.AnyVPN(v.Name) != nil {
-				return v.at("name").Errorf("vpn %q is defined twice; VPN names are unique across domains (their hooks find them by name)", v.Name)
+				return v.At("name").Errorf("vpn %q is defined twice; VPN names are unique across domains (their hooks find them by name)", v.Name)
 			}
 		}
 		top.Domains = append(top.Domains, dm)
@@ -258,7 +246,7 @@ func (d *decoder) pipes(v node, top *Config) error {
 		if err != nil {
 			return err
 		}
-		p := &Pipe{at: m.at}
+		p := &Pipe{positions: m.at}
 		if p.Name, err = requiredString(m, "name"); err != nil {
 			return err
 		}
@@ -387,7 +375,7 @@ func (d *decoder) pipeEnd(n node, top *Config, p *Pipe, end *PipeEnd) error {
 	if err != nil {
 		return err
 	}
-	end.at = m.at
+	end.positions = m.at
 	if end.Domain, err = requiredString(m, "domain"); err != nil {
 		return err
 	}
@@ -408,10 +396,8 @@ func (d *decoder) pipeEnd(n node, top *Config, p *Pipe, end *PipeEnd) error {
 			return err
 		}
 	}
-	if _, ok := m.get("routes"); ok {
-		if end.Routes, err = prefixes(m, "routes"); err != nil {
-			return err
-		}
+	if _, err := optPrefixes(m, "routes", &end.Routes); err != nil {
+		return err
 	}
 	if mn, ok := m.get("masquerade"); ok {
 		if end.Masquerade, err = boolValue(mn); err != nil {
@@ -477,14 +463,12 @@ func (d *decoder) flows(n node, top *Config, p *Pipe) ([]Flow, error) {
 		if err != nil {
 			return nil, err
 		}
-		f := Flow{at: m.at}
+		f := Flow{positions: m.at}
 		if err := flowOrigin(m, top, p, &f); err != nil {
 			return nil, err
 		}
-		if _, ok := m.get("to"); ok {
-			if f.To, err = prefixes(m, "to"); err != nil {
-				return nil, err
-			}
+		if _, err := optPrefixes(m, "to", &f.To); err != nil {
+			return nil, err
 		}
 		if err := protoPorts(m, &f.Proto, []keyed[[]state.PortRange]{{"port", &f.Ports}}); err != nil {
 			return nil, err
@@ -563,11 +547,8 @@ type VXLAN struct {
 	Port  uint16
 	Addrs []netip.Prefix
 
-	at func(string) Pos
+	positions
 }
-
-// At returns the position of a field of the vxlan entry.
-func (v *VXLAN) At(field string) Pos { return v.at(field) }
 
 func (d *decoder) vxlans(v node) error {
 	items, err := v.seqOnly()
@@ -579,22 +560,16 @@ func (d *decoder) vxlans(v node) error {
 		if err != nil {
 			return err
 		}
-		x := &VXLAN{at: m.at, Port: 4789}
+		x := &VXLAN{positions: m.at, Port: 4789}
 		if x.Name, err = requiredString(m, "name"); err != nil {
 			return err
 		}
 		if err := checkDevice(m.at("name"), x.Name); err != nil {
 			return err
 		}
-		n, ok := m.get("vni")
-		if !ok {
-			return m.at("vni").Errorf("missing: the VXLAN network identifier (1-16777215)")
-		}
-		vni, err := uintValue(n, 1, 1<<24-1)
-		if err != nil {
+		if err := requiredUint(m, "vni", 1, 1<<24-1, "the VXLAN network identifier (1-16777215)", &x.VNI); err != nil {
 			return err
 		}
-		x.VNI = uint32(vni)
 		if err := scalarsInto(m, []keyed[netip.Addr]{{"local", &x.Local}, {"remote", &x.Remote}}, addrScalar); err != nil {
 			return err
 		}
@@ -604,13 +579,8 @@ func (d *decoder) vxlans(v node) error {
 		if x.Local.IsValid() && x.Local.Is4() != x.Remote.Is4() {
 			return m.at("local").Errorf("local %s and remote %s are of different families", x.Local, x.Remote)
 		}
-		if n, ok := m.get("dev"); ok {
-			if x.Dev, err = n.scalar(); err != nil {
-				return err
-			}
-			if err := checkDevice(n.pos, x.Dev); err != nil {
-				return err
-			}
+		if err := scalarsInto(m, []keyed[string]{{"dev", &x.Dev}}, deviceScalar); err != nil {
+			return err
 		}
 		if err := optUint(m, "port", 1, 65535, &x.Port); err != nil {
 			return err

@@ -33,11 +33,8 @@ type Health struct {
 	Up         int
 	MinTargets int
 
-	at func(string) Pos
+	positions
 }
-
-// At returns the position of a field of the health check.
-func (h *Health) At(field string) Pos { return h.at(field) }
 
 // Probe kinds.
 const (
@@ -77,7 +74,7 @@ type Group struct {
 	// Balance lists the members and their weights (1..256), in order.
 	Balance []Weighted
 
-	at func(string) Pos
+	positions
 }
 
 // Weighted is a balance group member.
@@ -85,9 +82,6 @@ type Weighted struct {
 	Identity string
 	Weight   int
 }
-
-// At returns the position of a field of the group.
-func (g *Group) At(field string) Pos { return g.at(field) }
 
 // Members are the group's identities in config order.
 func (g *Group) Members() []string {
@@ -111,7 +105,7 @@ func (d *decoder) health(v node) (*Health, error) {
 	if err != nil {
 		return nil, err
 	}
-	h := &Health{at: m.at, Interval: DefaultHealthInterval, Timeout: DefaultHealthTimeout,
+	h := &Health{positions: m.at, Interval: DefaultHealthInterval, Timeout: DefaultHealthTimeout,
 		Down: DefaultHealthDown, Up: DefaultHealthUp, MinTargets: 1}
 	n, ok := m.get("targets")
 	if !ok {
@@ -246,12 +240,9 @@ func (d *decoder) groups(v node) error {
 		if err != nil {
 			return err
 		}
-		g := &Group{at: m.at}
-		if g.Name, err = requiredString(m, "name"); err != nil {
+		g := &Group{positions: m.at}
+		if g.Name, err = requiredName(m); err != nil {
 			return err
-		}
-		if !nameRE.MatchString(g.Name) {
-			return m.at("name").Errorf("%q: a name starts with a letter and holds only letters, digits, '_', '.', '-'", g.Name)
 		}
 		if d.cfg.Identity(g.Name) != nil {
 			return m.at("name").Errorf("%q is already an identity; a group needs a name of its own", g.Name)

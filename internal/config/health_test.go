@@ -50,7 +50,7 @@ func TestParseHealthAndGroups(t *testing.T) {
 		{Kind: ProbeTCP, Addr: netip.MustParseAddr("198.51.100.1"), Port: 443},
 		{Kind: ProbeDNS, Addr: netip.MustParseAddr("192.0.2.53"), Port: 53},
 	}, Interval: 500 * time.Millisecond, Timeout: 400 * time.Millisecond, Down: 2, Up: 4, MinTargets: 2}
-	h.at = nil
+	h.positions = nil
 	if !reflect.DeepEqual(h, want) {
 		t.Errorf("health = %+v, want %+v", h, want)
 	}

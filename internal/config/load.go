@@ -256,7 +256,7 @@ func (d *decoder) identity(v node) (*Identity, error) {
 	if err != nil {
 		return nil, err
 	}
-	id := &Identity{at: m.at, AutoAddresses: true}
+	id := &Identity{positions: m.at, AutoAddresses: true}
 	if n, ok := m.get("health"); ok {
 		if id.Health, err = d.health(n); err != nil {
 			return nil, err
@@ -267,12 +267,9 @@ func (d *decoder) identity(v node) (*Identity, error) {
 			return nil, err
 		}
 	}
-	name, err := requiredString(m, "name")
+	name, err := requiredName(m)
 	if err != nil {
 		return nil, err
-	}
-	if !nameRE.MatchString(name) {
-		return nil, m.at("name").Errorf("%q: a name starts with a letter and holds only letters, digits, '_', '.', '-'", name)
 	}
 	id.Name = name
 	if _, ok := m.get("device"); ok || id.VPN == "" {
@@ -295,25 +292,21 @@ func (d *decoder) identity(v node) (*Identity, error) {
 		if !ok {
 			continue
 		}
-		items, err := n.list()
-		if err != nil {
-			return nil, err
-		}
 		id.AutoAddresses = false
-		for _, it := range items {
-			s, err := it.scalar()
-			if err != nil {
-				return nil, err
-			}
+		err := eachScalar(n, func(it node, s string) error {
 			if s == "auto" {
 				id.AutoAddresses = true
-				continue
+				return nil
 			}
 			a, err := parseAddr(it.pos, s)
 			if err != nil {
-				return nil, err
+				return err
 			}
 			id.Addresses = append(id.Addresses, a)
+			return nil
+		})
+		if err != nil {
+			return nil, err
 		}
 		if id.AutoAddresses && len(id.Addresses) > 0 {
 			return nil, n.pos.Errorf(`"auto" cannot be mixed with literal addresses`)
@@ -394,6 +387,21 @@ func (d *decoder) checkIdentities() error {
 	return nil
 }
 
+// optTable sets *dst to the table under the key "table" when it is given
+// (own as for table).
+func (d *decoder) optTable(m *mapping, own bool, dst *uint32) error {
+	n, ok := m.get("table")
+	if !ok {
+		return nil
+	}
+	t, err := d.table(n, own)
+	if err != nil {
+		return err
+	}
+	*dst = t
+	return nil
+}
+
 // table parses a table number or name. own: the table will hold
 // tunroute's identity routes, so reserved tables are refused.
 func (d *decoder) table(n node, own bool) (uint32, error) {
@@ -431,7 +439,7 @@ func (d *decoder) route(v node) (*Route, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Route{at: m.at, Type: state.RouteUnicast, Table: state.TableMain}
+	r := &Route{positions: m.at, Type: state.RouteUnicast, Table: state.TableMain}
 	if n, ok := m.get("to_file"); ok {
 		if _, both := m.get("to"); both {
 			return nil, n.pos.Errorf("give either to or to_file, not both")
@@ -467,10 +475,8 @@ func (d *decoder) route(v node) (*Route, error) {
 	} else if r.Type == state.RouteUnicast {
 		return nil, m.at("via").Errorf("missing: name the identity the destinations go through, or give a type (blackhole, unreachable, prohibit, throw)")
 	}
-	if n, ok := m.get("table"); ok {
-		if r.Table, err = d.table(n, false); err != nil {
-			return nil, err
-		}
+	if err := d.optTable(m, false, &r.Table); err != nil {
+		return nil, err
 	}
 	if err := optUint(m, "metric", 0, 0xffffffff, &r.Metric); err != nil {
 		return nil, err
@@ -483,7 +489,7 @@ func (d *decoder) local(v node) (*Local, error) {
 	if err != nil {
 		return nil, err
 	}
-	l := &Local{at: m.at}
+	l := &Local{positions: m.at}
 	if l.To, err = prefixes(m, "to"); err != nil {
 		return nil, err
 	}
@@ -506,20 +512,11 @@ func (d *decoder) local(v node) (*Local, error) {
 			return nil, m.at("to").Errorf("%s and source %s are of different families; use one local entry per family", p, l.Source)
 		}
 	}
-	if n, ok := m.get("add_address"); ok {
-		s, err := n.scalar()
-		if err != nil {
-			return nil, err
-		}
-		if err := checkDevice(n.pos, s); err != nil {
-			return nil, err
-		}
-		l.AddAddress = s
+	if err := scalarsInto(m, []keyed[string]{{"add_address", &l.AddAddress}}, deviceScalar); err != nil {
+		return nil, err
 	}
-	if n, ok := m.get("table"); ok {
-		if l.Table, err = d.table(n, true); err != nil {
-			return nil, err
-		}
+	if err := d.optTable(m, true, &l.Table); err != nil {
+		return nil, err
 	}
 	if err := optUint(m, "priority", 1, 32765, &l.Priority); err != nil {
 		return nil, err
@@ -533,7 +530,7 @@ func (d *decoder) redirect(v node) (*Redirect, error) {
 		return nil, err
 	}
 	items := map[string]Pos{}
-	r := &Redirect{at: func(f string) Pos {
+	r := &Redirect{positions: func(f string) Pos {
 		if p, ok := items[f]; ok {
 			return p
 		}
@@ -573,11 +570,8 @@ func (d *decoder) redirect(v node) (*Redirect, error) {
 }
 
 func (d *decoder) redirectRest(m *mapping, r *Redirect) error {
-	var err error
-	if _, ok := m.get("lan"); ok {
-		if r.LAN, err = prefixes(m, "lan"); err != nil {
-			return err
-		}
+	if _, err := optPrefixes(m, "lan", &r.LAN); err != nil {
+		return err
 	}
 	if n, ok := m.get("families"); ok {
 		err := eachScalar(n, func(it node, s string) error {
@@ -624,15 +618,8 @@ func (d *decoder) identityRef(n node) (string, error) {
 	if d.cfg.Identity(s) == nil && d.cfg.Group(s) != nil {
 		return "", n.pos.Errorf("%q is a group; only routes, the redirect and selectors take a group, here name an identity", s)
 	}
-	if d.cfg.Identity(s) == nil {
-		var names []string
-		for _, id := range d.cfg.Identities {
-			names = append(names, id.Name)
-		}
-		if len(names) == 0 {
-			return "", n.pos.Errorf("no identity %q: the config defines no identities", s)
-		}
-		return "", n.pos.Errorf("no identity %q; defined: %s", s, strings.Join(names, ", "))
+	if err := refTo(n.pos, d.cfg.Identities, "identity", "identities", s); err != nil {
+		return "", err
 	}
 	return s, nil
 }
@@ -650,6 +637,19 @@ func requiredString(m *mapping, key string) (string, error) {
 		return "", n.pos.Errorf("is empty")
 	}
 	return s, nil
+}
+
+// requiredName reads the entry's name: a letter, then letters, digits,
+// '_', '.', '-'.
+func requiredName(m *mapping) (string, error) {
+	name, err := requiredString(m, "name")
+	if err != nil {
+		return "", err
+	}
+	if !nameRE.MatchString(name) {
+		return "", m.at("name").Errorf("%q: a name starts with a letter and holds only letters, digits, '_', '.', '-'", name)
+	}
+	return name, nil
 }
 
 func uintValue(n node, min, max uint64) (uint64, error) {
@@ -677,6 +677,15 @@ func optUint[T ~uint8 | ~uint16 | ~uint32 | ~int](m *mapping, key string, min, m
 	}
 	*dst = T(v)
 	return nil
+}
+
+// requiredUint sets *dst to the whole number under key, from min to max;
+// a missing key is an error that says (what) which number it wants.
+func requiredUint[T ~uint8 | ~uint16 | ~uint32 | ~int](m *mapping, key string, min, max uint64, what string, dst *T) error {
+	if _, ok := m.get(key); !ok {
+		return m.at(key).Errorf("missing: %s", what)
+	}
+	return optUint(m, key, min, max, dst)
 }
 
 func parseAddr(p Pos, s string) (netip.Addr, error) {
@@ -722,6 +731,16 @@ func prefixes(m *mapping, key string) ([]netip.Prefix, error) {
 		out = append(out, p)
 	}
 	return out, nil
+}
+
+// optPrefixes sets *dst to the list of prefixes under key when the key is
+// given, and says whether it was; *dst keeps its default otherwise.
+func optPrefixes(m *mapping, key string, dst *[]netip.Prefix) (given bool, err error) {
+	if _, ok := m.get(key); !ok {
+		return false, nil
+	}
+	*dst, err = prefixes(m, key)
+	return err == nil, err
 }
 
 // ParsePrefix reads "10.0.0.0/8", "2001:db8::/32", a bare address (a host

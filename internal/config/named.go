@@ -1,5 +1,7 @@
 package config
 
+import "strings"
+
 // named is an entry of one of the config's lists that other entries refer
 // to by name (VPNs, identities, devices, domains, groups, pipes).
 type named[E any] interface {
@@ -15,6 +17,22 @@ func byName[P named[E], E any](list []P, name string) P {
 		}
 	}
 	return nil
+}
+
+// refTo checks that list has an entry called name; its error names the
+// kind of entry (kinds is its plural) and lists the entries there are.
+func refTo[P named[E], E any](pos Pos, list []P, kind, kinds, name string) error {
+	if byName(list, name) != nil {
+		return nil
+	}
+	var names []string
+	for _, e := range list {
+		names = append(names, e.entryName())
+	}
+	if len(names) == 0 {
+		return pos.Errorf("no %s %q: the config defines no %s", kind, name, kinds)
+	}
+	return pos.Errorf("no %s %q; defined: %s", kind, name, strings.Join(names, ", "))
 }
 
 func (v *VPN) entryName() string      { return v.Name }

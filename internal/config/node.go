@@ -15,6 +15,14 @@ type Pos struct {
 	Field string // e.g. "identities[1].gateway"
 }
 
+// positions finds where the fields of one config entry stand in the file
+// (the entry's mapping's at); embedded in each entry type, it gives the
+// entry its At.
+type positions func(field string) Pos
+
+// At returns the position of a field of the entry.
+func (p positions) At(field string) Pos { return p(field) }
+
 // Error is a config error that names the file, line, column and field.
 type Error struct {
 	Pos

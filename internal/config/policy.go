@@ -29,7 +29,7 @@ type VPN struct {
 	// route_network_N with route-noexec, tinc's subnets); default true.
 	PushedRoutes bool
 
-	at func(string) Pos
+	positions
 }
 
 // Endpoint is an address with an optional port and transport.
@@ -57,11 +57,8 @@ type Selector struct {
 	// IIF selects forwarded traffic that came in on this device.
 	IIF string
 
-	at func(string) Pos
+	positions
 }
-
-// At returns the position of a field of the selector.
-func (s *Selector) At(field string) Pos { return s.at(field) }
 
 // KillSwitch is the security policy: traffic may leave by a non-tunnel
 // interface only if allowed in clear; everything else is dropped and
@@ -83,11 +80,8 @@ type KillSwitch struct {
 	// Forward also guards forwarded traffic (default true).
 	Forward bool
 
-	at func(string) Pos
+	positions
 }
-
-// At returns the position of a field of the kill switch.
-func (k *KillSwitch) At(field string) Pos { return k.at(field) }
 
 // Allow is traffic that may leave in clear: to some destinations, or
 // from some source addresses (e.g. the outside identity's, for the dual
@@ -110,12 +104,9 @@ func (d *decoder) vpns(v node) error {
 		if err != nil {
 			return err
 		}
-		vpn := &VPN{at: m.at, PushedRoutes: true}
-		if vpn.Name, err = requiredString(m, "name"); err != nil {
+		vpn := &VPN{positions: m.at, PushedRoutes: true}
+		if vpn.Name, err = requiredName(m); err != nil {
 			return err
-		}
-		if !nameRE.MatchString(vpn.Name) {
-			return m.at("name").Errorf("%q: a name starts with a letter and holds only letters, digits, '_', '.', '-'", vpn.Name)
 		}
 		if d.cfg.VPN(vpn.Name) != nil {
 			return m.at("name").Errorf("vpn %q is defined twice", vpn.Name)
@@ -167,17 +158,34 @@ func (d *decoder) vpnRef(n node) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if d.cfg.VPN(s) == nil {
-		var names []string
-		for _, v := range d.cfg.VPNs {
-			names = append(names, v.Name)
-		}
-		if len(names) == 0 {
-			return "", n.pos.Errorf("no vpn %q: the config defines no vpns", s)
-		}
-		return "", n.pos.Errorf("no vpn %q; defined: %s", s, strings.Join(names, ", "))
+	if err := refTo(n.pos, d.cfg.VPNs, "vpn", "vpns", s); err != nil {
+		return "", err
 	}
 	return s, nil
+}
+
+// localSender reads the keys that match the local process that sent a
+// packet: uid (a user or a range of them) and cgroup (a cgroup v2 path).
+func localSender(m *mapping, uid **state.UIDRange, cgroup *string) error {
+	if n, ok := m.get("uid"); ok {
+		lo, hi, err := rangeValue(n, 0, 0xfffffffe)
+		if err != nil {
+			return err
+		}
+		*uid = &state.UIDRange{Start: uint32(lo), End: uint32(hi)}
+	}
+	if n, ok := m.get("cgroup"); ok {
+		c, err := n.scalar()
+		if err != nil {
+			return err
+		}
+		c = strings.Trim(c, "/")
+		if c == "" || strings.Contains(c, "..") || strings.ContainsAny(c, "\x00\n") {
+			return n.pos.Errorf("%q is not a cgroup path (e.g. system.slice/foo.service)", c)
+		}
+		*cgroup = c
+	}
+	return nil
 }
 
 func (d *decoder) selector(v node) (*Selector, error) {
@@ -185,7 +193,7 @@ func (d *decoder) selector(v node) (*Selector, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Selector{at: m.at}
+	s := &Selector{positions: m.at}
 	n, ok := m.get("via")
 	if !ok {
 		return nil, m.at("via").Errorf("missing: name the identity the selected traffic goes through")
@@ -217,43 +225,17 @@ func (d *decoder) selector(v node) (*Selector, error) {
 			s.DPort = r
 		}
 	}
-	if n, ok := m.get("uid"); ok {
-		lo, hi, err := rangeValue(n, 0, 0xfffffffe)
-		if err != nil {
-			return nil, err
-		}
-		s.UID = &state.UIDRange{Start: uint32(lo), End: uint32(hi)}
+	if err := localSender(m, &s.UID, &s.Cgroup); err != nil {
+		return nil, err
 	}
-	if n, ok := m.get("cgroup"); ok {
-		c, err := n.scalar()
-		if err != nil {
-			return nil, err
-		}
-		c = strings.Trim(c, "/")
-		if c == "" || strings.Contains(c, "..") || strings.ContainsAny(c, "\x00\n") {
-			return nil, n.pos.Errorf("%q is not a cgroup path (e.g. system.slice/foo.service)", c)
-		}
-		s.Cgroup = c
+	if _, err := optPrefixes(m, "from", &s.From); err != nil {
+		return nil, err
 	}
-	if _, ok := m.get("from"); ok {
-		if s.From, err = prefixes(m, "from"); err != nil {
-			return nil, err
-		}
+	if _, err := optPrefixes(m, "to", &s.To); err != nil {
+		return nil, err
 	}
-	if _, ok := m.get("to"); ok {
-		if s.To, err = prefixes(m, "to"); err != nil {
-			return nil, err
-		}
-	}
-	if n, ok := m.get("iif"); ok {
-		dev, err := n.scalar()
-		if err != nil {
-			return nil, err
-		}
-		if err := checkDevice(n.pos, dev); err != nil {
-			return nil, err
-		}
-		s.IIF = dev
+	if err := scalarsInto(m, []keyed[string]{{"iif", &s.IIF}}, deviceScalar); err != nil {
+		return nil, err
 	}
 	if s.Proto == 0 && s.UID == nil && s.Cgroup == "" && s.From == nil && s.To == nil && s.IIF == "" {
 		return nil, m.pos.Errorf("a selector needs at least one of proto, sport, dport, uid, cgroup, from, to, iif")
@@ -272,7 +254,7 @@ func (d *decoder) killswitch(v node) (*KillSwitch, error) {
 	if err != nil {
 		return nil, err
 	}
-	k := &KillSwitch{at: m.at, DHCP: true, Forward: true}
+	k := &KillSwitch{positions: m.at, DHCP: true, Forward: true}
 	if n, ok := m.get("tunnels"); ok {
 		items, err := n.list()
 		if err != nil {
@@ -329,25 +311,21 @@ func (d *decoder) killswitch(v node) (*KillSwitch, error) {
 		}
 	}
 	if n, ok := m.get("dns"); ok {
-		items, err := n.list()
-		if err != nil {
-			return nil, err
-		}
 		k.DNSGiven = true
-		for _, it := range items {
-			s, err := it.scalar()
-			if err != nil {
-				return nil, err
-			}
+		err := eachScalar(n, func(it node, s string) error {
 			if s == "vpn" {
 				k.DNSFromVPN = true
-				continue
+				return nil
 			}
 			a, err := netip.ParseAddr(s)
 			if err != nil {
-				return nil, it.pos.Errorf("%q is not an IP address or \"vpn\" (the resolvers the VPNs push)", s)
+				return it.pos.Errorf("%q is not an IP address or \"vpn\" (the resolvers the VPNs push)", s)
 			}
 			k.DNS = append(k.DNS, a)
+			return nil
+		})
+		if err != nil {
+			return nil, err
 		}
 	}
 	return k, nil

@@ -33,6 +33,9 @@ func scalarsInto[T any](m *mapping, fields []keyed[T], parse func(n node, s stri
 // addrScalar parses an IP address for scalarsInto.
 func addrScalar(n node, s string) (netip.Addr, error) { return parseAddr(n.pos, s) }
 
+// deviceScalar checks an interface name for scalarsInto.
+func deviceScalar(n node, s string) (string, error) { return s, checkDevice(n.pos, s) }
+
 // eachScalar calls fn with each item of the list n and its scalar, in
 // order; the first error ends it.
 func eachScalar(n node, fn func(it node, s string) error) error {

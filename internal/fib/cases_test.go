@@ -6,6 +6,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/tunroute/tunroute/internal/state"
 )
 
 // The 62 verified cases of fib-semantics.md §12. Setups mirror
@@ -191,12 +193,23 @@ func TestCases(t *testing.T) {
 	if len(recorded) != 62 {
 		t.Fatalf("cases.out has %d cases, want 62", len(recorded))
 	}
-	n := 0
+	eachRecorded(t, recorded, func(t *testing.T, _ *state.State, f *FIB, rq recordedQuery, q Query, details bool) {
+		r := f.Lookup(q)
+		if got := trimLines(r.IPText(details)); got != rq.output {
+			t.Errorf("ip %s\n got: %s want: %s%s", rq.args, got, rq.output, r.Text())
+		}
+	})
+}
+
+// eachRecorded runs a subtest for each verified case, which calls fn with
+// the case's state, its FIB, and each query recorded for it: as ip was
+// given it, parsed, and whether it asks for details.
+func eachRecorded(t *testing.T, recorded map[string][]recordedQuery, fn func(t *testing.T, st *state.State, f *FIB, rq recordedQuery, q Query, details bool)) {
 	for i := 1; i <= 62; i++ {
 		name := "T" + twoDigits(i)
 		t.Run(name, func(t *testing.T) {
-			k := buildCase(t, name)
-			f, err := New(k.state())
+			st := buildCase(t, name).state()
+			f, err := New(st)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -206,12 +219,7 @@ func TestCases(t *testing.T) {
 				if err != nil {
 					t.Fatalf("%s: %v", rq.args, err)
 				}
-				r := f.Lookup(q)
-				got := trimLines(r.IPText(details))
-				n++
-				if got != rq.output {
-					t.Errorf("ip %s\n got: %s want: %s%s", rq.args, got, rq.output, r.Text())
-				}
+				fn(t, st, f, rq, q, details)
 			}
 		})
 	}

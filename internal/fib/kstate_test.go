@@ -789,14 +789,6 @@ func withLen(s string) string {
 }
 
 func tableID(v string) uint32 {
-	switch v {
-	case "main":
-		return state.TableMain
-	case "local":
-		return state.TableLocal
-	case "default":
-		return state.TableDefault
-	}
-	n, _ := strconv.Atoi(v)
-	return uint32(n)
+	n, _ := state.ParseTable(v)
+	return n
 }

@@ -21,31 +21,16 @@ func trimmed(st *state.State, q Query) *state.State {
 // trimmed state as from the whole one, text and JSON.
 func TestLookupPointsCases(t *testing.T) {
 	recorded := readCases(t)
-	for i := 1; i <= 62; i++ {
-		name := "T" + twoDigits(i)
-		t.Run(name, func(t *testing.T) {
-			st := buildCase(t, name).state()
-			whole, err := New(st)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, rq := range recorded[name] {
-				words, _ := splitIPArgs(rq.args)
-				q, err := ParseQuery(words)
-				if err != nil {
-					t.Fatal(err)
-				}
-				part, err := New(trimmed(st, q))
-				if err != nil {
-					t.Fatal(err)
-				}
-				want, got := whole.Lookup(q), part.Lookup(q)
-				if got.Text() != want.Text() || string(got.JSON()) != string(want.JSON()) {
-					t.Errorf("ip %s: trimmed state answers\n%s%s\nwhole state\n%s%s", rq.args, got.Text(), got.JSON(), want.Text(), want.JSON())
-				}
-			}
-		})
-	}
+	eachRecorded(t, recorded, func(t *testing.T, st *state.State, whole *FIB, rq recordedQuery, q Query, _ bool) {
+		part, err := New(trimmed(st, q))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, got := whole.Lookup(q), part.Lookup(q)
+		if got.Text() != want.Text() || string(got.JSON()) != string(want.JSON()) {
+			t.Errorf("ip %s: trimmed state answers\n%s%s\nwhole state\n%s%s", rq.args, got.Text(), got.JSON(), want.Text(), want.JSON())
+		}
+	})
 }
 
 // TestLookupPointsBig: on the full-table state with rules, random queries

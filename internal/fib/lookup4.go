@@ -40,10 +40,7 @@ type fibres4 struct {
 
 func (r *fibres4) nhop() *nhop { return &r.at.nhs[r.nh] }
 
-func (r *fibres4) prefix() netip.Prefix {
-	nd := &r.t.nodes[r.node]
-	return netip.PrefixFrom(u4(nd.addr), int(nd.plen))
-}
+func (r *fibres4) prefix() netip.Prefix { return r.t.prefix(r.node) }
 
 func (t *table4) prefix(node int32) netip.Prefix {
 	nd := &t.nodes[node]
@@ -63,24 +60,35 @@ func (f *FIB) tableLookup4(t *table4, fl *flow4, res *fibres4, tr *tracer) errno
 	if t.missing || t.only && fl.daddr != t.onlyDst {
 		return f.miss()
 	}
-	node, ok := t.lookup(fl.daddr)
-	var missed uint32
-	missing := false
-	for ok {
-		if missing && t.nodes[node].addr == missed {
-			node, ok = t.parent(node)
-			continue
-		}
-		err, done := f.tryNode4(t, node, fl, res, t.id)
-		if done {
+	var miss leafMiss
+	for node, ok := t.lookup(fl.daddr); ok; node, ok = t.parent(node) {
+		if err, done := f.backtrackNode4(t, node, fl, res, t.id, &miss); done {
 			return err
 		}
-		if err == errMissLeaf {
-			missed, missing = t.nodes[node].addr, true
-		}
-		node, ok = t.parent(node)
 	}
 	return errAGAIN
+}
+
+// leafMiss is the trie leaf (the address) whose scan a route through a
+// nexthop object ended (errMissLeaf): backtracking passes over the
+// leaf's other prefixes.
+type leafMiss struct {
+	addr uint32
+	set  bool
+}
+
+// backtrackNode4 is tryNode4 on one node of a backtracking lookup: it
+// passes over a node of the leaf in miss, and records a leaf that misses.
+func (f *FIB) backtrackNode4(t *table4, node int32, fl *flow4, res *fibres4, reportTable uint32, miss *leafMiss) (errno, bool) {
+	addr := t.nodes[node].addr
+	if miss.set && miss.addr == addr {
+		return errOK, false
+	}
+	err, done := f.tryNode4(t, node, fl, res, reportTable)
+	if err == errMissLeaf {
+		*miss = leafMiss{addr, true}
+	}
+	return err, done
 }
 
 // tryNode4 scans the aliases of one prefix. done reports that the lookup
@@ -154,30 +162,17 @@ func (f *FIB) mergedLookup4(fl *flow4, res *fibres4) errno {
 	if local != nil {
 		nl, okl = local.lookup(fl.daddr)
 	}
-	var missed uint32
-	missing := false
+	var miss leafMiss
 	for okm || okl {
 		useLocal := okl && (!okm || local.nodes[nl].plen >= main.nodes[nm].plen)
 		if useLocal {
-			if !missing || local.nodes[nl].addr != missed {
-				err, done := f.tryNode4(local, nl, fl, res, state.TableMain)
-				if done {
-					return err
-				}
-				if err == errMissLeaf {
-					missed, missing = local.nodes[nl].addr, true
-				}
+			if err, done := f.backtrackNode4(local, nl, fl, res, state.TableMain, &miss); done {
+				return err
 			}
 			nl, okl = local.parent(nl)
 		} else {
-			if !missing || main.nodes[nm].addr != missed {
-				err, done := f.tryNode4(main, nm, fl, res, state.TableMain)
-				if done {
-					return err
-				}
-				if err == errMissLeaf {
-					missed, missing = main.nodes[nm].addr, true
-				}
+			if err, done := f.backtrackNode4(main, nm, fl, res, state.TableMain, &miss); done {
+				return err
 			}
 			nm, okm = main.parent(nm)
 		}

@@ -3,7 +3,6 @@ package fib
 import (
 	"math/rand/v2"
 	"net/netip"
-	"strings"
 	"testing"
 
 	"github.com/gaissmai/bart"
@@ -65,31 +64,10 @@ func TestDir4(t *testing.T) {
 func TestDir4Answers(t *testing.T) {
 	s, spec := bigState(5, 40000, 4000, 200)
 	queries := spec.Queries(6, 20000)
-	oldBytes := dirBytesPerRoute
-	dirBytesPerRoute = 1 << 20
-	withDir, err := New(s)
-	dirBytesPerRoute = oldBytes
-	if err != nil {
-		t.Fatal(err)
-	}
-	old := dirThreshold
-	dirThreshold = 1 << 30
-	withBart, err := New(s)
-	dirThreshold = old
-	if err != nil {
-		t.Fatal(err)
-	}
+	withDir := newWith(t, s, &dirBytesPerRoute, 1<<20)
+	withBart := newWith(t, s, &dirThreshold, 1<<30)
 	if withDir.v4.tables[254].dir == nil || withBart.v4.tables[254].dir != nil {
 		t.Fatal("expected dir4 in one FIB and bart in the other")
 	}
-	for _, line := range queries {
-		q, err := ParseQuery(strings.Fields(line)[2:])
-		if err != nil {
-			t.Fatal(err)
-		}
-		a, b := withDir.Lookup(q), withBart.Lookup(q)
-		if string(a.JSON()) != string(b.JSON()) {
-			t.Fatalf("%s:\n dir:  %s\n bart: %s", line, a.JSON(), b.JSON())
-		}
-	}
+	sameAnswers(t, queries, withDir, withBart, "dir", "bart")
 }

@@ -67,14 +67,34 @@ func TestBuildInAddressOrder(t *testing.T) {
 	for _, r := range extra {
 		lines = append(lines, "route get "+r.Dst.Addr().String(), "route get "+r.Dst.Addr().String()+" tos 0x10")
 	}
+	sameAnswers(t, lines, fo, fs, "in order", "shuffled")
+}
+
+// newWith builds the FIB of s with the tuning variable *knob set to v.
+func newWith(t *testing.T, s *state.State, knob *int, v int) *FIB {
+	t.Helper()
+	old := *knob
+	*knob = v
+	defer func() { *knob = old }()
+	f, err := New(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// sameAnswers fails the test at the first of the `ip route get` lines to
+// which FIBs a and b (named aName and bName) answer differently.
+func sameAnswers(t *testing.T, lines []string, a, b *FIB, aName, bName string) {
+	t.Helper()
 	for _, line := range lines {
 		q, err := ParseQuery(strings.Fields(line)[2:])
 		if err != nil {
 			t.Fatal(err)
 		}
-		a, b := fo.Lookup(q), fs.Lookup(q)
-		if string(a.JSON()) != string(b.JSON()) {
-			t.Fatalf("%s:\n in order: %s\n shuffled: %s", line, a.JSON(), b.JSON())
+		ra, rb := a.Lookup(q), b.Lookup(q)
+		if string(ra.JSON()) != string(rb.JSON()) {
+			t.Fatalf("%s:\n %s: %s\n %s: %s", line, aName, ra.JSON(), bName, rb.JSON())
 		}
 	}
 }

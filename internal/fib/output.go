@@ -643,29 +643,12 @@ func (f *FIB) appendRoute(b []byte, ref *routeRef, withTable bool) []byte {
 			nhs = nil
 		}
 	}
-	if len(nhs) == 1 {
-		b = appendNexthop(b, &nhs[0], v6, at.typ)
-	} else {
-		for i := range nhs {
-			b = appendPath(b, &nhs[i], v6, at.typ)
-		}
-	}
+	b = appendNexthops(b, nhs, v6, at.typ)
 	if withTable && at.table != state.TableMain {
 		b = append(b, " table "...)
 		b = appendTableName(b, at.table)
 	}
-	if at.proto != 3 {
-		b = append(b, " proto "...)
-		b = append(b, protoName(at.proto)...)
-	}
-	if at.scope != 0 {
-		b = append(b, " scope "...)
-		b = append(b, scopeName(at.scope)...)
-	}
-	if at.prefsrc.IsValid() {
-		b = append(b, " src "...)
-		b = appendAddr(b, at.prefsrc)
-	}
+	b = appendOrigin(b, at)
 	return appendRouteTail(b, at, metric, v6)
 }
 
@@ -721,6 +704,36 @@ func appendRouteTail(b []byte, at *rattrs, metric uint32, v6 bool) []byte {
 }
 
 // appendPath renders one path of a multipath route.
+// appendNexthops renders a route's one nexthop, or each path of a
+// multipath route.
+func appendNexthops(b []byte, nhs []nhop, v6 bool, typ state.RouteType) []byte {
+	if len(nhs) == 1 {
+		return appendNexthop(b, &nhs[0], v6, typ)
+	}
+	for i := range nhs {
+		b = appendPath(b, &nhs[i], v6, typ)
+	}
+	return b
+}
+
+// appendOrigin renders what ip prints after a route's nexthops and table:
+// its protocol (unless boot), scope (unless global) and preferred source.
+func appendOrigin(b []byte, a *rattrs) []byte {
+	if a.proto != 3 {
+		b = append(b, " proto "...)
+		b = append(b, protoName(a.proto)...)
+	}
+	if a.scope != 0 {
+		b = append(b, " scope "...)
+		b = append(b, scopeName(a.scope)...)
+	}
+	if a.prefsrc.IsValid() {
+		b = append(b, " src "...)
+		b = appendAddr(b, a.prefsrc)
+	}
+	return b
+}
+
 func appendPath(b []byte, nh *nhop, v6 bool, typ state.RouteType) []byte {
 	b = append(b, " nexthop"...)
 	b = appendNexthop(b, nh, v6, typ)

@@ -60,23 +60,9 @@ type pos6 struct {
 	valid bool
 }
 
-func (t *table6) parent(d int32) (int32, bool) {
-	p := t.nodes[d].pfx
-	if p.Bits() == 0 {
-		return 0, false
-	}
-	_, n, ok := t.lpm.LookupPrefixLPM(netip.PrefixFrom(p.Addr(), p.Bits()-1))
-	return n, ok
-}
+func (t *table6) parent(d int32) (int32, bool) { return parentIn(t.lpm, t.nodes[d].pfx) }
 
-func (st *subtree6) parent(s int32) (int32, bool) {
-	p := st.nodes[s].pfx
-	if p.Bits() == 0 {
-		return 0, false
-	}
-	_, n, ok := st.lpm.LookupPrefixLPM(netip.PrefixFrom(p.Addr(), p.Bits()-1))
-	return n, ok
-}
+func (st *subtree6) parent(s int32) (int32, bool) { return parentIn(st.lpm, st.nodes[s].pfx) }
 
 // root returns the ::/0 node if the table has one.
 func (t *table6) root() (int32, bool) {
@@ -464,22 +450,7 @@ func (f *FIB) output6(q *qflow, r *Result, sc *scratch) {
 	if needStrict6(addrType6(fl.dhi, fl.dlo)) || (fl.oif != 0 && !fl.hasSrc) {
 		strict |= strictIface
 	}
-	if !f.fwd6All {
-		strict |= strictReachable
-	}
-	var res fibres6
-	res.rule = -1
-	err := f.ruleWalk6(&fl, fl.oif, strict, &res, tr, sc, r)
-	sc.markOrphan6(&res)
-	if err != errOK {
-		r.fail(err)
-		r.failRule(res.rules, res.rule)
-		if res.at != nil && res.at.err == err {
-			r.ref = routeRef{v6: true, t6: res.t, node: res.node, snode: res.snode, alias: res.alias, at: res.at}
-		}
-		return
-	}
-	f.fill6(q, &fl, &res, r, true)
+	f.lookup6(q, &fl, strict, true, r, tr, sc)
 }
 
 // input6 is ip6_route_input_lookup for `ip -6 route get ... iif DEV`:
@@ -497,20 +468,36 @@ func (f *FIB) input6(q *qflow, r *Result, sc *scratch) {
 	if needStrict6(addrType6(fl.dhi, fl.dlo)) {
 		strict |= strictIface
 	}
+	r.setIIF(q.iif)
+	f.lookup6(q, &fl, strict, false, r, tr, sc)
+}
+
+// lookup6 walks the rules for fl and fills r with the route they find:
+// for output (ip6_route_output, by fl's oif) or input (by its iif).
+// strict is what the destination asks for; strictReachable is added
+// unless every device forwards. A failed output lookup shows the error
+// route that failed it.
+func (f *FIB) lookup6(q *qflow, fl *flow6, strict int, output bool, r *Result, tr *tracer, sc *scratch) {
 	if !f.fwd6All {
 		strict |= strictReachable
 	}
-	r.setIIF(q.iif)
+	dev := fl.iif
+	if output {
+		dev = fl.oif
+	}
 	var res fibres6
 	res.rule = -1
-	err := f.ruleWalk6(&fl, fl.iif, strict, &res, tr, sc, r)
+	err := f.ruleWalk6(fl, dev, strict, &res, tr, sc, r)
 	sc.markOrphan6(&res)
 	if err != errOK {
 		r.fail(err)
 		r.failRule(res.rules, res.rule)
+		if output && res.at != nil && res.at.err == err {
+			r.ref = routeRef{v6: true, t6: res.t, node: res.node, snode: res.snode, alias: res.alias, at: res.at}
+		}
 		return
 	}
-	f.fill6(q, &fl, &res, r, false)
+	f.fill6(q, fl, &res, r, output)
 }
 
 func (f *FIB) flow6(q *qflow) flow6 {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
-	"strconv"
 
 	"github.com/gaissmai/bart"
 	"github.com/tunroute/tunroute/internal/state"
@@ -127,6 +126,16 @@ type snode6 struct {
 	pfx   netip.Prefix
 	first int32
 	n     int32
+}
+
+// parentIn returns the node of the longest prefix in lpm that is shorter
+// than p and covers it.
+func parentIn(lpm *bart.Table[int32], p netip.Prefix) (int32, bool) {
+	if p.Bits() == 0 {
+		return 0, false
+	}
+	_, n, ok := lpm.LookupPrefixLPM(netip.PrefixFrom(p.Addr(), p.Bits()-1))
+	return n, ok
 }
 
 type alias6 struct {
@@ -665,31 +674,8 @@ func (f *FIB) attrTexts() {
 	for _, fam := range []*[]rattrs{&f.v4.attrs, &f.v6.attrs} {
 		for i := range *fam {
 			a := &(*fam)[i]
-			var b []byte
-			if len(a.nhs) == 1 {
-				b = appendNexthop(b, &a.nhs[0], a.v6, a.typ)
-			} else {
-				for j := range a.nhs {
-					b = append(b, " nexthop"...)
-					b = appendNexthop(b, &a.nhs[j], a.v6, a.typ)
-					if a.nhs[j].weight > 1 {
-						b = append(b, " weight "...)
-						b = strconv.AppendInt(b, int64(a.nhs[j].weight), 10)
-					}
-				}
-			}
-			if a.proto != 3 {
-				b = append(b, " proto "...)
-				b = append(b, protoName(a.proto)...)
-			}
-			if a.scope != 0 {
-				b = append(b, " scope "...)
-				b = append(b, scopeName(a.scope)...)
-			}
-			if a.prefsrc.IsValid() {
-				b = append(b, " src "...)
-				b = appendAddr(b, a.prefsrc)
-			}
+			b := appendNexthops(nil, a.nhs, a.v6, a.typ)
+			b = appendOrigin(b, a)
 			a.rtext = string(b)
 			q := appendJSONString(nil, a.rtext)
 			a.rjson = string(q[1 : len(q)-1])

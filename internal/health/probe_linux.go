@@ -124,18 +124,11 @@ func pingOnce(ctx context.Context, nsName string, p *compile.Probe, src, dst net
 	if dst.Is6() {
 		network, reqType, replyType = "ip6:ipv6-icmp", 128, 129
 	}
-	var conn net.PacketConn
-	err := inNetns(nsName, func() error {
-		lc := net.ListenConfig{Control: bindControl(p)}
-		var err error
-		conn, err = lc.ListenPacket(ctx, network, src.String())
-		return err
-	})
+	conn, err := listenProbe(ctx, nsName, p, network, src.String())
 	if err != nil {
 		return 0, err
 	}
 	defer conn.Close()
-	conn.SetDeadline(deadline(ctx))
 	id, seq := uint16(rand.Uint32()), uint16(rand.Uint32())
 	msg := make([]byte, 16)
 	msg[0] = reqType
@@ -145,21 +138,44 @@ func pingOnce(ctx context.Context, nsName string, p *compile.Probe, src, dst net
 	if !dst.Is6() {
 		binary.BigEndian.PutUint16(msg[2:], checksum(msg)) // the kernel sums ICMPv6 itself
 	}
+	return roundTrip(conn, msg, &net.IPAddr{IP: dst.AsSlice()}, 1500, func(reply []byte, from net.Addr) bool {
+		a, ok := netip.AddrFromSlice(from.(*net.IPAddr).IP)
+		return ok && a.Unmap() == dst && len(reply) >= 8 && reply[0] == replyType &&
+			binary.BigEndian.Uint16(reply[4:]) == id && binary.BigEndian.Uint16(reply[6:]) == seq
+	})
+}
+
+// listenProbe opens a probe's socket in the namespace, bound by the
+// probe's device and mark, with the context's deadline.
+func listenProbe(ctx context.Context, nsName string, p *compile.Probe, network, laddr string) (net.PacketConn, error) {
+	var conn net.PacketConn
+	err := inNetns(nsName, func() error {
+		lc := net.ListenConfig{Control: bindControl(p)}
+		var err error
+		conn, err = lc.ListenPacket(ctx, network, laddr)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	conn.SetDeadline(deadline(ctx))
+	return conn, nil
+}
+
+// roundTrip sends msg to `to` and reads, into a buffer of bufSize, until
+// isReply takes a packet for the answer; it returns the time between.
+func roundTrip(conn net.PacketConn, msg []byte, to net.Addr, bufSize int, isReply func(reply []byte, from net.Addr) bool) (time.Duration, error) {
 	start := time.Now()
-	if _, err := conn.WriteTo(msg, &net.IPAddr{IP: dst.AsSlice()}); err != nil {
+	if _, err := conn.WriteTo(msg, to); err != nil {
 		return 0, err
 	}
-	buf := make([]byte, 1500)
+	buf := make([]byte, bufSize)
 	for {
 		n, from, err := conn.ReadFrom(buf)
 		if err != nil {
 			return 0, err
 		}
-		a, ok := netip.AddrFromSlice(from.(*net.IPAddr).IP)
-		if !ok || a.Unmap() != dst || n < 8 || buf[0] != replyType {
-			continue
-		}
-		if binary.BigEndian.Uint16(buf[4:]) == id && binary.BigEndian.Uint16(buf[6:]) == seq {
+		if isReply(buf[:n], from) {
 			return time.Since(start), nil
 		}
 	}
@@ -199,39 +215,19 @@ func tcpConnect(ctx context.Context, nsName string, p *compile.Probe, src netip.
 // dnsQuery asks the resolver for the root's NS records; any well-formed
 // answer with the query's id counts (the path works, whatever the rcode).
 func dnsQuery(ctx context.Context, nsName string, p *compile.Probe, src netip.Addr, t config.HealthTarget) (time.Duration, error) {
-	var conn net.PacketConn
-	err := inNetns(nsName, func() error {
-		lc := net.ListenConfig{Control: bindControl(p)}
-		var err error
-		conn, err = lc.ListenPacket(ctx, "udp", netip.AddrPortFrom(src, 0).String())
-		return err
-	})
+	conn, err := listenProbe(ctx, nsName, p, "udp", netip.AddrPortFrom(src, 0).String())
 	if err != nil {
 		return 0, err
 	}
 	defer conn.Close()
-	conn.SetDeadline(deadline(ctx))
 	id := uint16(rand.Uint32())
 	q := []byte{0, 0, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 1} // RD, 1 question: . NS IN
 	binary.BigEndian.PutUint16(q, id)
 	to := &net.UDPAddr{IP: t.Addr.AsSlice(), Port: int(t.Port)}
-	start := time.Now()
-	if _, err := conn.WriteTo(q, to); err != nil {
-		return 0, err
-	}
-	buf := make([]byte, 4096)
-	for {
-		n, from, err := conn.ReadFrom(buf)
-		if err != nil {
-			return 0, err
-		}
+	return roundTrip(conn, q, to, 4096, func(reply []byte, from net.Addr) bool {
 		u := from.(*net.UDPAddr)
 		a, _ := netip.AddrFromSlice(u.IP)
-		if a.Unmap() != t.Addr || u.Port != int(t.Port) || n < 12 {
-			continue
-		}
-		if binary.BigEndian.Uint16(buf) == id && buf[2]&0x80 != 0 {
-			return time.Since(start), nil
-		}
-	}
+		return a.Unmap() == t.Addr && u.Port == int(t.Port) && len(reply) >= 12 &&
+			binary.BigEndian.Uint16(reply) == id && reply[2]&0x80 != 0
+	})
 }

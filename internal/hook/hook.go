@@ -93,6 +93,15 @@ func (e Env) addr(key string, want6 bool) (netip.Addr, bool, error) {
 	return a, true, nil
 }
 
+// setAddr sets *to to the optional address in key when it is there.
+func (e Env) setAddr(key string, want6 bool, to *netip.Addr) error {
+	a, ok, err := e.addr(key, want6)
+	if ok {
+		*to = a
+	}
+	return err
+}
+
 // port reads an optional port number.
 func (e Env) port(key string) (uint16, error) {
 	v, ok := e[key]

@@ -24,6 +24,32 @@ func OpenVPNEvent(scriptType string) (Event, error) {
 	return 0, &EnvError{Var: "script_type", Value: scriptType, Msg: "not an OpenVPN script type (up, route-up, route-pre-down, down)"}
 }
 
+// tunnelAddr reads an optional tunnel address under addrKey with its
+// prefix length under lenKey, which bits parses (a host prefix when
+// lenKey is not given).
+func (e Env) tunnelAddr(addrKey, lenKey string, want6 bool, bits func(key, v string) (int, error)) (netip.Prefix, bool, error) {
+	a, ok, err := e.addr(addrKey, want6)
+	if !ok || err != nil {
+		return netip.Prefix{}, false, err
+	}
+	n := a.BitLen()
+	if s := e[lenKey]; s != "" {
+		if n, err = bits(lenKey, s); err != nil {
+			return netip.Prefix{}, false, err
+		}
+	}
+	return netip.PrefixFrom(a, n), true, nil
+}
+
+// prefixLen6 reads an IPv6 prefix length (OpenVPN's netbits).
+func prefixLen6(key, v string) (int, error) {
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 || n > 128 {
+		return 0, &EnvError{Var: key, Value: v, Msg: "not a prefix length 0-128"}
+	}
+	return n, nil
+}
+
 // OpenVPN reads the facts of a connection from OpenVPN's script
 // environment (see openvpn(8), "Environmental Variables"; the values a
 // client sees are listed in lab-notes.md item 2). Works with route-noexec:
@@ -37,51 +63,27 @@ func OpenVPN(name string, env Env) (*facts.VPN, error) {
 	}
 	// IPv4 tunnel address: topology subnet gives a netmask, net30/p2p a
 	// remote end.
-	if local, ok, err := env.addr("ifconfig_local", false); err != nil {
+	if local, ok, err := env.tunnelAddr("ifconfig_local", "ifconfig_netmask", false, netmaskBits); err != nil {
 		return nil, err
 	} else if ok {
-		bits := 32
-		if m, has := env["ifconfig_netmask"]; has && m != "" {
-			if bits, err = netmaskBits("ifconfig_netmask", m); err != nil {
-				return nil, err
-			}
-		}
-		v.Addrs = append(v.Addrs, netip.PrefixFrom(local, bits))
-		remote, hasRemote, err := env.addr("ifconfig_remote", false)
-		if err != nil {
+		v.Addrs = append(v.Addrs, local)
+		if err := env.setAddr("ifconfig_remote", false, &v.Gateway4); err != nil {
 			return nil, err
 		}
-		if hasRemote {
-			v.Gateway4 = remote
-		}
 	}
-	if gw, ok, err := env.addr("route_vpn_gateway", false); err != nil {
+	if err := env.setAddr("route_vpn_gateway", false, &v.Gateway4); err != nil {
+		return nil, err
+	}
+	if local6, ok, err := env.tunnelAddr("ifconfig_ipv6_local", "ifconfig_ipv6_netbits", true, prefixLen6); err != nil {
 		return nil, err
 	} else if ok {
-		v.Gateway4 = gw
+		v.Addrs = append(v.Addrs, local6)
 	}
-	if local6, ok, err := env.addr("ifconfig_ipv6_local", true); err != nil {
+	if err := env.setAddr("ifconfig_ipv6_remote", true, &v.Gateway6); err != nil {
 		return nil, err
-	} else if ok {
-		bits := 128
-		if nb, has := env["ifconfig_ipv6_netbits"]; has && nb != "" {
-			n, err := strconv.Atoi(nb)
-			if err != nil || n < 0 || n > 128 {
-				return nil, &EnvError{Var: "ifconfig_ipv6_netbits", Value: nb, Msg: "not a prefix length 0-128"}
-			}
-			bits = n
-		}
-		v.Addrs = append(v.Addrs, netip.PrefixFrom(local6, bits))
 	}
-	if gw6, ok, err := env.addr("ifconfig_ipv6_remote", true); err != nil {
+	if err := env.setAddr("route_net_gateway", false, &v.OrigGateway4); err != nil {
 		return nil, err
-	} else if ok {
-		v.Gateway6 = gw6
-	}
-	if gw, ok, err := env.addr("route_net_gateway", false); err != nil {
-		return nil, err
-	} else if ok {
-		v.OrigGateway4 = gw
 	}
 	if err := openvpnServer(env, v); err != nil {
 		return nil, err

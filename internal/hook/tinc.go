@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -69,7 +70,7 @@ func Tinc(name, verb string, env Env, prev *facts.VPN) (*facts.VPN, error) {
 			return nil, err
 		}
 		e := facts.Endpoint{Addr: a, Port: port}
-		v.Servers = remove(v.Servers, e)
+		v.Servers = without(v.Servers, e)
 		if verb == "host-up" {
 			v.Servers = append(v.Servers, e)
 		}
@@ -86,7 +87,7 @@ func Tinc(name, verb string, env Env, prev *facts.VPN) (*facts.VPN, error) {
 		if err != nil {
 			return nil, &EnvError{Var: "SUBNET", Value: s, Msg: "not a subnet"}
 		}
-		v.Routes = removePrefix(v.Routes, p)
+		v.Routes = without(v.Routes, p)
 		if verb == "subnet-up" {
 			v.Routes = append(v.Routes, p)
 		}
@@ -156,22 +157,7 @@ func (e Env) nodeName(key string) (string, error) {
 	return v, nil
 }
 
-func remove(es []facts.Endpoint, e facts.Endpoint) []facts.Endpoint {
-	out := es[:0]
-	for _, x := range es {
-		if x != e {
-			out = append(out, x)
-		}
-	}
-	return out
-}
-
-func removePrefix(ps []netip.Prefix, p netip.Prefix) []netip.Prefix {
-	out := ps[:0]
-	for _, x := range ps {
-		if x != p {
-			out = append(out, x)
-		}
-	}
-	return out
+// without returns xs less every element equal to x, reusing xs's array.
+func without[T comparable](xs []T, x T) []T {
+	return slices.DeleteFunc(xs, func(y T) bool { return y == x })
 }

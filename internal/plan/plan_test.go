@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -81,75 +82,50 @@ func (k *memKernel) one(op state.Op) error {
 	s := k.s
 	switch {
 	case op.Route != nil:
-		idx := -1
-		for i := range s.Routes {
-			if s.Routes[i].Key() == op.Route.Key() {
-				idx = i
-			}
-		}
-		switch op.Action {
-		case state.Add:
-			if idx >= 0 {
-				return errors.New("file exists")
-			}
-			s.Routes = append(s.Routes, *op.Route)
-		case state.Replace:
-			if idx < 0 {
-				s.Routes = append(s.Routes, *op.Route)
-			} else {
-				s.Routes[idx] = *op.Route
-			}
-		case state.Delete:
-			if idx < 0 {
-				return errors.New("no such process")
-			}
-			s.Routes = append(s.Routes[:idx], s.Routes[idx+1:]...)
-		}
+		return applyOp(&s.Routes, op.Route, op.Action, false, "no such process")
 	case op.Rule != nil:
-		idx := -1
-		for i := range s.Rules {
-			if s.Rules[i].Key() == op.Rule.Key() {
-				idx = i
-			}
-		}
-		if op.Action == state.Add {
-			s.Rules = append(s.Rules, *op.Rule)
-		} else if idx < 0 {
-			return errors.New("no such file or directory")
-		} else {
-			s.Rules = append(s.Rules[:idx], s.Rules[idx+1:]...)
-		}
+		// The kernel takes the same rule twice.
+		return applyOp(&s.Rules, op.Rule, op.Action, true, "no such file or directory")
 	case op.Addr != nil:
-		idx := -1
-		for i := range s.Addrs {
-			if s.Addrs[i].Key() == op.Addr.Key() {
-				idx = i
-			}
-		}
-		switch op.Action {
-		case state.Add:
-			if idx >= 0 {
-				return errors.New("file exists")
-			}
-			s.Addrs = append(s.Addrs, *op.Addr)
-		case state.Replace:
-			s.Addrs[idx] = *op.Addr
-		case state.Delete:
-			if idx < 0 {
-				return errors.New("cannot assign requested address")
-			}
-			s.Addrs = append(s.Addrs[:idx], s.Addrs[idx+1:]...)
-		}
+		return applyOp(&s.Addrs, op.Addr, op.Action, false, "cannot assign requested address")
 	}
 	return nil
 }
 
-func clone(s *state.State) *state.State {
-	c := *s
-	c.Addrs = append([]state.Addr(nil), s.Addrs...)
-	c.Routes = append([]state.Route(nil), s.Routes...)
-	c.Rules = append([]state.Rule(nil), s.Rules...)
-	return &c
+// applyOp does an add, replace or delete of x on list as the kernel does
+// for objects of x's kind: by key (the last in list with x's key), an add
+// of a key already there failing unless dupOK, a replace putting x in its
+// key's place or at the end, a delete of a key not there failing with
+// the kind's own error, missing.
+func applyOp[T any, PT interface {
+	*T
+	Key() K
+}, K comparable](list *[]T, x PT, action state.Action, dupOK bool, missing string) error {
+	idx := -1
+	for i := range *list {
+		if PT(&(*list)[i]).Key() == x.Key() {
+			idx = i
+		}
+	}
+	switch action {
+	case state.Add:
+		if idx >= 0 && !dupOK {
+			return errors.New("file exists")
+		}
+		*list = append(*list, *x)
+	case state.Replace:
+		if idx < 0 {
+			*list = append(*list, *x)
+		} else {
+			(*list)[idx] = *x
+		}
+	case state.Delete:
+		if idx < 0 {
+			return errors.New(missing)
+		}
+		*list = append((*list)[:idx], (*list)[idx+1:]...)
+	}
+	return nil
 }
 
 func opStrings(ops []state.Op) []string {
@@ -160,24 +136,29 @@ func opStrings(ops []state.Op) []string {
 	return out
 }
 
+// expectOps fails the test unless ops are want, in order; what names the
+// plan.
+func expectOps(t *testing.T, what string, ops []state.Op, want ...string) {
+	t.Helper()
+	if got := opStrings(ops); !slices.Equal(got, want) {
+		t.Fatalf("%s:\n%s\nwant:\n%s", what, strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
 func TestDiffOrderAndIdempotence(t *testing.T) {
 	obs := observed()
 	p, err := Diff(desired(), obs)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{
+	expectOps(t, "plan", p.Ops,
 		"add address 10.10.0.1/32 dev lo",
 		"add route 0.0.0.0/1 dev wg0 table main scope link",
 		"add route 128.0.0.0/1 dev wg0 table main scope link",
 		"add route 10.1.0.0/24 dev eth0 table 1000 scope link",
 		"add route default via 10.1.0.1 dev eth0 table 1000",
-		"add rule pref 5000 from 10.30.0.2/32 iif lo lookup 1000",
-	}
-	if got := opStrings(p.Ops); !reflect.DeepEqual(got, want) {
-		t.Fatalf("plan:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
-	}
-	k := &memKernel{s: clone(obs), failAt: -1}
+		"add rule pref 5000 from 10.30.0.2/32 iif lo lookup 1000")
+	k := &memKernel{s: obs.CloneLists(), failAt: -1}
 	if err := Apply(k, p.Ops); err != nil {
 		t.Fatal(err)
 	}
@@ -204,14 +185,10 @@ func TestDiffChangesOnlyWhatChanged(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{
+	expectOps(t, "plan", p.Ops,
 		"replace route 128.0.0.0/1 dev eth0 table main scope link",
 		"add rule pref 5001 from 10.1.0.2/32 iif lo lookup 1001",
-		"delete route 0.0.0.0/1 dev wg0 table main scope link",
-	}
-	if got := opStrings(p.Ops); !reflect.DeepEqual(got, want) {
-		t.Fatalf("plan:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
-	}
+		"delete route 0.0.0.0/1 dev wg0 table main scope link")
 }
 
 func TestDownRemovesOnlyOwned(t *testing.T) {
@@ -220,18 +197,14 @@ func TestDownRemovesOnlyOwned(t *testing.T) {
 	if err := Apply(k, p.Ops); err != nil {
 		t.Fatal(err)
 	}
-	down := Down(clone(k.s)) // ops point into the state they came from
-	want := []string{
+	down := Down(k.s.CloneLists()) // ops point into the state they came from
+	expectOps(t, "down", down.Ops,
 		"delete rule pref 5000 from 10.30.0.2/32 iif lo lookup 1000",
 		"delete route default via 10.1.0.1 dev eth0 table 1000",
 		"delete route 0.0.0.0/1 dev wg0 table main scope link",
 		"delete route 128.0.0.0/1 dev wg0 table main scope link",
 		"delete route 10.1.0.0/24 dev eth0 table 1000 scope link",
-		"delete address 10.10.0.1/32 dev lo",
-	}
-	if got := opStrings(down.Ops); !reflect.DeepEqual(got, want) {
-		t.Fatalf("down:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
-	}
+		"delete address 10.10.0.1/32 dev lo")
 	if err := Apply(k, down.Ops); err != nil {
 		t.Fatal(err)
 	}
@@ -272,7 +245,7 @@ func TestApplyRollsBack(t *testing.T) {
 	d.Routes = d.Routes[:3]
 	d.Addrs = nil
 	d.Rules = append(d.Rules, rule(5001, "10.1.0.2/32", 1001, state.Proto))
-	change, err := Diff(d, clone(base.s))
+	change, err := Diff(d, base.s.CloneLists())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -280,7 +253,7 @@ func TestApplyRollsBack(t *testing.T) {
 		t.Fatalf("plan too small to test: %v", opStrings(change.Ops))
 	}
 	for at := 0; at < len(change.Ops); at++ {
-		k := &memKernel{s: clone(base.s), failAt: at}
+		k := &memKernel{s: base.s.CloneLists(), failAt: at}
 		err := Apply(k, change.Ops)
 		if err == nil || !strings.Contains(err.Error(), "injected failure") {
 			t.Fatalf("fail at %d: want the injected error, got %v", at, err)
@@ -294,7 +267,7 @@ func TestApplyRollsBack(t *testing.T) {
 // sorted orders routes and rules so that a restored state compares equal
 // regardless of the order objects were re-added in.
 func sorted(s *state.State) *state.State {
-	c := clone(s)
+	c := s.CloneLists()
 	keys := func(n int, key func(int) string) []int {
 		idx := make([]int, n)
 		for i := range idx {
@@ -326,14 +299,21 @@ func sorted(s *state.State) *state.State {
 // correctness test on a large input (the benchmark prints the speed).
 func TestDiffLarge(t *testing.T) {
 	d, o := largeStates(200000)
+	diffCounted(t, "1% change of 200k", d, o, 2000, 0, 2000)
+}
+
+// diffCounted diffs d against o and fails the test unless the plan adds,
+// changes and deletes as many routes as given.
+func diffCounted(t *testing.T, what string, d, o *state.State, add, change, del int) *Plan {
+	t.Helper()
 	p, err := Diff(d, o)
 	if err != nil {
 		t.Fatal(err)
 	}
-	add, change, del := p.Counts()
-	if add != 2000 || change != 0 || del != 2000 {
-		t.Fatalf("1%% change of 200k: got %d add %d change %d delete", add, change, del)
+	if a, c, d := p.Counts(); a != add || c != change || d != del {
+		t.Fatalf("%s: got %d add %d change %d delete, want %d %d %d", what, a, c, d, add, change, del)
 	}
+	return p
 }
 
 func largeStates(n int) (desired, observed *state.State) {
@@ -356,13 +336,19 @@ func largeStates(n int) (desired, observed *state.State) {
 
 func BenchmarkDiff1M(b *testing.B) {
 	d, o := largeStates(1000000)
+	benchDiff(b, d, o, len(o.Routes))
+}
+
+// benchDiff times Diff(d, o) and reports the observed routes (n) diffed
+// per second.
+func benchDiff(b *testing.B, d, o *state.State, n int) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		if _, err := Diff(d, o); err != nil {
 			b.Fatal(err)
 		}
 	}
-	b.ReportMetric(float64(len(o.Routes))/b.Elapsed().Seconds()*float64(b.N), "routes/s")
+	b.ReportMetric(float64(n)/b.Elapsed().Seconds()*float64(b.N), "routes/s")
 }
 
 // setStates is largeStates with the desired side as one route set.
@@ -380,19 +366,12 @@ func setStates(n int) (desired, observed *state.State) {
 
 func TestDiffRouteSet(t *testing.T) {
 	d, o := setStates(20000)
-	p, err := Diff(d, o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	add, change, del := p.Counts()
-	if add != 200 || change != 0 || del != 200 {
-		t.Fatalf("1%% change of a 20k set: got %d add %d change %d delete", add, change, del)
-	}
+	p := diffCounted(t, "1% change of a 20k set", d, o, 200, 0, 200)
 	if p.Ops[0].RouteSet == nil || len(p.Ops[0].RouteSet.Dsts) != 200 {
 		t.Fatalf("the additions must be one set op: %v", p.Ops[0].String())
 	}
 	// Applied, the next plan is empty; the set is then also down-able.
-	k := &memKernel{s: clone(o), failAt: -1}
+	k := &memKernel{s: o.CloneLists(), failAt: -1}
 	var expanded []state.Op
 	for _, op := range p.Ops {
 		if op.RouteSet == nil {
@@ -421,13 +400,7 @@ func TestDiffRouteSet(t *testing.T) {
 
 func BenchmarkDiffSet1M(b *testing.B) {
 	d, o := setStates(1000000)
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		if _, err := Diff(d, o); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.ReportMetric(float64(len(o.Routes))/b.Elapsed().Seconds()*float64(b.N), "routes/s")
+	benchDiff(b, d, o, len(o.Routes))
 }
 
 // TestDownSecondariesFirst: deleting an IPv4 primary address takes the
@@ -440,9 +413,6 @@ func TestDownSecondariesFirst(t *testing.T) {
 			{Dev: "vx0", Prefix: pfx("2001:db8::2/64"), Proto: state.Proto, Flags: state.AddrSecondary}, // IPv6: "temporary"
 			{Dev: "vx0", Prefix: pfx("10.100.0.22/24"), Proto: state.Proto, Flags: state.AddrSecondary},
 		}}
-	got := opStrings(Down(obs).Ops)
-	want := []string{"delete address 10.100.0.22/24 dev vx0", "delete address 10.100.0.2/24 dev vx0", "delete address 2001:db8::2/64 dev vx0"}
-	if !reflect.DeepEqual(got, want) {
-		t.Errorf("down ops:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
-	}
+	expectOps(t, "down", Down(obs).Ops,
+		"delete address 10.100.0.22/24 dev vx0", "delete address 10.100.0.2/24 dev vx0", "delete address 2001:db8::2/64 dev vx0")
 }

@@ -2,6 +2,7 @@ package plan
 
 import (
 	"net/netip"
+	"slices"
 
 	"github.com/tunroute/tunroute/internal/prefixkey"
 	"github.com/tunroute/tunroute/internal/state"
@@ -48,14 +49,7 @@ func newSetIndex(sets []state.RouteSet) *setIndex {
 }
 
 // hasTable reports whether a set is in table t.
-func (x *setIndex) hasTable(t uint32) bool {
-	for _, s := range x.tables {
-		if s == t {
-			return true
-		}
-	}
-	return false
-}
+func (x *setIndex) hasTable(t uint32) bool { return slices.Contains(x.tables, t) }
 
 // index builds v4 and where.
 func (x *setIndex) index() {

@@ -4,7 +4,8 @@ import (
 	"bytes"
 	"fmt"
 	"github.com/tunroute/tunroute/internal/netnsname"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/tunroute/tunroute/internal/state"
@@ -106,7 +107,7 @@ func (s Step) Lines() []string {
 		return []string{fmt.Sprintf("> move %s from %s into %s", s.Dev, netnsname.Word(s.Netns), netnsname.Word(s.To))}
 	case StepSysctls:
 		var out []string
-		for _, k := range sortedKeys(s.Sysctls) {
+		for _, k := range slices.Sorted(maps.Keys(s.Sysctls)) {
 			line := fmt.Sprintf("~ sysctl %s = %s in %s", k, s.Sysctls[k], netnsname.Word(s.Netns))
 			if v, ok := s.PrevSysctls[k]; ok {
 				line += " (was " + v + ")"
@@ -146,7 +147,7 @@ func (s Step) Effects() []string {
 		return []string{MoveEffect(s.Dev, s.Netns, s.To)}
 	case StepSysctls:
 		var out []string
-		for _, k := range sortedKeys(s.Sysctls) {
+		for _, k := range slices.Sorted(maps.Keys(s.Sysctls)) {
 			out = append(out, SysctlEffect(s.Netns, k, s.Sysctls[k]))
 		}
 		return out
@@ -276,13 +277,4 @@ func sameBytes(have, want []byte) bool {
 		return have == nil && want == nil
 	}
 	return bytes.Equal(have, want)
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

@@ -158,40 +158,19 @@ var (
 func readerFor(t reflect.Type) fieldReader {
 	switch t {
 	case typeRouteType:
-		return func(p *fastParser, at unsafe.Pointer) (ok bool) {
-			*(*RouteType)(at), ok = p.routeType()
-			return ok
-		}
+		return store((*fastParser).routeType)
 	case typeProtocol:
-		return func(p *fastParser, at unsafe.Pointer) (ok bool) {
-			*(*Protocol)(at), ok = p.protocol()
-			return ok
-		}
+		return store((*fastParser).protocol)
 	case typeScope:
-		return func(p *fastParser, at unsafe.Pointer) (ok bool) {
-			*(*Scope)(at), ok = p.scope()
-			return ok
-		}
+		return store((*fastParser).scope)
 	case typeNexthopFlags:
-		return func(p *fastParser, at unsafe.Pointer) (ok bool) {
-			*(*uint32)(at), ok = p.flags(nexthopFlagNames)
-			return ok
-		}
+		return store(func(p *fastParser) (uint32, bool) { return p.flags(nexthopFlagNames) })
 	case typeAddrFlags:
-		return func(p *fastParser, at unsafe.Pointer) (ok bool) {
-			*(*uint32)(at), ok = p.flags(addrFlagNames)
-			return ok
-		}
+		return store(func(p *fastParser) (uint32, bool) { return p.flags(addrFlagNames) })
 	case typePrefix:
-		return func(p *fastParser, at unsafe.Pointer) (ok bool) {
-			*(*netip.Prefix)(at), ok = p.prefix()
-			return ok
-		}
+		return store((*fastParser).prefix)
 	case typeAddr:
-		return func(p *fastParser, at unsafe.Pointer) (ok bool) {
-			*(*netip.Addr)(at), ok = p.addr()
-			return ok
-		}
+		return store((*fastParser).addr)
 	case typeNexthops:
 		nexthop := fieldsFor[Nexthop]()
 		return func(p *fastParser, at unsafe.Pointer) bool { return p.nexthopList((*[]Nexthop)(at), nexthop) }
@@ -215,10 +194,7 @@ func readerFor(t reflect.Type) fieldReader {
 	}
 	switch t.Kind() {
 	case reflect.Uint8:
-		return func(p *fastParser, at unsafe.Pointer) (ok bool) {
-			*(*uint8)(at), ok = p.u8()
-			return ok
-		}
+		return store((*fastParser).u8)
 	case reflect.Uint16:
 		return func(p *fastParser, at unsafe.Pointer) bool {
 			v, ok := p.uint(1<<16 - 1)
@@ -226,15 +202,9 @@ func readerFor(t reflect.Type) fieldReader {
 			return ok
 		}
 	case reflect.Uint32:
-		return func(p *fastParser, at unsafe.Pointer) (ok bool) {
-			*(*uint32)(at), ok = p.u32()
-			return ok
-		}
+		return store((*fastParser).u32)
 	case reflect.Int:
-		return func(p *fastParser, at unsafe.Pointer) (ok bool) {
-			*(*int)(at), ok = p.int()
-			return ok
-		}
+		return store((*fastParser).int)
 	case reflect.Bool:
 		return func(p *fastParser, at unsafe.Pointer) bool {
 			switch {
@@ -248,10 +218,7 @@ func readerFor(t reflect.Type) fieldReader {
 			return true
 		}
 	case reflect.String:
-		return func(p *fastParser, at unsafe.Pointer) (ok bool) {
-			*(*string)(at), ok = p.name()
-			return ok
-		}
+		return store((*fastParser).name)
 	case reflect.Struct:
 		f := fieldsOf(t)
 		return func(p *fastParser, at unsafe.Pointer) bool { return p.fields(f, at) }
@@ -271,6 +238,14 @@ func readerFor(t reflect.Type) fieldReader {
 		}
 	}
 	return nil
+}
+
+// store returns the reader of a field of type T that read parses.
+func store[T any](read func(*fastParser) (T, bool)) fieldReader {
+	return func(p *fastParser, at unsafe.Pointer) (ok bool) {
+		*(*T)(at), ok = read(p)
+		return ok
+	}
 }
 
 // list reads null (nil), [] (an empty non-nil slice) or an array whose

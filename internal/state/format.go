@@ -20,6 +20,18 @@ func TableName(t uint32) string {
 	return strconv.FormatUint(uint64(t), 10)
 }
 
+// ParseTable reads a table as TableName writes it: a reserved table's
+// name or a number.
+func ParseTable(s string) (uint32, error) {
+	for _, t := range []uint32{TableMain, TableLocal, TableDefault} {
+		if s == TableName(t) {
+			return t, nil
+		}
+	}
+	v, err := strconv.ParseUint(s, 10, 32)
+	return uint32(v), err
+}
+
 // String renders the link like `ip link` would describe it.
 func (l *Link) String() string {
 	var b strings.Builder

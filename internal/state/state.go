@@ -38,6 +38,18 @@ type State struct {
 	Hidden Hidden `json:"hidden"`
 }
 
+// CloneLists returns a copy of s whose links, addresses, routes and
+// rules can be added, replaced and removed without changing s (what the
+// elements point to is still shared).
+func (s *State) CloneLists() *State {
+	c := *s
+	c.Links = append([]Link(nil), s.Links...)
+	c.Addrs = append([]Addr(nil), s.Addrs...)
+	c.Routes = append([]Route(nil), s.Routes...)
+	c.Rules = append([]Rule(nil), s.Rules...)
+	return &c
+}
+
 // Hidden holds what the kernel does not expose in dumps.
 type Hidden struct {
 	// RulesModified: whether IPv4 rules were ever changed in this

@@ -22,11 +22,7 @@ import (
 // BenchmarkCheckTypical: a full tunnel with a LAN exception, a kill
 // switch and DNS restricted, on the lab client: every property, one state.
 func BenchmarkCheckTypical(b *testing.B) {
-	data, err := os.ReadFile("../../examples/full-tunnel-lan.yaml")
-	if err != nil {
-		b.Fatal(err)
-	}
-	cfg, err := config.Parse(data, "full-tunnel-lan.yaml", config.Options{TableNames: testTables})
+	cfg, err := config.Parse([]byte(readExample(b, "full-tunnel-lan.yaml")), "full-tunnel-lan.yaml", config.Options{TableNames: testTables})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -112,11 +108,7 @@ func BenchmarkCheckTunnelStates(b *testing.B) {
 // 50 by source, or (socketRules) 900 by destination, 50 by source, 25 by
 // mark and 25 by uid.
 func bigState(b testing.TB, socketRules bool) *state.State {
-	data, err := os.ReadFile("../../examples/full-tunnel-lan.yaml")
-	if err != nil {
-		b.Fatal(err)
-	}
-	_, _, st := compiled(b, string(data), nil)
+	_, _, st := compiled(b, readExample(b, "full-tunnel-lan.yaml"), nil)
 	spec := fibbench.Generate(1, 1_000_000, 0, 0)
 	set := state.RouteSet{Template: state.Route{Table: 254, Type: state.RouteUnicast, Protocol: 116,
 		Nexthops: []state.Nexthop{{Gateway: netip.MustParseAddr("10.1.0.1"), Dev: "eth0"}}}}

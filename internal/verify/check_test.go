@@ -78,6 +78,16 @@ func expectAllHold(t *testing.T, rep *Report, what string) {
 	}
 }
 
+// readExample returns the text of a config of the repository's examples.
+func readExample(t testing.TB, name string) string {
+	t.Helper()
+	b, err := os.ReadFile("../../examples/" + name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
 func logReport(t *testing.T, rep *Report) {
 	t.Helper()
 	for _, r := range rep.Results {

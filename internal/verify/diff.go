@@ -1,9 +1,6 @@
 package verify
 
-import (
-	"cmp"
-	"slices"
-)
+import "cmp"
 
 // Change is a class of packets whose fate differs between two states.
 type Change struct {
@@ -53,12 +50,7 @@ func Diff(old, new Scenario) ([]*Change, int, error) {
 	if err != nil {
 		return nil, 0, err
 	}
-	out := make([]*Change, 0, len(byKey))
-	for _, ch := range byKey {
-		out = append(out, ch)
-	}
-	slices.SortFunc(out, func(a, b *Change) int {
+	return sortedValues(byKey, func(a, b *Change) int {
 		return cmp.Or(cmp.Compare(a.Family, b.Family), boolCmp(a.Forwarded, b.Forwarded), cmp.Compare(a.Old, b.Old), cmp.Compare(a.New, b.New))
-	})
-	return out, cells, nil
+	}), cells, nil
 }

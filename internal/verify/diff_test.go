@@ -2,7 +2,6 @@ package verify
 
 import (
 	"net/netip"
-	"os"
 	"strings"
 	"testing"
 )
@@ -10,10 +9,7 @@ import (
 // TestDiff: widening the kill switch's allow list changes exactly the
 // fate of the packets it now lets out.
 func TestDiff(t *testing.T) {
-	data, err := os.ReadFile("../../examples/full-tunnel-lan.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
+	data := readExample(t, "full-tunnel-lan.yaml")
 	scenario := func(yaml string) Scenario {
 		cfg := parseConfig(t, yaml)
 		scs, _, err := ScenariosOf(Input{Config: cfg, Observed: labClient()})
@@ -22,13 +18,13 @@ func TestDiff(t *testing.T) {
 		}
 		return scs[0]
 	}
-	old := scenario(string(data))
-	same, _, err := Diff(old, scenario(string(data)))
+	old := scenario(data)
+	same, _, err := Diff(old, scenario(data))
 	if err != nil || len(same) != 0 {
 		t.Fatalf("a config against itself: %d changes, %v", len(same), err)
 	}
-	wider := strings.Replace(string(data), "- to: [10.1.0.0/24, 192.168.0.0/16]", "- to: [10.1.0.0/24, 192.168.0.0/16, 198.51.100.0/24]", 1)
-	if wider == string(data) {
+	wider := strings.Replace(data, "- to: [10.1.0.0/24, 192.168.0.0/16]", "- to: [10.1.0.0/24, 192.168.0.0/16, 198.51.100.0/24]", 1)
+	if wider == data {
 		t.Fatal("the example changed: update the test")
 	}
 	changes, cells, err := Diff(old, scenario(wider))

@@ -53,25 +53,18 @@ func TestKernelDifferential(t *testing.T) {
 		// tool's rules and routes, which check must model as well.
 		foreign []string
 	}
-	read := func(f string) string {
-		b, err := os.ReadFile("../../examples/" + f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return string(b)
-	}
 	cases := []tcase{
-		{"full-tunnel-lan", read("full-tunnel-lan.yaml"), false, "", nil},
-		{"telnet-ssh", read("telnet-ssh-selectors.yaml"), false, "", nil},
-		{"dual-identity", read("dual-identity.yaml"), false, "", nil},
-		{"blackhole", read("blackhole-and-tables.yaml"), false, "", nil},
-		{"openvpn", read("openvpn-route-noexec.yaml"), true, "", nil},
+		{"full-tunnel-lan", readExample(t, "full-tunnel-lan.yaml"), false, "", nil},
+		{"telnet-ssh", readExample(t, "telnet-ssh-selectors.yaml"), false, "", nil},
+		{"dual-identity", readExample(t, "dual-identity.yaml"), false, "", nil},
+		{"blackhole", readExample(t, "blackhole-and-tables.yaml"), false, "", nil},
+		{"openvpn", readExample(t, "openvpn-route-noexec.yaml"), true, "", nil},
 		{"allow-too-wide", openvpnBase + "redirect: {via: inside}\nkillswitch:\n  allow: [{to: 0.0.0.0/0}]\n", true, "", nil},
 		{"uid-around", openvpnBase + "redirect: {via: inside}\nselect:\n  - {uid: 1001, via: outside}\nkillswitch: {}\n", true,
 			"assert:\n  - {uid: 1001, only_via: [inside]}\n", nil},
 		{"fallback-clear", openvpnBase + "routes:\n  - {to: 10.20.0.0/16, via: inside}\n", true,
 			"assert:\n  - {to: 10.20.0.0/16, only_via: [inside]}\n", nil},
-		{"foreign-rules", read("full-tunnel-lan.yaml"), false, "", []string{
+		{"foreign-rules", readExample(t, "full-tunnel-lan.yaml"), false, "", []string{
 			"route add default dev wg0 table 100", "route add blackhole default table 101",
 			"rule add pref 100 to 198.51.100.0/24 lookup 100",
 			"rule add pref 101 uidrange 2000-2999 lookup 101",

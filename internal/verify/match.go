@@ -118,6 +118,20 @@ func ofFamily(ps []netip.Prefix, fam int) ([]netip.Prefix, bool) {
 	return out, len(out) > 0
 }
 
+// setProtoPorts sets the protocol and the source and destination port
+// ranges of m from a rule's or a selector's one of each (0, nil: any).
+func (m *Match) setProtoPorts(proto uint8, sport, dport *state.PortRange) {
+	if proto != 0 {
+		m.Protos = []uint8{proto}
+	}
+	if sport != nil {
+		m.SPorts = []state.PortRange{*sport}
+	}
+	if dport != nil {
+		m.DPorts = []state.PortRange{*dport}
+	}
+}
+
 // ruleMatch is the packet set a policy rule's selectors pick.
 func ruleMatch(r *state.Rule) Match {
 	m := Match{Family: r.Family}
@@ -127,15 +141,7 @@ func ruleMatch(r *state.Rule) Match {
 	if r.Dst.IsValid() && r.Dst.Bits() > 0 {
 		m.Dst = []netip.Prefix{r.Dst}
 	}
-	if r.IPProto != 0 {
-		m.Protos = []uint8{r.IPProto}
-	}
-	if r.SPort != nil {
-		m.SPorts = []state.PortRange{*r.SPort}
-	}
-	if r.DPort != nil {
-		m.DPorts = []state.PortRange{*r.DPort}
-	}
+	m.setProtoPorts(r.IPProto, r.SPort, r.DPort)
 	m.UID = r.UID
 	if r.Mark != 0 || r.Mask != 0 {
 		m.Mark, m.MarkMask = r.Mark, r.Mask

@@ -2,6 +2,7 @@ package verify
 
 import (
 	"cmp"
+	"maps"
 	"slices"
 )
 
@@ -49,14 +50,17 @@ func Partition(sc Scenario) ([]*Class, int, error) {
 	if err != nil {
 		return nil, 0, err
 	}
-	out := make([]*Class, 0, len(byKey))
-	for _, c := range byKey {
-		out = append(out, c)
-	}
-	slices.SortFunc(out, func(a, b *Class) int {
+	return sortedValues(byKey, func(a, b *Class) int {
 		return cmp.Or(cmp.Compare(a.Family, b.Family), boolCmp(a.Forwarded, b.Forwarded), cmp.Compare(a.Fate, b.Fate))
-	})
-	return out, cells, nil
+	}), cells, nil
+}
+
+// sortedValues returns the values of m sorted by cmp (an empty slice, not
+// nil, for an empty m).
+func sortedValues[K comparable, V any](m map[K]V, cmp func(a, b V) int) []V {
+	out := slices.AppendSeq(make([]V, 0, len(m)), maps.Values(m))
+	slices.SortFunc(out, cmp)
+	return out
 }
 
 func boolCmp(a, b bool) int {

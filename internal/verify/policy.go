@@ -334,15 +334,7 @@ func endpointMatch(e facts.Endpoint) Match {
 
 func selectorMatch(s *config.Selector) Match {
 	m := Match{Src: s.From, Dst: s.To, UID: s.UID, Cgroup: s.Cgroup}
-	if s.Proto != 0 {
-		m.Protos = []uint8{s.Proto}
-	}
-	if s.SPort != nil {
-		m.SPorts = []state.PortRange{*s.SPort}
-	}
-	if s.DPort != nil {
-		m.DPorts = []state.PortRange{*s.DPort}
-	}
+	m.setProtoPorts(s.Proto, s.SPort, s.DPort)
 	if s.IIF != "" {
 		m.IIF = []string{s.IIF}
 	}

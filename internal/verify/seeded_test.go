@@ -28,6 +28,14 @@ func workFacts() (*state.State, map[string]*facts.VPN) {
 	return obs, map[string]*facts.VPN{"work": f}
 }
 
+// checkWork checks openvpnBase and then cfg with the work VPN's facts
+// on the lab client.
+func checkWork(t *testing.T, cfg string) *Report {
+	t.Helper()
+	obs, fs := workFacts()
+	return check(t, openvpnBase+cfg, obs, fs)
+}
+
 // violation returns the counterexample of the named property in the
 // named scenario, failing the test when there is none.
 func violation(t *testing.T, rep *Report, prop, scenario string) *Violation {
@@ -83,13 +91,11 @@ redirect: {via: vpn, servers: [198.51.100.2]}
 // An allow meant for the LAN that lets everything out in clear: harmless
 // while the VPN is up, a leak as soon as it goes down.
 func TestSeededAllowTooWide(t *testing.T) {
-	obs, fs := workFacts()
-	cfg := openvpnBase + `
+	rep := checkWork(t, `
 redirect: {via: inside}
 killswitch:
   allow: [{to: 0.0.0.0/0}]
-`
-	rep := check(t, cfg, obs, fs)
+`)
 	v := violation(t, rep, fallbackProp, "work down")
 	if f := v.FateOf(); !f.Clear() || f.Dev != "eth0" || v.Packet.Forwarded() {
 		t.Errorf("fate %v of %s, want eth0 in clear", f, v.Packet.String())
@@ -102,15 +108,14 @@ killswitch:
 		}
 	}
 	// The right allow (the LAN) holds in both states.
-	rep = check(t, openvpnBase+"redirect: {via: inside}\nkillswitch:\n  allow: [{to: 10.1.0.0/24}]\n", obs, fs)
+	rep = checkWork(t, "redirect: {via: inside}\nkillswitch:\n  allow: [{to: 10.1.0.0/24}]\n")
 	expectAllHold(t, rep, "LAN allow")
 }
 
 // A selector that sends one user around the tunnel, against the user's
 // own assertion that this user only ever uses the tunnel.
 func TestSeededUIDAroundTheTunnel(t *testing.T) {
-	obs, fs := workFacts()
-	cfg := openvpnBase + `
+	rep := checkWork(t, `
 redirect: {via: inside}
 select:
   - {uid: 1001, via: outside}
@@ -118,8 +123,7 @@ killswitch: {}
 assert:
   - {uid: 1001, only_via: [inside]}
   - {uid: 1002, only_via: [inside]}
-`
-	rep := check(t, cfg, obs, fs)
+`)
 	v := violation(t, rep, "uid 1001 only via inside", "work up")
 	if v.Packet.UID != 1001 || v.FateOf().Dev != "eth0" {
 		t.Errorf("counterexample %s: %s, want uid 1001 by eth0", v.Packet.String(), v.Fate)
@@ -135,14 +139,13 @@ assert:
 // the route goes with it, and the office network falls back to the
 // default route, in clear.
 func TestSeededFallbackToClear(t *testing.T) {
-	obs, fs := workFacts()
-	cfg := openvpnBase + `
+	cfg := `
 routes:
   - {to: 10.20.0.0/16, via: inside}
 assert:
   - {to: 10.20.0.0/16, only_via: [inside]}
 `
-	rep := check(t, cfg, obs, fs)
+	rep := checkWork(t, cfg)
 	v := violation(t, rep, "to 10.20.0.0/16 only via inside", "work down")
 	if !netip.MustParsePrefix("10.20.0.0/16").Contains(v.Packet.Dst) || v.FateOf().Dev != "eth0" {
 		t.Errorf("counterexample %s: %s", v.Packet.String(), v.Fate)
@@ -151,7 +154,7 @@ assert:
 		t.Errorf("counterexample %s: an unbound socket's packet leaks too, and is simpler", v.Packet.String())
 	}
 	// With the kill switch the assertion holds in both states.
-	rep = check(t, cfg+"killswitch: {}\n", obs, fs)
+	rep = checkWork(t, cfg+"killswitch: {}\n")
 	expectAllHold(t, rep, "with the kill switch")
 }
 
