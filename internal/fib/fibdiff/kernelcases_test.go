@@ -117,7 +117,11 @@ func TestKernelCases(t *testing.T) {
 			if why := agree(kern[i], &r); why != "" {
 				t.Errorf("%s:\nip route get %s\n kernel: %s\n fib:    %s\n %s", c.name, q, kern[i], r.JSON(), why)
 			}
-			if !record && kern[i] != c.kernel[i] {
+			// An answer the model calls uncertain (a multipath hash with
+			// the kernel's seed unknown: random once per boot) may differ
+			// from the recorded one in another boot; agree checked it is
+			// one the model allows.
+			if !record && kern[i] != c.kernel[i] && len(r.Uncertain) == 0 {
 				t.Errorf("%s: ip route get %s: the kernel now answers\n %s\nrecorded:\n %s", c.name, q, kern[i], c.kernel[i])
 			}
 		}
