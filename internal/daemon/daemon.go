@@ -419,24 +419,46 @@ func stampOf(path string) fileStamp {
 	return fileStamp{fi.ModTime(), fi.Size()}
 }
 
+// configSettle is how long the config file must be left alone before the
+// daemon follows it: an editor or a script that writes it in place
+// (truncate, then write) shows a short or empty file in between, which
+// may even load, and following that would take down what the config
+// makes (the kill switch with it).
+const configSettle = 250 * time.Millisecond
+
 // followConfig adopts the config file when it changed since it was read:
 // `tunroute apply` and the hooks read the file, and the daemon must not
 // undo what they applied from it. A file that does not load is not
-// adopted (the error is logged once).
-func (d *Daemon) followConfig() {
-	st := stampOf(d.e.ConfigFile())
+// adopted (the error is logged once), nor an empty one (`tunroute down`
+// takes everything down), nor one changed less than configSettle ago or
+// while it was read: then it returns when to look again.
+func (d *Daemon) followConfig() (again time.Time) {
+	path := d.e.ConfigFile()
+	st := stampOf(path)
 	if st == d.cfgStamp {
-		return
+		return time.Time{}
+	}
+	if settled := st.mod.Add(configSettle); time.Now().Before(settled) {
+		return settled
+	}
+	if st.size == 0 {
+		d.cfgStamp = st
+		d.log.Error("the config file is empty; keeping the config in force (tunroute down takes everything down)", "config", path)
+		return time.Time{}
+	}
+	cfg, err := d.e.LoadConfig()
+	if now := stampOf(path); now != st {
+		return time.Now().Add(configSettle) // written while it was read
 	}
 	d.cfgStamp = st
-	cfg, err := d.e.LoadConfig()
 	if err != nil {
 		d.setError(err)
 		d.log.Error("the config file changed and does not load; keeping the config in force", "err", err)
-		return
+		return time.Time{}
 	}
 	d.cfg = cfg
-	d.log.Info("the config file changed; following it", "config", d.e.ConfigFile())
+	d.log.Info("the config file changed; following it", "config", path)
+	return time.Time{}
 }
 
 // Status is a snapshot of the daemon's figures.
@@ -488,7 +510,7 @@ func (d *Daemon) count(n *uint64) {
 // empty. first: the start or a reload (the plan is logged whole, and
 // back-off does not apply). It returns when to check again (zero: when
 // an event comes).
-func (d *Daemon) check(cause kernel.WatchEvent, first bool) (time.Time, error) {
+func (d *Daemon) check(cause kernel.WatchEvent, first bool) (again time.Time, err error) {
 	unlock, err := d.e.Lock()
 	if err != nil {
 		d.setError(err)
@@ -498,7 +520,14 @@ func (d *Daemon) check(cause kernel.WatchEvent, first bool) (time.Time, error) {
 	d.count(&d.status.Checks)
 	t0 := time.Now()
 	d.lastRead = t0
-	d.followConfig()
+	if at := d.followConfig(); !at.IsZero() {
+		// Checked with the config in force; looked at again once settled.
+		defer func() {
+			if again.IsZero() || at.Before(again) {
+				again = at
+			}
+		}()
+	}
 	f, err := d.e.LoadFacts()
 	if err != nil {
 		d.fail("reading the VPN facts (trying again in a second)", err)
@@ -609,7 +638,7 @@ func (d *Daemon) check(cause kernel.WatchEvent, first bool) (time.Time, error) {
 			return time.Time{}, err
 		}
 	}
-	again, err := d.watchDomains(doms)
+	again, err = d.watchDomains(doms)
 	return d.warm(again), err
 }
 
