@@ -73,7 +73,11 @@ type liveHandle struct {
 }
 
 func (l liveHandle) Observe(compact bool) (*state.State, error) {
-	return l.h.ObserveWith(kernel.ObserveOptions{CompactRoutes: compact})
+	o := kernel.ObserveOptions{CompactRoutes: compact}
+	if compact {
+		o.Cache = l.routes // a plan's whole read (a config with route lists)
+	}
+	return l.h.ObserveWith(o)
 }
 func (l liveHandle) Execute(ops []state.Op) ([]bool, error) { return l.h.Execute(ops) }
 func (l liveHandle) SetProgress(fn func(done, total int))   { l.h.SetProgress(fn) }

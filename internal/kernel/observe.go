@@ -128,6 +128,29 @@ func (h *Handle) observe(c *conn, o ObserveOptions) (*state.State, error) {
 			read.end()
 			continue
 		}
+		if scope == nil && o.CompactRoutes && o.Cache != nil {
+			// A whole read (a config with route lists): served from, and
+			// kept in, the cache; any route event of the family drops it.
+			read := o.Cache.begin(h.name)
+			if e, ok := read.get(af, nil, true); ok {
+				s.Routes, s.RouteSets = append(s.Routes, e.routes...), append(s.RouteSets, e.sets...)
+				read.end()
+				continue
+			}
+			markRoutes, markSets := len(s.Routes), len(s.RouteSets)
+			if s.Routes, err = c.dumpRoutesCompact(s.Routes, &groups, af, d, nhs, false); err != nil {
+				read.end()
+				return nil, fmt.Errorf("routes: %w", err)
+			}
+			min := o.CompactMin
+			if min <= 0 {
+				min = defaultCompactMin
+			}
+			s.RouteSets, s.Routes = groups.finish(s.RouteSets, s.Routes, min)
+			read.put(af, nil, true, s.Routes[markRoutes:], s.RouteSets[markSets:], nil, d, nhs)
+			read.end()
+			continue
+		}
 		if !o.CompactRoutes {
 			s.Routes, err = c.dumpRoutes(s.Routes, af, own, d, nhs)
 		} else if s.Routes, err = c.dumpRoutesCompact(s.Routes, &groups, af, d, nhs, scope != nil); err == nil {

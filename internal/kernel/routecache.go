@@ -10,7 +10,8 @@ import (
 )
 
 // RouteCache keeps, between two reads of a namespace, the routes a scoped
-// read (RouteScope with main in it: a plan's read) found, so that a
+// read (RouteScope with main in it: a plan's read) or a whole compact read
+// (the plan of a config with route lists) found, so that a
 // long-running reader (tunroute run) does not make the kernel stream a
 // full routing table through for every plan: beside a million BGP routes
 // that stream is most of a plan's cost, while the few routes the plan
@@ -205,8 +206,8 @@ func (e *cachedRoutes) affectedBy(af uint8, ev WatchEvent) bool {
 	if ev.Family != af {
 		return false
 	}
-	if ev.Protocol == state.Proto {
-		return true
+	if ev.Protocol == state.Proto || e.scope == nil {
+		return true // a whole read keeps every route of the family
 	}
 	if !e.scope.HasTable(ev.Table) {
 		return false
