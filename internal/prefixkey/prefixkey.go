@@ -24,8 +24,12 @@ func Pack4(table uint32, p netip.Prefix) (k uint64, ok bool) {
 }
 
 // Sort sorts by key, least significant 16 bits first, skipping the digits
-// that are the same everywhere (the table's, mostly). It is stable.
+// that are the same everywhere (the table's, mostly). It is stable. Keys
+// in address order already (a kernel dump's) cost two passes.
 func Sort(a []Keyed) {
+	if sortedRuns(a) {
+		return
+	}
 	if len(a) < 256 {
 		slices.SortStableFunc(a, func(p, q Keyed) int { return cmp.Compare(p.K, q.K) })
 		return
@@ -79,4 +83,23 @@ func DestOf(table uint32, p netip.Prefix) Dest {
 		bits |= 0x100
 	}
 	return Dest{table: table, addr: p.Addr().As16(), bits: bits}
+}
+
+// sortedRuns sorts a and reports true when a is in order but for the
+// prefix lengths of one address (the lowest 8 bits of Pack4's keys): a
+// kernel dump gives a table's IPv4 routes in address order, the prefixes
+// of one address longest first. Otherwise it leaves a as it was.
+func sortedRuns(a []Keyed) bool {
+	for i := 1; i < len(a); i++ {
+		if a[i].K>>8 < a[i-1].K>>8 {
+			return false
+		}
+	}
+	// Insertion sort within each run of one address: runs are short.
+	for i := 1; i < len(a); i++ {
+		for j := i; j > 0 && a[j].K < a[j-1].K; j-- {
+			a[j], a[j-1] = a[j-1], a[j]
+		}
+	}
+	return true
 }

@@ -1,6 +1,7 @@
 package prefixkey
 
 import (
+	"cmp"
 	"math/rand/v2"
 	"net/netip"
 	"slices"
@@ -31,6 +32,31 @@ func TestSortAgainstSlices(t *testing.T) {
 		for _, e := range a {
 			if i, ok := Search(a, e.K); !ok || a[i].K != e.K {
 				t.Fatalf("search lost %x", e.K)
+			}
+		}
+		// In order already (equal keys keep their order), and in order but
+		// for the last key.
+		Sort(a)
+		if !slices.Equal(a, want) {
+			t.Fatalf("n=%d: sorting sorted keys changed them", n)
+		}
+		// In address order, the prefixes of each address longest first
+		// (a kernel dump's order).
+		c := slices.Clone(want)
+		for i := range c {
+			c[i].K = want[i-i%3].K&^0xff | uint64(32-i%3)
+		}
+		wantC := slices.Clone(c)
+		slices.SortStableFunc(wantC, func(p, q Keyed) int { return cmp.Compare(p.K, q.K) })
+		Sort(c)
+		if !slices.Equal(c, wantC) {
+			t.Fatalf("n=%d: keys in address order, lengths longest first, are not sorted", n)
+		}
+		if n > 1 {
+			b := append(slices.Clone(want[1:]), want[0])
+			Sort(b)
+			if !slices.Equal(b, want) {
+				t.Fatalf("n=%d: keys in order but for the last are not sorted", n)
 			}
 		}
 	}
