@@ -227,12 +227,20 @@ func (b *builder) observedSet(os *state.RouteSet, want map[state.RouteKey]*state
 	same := make([]uint8, len(sets.sets))
 	// Only a desired route of the same table, metric, TOS and source can
 	// have the key of one of the set's routes.
-	wantSome := false
+	// They are few (an identity's own routes beside its list): a scan of
+	// their destinations is cheaper than a map lookup per set route.
+	var wantDsts []netip.Prefix
 	for k := range want {
 		if k.Table == t.Table && k.Metric == t.Metric && k.TOS == t.TOS && k.Src == t.Src {
-			wantSome = true
-			break
+			wantDsts = append(wantDsts, k.Dst)
 		}
+	}
+	wantSome := len(wantDsts) > 0
+	wanted := func(dst netip.Prefix) bool {
+		if len(wantDsts) > 16 {
+			return true // ask the map
+		}
+		return slices.Contains(wantDsts, dst)
 	}
 	var pre []uint64
 	if len(sets.sets) > 0 {
@@ -240,7 +248,7 @@ func (b *builder) observedSet(os *state.RouteSet, want map[state.RouteKey]*state
 	}
 	var del []netip.Prefix
 	for i, dst := range os.Dsts {
-		if wantSome {
+		if wantSome && wanted(dst) {
 			k := state.RouteKey{Table: t.Table, Dst: dst, Src: t.Src, TOS: t.TOS, Metric: t.Metric}
 			if d, wanted := want[k]; wanted {
 				found[k] = true
