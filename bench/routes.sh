@@ -20,6 +20,9 @@
 #   1% apply       `tunroute apply` after 1% of the list was replaced (1% of
 #                  the prefixes removed and as many new ones added: plan,
 #                  diff and apply, the whole command)
+#   1% run         `tunroute apply` of a 1% change (and back) with `tunroute run`
+#                  working on the namespace: the daemon applies it, from the
+#                  routes its last check read and its watchers keep (best of 3)
 #   down           `tunroute down`
 # IP_PLAIN=0 leaves out ip -batch, ip show and ip flush (slow on a busy machine);
 # TUNROUTE=/path/to/tunroute uses that binary instead of building one;
@@ -60,7 +63,7 @@ count() {
 # div A B FORMAT: A / B.
 div() { awk -v a="$1" -v b="$2" -v f="$3" 'BEGIN { if (a != "" && b > 0) printf f, a / b; else printf "-" }'; }
 
-fmt='%-4s %8s | %8s %6s %6s %6s %8s %6s %8s | %7s %6s | %8s %6s | %8s %7s | %9s %5s %5s %5s | %6s\n'
+fmt='%-4s %8s | %8s %6s %6s %6s %8s %6s %8s | %7s %6s | %8s %6s | %8s %7s | %7s %7s | %9s %5s %5s %5s | %6s\n'
 # CPU time (user + system) of the stream and of apply: on a busy machine
 # the wall clock also counts waiting for a CPU.
 cfmt='%-4s %8s | %10s %10s %8s\n'
@@ -96,7 +99,7 @@ EOF
 	} >"$dir/tunroute.yaml"
 	cp "$dir/full.txt" "$dir/list.txt"
 
-	for v in ipadd ipnh stream apply plan0 change down ipshow ipflush; do unset "t_$v" "m_$v" "c_$v"; done
+	for v in ipadd ipnh stream apply plan0 change chd down ipshow ipflush; do unset "t_$v" "m_$v" "c_$v"; done
 	for ((rep = 1; rep <= repeat; rep++)); do
 		cp "$dir/full.txt" "$dir/list.txt"
 		ip netns del "$ns" 2>/dev/null || true
@@ -148,6 +151,25 @@ EOF
 		run change "${tr[@]:0:1}" apply "${tr[@]:1}"
 		got=$(count "$ns" "$fam")
 		[ "$got" = "$n" ] || { echo "bench/routes.sh: after the change $got routes, want $n" >&2; exit 1; }
+		echo "case IPv$fam, $n routes, run $rep: tunroute run, and 1% changes through it..." >&2
+		"${tr[@]:0:1}" run "${tr[@]:1}" >"$tmp/run.log" 2>&1 &
+		runpid=$!
+		for ((i = 0; i < 600; i++)); do
+			"${tr[@]:0:1}" status "${tr[@]:1}" 2>/dev/null | grep -q 'tunroute run: up' && break
+			sleep 0.1
+		done
+		for list in full changed full; do
+			# The daemon's check after the last apply reads the table again
+			# and keeps it (kernel.RouteCache): the next apply reads nothing.
+			sleep 3
+			cp "$dir/$list.txt" "$dir/list.txt"
+			run chd "${tr[@]:0:1}" apply "${tr[@]:1}"
+			grep -q 'Applied: 10* added' "$tmp/out" || { echo "bench/routes.sh: the change through tunroute run:" >&2; cat "$tmp/out" >&2; exit 1; }
+		done
+		"${tr[@]:0:1}" status "${tr[@]:1}" | grep -q 'made for the commands: .*[1-9][0-9]* applies' ||
+			{ echo "bench/routes.sh: the applies did not go through tunroute run" >&2; exit 1; }
+		kill "$runpid"
+		wait "$runpid" || true
 		echo "case IPv$fam, $n routes, run $rep: tunroute down..." >&2
 		run down "$tmp/tunroute" --run-dir "$tmp/run" --netns "$ns" down
 		[ "$(count "$ns" "$fam")" = 0 ] || { echo "bench/routes.sh: tunroute down left routes" >&2; exit 1; }
@@ -157,6 +179,7 @@ EOF
 	rows+=("$(printf "$fmt" "v$fam" "$n" "${t_ipadd:--}" "$t_ipnh" "$t_apply" "$(div "${t_ipadd:-}" "$t_apply" '%.1fx')" "$(div "$t_ipnh" "$t_apply" '%.1fx')" \
 		"$t_stream" "$(div "$t_apply" "$t_stream" '%.2fx')" \
 		"${t_ipshow:--}" "$t_plan0" "${t_ipflush:--}" "$t_down" "$t_change" "$(div "$t_change" "$t_apply" '%.4f' | awk '{ printf "%.1f%%", $1 * 100 }')" \
+		"$t_chd" "$(div "$t_chd" "$t_apply" '%.4f' | awk '{ printf "%.1f%%", $1 * 100 }')" \
 		"$m_apply" "$m_plan0" "$m_change" "$m_down" "${m_ipadd:--}")")
 	# shellcheck disable=SC2059
 	crows+=("$(printf "$cfmt" "v$fam" "$n" "$c_stream" "$c_apply" "$(div "$c_apply" "$c_stream" '%.2fx')")")
@@ -165,7 +188,7 @@ done
 echo
 echo "kernel $(uname -r), $(nproc) CPUs, $(go version | cut -d' ' -f3), load $(cut -d' ' -f1-3 /proc/loadavg); times in seconds (best of $repeat), RSS in MB"
 # shellcheck disable=SC2059
-printf "$fmt" "" "routes" "ip-batch" "ip-nh" "apply" "ratio" "ratio-nh" "stream" "ap/strm" "ip-show" "plan0" "ip-flush" "down" "1%-apply" "of-full" \
+printf "$fmt" "" "routes" "ip-batch" "ip-nh" "apply" "ratio" "ratio-nh" "stream" "ap/strm" "ip-show" "plan0" "ip-flush" "down" "1%-apply" "of-full" "1%-run" "of-full" \
 	"RSS:apply" "plan0" "1%" "down" "ip-RSS"
 for r in "${rows[@]}"; do printf '%s\n' "$r"; done
 echo
