@@ -171,12 +171,20 @@ func TestDiffOrderAndIdempotence(t *testing.T) {
 	}
 }
 
-func TestDiffChangesOnlyWhatChanged(t *testing.T) {
+// appliedKernel is an in-memory kernel with observed(), on which the plan
+// to desired() has been applied.
+func appliedKernel(t *testing.T) *memKernel {
+	t.Helper()
 	k := &memKernel{s: observed(), failAt: -1}
 	p, _ := Diff(desired(), k.s)
 	if err := Apply(k, p.Ops); err != nil {
 		t.Fatal(err)
 	}
+	return k
+}
+
+func TestDiffChangesOnlyWhatChanged(t *testing.T) {
+	k := appliedKernel(t)
 	d := desired()
 	d.Routes[1].Nexthops[0].Dev = "eth0"             // change one route
 	d.Routes = append(d.Routes[:0], d.Routes[1:]...) // and drop another
@@ -192,11 +200,7 @@ func TestDiffChangesOnlyWhatChanged(t *testing.T) {
 }
 
 func TestDownRemovesOnlyOwned(t *testing.T) {
-	k := &memKernel{s: observed(), failAt: -1}
-	p, _ := Diff(desired(), k.s)
-	if err := Apply(k, p.Ops); err != nil {
-		t.Fatal(err)
-	}
+	k := appliedKernel(t)
 	down := Down(k.s.CloneLists()) // ops point into the state they came from
 	expectOps(t, "down", down.Ops,
 		"delete rule pref 5000 from 10.30.0.2/32 iif lo lookup 1000",
@@ -235,11 +239,7 @@ func TestForeignConflictAndKept(t *testing.T) {
 // TestApplyRollsBack injects a failure at every position of a plan that
 // adds, replaces and deletes; each time the state must come back exactly.
 func TestApplyRollsBack(t *testing.T) {
-	base := &memKernel{s: observed(), failAt: -1}
-	p, _ := Diff(desired(), base.s)
-	if err := Apply(base, p.Ops); err != nil {
-		t.Fatal(err)
-	}
+	base := appliedKernel(t)
 	d := desired()
 	d.Routes[0].Nexthops[0].Dev = "eth0"
 	d.Routes = d.Routes[:3]

@@ -158,19 +158,40 @@ var (
 func readerFor(t reflect.Type) fieldReader {
 	switch t {
 	case typeRouteType:
-		return store((*fastParser).routeType)
+		return func(p *fastParser, at unsafe.Pointer) (ok bool) {
+			*(*RouteType)(at), ok = p.routeType()
+			return ok
+		}
 	case typeProtocol:
-		return store((*fastParser).protocol)
+		return func(p *fastParser, at unsafe.Pointer) (ok bool) {
+			*(*Protocol)(at), ok = p.protocol()
+			return ok
+		}
 	case typeScope:
-		return store((*fastParser).scope)
+		return func(p *fastParser, at unsafe.Pointer) (ok bool) {
+			*(*Scope)(at), ok = p.scope()
+			return ok
+		}
 	case typeNexthopFlags:
-		return store(func(p *fastParser) (uint32, bool) { return p.flags(nexthopFlagNames) })
+		return func(p *fastParser, at unsafe.Pointer) (ok bool) {
+			*(*uint32)(at), ok = p.flags(nexthopFlagNames)
+			return ok
+		}
 	case typeAddrFlags:
-		return store(func(p *fastParser) (uint32, bool) { return p.flags(addrFlagNames) })
+		return func(p *fastParser, at unsafe.Pointer) (ok bool) {
+			*(*uint32)(at), ok = p.flags(addrFlagNames)
+			return ok
+		}
 	case typePrefix:
-		return store((*fastParser).prefix)
+		return func(p *fastParser, at unsafe.Pointer) (ok bool) {
+			*(*netip.Prefix)(at), ok = p.prefix()
+			return ok
+		}
 	case typeAddr:
-		return store((*fastParser).addr)
+		return func(p *fastParser, at unsafe.Pointer) (ok bool) {
+			*(*netip.Addr)(at), ok = p.addr()
+			return ok
+		}
 	case typeNexthops:
 		nexthop := fieldsFor[Nexthop]()
 		return func(p *fastParser, at unsafe.Pointer) bool { return p.nexthopList((*[]Nexthop)(at), nexthop) }
@@ -194,7 +215,10 @@ func readerFor(t reflect.Type) fieldReader {
 	}
 	switch t.Kind() {
 	case reflect.Uint8:
-		return store((*fastParser).u8)
+		return func(p *fastParser, at unsafe.Pointer) (ok bool) {
+			*(*uint8)(at), ok = p.u8()
+			return ok
+		}
 	case reflect.Uint16:
 		return func(p *fastParser, at unsafe.Pointer) bool {
 			v, ok := p.uint(1<<16 - 1)
@@ -202,9 +226,15 @@ func readerFor(t reflect.Type) fieldReader {
 			return ok
 		}
 	case reflect.Uint32:
-		return store((*fastParser).u32)
+		return func(p *fastParser, at unsafe.Pointer) (ok bool) {
+			*(*uint32)(at), ok = p.u32()
+			return ok
+		}
 	case reflect.Int:
-		return store((*fastParser).int)
+		return func(p *fastParser, at unsafe.Pointer) (ok bool) {
+			*(*int)(at), ok = p.int()
+			return ok
+		}
 	case reflect.Bool:
 		return func(p *fastParser, at unsafe.Pointer) bool {
 			switch {
@@ -218,7 +248,10 @@ func readerFor(t reflect.Type) fieldReader {
 			return true
 		}
 	case reflect.String:
-		return store((*fastParser).name)
+		return func(p *fastParser, at unsafe.Pointer) (ok bool) {
+			*(*string)(at), ok = p.name()
+			return ok
+		}
 	case reflect.Struct:
 		f := fieldsOf(t)
 		return func(p *fastParser, at unsafe.Pointer) bool { return p.fields(f, at) }
@@ -238,14 +271,6 @@ func readerFor(t reflect.Type) fieldReader {
 		}
 	}
 	return nil
-}
-
-// store returns the reader of a field of type T that read parses.
-func store[T any](read func(*fastParser) (T, bool)) fieldReader {
-	return func(p *fastParser, at unsafe.Pointer) (ok bool) {
-		*(*T)(at), ok = read(p)
-		return ok
-	}
 }
 
 // list reads null (nil), [] (an empty non-nil slice) or an array whose
