@@ -35,7 +35,9 @@ packet: tunroute's firewall marks a selected cgroup's packets, and explain
 shows the mark, the rule it selects and the route. When the flow goes through
 a failover or balance group (-c, or live with the config), explain says
 which member carries it and why: each member's recorded health, as status
-shows it ("group" in JSON).`,
+shows it ("group" in JSON). One query on a live namespace does not read a
+table too big to read at once (a full BGP table) when the kernel's own
+answer settles what that table decides; the answer and trace are the same.`,
 		DisableFlagsInUseLine: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if os.Getenv("GOMEMLIMIT") == "" {
