@@ -124,13 +124,7 @@ func TestBenchReport(t *testing.T) {
 		t.Fatal(err)
 	}
 	data := buf.Bytes()
-	heap := func() int64 {
-		runtime.GC()
-		runtime.GC()
-		var m runtime.MemStats
-		runtime.ReadMemStats(&m)
-		return int64(m.HeapAlloc)
-	}
+	heap := testns.HeapAlloc
 	h0 := heap()
 	start := time.Now()
 	st, err := state.Parse(data, "big.json")

@@ -2,6 +2,7 @@ package testns
 
 import (
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -39,4 +40,14 @@ func ProcessCPU(tb testing.TB, pid int) time.Duration {
 	u, _ := strconv.ParseInt(f[11], 10, 64)
 	k, _ := strconv.ParseInt(f[12], 10, 64)
 	return time.Duration(u+k) * time.Second / userHZ
+}
+
+// HeapAlloc is the live heap in bytes after two collections (the second
+// frees what the first's finalizers released), for memory-per-item figures.
+func HeapAlloc() int64 {
+	runtime.GC()
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return int64(m.HeapAlloc)
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/tunroute/tunroute/internal/fib"
 	"github.com/tunroute/tunroute/internal/fib/fibbench"
 	"github.com/tunroute/tunroute/internal/state"
+	"github.com/tunroute/tunroute/internal/testns"
 )
 
 // TestBenchKernel is explain's performance comparison with the kernel (run by
@@ -98,13 +99,7 @@ func TestBenchKernel(t *testing.T) {
 		}
 		return best
 	}
-	heap := func() int64 {
-		runtime.GC()
-		runtime.GC()
-		var m runtime.MemStats
-		runtime.ReadMemStats(&m)
-		return int64(m.HeapAlloc)
-	}
+	heap := testns.HeapAlloc
 	procs := runtime.GOMAXPROCS(0)
 	report := func(label string) {
 		kr := kernelRate()
