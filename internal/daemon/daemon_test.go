@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tunroute/tunroute/internal/testns"
 )
 
 // drift is one way the kernel is changed under tunroute: a command another
@@ -41,20 +43,12 @@ func drifts(w *world) []drift {
 // waitRepair waits for the repair of an object of kind.
 func waitRepair(tb testing.TB, reps <-chan Repair, kind string) Repair {
 	tb.Helper()
-	deadline := time.After(5 * time.Second)
-	for {
-		select {
-		case r := <-reps:
-			if r.Err != nil {
-				tb.Fatalf("repair failed: %v", r.Err)
-			}
-			if slices.Contains(r.Kinds(), kind) {
-				return r
-			}
-		case <-deadline:
-			tb.Fatalf("no repair of a %s within 5 s", kind)
+	return testns.Await(tb, reps, 5*time.Second, "repair of a "+kind, func(r Repair) bool {
+		if r.Err != nil {
+			tb.Fatalf("repair failed: %v", r.Err)
 		}
-	}
+		return slices.Contains(r.Kinds(), kind)
+	})
 }
 
 func drain(reps <-chan Repair) {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tunroute/tunroute/internal/state"
+	"github.com/tunroute/tunroute/internal/testns"
 )
 
 // TestWatch: every kind of change made by ip(8) and nft(8) in a namespace
@@ -35,20 +36,12 @@ func TestWatch(t *testing.T) {
 
 	expect := func(what string, match func(WatchEvent) bool) {
 		t.Helper()
-		deadline := time.After(2 * time.Second)
-		for {
-			select {
-			case ev := <-events:
-				if ev.Netns != ns {
-					t.Fatalf("event of namespace %q, want %q", ev.Netns, ns)
-				}
-				if match(ev) {
-					return
-				}
-			case <-deadline:
-				t.Fatalf("no event for %s", what)
+		testns.Await(t, events, 2*time.Second, "event for "+what, func(ev WatchEvent) bool {
+			if ev.Netns != ns {
+				t.Fatalf("event of namespace %q, want %q", ev.Netns, ns)
 			}
-		}
+			return match(ev)
+		})
 	}
 	ipn(t, ns, "link", "add", "trw0", "type", "veth", "peer", "name", "trw1")
 	expect("link add", func(e WatchEvent) bool { return e.Kind == WatchLink && !e.Deleted })
