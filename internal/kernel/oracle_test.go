@@ -130,16 +130,11 @@ func oracleAddrs(t *testing.T, ns string) []state.Addr {
 // parseTable reads a table as ip prints it: a number, or the name
 // state.TableName gives a reserved one.
 func parseTable(t *testing.T, s string) uint32 {
-	for _, id := range []uint32{state.TableMain, state.TableLocal, state.TableDefault} {
-		if s == state.TableName(id) {
-			return id
-		}
-	}
-	v, err := strconv.ParseUint(s, 10, 32)
+	id, err := state.ParseTable(s)
 	if err != nil {
 		t.Fatalf("table %q", s)
 	}
-	return uint32(v)
+	return id
 }
 
 func parseProto(t *testing.T, s string) state.Protocol {
