@@ -1,6 +1,7 @@
 package kernel
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/tunroute/tunroute/internal/state"
@@ -77,10 +78,10 @@ func (h *Handle) readTablesLeavingBig(out []state.Route, af uint8, tables []uint
 				return nil
 			})
 		})
+		// A big table's dump is not drained (c.dump leaves it on
+		// errTableBig): the socket goes, and the kernel drops the dump.
+		c.close()
 		if big {
-			// c.dump would drain the rest of the table: the socket goes
-			// instead, and the kernel drops the dump with it.
-			c.close()
 			kept := out[:mark]
 			if af == unix.AF_INET {
 				for _, r := range out[mark:] {
@@ -93,7 +94,6 @@ func (h *Handle) readTablesLeavingBig(out []state.Route, af uint8, tables []uint
 			left = append(left, table)
 			continue
 		}
-		c.close()
 		if e, ok := err.(*Error); ok && e.Errno == unix.ENOENT {
 			err = nil // no such table: no routes
 		}
@@ -105,4 +105,4 @@ func (h *Handle) readTablesLeavingBig(out []state.Route, af uint8, tables []uint
 }
 
 // errTableBig stops the dump of a table found too big to read whole.
-var errTableBig = fmt.Errorf("table too big to read whole")
+var errTableBig = errors.New("table too big to read whole")

@@ -36,6 +36,14 @@ type ObserveOptions struct {
 
 const defaultCompactMin = 64
 
+// compactMin is CompactMin or its default.
+func (o *ObserveOptions) compactMin() int {
+	if o.CompactMin <= 0 {
+		return defaultCompactMin
+	}
+	return o.CompactMin
+}
+
 // ObserveWith is Observe with options; ObserveWith(ObserveOptions{}) is
 // Observe().
 func (h *Handle) ObserveWith(o ObserveOptions) (*state.State, error) {

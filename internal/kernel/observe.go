@@ -116,11 +116,7 @@ func (h *Handle) observe(c *conn, o ObserveOptions) (*state.State, error) {
 				return nil, fmt.Errorf("routes: %w", err)
 			}
 			if g != nil {
-				min := o.CompactMin
-				if min <= 0 {
-					min = defaultCompactMin
-				}
-				s.RouteSets, s.Routes = groups.finish(s.RouteSets, s.Routes, min)
+				s.RouteSets, s.Routes = groups.finish(s.RouteSets, s.Routes, o.compactMin())
 			}
 			if o.CompactRoutes { // a plain read's routes are annotated below
 				read.put(af, scope, true, s.Routes[markRoutes:], s.RouteSets[markSets:], big, d, nhs)
@@ -128,41 +124,30 @@ func (h *Handle) observe(c *conn, o ObserveOptions) (*state.State, error) {
 			read.end()
 			continue
 		}
-		if scope == nil && o.CompactRoutes && o.Cache != nil {
+		var read *cacheRead // nil: not through the cache
+		if scope == nil && o.CompactRoutes {
 			// A whole read (a config with route lists): served from, and
-			// kept in, the cache; any route event of the family drops it.
-			read := o.Cache.begin(h.name)
+			// kept in, the cache if any; any route event of the family
+			// drops it.
+			read = o.Cache.begin(h.name)
 			if e, ok := read.get(af, nil, true); ok {
 				s.Routes, s.RouteSets = append(s.Routes, e.routes...), append(s.RouteSets, e.sets...)
 				read.end()
 				continue
 			}
-			markRoutes, markSets := len(s.Routes), len(s.RouteSets)
-			if s.Routes, err = c.dumpRoutesCompact(s.Routes, &groups, af, d, nhs, false); err != nil {
-				read.end()
-				return nil, fmt.Errorf("routes: %w", err)
-			}
-			min := o.CompactMin
-			if min <= 0 {
-				min = defaultCompactMin
-			}
-			s.RouteSets, s.Routes = groups.finish(s.RouteSets, s.Routes, min)
-			read.put(af, nil, true, s.Routes[markRoutes:], s.RouteSets[markSets:], nil, d, nhs)
-			read.end()
-			continue
 		}
+		markRoutes, markSets := len(s.Routes), len(s.RouteSets)
 		if !o.CompactRoutes {
 			s.Routes, err = c.dumpRoutes(s.Routes, af, own, d, nhs)
 		} else if s.Routes, err = c.dumpRoutesCompact(s.Routes, &groups, af, d, nhs, scope != nil); err == nil {
-			min := o.CompactMin
-			if min <= 0 {
-				min = defaultCompactMin
-			}
-			s.RouteSets, s.Routes = groups.finish(s.RouteSets, s.Routes, min)
+			s.RouteSets, s.Routes = groups.finish(s.RouteSets, s.Routes, o.compactMin())
 		}
 		if err != nil {
+			read.end()
 			return nil, fmt.Errorf("routes: %w", err)
 		}
+		read.put(af, nil, true, s.Routes[markRoutes:], s.RouteSets[markSets:], nil, d, nhs)
+		read.end()
 		if scope == nil {
 			continue
 		}
