@@ -34,18 +34,7 @@ func TestRouteCacheAgreesWithTheKernel(t *testing.T) {
 	ipBatch(t, ns, lines)
 	settle(t, ns)
 
-	cache := NewRouteCache()
-	events := make(chan WatchEvent, 1<<16)
-	w, err := cache.Watch(ns, events)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { cache.Unwatch(ns); w.Close() }()
-	go func() {
-		for range events {
-		}
-	}()
-	defer close(events)
+	cache := watchedCache(t, ns)
 
 	scope := &RouteScope{Tables: []uint32{state.TableMain, state.TableLocal, 100}, Whole: 500, Points: []netip.Prefix{
 		netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("::/0"),
@@ -54,24 +43,12 @@ func TestRouteCacheAgreesWithTheKernel(t *testing.T) {
 	}}
 	read := func(withCache bool) string {
 		t.Helper()
-		h := openT(t, ns)
-		defer h.Close()
 		o := ObserveOptions{CompactRoutes: true, Routes: scope}
 		if withCache {
 			o.Cache = cache
 		}
-		st, err := h.ObserveWith(o)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for i := range st.Routes {
-			st.Routes[i].Expires = 0
-		}
-		b, _ := json.Marshal(struct {
-			R []string
-			S []state.RouteSet
-		}{routeStrings(st.Routes), st.RouteSets})
-		return string(b)
+		b, _ := compactRead(t, ns, o)
+		return b
 	}
 	read(true) // fills the cache
 	changes := []struct {
@@ -187,4 +164,42 @@ func TestRouteScopeKeepsAll(t *testing.T) {
 			t.Errorf("keepsAll(%v %v) = %v, want %v", c.o.Tables, c.o.Points, got, c.want)
 		}
 	}
+}
+
+// watchedCache is a route cache whose watcher follows ns until the test
+// ends (its events are dropped: only the cache hears them).
+func watchedCache(t *testing.T, ns string) *RouteCache {
+	t.Helper()
+	cache := NewRouteCache()
+	events := make(chan WatchEvent, 1<<16)
+	w, err := cache.Watch(ns, events)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for range events {
+		}
+	}()
+	t.Cleanup(func() { cache.Unwatch(ns); w.Close(); close(events) })
+	return cache
+}
+
+// compactRead reads ns with o and returns its routes and route sets as
+// JSON (expiry times zeroed), and the number of sets.
+func compactRead(t *testing.T, ns string, o ObserveOptions) (string, int) {
+	t.Helper()
+	h := openT(t, ns)
+	defer h.Close()
+	st, err := h.ObserveWith(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range st.Routes {
+		st.Routes[i].Expires = 0
+	}
+	b, _ := json.Marshal(struct {
+		R []string
+		S []state.RouteSet
+	}{routeStrings(st.Routes), st.RouteSets})
+	return string(b), len(st.RouteSets)
 }

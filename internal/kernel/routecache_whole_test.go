@@ -1,13 +1,10 @@
 package kernel
 
 import (
-	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/tunroute/tunroute/internal/state"
 )
 
 // TestRouteCacheWholeReads: a whole compact read (the plan of a config
@@ -31,35 +28,10 @@ func TestRouteCacheWholeReads(t *testing.T) {
 	ipBatch(t, ns, lines)
 	settle(t, ns)
 
-	cache := NewRouteCache()
-	events := make(chan WatchEvent, 1<<16)
-	w, err := cache.Watch(ns, events)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { cache.Unwatch(ns); w.Close() }()
-	go func() {
-		for range events {
-		}
-	}()
-	defer close(events)
-
+	cache := watchedCache(t, ns)
 	read := func(c *RouteCache) (string, int) {
 		t.Helper()
-		h := openT(t, ns)
-		defer h.Close()
-		st, err := h.ObserveWith(ObserveOptions{CompactRoutes: true, Cache: c})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for i := range st.Routes {
-			st.Routes[i].Expires = 0
-		}
-		b, _ := json.Marshal(struct {
-			R []string
-			S []state.RouteSet
-		}{routeStrings(st.Routes), st.RouteSets})
-		return string(b), len(st.RouteSets)
+		return compactRead(t, ns, ObserveOptions{CompactRoutes: true, Cache: c})
 	}
 	if _, sets := read(cache); sets != 1 {
 		t.Fatalf("the whole read made %d route sets, want 1", sets)
