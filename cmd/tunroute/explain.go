@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"net/netip"
 	"os"
 	"runtime/debug"
 
@@ -61,11 +60,9 @@ answer settles what that table decides; the answer and trace are the same.`,
 				return fmt.Errorf("explain: --state explains a snapshot; it cannot go with --netns or -c")
 			}
 			// One query: parsed first, so that a live namespace is read
-			// only as far as its answer needs (the routes covering its
-			// addresses), not a whole BGP table.
+			// only as far as its answer needs, not a whole BGP table.
 			var q fib.Query
 			var cgroup string
-			var points []netip.Prefix
 			if batch == "" {
 				var err error
 				if args, cgroup, err = takeCgroup(args); err != nil {
@@ -74,7 +71,6 @@ answer settles what that table decides; the answer and trace are the same.`,
 				if q, err = fib.ParseQuery(args); err != nil {
 					return fmt.Errorf("explain: %w", err)
 				}
-				points = fib.LookupPoints(q)
 			}
 			// A whole namespace or snapshot is read into a heap that only
 			// grows: collections during the read and the FIB build would
@@ -83,13 +79,13 @@ answer settles what that table decides; the answer and trace are the same.`,
 			// explain --batch), for little garbage. Collection resumes
 			// once the FIB is built (the read state is then garbage).
 			resumeGC := func() {}
-			if points == nil && os.Getenv("GOGC") == "" {
+			if batch != "" && os.Getenv("GOGC") == "" {
 				prev := debug.SetGCPercent(-1)
 				resumeGC = func() { debug.SetGCPercent(prev) }
 			}
 			out := bufio.NewWriterSize(cmd.OutOrStdout(), 1<<16)
 			defer out.Flush()
-			if points != nil && stateFile == "" && !cmd.Flags().Changed("config") {
+			if batch == "" && stateFile == "" && !cmd.Flags().Changed("config") {
 				// One query to a live namespace: its big tables are not
 				// read, the kernel says what they decide (engine.LookupLive).
 				e, err := g.engine()
@@ -102,7 +98,7 @@ answer settles what that table decides; the answer and trace are the same.`,
 				}
 				return printExplained(out, &a.Result, a.Marks, liveFlowGroups(e), asJSON)
 			}
-			st, where, groups, err := explainState(cmd, g, stateFile, points, batch == "")
+			st, where, groups, err := explainState(cmd, g, stateFile, batch == "")
 			if err != nil {
 				resumeGC()
 				return err
@@ -169,11 +165,10 @@ func printExplained(out *bufio.Writer, r *fib.Result, marks []string, groups *fl
 }
 
 // explainState is the state to explain from: a snapshot, the preview of a
-// config, or the live namespace, and, when a config is there and one
-// query is asked (withGroups), what says which member of a group carries
-// the flow.
-// points, if set, are the lookup points of the one query to answer.
-func explainState(cmd *cobra.Command, g *globalFlags, stateFile string, points []netip.Prefix, withGroups bool) (*state.State, string, *flowGroups, error) {
+// config, or the whole live namespace (a batch: one live query is
+// engine.LookupLive's), and, with a config and one query (withGroups),
+// what says which member of a group carries the flow.
+func explainState(cmd *cobra.Command, g *globalFlags, stateFile string, withGroups bool) (*state.State, string, *flowGroups, error) {
 	if stateFile != "" {
 		st, err := state.LoadFile(stateFile)
 		return st, stateFile, nil, err
@@ -199,20 +194,12 @@ func explainState(cmd *cobra.Command, g *globalFlags, stateFile string, points [
 		}
 		return s.Preview(c), e.ConfigFile(), groups, nil
 	}
-	observe := func() (*engine.Session, error) { return e.Observe(false) }
-	if points != nil {
-		observe = func() (*engine.Session, error) { return e.ObserveForLookup(points) }
-	}
-	s, err := observe()
+	s, err := e.Observe(false)
 	if err != nil {
 		return nil, "", nil, err
 	}
 	defer s.Close()
-	var groups *flowGroups
-	if withGroups {
-		groups = liveFlowGroups(e)
-	}
-	return s.Top(), e.Where(), groups, nil
+	return s.Top(), e.Where(), nil, nil
 }
 
 // liveFlowGroups: a live explain says which member of a group carries a

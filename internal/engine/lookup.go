@@ -57,19 +57,35 @@ func (e *Engine) LookupLive(q fib.Query, cgroup string) (LiveAnswer, error) {
 			return a, err
 		}
 	}
-	s, err := e.observe(false, &kernel.RouteScope{RuleTables: true, Points: fib.LookupPoints(q), Family: familyOf(q)})
+	s, err := e.ObserveForLookup(q)
 	if err != nil {
 		return LiveAnswer{}, err
 	}
 	defer s.Close()
-	st := s.Top()
+	a, err := answerWhole(s.Top(), q, cgroup)
+	a.ReadBig = true
+	return a, err
+}
+
+// answerWhole answers q from st, which holds every route q's lookup can
+// reach.
+func answerWhole(st *state.State, q fib.Query, cgroup string) (LiveAnswer, error) {
 	f, err := fib.New(st)
 	if err != nil {
 		return LiveAnswer{}, err
 	}
-	a := LiveAnswer{Marks: fib.ApplyMarks(st.Firewall, &q, cgroup), ReadBig: true}
+	a := LiveAnswer{Marks: fib.ApplyMarks(st.Firewall, &q, cgroup)}
 	a.Result = f.Lookup(q)
 	return a, nil
+}
+
+// ObserveForLookup observes for explaining the route lookup of q: of its
+// family, the rules first, then of the tables they reach the small ones
+// whole and of the big ones only the routes covering q's addresses
+// (fib.LookupPoints). Exact for q (internal/fib's lazy tests); a batch of
+// arbitrary queries wants Observe.
+func (e *Engine) ObserveForLookup(q fib.Query) (*Session, error) {
+	return e.observe(false, &kernel.RouteScope{RuleTables: true, Points: fib.LookupPoints(q), Family: familyOf(q)})
 }
 
 // lookupLeavingBig is LookupLive's first try; done reports that its
@@ -79,15 +95,11 @@ func lookupLeavingBig(h QueryObserver, q fib.Query, cgroup string) (a LiveAnswer
 	if err != nil {
 		return LiveAnswer{}, false, err
 	}
-	a.Marks = fib.ApplyMarks(st.Firewall, &q, cgroup)
 	if len(left.V4) == 0 && len(left.V6) == 0 {
-		f, err := fib.New(st)
-		if err != nil {
-			return LiveAnswer{}, false, err
-		}
-		a.Result = f.Lookup(q)
-		return a, true, nil
+		a, err := answerWhole(st, q, cgroup)
+		return a, err == nil, err
 	}
+	a.Marks = fib.ApplyMarks(st.Firewall, &q, cgroup)
 	k, ok := askKernel(h, q)
 	if !ok {
 		return LiveAnswer{}, false, nil

@@ -292,12 +292,3 @@ func (e *Engine) planScoped() (*Session, *Change, error) {
 	}
 	return s, c, nil
 }
-
-// ObserveForLookup observes for explaining route lookups whose routes
-// are those covering points (fib.LookupPoints): the rules first, then of
-// the tables they reach the small ones whole and of the big ones only the
-// routes covering the points. Exact for those queries (internal/fib's
-// lazy tests); a batch of arbitrary queries wants Observe.
-func (e *Engine) ObserveForLookup(points []netip.Prefix) (*Session, error) {
-	return e.observe(false, &kernel.RouteScope{RuleTables: true, Points: points})
-}

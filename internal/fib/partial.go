@@ -18,7 +18,7 @@ import (
 // destination and nothing else of it; a lookup that needs anything else
 // of a big table fails inside (errMissing), so the partial answer is
 // taken only when it needed nothing more and is the kernel's own answer
-// (Partial.Confirms); otherwise explain reads the big tables after all.
+// (Partial.Answer); otherwise explain reads the big tables after all.
 
 // KernelLookup is what the kernel answered to one query.
 type KernelLookup struct {
@@ -49,7 +49,8 @@ type Partial struct {
 
 // NewPartial builds the FIB of s, a state whose tables leftOut4 (IPv4)
 // and leftOut6 (IPv6) were not read but for the default routes of the
-// IPv4 ones (kernel.LeftOut), for the query q the kernel answered k. When the kernel's route is from an IPv4 table left out, that table
+// IPv4 ones (kernel.LeftOut), for the query q the kernel answered k.
+// When the kernel's route is from an IPv4 table left out, that table
 // holds it for q's destination and nothing else; an IPv6 table left out
 // stays missing (Answer). s is not modified.
 func NewPartial(s *state.State, leftOut4, leftOut6 []uint32, q Query, k KernelLookup) (*Partial, error) {
