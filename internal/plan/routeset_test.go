@@ -264,3 +264,49 @@ func TestSetIndexLookup(t *testing.T) {
 		}
 	}
 }
+
+// TestLookupSetMergesLikeTheIndex: the merge of an observed set with the
+// desired list answers as the index does, for lists in address order
+// with several prefixes of one address (the kernel's longest first, the
+// list's shortest first), and falls back to the index for two sets in
+// one table and for lists out of order.
+func TestLookupSetMergesLikeTheIndex(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	pick := func(n int) []netip.Prefix {
+		var ps []netip.Prefix
+		for range n {
+			a := uint32(rng.IntN(64)) << 24
+			ps = append(ps, netip.PrefixFrom(netip.AddrFrom4([4]byte{byte(a >> 24), 0, 0, 0}), 6+rng.IntN(4)).Masked())
+		}
+		slices.SortFunc(ps, func(p, q netip.Prefix) int { return p.Compare(q) })
+		return slices.Compact(ps)
+	}
+	longestFirst := func(ps []netip.Prefix) []netip.Prefix {
+		ps = slices.Clone(ps)
+		slices.SortStableFunc(ps, func(p, q netip.Prefix) int {
+			if c := p.Addr().Compare(q.Addr()); c != 0 {
+				return c
+			}
+			return q.Bits() - p.Bits()
+		})
+		return ps
+	}
+	for round := range 200 {
+		sets := []state.RouteSet{{Template: state.Route{Table: 5}, Dsts: pick(40)}, {Template: state.Route{Table: 6}, Dsts: pick(40)}}
+		switch round % 4 {
+		case 1:
+			sets[1].Template.Table = 5 // two sets in one table
+		case 2:
+			rng.Shuffle(len(sets[0].Dsts), func(i, j int) { sets[0].Dsts[i], sets[0].Dsts[j] = sets[0].Dsts[j], sets[0].Dsts[i] })
+		}
+		obs := longestFirst(pick(40))
+		if round%4 == 3 {
+			rng.Shuffle(len(obs), func(i, j int) { obs[i], obs[j] = obs[j], obs[i] })
+		}
+		got := newSetIndex(sets).lookupSet(5, obs)
+		want := newSetIndex(sets).lookupMany(len(obs), func(i int) (uint32, netip.Prefix) { return 5, obs[i] })
+		if !slices.Equal(got, want) {
+			t.Fatalf("round %d: lookupSet %x, lookupMany %x (observed %v, sets %v)", round, got, want, obs, sets)
+		}
+	}
+}
