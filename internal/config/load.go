@@ -20,6 +20,10 @@ type Options struct {
 	// TableNames maps table names to numbers (iproute2's rt_tables). Nil
 	// means read them from the system (SystemTableNames).
 	TableNames map[string]uint32
+	// Lists, if set, keeps the route lists read for the next read (a
+	// daemon's): a list whose text changed by a few lines costs those
+	// lines. Nil reads every list whole.
+	Lists *ListCache
 }
 
 // Load reads and validates the config file at path.
@@ -47,10 +51,17 @@ func Parse(data []byte, name string, opt Options) (*Config, error) {
 	if len(f.Docs) == 1 {
 		root = f.Docs[0].Body
 	}
-	d := &decoder{file: name, tableNames: opt.TableNames}
+	d := &decoder{file: name, tableNames: opt.TableNames, lists: opt.Lists}
+	var gen uint64
+	if opt.Lists != nil {
+		gen = opt.Lists.begin()
+	}
 	cfg, err := d.config(newNode(root, name, ""))
 	if err != nil {
 		return nil, err
+	}
+	if opt.Lists != nil {
+		opt.Lists.sweep(gen) // the lists this config no longer reads
 	}
 	return cfg, nil
 }
@@ -68,6 +79,7 @@ func yamlSyntaxError(err error) string {
 type decoder struct {
 	file       string
 	tableNames map[string]uint32
+	lists      *ListCache
 	cfg        *Config
 }
 
@@ -448,7 +460,7 @@ func (d *decoder) route(v node) (*Route, error) {
 		if err != nil {
 			return nil, err
 		}
-		if r.File, r.To, err = readPrefixFile(d.file, s); err != nil {
+		if r.File, r.To, err = readPrefixFile(d.file, s, d.lists); err != nil {
 			return nil, n.pos.Errorf("%v", err)
 		}
 	} else if r.To, err = prefixes(m, "to"); err != nil {

@@ -18,7 +18,7 @@ func TestReadPrefixFile(t *testing.T) {
 		}
 	}
 	write("# a list\n198.51.100.0/24\n\n  203.0.113.7  # one host\r\n2001:db8::/32\n\t\n192.0.2.0/25") // no final newline
-	path, got, err := readPrefixFile(cfg, "list.txt")
+	path, got, err := readPrefixFile(cfg, "list.txt", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,12 +44,12 @@ func TestReadPrefixFile(t *testing.T) {
 		{"# only comments\n\n", "holds no prefix"},
 	} {
 		write(c.text)
-		_, _, err := readPrefixFile(cfg, "list.txt")
+		_, _, err := readPrefixFile(cfg, "list.txt", nil)
 		if err == nil || !strings.Contains(err.Error(), c.err) {
 			t.Errorf("%q: got error %v, want one containing %q", c.text, err, c.err)
 		}
 	}
-	if _, _, err := readPrefixFile(cfg, "missing.txt"); err == nil || !strings.Contains(err.Error(), "cannot read the route list") {
+	if _, _, err := readPrefixFile(cfg, "missing.txt", nil); err == nil || !strings.Contains(err.Error(), "cannot read the route list") {
 		t.Errorf("missing list: %v", err)
 	}
 }

@@ -76,3 +76,35 @@ func TestPack4(t *testing.T) {
 		t.Error("IPv6 was packed")
 	}
 }
+
+func TestSortKeysAgainstSlices(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	for _, n := range []int{0, 1, 2, 100, 5000, 70000} {
+		for _, spread := range []uint64{1, 1 << 8, 1 << 40, 1 << 63} {
+			a := make([]uint64, n)
+			for i := range a {
+				a[i] = r.Uint64N(spread) << 3
+			}
+			want := slices.Clone(a)
+			slices.Sort(want)
+			SortKeys(a)
+			if !slices.Equal(a, want) {
+				t.Fatalf("n %d spread %d: not sorted as slices.Sort sorts", n, spread)
+			}
+			SortKeys(a) // sorted already
+			if !slices.Equal(a, want) {
+				t.Fatalf("n %d spread %d: a sorted slice was changed", n, spread)
+			}
+		}
+	}
+}
+
+func TestUnpack4(t *testing.T) {
+	for _, s := range []string{"0.0.0.0/0", "10.1.2.0/24", "255.255.255.255/32", "192.0.2.128/25"} {
+		p := netip.MustParsePrefix(s)
+		k, _ := Pack4(77, p)
+		if got := Unpack4(k); got != p {
+			t.Errorf("Unpack4(Pack4(%v)) = %v", p, got)
+		}
+	}
+}
