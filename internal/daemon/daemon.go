@@ -201,6 +201,11 @@ func New(opts Options) *Daemon {
 		// them (the engine forgets it when a plan changes namespaces).
 		d.e.Domains = &engine.DomainCache{}
 	}
+	if d.e.Lists == nil {
+		// Every apply reads the config again: a million-route list
+		// changed by a few lines costs those lines.
+		d.e.Lists = &config.ListCache{}
+	}
 	if d.opts.Debounce == 0 {
 		d.opts.Debounce = DefaultDebounce
 	}

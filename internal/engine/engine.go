@@ -31,6 +31,9 @@ type Engine struct {
 	// Domains, if set, keeps the list of domain namespaces between reads
 	// (a daemon's repairs); nil lists them at every read.
 	Domains *DomainCache
+	// Lists, if set, keeps the config's route lists between reads (a
+	// daemon's applies); nil reads every list whole.
+	Lists *config.ListCache
 }
 
 // New returns an engine on the real host.
@@ -65,7 +68,7 @@ func (e *Engine) etcNetns() string {
 
 // LoadConfig reads and checks the config file.
 func (e *Engine) LoadConfig() (*config.Config, error) {
-	return config.Load(e.ConfigFile(), config.Options{})
+	return config.Load(e.ConfigFile(), config.Options{Lists: e.Lists})
 }
 
 // FactStore is the runtime facts directory of the namespace.
