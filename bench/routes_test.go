@@ -193,18 +193,22 @@ func sameLines(t *testing.T, what string, got, want []string) {
 }
 
 // pipeline is what `tunroute plan` and `apply` do in one namespace:
-// config, compact observation, compile, diff.
+// config, compact observation, compile, diff. Its config reads keep the
+// lists between them, as tunroute run's do: the 1% change is read as an
+// edit of the list before (config.ListCache), and the table must still
+// be exactly the list.
 type pipeline struct {
-	t    *testing.T
-	ns   string
-	cfg  string
-	h    *kernel.Handle
-	prog [][2]int
+	t     *testing.T
+	ns    string
+	cfg   string
+	h     *kernel.Handle
+	prog  [][2]int
+	lists config.ListCache
 }
 
 func (p *pipeline) plan() *plan.Plan {
 	p.t.Helper()
-	cfg, err := config.Load(p.cfg, config.Options{TableNames: map[string]uint32{}})
+	cfg, err := config.Load(p.cfg, config.Options{TableNames: map[string]uint32{}, Lists: &p.lists})
 	if err != nil {
 		p.t.Fatal(err)
 	}
