@@ -12,8 +12,13 @@
 #   explain tunroute --netns NS explain --batch QUERIES  (reads the
 #           namespace itself: the dump, the FIB build, the answers, JSON
 #           with the trace)
-# and prints both times and the ratio side by side. Each tunroute run's
-# output is checked once (one JSON object per query, no error).
+#   explain1 the same with the first query alone: explain's fixed cost (the
+#           read of the namespace and the FIB build), which a whole-process
+#           ratio over a full-table host is mostly made of
+# and prints both times and the ratio side by side, then the cost of a
+# query beyond the fixed one: ip's time / queries against (explain -
+# explain1) / queries. Each tunroute run's output is checked once (one
+# JSON object per query, no error).
 # Needs root, go, iproute2, awk and /usr/bin/time; touches nothing outside
 # the namespace, which it deletes (also when interrupted).
 #
@@ -68,30 +73,39 @@ check() {
 }
 
 div() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.1fx", a / b; else printf "-" }'; }
+# perq T FIXED: microseconds a query beyond the fixed cost.
+perq() { awk -v n="$nq" -v t="$1" -v f="$2" 'BEGIN { printf "%.2f", (t - f) / n * 1e6 }'; }
 rate() { awk -v n="$nq" -v t="$1" 'BEGIN { if (t > 0) printf "%.0f", n / t; else printf "-" }'; }
 
 fmt='%-10s %9s | %8s %10s %7s | %8s %10s %7s | %7s\n'
 # CPU time (user + system): on a busy machine the wall clock also counts
 # waiting for a CPU; tunroute answers on every CPU, ip on one.
 cfmt='%-10s %9s | %8s %8s | %7s\n'
+qfmt='%-10s | %9s | %9s %11s | %7s\n'
+qrows=()
 rows=()
 crows=()
 measure() {
 	local label=$1
-	unset t_ip m_ip t_ex m_ex c_ip c_ex
+	unset t_ip m_ip t_ex m_ex c_ip c_ex t_ex1 m_ex1 c_ex1
 	check
 	for ((rep = 1; rep <= repeat; rep++)); do
 		echo "$label, run $rep: ip -force -batch..." >&2
 		run ip ip -n "$ns" -force -batch "$tmp/queries"
 		echo "$label, run $rep: tunroute explain --batch..." >&2
 		run ex "$tmp/tunroute" --netns "$ns" explain --batch "$tmp/queries"
+		echo "$label, run $rep: tunroute explain --batch, one query..." >&2
+		run ex1 "$tmp/tunroute" --netns "$ns" explain --batch "$tmp/query1"
 	done
 	# shellcheck disable=SC2059
 	rows+=("$(printf "$fmt" "$label" "$nq" "$t_ip" "$(rate "$t_ip")" "$m_ip" "$t_ex" "$(rate "$t_ex")" "$m_ex" "$(div "$t_ip" "$t_ex")")")
 	# shellcheck disable=SC2059
+	qrows+=("$(printf "$qfmt" "$label" "$t_ex1" "$(perq "$t_ip" 0)" "$(perq "$t_ex" "$t_ex1")" "$(div "$t_ip" "$(awk -v a="$t_ex" -v b="$t_ex1" 'BEGIN { printf "%f", a - b }')")")")
+	# shellcheck disable=SC2059
 	crows+=("$(printf "$cfmt" "$label" "$nq" "$c_ip" "$c_ex" "$(div "$c_ip" "$c_ex")")")
 }
 
+head -1 "$tmp/queries" >"$tmp/query1"
 measure "0 rules"
 ip -n "$ns" -4 -batch "$tmp/rules4"
 ip -n "$ns" -6 -batch "$tmp/rules6"
@@ -108,6 +122,11 @@ echo "CPU time (user + system, seconds, best of $repeat):"
 # shellcheck disable=SC2059
 printf "$cfmt" "" "queries" "cpu:ip" "cpu:expl" "ratio"
 for r in "${crows[@]}"; do printf '%s\n' "$r"; done
+echo
+echo "Beyond the fixed cost (explain of one query: the read and the FIB build), microseconds a query:"
+# shellcheck disable=SC2059
+printf "$qfmt" "" "explain1" "ip/query" "explain/query" "ratio"
+for r in "${qrows[@]}"; do printf '%s\n' "$r"; done
 
 if [ -n "${INPROCESS:-}" ]; then
 	export TUNROUTE_BENCH=1 TUNROUTE_BENCH_ROUTES="$n4"
