@@ -72,17 +72,6 @@ answer settles what that table decides; the answer and trace are the same.`,
 					return fmt.Errorf("explain: %w", err)
 				}
 			}
-			// A whole namespace or snapshot is read into a heap that only
-			// grows: collections during the read and the FIB build would
-			// scan it again at every doubling and put write barriers on
-			// its copies (a fifth of the CPU of a million-route
-			// explain --batch), for little garbage. Collection resumes
-			// once the FIB is built (the read state is then garbage).
-			resumeGC := func() {}
-			if batch != "" && os.Getenv("GOGC") == "" {
-				prev := debug.SetGCPercent(-1)
-				resumeGC = func() { debug.SetGCPercent(prev) }
-			}
 			out := bufio.NewWriterSize(cmd.OutOrStdout(), 1<<16)
 			defer out.Flush()
 			if batch == "" && stateFile == "" && !cmd.Flags().Changed("config") {
@@ -98,6 +87,31 @@ answer settles what that table decides; the answer and trace are the same.`,
 				}
 				return printExplained(out, &a.Result, a.Marks, liveFlowGroups(e), asJSON)
 			}
+			var in io.Reader = cmd.InOrStdin()
+			if batch != "" && batch != "-" {
+				file, err := os.Open(batch)
+				if err != nil {
+					return fmt.Errorf("--batch: %w", err)
+				}
+				defer file.Close()
+				in = file
+			}
+			if batch != "" && stateFile == "" && !cmd.Flags().Changed("config") {
+				if done, err := explainFew(g, &in, out); done || err != nil {
+					return err
+				}
+			}
+			// A whole namespace or snapshot is read into a heap that only
+			// grows: collections during the read and the FIB build would
+			// scan it again at every doubling and put write barriers on
+			// its copies (a fifth of the CPU of a million-route
+			// explain --batch), for little garbage. Collection resumes
+			// once the FIB is built (the read state is then garbage).
+			resumeGC := func() {}
+			if batch != "" && os.Getenv("GOGC") == "" {
+				prev := debug.SetGCPercent(-1)
+				resumeGC = func() { debug.SetGCPercent(prev) }
+			}
 			st, where, groups, err := explainState(cmd, g, stateFile, batch == "")
 			if err != nil {
 				resumeGC()
@@ -109,15 +123,6 @@ answer settles what that table decides; the answer and trace are the same.`,
 				return fmt.Errorf("%s: %w", where, err)
 			}
 			if batch != "" {
-				var in io.Reader = cmd.InOrStdin()
-				if batch != "-" {
-					file, err := os.Open(batch)
-					if err != nil {
-						return fmt.Errorf("--batch: %w", err)
-					}
-					defer file.Close()
-					in = file
-				}
 				_, err := f.Batch(in, out, fib.BatchOptions{})
 				return err
 			}
@@ -232,4 +237,66 @@ func liveFlowGroups(e *engine.Engine) *flowGroups {
 		}
 		return c.Compiled().Groups, nil
 	})
+}
+
+// explainFew answers a batch of a few queries to a live namespace one by
+// one, its big tables not read if the kernel's answers settle them
+// (engine.BatchFew); done false: the batch is not few, or needs the whole
+// read, and *in still holds all of it.
+func explainFew(g *globalFlags, in *io.Reader, out io.Writer) (done bool, err error) {
+	head, few, err := readFewQueries(in, fewQueries)
+	if err != nil {
+		return false, fmt.Errorf("--batch: %w", err)
+	}
+	if !few {
+		return false, nil
+	}
+	e, err := g.engine()
+	if err != nil {
+		return false, err
+	}
+	b, ok, err := e.BatchFew(head)
+	if err != nil {
+		return false, fmt.Errorf("%s: %w", e.Where(), err)
+	}
+	if !ok {
+		*in = bytes.NewReader(head)
+		return false, nil
+	}
+	_, err = out.Write(b)
+	return true, err
+}
+
+// fewQueries is how many queries of a batch to a live namespace are
+// answered one by one (engine.BatchFew, two kernel lookups each) rather
+// than from a read of the whole namespace.
+const fewQueries = 64
+
+// readFewQueries reads the start of a batch: all of it, with few true,
+// when it holds at most max queries (blank and comment lines aside);
+// otherwise *in becomes what was read followed by the rest.
+func readFewQueries(in *io.Reader, max int) (head []byte, few bool, err error) {
+	br := bufio.NewReader(*in)
+	n := 0
+	for {
+		line, err := br.ReadSlice('\n')
+		head = append(head, line...)
+		if err == bufio.ErrBufferFull {
+			// A line longer than any query: the whole path says what it is.
+			*in = io.MultiReader(bytes.NewReader(head), br)
+			return nil, false, nil
+		}
+		if t := bytes.TrimSpace(line); len(t) > 0 && t[0] != '#' {
+			n++
+		}
+		switch {
+		case n > max:
+			*in = io.MultiReader(bytes.NewReader(head), br)
+			return nil, false, nil
+		case err == io.EOF:
+			return head, true, nil
+		case err != nil:
+			return nil, false, err
+		}
+	}
 }

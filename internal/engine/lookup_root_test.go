@@ -92,6 +92,7 @@ rule add from all lookup 78 pref 1001
 		"10.130.3.3 oif eth0", "10.130.3.3 oif wg0", "172.16.9.9 oif eth0", "10.130.3.3 iif isp0 from 10.1.0.9",
 		"10.140.1.1 tos 0x10", "10.140.1.1 ipproto tcp dport 443", "10.140.1.1 uid 1000")
 	fast, v4out := 0, 0
+	var settled, unsettled []string // the queries answered without the big tables, and not
 	for _, line := range queries {
 		q, err := fib.ParseQuery(strings.Fields(line))
 		if err != nil {
@@ -110,11 +111,43 @@ rule add from all lookup 78 pref 1001
 			v4out++
 			if !a.ReadBig {
 				fast++
+				if q.OIF == "" {
+					settled = append(settled, "route get "+line)
+				}
 			}
+		} else if a.ReadBig && q.IIF == "" && q.OIF == "" {
+			unsettled = append(unsettled, line)
 		}
 	}
 	t.Logf("%d of %d IPv4 output queries answered without reading the big tables", fast, v4out)
 	if fast < v4out/2 {
 		t.Errorf("only %d of %d IPv4 output queries answered without reading the big tables", fast, v4out)
+	}
+
+	// explain --batch of a few lines: the queries the kernel settles, a
+	// comment, a blank line and a bad query are answered one by one as a
+	// read of the whole namespace answers them; one the kernel does not
+	// settle, or one naming a device, sends the batch to the whole read.
+	batchOf := func(lines ...string) string { return strings.Join(lines, "\n") + "\n" }
+	text := batchOf(append([]string{"# a few destinations", "", "route get 10.1.2.300"}, settled...)...)
+	var want strings.Builder
+	if _, err := whole.Batch(strings.NewReader(text), &want, fib.BatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	got, ok, err := e.BatchFew([]byte(text))
+	if err != nil || !ok || string(got) != want.String() {
+		t.Errorf("BatchFew of %d settled queries: %v %v\n%s\nthe whole namespace read at once:\n%s", len(settled), ok, err, got, want.String())
+	}
+	if len(unsettled) == 0 {
+		t.Fatal("no query needed the big tables")
+	}
+	for _, extra := range []string{unsettled[0], "10.130.3.3 iif isp0 from 10.1.0.9", "10.130.3.3 oif wg0"} {
+		if got, ok, err := e.BatchFew([]byte(batchOf(append(settled, extra)...))); ok || err != nil || got != nil {
+			t.Errorf("BatchFew with %q: %v %v %q, want the whole read", extra, ok, err, got)
+		}
+	}
+	small := New(testns.NewNS(t, fmt.Sprintf("tr-eng-small-%d", os.Getpid())), filepath.Join(t.TempDir(), "none.yaml"), t.TempDir())
+	if _, ok, err := small.BatchFew([]byte(text)); ok || err != nil {
+		t.Errorf("BatchFew on a namespace without a big table: %v %v, want the whole read", ok, err)
 	}
 }

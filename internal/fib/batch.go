@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"io"
 	"runtime"
+	"strings"
 	"sync"
 	"unsafe"
 )
@@ -216,7 +217,22 @@ func (bw *batchWorker) line(line, out []byte) ([]byte, bool) {
 }
 
 func (bw *batchWorker) parse(line []byte) (Query, error, bool) {
-	words := bw.words[:0]
+	words, skip := batchWords(line, bw.words[:0])
+	bw.words = words[:0]
+	if skip {
+		return Query{}, nil, true
+	}
+	q, err := parseWords(words)
+	if err == nil {
+		err = bw.f.internNames(&q)
+	}
+	return q, err, false
+}
+
+// batchWords splits a line of a batch into words, which alias the line,
+// without a leading "route get" (ip -batch's); skip reports a blank or
+// comment line.
+func batchWords(line []byte, words []string) ([]string, bool) {
 	for i := 0; i < len(line); {
 		for i < len(line) && isSpace(line[i]) {
 			i++
@@ -227,32 +243,46 @@ func (bw *batchWorker) parse(line []byte) (Query, error, bool) {
 		}
 		if j > i {
 			// The words alias the input block; nothing keeps them past
-			// the block (names are replaced by the FIB's own below).
+			// the block (names are replaced by the FIB's own).
 			words = append(words, unsafe.String(&line[i], j-i))
 		}
 		i = j
 	}
-	bw.words = words[:0]
 	if len(words) == 0 || words[0][0] == '#' {
-		return Query{}, nil, true
+		return words, true
 	}
 	if len(words) >= 2 && words[0] == "route" && words[1] == "get" {
 		words = words[2:]
 	}
-	q, err := parseWords(words)
-	if err == nil {
-		err = bw.f.internNames(&q)
+	return words, false
+}
+
+// ParseBatchLine parses one line of a batch as Batch does; skip reports a
+// blank or comment line. Device names are not checked (no FIB to check
+// them against).
+func ParseBatchLine(line []byte) (q Query, skip bool, err error) {
+	words, skip := batchWords(line, nil)
+	if skip {
+		return Query{}, true, nil
 	}
-	return q, err, false
+	q, err = parseWords(words)
+	q.IIF, q.OIF = strings.Clone(q.IIF), strings.Clone(q.OIF) // not the line's
+	return q, false, err
+}
+
+// AppendBatchError appends Batch's answer to a line that is not a query,
+// with its newline.
+func AppendBatchError(out, line []byte, err error) []byte {
+	out = append(out, `{"query":`...)
+	out = appendJSONString(out, string(bytes.TrimSpace(line)))
+	out = append(out, `,"error":`...)
+	out = appendJSONString(out, err.Error())
+	return append(out, '}', '\n')
 }
 
 func (bw *batchWorker) answer(p *parsedLine, out []byte) []byte {
 	if p.err != nil {
-		out = append(out, `{"query":`...)
-		out = appendJSONString(out, string(bytes.TrimSpace(p.line)))
-		out = append(out, `,"error":`...)
-		out = appendJSONString(out, p.err.Error())
-		return append(out, '}', '\n')
+		return AppendBatchError(out, p.line, p.err)
 	}
 	bw.f.lookup(&p.q, &bw.r, bw.sc)
 	out = bw.r.appendJSON(out, bw.trace)
