@@ -41,10 +41,15 @@ type KernelLookup struct {
 // Partial answers one query from a state missing the routes of some
 // tables, and the kernel's own answer to it.
 type Partial struct {
-	f        *FIB
-	q        Query
-	kernel   KernelLookup
-	bigMatch bool // the kernel's route is from a table left out
+	f      *FIB
+	q      Query
+	kernel KernelLookup
+	// bigMatch: the kernel's route is from big, a table left out. held
+	// lists the tables left out that hold the kernel's route of some
+	// query of the FIB's (NewPartials): shared by its Partials.
+	bigMatch bool
+	big      uint32
+	held     []uint32
 }
 
 // NewPartial builds the FIB of s, a state whose tables leftOut4 (IPv4)
@@ -54,27 +59,74 @@ type Partial struct {
 // holds it for q's destination and nothing else; an IPv6 table left out
 // stays missing (Answer). s is not modified.
 func NewPartial(s *state.State, leftOut4, leftOut6 []uint32, q Query, k KernelLookup) (*Partial, error) {
-	p := &Partial{q: q, kernel: k}
-	m := k.Match
-	if m != nil && m.Dst.Addr().Is4() && q.To.Unmap().Is4() && slices.Contains(leftOut4, m.Table) {
-		p.bigMatch = true
-		if m.Dst.Bits() > 0 { // a default route is among those read
-			c := *s
-			c.Routes = append(slices.Clip(s.Routes), *m)
-			s = &c
-		}
-		leftOut4 = slices.DeleteFunc(slices.Clone(leftOut4), func(t uint32) bool { return t == m.Table })
+	ps, err := NewPartials(s, leftOut4, leftOut6, []Query{q}, []KernelLookup{k})
+	if err != nil {
+		return nil, err
 	}
+	return ps[0], nil
+}
+
+// NewPartials is NewPartial for several queries, ks[i] the kernel's
+// answer to qs[i], with one FIB: a table left out holds the kernel's
+// routes of all the queries answered from it, and while a query is
+// answered it holds only that query's destination (the others'
+// routes may be more specific, and unusable for it: the kernel chose
+// past them) and the other tables left out are missing. Its Partials are
+// answered one at a time.
+func NewPartials(s *state.State, leftOut4, leftOut6 []uint32, qs []Query, ks []KernelLookup) ([]*Partial, error) {
+	ps := make([]*Partial, len(qs))
+	var held []uint32
+	var added []state.Route
+	seen := map[state.RouteKey]bool{}
+	for i, q := range qs {
+		p := &Partial{q: q, kernel: ks[i]}
+		ps[i] = p
+		m := ks[i].Match
+		if m == nil || !m.Dst.Addr().Is4() || !q.To.Unmap().Is4() || !slices.Contains(leftOut4, m.Table) {
+			continue
+		}
+		p.bigMatch, p.big = true, m.Table
+		if !slices.Contains(held, m.Table) {
+			held = append(held, m.Table)
+		}
+		// A default route is among those read.
+		if k := m.Key(); m.Dst.Bits() > 0 && !seen[k] {
+			seen[k] = true
+			added = append(added, *m)
+		}
+	}
+	if len(added) > 0 {
+		c := *s
+		c.Routes = append(slices.Clip(s.Routes), added...)
+		s = &c
+	}
+	leftOut4 = slices.DeleteFunc(slices.Clone(leftOut4), func(t uint32) bool { return slices.Contains(held, t) })
 	f, err := build(s, leftOut4, leftOut6)
 	if err != nil {
 		return nil, err
 	}
-	if p.bigMatch {
-		t := f.v4.tables[m.Table]
-		t.only, t.onlyDst = true, v4u(q.To.Unmap())
+	for _, id := range held {
+		if f.v4.tables[id] == nil {
+			f.leaveOut([]uint32{id}, nil)
+		}
 	}
-	p.f = f
-	return p, nil
+	for _, p := range ps {
+		p.f, p.held = f, held
+	}
+	return ps, nil
+}
+
+// focus readies the FIB's tables left out for p's query: the one its
+// kernel's route is from holds only that, the others are missing.
+func (p *Partial) focus() {
+	for _, id := range p.held {
+		t := p.f.v4.tables[id]
+		t.missing = !p.bigMatch || id != p.big
+		t.only = !t.missing
+		if t.only {
+			t.onlyDst = v4u(p.q.To.Unmap())
+		}
+	}
 }
 
 // leaveOut marks the tables of each family that the state did not hold
@@ -113,6 +165,7 @@ func (f *FIB) miss() errno {
 //
 // When it is not, the caller reads the big tables and asks again.
 func (p *Partial) Answer() (Result, bool) {
+	p.focus()
 	p.f.missed.Store(0)
 	r := p.f.Lookup(p.q)
 	if p.f.missed.Load() > 0 || r.err == errMissing || len(r.Otherwise) > 0 || len(r.Possible) > 0 || len(r.Uncertain) > 0 {

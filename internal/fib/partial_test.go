@@ -196,6 +196,39 @@ func TestPartialBig(t *testing.T) {
 	if confirmed[0] < ran[0]/3 {
 		t.Errorf("only %d of %d output queries confirmed", confirmed[0], ran[0])
 	}
+
+	// The same queries with one FIB for all (NewPartials, explain --batch
+	// of a few lines): the big tables hold the kernel's routes of every
+	// query, and each confirmed answer is still the whole state's.
+	var qs []Query
+	var ks []KernelLookup
+	for _, q := range bigQueries(st, spec, 600) {
+		if q != nil {
+			qs = append(qs, *q)
+			ks = append(ks, kernelOf(t, whole, st, *q))
+		}
+	}
+	ps, err := NewPartials(part, left4, left6, qs, ks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	shared := 0
+	for i, p := range ps {
+		got, ok := p.Answer()
+		if !ok {
+			continue
+		}
+		shared++
+		want := whole.Lookup(qs[i])
+		if got.Text() != want.Text() || string(got.JSON()) != string(want.JSON()) {
+			t.Errorf("%+v: one FIB for all confirms\n%s\nthe whole state answers\n%s", qs[i], got.Text(), want.Text())
+		}
+	}
+	single := confirmed[0] + confirmed[1] + confirmed[2]
+	t.Logf("one FIB for all: %d confirmed, one FIB a query: %d", shared, single)
+	if shared < single*9/10 {
+		t.Errorf("one FIB for all confirmed %d, one FIB a query %d", shared, single)
+	}
 }
 
 // bigQueries are n queries of the full-table benchmark (fibbench), by
