@@ -12,9 +12,13 @@
 #   explain tunroute --netns NS explain --batch QUERIES  (reads the
 #           namespace itself: the dump, the FIB build, the answers, JSON
 #           with the trace)
-#   explain1 the same with the first query alone: explain's fixed cost (the
-#           read of the namespace and the FIB build), which a whole-process
-#           ratio over a full-table host is mostly made of
+#   explain1 the same with the first query 1,001 times: explain's fixed cost
+#           (the read of the namespace and the FIB build; up to 1,000 queries
+#           are answered without that read), which a whole-process ratio over
+#           a full-table host is mostly made of
+#   few     the first 1,000 IPv4 queries, which explain answers without
+#           reading the big tables (the kernel asked for each), against ip
+#           (their answers are checked against the whole read's)
 # and prints both times and the ratio side by side, then the cost of a
 # query beyond the fixed one: ip's time / queries against (explain -
 # explain1) / queries. Each tunroute run's output is checked once (one
@@ -105,11 +109,35 @@ measure() {
 	crows+=("$(printf "$cfmt" "$label" "$nq" "$c_ip" "$c_ex" "$(div "$c_ip" "$c_ex")")")
 }
 
-head -1 "$tmp/queries" >"$tmp/query1"
+for ((i = 0; i < 1001; i++)); do head -1 "$tmp/queries"; done >"$tmp/query1"
+awk '!/:/ && n < 1000 { print; n++ }' "$tmp/queries" >"$tmp/few"
+{ cat "$tmp/few"; head -1 "$tmp/few"; } >"$tmp/few1001"
+frows=()
+ffmt='%-10s %9s | %8s %8s %7s | %7s\n'
+# measure_few LABEL: the few queries, through explain's few path and ip;
+# the answers must be those of the whole read (the same lines and one
+# more, which makes them too many for the few path).
+measure_few() {
+	local label=$1
+	unset t_ipf m_ipf t_exf m_exf c_ipf c_exf
+	"$tmp/tunroute" --netns "$ns" explain --batch "$tmp/few" >"$tmp/few.out"
+	"$tmp/tunroute" --netns "$ns" explain --batch "$tmp/few1001" >"$tmp/few1001.out"
+	head -1000 "$tmp/few1001.out" | cmp -s - "$tmp/few.out" ||
+		{ echo "bench/explain.sh: $label: explain --batch of 1,000 queries differs from the whole read's answers" >&2; exit 1; }
+	for ((rep = 1; rep <= repeat; rep++)); do
+		echo "$label, run $rep: 1,000 queries, ip and explain..." >&2
+		run ipf ip -n "$ns" -force -batch "$tmp/few"
+		run exf "$tmp/tunroute" --netns "$ns" explain --batch "$tmp/few"
+	done
+	# shellcheck disable=SC2059
+	frows+=("$(printf "$ffmt" "$label" 1000 "$t_ipf" "$t_exf" "$m_exf" "$(div "$t_ipf" "$t_exf")")")
+}
 measure "0 rules"
+measure_few "0 rules"
 ip -n "$ns" -4 -batch "$tmp/rules4"
 ip -n "$ns" -6 -batch "$tmp/rules6"
 measure "$nrules rules"
+measure_few "$nrules rules"
 
 echo
 echo "kernel $(uname -r), $(nproc) CPUs, $(go version | cut -d' ' -f3), load $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -123,10 +151,15 @@ echo "CPU time (user + system, seconds, best of $repeat):"
 printf "$cfmt" "" "queries" "cpu:ip" "cpu:expl" "ratio"
 for r in "${crows[@]}"; do printf '%s\n' "$r"; done
 echo
-echo "Beyond the fixed cost (explain of one query: the read and the FIB build), microseconds a query:"
+echo "Beyond the fixed cost (explain of 1,001 queries: the read and the FIB build), microseconds a query:"
 # shellcheck disable=SC2059
 printf "$qfmt" "" "explain1" "ip/query" "explain/query" "ratio"
 for r in "${qrows[@]}"; do printf '%s\n' "$r"; done
+echo
+echo "A few queries (1,000 IPv4), answered without reading the big tables:"
+# shellcheck disable=SC2059
+printf "$ffmt" "" "queries" "ip" "explain" "RSS" "ratio"
+for r in "${frows[@]}"; do printf '%s\n' "$r"; done
 
 if [ -n "${INPROCESS:-}" ]; then
 	export TUNROUTE_BENCH=1 TUNROUTE_BENCH_ROUTES="$n4"

@@ -269,7 +269,7 @@ func explainFew(g *globalFlags, in *io.Reader, out io.Writer) (done bool, err er
 
 // fewQueries is how many queries of a batch to a live namespace are
 // answered with the big tables left out (engine.BatchFew: two kernel
-// lookups a query, about 0.1 ms) rather than from a read of the whole
+// lookups a query, about 0.06 ms) rather than from a read of the whole
 // namespace (a second beside a full BGP table): beyond some thousands
 // the whole read answers faster.
 const fewQueries = 1000

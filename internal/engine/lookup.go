@@ -17,6 +17,14 @@ import (
 // kernel; see fib.Partial).
 type QueryObserver interface {
 	ObserveLeavingBig(scope *kernel.RouteScope) (*state.State, kernel.LeftOut, error)
+	RouteAsker
+	// NewRouteAsker is a RouteAsker for many queries (kernel.RouteAsker).
+	NewRouteAsker() (RouteAsker, error)
+}
+
+// RouteAsker asks the kernel route queries: its answer (route get) and
+// the route its lookup chose (fibmatch).
+type RouteAsker interface {
 	RouteGet(q kernel.RouteQuery) (kernel.RouteAnswer, error)
 	RouteMatch(q kernel.RouteQuery) (state.Route, error)
 }
@@ -26,6 +34,7 @@ func (l liveHandle) ObserveLeavingBig(scope *kernel.RouteScope) (*state.State, k
 }
 func (l liveHandle) RouteGet(q kernel.RouteQuery) (kernel.RouteAnswer, error) { return l.h.RouteGet(q) }
 func (l liveHandle) RouteMatch(q kernel.RouteQuery) (state.Route, error)      { return l.h.RouteMatch(q) }
+func (l liveHandle) NewRouteAsker() (RouteAsker, error)                       { return l.h.NewRouteAsker() }
 
 // LiveAnswer is the answer to one route query from a live namespace.
 type LiveAnswer struct {
@@ -108,7 +117,7 @@ func lookupLeavingBig(h QueryObserver, q fib.Query, cgroup string) (a LiveAnswer
 
 // partialAnswer answers q from st, read with the tables left out, and the
 // kernel's answer; done reports that the answer stands (fib.Partial).
-func partialAnswer(h QueryObserver, st *state.State, left kernel.LeftOut, q fib.Query) (r fib.Result, done bool, err error) {
+func partialAnswer(h RouteAsker, st *state.State, left kernel.LeftOut, q fib.Query) (r fib.Result, done bool, err error) {
 	k, ok := askKernel(h, q)
 	if !ok {
 		return r, false, nil
@@ -158,6 +167,10 @@ func (e *Engine) BatchFew(lines []byte) (out []byte, ok bool, err error) {
 		qs      []fib.Query
 		ks      []fib.KernelLookup
 	)
+	asker, err := qo.NewRouteAsker()
+	if err != nil {
+		return nil, false, err
+	}
 	for len(lines) > 0 {
 		var line []byte
 		line, lines, _ = bytes.Cut(lines, []byte{'\n'})
@@ -171,7 +184,7 @@ func (e *Engine) BatchFew(lines []byte) (out []byte, ok bool, err error) {
 		case q.IIF != "" || q.OIF != "":
 			return nil, false, nil
 		}
-		k, asked := askKernel(qo, q)
+		k, asked := askKernel(asker, q)
 		if !asked || k.Match != nil && k.Match.Dst.Addr().Is6() && slices.Contains(left.V6, k.Match.Table) {
 			return nil, false, nil // a big IPv6 table's route settles nothing (fib.Partial)
 		}
@@ -199,7 +212,7 @@ func (e *Engine) BatchFew(lines []byte) (out []byte, ok bool, err error) {
 // askKernel asks the kernel's answer to q and the route it chose; ok is
 // false when the kernel could not be asked (a device it does not know:
 // the model says what iproute2 says).
-func askKernel(h QueryObserver, q fib.Query) (fib.KernelLookup, bool) {
+func askKernel(h RouteAsker, q fib.Query) (fib.KernelLookup, bool) {
 	kq := kernel.RouteQuery{Dst: q.To, Src: q.From, IIF: q.IIF, OIF: q.OIF, Mark: q.Mark, TOS: q.TOS,
 		IPProto: q.IPProto, HasIPProto: q.HasIPProto, SPort: q.SPort, DPort: q.DPort}
 	if q.HasUID {

@@ -37,69 +37,116 @@ type RouteAnswer struct {
 // RouteGet asks the kernel of the handle's namespace for the route of
 // one packet, like `ip route get`, or returns the kernel's error.
 func (h *Handle) RouteGet(q RouteQuery) (RouteAnswer, error) {
-	c, err := h.lock()
-	if err != nil {
-		return RouteAnswer{}, err
-	}
-	defer h.mu.Unlock()
-	var a RouteAnswer
-	oif := 0
-	err = c.routeGet(q, 0, func(data []byte) {
-		a.RouteType = state.RouteType(data[7])
-		a.Type = a.RouteType.String()
-		a.Table = uint32(data[4])
-		at := attrs{b: data[unix.SizeofRtMsg:]}
-		for at.next() {
-			switch at.typ {
-			case unix.RTA_OIF:
-				oif = int(at.u32())
-			case unix.RTA_PREFSRC:
-				a.Src = ipAddr(at.val)
-			case unix.RTA_GATEWAY:
-				a.Gateway = ipAddr(at.val)
-			case unix.RTA_VIA:
-				if len(at.val) > sizeofRtVia {
-					a.Gateway = ipAddr(at.val[sizeofRtVia:])
-				}
-			case unix.RTA_TABLE:
-				a.Table = at.u32()
-			}
-		}
-	})
-	if err != nil {
-		return RouteAnswer{}, err
-	}
-	l, err := c.getLink("", oif, -1)
-	if err != nil {
-		return RouteAnswer{}, err
-	}
-	a.Dev = l.Name
-	return a, nil
+	return (&RouteAsker{h: h}).RouteGet(q)
 }
 
 // RouteMatch asks the kernel which route its lookup of one packet
 // chooses, like `ip route get ... fibmatch`: the route as a dump shows
 // it, with the table it is in.
 func (h *Handle) RouteMatch(q RouteQuery) (state.Route, error) {
+	return (&RouteAsker{h: h}).RouteMatch(q)
+}
+
+// RouteAsker asks the kernel of a handle's namespace route queries (a
+// batch of them), reading its links and nexthop objects once, for the
+// names of the devices and the nexthops in the answers, instead of once a
+// query. A device the first read did not know is asked for.
+type RouteAsker struct {
+	h     *Handle
+	names *devNames
+	nhs   setNexthops
+}
+
+// NewRouteAsker reads the links and nexthop objects for the queries to
+// come.
+func (h *Handle) NewRouteAsker() (*RouteAsker, error) {
+	a := &RouteAsker{h: h}
 	c, err := h.lock()
 	if err != nil {
-		return state.Route{}, err
+		return nil, err
 	}
 	defer h.mu.Unlock()
+	return a, a.read(c)
+}
+
+// read reads the links and nexthop objects, once.
+func (a *RouteAsker) read(c *conn) error {
+	if a.names != nil {
+		return nil
+	}
 	links, err := c.dumpLinks()
 	if err != nil {
-		return state.Route{}, err
+		return err
 	}
-	nhs, err := c.ownNexthops()
+	if a.nhs, err = c.ownNexthops(); err != nil {
+		return err
+	}
+	a.names = newDevNames(links)
+	return nil
+}
+
+// RouteGet is Handle.RouteGet.
+func (a *RouteAsker) RouteGet(q RouteQuery) (RouteAnswer, error) {
+	c, err := a.h.lock()
+	if err != nil {
+		return RouteAnswer{}, err
+	}
+	defer a.h.mu.Unlock()
+	var ans RouteAnswer
+	oif := 0
+	err = c.routeGet(q, 0, func(data []byte) {
+		ans.RouteType = state.RouteType(data[7])
+		ans.Type = ans.RouteType.String()
+		ans.Table = uint32(data[4])
+		at := attrs{b: data[unix.SizeofRtMsg:]}
+		for at.next() {
+			switch at.typ {
+			case unix.RTA_OIF:
+				oif = int(at.u32())
+			case unix.RTA_PREFSRC:
+				ans.Src = ipAddr(at.val)
+			case unix.RTA_GATEWAY:
+				ans.Gateway = ipAddr(at.val)
+			case unix.RTA_VIA:
+				if len(at.val) > sizeofRtVia {
+					ans.Gateway = ipAddr(at.val[sizeofRtVia:])
+				}
+			case unix.RTA_TABLE:
+				ans.Table = at.u32()
+			}
+		}
+	})
+	if err != nil {
+		return RouteAnswer{}, err
+	}
+	if a.names != nil {
+		ans.Dev = a.names.name(oif)
+	}
+	if ans.Dev == "" {
+		l, err := c.getLink("", oif, -1)
+		if err != nil {
+			return RouteAnswer{}, err
+		}
+		ans.Dev = l.Name
+	}
+	return ans, nil
+}
+
+// RouteMatch is Handle.RouteMatch.
+func (a *RouteAsker) RouteMatch(q RouteQuery) (state.Route, error) {
+	c, err := a.h.lock()
 	if err != nil {
 		return state.Route{}, err
 	}
-	d := newDevNames(links)
+	defer a.h.mu.Unlock()
+	if err := a.read(c); err != nil {
+		return state.Route{}, err
+	}
 	var r state.Route
 	var pool nhPool
 	decoded := false
 	err = c.routeGet(q, unix.RTM_F_FIB_MATCH, func(data []byte) {
-		decoded = decodePlainRoute(data, &r, d, &pool, nhs)
+		decoded = decodePlainRoute(data, &r, a.names, &pool, a.nhs)
 	})
 	if err == nil && !decoded {
 		err = errors.New("the kernel's route could not be read")
