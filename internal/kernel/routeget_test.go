@@ -2,6 +2,7 @@ package kernel
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/netip"
 	"os/exec"
 	"strings"
@@ -28,6 +29,10 @@ rule add from 192.0.2.2 lookup 100 pref 102
 route add blackhole 203.0.113.64/26
 `)
 	h := openT(t, ns)
+	asker, err := h.NewRouteAsker()
+	if err != nil {
+		t.Fatal(err)
+	}
 	uid := uint32(1234)
 	for _, tc := range []struct {
 		args []string
@@ -47,6 +52,14 @@ route add blackhole 203.0.113.64/26
 		name := strings.Join(tc.args, " ")
 		out, ipErr := exec.Command("ip", append([]string{"-n", ns, "-j", "route", "get"}, tc.args...)...).CombinedOutput()
 		got, err := h.RouteGet(tc.q)
+		// A batch's asker (links and nexthops read once) answers alike.
+		if ag, aerr := asker.RouteGet(tc.q); (aerr == nil) != (err == nil) || ag != got {
+			t.Errorf("%s: RouteAsker.RouteGet %+v, %v; Handle.RouteGet %+v, %v", name, ag, aerr, got, err)
+		}
+		m1, e1 := h.RouteMatch(tc.q)
+		if m2, e2 := asker.RouteMatch(tc.q); fmt.Sprint(m1, e1) != fmt.Sprint(m2, e2) {
+			t.Errorf("%s: RouteAsker.RouteMatch %v, %v; Handle.RouteMatch %v, %v", name, m2, e2, m1, e1)
+		}
 		if ipErr != nil {
 			if err == nil {
 				t.Errorf("%s: ip says %s; RouteGet %+v", name, strings.TrimSpace(string(out)), got)
