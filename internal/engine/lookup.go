@@ -135,11 +135,11 @@ func partialAnswer(h RouteAsker, st *state.State, left kernel.LeftOut, q fib.Que
 // fib.Batch answers them from a read of the whole namespace, with one
 // read that leaves the big tables out and the kernel's answer per query
 // (LookupLive's way, one partial FIB for all: fib.NewPartials): on a
-// full BGP table, a fraction of a millisecond a query instead of a second
-// for the read. ok is false, and nothing is answered, when
-// the namespace has no big table (a whole read costs little then and
-// answers all), a line names a device (an input query, an oif: the whole
-// read checks the name), or an answer needs more of a big table than the
+// full BGP table, a fraction of a millisecond a query instead of a
+// second for the read. ok is false, and nothing is answered, when the
+// namespace has no big table (a whole read costs little then and answers
+// all), a line names a device (an input query, an oif: the whole read
+// checks the name), or an answer needs more of a big table than the
 // kernel tells; the caller then reads the namespace whole.
 func (e *Engine) BatchFew(lines []byte) (out []byte, ok bool, err error) {
 	h, err := e.Host.Open(e.Netns)
